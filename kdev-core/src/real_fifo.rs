@@ -1,0 +1,284 @@
+//! The in-order FIFO that client-go's informers use since 1.36: every event delivered in
+//! arrival order, no per-key coalescing
+//! ([`tools/cache/the_real_fifo.go`](https://github.com/kubernetes/client-go/blob/master/tools/cache/the_real_fifo.go)).
+//!
+//! See the [`delta_fifo`](crate::delta_fifo) module docs for when to use which FIFO.
+//!
+//! # Examples
+//!
+//! ```
+//! use k8s_openapi::api::core::v1::ConfigMap;
+//! use kdev_core::delta_fifo::DeltaType;
+//! use kdev_core::real_fifo::RealFifo;
+//!
+//! # fn cm(name: &str) -> ConfigMap {
+//! #     let mut cm = ConfigMap::default();
+//! #     cm.metadata.name = Some(name.into());
+//! #     cm
+//! # }
+//! # futures::executor::block_on(async {
+//! let fifo = RealFifo::<ConfigMap>::default();
+//! fifo.add(cm("a"));
+//! fifo.add(cm("b"));
+//! fifo.update(cm("a"));
+//!
+//! // Events come out exactly as they went in: a, b, then a again.
+//! let mut seen = Vec::new();
+//! while let Some((kind, name)) =
+//!     fifo.try_pop(|d, _| (d.kind, d.object.get().unwrap().metadata.name.clone().unwrap()))
+//! {
+//!     seen.push(format!("{kind} {name}"));
+//! }
+//! assert_eq!(seen, ["Added a", "Added b", "Updated a"]);
+//! # });
+//! ```
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+
+use kube_core::Resource;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::delta_fifo::{Closed, Config, Delta, DeltaType};
+use crate::store::key_of;
+
+type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// What the queue still holds for one key.
+struct Pending<K> {
+    count: usize,
+    last: Delta<K>,
+}
+
+struct State<K> {
+    queue: VecDeque<(Arc<str>, Delta<K>)>,
+    pending: Map<Arc<str>, Pending<K>>,
+    populated: bool,
+    initial_population_count: usize,
+    closed: bool,
+}
+
+/// A FIFO of single deltas, handed out in exactly the order they were queued
+/// (client-go's `RealFIFO`).
+///
+/// # Guarantees
+///
+/// 1. Every queued delta is handed out once, in queue order; nothing is merged.
+/// 2. [`replace`](Self::replace) queues every listed object as [`DeltaType::Replaced`]
+///    (or `Sync`), then a [`DeletedFinalStateUnknown`](crate::delta_fifo::DeletedFinalStateUnknown)
+///    deletion for every key that exists — in the known-objects store or by the queue's own
+///    pending events — and is missing from the list.
+/// 3. [`resync`](Self::resync) queues [`DeltaType::Sync`] for every known object without
+///    pending deltas.
+/// 4. [`has_synced`](Self::has_synced) is true once a change was queued before the first
+///    `replace`, or once every delta that replace queued has been popped.
+#[doc(alias = "RealFIFO")]
+pub struct RealFifo<K> {
+    state: Mutex<State<K>>,
+    notify: Notify,
+    config: Config<K>,
+}
+
+impl<K: Resource + Send + Sync + 'static> Default for RealFifo<K> {
+    fn default() -> Self {
+        Self::new(Config::default())
+    }
+}
+
+impl<K> fmt::Debug for RealFifo<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state.lock();
+        f.debug_struct("RealFifo")
+            .field("queued", &state.queue.len())
+            .field("closed", &state.closed)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<K: Resource + Send + Sync + 'static> RealFifo<K> {
+    /// An empty FIFO.
+    pub fn new(config: Config<K>) -> Self {
+        Self {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                pending: Map::default(),
+                populated: false,
+                initial_population_count: 0,
+                closed: false,
+            }),
+            notify: Notify::new(),
+            config,
+        }
+    }
+
+    /// Queues a [`DeltaType::Added`] delta.
+    pub fn add(&self, obj: impl Into<Arc<K>>) {
+        self.queue_object(DeltaType::Added, obj.into());
+    }
+
+    /// Queues a [`DeltaType::Updated`] delta.
+    pub fn update(&self, obj: impl Into<Arc<K>>) {
+        self.queue_object(DeltaType::Updated, obj.into());
+    }
+
+    /// Queues a [`DeltaType::Deleted`] delta.
+    pub fn delete(&self, obj: impl Into<Arc<K>>) {
+        self.queue_object(DeltaType::Deleted, obj.into());
+    }
+
+    /// Queues the result of a full list (guarantee 2).
+    pub fn replace(&self, list: impl IntoIterator<Item = impl Into<Arc<K>>>) {
+        let kind = self.config.list_kind();
+        let mut state = self.state.lock();
+        // What exists before this list: known objects, corrected by pending events.
+        let mut existing: Map<Arc<str>, Option<Arc<K>>> = Map::default();
+        if let Some(known) = self.config.known() {
+            for key in known.list_keys() {
+                let obj = known.get_by_key(&key);
+                existing.insert(key, obj);
+            }
+        }
+        for (key, pending) in &state.pending {
+            if pending.last.kind == DeltaType::Deleted {
+                existing.remove(key);
+            } else {
+                existing.insert(Arc::clone(key), pending.last.object.get().cloned());
+            }
+        }
+
+        let mut queued = 0;
+        let mut listed: HashSet<Arc<str>, foldhash::fast::RandomState> = HashSet::default();
+        for obj in list {
+            let obj = obj.into();
+            let key: Arc<str> = key_of(&*obj).into();
+            listed.insert(Arc::clone(&key));
+            self.push(&mut state, key, Delta::object(kind, obj));
+            queued += 1;
+        }
+        let mut gone: Vec<_> = existing.into_iter().filter(|(key, _)| !listed.contains(key)).collect();
+        gone.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, last) in gone {
+            self.push(&mut state, Arc::clone(&key), Delta::tombstone(key, last));
+            queued += 1;
+        }
+        if !state.populated {
+            state.populated = true;
+            state.initial_population_count = queued;
+        }
+    }
+
+    /// Queues a [`DeltaType::Sync`] for every known object without pending deltas
+    /// (guarantee 3). Does nothing without a known-objects store.
+    pub fn resync(&self) {
+        let Some(known) = self.config.known() else { return };
+        let mut state = self.state.lock();
+        for key in known.list_keys() {
+            if state.pending.contains_key(&key) {
+                continue;
+            }
+            if let Some(obj) = known.get_by_key(&key) {
+                self.push(&mut state, key, Delta::object(DeltaType::Sync, obj));
+            }
+        }
+    }
+
+    /// Waits for a delta, removes it and runs `process(delta, in_initial_list)` on it.
+    ///
+    /// `process` runs while the FIFO is locked; it must not call back into this FIFO.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] once the FIFO is closed and empty.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: nothing is removed unless it is also processed.
+    pub async fn pop<R>(&self, process: impl FnOnce(Delta<K>, bool) -> R) -> Result<R, Closed> {
+        let mut process = Some(process);
+        crate::wait::until(&self.state, &self.notify, |state| {
+            if state.queue.is_empty() {
+                return state.closed.then_some(Err(Closed));
+            }
+            let process = process.take()?;
+            Self::pop_locked(state, process).map(Ok)
+        })
+        .await
+    }
+
+    /// Like [`pop`](Self::pop) but never waits: `None` when the FIFO is empty.
+    pub fn try_pop<R>(&self, process: impl FnOnce(Delta<K>, bool) -> R) -> Option<R> {
+        let mut state = self.state.lock();
+        Self::pop_locked(&mut state, process)
+    }
+
+    fn pop_locked<R>(state: &mut State<K>, process: impl FnOnce(Delta<K>, bool) -> R) -> Option<R> {
+        let in_initial_list = !Self::synced(state);
+        let (key, delta) = state.queue.pop_front()?;
+        if let Some(pending) = state.pending.get_mut(&key) {
+            pending.count -= 1;
+            if pending.count == 0 {
+                state.pending.remove(&key);
+            }
+        }
+        state.initial_population_count = state.initial_population_count.saturating_sub(1);
+        Some(process(delta, in_initial_list))
+    }
+
+    fn synced(state: &State<K>) -> bool {
+        state.populated && state.initial_population_count == 0
+    }
+
+    /// Whether the first list has been fully popped (guarantee 4).
+    pub fn has_synced(&self) -> bool {
+        Self::synced(&self.state.lock())
+    }
+
+    /// Closes the FIFO; pops return [`Closed`] once it is empty.
+    pub fn close(&self) {
+        self.state.lock().closed = true;
+        self.notify.notify_waiters();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// The number of queued deltas.
+    pub fn len(&self) -> usize {
+        self.state.lock().queue.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn queue_object(&self, kind: DeltaType, obj: Arc<K>) {
+        let key: Arc<str> = key_of(&*obj).into();
+        let mut state = self.state.lock();
+        state.populated = true;
+        self.push(&mut state, key, Delta::object(kind, obj));
+    }
+
+    fn push(&self, state: &mut State<K>, key: Arc<str>, delta: Delta<K>) {
+        match state.pending.get_mut(&key) {
+            Some(pending) => {
+                pending.count += 1;
+                pending.last = delta.clone();
+            }
+            None => {
+                let pending = Pending {
+                    count: 1,
+                    last: delta.clone(),
+                };
+                state.pending.insert(Arc::clone(&key), pending);
+            }
+        }
+        state.queue.push_back((key, delta));
+        self.notify.notify_one();
+    }
+}

@@ -1,0 +1,287 @@
+//! The queue's bookkeeping, always used under the queue's lock.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::intake::Intake;
+use super::metrics::QueueMetrics;
+pub(crate) use super::ready::Added;
+use super::ready::Ready;
+
+type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// An item waiting for its `add_after` time.
+struct Waiting {
+    ready_at: Instant,
+    seq: u64,
+    priority: i32,
+}
+
+/// A timer-heap entry; the earliest `ready_at` is the greatest, for `BinaryHeap`.
+struct Timer<T> {
+    ready_at: Instant,
+    seq: u64,
+    item: T,
+}
+
+impl<T> PartialEq for Timer<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl<T> Eq for Timer<T> {}
+impl<T> PartialOrd for Timer<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Timer<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.ready_at, other.seq).cmp(&(self.ready_at, self.seq))
+    }
+}
+
+pub(crate) struct State<T> {
+    ready: Ready<T>,
+    waiting: Map<T, Waiting>,
+    timers: BinaryHeap<Timer<T>>,
+    seq: u64,
+    pub(crate) shutting_down: bool,
+    pub(crate) draining: bool,
+    /// Consumers asleep in `get`, the most recent last.
+    sleepers: Vec<Arc<Sleeper>>,
+    /// The other half of the intake's double buffer.
+    spare: Vec<(T, i32)>,
+    /// Sleepers woken that have not yet looked at the queue. While one is on its way, no
+    /// other is woken: it wakes the next itself if it leaves work behind. This keeps a
+    /// burst of adds from waking every consumer for one item each.
+    woken: usize,
+}
+
+/// The parking spot of one consumer waiting in `get`.
+#[derive(Default)]
+pub(crate) struct Sleeper {
+    woken: AtomicBool,
+    waker: parking_lot::Mutex<Option<Waker>>,
+}
+
+impl Sleeper {
+    fn wake(&self) {
+        self.woken.store(true, AtomicOrdering::Release);
+        if let Some(waker) = self.waker.lock().take() {
+            waker.wake();
+        }
+    }
+
+    /// Resolves once [`State::wake_one`] or [`State::wake_all`] picked this sleeper.
+    pub(crate) fn sleep(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.woken.load(AtomicOrdering::Acquire) {
+                return Poll::Ready(());
+            }
+            *self.waker.lock() = Some(cx.waker().clone());
+            if self.woken.load(AtomicOrdering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+}
+
+impl<T: Hash + Eq + Clone> State<T> {
+    pub(crate) fn new() -> Self {
+        Self {
+            ready: Ready::new(),
+            waiting: Map::default(),
+            timers: BinaryHeap::new(),
+            seq: 0,
+            shutting_down: false,
+            draining: false,
+            sleepers: Vec::new(),
+            spare: Vec::new(),
+            woken: 0,
+        }
+    }
+
+    /// Moves everything producers added into the queue, in order; returns how many items
+    /// became ready. Items accepted by the intake are taken even during shutdown: they
+    /// were added before it.
+    pub(crate) fn fold(&mut self, intake: &Intake<T>, metrics: Option<&QueueMetrics>) -> usize {
+        intake.swap(&mut self.spare);
+        if self.spare.is_empty() {
+            return 0;
+        }
+        let mut batch = std::mem::take(&mut self.spare);
+        let mut ready = 0;
+        for (item, priority) in batch.drain(..) {
+            if let Some(m) = metrics {
+                m.adds.inc();
+            }
+            if self.ready.add(item, priority, metrics) == Added::Ready {
+                ready += 1;
+            }
+        }
+        self.spare = batch;
+        ready
+    }
+
+    /// Whether a producer must wake a consumer: one sleeps and none is on its way.
+    pub(crate) fn need_wake(&self) -> bool {
+        !self.sleepers.is_empty() && self.woken == 0
+    }
+
+    /// Puts a consumer to sleep; it must call [`Self::wake_up`] when it next holds the lock
+    /// (or is dropped).
+    pub(crate) fn park(&mut self, sleeper: &Arc<Sleeper>) {
+        sleeper.woken.store(false, AtomicOrdering::Relaxed);
+        self.sleepers.push(Arc::clone(sleeper));
+    }
+
+    /// A parked consumer is back (woken, timed out or cancelled). Returns whether it had
+    /// been woken, i.e. whether it owes the queue a look.
+    pub(crate) fn wake_up(&mut self, sleeper: &Arc<Sleeper>) -> bool {
+        if sleeper.woken.load(AtomicOrdering::Acquire) {
+            self.woken = self.woken.saturating_sub(1);
+            true
+        } else {
+            self.sleepers.retain(|s| !Arc::ptr_eq(s, sleeper));
+            false
+        }
+    }
+
+    /// Wakes one sleeping consumer, unless one is already on its way.
+    pub(crate) fn wake_one(&mut self) {
+        if self.woken == 0
+            && let Some(sleeper) = self.sleepers.pop()
+        {
+            self.woken += 1;
+            sleeper.wake();
+        }
+    }
+
+    /// Wakes every sleeping consumer (shutdown).
+    pub(crate) fn wake_all(&mut self) {
+        for sleeper in self.sleepers.drain(..) {
+            self.woken += 1;
+            sleeper.wake();
+        }
+    }
+
+    /// Items ready to be handed out.
+    pub(crate) fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
+    pub(crate) fn processing_len(&self) -> usize {
+        self.ready.processing_len()
+    }
+
+    /// When the earliest waiting item becomes ready.
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        self.timers.peek().map(|t| t.ready_at)
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// client-go's `Add` (see [`Ready::add`]); nothing after shutdown.
+    pub(crate) fn add(&mut self, item: T, priority: i32, metrics: Option<&QueueMetrics>) -> Added {
+        if self.shutting_down {
+            return Added::Nothing;
+        }
+        if let Some(m) = metrics {
+            m.adds.inc();
+        }
+        self.ready.add(item, priority, metrics)
+    }
+
+    /// client-go's `AddAfter`: the earlier ready time wins for an item already waiting.
+    /// Returns whether the earliest timer moved earlier.
+    pub(crate) fn add_after(&mut self, item: T, delay: Duration, priority: i32, metrics: Option<&QueueMetrics>) -> bool {
+        if self.shutting_down {
+            return false;
+        }
+        if let Some(m) = metrics {
+            m.retries.inc();
+        }
+        let ready_at = Instant::now() + delay;
+        let earliest = self.next_timer().is_none_or(|t| ready_at < t);
+        if let Some(waiting) = self.waiting.get_mut(&item) {
+            waiting.priority = waiting.priority.max(priority);
+            if ready_at >= waiting.ready_at {
+                return false;
+            }
+            self.seq += 1;
+            waiting.ready_at = ready_at;
+            waiting.seq = self.seq;
+            self.timers.push(Timer {
+                ready_at,
+                seq: self.seq,
+                item,
+            });
+            return earliest;
+        }
+        let seq = self.next_seq();
+        self.waiting.insert(item.clone(), Waiting { ready_at, seq, priority });
+        self.timers.push(Timer { ready_at, seq, item });
+        earliest
+    }
+
+    /// Moves waiting items whose time has come into the ready lanes; returns how many
+    /// became ready.
+    pub(crate) fn promote(&mut self, metrics: Option<&QueueMetrics>) -> usize {
+        if self.timers.is_empty() {
+            return 0;
+        }
+        let now = Instant::now();
+        let mut ready = 0;
+        while self.timers.peek().is_some_and(|t| t.ready_at <= now) {
+            let Some(timer) = self.timers.pop() else { break };
+            let live = self.waiting.get(&timer.item).is_some_and(|w| w.seq == timer.seq);
+            if !live {
+                continue;
+            }
+            if let Some((item, waiting)) = self.waiting.remove_entry(&timer.item)
+                && self.add(item, waiting.priority, metrics) == Added::Ready
+            {
+                ready += 1;
+            }
+        }
+        ready
+    }
+
+    /// Takes the next ready item into processing.
+    pub(crate) fn take(&mut self, metrics: Option<&QueueMetrics>) -> Option<T> {
+        self.ready.take(metrics)
+    }
+
+    /// Stops intake and drops every waiting item, as client-go's delaying queue stops its
+    /// waiting loop.
+    pub(crate) fn shut_down(&mut self, drain: bool) {
+        self.shutting_down = true;
+        self.draining = drain;
+        self.waiting.clear();
+        self.timers.clear();
+        self.wake_all();
+    }
+
+    /// Marks an item done; returns whether it became ready again.
+    pub(crate) fn done(&mut self, item: &T, metrics: Option<&QueueMetrics>) -> bool {
+        self.ready.done(item, metrics)
+    }
+
+    /// Seconds of work in progress summed, and the longest.
+    pub(crate) fn unfinished(&self) -> (f64, f64) {
+        self.ready.unfinished()
+    }
+}

@@ -1,0 +1,38 @@
+//! kdev: a Rust framework for extending Kubernetes — the machinery of client-go and
+//! controller-runtime, with the server sides (webhooks, scheduler extenders, node plugins)
+//! that extension authors otherwise write by hand.
+//!
+//! This facade re-exports the kdev crates. Today it carries [`kdev_core`]: the indexed
+//! store, the DeltaFIFO and in-order FIFO, and the rate-limited work queue. Informers,
+//! controllers, the derive macro, webhooks, the scheduler extender and node plugins join
+//! it as they land, each behind a cargo feature.
+//!
+//! # Example
+//!
+//! ```
+//! use kdev::workqueue::WorkQueue;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let queue = WorkQueue::<String>::default();
+//! queue.add("default/web".into());
+//! queue.add("default/web".into()); // deduplicated
+//! assert_eq!(queue.len(), 1);
+//!
+//! let key = queue.get().await.unwrap();
+//! queue.done(&key);
+//! # }
+//! ```
+//!
+//! # Crates
+//!
+//! | module | crate | what it is |
+//! |---|---|---|
+//! | [`store`], [`delta_fifo`], [`real_fifo`], [`workqueue`] | [`kdev_core`] | client-go's primitives |
+//!
+//! kdev never enables a k8s-openapi version feature; your binary picks one, e.g.
+//! `k8s-openapi = { version = "0.29", features = ["latest"] }`.
+
+pub use kdev_core;
+pub use kdev_core::{delta_fifo, real_fifo, store, workqueue};
+pub use kdev_core::{DeltaFifo, RealFifo, Store, WorkQueue};

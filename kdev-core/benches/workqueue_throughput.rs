@@ -59,7 +59,9 @@ fn run(rt: &tokio::runtime::Runtime, keys: Vec<String>) -> (usize, Duration) {
             tokio::spawn(async move {
                 for (i, key) in keys.into_iter().enumerate() {
                     queue.add(key);
-                    if yield_every > 0 && i % yield_every == 0 { tokio::task::yield_now().await; }
+                    if yield_every > 0 && i % yield_every == 0 {
+                        tokio::task::yield_now().await;
+                    }
                 }
                 queue.shutdown();
             })
@@ -78,7 +80,10 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let runs: usize = std::env::var("KDEV_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
+    let runs: usize = std::env::var("KDEV_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -34,5 +34,5 @@
 //! `k8s-openapi = { version = "0.29", features = ["latest"] }`.
 
 pub use kdev_core;
-pub use kdev_core::{delta_fifo, real_fifo, store, workqueue};
 pub use kdev_core::{DeltaFifo, RealFifo, Store, WorkQueue};
+pub use kdev_core::{delta_fifo, real_fifo, store, workqueue};

@@ -107,7 +107,11 @@ impl<K> Config<K> {
     }
 
     pub(crate) fn list_kind(&self) -> DeltaType {
-        if self.emit_replaced { DeltaType::Replaced } else { DeltaType::Sync }
+        if self.emit_replaced {
+            DeltaType::Replaced
+        } else {
+            DeltaType::Sync
+        }
     }
 
     pub(crate) fn known(&self) -> Option<&dyn KnownObjects<K>> {
@@ -202,7 +206,10 @@ impl<K: Resource + Send + Sync + 'static> DeltaFifo<K> {
         let mut state = self.state.lock();
         state.populated = true;
         let queued = state.items.contains_key(&key);
-        let known = self.config.known().is_some_and(|known| known.get_by_key(&key).is_some());
+        let known = self
+            .config
+            .known()
+            .is_some_and(|known| known.get_by_key(&key).is_some());
         if !queued && !known {
             return;
         }
@@ -226,7 +233,11 @@ impl<K: Resource + Send + Sync + 'static> DeltaFifo<K> {
         // Queued keys missing from the list: the watch missed their deletion.
         let missing: Vec<Arc<str>> = state.queue.iter().filter(|k| !listed.contains(*k)).cloned().collect();
         for key in missing {
-            let last = state.items.get(&key).and_then(|d| d.last()).and_then(|d| d.object.get().cloned());
+            let last = state
+                .items
+                .get(&key)
+                .and_then(|d| d.last())
+                .and_then(|d| d.object.get().cloned());
             deletions += 1;
             self.push(&mut state, Arc::clone(&key), Delta::tombstone(key, last));
         }

@@ -99,7 +99,11 @@ impl Metrics {
             live: Arc::new(LiveQueues::default()),
         };
         registry.register("workqueue_depth", "Current depth of workqueue", metrics.depth.clone());
-        registry.register("workqueue_adds", "Total number of adds handled by workqueue", metrics.adds.clone());
+        registry.register(
+            "workqueue_adds",
+            "Total number of adds handled by workqueue",
+            metrics.adds.clone(),
+        );
         registry.register(
             "workqueue_retries",
             "Total number of retries handled by workqueue",
@@ -175,7 +179,9 @@ struct LiveQueues {
 
 impl fmt::Debug for LiveQueues {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LiveQueues").field("queues", &self.queues.lock().len()).finish()
+        f.debug_struct("LiveQueues")
+            .field("queues", &self.queues.lock().len())
+            .finish()
     }
 }
 

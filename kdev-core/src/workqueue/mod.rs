@@ -43,10 +43,10 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use self::intake::Intake;
 pub use self::metrics::Metrics;
 use self::metrics::{InFlight, QueueMetrics};
 pub use self::rate_limiter::{RateLimiter, default_controller_rate_limiter};
-use self::intake::Intake;
 use self::state::{Sleeper, State};
 
 /// The priority of ordinary adds.
@@ -201,7 +201,9 @@ impl<T> Clone for WorkQueue<T> {
 
 impl<T> fmt::Debug for WorkQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WorkQueue").field("name", &self.shared.name).finish_non_exhaustive()
+        f.debug_struct("WorkQueue")
+            .field("name", &self.shared.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -355,7 +357,9 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
                 }
                 state.next_timer()
             };
-            let Some(sleeper) = parked.sleeper.clone() else { continue };
+            let Some(sleeper) = parked.sleeper.clone() else {
+                continue;
+            };
             match deadline {
                 Some(deadline) => {
                     tokio::select! {
@@ -434,6 +438,9 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
 
     fn shut_down(&self, drain: bool) {
         let mut state = self.shared.state.lock();
+        // Items whose delay has passed were added before the shutdown, as client-go's
+        // waiting loop would have added them by now.
+        state.promote(self.metrics());
         state.shut_down(drain);
         self.shared.intake.set_need_wake(state.need_wake());
     }

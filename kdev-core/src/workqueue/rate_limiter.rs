@@ -180,7 +180,11 @@ impl<T: Hash + Eq + Clone> ItemFastSlow<T> {
 impl<T: Hash + Eq + Clone + Send> RateLimiter<T> for ItemFastSlow<T> {
     fn when(&self, item: &T) -> Duration {
         let failures = self.failures.bump(item).saturating_add(1);
-        if failures <= self.max_fast { self.fast } else { self.slow }
+        if failures <= self.max_fast {
+            self.fast
+        } else {
+            self.slow
+        }
     }
     fn forget(&self, item: &T) {
         self.failures.forget(item);

@@ -122,7 +122,13 @@ impl<T: Hash + Eq + Clone> Ready<T> {
     }
 
     /// Appends a slot to the lane of `priority`, creating the lane if needed; returns its id.
-    fn push(&mut self, metrics: Option<&QueueMetrics>, priority: i32, slot: Slot<T>, queued_at: Option<Instant>) -> u64 {
+    fn push(
+        &mut self,
+        metrics: Option<&QueueMetrics>,
+        priority: i32,
+        slot: Slot<T>,
+        queued_at: Option<Instant>,
+    ) -> u64 {
         let at = match self.lanes.iter().position(|l| l.priority <= priority) {
             Some(i) if self.lanes[i].priority == priority => i,
             found => {
@@ -152,7 +158,14 @@ impl<T: Hash + Eq + Clone> Ready<T> {
     }
 
     /// Queues an item not queued yet.
-    fn enqueue(&mut self, hash: u64, item: T, priority: i32, queued_at: Option<Instant>, metrics: Option<&QueueMetrics>) {
+    fn enqueue(
+        &mut self,
+        hash: u64,
+        item: T,
+        priority: i32,
+        queued_at: Option<Instant>,
+        metrics: Option<&QueueMetrics>,
+    ) {
         let id = self.push(metrics, priority, Some(item), queued_at) as u32;
         let hash = hash32(hash);
         self.index
@@ -169,10 +182,9 @@ impl<T: Hash + Eq + Clone> Ready<T> {
             return Added::Nothing;
         }
         let lanes = &self.lanes;
-        let Ok(entry) = self
-            .index
-            .find_entry(table_hash(hash32(hash)), |loc| slot_of(lanes, loc).and_then(Option::as_ref) == Some(&item))
-        else {
+        let Ok(entry) = self.index.find_entry(table_hash(hash32(hash)), |loc| {
+            slot_of(lanes, loc).and_then(Option::as_ref) == Some(&item)
+        }) else {
             let now = metrics.map(|_| Instant::now());
             self.enqueue(hash, item, priority, now, metrics);
             return Added::Ready;
@@ -216,7 +228,8 @@ impl<T: Hash + Eq + Clone> Ready<T> {
             self.index.clear();
         } else {
             let lanes = &self.lanes;
-            self.index.retain(|loc| lane_of(lanes, loc.priority).is_some_and(|lane| lane.position(loc.id).is_some()));
+            self.index
+                .retain(|loc| lane_of(lanes, loc.priority).is_some_and(|lane| lane.position(loc.id).is_some()));
         }
         self.stale = 0;
     }

@@ -207,7 +207,13 @@ impl<T: Hash + Eq + Clone> State<T> {
 
     /// client-go's `AddAfter`: the earlier ready time wins for an item already waiting.
     /// Returns whether the earliest timer moved earlier.
-    pub(crate) fn add_after(&mut self, item: T, delay: Duration, priority: i32, metrics: Option<&QueueMetrics>) -> bool {
+    pub(crate) fn add_after(
+        &mut self,
+        item: T,
+        delay: Duration,
+        priority: i32,
+        metrics: Option<&QueueMetrics>,
+    ) -> bool {
         if self.shutting_down {
             return false;
         }
@@ -232,7 +238,14 @@ impl<T: Hash + Eq + Clone> State<T> {
             return earliest;
         }
         let seq = self.next_seq();
-        self.waiting.insert(item.clone(), Waiting { ready_at, seq, priority });
+        self.waiting.insert(
+            item.clone(),
+            Waiting {
+                ready_at,
+                seq,
+                priority,
+            },
+        );
         self.timers.push(Timer { ready_at, seq, item });
         earliest
     }

@@ -1,0 +1,1 @@
+//! Tests of `kdev_core::delta_fifo`.

@@ -1,0 +1,7 @@
+//! kdev-core's integration tests: one binary, a module per area.
+
+mod delta_fifo;
+mod real_fifo;
+mod send_sync;
+mod store;
+mod workqueue;

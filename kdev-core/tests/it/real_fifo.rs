@@ -1,0 +1,1 @@
+//! Tests of `kdev_core::real_fifo`.

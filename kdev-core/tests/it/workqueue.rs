@@ -1,0 +1,386 @@
+//! Tests of `kdev_core::workqueue`: the contract (a)–(d), delays, priorities, rate
+//! limiting, shutdown, cancellation and metrics.
+
+mod model;
+mod rate_limiters;
+mod stress;
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use kdev_core::workqueue::{self, AddOptions, LOW_PRIORITY, WorkQueue, rate_limiter::ItemExponential};
+use tokio::time::Instant;
+
+fn queue() -> WorkQueue<&'static str> {
+    WorkQueue::default()
+}
+
+/// Takes an item if one is ready now.
+fn try_get<T: std::hash::Hash + Eq + Clone + Send + 'static>(queue: &WorkQueue<T>) -> Option<Option<T>> {
+    queue.get().now_or_never()
+}
+
+#[tokio::test]
+async fn an_item_added_many_times_before_it_is_taken_is_handed_out_once() {
+    let queue = queue();
+    for _ in 0..5 {
+        queue.add("a");
+    }
+    queue.add("b");
+    assert_eq!(queue.len(), 2);
+    assert_eq!(queue.get().await, Some("a"));
+    assert_eq!(queue.get().await, Some("b"));
+    assert_eq!(try_get(&queue), None, "nothing else is ready");
+}
+
+#[tokio::test]
+async fn an_item_being_processed_is_not_handed_to_another_worker() {
+    let queue = queue();
+    queue.add("a");
+    assert_eq!(queue.get().await, Some("a"));
+    queue.add("a");
+    assert_eq!(try_get(&queue), None, "a is still being processed");
+    assert_eq!(queue.len(), 0);
+}
+
+#[tokio::test]
+async fn an_item_added_while_processing_is_handed_out_again_after_done() {
+    let queue = queue();
+    queue.add("a");
+    let item = queue.get().await.unwrap();
+    queue.add("a");
+    queue.add("a");
+    queue.done(&item);
+    assert_eq!(queue.len(), 1, "handed out again, once");
+    assert_eq!(queue.get().await, Some("a"));
+    queue.done(&"a");
+    assert_eq!(queue.len(), 0);
+}
+
+#[tokio::test]
+async fn done_for_an_item_not_being_processed_does_nothing() {
+    let queue = queue();
+    queue.done(&"ghost");
+    queue.add("a");
+    queue.done(&"a"); // queued, not processing
+    assert_eq!(queue.len(), 1);
+}
+
+#[tokio::test]
+async fn items_come_out_in_the_order_they_became_ready() {
+    let queue = queue();
+    for key in ["c", "a", "b", "a"] {
+        queue.add(key);
+    }
+    let mut out = Vec::new();
+    while let Some(Some(item)) = try_get(&queue) {
+        out.push(item);
+    }
+    assert_eq!(out, ["c", "a", "b"]);
+}
+
+#[tokio::test]
+async fn shutdown_stops_intake_and_still_hands_out_queued_items() {
+    let queue = queue();
+    queue.add("a");
+    queue.add_after("later", Duration::from_secs(1));
+    queue.shutdown();
+    queue.add("b");
+    assert!(queue.is_shutting_down());
+    assert_eq!(queue.get().await, Some("a"));
+    assert_eq!(queue.get().await, None, "b came after shutdown, later was waiting");
+}
+
+#[tokio::test]
+async fn shutdown_wakes_every_waiting_worker() {
+    let queue = queue();
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let queue = queue.clone();
+            tokio::spawn(async move { queue.get().await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    queue.shutdown();
+    for worker in workers {
+        assert_eq!(worker.await.unwrap(), None);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_with_drain_waits_until_in_flight_items_are_done() {
+    let queue = queue();
+    queue.add("a");
+    let item = queue.get().await.unwrap();
+    let drained = tokio::spawn({
+        let queue = queue.clone();
+        async move {
+            queue.shutdown_with_drain().await;
+            Instant::now()
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!drained.is_finished(), "a is still in flight");
+    let done_at = Instant::now();
+    queue.done(&item);
+    assert_eq!(drained.await.unwrap(), done_at);
+    assert_eq!(queue.get().await, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_ends_a_pending_drain() {
+    let queue = queue();
+    queue.add("a");
+    let _item = queue.get().await.unwrap();
+    let drained = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.shutdown_with_drain().await }
+    });
+    tokio::task::yield_now().await;
+    queue.shutdown();
+    drained.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn add_after_makes_an_item_ready_once_its_delay_has_passed() {
+    let queue = queue();
+    let start = Instant::now();
+    queue.add_after("a", Duration::from_millis(250));
+    assert_eq!(queue.len(), 0);
+    assert_eq!(queue.get().await, Some("a"));
+    assert_eq!(start.elapsed(), Duration::from_millis(250));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_delay_adds_at_once() {
+    let queue = queue();
+    queue.add_after("a", Duration::ZERO);
+    assert_eq!(queue.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn for_an_item_already_waiting_the_earlier_time_wins() {
+    let queue = queue();
+    let start = Instant::now();
+    queue.add_after("a", Duration::from_secs(10));
+    queue.add_after("a", Duration::from_secs(2));
+    queue.add_after("a", Duration::from_secs(5));
+    assert_eq!(queue.get().await, Some("a"));
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    queue.done(&"a");
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(queue.len(), 0, "the later timers were superseded");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_worker_wakes_for_a_timer_added_after_it_went_to_sleep() {
+    let queue = queue();
+    let start = Instant::now();
+    let worker = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.get().await }
+    });
+    tokio::task::yield_now().await;
+    queue.add_after("a", Duration::from_millis(40));
+    assert_eq!(worker.await.unwrap(), Some("a"));
+    assert_eq!(start.elapsed(), Duration::from_millis(40));
+}
+
+#[tokio::test(start_paused = true)]
+async fn delayed_items_come_out_in_the_order_of_their_ready_times() {
+    let queue = queue();
+    queue.add_after("c", Duration::from_millis(30));
+    queue.add_after("a", Duration::from_millis(10));
+    queue.add_after("b", Duration::from_millis(20));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let out = [queue.get().await, queue.get().await, queue.get().await];
+    assert_eq!(out, [Some("a"), Some("b"), Some("c")]);
+}
+
+#[tokio::test]
+async fn higher_priority_items_are_served_first_and_equal_priorities_in_order() {
+    let queue = queue();
+    queue.add_with("initial-1", AddOptions::default().priority(LOW_PRIORITY));
+    queue.add_with("initial-2", AddOptions::default().priority(LOW_PRIORITY));
+    queue.add("change-1");
+    queue.add_with("urgent", AddOptions::default().priority(10));
+    queue.add("change-2");
+    let mut out = Vec::new();
+    while let Some(Some(item)) = try_get(&queue) {
+        out.push(item);
+    }
+    assert_eq!(out, ["urgent", "change-1", "change-2", "initial-1", "initial-2"]);
+}
+
+#[tokio::test]
+async fn adding_a_queued_item_at_a_higher_priority_raises_it_and_never_lowers_it() {
+    let queue = queue();
+    queue.add_with("a", AddOptions::default().priority(LOW_PRIORITY));
+    queue.add_with("b", AddOptions::default().priority(LOW_PRIORITY));
+    queue.add("c");
+    queue.add("b"); // raised to normal, behind c
+    queue.add_with("c", AddOptions::default().priority(LOW_PRIORITY)); // not lowered
+    assert_eq!(queue.len(), 3);
+    let mut out = Vec::new();
+    while let Some(Some(item)) = try_get(&queue) {
+        out.push(item);
+    }
+    assert_eq!(out, ["c", "b", "a"]);
+}
+
+#[tokio::test]
+async fn an_item_re_added_while_processing_keeps_the_highest_priority_it_was_given() {
+    let queue = queue();
+    queue.add("a");
+    let a = queue.get().await.unwrap();
+    queue.add_with("a", AddOptions::default().priority(LOW_PRIORITY));
+    queue.add_with("a", AddOptions::default().priority(5));
+    queue.add("b");
+    queue.done(&a);
+    assert_eq!(queue.get().await, Some("a"), "priority 5 beats b");
+}
+
+#[tokio::test(start_paused = true)]
+async fn add_rate_limited_backs_off_per_item_and_forget_resets_it() {
+    let limiter = ItemExponential::new(Duration::from_millis(5), Duration::from_secs(1)).unwrap();
+    let queue: WorkQueue<&str> = WorkQueue::new(workqueue::Config::default().rate_limiter(limiter));
+    let mut delays = Vec::new();
+    for _ in 0..4 {
+        let start = Instant::now();
+        queue.add_rate_limited("a");
+        let item = queue.get().await.unwrap();
+        delays.push(start.elapsed());
+        queue.done(&item);
+    }
+    assert_eq!(delays, [5, 10, 20, 40].map(Duration::from_millis));
+    assert_eq!(queue.num_requeues(&"a"), 4);
+    queue.forget(&"a");
+    assert_eq!(queue.num_requeues(&"a"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn add_with_after_and_rate_limited_waits_for_the_longer_of_the_two() {
+    let limiter = ItemExponential::new(Duration::from_millis(5), Duration::from_secs(1)).unwrap();
+    let queue: WorkQueue<&str> = WorkQueue::new(workqueue::Config::default().rate_limiter(limiter));
+    let start = Instant::now();
+    queue.add_with(
+        "a",
+        AddOptions::default().after(Duration::from_millis(100)).rate_limited(),
+    );
+    assert_eq!(queue.get().await, Some("a"));
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+}
+
+#[tokio::test]
+async fn a_cancelled_get_loses_no_item_and_no_wake_up() {
+    let queue = queue();
+    // A worker starts waiting, then is cancelled.
+    let waiting = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.get().await }
+    });
+    tokio::task::yield_now().await;
+    waiting.abort();
+    let _ = waiting.await;
+    // Another worker waits; an add must wake it.
+    let worker = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.get().await }
+    });
+    tokio::task::yield_now().await;
+    queue.add("a");
+    let got = tokio::time::timeout(Duration::from_secs(5), worker).await;
+    assert_eq!(got.expect("the worker was woken").unwrap(), Some("a"));
+}
+
+#[tokio::test]
+async fn a_get_cancelled_after_being_woken_passes_the_wake_on() {
+    let queue = queue();
+    let first = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.get().await }
+    });
+    let second = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.get().await }
+    });
+    tokio::task::yield_now().await;
+    // Wake one of them, and cancel the first before it runs.
+    queue.add("a");
+    first.abort();
+    let first = first.await;
+    let second = tokio::time::timeout(Duration::from_secs(5), async {
+        match first {
+            Ok(got) => got, // the first ran before the abort and took it
+            Err(_) => second.await.unwrap(),
+        }
+    })
+    .await
+    .expect("the wake reached a live worker");
+    assert_eq!(second, Some("a"));
+}
+
+#[tokio::test]
+async fn metrics_use_controller_runtime_names_and_labels() {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = workqueue::Metrics::register(&mut registry);
+    let queue: WorkQueue<&str> = WorkQueue::new(workqueue::Config::default().name("pods").metrics(&metrics));
+    let unnamed: WorkQueue<&str> = WorkQueue::new(workqueue::Config::default().metrics(&metrics));
+    unnamed.add("x");
+    queue.add("a");
+    queue.add("a");
+    queue.add("b");
+    queue.add_with("c", AddOptions::default().priority(LOW_PRIORITY));
+    queue.add_after("d", Duration::from_secs(60));
+    assert_eq!(queue.len(), 3);
+    let item = queue.get().await.unwrap();
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for line in [
+        r#"workqueue_adds_total{name="pods",controller="pods"} 4"#,
+        r#"workqueue_retries_total{name="pods",controller="pods"} 1"#,
+        r#"workqueue_depth{name="pods",controller="pods",priority="0"} 1"#,
+        r#"workqueue_depth{name="pods",controller="pods",priority="-100"} 1"#,
+        r#"workqueue_queue_duration_seconds_count{name="pods",controller="pods"} 1"#,
+        "# TYPE workqueue_unfinished_work_seconds gauge",
+        "# TYPE workqueue_longest_running_processor_seconds gauge",
+        r#"workqueue_unfinished_work_seconds{name="pods",controller="pods"}"#,
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    assert!(!text.contains(r#"name="""#), "an unnamed queue reports nothing");
+    queue.done(&item);
+    text.clear();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(text.contains(r#"workqueue_work_duration_seconds_count{name="pods",controller="pods"} 1"#));
+}
+
+#[tokio::test(start_paused = true)]
+async fn unfinished_work_is_reported_at_scrape_time() {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = workqueue::Metrics::register(&mut registry);
+    let queue: WorkQueue<&str> = WorkQueue::new(workqueue::Config::default().name("slow").metrics(&metrics));
+    queue.add("a");
+    queue.add("b");
+    let _a = queue.get().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _b = queue.get().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains(r#"workqueue_unfinished_work_seconds{name="slow",controller="slow"} 4.0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"workqueue_longest_running_processor_seconds{name="slow",controller="slow"} 3.0"#),
+        "{text}"
+    );
+    drop(queue);
+    text.clear();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        !text.contains(r#"workqueue_unfinished_work_seconds{name="slow""#),
+        "a dropped queue is no longer reported"
+    );
+}

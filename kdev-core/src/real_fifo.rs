@@ -174,8 +174,10 @@ impl<K: Resource + Send + Sync + 'static> RealFifo<K> {
     /// (guarantee 3). Does nothing without a known-objects store.
     pub fn resync(&self) {
         let Some(known) = self.config.known() else { return };
+        let mut keys = known.list_keys();
+        keys.sort_unstable();
         let mut state = self.state.lock();
-        for key in known.list_keys() {
+        for key in keys {
             if state.pending.contains_key(&key) {
                 continue;
             }

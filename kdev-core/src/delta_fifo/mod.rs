@@ -140,10 +140,10 @@ struct State<K> {
 /// 3. Two consecutive `Deleted` deltas collapse into one, keeping the one with more
 ///    information (a real object over a tombstone). No other deltas are merged.
 /// 4. [`replace`](Self::replace) queues every listed object, then a
-///    [`DeletedFinalStateUnknown`] deletion for every key that is queued or known to the
-///    known-objects store but missing from the list.
-/// 5. [`resync`](Self::resync) queues a [`DeltaType::Sync`] for every known object, except
-///    keys with pending deltas: a stale cached copy never overtakes a real event.
+///    [`DeletedFinalStateUnknown`] deletion for every key that is queued (in queue order) or
+///    known to the known-objects store (in key order) but missing from the list.
+/// 5. [`resync`](Self::resync) queues a [`DeltaType::Sync`] for every known object, in key
+///    order, except keys with pending deltas: a stale cached copy never overtakes a real event.
 /// 6. [`has_synced`](Self::has_synced) is true once a change was queued before the first
 ///    `replace`, or once every item of the first `replace` has been popped.
 #[doc(alias = "DeltaFIFO")]
@@ -243,10 +243,14 @@ impl<K: Resource + Send + Sync + 'static> DeltaFifo<K> {
         }
         // Known keys missing from the list and not queued.
         if let Some(known) = self.config.known() {
-            for key in known.list_keys() {
-                if listed.contains(&key) || state.items.contains_key(&key) {
-                    continue;
-                }
+            let mut missing: Vec<Arc<str>> = known
+                .list_keys()
+                .into_iter()
+                .filter(|key| !listed.contains(key) && !state.items.contains_key(key))
+                .collect();
+            // In key order, so that what a relist finds does not depend on hashing.
+            missing.sort_unstable();
+            for key in missing {
                 let last = known.get_by_key(&key);
                 deletions += 1;
                 self.push(&mut state, Arc::clone(&key), Delta::tombstone(key, last));
@@ -262,8 +266,10 @@ impl<K: Resource + Send + Sync + 'static> DeltaFifo<K> {
     /// has no pending delta (guarantee 5). Does nothing without a known-objects store.
     pub fn resync(&self) {
         let Some(known) = self.config.known() else { return };
+        let mut keys = known.list_keys();
+        keys.sort_unstable();
         let mut state = self.state.lock();
-        for key in known.list_keys() {
+        for key in keys {
             if state.items.contains_key(&key) {
                 continue;
             }

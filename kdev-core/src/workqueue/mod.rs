@@ -182,9 +182,26 @@ impl<T: Hash + Eq + Clone + Send> InFlight for Shared<T> {
 ///
 /// # Caveats
 ///
-/// Workers must call [`done`](Self::done) for every item [`get`](Self::get) returned, or
-/// the item is never handed out again. [`forget`](Self::forget) only clears the rate
-/// limiter's memory of the item; it does not replace `done`.
+/// - Workers must call [`done`](Self::done) for every item [`get`](Self::get) returned, or
+///   the item is never handed out again. [`forget`](Self::forget) only clears the rate
+///   limiter's memory of the item; it does not replace `done`.
+/// - There is no background task: a delayed item joins the ready items when a worker
+///   waiting in `get` wakes at its time, or at the next `get`, `len` or shutdown. When all
+///   workers are busy past that time, keys added meanwhile may come out before it.
+///
+/// # Memory usage
+///
+/// Each queued item is stored once, plus a 12-byte index record; a taken item leaves a
+/// stale record behind until a sweep, which runs once stale records outnumber queued
+/// items four to one. Items being processed are stored once more (the copy `get` returns
+/// is a clone). The rate limiter keeps one counter per item it has not forgotten: call
+/// [`forget`](Self::forget) when an item succeeds.
+///
+/// # Performance
+///
+/// `add` appends to a short-locked intake buffer and never waits for the lock the workers
+/// use; the next `get` moves the whole buffer into the queue at once. `cargo bench -p
+/// kdev-core --bench workqueue_throughput` compares it with client-go's queue.
 #[doc(alias = "workqueue")]
 #[doc(alias = "RateLimitingInterface")]
 pub struct WorkQueue<T> {

@@ -215,14 +215,15 @@ impl<T: Hash + Eq + Clone> Ready<T> {
     /// moved to the processing set.
     pub(crate) fn take(&mut self, metrics: Option<&QueueMetrics>) -> Option<T> {
         let item = self.take_front(metrics);
-        if self.stale >= PURGE_MIN && self.stale >= self.len {
+        if self.stale >= PURGE_MIN && self.stale >= 4 * self.len {
             self.purge();
         }
         item
     }
 
-    /// Drops the index records of taken items. Called once they outnumber the live ones,
-    /// so the sequential scan costs O(1) per take, amortized.
+    /// Drops the index records of taken items. Called once they outnumber the live ones
+    /// four to one, so the sequential scan costs O(1) per take, amortized, and the index
+    /// never holds more than five records per queued item (plus a small constant).
     fn purge(&mut self) {
         if self.len == 0 {
             self.index.clear();

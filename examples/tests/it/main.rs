@@ -1,0 +1,76 @@
+//! Every lesson runs, succeeds and shows what its page says it shows.
+
+use std::process::Command;
+
+fn run(bin: &str) -> String {
+    let output = Command::new(bin).output().expect("the lesson starts");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{bin} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.trim_end().ends_with("lesson complete"), "{stdout}");
+    stdout
+}
+
+fn assert_shows(stdout: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn the_workqueue_lesson_shows_dedup_requeue_delays_backoff_priorities_and_metrics() {
+    let out = run(env!("CARGO_BIN_EXE_workqueue"));
+    assert_shows(
+        &out,
+        &[
+            "added default/web 3 times and default/db once: 2 keys ready",
+            "after done: 1 ready — the change is not lost",
+            "became ready after 20 ms (asked 60 ms, then 20 ms)",
+            "attempt 1 failed, retried after 5 ms; requeues so far: 1",
+            "attempt 4 failed, retried after 40 ms; requeues so far: 4",
+            "forget resets the backoff (requeues: 0)",
+            "order: default/changed, default/listed-0, default/listed-1, default/listed-2",
+            "3 workers handled 10 reconciles for 30 adds of 10 keys",
+            r#"workqueue_adds_total{name="lesson",controller="lesson"} 3"#,
+        ],
+    );
+}
+
+#[test]
+fn the_delta_fifo_lesson_shows_histories_tombstones_resync_and_the_real_fifo() {
+    let out = run(env!("CARGO_BIN_EXE_delta_fifo"));
+    assert_shows(
+        &out,
+        &[
+            "has_synced before popping: false",
+            "has_synced after popping the whole list: true",
+            "    - Updated (resourceVersion 12)\n    - Updated (resourceVersion 14)",
+            "Deleted as a DeletedFinalStateUnknown tombstone (last known resourceVersion 11)",
+            "    - Sync (resourceVersion 17)",
+            "  pop default/a Updated (resourceVersion 4)",
+        ],
+    );
+    assert_eq!(
+        out.matches("Deleted (resourceVersion 15)").count(),
+        1,
+        "the two deletes collapsed"
+    );
+}
+
+#[test]
+fn the_indexer_lesson_shows_indexes_zero_copy_reads_and_replace() {
+    let out = run(env!("CARGO_BIN_EXE_indexer"));
+    assert_shows(
+        &out,
+        &[
+            "two readers, same object in memory: true",
+            r#"on node-a: ["shop/db-0", "shop/web-0"]"#,
+            r#"on node-c now: ["shop/db-0"]"#,
+            r#"keys: ["shop/web-0", "shop/web-2"]"#,
+            r#"error: index "zone" does not exist"#,
+        ],
+    );
+}

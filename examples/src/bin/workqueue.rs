@@ -92,7 +92,7 @@ async fn main() {
     }
     queue.add("default/changed".into());
     let mut order = Vec::new();
-    while queue.len() > 0 {
+    while !queue.is_empty() {
         let key = queue.get().await.expect("ready");
         order.push(key.clone());
         queue.done(&key);

@@ -296,7 +296,13 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
     }
 
     fn add_now(&self, item: T, priority: i32) {
-        if self.shared.intake.push_add(item, priority) && self.shared.intake.needs_wake() {
+        if !self.shared.intake.push_add(item, priority) {
+            return;
+        }
+        if let Some(m) = self.metrics() {
+            m.adds.inc();
+        }
+        if self.shared.intake.needs_wake() {
             let mut state = self.shared.state.lock();
             self.wake_one(&mut state);
         }

@@ -122,9 +122,7 @@ impl<T: Hash + Eq + Clone> State<T> {
         let mut batch = std::mem::take(&mut self.spare);
         let mut ready = 0;
         for (item, priority) in batch.drain(..) {
-            if let Some(m) = metrics {
-                m.adds.inc();
-            }
+            // `adds` was counted when the intake accepted the item.
             if self.ready.add(item, priority, metrics) == Added::Ready {
                 ready += 1;
             }

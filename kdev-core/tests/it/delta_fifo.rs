@@ -24,7 +24,7 @@ fn version(delta: &Delta<ConfigMap>) -> Option<String> {
 }
 
 /// Pops one key and returns its deltas as `(kind, tombstone?, resource version)`.
-fn pop(fifo: &DeltaFifo<ConfigMap>) -> Option<(String, Vec<(DeltaType, bool, Option<String>)>)> {
+fn pop(fifo: &DeltaFifo<ConfigMap>) -> Option<(String, Vec<MDelta>)> {
     fifo.try_pop(|deltas, _| {
         let key = deltas.last().map(Delta::key).unwrap_or_default();
         let summary = deltas

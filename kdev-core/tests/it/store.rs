@@ -235,7 +235,8 @@ proptest! {
             prop_assert!(writer.check_consistency().is_ok(), "{:?}", writer.check_consistency());
             prop_assert_eq!(sorted(reader.list_keys()), model.keys().cloned().collect::<Vec<_>>());
             // Every index, recomputed from the model.
-            let indexes: [(&str, fn(&Pod) -> Vec<String>); 3] = [
+            type IndexFn = fn(&Pod) -> Vec<String>;
+            let indexes: [(&str, IndexFn); 3] = [
                 (NAMESPACE_INDEX, |p| p.metadata.namespace.iter().cloned().collect()),
                 ("labels", label_values),
                 ("first-letter", |p| p.metadata.name.iter().map(|n| n[..1].to_string()).collect()),

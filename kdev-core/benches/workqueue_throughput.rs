@@ -116,6 +116,9 @@ fn main() {
             }
             times.sort_by(f64::total_cmp);
             let median = times[times.len() / 2];
+            if std::env::var_os("KDEV_BENCH_VERBOSE").is_some() {
+                println!("    runs: {times:.3?}");
+            }
             println!(
                 "  {label}: {ADDS} adds, {processed} items processed, {median:.3} s (median of {runs}), \
                  {:.0} adds/s; client-go {peer:.3} s, ratio {:.2}x",

@@ -279,7 +279,15 @@ impl<K: Resource + Send + Sync + 'static> Writer<K> {
     /// An empty store with the built-in [`NAMESPACE_INDEX`]. See also [`store`].
     pub fn new() -> Self {
         let mut indices = Indices::default();
-        let by_namespace: IndexFn<K> = Arc::new(|obj: &K| obj.meta().namespace.iter().cloned().collect());
+        // An empty namespace is no namespace, as in `key_of`.
+        let by_namespace: IndexFn<K> = Arc::new(|obj: &K| {
+            obj.meta()
+                .namespace
+                .iter()
+                .filter(|ns| !ns.is_empty())
+                .cloned()
+                .collect()
+        });
         // A fresh index set cannot conflict.
         let _ = indices.add(NAMESPACE_INDEX, by_namespace, std::iter::empty());
         Self {

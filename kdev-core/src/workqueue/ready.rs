@@ -182,8 +182,11 @@ impl<T: Hash + Eq + Clone> Ready<T> {
             return Added::Nothing;
         }
         let lanes = &self.lanes;
-        let Ok(entry) = self.index.find_entry(table_hash(hash32(hash)), |loc| {
-            slot_of(lanes, loc).and_then(Option::as_ref) == Some(&item)
+        let short = hash32(hash);
+        // Comparing the stored hash bits first keeps the probe from reading slots (and the
+        // items they point to) for records that merely share the table's 7-bit tag.
+        let Ok(entry) = self.index.find_entry(table_hash(short), |loc| {
+            loc.hash == short && slot_of(lanes, loc).and_then(Option::as_ref) == Some(&item)
         }) else {
             let now = metrics.map(|_| Instant::now());
             self.enqueue(hash, item, priority, now, metrics);

@@ -38,10 +38,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use kube_core::Resource;
-use parking_lot::Mutex;
-use tokio::sync::Notify;
 
-use crate::delta_fifo::{Closed, Config, Delta, DeltaType};
+use crate::delta_fifo::{Closed, Config, Core, Delta, DeltaType, Queue};
 use crate::store::key_of;
 
 type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -52,12 +50,28 @@ struct Pending<K> {
     last: Delta<K>,
 }
 
-struct State<K> {
+struct Events<K> {
     queue: VecDeque<(Arc<str>, Delta<K>)>,
     pending: Map<Arc<str>, Pending<K>>,
-    populated: bool,
-    initial_population_count: usize,
-    closed: bool,
+}
+
+impl<K> Queue for Events<K> {
+    type Item = Delta<K>;
+
+    fn take_front(&mut self) -> Option<Delta<K>> {
+        let (key, delta) = self.queue.pop_front()?;
+        if let Some(pending) = self.pending.get_mut(&key) {
+            pending.count -= 1;
+            if pending.count == 0 {
+                self.pending.remove(&key);
+            }
+        }
+        Some(delta)
+    }
+
+    fn queued(&self) -> usize {
+        self.queue.len()
+    }
 }
 
 /// A FIFO of single deltas, handed out in exactly the order they were queued
@@ -76,8 +90,7 @@ struct State<K> {
 ///    `replace`, or once every delta that replace queued has been popped.
 #[doc(alias = "RealFIFO")]
 pub struct RealFifo<K> {
-    state: Mutex<State<K>>,
-    notify: Notify,
+    core: Core<Events<K>>,
     config: Config<K>,
 }
 
@@ -89,9 +102,9 @@ impl<K: Resource + Send + Sync + 'static> Default for RealFifo<K> {
 
 impl<K> fmt::Debug for RealFifo<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.state.lock();
+        let state = self.core.lock();
         f.debug_struct("RealFifo")
-            .field("queued", &state.queue.len())
+            .field("queued", &state.queue.queued())
             .field("closed", &state.closed)
             .field("config", &self.config)
             .finish()
@@ -102,14 +115,10 @@ impl<K: Resource + Send + Sync + 'static> RealFifo<K> {
     /// An empty FIFO.
     pub fn new(config: Config<K>) -> Self {
         Self {
-            state: Mutex::new(State {
+            core: Core::new(Events {
                 queue: VecDeque::new(),
                 pending: Map::default(),
-                populated: false,
-                initial_population_count: 0,
-                closed: false,
             }),
-            notify: Notify::new(),
             config,
         }
     }
@@ -132,7 +141,8 @@ impl<K: Resource + Send + Sync + 'static> RealFifo<K> {
     /// Queues the result of a full list (guarantee 2).
     pub fn replace(&self, list: impl IntoIterator<Item = impl Into<Arc<K>>>) {
         let kind = self.config.list_kind();
-        let mut state = self.state.lock();
+        let mut locked = self.core.lock();
+        let state = &mut locked.queue;
         // What exists before this list: known objects, corrected by pending events.
         let mut existing: Map<Arc<str>, Option<Arc<K>>> = Map::default();
         if let Some(known) = self.config.known() {
@@ -155,19 +165,16 @@ impl<K: Resource + Send + Sync + 'static> RealFifo<K> {
             let obj = obj.into();
             let key: Arc<str> = key_of(&*obj).into();
             listed.insert(Arc::clone(&key));
-            self.push(&mut state, key, Delta::object(kind, obj));
+            self.push(state, key, Delta::object(kind, obj));
             queued += 1;
         }
         let mut gone: Vec<_> = existing.into_iter().filter(|(key, _)| !listed.contains(key)).collect();
         gone.sort_by(|a, b| a.0.cmp(&b.0));
         for (key, last) in gone {
-            self.push(&mut state, Arc::clone(&key), Delta::tombstone(key, last));
+            self.push(state, Arc::clone(&key), Delta::tombstone(key, last));
             queued += 1;
         }
-        if !state.populated {
-            state.populated = true;
-            state.initial_population_count = queued;
-        }
+        locked.first_population(queued);
     }
 
     /// Queues a [`DeltaType::Sync`] for every known object without pending deltas
@@ -176,13 +183,13 @@ impl<K: Resource + Send + Sync + 'static> RealFifo<K> {
         let Some(known) = self.config.known() else { return };
         let mut keys = known.list_keys();
         keys.sort_unstable();
-        let mut state = self.state.lock();
+        let mut state = self.core.lock();
         for key in keys {
-            if state.pending.contains_key(&key) {
+            if state.queue.pending.contains_key(&key) {
                 continue;
             }
             if let Some(obj) = known.get_by_key(&key) {
-                self.push(&mut state, key, Delta::object(DeltaType::Sync, obj));
+                self.push(&mut state.queue, key, Delta::object(DeltaType::Sync, obj));
             }
         }
     }
@@ -199,59 +206,32 @@ impl<K: Resource + Send + Sync + 'static> RealFifo<K> {
     ///
     /// Cancel safe: nothing is removed unless it is also processed.
     pub async fn pop<R>(&self, process: impl FnOnce(Delta<K>, bool) -> R) -> Result<R, Closed> {
-        let mut process = Some(process);
-        crate::wait::until(&self.state, &self.notify, |state| {
-            if state.queue.is_empty() {
-                return state.closed.then_some(Err(Closed));
-            }
-            let process = process.take()?;
-            Self::pop_locked(state, process).map(Ok)
-        })
-        .await
+        self.core.pop(process).await
     }
 
     /// Like [`pop`](Self::pop) but never waits: `None` when the FIFO is empty.
     pub fn try_pop<R>(&self, process: impl FnOnce(Delta<K>, bool) -> R) -> Option<R> {
-        let mut state = self.state.lock();
-        Self::pop_locked(&mut state, process)
-    }
-
-    fn pop_locked<R>(state: &mut State<K>, process: impl FnOnce(Delta<K>, bool) -> R) -> Option<R> {
-        let in_initial_list = !Self::synced(state);
-        let (key, delta) = state.queue.pop_front()?;
-        if let Some(pending) = state.pending.get_mut(&key) {
-            pending.count -= 1;
-            if pending.count == 0 {
-                state.pending.remove(&key);
-            }
-        }
-        state.initial_population_count = state.initial_population_count.saturating_sub(1);
-        Some(process(delta, in_initial_list))
-    }
-
-    fn synced(state: &State<K>) -> bool {
-        state.populated && state.initial_population_count == 0
+        self.core.try_pop(process)
     }
 
     /// Whether the first list has been fully popped (guarantee 4).
     pub fn has_synced(&self) -> bool {
-        Self::synced(&self.state.lock())
+        self.core.has_synced()
     }
 
     /// Closes the FIFO; pops return [`Closed`] once it is empty.
     pub fn close(&self) {
-        self.state.lock().closed = true;
-        self.notify.notify_waiters();
+        self.core.close();
     }
 
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.state.lock().closed
+        self.core.is_closed()
     }
 
     /// The number of queued deltas.
     pub fn len(&self) -> usize {
-        self.state.lock().queue.len()
+        self.core.len()
     }
 
     /// Whether nothing is queued.
@@ -261,12 +241,12 @@ impl<K: Resource + Send + Sync + 'static> RealFifo<K> {
 
     fn queue_object(&self, kind: DeltaType, obj: Arc<K>) {
         let key: Arc<str> = key_of(&*obj).into();
-        let mut state = self.state.lock();
+        let mut state = self.core.lock();
         state.populated = true;
-        self.push(&mut state, key, Delta::object(kind, obj));
+        self.push(&mut state.queue, key, Delta::object(kind, obj));
     }
 
-    fn push(&self, state: &mut State<K>, key: Arc<str>, delta: Delta<K>) {
+    fn push(&self, state: &mut Events<K>, key: Arc<str>, delta: Delta<K>) {
         match state.pending.get_mut(&key) {
             Some(pending) => {
                 pending.count += 1;
@@ -281,6 +261,6 @@ impl<K: Resource + Send + Sync + 'static> RealFifo<K> {
             }
         }
         state.queue.push_back((key, delta));
-        self.notify.notify_one();
+        self.core.wake_one();
     }
 }

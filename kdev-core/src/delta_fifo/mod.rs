@@ -43,6 +43,7 @@
 //! # }).unwrap();
 //! ```
 
+mod core;
 mod delta;
 
 use std::collections::{HashSet, VecDeque};
@@ -50,9 +51,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use kube_core::Resource;
-use parking_lot::Mutex;
-use tokio::sync::Notify;
 
+pub(crate) use self::core::{Core, Queue};
 pub use self::delta::{DeletedFinalStateUnknown, Delta, DeltaObject, DeltaType};
 use crate::store::{KnownObjects, key_of};
 
@@ -119,13 +119,23 @@ impl<K> Config<K> {
     }
 }
 
-struct State<K> {
+struct Keys<K> {
     /// Pending deltas per key; a key is here exactly when it is in `queue`.
     items: Map<Arc<str>, Vec<Delta<K>>>,
     queue: VecDeque<Arc<str>>,
-    populated: bool,
-    initial_population_count: usize,
-    closed: bool,
+}
+
+impl<K> Queue for Keys<K> {
+    type Item = Vec<Delta<K>>;
+
+    fn take_front(&mut self) -> Option<Vec<Delta<K>>> {
+        let key = self.queue.pop_front()?;
+        Some(self.items.remove(&key).unwrap_or_default())
+    }
+
+    fn queued(&self) -> usize {
+        self.queue.len()
+    }
 }
 
 /// A queue of keys, each with the list of changes that happened to its object since it was
@@ -148,8 +158,7 @@ struct State<K> {
 ///    `replace`, or once every item of the first `replace` has been popped.
 #[doc(alias = "DeltaFIFO")]
 pub struct DeltaFifo<K> {
-    state: Mutex<State<K>>,
-    notify: Notify,
+    core: Core<Keys<K>>,
     config: Config<K>,
 }
 
@@ -161,9 +170,9 @@ impl<K: Resource + Send + Sync + 'static> Default for DeltaFifo<K> {
 
 impl<K> fmt::Debug for DeltaFifo<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.state.lock();
+        let state = self.core.lock();
         f.debug_struct("DeltaFifo")
-            .field("queued_keys", &state.queue.len())
+            .field("queued_keys", &state.queue.queued())
             .field("closed", &state.closed)
             .field("config", &self.config)
             .finish()
@@ -174,14 +183,10 @@ impl<K: Resource + Send + Sync + 'static> DeltaFifo<K> {
     /// An empty FIFO.
     pub fn new(config: Config<K>) -> Self {
         Self {
-            state: Mutex::new(State {
+            core: Core::new(Keys {
                 items: Map::default(),
                 queue: VecDeque::new(),
-                populated: false,
-                initial_population_count: 0,
-                closed: false,
             }),
-            notify: Notify::new(),
             config,
         }
     }
@@ -203,9 +208,9 @@ impl<K: Resource + Send + Sync + 'static> DeltaFifo<K> {
     pub fn delete(&self, obj: impl Into<Arc<K>>) {
         let obj = obj.into();
         let key: Arc<str> = key_of(&*obj).into();
-        let mut state = self.state.lock();
+        let mut state = self.core.lock();
         state.populated = true;
-        let queued = state.items.contains_key(&key);
+        let queued = state.queue.items.contains_key(&key);
         let known = self
             .config
             .known()
@@ -213,20 +218,21 @@ impl<K: Resource + Send + Sync + 'static> DeltaFifo<K> {
         if !queued && !known {
             return;
         }
-        self.push(&mut state, key, Delta::object(DeltaType::Deleted, obj));
+        self.push(&mut state.queue, key, Delta::object(DeltaType::Deleted, obj));
     }
 
     /// Queues the result of a full list: a [`DeltaType::Replaced`] (or `Sync`, see
     /// [`Config::emit_replaced`]) delta per object, then tombstone deletions (guarantee 4).
     pub fn replace(&self, list: impl IntoIterator<Item = impl Into<Arc<K>>>) {
         let kind = self.config.list_kind();
-        let mut state = self.state.lock();
+        let mut locked = self.core.lock();
+        let state = &mut locked.queue;
         let mut listed: HashSet<Arc<str>, foldhash::fast::RandomState> = HashSet::default();
         for obj in list {
             let obj = obj.into();
             let key: Arc<str> = key_of(&*obj).into();
             listed.insert(Arc::clone(&key));
-            self.push(&mut state, key, Delta::object(kind, obj));
+            self.push(state, key, Delta::object(kind, obj));
         }
 
         let mut deletions = 0;
@@ -239,7 +245,7 @@ impl<K: Resource + Send + Sync + 'static> DeltaFifo<K> {
                 .and_then(|d| d.last())
                 .and_then(|d| d.object.get().cloned());
             deletions += 1;
-            self.push(&mut state, Arc::clone(&key), Delta::tombstone(key, last));
+            self.push(state, Arc::clone(&key), Delta::tombstone(key, last));
         }
         // Known keys missing from the list and not queued.
         if let Some(known) = self.config.known() {
@@ -253,13 +259,10 @@ impl<K: Resource + Send + Sync + 'static> DeltaFifo<K> {
             for key in missing {
                 let last = known.get_by_key(&key);
                 deletions += 1;
-                self.push(&mut state, Arc::clone(&key), Delta::tombstone(key, last));
+                self.push(state, Arc::clone(&key), Delta::tombstone(key, last));
             }
         }
-        if !state.populated {
-            state.populated = true;
-            state.initial_population_count = listed.len() + deletions;
-        }
+        locked.first_population(listed.len() + deletions);
     }
 
     /// Queues a [`DeltaType::Sync`] delta for every object of the known-objects store that
@@ -268,13 +271,13 @@ impl<K: Resource + Send + Sync + 'static> DeltaFifo<K> {
         let Some(known) = self.config.known() else { return };
         let mut keys = known.list_keys();
         keys.sort_unstable();
-        let mut state = self.state.lock();
+        let mut state = self.core.lock();
         for key in keys {
-            if state.items.contains_key(&key) {
+            if state.queue.items.contains_key(&key) {
                 continue;
             }
             if let Some(obj) = known.get_by_key(&key) {
-                self.push(&mut state, key, Delta::object(DeltaType::Sync, obj));
+                self.push(&mut state.queue, key, Delta::object(DeltaType::Sync, obj));
             }
         }
     }
@@ -297,55 +300,33 @@ impl<K: Resource + Send + Sync + 'static> DeltaFifo<K> {
     /// Cancel safe: a key is removed and processed in the same step, so dropping the future
     /// loses nothing.
     pub async fn pop<R>(&self, process: impl FnOnce(Vec<Delta<K>>, bool) -> R) -> Result<R, Closed> {
-        let mut process = Some(process);
-        crate::wait::until(&self.state, &self.notify, |state| {
-            if state.queue.is_empty() {
-                return state.closed.then_some(Err(Closed));
-            }
-            let process = process.take()?;
-            Self::pop_locked(state, process).map(Ok)
-        })
-        .await
+        self.core.pop(process).await
     }
 
     /// Like [`pop`](Self::pop) but never waits: `None` when no key is queued.
     pub fn try_pop<R>(&self, process: impl FnOnce(Vec<Delta<K>>, bool) -> R) -> Option<R> {
-        let mut state = self.state.lock();
-        Self::pop_locked(&mut state, process)
-    }
-
-    fn pop_locked<R>(state: &mut State<K>, process: impl FnOnce(Vec<Delta<K>>, bool) -> R) -> Option<R> {
-        let in_initial_list = !Self::synced(state);
-        let key = state.queue.pop_front()?;
-        let deltas = state.items.remove(&key).unwrap_or_default();
-        state.initial_population_count = state.initial_population_count.saturating_sub(1);
-        Some(process(deltas, in_initial_list))
-    }
-
-    fn synced(state: &State<K>) -> bool {
-        state.populated && state.initial_population_count == 0
+        self.core.try_pop(process)
     }
 
     /// Whether the first list has been fully popped (guarantee 6).
     pub fn has_synced(&self) -> bool {
-        Self::synced(&self.state.lock())
+        self.core.has_synced()
     }
 
     /// Closes the FIFO: waiting and future [`pop`](Self::pop)s return [`Closed`] once the
     /// queue is empty.
     pub fn close(&self) {
-        self.state.lock().closed = true;
-        self.notify.notify_waiters();
+        self.core.close();
     }
 
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.state.lock().closed
+        self.core.is_closed()
     }
 
     /// The number of queued keys.
     pub fn len(&self) -> usize {
-        self.state.lock().queue.len()
+        self.core.len()
     }
 
     /// Whether no key is queued.
@@ -355,22 +336,22 @@ impl<K: Resource + Send + Sync + 'static> DeltaFifo<K> {
 
     /// The queued keys, in pop order.
     pub fn list_keys(&self) -> Vec<Arc<str>> {
-        self.state.lock().queue.iter().cloned().collect()
+        self.core.lock().queue.queue.iter().cloned().collect()
     }
 
     /// The pending deltas of `key`, oldest first, without removing them.
     pub fn get_by_key(&self, key: &str) -> Option<Vec<Delta<K>>> {
-        self.state.lock().items.get(key).cloned()
+        self.core.lock().queue.items.get(key).cloned()
     }
 
     fn queue_object(&self, kind: DeltaType, obj: Arc<K>) {
         let key: Arc<str> = key_of(&*obj).into();
-        let mut state = self.state.lock();
+        let mut state = self.core.lock();
         state.populated = true;
-        self.push(&mut state, key, Delta::object(kind, obj));
+        self.push(&mut state.queue, key, Delta::object(kind, obj));
     }
 
-    fn push(&self, state: &mut State<K>, key: Arc<str>, delta: Delta<K>) {
+    fn push(&self, state: &mut Keys<K>, key: Arc<str>, delta: Delta<K>) {
         match state.items.get_mut(&key) {
             Some(deltas) => {
                 deltas.push(delta);
@@ -379,7 +360,7 @@ impl<K: Resource + Send + Sync + 'static> DeltaFifo<K> {
             None => {
                 state.items.insert(Arc::clone(&key), vec![delta]);
                 state.queue.push_back(key);
-                self.notify.notify_one();
+                self.core.wake_one();
             }
         }
     }

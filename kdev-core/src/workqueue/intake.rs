@@ -61,7 +61,12 @@ impl<T> Intake<T> {
     }
 
     pub(crate) fn set_need_wake(&self, need: bool) {
-        self.need_wake.store(need, Ordering::SeqCst);
+        // Skip rewriting `false` over `false`: most calls, and a write would pull the
+        // cache line away from producers for nothing. `true` is always written, since the
+        // sleeper's check of the buffer must come after it.
+        if need || self.need_wake.load(Ordering::Relaxed) {
+            self.need_wake.store(need, Ordering::SeqCst);
+        }
     }
 
     pub(crate) fn needs_wake(&self) -> bool {

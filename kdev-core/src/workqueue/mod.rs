@@ -47,7 +47,7 @@ use self::intake::Intake;
 pub use self::metrics::Metrics;
 use self::metrics::{InFlight, QueueMetrics};
 pub use self::rate_limiter::{RateLimiter, default_controller_rate_limiter};
-use self::state::{Sleeper, State};
+use self::state::{Done, Sleeper, State};
 
 /// The priority of ordinary adds.
 pub const NORMAL_PRIORITY: i32 = 0;
@@ -400,12 +400,20 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
     /// nothing.
     pub fn done(&self, item: &T) {
         let mut state = self.shared.state.lock();
-        if state.done(item, self.metrics()) {
-            self.wake_one(&mut state);
-        }
+        let released = match state.done(item, self.metrics()) {
+            Done::Requeued => {
+                self.wake_one(&mut state);
+                None
+            }
+            Done::Released(copy) => Some(copy),
+            Done::NotProcessing => None,
+        };
         if state.draining && state.processing_len() == 0 {
             self.shared.drained.notify_waiters();
         }
+        drop(state);
+        // The queue's copy is freed after the lock is released.
+        drop(released);
     }
 
     /// Clears the rate limiter's memory of `item` (client-go's `Forget`): call it when the

@@ -68,6 +68,16 @@ pub(crate) enum Added {
     Nothing,
 }
 
+/// What `done` did.
+pub(crate) enum Done<T> {
+    /// The item was not being processed.
+    NotProcessing,
+    /// The item was added meanwhile and is ready again.
+    Requeued,
+    /// The item is finished; this is the queue's copy of it.
+    Released(T),
+}
+
 pub(crate) struct Ready<T> {
     hasher: foldhash::fast::RandomState,
     /// Sorted by priority, highest first; usually a single lane of priority 0.
@@ -281,11 +291,12 @@ impl<T: Hash + Eq + Clone> Ready<T> {
     }
 
     /// client-go's `Done`: the item leaves processing and, if it was added meanwhile, is
-    /// queued again. Returns whether it became ready.
-    pub(crate) fn done(&mut self, item: &T, metrics: Option<&QueueMetrics>) -> bool {
+    /// queued again ([`Done::Requeued`]); otherwise the queue's copy is handed back, for the
+    /// caller to drop after releasing the lock.
+    pub(crate) fn done(&mut self, item: &T, metrics: Option<&QueueMetrics>) -> Done<T> {
         let hash = self.hasher.hash_one(item);
         let Ok(entry) = self.processing.find_entry(hash, |p| p.item == *item) else {
-            return false;
+            return Done::NotProcessing;
         };
         let (processing, _) = entry.remove();
         if let (Some(m), Some(started)) = (metrics, processing.started) {
@@ -295,9 +306,9 @@ impl<T: Hash + Eq + Clone> Ready<T> {
             Some(priority) => {
                 let now = metrics.map(|_| Instant::now());
                 self.enqueue(hash, processing.item, priority, now, metrics);
-                true
+                Done::Requeued
             }
-            None => false,
+            None => Done::Released(processing.item),
         }
     }
 

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::intake::Intake;
 use super::metrics::QueueMetrics;
 pub(crate) use super::ready::Added;
+pub(crate) use super::ready::Done;
 use super::ready::Ready;
 
 type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -286,8 +287,8 @@ impl<T: Hash + Eq + Clone> State<T> {
         self.wake_all();
     }
 
-    /// Marks an item done; returns whether it became ready again.
-    pub(crate) fn done(&mut self, item: &T, metrics: Option<&QueueMetrics>) -> bool {
+    /// Marks an item done; see [`Done`].
+    pub(crate) fn done(&mut self, item: &T, metrics: Option<&QueueMetrics>) -> Done<T> {
         self.ready.done(item, metrics)
     }
 

@@ -1,0 +1,225 @@
+//! [`TestEnv`]: the cluster a test, an example or a learner works against — the embedded
+//! server by default, a real cluster when `KDEV_TEST_KUBECONFIG` names one.
+
+use std::time::Duration;
+
+use kube_client::config::{KubeConfigOptions, Kubeconfig};
+use kube_client::{Client, Config as ClientConfig};
+
+use crate::faults::{Faults, Unsupported};
+use crate::server::{self, Config, Server};
+
+/// The environment variable that switches [`TestEnv::start`] to a real cluster.
+pub const KUBECONFIG_ENV: &str = "KDEV_TEST_KUBECONFIG";
+
+/// Why a test environment could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The embedded server did not start.
+    #[error("starting the embedded API server failed")]
+    Server(#[from] server::Error),
+    /// The kubeconfig named by `KDEV_TEST_KUBECONFIG` could not be read.
+    #[error("reading the kubeconfig {path} failed")]
+    ReadKubeconfig {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kubeconfig could not be parsed or used.
+    #[error("loading the kubeconfig failed")]
+    Kubeconfig(#[from] kube_client::config::KubeconfigError),
+    /// The client could not be built.
+    #[error("building the client failed")]
+    Client(#[source] kube_client::Error),
+    /// Creating or deleting a test namespace failed.
+    #[error("creating the test namespace {name} failed")]
+    Namespace {
+        /// The namespace.
+        name: String,
+        /// The cause.
+        #[source]
+        source: kube_client::Error,
+    },
+    /// Restarting the embedded server failed, or the environment is a real cluster.
+    #[error("restarting the API server failed")]
+    Restart(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A cluster for one test: its client, its kubeconfig, fresh namespaces, and faults.
+///
+/// # Examples
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use k8s_openapi::api::core::v1::ConfigMap;
+/// use kube_client::{Api, api::PostParams};
+///
+/// let env = kdev_testenv::TestEnv::start().await?;
+/// let ns = env.namespace().await?;
+/// let cms: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+/// let mut cm = ConfigMap::default();
+/// cm.metadata.name = Some("settings".into());
+/// cms.create(&PostParams::default(), &cm).await?;
+/// assert_eq!(cms.get("settings").await?.metadata.name.as_deref(), Some("settings"));
+/// # Ok(()) }
+/// ```
+///
+/// # Caveats
+/// On a real cluster the namespaces made by [`TestEnv::namespace`] are deleted when the
+/// `TestEnv` is dropped (the delete request is sent from a short-lived thread, so drop may
+/// block for up to a few seconds). Objects a test creates outside them are not cleaned up.
+pub struct TestEnv {
+    server: Option<Server>,
+    client: Client,
+    kubeconfig: String,
+    namespaces: parking_lot::Mutex<Vec<String>>,
+}
+
+impl std::fmt::Debug for TestEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestEnv")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestEnv {
+    /// The embedded server, or the real cluster named by `KDEV_TEST_KUBECONFIG`.
+    ///
+    /// # Errors
+    /// [`Error`] when the server cannot start or the kubeconfig cannot be used.
+    pub async fn start() -> Result<Self, Error> {
+        match std::env::var(KUBECONFIG_ENV) {
+            Ok(path) if !path.is_empty() => {
+                let yaml = std::fs::read_to_string(&path).map_err(|source| Error::ReadKubeconfig { path, source })?;
+                let client = client_from(&yaml).await?;
+                Ok(TestEnv {
+                    server: None,
+                    client,
+                    kubeconfig: yaml,
+                    namespaces: Default::default(),
+                })
+            }
+            _ => Self::embedded(Config::default()).await,
+        }
+    }
+
+    /// Always the embedded server, with `config`.
+    ///
+    /// # Errors
+    /// [`Error::Server`] when the server cannot start.
+    pub async fn embedded(config: Config) -> Result<Self, Error> {
+        let server = Server::start(config).await?;
+        let kubeconfig = server.kubeconfig();
+        let client = client_from(&kubeconfig).await?;
+        Ok(TestEnv {
+            server: Some(server),
+            client,
+            kubeconfig,
+            namespaces: Default::default(),
+        })
+    }
+
+    /// A client for the cluster (`kube::Client`); cheap to clone.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// The kubeconfig (YAML) of the cluster.
+    pub fn kubeconfig(&self) -> &str {
+        &self.kubeconfig
+    }
+
+    /// Whether this is the embedded server (`false`: a real cluster).
+    pub fn is_embedded(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// The embedded server, if this is one.
+    pub fn server(&self) -> Option<&Server> {
+        self.server.as_ref()
+    }
+
+    /// The fault-injection handle; its methods return [`Unsupported`] on a real cluster.
+    pub fn faults(&self) -> Faults {
+        Faults {
+            shared: self.server.as_ref().map(|s| s.shared().clone()),
+        }
+    }
+
+    /// Stops the embedded server and starts it again on the same port, with its state kept:
+    /// open connections and watches break, as in an API server restart.
+    ///
+    /// # Errors
+    /// [`Error::Restart`] on a real cluster or when the port was taken meanwhile.
+    pub async fn restart(&self) -> Result<(), Error> {
+        let server = self
+            .server
+            .as_ref()
+            .ok_or_else(|| Error::Restart(Box::new(Unsupported::RealCluster)))?;
+        server.restart().await.map_err(|e| Error::Restart(Box::new(e)))
+    }
+
+    /// Creates a namespace with a unique name (`kdev-test-xxxxxxxx`) and returns its name.
+    /// On a real cluster it is deleted when the `TestEnv` is dropped.
+    ///
+    /// # Errors
+    /// [`Error::Namespace`] when the API server refuses.
+    pub async fn namespace(&self) -> Result<String, Error> {
+        use k8s_openapi::api::core::v1::Namespace;
+        let name = format!(
+            "kdev-test-{}",
+            (0..8)
+                .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
+                .collect::<String>()
+        );
+        let api: kube_client::Api<Namespace> = kube_client::Api::all(self.client.clone());
+        let mut ns = Namespace::default();
+        ns.metadata.name = Some(name.clone());
+        api.create(&Default::default(), &ns)
+            .await
+            .map_err(|source| Error::Namespace {
+                name: name.clone(),
+                source,
+            })?;
+        self.namespaces.lock().push(name.clone());
+        Ok(name)
+    }
+}
+
+async fn client_from(yaml: &str) -> Result<Client, Error> {
+    let kc = Kubeconfig::from_yaml(yaml)?;
+    let mut config = ClientConfig::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    config.read_timeout = Some(Duration::from_secs(295));
+    Client::try_from(config).map_err(Error::Client)
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let namespaces = std::mem::take(&mut *self.namespaces.lock());
+        if self.server.is_some() || namespaces.is_empty() {
+            return;
+        }
+        // A real cluster: delete the test namespaces from a thread with its own runtime, as the
+        // test's runtime may be the one running this drop.
+        let yaml = self.kubeconfig.clone();
+        let handle = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                use k8s_openapi::api::core::v1::Namespace;
+                let Ok(client) = client_from(&yaml).await else { return };
+                let api: kube_client::Api<Namespace> = kube_client::Api::all(client);
+                for ns in namespaces {
+                    if let Err(e) = api.delete(&ns, &Default::default()).await {
+                        eprintln!("kdev-testenv: deleting test namespace {ns} failed: {e}");
+                    }
+                }
+            });
+        });
+        let _ = handle.join();
+    }
+}

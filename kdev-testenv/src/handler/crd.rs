@@ -1,0 +1,269 @@
+//! CustomResourceDefinitions: once written they are established and their custom resources are
+//! served; deleting one deletes its custom resources first
+//! ([CRDs](https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/)).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::delete::{self, Deletion, Propagation};
+use crate::meta;
+use crate::registry::{Conversion, CrdVersion, PrinterColumn, Resource, ScalePaths, version_priority};
+use crate::schema::Schema;
+use crate::store::{State, Stored};
+
+/// The finalizer kube-apiserver puts on every CRD so its custom resources are deleted first.
+pub(crate) const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+const CRD_STORAGE: &str = "apiextensions.k8s.io/customresourcedefinitions";
+
+fn str_list(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// The served resource a CRD defines.
+fn resource_of(crd: &Value) -> Option<Resource> {
+    let spec = crd.get("spec")?;
+    let group = spec["group"].as_str()?.to_string();
+    let names = &spec["names"];
+    let plural = names["plural"].as_str()?.to_string();
+    let kind = names["kind"].as_str()?.to_string();
+    let versions = spec["versions"].as_array()?;
+    let mut served: Vec<&Value> = versions.iter().filter(|v| v["served"] == true).collect();
+    served.sort_by_key(|v| std::cmp::Reverse(version_priority(v["name"].as_str().unwrap_or(""))));
+    let storage_version = versions.iter().find(|v| v["storage"] == true)?["name"]
+        .as_str()?
+        .to_string();
+    let storage_def = versions.iter().find(|v| v["storage"] == true)?;
+    let sub = |v: &Value, name: &str| {
+        v.pointer(&format!("/subresources/{name}"))
+            .is_some_and(|s| !s.is_null())
+    };
+    let status = versions.iter().any(|v| sub(v, "status"));
+    let scale = versions
+        .iter()
+        .find_map(|v| v.pointer("/subresources/scale"))
+        .filter(|s| s.is_object())
+        .map(|s| ScalePaths {
+            spec_replicas: s["specReplicasPath"]
+                .as_str()
+                .unwrap_or(".spec.replicas")
+                .trim_start_matches('.')
+                .into(),
+            status_replicas: s["statusReplicasPath"]
+                .as_str()
+                .unwrap_or(".status.replicas")
+                .trim_start_matches('.')
+                .into(),
+            label_selector: s["labelSelectorPath"]
+                .as_str()
+                .map(|p| p.trim_start_matches('.').to_string()),
+            selector_is_object: false,
+        });
+    let mut per_version = BTreeMap::new();
+    for v in &served {
+        let schema = v
+            .pointer("/schema/openAPIV3Schema")
+            .and_then(|s| Schema::compile(s).ok())
+            .map(Arc::new);
+        let columns = v["additionalPrinterColumns"]
+            .as_array()
+            .map(|cols| {
+                cols.iter()
+                    .map(|c| PrinterColumn {
+                        name: c["name"].as_str().unwrap_or("").into(),
+                        type_: c["type"].as_str().unwrap_or("string").into(),
+                        format: c["format"].as_str().unwrap_or("").into(),
+                        description: c["description"].as_str().unwrap_or("").into(),
+                        priority: c["priority"].as_i64().unwrap_or(0),
+                        json_path: c["jsonPath"].as_str().unwrap_or("").into(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let deprecation_warning = (v["deprecated"] == true).then(|| {
+            v["deprecationWarning"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| format!("{group}/{} {kind} is deprecated", v["name"].as_str().unwrap_or("")))
+        });
+        per_version.insert(
+            v["name"].as_str().unwrap_or("").to_string(),
+            CrdVersion {
+                schema,
+                columns,
+                deprecation_warning,
+            },
+        );
+    }
+    Some(Resource {
+        group: group.clone(),
+        versions: served
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .map(String::from)
+            .collect(),
+        storage_version,
+        singular: names["singular"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| kind.to_ascii_lowercase()),
+        list_kind: names["listKind"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| format!("{kind}List")),
+        short_names: str_list(&names["shortNames"]),
+        categories: str_list(&names["categories"]),
+        namespaced: spec["scope"] != "Cluster",
+        status,
+        scale,
+        binding: false,
+        generation: true,
+        name_rule: meta::NameRule::Subdomain,
+        storage: format!("{group}/{plural}"),
+        conversion: Conversion::None,
+        crd: Some(per_version),
+        selectable_fields: storage_def["selectableFields"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f["jsonPath"].as_str())
+                    .map(|p| p.trim_start_matches('.').to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        strategic: false,
+        plural,
+        kind,
+    })
+}
+
+/// After a CRD is created or updated: add the clean-up finalizer, accept the names, mark it
+/// Established, record the stored version, and serve its resource.
+pub(crate) fn on_written(st: &mut State, stored: &Arc<Stored>) {
+    let crd = &stored.value;
+    let Some(res) = resource_of(crd) else { return };
+    let mut v = crd.clone();
+    let now = meta::now();
+    let mut fins: Vec<Value> = v
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !fins.iter().any(|f| f == CLEANUP_FINALIZER) {
+        fins.push(json!(CLEANUP_FINALIZER));
+        v["metadata"]["finalizers"] = json!(fins);
+    }
+    let mut stored_versions = str_list(&v["status"]["storedVersions"]);
+    if !stored_versions.contains(&res.storage_version) {
+        stored_versions.push(res.storage_version.clone());
+    }
+    let condition = |ty: &str, reason: &str, message: &str, old: &Value| {
+        let prev = old["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == ty && c["status"] == "True"))
+            .and_then(|c| c["lastTransitionTime"].as_str().map(String::from));
+        json!({ "type": ty, "status": "True", "lastTransitionTime": prev.unwrap_or_else(|| now.clone()),
+                "reason": reason, "message": message })
+    };
+    v["status"] = json!({
+        "conditions": [
+            condition("NamesAccepted", "NoConflicts", "no conflicts found", crd),
+            condition("Established", "InitialNamesAccepted", "the initial names have been accepted", crd),
+        ],
+        "acceptedNames": crd["spec"]["names"].clone(),
+        "storedVersions": stored_versions,
+    });
+    if let Some(names) = v["status"]["acceptedNames"].as_object_mut() {
+        names.entry("listKind").or_insert_with(|| json!(res.list_kind));
+        names.entry("singular").or_insert_with(|| json!(res.singular));
+    }
+    st.registry.insert(res);
+    if v != *crd {
+        let name = v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        st.put(CRD_STORAGE, (String::new(), name), v);
+    }
+}
+
+/// Deletes every custom resource of a deleting CRD.
+pub(crate) fn delete_all_instances(st: &mut State, crd: &Value) {
+    let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
+    let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("");
+    let Some(res) = st.registry.get_any_version(group, plural).cloned() else {
+        return;
+    };
+    for o in st.list(&res.storage, None) {
+        let m = &o.value["metadata"];
+        let (ns, name) = (
+            m["namespace"].as_str().unwrap_or("").to_string(),
+            m["name"].as_str().unwrap_or("").to_string(),
+        );
+        delete::delete_object(st, &res, &ns, &name, Propagation::Background);
+    }
+}
+
+/// Removes the clean-up finalizer once no custom resource is left.
+pub(crate) fn maybe_finish(st: &mut State, crd_res: &Arc<Resource>, crd: Arc<Stored>) -> Deletion {
+    let group = crd.value.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
+    let plural = crd
+        .value
+        .pointer("/spec/names/plural")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let storage = format!("{group}/{plural}");
+    if st.count(&storage, None) > 0 {
+        return Deletion::Pending(crd);
+    }
+    let name = crd
+        .value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    delete::remove_finalizer(st, crd_res, &(String::new(), name), CLEANUP_FINALIZER)
+}
+
+/// After any removal: a removed CRD stops being served; the last custom resource of a
+/// deleting CRD lets the CRD go.
+pub(crate) fn after_remove(st: &mut State, storage: &str, last: &Arc<Stored>) {
+    if storage == CRD_STORAGE {
+        let group = last.value.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
+        let plural = last
+            .value
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let cr_storage = format!("{group}/{plural}");
+        st.registry.remove(group, plural);
+        st.drop_table(&cr_storage);
+        return;
+    }
+    let Some((group, plural)) = storage.split_once('/') else {
+        return;
+    };
+    if group.is_empty() || st.count(storage, None) > 0 {
+        return;
+    }
+    let is_crd = st
+        .registry
+        .get_any_version(group, plural)
+        .is_some_and(|r| r.crd.is_some());
+    let Some(crd) = st.get(CRD_STORAGE, "", &format!("{plural}.{group}")).cloned() else {
+        return;
+    };
+    if is_crd
+        && crd.value.pointer("/metadata/deletionTimestamp").is_some()
+        && let Some(crd_res) = st
+            .registry
+            .get_any_version("apiextensions.k8s.io", "customresourcedefinitions")
+            .cloned()
+    {
+        maybe_finish(st, &crd_res, crd);
+    }
+}

@@ -1,0 +1,258 @@
+//! Request handling: from an HTTP request to a verb on a resource, and back to a response
+//! ([API concepts](https://kubernetes.io/docs/reference/using-api/api-concepts/)).
+
+mod crd;
+mod delete;
+mod discovery;
+mod prepare;
+mod read;
+mod table;
+mod watch;
+mod write;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use serde_json::{Value, json};
+
+use crate::registry::{Conversion, Resource};
+use crate::request::{Query, Route, Target, parse_path};
+use crate::server::Shared;
+use crate::status::ApiError;
+use crate::store::{State, Stored};
+use crate::wire::{self, Body};
+
+/// One request on a resource endpoint, with everything the verbs need.
+pub(crate) struct Ctx {
+    pub shared: Arc<Shared>,
+    pub route: Route,
+    pub res: Arc<Resource>,
+    pub query: Query,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Ctx {
+    /// The namespace of the request: the path's, or "" for cluster-scoped resources.
+    pub fn ns(&self) -> &str {
+        self.route.namespace.as_deref().unwrap_or("")
+    }
+
+    /// The storage key of the resource.
+    pub fn storage(&self) -> &str {
+        &self.res.storage
+    }
+
+    /// The version the client asked for.
+    pub fn version(&self) -> &str {
+        &self.route.version
+    }
+
+    /// The object's name from the path ("" for collections).
+    pub fn name(&self) -> &str {
+        self.route.name.as_deref().unwrap_or("")
+    }
+
+    /// Whether the client asked for a `Table` (kubectl's human-readable output).
+    pub fn wants_table(&self) -> bool {
+        self.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.split(',').next().is_some_and(|first| first.contains("as=Table")))
+    }
+
+    /// The field manager for writes: `fieldManager`, or the User-Agent's product name.
+    pub fn manager(&self) -> String {
+        match self.query.get("fieldManager") {
+            Some(m) if !m.is_empty() => m.to_string(),
+            _ => crate::patch::default_manager(
+                self.headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("unknown"),
+            ),
+        }
+    }
+
+    /// Whether the request is a dry run (`dryRun=All`).
+    pub fn dry_run(&self) -> bool {
+        self.query.get("dryRun").is_some_and(|v| v == "All")
+    }
+
+    /// Parses the JSON body.
+    pub fn body_json(&self) -> Result<Value, ApiError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded: {e}")))
+    }
+}
+
+/// Serves one HTTP request.
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    let latency = shared.faults.lock().latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, shared.config.max_body).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return wire::error(&ApiError::TooLarge(shared.config.max_body)),
+    };
+    let query = Query::parse(parts.uri.query());
+    match dispatch(shared, &parts.method, parts.uri.path(), query, parts.headers, body) {
+        Ok(resp) => resp,
+        Err(e) => wire::error(&e),
+    }
+}
+
+fn dispatch(
+    shared: Arc<Shared>,
+    method: &Method,
+    path: &str,
+    query: Query,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
+    let target = parse_path(path)?;
+    let route = match target {
+        Target::Resource(route) => route,
+        other => {
+            if method != Method::GET {
+                return Err(ApiError::MethodNotAllowed);
+            }
+            return discovery::serve(&shared, other, &headers);
+        }
+    };
+    let res = {
+        let state = shared.state.lock();
+        state
+            .registry
+            .get(&route.group, &route.version, &route.plural)
+            .cloned()
+            .ok_or(ApiError::NoRoute)?
+    };
+    if route.namespace.is_some() && !res.namespaced {
+        return Err(ApiError::NoRoute);
+    }
+    let watch = route.watch_prefix || query.flag("watch");
+    let verb = match (method, route.name.is_some()) {
+        (&Method::GET, true) if watch => "watch",
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) if watch => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, true) => "update",
+        (&Method::PATCH, true) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => return Err(ApiError::MethodNotAllowed),
+    };
+    let resource_name = match &route.subresource {
+        Some(sub) => format!("{}/{sub}", route.plural),
+        None => route.plural.clone(),
+    };
+    if let Some(err) = shared.faults.lock().check(verb, &resource_name) {
+        return Err(err);
+    }
+    if let Some(sub) = &route.subresource {
+        let served = match sub.as_str() {
+            "status" => res.status,
+            "scale" => res.scale.is_some(),
+            "binding" => res.binding,
+            "finalize" => res.plural == "namespaces",
+            _ => false,
+        };
+        if !served {
+            return Err(ApiError::NoRoute);
+        }
+    }
+    let warning = res
+        .crd
+        .as_ref()
+        .and_then(|c| c.get(&route.version))
+        .and_then(|v| v.deprecation_warning.clone());
+    let ctx = Ctx {
+        shared,
+        route,
+        res,
+        query,
+        headers,
+        body,
+    };
+    let mut resp = match verb {
+        "get" => read::get(&ctx),
+        "list" => read::list(&ctx),
+        "watch" => watch::watch(&ctx),
+        "create" => write::create(&ctx),
+        "update" => write::update(&ctx),
+        "patch" => write::patch(&ctx),
+        "delete" => delete::delete(&ctx),
+        _ => delete::delete_collection(&ctx),
+    }?;
+    if let Some(w) = warning
+        && let Ok(v) = http::HeaderValue::from_str(&format!("299 - {}", serde_json::Value::String(w)))
+    {
+        resp.headers_mut().insert(header::WARNING, v);
+    }
+    Ok(resp)
+}
+
+/// Sets up what a fresh cluster has: the four system namespaces, their default service accounts.
+pub(crate) fn bootstrap(state: &mut State) {
+    let Some(res) = state.registry.get_any_version("", "namespaces").cloned() else {
+        return;
+    };
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let obj = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
+        let _ = write::create_object(state, &res, "v1", "", obj, Some("kube-apiserver"), false);
+    }
+}
+
+/// The object in the version the client asked for.
+pub(crate) fn render(res: &Resource, version: &str, stored: &Stored) -> Bytes {
+    if res.conversion == Conversion::None && version == res.storage_version {
+        return stored.json.clone();
+    }
+    Bytes::from(serde_json::to_vec(&convert_out(res, version, &stored.value)).unwrap_or_default())
+}
+
+/// The object converted from its storage form to `version`.
+pub(crate) fn convert_out(res: &Resource, version: &str, stored: &Value) -> Value {
+    let mut v = match res.conversion {
+        Conversion::None => stored.clone(),
+        Conversion::EventsV1 => prepare::core_event_to_v1(stored),
+    };
+    if let Some(m) = v.as_object_mut() {
+        m.insert("apiVersion".into(), Value::String(res.api_version(version)));
+    }
+    v
+}
+
+/// The object converted from `version` to its storage form.
+pub(crate) fn convert_in(res: &Resource, obj: Value) -> Value {
+    let mut v = match res.conversion {
+        Conversion::None => obj,
+        Conversion::EventsV1 => prepare::v1_event_to_core(&obj),
+    };
+    if let Some(m) = v.as_object_mut() {
+        let api_version = match res.conversion {
+            Conversion::EventsV1 => "v1".to_string(),
+            Conversion::None => res.api_version(&res.storage_version),
+        };
+        m.insert("apiVersion".into(), Value::String(api_version));
+    }
+    v
+}
+
+/// An object response in the requested version (or as a Table).
+pub(crate) fn object_response(ctx: &Ctx, code: StatusCode, stored: &Stored) -> Response<Body> {
+    if ctx.wants_table() {
+        let obj = convert_out(&ctx.res, ctx.version(), &stored.value);
+        return wire::json_value(
+            code,
+            &table::table(&ctx.res, ctx.version(), &[obj], &stored.rv.to_string(), None),
+        );
+    }
+    wire::json(code, render(&ctx.res, ctx.version(), stored))
+}

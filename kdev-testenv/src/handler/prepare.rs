@@ -1,0 +1,371 @@
+//! Per-type behaviour kube-apiserver's registry strategies give the built-in types: defaults,
+//! what counts as a spec change, field checks, and the events.k8s.io/v1 ↔ core/v1 conversion
+//! (`pkg/registry/*/strategy.go`, `pkg/apis/*/v1/defaults.go`).
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use crate::registry::Resource;
+use crate::schema::Cause;
+
+/// Defaults and status resets applied when an object is created (`PrepareForCreate` + defaulting).
+pub(crate) fn on_create(res: &Resource, obj: &mut Value) {
+    if res.status
+        && res.crd.is_some()
+        && let Some(m) = obj.as_object_mut()
+    {
+        m.remove("status");
+    }
+    match (res.group.as_str(), res.plural.as_str()) {
+        ("", "namespaces") => {
+            let name = obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
+            set_default(obj, &["metadata", "labels", "kubernetes.io/metadata.name"], name);
+            set_default(obj, &["spec", "finalizers"], json!(["kubernetes"]));
+            obj["status"] = json!({ "phase": "Active" });
+        }
+        ("", "pods") => {
+            if let Some(spec) = obj.get_mut("spec") {
+                pod_spec_defaults(spec);
+                set_default(spec, &["serviceAccountName"], json!("default"));
+                let sa = spec["serviceAccountName"].clone();
+                set_default(spec, &["serviceAccount"], sa);
+            }
+            obj["status"] = json!({ "phase": "Pending", "qosClass": "BestEffort" });
+        }
+        ("apps", kind @ ("deployments" | "replicasets" | "statefulsets" | "daemonsets")) => {
+            if let Some(spec) = obj.get_mut("spec") {
+                if kind != "daemonsets" {
+                    set_default(spec, &["replicas"], json!(1));
+                }
+                set_default(spec, &["revisionHistoryLimit"], json!(10));
+                match kind {
+                    "deployments" => {
+                        set_default(spec, &["progressDeadlineSeconds"], json!(600));
+                        set_default(
+                            spec,
+                            &["strategy"],
+                            json!({ "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": "25%", "maxSurge": "25%" } }),
+                        );
+                    }
+                    "statefulsets" => {
+                        set_default(spec, &["podManagementPolicy"], json!("OrderedReady"));
+                        set_default(
+                            spec,
+                            &["updateStrategy"],
+                            json!({ "type": "RollingUpdate", "rollingUpdate": { "partition": 0 } }),
+                        );
+                    }
+                    "daemonsets" => set_default(
+                        spec,
+                        &["updateStrategy"],
+                        json!({ "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": 1, "maxSurge": 0 } }),
+                    ),
+                    _ => {}
+                }
+                if let Some(pod) = spec.pointer_mut("/template/spec") {
+                    pod_spec_defaults(pod);
+                }
+            }
+            obj["status"] = json!({});
+        }
+        ("", "services") => {
+            if let Some(spec) = obj.get_mut("spec") {
+                set_default(spec, &["type"], json!("ClusterIP"));
+                set_default(spec, &["sessionAffinity"], json!("None"));
+                if spec["type"] != "ExternalName" {
+                    let ip = format!("10.96.{}.{}", fastrand::u8(..), fastrand::u8(1..255));
+                    set_default(spec, &["clusterIP"], json!(ip));
+                    let ip = spec["clusterIP"].clone();
+                    set_default(spec, &["clusterIPs"], json!([ip]));
+                    set_default(spec, &["ipFamilies"], json!(["IPv4"]));
+                    set_default(spec, &["ipFamilyPolicy"], json!("SingleStack"));
+                    set_default(spec, &["internalTrafficPolicy"], json!("Cluster"));
+                }
+                if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports {
+                        set_default(p, &["protocol"], json!("TCP"));
+                        let port = p["port"].clone();
+                        set_default(p, &["targetPort"], port);
+                    }
+                }
+            }
+            obj["status"] = json!({ "loadBalancer": {} });
+        }
+        ("", "secrets") => set_default(obj, &["type"], json!("Opaque")),
+        _ => {}
+    }
+    if res.group.is_empty() && res.plural == "secrets" {
+        fold_string_data(obj);
+    }
+}
+
+/// Defaults on update: what kube-apiserver re-applies to every write of these types.
+pub(crate) fn on_update(res: &Resource, obj: &mut Value) {
+    if res.group.is_empty() && res.plural == "secrets" {
+        fold_string_data(obj);
+    }
+}
+
+fn pod_spec_defaults(spec: &mut Value) {
+    set_default(spec, &["restartPolicy"], json!("Always"));
+    set_default(spec, &["dnsPolicy"], json!("ClusterFirst"));
+    set_default(spec, &["schedulerName"], json!("default-scheduler"));
+    set_default(spec, &["terminationGracePeriodSeconds"], json!(30));
+    set_default(spec, &["securityContext"], json!({}));
+    for list in ["containers", "initContainers"] {
+        if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
+            for c in cs {
+                let image = c["image"].as_str().unwrap_or("");
+                let tagged = image
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|last| last.contains(':') || last.contains('@'));
+                let policy = if !tagged || image.ends_with(":latest") {
+                    "Always"
+                } else {
+                    "IfNotPresent"
+                };
+                set_default(c, &["imagePullPolicy"], json!(policy));
+                set_default(c, &["terminationMessagePath"], json!("/dev/termination-log"));
+                set_default(c, &["terminationMessagePolicy"], json!("File"));
+                set_default(c, &["resources"], json!({}));
+                if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports {
+                        set_default(p, &["protocol"], json!("TCP"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A Secret's `stringData` is write-only: it is folded into `data`, base64-encoded.
+fn fold_string_data(obj: &mut Value) {
+    let Some(m) = obj.as_object_mut() else { return };
+    let Some(Value::Object(sd)) = m.remove("stringData") else {
+        return;
+    };
+    let data = m.entry("data").or_insert_with(|| Value::Object(Map::new()));
+    if !data.is_object() {
+        *data = Value::Object(Map::new());
+    }
+    if let Some(d) = data.as_object_mut() {
+        for (k, v) in sd {
+            let s = v.as_str().unwrap_or_default();
+            d.insert(k, Value::String(base64::engine::general_purpose::STANDARD.encode(s)));
+        }
+    }
+}
+
+fn set_default(obj: &mut Value, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = obj;
+    for p in parents {
+        if !cur.is_object() {
+            return;
+        }
+        let Some(m) = cur.as_object_mut() else { return };
+        cur = m.entry(p.to_string()).or_insert_with(|| json!({}));
+        if !cur.is_object() {
+            return;
+        }
+    }
+    if let Some(m) = cur.as_object_mut()
+        && m.get(*last).is_none_or(Value::is_null)
+    {
+        m.insert(last.to_string(), value);
+    }
+}
+
+/// Whether a write changes what `metadata.generation` counts: everything but metadata (and
+/// status, when status is a subresource).
+pub(crate) fn spec_changed(res: &Resource, old: &Value, new: &Value) -> bool {
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+        return old != new;
+    };
+    let skip = |k: &str| k == "metadata" || k == "apiVersion" || k == "kind" || (res.status && k == "status");
+    let keys: std::collections::BTreeSet<&String> = o.keys().chain(n.keys()).filter(|k| !skip(k)).collect();
+    keys.into_iter().any(|k| o.get(k) != n.get(k))
+}
+
+/// Checks built-in types need for the examples and controllers to behave (a small subset of
+/// kube-apiserver's validation; see the README's list of differences).
+pub(crate) fn validate(res: &Resource, obj: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let required = |field: &str| Cause {
+        reason: "FieldValueRequired".into(),
+        message: "Required value".into(),
+        field: field.into(),
+    };
+    match (res.group.as_str(), res.plural.as_str()) {
+        ("", "pods") => {
+            if obj
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+            {
+                causes.push(required("spec.containers"));
+            }
+            check_containers(obj.pointer("/spec/containers"), "spec.containers", &mut causes);
+        }
+        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => {
+            match obj.pointer("/spec/selector") {
+                None | Some(Value::Null) => causes.push(required("spec.selector")),
+                Some(sel) => {
+                    let labels = obj.pointer("/spec/template/metadata/labels").and_then(Value::as_object);
+                    let ok = sel
+                        .get("matchLabels")
+                        .and_then(Value::as_object)
+                        .is_none_or(|ml| ml.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v)));
+                    if !ok {
+                        causes.push(Cause {
+                            reason: "FieldValueInvalid".into(),
+                            message: format!(
+                                "Invalid value: {}: `selector` does not match template `labels`",
+                                serde_json::to_string(&labels).unwrap_or_default()
+                            ),
+                            field: "spec.template.metadata.labels".into(),
+                        });
+                    }
+                }
+            }
+            check_containers(
+                obj.pointer("/spec/template/spec/containers"),
+                "spec.template.spec.containers",
+                &mut causes,
+            );
+        }
+        _ => {}
+    }
+    causes
+}
+
+fn check_containers(cs: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
+    for (i, c) in cs
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        if c["name"].as_str().is_none_or(str::is_empty) {
+            causes.push(Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value".into(),
+                field: format!("{field}[{i}].name"),
+            });
+        }
+        if c["image"].as_str().is_none_or(str::is_empty) {
+            causes.push(Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value".into(),
+                field: format!("{field}[{i}].image"),
+            });
+        }
+    }
+}
+
+const EVENT_FIELDS: &[(&str, &str)] = &[
+    ("involvedObject", "regarding"),
+    ("related", "related"),
+    ("message", "note"),
+    ("reason", "reason"),
+    ("type", "type"),
+    ("action", "action"),
+    ("eventTime", "eventTime"),
+    ("reportingComponent", "reportingController"),
+    ("reportingInstance", "reportingInstance"),
+    ("source", "deprecatedSource"),
+    ("firstTimestamp", "deprecatedFirstTimestamp"),
+    ("lastTimestamp", "deprecatedLastTimestamp"),
+    ("count", "deprecatedCount"),
+];
+
+/// A stored core/v1 Event as events.k8s.io/v1 serves it.
+pub(crate) fn core_event_to_v1(core: &Value) -> Value {
+    let mut out = Map::new();
+    out.insert("kind".into(), json!("Event"));
+    out.insert(
+        "metadata".into(),
+        core.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    );
+    for (c, v1) in EVENT_FIELDS {
+        if let Some(val) = core.get(*c).filter(|v| !v.is_null()) {
+            out.insert(v1.to_string(), val.clone());
+        }
+    }
+    if let Some(series) = core.get("series").filter(|s| s.is_object()) {
+        out.insert(
+            "series".into(),
+            json!({ "count": series.get("count").cloned().unwrap_or(json!(0)),
+                    "lastObservedTime": series.get("lastObservedTime").cloned().unwrap_or(Value::Null) }),
+        );
+    }
+    Value::Object(out)
+}
+
+/// An events.k8s.io/v1 Event in its core/v1 storage form.
+pub(crate) fn v1_event_to_core(v1: &Value) -> Value {
+    let mut out = Map::new();
+    out.insert("kind".into(), json!("Event"));
+    out.insert(
+        "metadata".into(),
+        v1.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    );
+    for (c, f) in EVENT_FIELDS {
+        if let Some(val) = v1.get(*f).filter(|v| !v.is_null()) {
+            out.insert(c.to_string(), val.clone());
+        }
+    }
+    if let Some(series) = v1.get("series").filter(|s| s.is_object()) {
+        out.insert("series".into(), series.clone());
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    #[test]
+    fn events_round_trip_between_the_two_api_groups() {
+        let v1 = json!({ "kind": "Event", "metadata": { "name": "e" }, "regarding": { "name": "p" }, "note": "hi",
+                         "reason": "Started", "type": "Normal", "reportingController": "kdev", "deprecatedCount": 2 });
+        let core = v1_event_to_core(&v1);
+        assert_eq!(core["involvedObject"]["name"], "p");
+        assert_eq!(core["message"], "hi");
+        assert_eq!(core["count"], 2);
+        assert_eq!(core_event_to_v1(&core), v1);
+    }
+
+    #[test]
+    fn a_label_change_is_not_a_spec_change_but_a_replica_change_is() {
+        let reg = Registry::builtin();
+        let Some(res) = reg.get("apps", "v1", "deployments") else {
+            panic!("no deployments")
+        };
+        let a = json!({ "metadata": { "labels": {} }, "spec": { "replicas": 1 }, "status": { "replicas": 0 } });
+        let mut b = a.clone();
+        b["metadata"]["labels"]["x"] = json!("y");
+        b["status"]["replicas"] = json!(1);
+        assert!(!spec_changed(res, &a, &b));
+        b["spec"]["replicas"] = json!(2);
+        assert!(spec_changed(res, &a, &b));
+    }
+
+    #[test]
+    fn secret_string_data_is_folded_into_data() {
+        let reg = Registry::builtin();
+        let Some(res) = reg.get("", "v1", "secrets") else {
+            panic!("no secrets")
+        };
+        let mut s = json!({ "metadata": {}, "stringData": { "user": "admin" } });
+        on_create(res, &mut s);
+        assert_eq!(s["data"]["user"], "YWRtaW4=");
+        assert_eq!(s["type"], "Opaque");
+        assert!(s.get("stringData").is_none());
+    }
+}

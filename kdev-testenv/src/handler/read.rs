@@ -1,0 +1,333 @@
+//! get and list, with selectors, pagination over a consistent snapshot and resourceVersion
+//! semantics ([efficient detection of changes](https://kubernetes.io/docs/reference/using-api/api-concepts/#the-resourceversion-parameter)).
+
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::{Ctx, convert_out, object_response, render, table};
+use crate::registry::{Resource, get_path};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+use crate::store::{ObjKey, Stored};
+
+/// Objects of one resource in key order, shared between the pages of a list.
+type Snapshot = Arc<Vec<Arc<Stored>>>;
+use crate::wire::{self, Body};
+
+/// GET of one object (or its `status` / `scale`).
+pub(crate) fn get(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let stored = ctx
+        .shared
+        .state
+        .lock()
+        .get(ctx.storage(), ctx.ns(), ctx.name())
+        .cloned()
+        .ok_or_else(|| not_found(ctx))?;
+    if ctx.route.subresource.as_deref() == Some("scale") {
+        return Ok(wire::json_value(StatusCode::OK, &scale_of(&ctx.res, &stored.value)));
+    }
+    Ok(object_response(ctx, StatusCode::OK, &stored))
+}
+
+pub(crate) fn not_found(ctx: &Ctx) -> ApiError {
+    ApiError::NotFound {
+        qualified: ctx.res.qualified(),
+        name: ctx.name().to_string(),
+    }
+}
+
+/// The `autoscaling/v1` Scale of an object.
+pub(crate) fn scale_of(res: &Resource, obj: &Value) -> Value {
+    let paths = res.scale.as_ref();
+    let spec = paths
+        .and_then(|p| get_path(obj, &p.spec_replicas))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let status = paths
+        .and_then(|p| get_path(obj, &p.status_replicas))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let selector = paths
+        .and_then(|p| p.label_selector.as_ref().map(|s| (p, s)))
+        .and_then(|(p, s)| {
+            let sel = get_path(obj, s)?;
+            if p.selector_is_object {
+                Some(selector_string(sel))
+            } else {
+                sel.as_str().map(String::from)
+            }
+        });
+    let meta = &obj["metadata"];
+    let mut scale = json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": { "replicas": spec },
+        "status": { "replicas": status },
+    });
+    if let Some(sel) = selector {
+        scale["status"]["selector"] = Value::String(sel);
+    }
+    scale
+}
+
+/// Renders a `metav1.LabelSelector` as the selector string Scale carries.
+fn selector_string(sel: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
+        for (k, v) in m {
+            parts.push(format!("{k}={}", v.as_str().unwrap_or("")));
+        }
+    }
+    if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
+        for e in exprs {
+            let key = e["key"].as_str().unwrap_or("");
+            let values: Vec<&str> = e["values"]
+                .as_array()
+                .map(|v| v.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            match e["operator"].as_str().unwrap_or("") {
+                "In" => parts.push(format!("{key} in ({})", values.join(","))),
+                "NotIn" => parts.push(format!("{key} notin ({})", values.join(","))),
+                "Exists" => parts.push(key.to_string()),
+                "DoesNotExist" => parts.push(format!("!{key}")),
+                _ => {}
+            }
+        }
+    }
+    parts.join(",")
+}
+
+/// The selectors of a list or watch request, checked against what the resource supports.
+pub(crate) struct Filter {
+    pub ns: Option<String>,
+    pub label: LabelSelector,
+    pub field: FieldSelector,
+}
+
+impl Filter {
+    pub(crate) fn from_ctx(ctx: &Ctx) -> Result<Self, ApiError> {
+        let label =
+            LabelSelector::parse(ctx.query.str("labelSelector")).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let field =
+            FieldSelector::parse(ctx.query.str("fieldSelector")).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let field = if field.is_empty() {
+            Ok(field)
+        } else if ctx.res.crd.is_some() {
+            let selectable: Vec<&str> = ctx.res.selectable_fields.iter().map(String::as_str).collect();
+            field.for_custom_resource(ctx.res.namespaced, &selectable)
+        } else {
+            field.for_resource(&ctx.res.group, &ctx.res.plural)
+        }
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok(Filter {
+            ns: ctx.route.namespace.clone(),
+            label,
+            field,
+        })
+    }
+
+    /// Whether an object (in storage form, converted to the served form for field lookups) matches.
+    pub(crate) fn matches(&self, res: &Resource, version: &str, obj: &Value) -> bool {
+        if let Some(ns) = &self.ns
+            && obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("") != ns
+        {
+            return false;
+        }
+        if !self
+            .label
+            .matches(obj.pointer("/metadata/labels").and_then(Value::as_object))
+        {
+            return false;
+        }
+        if self.field.is_empty() {
+            return true;
+        }
+        if res.conversion == crate::registry::Conversion::None {
+            self.field.matches(obj)
+        } else {
+            self.field.matches(&convert_out(res, version, obj))
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.label.is_empty() && self.field.is_empty()
+    }
+}
+
+/// A continue token: the list's resourceVersion and the last key returned.
+fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
+    let raw = json!({ "v": "meta.k8s.io/v1", "rv": rv, "start": format!("{ns}/{name}\u{0}") });
+    base64::engine::general_purpose::URL_SAFE.encode(raw.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(u64, String, String), ApiError> {
+    let bad = || ApiError::BadRequest(format!("continue key is not valid: {token:?}"));
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let rv = v["rv"].as_u64().ok_or_else(bad)?;
+    let start = v["start"].as_str().ok_or_else(bad)?.trim_end_matches('\u{0}');
+    let (ns, name) = start.split_once('/').ok_or_else(bad)?;
+    Ok((rv, ns.to_string(), name.to_string()))
+}
+
+/// LIST of a collection.
+pub(crate) fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let filter = Filter::from_ctx(ctx)?;
+    let limit = ctx.query.uint("limit")?.filter(|l| *l > 0).map(|l| l as usize);
+    let rv_param = ctx.query.str("resourceVersion");
+    let rv_match = ctx.query.str("resourceVersionMatch");
+    let cont = ctx.query.str("continue");
+    if !rv_match.is_empty() && rv_param.is_empty() {
+        return Err(ApiError::BadRequest(
+            "resourceVersionMatch is forbidden unless resourceVersion is provided".into(),
+        ));
+    }
+    if !cont.is_empty() && !rv_param.is_empty() && rv_param != "0" {
+        return Err(ApiError::BadRequest(
+            "specifying resource version is not allowed when using continue".into(),
+        ));
+    }
+
+    let (page, list_rv, next, remaining) = {
+        let mut st = ctx.shared.state.lock();
+        let current = st.rv();
+        let (items, list_rv, after): (Snapshot, u64, Option<ObjKey>) = if !cont.is_empty() {
+            let (rv, ns, name) = decode_continue(cont)?;
+            let items = st.snapshot_at(ctx.storage(), rv).ok_or_else(|| {
+                ApiError::Expired(
+                    "The provided continue parameter is too old to display a consistent list result. You can start \
+                     a new list without the continue parameter, or use the continue token in this response to \
+                     retrieve the remainder of the results. Continuing with the provided token results in an \
+                     inconsistent list - objects that were created, modified, or deleted between the time the first \
+                     chunk was returned and now may show up in the list."
+                        .into(),
+                )
+            })?;
+            (items, rv, Some((ns, name)))
+        } else {
+            let wanted: Option<u64> = match rv_param {
+                "" | "0" => None,
+                v => Some(
+                    v.parse()
+                        .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {v:?}")))?,
+                ),
+            };
+            match (wanted, rv_match) {
+                (Some(rv), "Exact") => {
+                    if rv > current {
+                        return Err(too_large(rv, current));
+                    }
+                    let items = st
+                        .snapshot_at(ctx.storage(), rv)
+                        .ok_or_else(|| ApiError::Expired(format!("too old resource version: {rv} ({current})")))?;
+                    (items, rv, None)
+                }
+                (Some(rv), "" | "NotOlderThan") if rv > current => return Err(too_large(rv, current)),
+                (_, "" | "NotOlderThan" | "Exact") => {
+                    let items = if limit.is_some() {
+                        st.keep_snapshot(ctx.storage())
+                    } else {
+                        Arc::new(st.list(ctx.storage(), filter.ns.as_deref()))
+                    };
+                    (items, current, None)
+                }
+                (_, other) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+                    )));
+                }
+            }
+        };
+        let start = match &after {
+            Some((ns, name)) => items.partition_point(|o| key_of(o) <= (ns.as_str(), name.as_str())),
+            None => 0,
+        };
+        let mut page = Vec::new();
+        let mut next = None;
+        let mut idx = start;
+        while idx < items.len() {
+            let o = &items[idx];
+            idx += 1;
+            if !filter.matches(&ctx.res, ctx.version(), &o.value) {
+                continue;
+            }
+            if limit.is_some_and(|l| page.len() >= l) {
+                let last: &Arc<Stored> = page.last().unwrap_or(o);
+                let (ns, name) = key_of(last);
+                next = Some(encode_continue(list_rv, ns, name));
+                idx -= 1;
+                break;
+            }
+            page.push(o.clone());
+        }
+        let remaining = match (&next, filter.is_empty()) {
+            (Some(_), true) => Some(
+                items[idx..]
+                    .iter()
+                    .filter(|o| filter.matches(&ctx.res, ctx.version(), &o.value))
+                    .count(),
+            ),
+            _ => None,
+        };
+        (page, list_rv, next, remaining)
+    };
+
+    if ctx.wants_table() {
+        let objs: Vec<Value> = page
+            .iter()
+            .map(|o| convert_out(&ctx.res, ctx.version(), &o.value))
+            .collect();
+        return Ok(wire::json_value(
+            StatusCode::OK,
+            &table::table(&ctx.res, ctx.version(), &objs, &list_rv.to_string(), next.as_deref()),
+        ));
+    }
+    let mut meta = json!({ "resourceVersion": list_rv.to_string() });
+    if let Some(next) = &next {
+        meta["continue"] = Value::String(next.clone());
+    }
+    if let Some(r) = remaining {
+        meta["remainingItemCount"] = json!(r);
+    }
+    let head = format!(
+        "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
+        ctx.res.list_kind,
+        ctx.res.api_version(ctx.version()),
+        meta
+    );
+    let rendered: Vec<Bytes> = page.iter().map(|o| render(&ctx.res, ctx.version(), o)).collect();
+    let size = head.len() + rendered.iter().map(|b| b.len() + 1).sum::<usize>() + 2;
+    let mut buf = BytesMut::with_capacity(size);
+    buf.put_slice(head.as_bytes());
+    for (i, b) in rendered.iter().enumerate() {
+        if i > 0 {
+            buf.put_u8(b',');
+        }
+        buf.put_slice(b);
+    }
+    buf.put_slice(b"]}");
+    Ok(wire::json(StatusCode::OK, buf.freeze()))
+}
+
+fn key_of(o: &Stored) -> (&str, &str) {
+    let m = &o.value["metadata"];
+    (m["namespace"].as_str().unwrap_or(""), m["name"].as_str().unwrap_or(""))
+}
+
+pub(crate) fn too_large(rv: u64, current: u64) -> ApiError {
+    ApiError::Injected {
+        code: 504,
+        retry_after: Some(1),
+        message: format!("Too large resource version: {rv}, current: {current}"),
+    }
+}

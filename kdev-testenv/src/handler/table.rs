@@ -1,0 +1,221 @@
+//! `meta.k8s.io/v1` Table output, what kubectl asks for to print `kubectl get`
+//! ([receiving resources as Tables](https://kubernetes.io/docs/reference/using-api/api-concepts/#receiving-resources-as-tables)).
+
+use serde_json::{Value, json};
+
+use crate::registry::{PrinterColumn, Resource};
+
+/// Computes a built-in type's extra cells of one row.
+type Cells = fn(&Value) -> Vec<Value>;
+
+fn col(name: &str, ty: &str, format: &str, priority: i64) -> Value {
+    json!({ "name": name, "type": ty, "format": format, "description": "", "priority": priority })
+}
+
+/// A Table of `objects` (already in the served version).
+pub(crate) fn table(res: &Resource, version: &str, objects: &[Value], rv: &str, next: Option<&str>) -> Value {
+    let custom: Option<&Vec<PrinterColumn>> = res.crd.as_ref().and_then(|c| c.get(version)).map(|v| &v.columns);
+    let mut defs = vec![col("Name", "string", "name", 0)];
+    let rows: Vec<Value>;
+    if let Some(cols) = custom.filter(|c| !c.is_empty()) {
+        for c in cols {
+            defs.push(json!({ "name": c.name, "type": c.type_, "format": c.format, "description": c.description, "priority": c.priority }));
+        }
+        if !cols.iter().any(|c| c.name == "Age") {
+            defs.push(col("Age", "date", "", 0));
+        }
+        rows = objects
+            .iter()
+            .map(|o| {
+                let mut cells = vec![name(o)];
+                cells.extend(cols.iter().map(|c| json_path(o, &c.json_path)));
+                if !cols.iter().any(|c| c.name == "Age") {
+                    cells.push(created(o));
+                }
+                row(o, cells)
+            })
+            .collect();
+    } else {
+        let (extra, f): (Vec<Value>, Cells) = match (res.group.as_str(), res.plural.as_str()) {
+            ("", "pods") => (
+                vec![
+                    col("Ready", "string", "", 0),
+                    col("Status", "string", "", 0),
+                    col("Restarts", "string", "", 0),
+                ],
+                |o| {
+                    let statuses = o.pointer("/status/containerStatuses").and_then(Value::as_array);
+                    let total = o
+                        .pointer("/spec/containers")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len);
+                    let ready = statuses.map_or(0, |s| s.iter().filter(|c| c["ready"] == true).count());
+                    let restarts: i64 =
+                        statuses.map_or(0, |s| s.iter().filter_map(|c| c["restartCount"].as_i64()).sum());
+                    let status = if o.pointer("/metadata/deletionTimestamp").is_some() {
+                        "Terminating".to_string()
+                    } else {
+                        o.pointer("/status/phase")
+                            .and_then(Value::as_str)
+                            .unwrap_or("Pending")
+                            .to_string()
+                    };
+                    vec![
+                        json!(format!("{ready}/{total}")),
+                        json!(status),
+                        json!(restarts.to_string()),
+                    ]
+                },
+            ),
+            ("apps", "deployments" | "replicasets" | "statefulsets") => (
+                vec![
+                    col("Ready", "string", "", 0),
+                    col("Up-to-date", "integer", "", 0),
+                    col("Available", "integer", "", 0),
+                ],
+                |o| {
+                    let n = |p: &str| o.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+                    vec![
+                        json!(format!("{}/{}", n("/status/readyReplicas"), n("/spec/replicas"))),
+                        json!(n("/status/updatedReplicas")),
+                        json!(n("/status/availableReplicas")),
+                    ]
+                },
+            ),
+            ("", "namespaces") => (vec![col("Status", "string", "", 0)], |o| {
+                vec![o.pointer("/status/phase").cloned().unwrap_or(json!(""))]
+            }),
+            ("", "configmaps" | "secrets") => (vec![col("Data", "integer", "", 0)], |o| {
+                vec![json!(o.get("data").and_then(Value::as_object).map_or(0, |m| m.len()))]
+            }),
+            ("", "services") => (
+                vec![
+                    col("Type", "string", "", 0),
+                    col("Cluster-IP", "string", "", 0),
+                    col("Port(s)", "string", "", 0),
+                ],
+                |o| {
+                    let ports: Vec<String> = o
+                        .pointer("/spec/ports")
+                        .and_then(Value::as_array)
+                        .map(|ps| {
+                            ps.iter()
+                                .map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP")))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    vec![
+                        o.pointer("/spec/type").cloned().unwrap_or(json!("")),
+                        o.pointer("/spec/clusterIP").cloned().unwrap_or(json!("")),
+                        json!(if ports.is_empty() {
+                            "<none>".to_string()
+                        } else {
+                            ports.join(",")
+                        }),
+                    ]
+                },
+            ),
+            ("coordination.k8s.io", "leases") => (vec![col("Holder", "string", "", 0)], |o| {
+                vec![o.pointer("/spec/holderIdentity").cloned().unwrap_or(json!(""))]
+            }),
+            _ => (vec![], |_| vec![]),
+        };
+        defs.extend(extra);
+        defs.push(col("Age", "date", "", 0));
+        rows = objects
+            .iter()
+            .map(|o| {
+                let mut cells = vec![name(o)];
+                cells.extend(f(o));
+                cells.push(created(o));
+                row(o, cells)
+            })
+            .collect();
+    }
+    let mut meta = json!({ "resourceVersion": rv });
+    if let Some(n) = next {
+        meta["continue"] = json!(n);
+    }
+    json!({ "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": defs, "rows": rows })
+}
+
+fn name(o: &Value) -> Value {
+    o.pointer("/metadata/name").cloned().unwrap_or(json!(""))
+}
+
+fn created(o: &Value) -> Value {
+    o.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null)
+}
+
+fn row(o: &Value, cells: Vec<Value>) -> Value {
+    json!({
+        "cells": cells,
+        "object": { "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({})) },
+    })
+}
+
+/// Evaluates the simple JSONPath forms printer columns use: `.a.b`, `.a[0].b`, and
+/// `.a[?(@.type=="Ready")].status`.
+pub(crate) fn json_path(obj: &Value, path: &str) -> Value {
+    let mut cur = obj;
+    let mut rest = path
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim_start_matches('.');
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('[') {
+            let Some(end) = after.find(']') else { return Value::Null };
+            let inner = &after[..end];
+            rest = after[end + 1..].trim_start_matches('.');
+            if let Ok(i) = inner.parse::<usize>() {
+                match cur.get(i) {
+                    Some(v) => cur = v,
+                    None => return Value::Null,
+                }
+            } else if let Some(filter) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
+                let Some((field, want)) = filter.split_once("==") else {
+                    return Value::Null;
+                };
+                let want = want.trim().trim_matches('"').trim_matches('\'');
+                let found = cur.as_array().and_then(|a| {
+                    a.iter()
+                        .find(|e| e.get(field.trim()).and_then(Value::as_str) == Some(want))
+                });
+                match found {
+                    Some(v) => cur = v,
+                    None => return Value::Null,
+                }
+            } else {
+                return Value::Null;
+            }
+            continue;
+        }
+        let end = rest.find(['.', '[']).unwrap_or(rest.len());
+        let key = &rest[..end];
+        match cur.get(key) {
+            Some(v) => cur = v,
+            None => return Value::Null,
+        }
+        rest = rest[end..].trim_start_matches('.');
+    }
+    cur.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printer_column_paths_follow_indexes_and_filters() {
+        let o = json!({ "spec": { "replicas": 3 }, "status": { "conditions": [
+            { "type": "Progressing", "status": "True" }, { "type": "Ready", "status": "False" } ] } });
+        assert_eq!(json_path(&o, ".spec.replicas"), json!(3));
+        assert_eq!(json_path(&o, ".status.conditions[1].type"), json!("Ready"));
+        assert_eq!(
+            json_path(&o, ".status.conditions[?(@.type==\"Ready\")].status"),
+            json!("False")
+        );
+        assert_eq!(json_path(&o, ".spec.missing"), Value::Null);
+    }
+}

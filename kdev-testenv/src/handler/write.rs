@@ -1,0 +1,705 @@
+//! create, update and patch, with the `status`, `scale` and `binding` subresources
+//! (`k8s.io/apiserver/pkg/registry/generic/registry/store.go`, `pkg/endpoints/handlers`).
+
+use std::sync::Arc;
+
+use http::{Response, StatusCode, header};
+use serde_json::{Map, Value, json};
+
+use super::{Ctx, convert_in, convert_out, delete, object_response, prepare, read};
+use crate::meta;
+use crate::registry::Resource;
+use crate::schema::Cause;
+use crate::status::ApiError;
+use crate::store::{State, Stored};
+use crate::wire::{self, Body};
+
+/// POST to a collection (or `pods/{name}/binding`).
+pub(crate) fn create(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    match ctx.route.subresource.as_deref() {
+        Some("binding") => return binding(ctx),
+        Some(_) => return Err(ApiError::MethodNotAllowed),
+        None => {}
+    }
+    if ctx.route.name.is_some() {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    if ctx.res.namespaced && ctx.route.namespace.is_none() {
+        return Err(ApiError::NoRoute);
+    }
+    let obj = ctx.body_json()?;
+    check_type_meta(&ctx.res, ctx.version(), &obj)?;
+    let stored = {
+        let mut st = ctx.shared.state.lock();
+        create_object(
+            &mut st,
+            &ctx.res,
+            ctx.version(),
+            ctx.ns(),
+            obj,
+            Some(&ctx.manager()),
+            ctx.dry_run(),
+        )?
+    };
+    Ok(object_response(ctx, StatusCode::CREATED, &stored))
+}
+
+/// PUT of an object, its `status` or its `scale`.
+pub(crate) fn update(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let obj = ctx.body_json()?;
+    let sub = ctx.route.subresource.as_deref();
+    let mut st = ctx.shared.state.lock();
+    if sub == Some("scale") {
+        let old = st
+            .get(ctx.storage(), ctx.ns(), ctx.name())
+            .cloned()
+            .ok_or_else(|| read::not_found(ctx))?;
+        let new = apply_scale(ctx, &old, &obj)?;
+        let stored = update_object(
+            &mut st,
+            &ctx.res,
+            ctx.version(),
+            ctx.ns(),
+            ctx.name(),
+            new,
+            Some(&ctx.manager()),
+            None,
+            ctx.dry_run(),
+        )?;
+        return Ok(wire::json_value(
+            StatusCode::OK,
+            &read::scale_of(&ctx.res, &stored.value),
+        ));
+    }
+    if sub == Some("finalize") {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    check_type_meta(&ctx.res, ctx.version(), &obj)?;
+    let stored = update_object(
+        &mut st,
+        &ctx.res,
+        ctx.version(),
+        ctx.ns(),
+        ctx.name(),
+        obj,
+        Some(&ctx.manager()),
+        sub,
+        ctx.dry_run(),
+    )?;
+    drop(st);
+    Ok(object_response(ctx, StatusCode::OK, &stored))
+}
+
+/// PATCH: JSON patch, merge patch, strategic merge patch, or server-side apply.
+pub(crate) fn patch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let content_type = ctx
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let sub = ctx.route.subresource.as_deref();
+    let manager = ctx.manager();
+    let now = meta::now();
+    let api_version = ctx.res.api_version(ctx.version());
+    let mut st = ctx.shared.state.lock();
+    let old = st.get(ctx.storage(), ctx.ns(), ctx.name()).cloned();
+
+    if content_type == "application/apply-patch+yaml" {
+        if ctx.query.get("fieldManager").is_none_or(str::is_empty) {
+            return Err(ApiError::Invalid {
+                kind: "PatchOptions".into(),
+                group: "meta.k8s.io".into(),
+                name: String::new(),
+                causes: vec![Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value: is required for apply patch".into(),
+                    field: "fieldManager".into(),
+                }],
+            });
+        }
+        let applied: Value = serde_saphyr::from_slice(&ctx.body)
+            .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
+        if !applied.is_object() {
+            return Err(ApiError::BadRequest("apply patch must be an object".into()));
+        }
+        check_type_meta(&ctx.res, ctx.version(), &applied)?;
+        let force = ctx.query.flag("force");
+        let live = old.as_ref().map(|o| convert_out(&ctx.res, ctx.version(), &o.value));
+        let merged = crate::patch::apply(live.as_ref(), &applied, &manager, force, &now, &api_version)
+            .map_err(|e| patch_error(&ctx.res, ctx.name(), e))?;
+        let (code, stored) = match old {
+            None if sub.is_none() => (
+                StatusCode::CREATED,
+                create_object(&mut st, &ctx.res, ctx.version(), ctx.ns(), merged, None, ctx.dry_run())?,
+            ),
+            None => return Err(read::not_found(ctx)),
+            Some(_) => (
+                StatusCode::OK,
+                update_object(
+                    &mut st,
+                    &ctx.res,
+                    ctx.version(),
+                    ctx.ns(),
+                    ctx.name(),
+                    merged,
+                    None,
+                    sub,
+                    ctx.dry_run(),
+                )?,
+            ),
+        };
+        drop(st);
+        return Ok(object_response(ctx, code, &stored));
+    }
+
+    let old = old.ok_or_else(|| read::not_found(ctx))?;
+    let doc = if sub == Some("scale") {
+        read::scale_of(&ctx.res, &old.value)
+    } else {
+        convert_out(&ctx.res, ctx.version(), &old.value)
+    };
+    let body = ctx.body_json()?;
+    let doc = match content_type.as_str() {
+        "application/json-patch+json" => crate::patch::json_patch(&doc, &body),
+        "application/merge-patch+json" => crate::patch::merge_patch(&doc, &body),
+        "application/strategic-merge-patch+json" => {
+            if !ctx.res.strategic || sub == Some("scale") {
+                return Err(ApiError::UnsupportedMediaType(
+                    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into(),
+                ));
+            }
+            crate::patch::strategic_merge_patch(&ctx.res.group, &ctx.res.kind, &doc, &body)
+        }
+        _ => {
+            return Err(ApiError::UnsupportedMediaType(
+                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, \
+                 application/strategic-merge-patch+json"
+                    .into(),
+            ));
+        }
+    }
+    .map_err(|e| patch_error(&ctx.res, ctx.name(), e))?;
+    if sub == Some("scale") {
+        let new = apply_scale(ctx, &old, &doc)?;
+        let stored = update_object(
+            &mut st,
+            &ctx.res,
+            ctx.version(),
+            ctx.ns(),
+            ctx.name(),
+            new,
+            Some(&manager),
+            None,
+            ctx.dry_run(),
+        )?;
+        return Ok(wire::json_value(
+            StatusCode::OK,
+            &read::scale_of(&ctx.res, &stored.value),
+        ));
+    }
+    let stored = update_object(
+        &mut st,
+        &ctx.res,
+        ctx.version(),
+        ctx.ns(),
+        ctx.name(),
+        doc,
+        Some(&manager),
+        sub,
+        ctx.dry_run(),
+    )?;
+    drop(st);
+    Ok(object_response(ctx, StatusCode::OK, &stored))
+}
+
+fn patch_error(res: &Resource, name: &str, e: crate::patch::Error) -> ApiError {
+    use crate::patch::Error as E;
+    match e {
+        E::Conflicts(conflicts) => ApiError::ApplyConflict {
+            qualified: res.qualified(),
+            name: name.to_string(),
+            message: crate::patch::conflicts_message(&conflicts),
+            causes: conflicts
+                .into_iter()
+                .map(|c| Cause {
+                    reason: "FieldManagerConflict".into(),
+                    message: format!("conflict with {}", c.owner()),
+                    field: c.field,
+                })
+                .collect(),
+        },
+        other => match other.status_code() {
+            422 => ApiError::Invalid {
+                kind: res.kind.clone(),
+                group: res.group.clone(),
+                name: name.to_string(),
+                causes: vec![Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: other.to_string(),
+                    field: String::new(),
+                }],
+            },
+            415 => ApiError::UnsupportedMediaType(
+                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into(),
+            ),
+            413 => ApiError::TooLarge(crate::patch::MAX_JSON_PATCH_OPERATIONS),
+            500 => ApiError::Internal(other.to_string()),
+            _ => ApiError::BadRequest(other.to_string()),
+        },
+    }
+}
+
+/// The object with the Scale's `spec.replicas` written to its replicas path.
+fn apply_scale(ctx: &Ctx, old: &Stored, scale: &Value) -> Result<Value, ApiError> {
+    let paths = ctx.res.scale.as_ref().ok_or(ApiError::NoRoute)?;
+    let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+    if replicas < 0 {
+        return Err(ApiError::Invalid {
+            kind: "Scale".into(),
+            group: "autoscaling".into(),
+            name: ctx.name().to_string(),
+            causes: vec![Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                field: "spec.replicas".into(),
+            }],
+        });
+    }
+    if let Some(rv) = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+        && !rv.is_empty()
+        && rv != old.rv.to_string()
+    {
+        return Err(conflict(&ctx.res, ctx.name()));
+    }
+    let mut new = convert_out(&ctx.res, ctx.version(), &old.value);
+    set_path(&mut new, &paths.spec_replicas, json!(replicas));
+    Ok(new)
+}
+
+fn set_path(obj: &mut Value, path: &str, value: Value) {
+    let segs: Vec<&str> = path.trim_start_matches('.').split('.').collect();
+    let Some((last, parents)) = segs.split_last() else {
+        return;
+    };
+    let mut cur = obj;
+    for p in parents {
+        let Some(m) = cur.as_object_mut() else { return };
+        cur = m.entry(p.to_string()).or_insert_with(|| json!({}));
+    }
+    if let Some(m) = cur.as_object_mut() {
+        m.insert(last.to_string(), value);
+    }
+}
+
+/// POST `pods/{name}/binding`: assigns the pod to a node, once.
+fn binding(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let b = ctx.body_json()?;
+    let node = b
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if node.is_empty() {
+        return Err(ApiError::Invalid {
+            kind: "Binding".into(),
+            group: String::new(),
+            name: ctx.name().to_string(),
+            causes: vec![Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value".into(),
+                field: "target.name".into(),
+            }],
+        });
+    }
+    let mut st = ctx.shared.state.lock();
+    let old = st
+        .get(ctx.storage(), ctx.ns(), ctx.name())
+        .cloned()
+        .ok_or_else(|| read::not_found(ctx))?;
+    if let Some(cur) = old
+        .value
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
+        return Err(ApiError::Conflict {
+            qualified: "pods".into(),
+            name: ctx.name().to_string(),
+            detail: format!("pod {} is already assigned to node \"{cur}\"", ctx.name()),
+        });
+    }
+    let mut new = old.value.clone();
+    new["spec"]["nodeName"] = json!(node);
+    let cond =
+        json!({ "type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": meta::now() });
+    match new["status"]["conditions"].as_array_mut() {
+        Some(c) => {
+            c.retain(|x| x["type"] != "PodScheduled");
+            c.push(cond);
+        }
+        None => new["status"]["conditions"] = json!([cond]),
+    }
+    let key = (ctx.ns().to_string(), ctx.name().to_string());
+    st.put(ctx.storage(), key, new);
+    Ok(wire::json_value(
+        StatusCode::CREATED,
+        &json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 }),
+    ))
+}
+
+/// The body's apiVersion and kind must name this endpoint's type.
+pub(crate) fn check_type_meta(res: &Resource, version: &str, obj: &Value) -> Result<(), ApiError> {
+    if !obj.is_object() {
+        return Err(ApiError::BadRequest(
+            "the body of the request must be a JSON object".into(),
+        ));
+    }
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    if kind.is_empty() {
+        return Err(ApiError::BadRequest(format!("Object 'Kind' is missing in '{obj}'")));
+    }
+    let expected = res.api_version(version);
+    if av != expected {
+        return Err(ApiError::BadRequest(format!(
+            "the API version in the data ({av}) does not match the expected API version ({expected})"
+        )));
+    }
+    if kind != res.kind {
+        return Err(ApiError::BadRequest(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            res.kind
+        )));
+    }
+    Ok(())
+}
+
+fn invalid(res: &Resource, name: &str, causes: Vec<Cause>) -> ApiError {
+    ApiError::Invalid {
+        kind: res.kind.clone(),
+        group: res.group.clone(),
+        name: name.to_string(),
+        causes,
+    }
+}
+
+fn conflict(res: &Resource, name: &str) -> ApiError {
+    ApiError::Conflict {
+        qualified: res.qualified(),
+        name: name.to_string(),
+        detail: "the object has been modified; please apply your changes to the latest version and try again".into(),
+    }
+}
+
+fn meta_mut(obj: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
+    let m = obj
+        .as_object_mut()
+        .ok_or_else(|| ApiError::BadRequest("the object must be a JSON object".into()))?;
+    let meta = m.entry("metadata").or_insert_with(|| json!({}));
+    if !meta.is_object() {
+        *meta = json!({});
+    }
+    meta.as_object_mut()
+        .ok_or_else(|| ApiError::BadRequest("metadata must be an object".into()))
+}
+
+/// Schema pruning, defaulting and validation for custom resources; type checks for built-ins;
+/// name, label and annotation checks for all.
+fn admit(res: &Resource, version: &str, obj: &mut Value, creating: bool) -> Result<(), ApiError> {
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut causes: Vec<Cause> = Vec::new();
+    if creating {
+        for detail in meta::check_name(&name, res.name_rule) {
+            causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!("Invalid value: \"{name}\": {detail}"),
+                field: "metadata.name".into(),
+            });
+        }
+    }
+    if let Some(m) = obj.get("metadata").and_then(Value::as_object) {
+        causes.extend(meta::check_labels_and_annotations(m));
+    }
+    if let Some(schema) = res
+        .crd
+        .as_ref()
+        .and_then(|c| c.get(version))
+        .and_then(|v| v.schema.as_ref())
+    {
+        schema.prune(obj);
+        schema.default(obj);
+        causes.extend(schema.validate(obj));
+    } else {
+        causes.extend(prepare::validate(res, obj));
+    }
+    if res.group == "apiextensions.k8s.io" {
+        causes.extend(crate::schema::validate_crd(obj));
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(res, &name, causes))
+    }
+}
+
+/// Creates an object (in `version`'s form) under the lock: names, metadata, defaults,
+/// validation, the namespace check, then storage and the post-create hooks.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn create_object(
+    st: &mut State,
+    res: &Arc<Resource>,
+    version: &str,
+    ns: &str,
+    mut obj: Value,
+    manager: Option<&str>,
+    dry_run: bool,
+) -> Result<Arc<Stored>, ApiError> {
+    let m = meta_mut(&mut obj)?;
+    if res.namespaced {
+        let body_ns = m.get("namespace").and_then(Value::as_str).unwrap_or("");
+        if !body_ns.is_empty() && body_ns != ns {
+            return Err(ApiError::BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request".into(),
+            ));
+        }
+        m.insert("namespace".into(), json!(ns));
+    } else {
+        m.remove("namespace");
+    }
+    if m.get("resourceVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty())
+    {
+        return Err(ApiError::Internal(
+            "resourceVersion should not be set on objects to be created".into(),
+        ));
+    }
+    let given = m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    let generate = m.get("generateName").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = match (given.is_empty(), generate.is_empty()) {
+        (false, _) => given,
+        (true, false) => {
+            let mut candidate = format!("{generate}{}", meta::name_suffix());
+            for _ in 0..8 {
+                if st.get(&res.storage, ns, &candidate).is_none() {
+                    break;
+                }
+                candidate = format!("{generate}{}", meta::name_suffix());
+            }
+            candidate
+        }
+        (true, true) => {
+            return Err(invalid(
+                res,
+                "",
+                vec![Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value: name or generateName is required".into(),
+                    field: "metadata.name".into(),
+                }],
+            ));
+        }
+    };
+    m.insert("name".into(), json!(name));
+    m.insert("uid".into(), json!(meta::uid()));
+    m.insert("creationTimestamp".into(), json!(meta::now()));
+    for k in ["deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        m.remove(k);
+    }
+    if manager.is_some() {
+        m.remove("managedFields");
+    }
+    if res.generation {
+        m.insert("generation".into(), json!(1));
+    } else {
+        m.remove("generation");
+    }
+    if res.namespaced {
+        match st.get("/namespaces", "", ns) {
+            None => {
+                return Err(ApiError::NotFound {
+                    qualified: "namespaces".into(),
+                    name: ns.to_string(),
+                });
+            }
+            Some(n) if n.value.pointer("/metadata/deletionTimestamp").is_some() => {
+                return Err(ApiError::Forbidden {
+                    qualified: res.qualified(),
+                    name: name.clone(),
+                    message: format!(
+                        "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        res.qualified()
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    prepare::on_create(res, &mut obj);
+    admit(res, version, &mut obj, true)?;
+    if st.get(&res.storage, ns, &name).is_some() {
+        return Err(ApiError::AlreadyExists {
+            qualified: res.qualified(),
+            name,
+        });
+    }
+    if let Some(manager) = manager {
+        crate::patch::record_update(None, &mut obj, manager, &meta::now(), &res.api_version(version));
+    }
+    let obj = convert_in(res, obj);
+    if dry_run {
+        return Ok(Stored::new(obj, st.rv()));
+    }
+    let stored = st.put(&res.storage, (ns.to_string(), name), obj);
+    delete::after_create(st, res, &stored);
+    Ok(stored)
+}
+
+/// Replaces an object (or its status) under the lock, with kube-apiserver's update rules.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn update_object(
+    st: &mut State,
+    res: &Arc<Resource>,
+    version: &str,
+    ns: &str,
+    name: &str,
+    mut new: Value,
+    manager: Option<&str>,
+    sub: Option<&str>,
+    dry_run: bool,
+) -> Result<Arc<Stored>, ApiError> {
+    let old = st
+        .get(&res.storage, ns, name)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound {
+            qualified: res.qualified(),
+            name: name.to_string(),
+        })?;
+    let body_name = new.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    if !body_name.is_empty() && body_name != name {
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    let body_ns = new.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
+    if res.namespaced && !body_ns.is_empty() && body_ns != ns {
+        return Err(ApiError::BadRequest(
+            "the namespace of the provided object does not match the namespace sent on the request".into(),
+        ));
+    }
+    if let Some(rv) = new.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+        && !rv.is_empty()
+        && rv != old.rv.to_string()
+    {
+        return Err(conflict(res, name));
+    }
+    let old_served = convert_out(res, version, &old.value);
+    let old_meta = old_served.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    match sub {
+        Some("status") => {
+            let status = new.get("status").cloned();
+            new = old_served.clone();
+            if let Some(m) = new.as_object_mut() {
+                match status {
+                    Some(s) => m.insert("status".into(), s),
+                    None => m.remove("status"),
+                };
+            }
+        }
+        _ if res.status => {
+            if let Some(m) = new.as_object_mut() {
+                match old_served.get("status") {
+                    Some(s) => m.insert("status".into(), s.clone()),
+                    None => m.remove("status"),
+                };
+            }
+        }
+        _ => {}
+    }
+    let m = meta_mut(&mut new)?;
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "name",
+        "namespace",
+    ] {
+        match old_meta.get(k) {
+            Some(v) => m.insert(k.to_string(), v.clone()),
+            None => m.remove(k),
+        };
+    }
+    m.remove("selfLink");
+    if !m.contains_key("managedFields")
+        && let Some(mf) = old_meta.get("managedFields")
+    {
+        m.insert("managedFields".into(), mf.clone());
+    }
+    if old_meta.get("deletionTimestamp").is_some() {
+        let had: Vec<&Value> = old_meta
+            .get("finalizers")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        let added = m
+            .get("finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|now| now.iter().any(|f| !had.contains(&f)));
+        if added {
+            return Err(invalid(
+                res,
+                name,
+                vec![Cause {
+                    reason: "FieldValueForbidden".into(),
+                    message: "Forbidden: no new finalizers can be added if the object is being deleted".into(),
+                    field: "metadata.finalizers".into(),
+                }],
+            ));
+        }
+    }
+    prepare::on_update(res, &mut new);
+    admit(res, version, &mut new, false)?;
+    if same_content(&old_served, &new) {
+        return Ok(old);
+    }
+    if res.generation && prepare::spec_changed(res, &old_served, &new) {
+        let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        meta_mut(&mut new)?.insert("generation".into(), json!(g));
+    }
+    if let Some(manager) = manager {
+        crate::patch::record_update(
+            Some(&old_served),
+            &mut new,
+            manager,
+            &meta::now(),
+            &res.api_version(version),
+        );
+    }
+    let new = convert_in(res, new);
+    if dry_run {
+        return Ok(Stored::new(new, old.rv));
+    }
+    let key = (ns.to_string(), name.to_string());
+    let stored = st.put(&res.storage, key.clone(), new);
+    Ok(delete::after_update(st, res, stored))
+}
+
+/// Equal apart from resourceVersion and managedFields: such a write changes nothing.
+fn same_content(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            m.remove("managedFields");
+        }
+        v
+    };
+    strip(old) == strip(new)
+}

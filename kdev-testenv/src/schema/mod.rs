@@ -1,0 +1,427 @@
+//! Structural schemas of CustomResourceDefinitions: CRD validation, and validation, defaulting and
+//! pruning of custom resources, as kube-apiserver does them
+//! ([apiextensions-apiserver](https://github.com/kubernetes/kubernetes/tree/master/staging/src/k8s.io/apiextensions-apiserver/pkg/apiserver/schema),
+//! [kube-openapi validate](https://github.com/kubernetes/kube-openapi/tree/master/pkg/validation/validate)).
+//!
+//! A [`Schema`] is compiled once per CRD version from its `openAPIV3Schema` (regex patterns are
+//! compiled then) and is then used for each request in kube's order: [`Schema::prune`],
+//! [`Schema::default`], [`Schema::validate`]. [`validate_crd`] checks a CRD itself on create and
+//! update.
+//!
+//! # Caveats
+//!
+//! CEL rules (`x-kubernetes-validations`) are accepted and ignored: they are neither compiled nor
+//! evaluated, so objects a real cluster would reject with a CEL message are admitted.
+//!
+//! # Untrusted input
+//!
+//! Schemas and objects may be arbitrary JSON: every function returns causes or an [`Error`],
+//! never panics.
+
+mod cause;
+mod crd;
+mod default;
+mod format;
+mod prune;
+mod structural;
+mod validate;
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use serde_json::{Map, Value};
+
+pub use cause::{Cause, go_quote, go_value, status_message};
+pub use crd::validate_crd;
+
+/// Errors from compiling a schema.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A schema node (at a JSON pointer into the schema) is not a JSON object.
+    #[error("schema node at {pointer:?} is not an object")]
+    NodeNotObject {
+        /// JSON pointer of the node.
+        pointer: String,
+    },
+    /// A keyword has a value of the wrong JSON type.
+    #[error("schema keyword {keyword:?} at {pointer:?} has the wrong type")]
+    KeywordType {
+        /// JSON pointer of the node.
+        pointer: String,
+        /// The keyword.
+        keyword: String,
+    },
+    /// A `pattern` is not a valid regular expression.
+    #[error("schema pattern at {pointer:?} does not compile")]
+    Pattern {
+        /// JSON pointer of the node.
+        pointer: String,
+        /// Why the regex failed.
+        #[source]
+        source: Box<regex::Error>,
+    },
+}
+
+/// A `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Formats kube-apiserver keeps in CR schemas; every other format is stripped and not checked
+/// (`apiextensions-apiserver/pkg/apiserver/validation/formats.go`).
+const SUPPORTED_FORMATS: &[&str] = &[
+    "bsonobjectid",
+    "uri",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "cidr",
+    "mac",
+    "uuid",
+    "uuid3",
+    "uuid4",
+    "uuid5",
+    "isbn",
+    "isbn10",
+    "isbn13",
+    "creditcard",
+    "ssn",
+    "hexcolor",
+    "rgbcolor",
+    "byte",
+    "password",
+    "date",
+    "duration",
+    "datetime",
+    "date-time",
+];
+
+/// What an object node says about keys missing from `properties`.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Additional {
+    /// `additionalProperties` absent.
+    #[default]
+    Unset,
+    /// `additionalProperties: true` or `false`.
+    Bool(bool),
+    /// `additionalProperties: {schema}`.
+    Schema(Box<Node>),
+}
+
+/// One compiled schema node. Value-validation branches (`allOf`...) are nodes too.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Node {
+    pub(crate) types: Vec<String>,
+    pub(crate) format: Option<String>,
+    pub(crate) nullable: bool,
+    pub(crate) properties: BTreeMap<String, Node>,
+    pub(crate) additional: Additional,
+    pub(crate) items: Option<Box<Node>>,
+    pub(crate) required: Vec<String>,
+    pub(crate) enumeration: Option<Vec<Value>>,
+    pub(crate) maximum: Option<f64>,
+    pub(crate) exclusive_maximum: bool,
+    pub(crate) minimum: Option<f64>,
+    pub(crate) exclusive_minimum: bool,
+    pub(crate) multiple_of: Option<f64>,
+    pub(crate) pattern: Option<Regex>,
+    pub(crate) max_length: Option<i64>,
+    pub(crate) min_length: Option<i64>,
+    pub(crate) max_items: Option<i64>,
+    pub(crate) min_items: Option<i64>,
+    pub(crate) unique_items: bool,
+    pub(crate) max_properties: Option<i64>,
+    pub(crate) min_properties: Option<i64>,
+    pub(crate) all_of: Vec<Node>,
+    pub(crate) any_of: Vec<Node>,
+    pub(crate) one_of: Vec<Node>,
+    pub(crate) not: Option<Box<Node>>,
+    pub(crate) default: Option<Value>,
+    pub(crate) int_or_string: bool,
+    pub(crate) preserve_unknown: bool,
+    pub(crate) embedded: bool,
+    pub(crate) list_type: Option<String>,
+    pub(crate) list_map_keys: Vec<String>,
+}
+
+/// A compiled structural schema of one CRD version.
+///
+/// # Examples
+///
+/// ```
+/// # use kdev_testenv::schema::Schema;
+/// let schema = Schema::compile(&serde_json::json!({
+///     "type": "object",
+///     "properties": {"spec": {"type": "object", "properties": {
+///         "replicas": {"type": "integer", "maximum": 10, "default": 1}}}}
+/// })).unwrap();
+/// let mut obj = serde_json::json!({"spec": {"replicas": 11, "junk": true}});
+/// schema.prune(&mut obj);
+/// schema.default(&mut obj);
+/// let causes = schema.validate(&obj);
+/// assert_eq!(causes[0].message, "Invalid value: 11: spec.replicas in body should be less than or equal to 10");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Schema {
+    root: Node,
+}
+
+impl Schema {
+    /// Compiles an `openAPIV3Schema`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NodeNotObject`] or [`Error::KeywordType`] when the JSON is not shaped like a
+    /// schema, [`Error::Pattern`] when a `pattern` is not a valid regular expression. Structural
+    /// rules are not checked here: that is [`validate_crd`]'s job.
+    pub fn compile(openapi_v3_schema: &Value) -> Result<Schema> {
+        Ok(Schema {
+            root: Node::compile(openapi_v3_schema, "")?,
+        })
+    }
+
+    /// Validates a whole custom resource, returning kube-apiserver's causes (empty when valid).
+    pub fn validate(&self, obj: &Value) -> Vec<Cause> {
+        validate::validate(&self.root, obj)
+    }
+
+    /// Applies `default`s to a whole custom resource, as kube does after pruning.
+    pub fn default(&self, obj: &mut Value) {
+        default::default(obj, Some(&self.root));
+    }
+
+    /// Drops fields the schema does not specify, keeping `apiVersion`, `kind` and `metadata` at
+    /// the root and everything under `x-kubernetes-preserve-unknown-fields: true`.
+    pub fn prune(&self, obj: &mut Value) {
+        prune::prune_root(obj, &self.root);
+    }
+
+    /// The `x-kubernetes-list-map-keys` of the list at `path` when that list is
+    /// `x-kubernetes-list-type: map`.
+    ///
+    /// `path` names object fields from the root; lists are stepped through implicitly, so the
+    /// ports of every container are `["spec", "containers", "ports"]`.
+    pub fn list_map_keys(&self, path: &[&str]) -> Option<&[String]> {
+        let node = self.node(path)?;
+        (node.list_type.as_deref() == Some("map")).then_some(node.list_map_keys.as_slice())
+    }
+
+    /// The `x-kubernetes-list-type` (`atomic`, `set` or `map`) of the list at `path`, if declared.
+    pub fn list_type(&self, path: &[&str]) -> Option<&str> {
+        self.node(path)?.list_type.as_deref()
+    }
+
+    fn node(&self, path: &[&str]) -> Option<&Node> {
+        let mut node = &self.root;
+        for step in path {
+            while let Some(items) = &node.items {
+                node = items;
+            }
+            node = match node.properties.get(*step) {
+                Some(child) => child,
+                None => match &node.additional {
+                    Additional::Schema(child) => child,
+                    _ => return None,
+                },
+            };
+        }
+        Some(node)
+    }
+}
+
+impl Node {
+    fn compile(value: &Value, pointer: &str) -> Result<Node> {
+        let Value::Object(map) = value else {
+            return Err(Error::NodeNotObject {
+                pointer: pointer.to_owned(),
+            });
+        };
+        let kw = Keywords { map, pointer };
+        let mut node = Node {
+            nullable: kw.bool("nullable")?,
+            required: kw.strings("required")?,
+            enumeration: kw.array("enum")?.map(<[Value]>::to_vec),
+            maximum: kw.number("maximum")?,
+            exclusive_maximum: kw.bool("exclusiveMaximum")?,
+            minimum: kw.number("minimum")?,
+            exclusive_minimum: kw.bool("exclusiveMinimum")?,
+            multiple_of: kw.number("multipleOf")?,
+            max_length: kw.int("maxLength")?,
+            min_length: kw.int("minLength")?,
+            max_items: kw.int("maxItems")?,
+            min_items: kw.int("minItems")?,
+            unique_items: kw.bool("uniqueItems")?,
+            max_properties: kw.int("maxProperties")?,
+            min_properties: kw.int("minProperties")?,
+            default: map.get("default").cloned(),
+            int_or_string: kw.bool("x-kubernetes-int-or-string")?,
+            preserve_unknown: kw.bool("x-kubernetes-preserve-unknown-fields")?,
+            embedded: kw.bool("x-kubernetes-embedded-resource")?,
+            list_type: kw.string("x-kubernetes-list-type")?.map(str::to_owned),
+            list_map_keys: kw.strings("x-kubernetes-list-map-keys")?,
+            ..Node::default()
+        };
+        if let Some(t) = kw.string("type")?.filter(|t| !t.is_empty()) {
+            node.types.push(t.to_owned());
+        }
+        if node.int_or_string {
+            node.types = vec!["integer".to_owned(), "string".to_owned()];
+        }
+        node.format = kw
+            .string("format")?
+            .filter(|f| SUPPORTED_FORMATS.contains(f))
+            .map(str::to_owned);
+        if let Some(p) = kw.string("pattern")? {
+            let compiled = Regex::new(p).map_err(|e| Error::Pattern {
+                pointer: format!("{pointer}/pattern"),
+                source: Box::new(e),
+            })?;
+            node.pattern = Some(compiled);
+        }
+        if let Some(props) = map.get("properties") {
+            let Value::Object(props) = props else {
+                return Err(kw.wrong("properties"));
+            };
+            for (name, child) in props {
+                let child_ptr = format!("{pointer}/properties/{}", escape_pointer(name));
+                node.properties.insert(name.clone(), Node::compile(child, &child_ptr)?);
+            }
+        }
+        node.additional = match map.get("additionalProperties") {
+            None => Additional::Unset,
+            Some(Value::Bool(b)) => Additional::Bool(*b),
+            Some(child) => Additional::Schema(Box::new(Node::compile(
+                child,
+                &format!("{pointer}/additionalProperties"),
+            )?)),
+        };
+        if let Some(items) = map.get("items") {
+            node.items = Some(Box::new(Node::compile(items, &format!("{pointer}/items"))?));
+        }
+        node.all_of = kw.branches("allOf")?;
+        node.any_of = kw.branches("anyOf")?;
+        node.one_of = kw.branches("oneOf")?;
+        if let Some(not) = map.get("not") {
+            node.not = Some(Box::new(Node::compile(not, &format!("{pointer}/not"))?));
+        }
+        Ok(node)
+    }
+}
+
+fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// Typed keyword access on one schema node, with errors naming the node.
+struct Keywords<'a> {
+    map: &'a Map<String, Value>,
+    pointer: &'a str,
+}
+
+impl<'a> Keywords<'a> {
+    fn wrong(&self, keyword: &str) -> Error {
+        Error::KeywordType {
+            pointer: self.pointer.to_owned(),
+            keyword: keyword.to_owned(),
+        }
+    }
+
+    fn bool(&self, k: &str) -> Result<bool> {
+        match self.map.get(k) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.wrong(k)),
+        }
+    }
+
+    fn number(&self, k: &str) -> Result<Option<f64>> {
+        match self.map.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_f64()),
+            Some(_) => Err(self.wrong(k)),
+        }
+    }
+
+    fn int(&self, k: &str) -> Result<Option<i64>> {
+        match self.map.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| self.wrong(k)),
+            Some(_) => Err(self.wrong(k)),
+        }
+    }
+
+    fn string(&self, k: &str) -> Result<Option<&'a str>> {
+        match self.map.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(self.wrong(k)),
+        }
+    }
+
+    fn array(&self, k: &str) -> Result<Option<&'a [Value]>> {
+        match self.map.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(a)) => Ok(Some(a)),
+            Some(_) => Err(self.wrong(k)),
+        }
+    }
+
+    fn strings(&self, k: &str) -> Result<Vec<String>> {
+        let Some(items) = self.array(k)? else {
+            return Ok(Vec::new());
+        };
+        items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| self.wrong(k)))
+            .collect()
+    }
+
+    fn branches(&self, k: &str) -> Result<Vec<Node>> {
+        let Some(items) = self.array(k)? else {
+            return Ok(Vec::new());
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Node::compile(v, &format!("{}/{k}/{i}", self.pointer)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn compile_rejects_a_pattern_that_is_not_a_regex() {
+        let err = Schema::compile(&json!({"type": "object", "properties": {"a": {"type": "string", "pattern": "("}}}))
+            .unwrap_err();
+        assert!(matches!(err, Error::Pattern { ref pointer, .. } if pointer == "/properties/a/pattern"));
+    }
+
+    #[test]
+    fn compile_rejects_keywords_of_the_wrong_type() {
+        let err = Schema::compile(&json!({"type": "object", "maxProperties": "3"})).unwrap_err();
+        assert!(matches!(err, Error::KeywordType { ref keyword, .. } if keyword == "maxProperties"));
+        assert!(matches!(Schema::compile(&json!([1])), Err(Error::NodeNotObject { .. })));
+    }
+
+    #[test]
+    fn list_map_keys_are_found_through_nested_lists() {
+        let schema = Schema::compile(
+            &json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "containers": {"type": "array", "items": {"type": "object", "properties": {
+                "ports": {"type": "array", "x-kubernetes-list-type": "map",
+                          "x-kubernetes-list-map-keys": ["containerPort", "protocol"],
+                          "items": {"type": "object"}},
+                "args": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}}}}}}}}}),
+        )
+        .unwrap();
+        let keys = schema.list_map_keys(&["spec", "containers", "ports"]).unwrap();
+        assert_eq!(keys, ["containerPort".to_owned(), "protocol".to_owned()]);
+        assert_eq!(schema.list_map_keys(&["spec", "containers", "args"]), None);
+        assert_eq!(schema.list_type(&["spec", "containers", "args"]), Some("set"));
+        assert_eq!(schema.list_type(&["spec", "missing"]), None);
+    }
+}

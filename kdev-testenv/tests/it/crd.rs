@@ -1,0 +1,276 @@
+//! CustomResourceDefinitions: establishment, discovery, schema validation, defaulting,
+//! pruning, subresources, versions, and deletion of a CRD's resources.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube_client::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube_client::discovery::Discovery;
+use kube_client::{Api, Client};
+use serde_json::{Value, json};
+
+use super::{code, eventually, setup};
+
+/// A CRD `widgets.<group>` with a unique group per test, so tests on one cluster never collide.
+fn crd(group: &str, scope: &str) -> CustomResourceDefinition {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["size"],
+                "properties": {
+                    "size": { "type": "integer", "minimum": 1, "maximum": 10 },
+                    "color": { "type": "string", "enum": ["red", "blue"], "default": "red" },
+                    "replicas": { "type": "integer" }
+                }
+            },
+            "status": { "type": "object", "properties": { "ready": { "type": "boolean" }, "replicas": { "type": "integer" } } }
+        }
+    });
+    serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": format!("widgets.{group}") },
+        "spec": {
+            "group": group, "scope": scope,
+            "names": { "plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList", "shortNames": ["wg"] },
+            "versions": [
+                { "name": "v1", "served": true, "storage": true, "schema": { "openAPIV3Schema": schema },
+                  "subresources": { "status": {}, "scale": { "specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas" } } },
+                { "name": "v1beta1", "served": true, "storage": false, "schema": { "openAPIV3Schema": schema },
+                  "subresources": { "status": {} } }
+            ]
+        }
+    }))
+    .expect("a valid CRD")
+}
+
+fn unique_group() -> String {
+    format!(
+        "t{}.kdev.dev",
+        (0..8).map(|_| fastrand::lowercase()).collect::<String>()
+    )
+}
+
+async fn install(client: &Client, crd: &CustomResourceDefinition) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    crds.create(&PostParams::default(), crd).await.expect("create the CRD");
+    eventually("the CRD to be established", || async {
+        let c = crds.get(&name).await.ok()?;
+        let established = c
+            .status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        established.then_some(())
+    })
+    .await;
+}
+
+async fn uninstall(client: &Client, group: &str) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let _ = crds.delete(&format!("widgets.{group}"), &DeleteParams::default()).await;
+}
+
+fn widgets(client: &Client, group: &str, version: &str, ns: &str) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, "Widget"), "widgets");
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+fn widget(group: &str, version: &str, name: &str, spec: Value) -> DynamicObject {
+    serde_json::from_value(json!({ "apiVersion": format!("{group}/{version}"), "kind": "Widget", "metadata": { "name": name }, "spec": spec }))
+        .expect("a widget")
+}
+
+#[tokio::test]
+async fn an_established_crd_is_discoverable_and_serves_its_resources() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    install(&env.client(), &crd(&group, "Namespaced")).await;
+    let discovery = Discovery::new(env.client())
+        .filter(&[group.as_str()])
+        .run()
+        .await
+        .expect("discovery");
+    let g = discovery.get(&group).expect("the CRD's group is discoverable");
+    assert_eq!(g.preferred_version_or_latest(), "v1");
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    let w = api
+        .create(
+            &PostParams::default(),
+            &widget(&group, "v1", "w1", json!({ "size": 3 })),
+        )
+        .await
+        .expect("create");
+    assert_eq!(w.metadata.generation, Some(1));
+    uninstall(&env.client(), &group).await;
+}
+
+#[tokio::test]
+async fn custom_resources_are_validated_defaulted_and_pruned() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    install(&env.client(), &crd(&group, "Namespaced")).await;
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    match api
+        .create(
+            &PostParams::default(),
+            &widget(&group, "v1", "big", json!({ "size": 11 })),
+        )
+        .await
+    {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+            assert!(s.message.contains("spec.size"), "{}", s.message);
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    assert_eq!(
+        code(
+            api.create(&PostParams::default(), &widget(&group, "v1", "nosize", json!({})))
+                .await
+        ),
+        422
+    );
+    assert_eq!(
+        code(
+            api.create(
+                &PostParams::default(),
+                &widget(&group, "v1", "green", json!({ "size": 1, "color": "green" }))
+            )
+            .await
+        ),
+        422
+    );
+    let w = api
+        .create(
+            &PostParams::default(),
+            &widget(&group, "v1", "ok", json!({ "size": 2, "unknown": true })),
+        )
+        .await
+        .expect("create");
+    assert_eq!(
+        w.data["spec"],
+        json!({ "size": 2, "color": "red" }),
+        "defaulted and pruned"
+    );
+    uninstall(&env.client(), &group).await;
+}
+
+#[tokio::test]
+async fn the_status_subresource_of_a_custom_resource_is_separate() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    install(&env.client(), &crd(&group, "Namespaced")).await;
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    api.create(&PostParams::default(), &widget(&group, "v1", "w", json!({ "size": 2 })))
+        .await
+        .expect("create");
+    let w = api
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "ready": true } })),
+        )
+        .await
+        .expect("patch main");
+    assert!(
+        w.data.get("status").is_none_or(|s| s.get("ready").is_none()),
+        "status ignored on the main endpoint"
+    );
+    let w = api
+        .patch_status(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "ready": true } })),
+        )
+        .await
+        .expect("patch status");
+    assert_eq!(w.data["status"]["ready"], json!(true));
+    assert_eq!(
+        w.metadata.generation,
+        Some(1),
+        "a status change does not bump the generation"
+    );
+    uninstall(&env.client(), &group).await;
+}
+
+#[tokio::test]
+async fn every_served_version_reads_the_same_objects() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    install(&env.client(), &crd(&group, "Namespaced")).await;
+    widgets(&env.client(), &group, "v1", &ns)
+        .create(&PostParams::default(), &widget(&group, "v1", "w", json!({ "size": 2 })))
+        .await
+        .expect("create");
+    let old = widgets(&env.client(), &group, "v1beta1", &ns)
+        .get("w")
+        .await
+        .expect("get through v1beta1");
+    assert_eq!(old.types.map(|t| t.api_version), Some(format!("{group}/v1beta1")));
+    uninstall(&env.client(), &group).await;
+}
+
+#[tokio::test]
+async fn cluster_scoped_custom_resources_have_no_namespace() {
+    let (env, _ns) = setup().await;
+    let group = unique_group();
+    install(&env.client(), &crd(&group, "Cluster")).await;
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(&group, "v1", "Widget"), "widgets");
+    let api: Api<DynamicObject> = Api::all_with(env.client(), &ar);
+    let w = api
+        .create(
+            &PostParams::default(),
+            &widget(&group, "v1", "global", json!({ "size": 1 })),
+        )
+        .await
+        .expect("create");
+    assert_eq!(w.metadata.namespace, None);
+    api.delete("global", &DeleteParams::default()).await.expect("delete");
+    uninstall(&env.client(), &group).await;
+}
+
+#[tokio::test]
+async fn an_invalid_crd_is_rejected() {
+    let (env, _ns) = setup().await;
+    let group = unique_group();
+    let mut bad = crd(&group, "Namespaced");
+    for v in &mut bad.spec.versions {
+        v.storage = true;
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    match crds.create(&PostParams::default(), &bad).await {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!(s.code, 422);
+            assert!(
+                s.message
+                    .contains("must have exactly one version marked as storage version"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_crd_deletes_its_resources_and_stops_serving_them() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    install(&env.client(), &crd(&group, "Namespaced")).await;
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    api.create(&PostParams::default(), &widget(&group, "v1", "w", json!({ "size": 2 })))
+        .await
+        .expect("create");
+    uninstall(&env.client(), &group).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    let name = format!("widgets.{group}");
+    eventually("the CRD to go", || async {
+        crds.get_opt(&name).await.ok().filter(Option::is_none)
+    })
+    .await;
+    eventually("the resource to stop being served", || async {
+        matches!(api.get("w").await, Err(kube_client::Error::Api(s)) if s.code == 404).then_some(())
+    })
+    .await;
+}

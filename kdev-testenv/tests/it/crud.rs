@@ -1,0 +1,348 @@
+//! Object semantics: create, get, update, delete; names, uids, resourceVersions, generations,
+//! optimistic concurrency, the status split, finalizers, subresources.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use kube_client::Api;
+use kube_client::api::{DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use super::{code, configmap, eventually, setup};
+
+fn deployment(name: &str, replicas: i32) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": name, "labels": { "app": name } },
+        "spec": {
+            "replicas": replicas,
+            "selector": { "matchLabels": { "app": name } },
+            "template": { "metadata": { "labels": { "app": name } },
+                          "spec": { "containers": [{ "name": "web", "image": "nginx:1.27" }] } }
+        }
+    }))
+    .expect("a valid deployment")
+}
+
+#[tokio::test]
+async fn create_sets_uid_creation_timestamp_and_resource_version() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let cm = api
+        .create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("create");
+    assert!(cm.metadata.uid.as_deref().is_some_and(|u| u.len() == 36));
+    assert!(cm.metadata.creation_timestamp.is_some());
+    assert!(cm.metadata.resource_version.is_some());
+    assert_eq!(cm.metadata.namespace.as_deref(), Some(ns.as_str()));
+    let got = api.get("a").await.expect("get");
+    assert_eq!(got.metadata.uid, cm.metadata.uid);
+    assert_eq!(got.data, cm.data);
+}
+
+#[tokio::test]
+async fn resource_versions_increase_with_every_write() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let a = api
+        .create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("create a");
+    let b = api
+        .create(&PostParams::default(), &configmap("b"))
+        .await
+        .expect("create b");
+    let rv = |c: &ConfigMap| {
+        c.metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    assert!(rv(&b) > rv(&a), "{} then {}", rv(&a), rv(&b));
+}
+
+#[tokio::test]
+async fn creating_an_existing_name_is_already_exists() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    api.create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("create");
+    let err = api.create(&PostParams::default(), &configmap("a")).await;
+    match err {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (409, "AlreadyExists"));
+            assert_eq!(s.message, "configmaps \"a\" already exists");
+        }
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn getting_a_missing_object_is_not_found() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    match api.get("missing").await {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (404, "NotFound"));
+            assert_eq!(s.message, "configmaps \"missing\" not found");
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn generate_name_gets_a_random_suffix() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let mut cm = configmap("");
+    cm.metadata.name = None;
+    cm.metadata.generate_name = Some("job-".into());
+    let a = api.create(&PostParams::default(), &cm).await.expect("create a");
+    let b = api.create(&PostParams::default(), &cm).await.expect("create b");
+    let (a, b) = (a.metadata.name.unwrap_or_default(), b.metadata.name.unwrap_or_default());
+    assert!(a.starts_with("job-") && a.len() == 9, "{a}");
+    assert_ne!(a, b);
+}
+
+#[tokio::test]
+async fn an_invalid_name_is_rejected_with_a_cause() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    match api.create(&PostParams::default(), &configmap("Not_Valid")).await {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+            assert!(
+                s.message
+                    .starts_with("ConfigMap \"Not_Valid\" is invalid: metadata.name: Invalid value"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn creating_in_a_missing_namespace_is_not_found() {
+    let (env, _ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), "kdev-no-such-namespace");
+    assert_eq!(code(api.create(&PostParams::default(), &configmap("a")).await), 404);
+}
+
+#[tokio::test]
+async fn an_update_with_a_stale_resource_version_conflicts() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let first = api
+        .create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("create");
+    let mut second = first.clone();
+    second.data = Some([("key".to_string(), "two".to_string())].into());
+    api.replace("a", &PostParams::default(), &second)
+        .await
+        .expect("first update");
+    let mut stale = first.clone();
+    stale.data = Some([("key".to_string(), "three".to_string())].into());
+    match api.replace("a", &PostParams::default(), &stale).await {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+            assert!(s.message.contains("the object has been modified"), "{}", s.message);
+        }
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_update_that_changes_nothing_keeps_the_resource_version() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let cm = api
+        .create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("create");
+    let same = api.replace("a", &PostParams::default(), &cm).await.expect("update");
+    assert_eq!(same.metadata.resource_version, cm.metadata.resource_version);
+}
+
+#[tokio::test]
+async fn generation_counts_spec_changes_only() {
+    let (env, ns) = setup().await;
+    let api: Api<Deployment> = Api::namespaced(env.client(), &ns);
+    let d = api
+        .create(&PostParams::default(), &deployment("web", 1))
+        .await
+        .expect("create");
+    assert_eq!(d.metadata.generation, Some(1));
+    let labelled = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "tier": "a" } } })),
+        )
+        .await
+        .expect("label");
+    assert_eq!(labelled.metadata.generation, Some(1));
+    let scaled = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": 3 } })),
+        )
+        .await
+        .expect("scale");
+    assert_eq!(scaled.metadata.generation, Some(2));
+}
+
+#[tokio::test]
+async fn the_main_endpoint_ignores_status_and_the_status_endpoint_ignores_the_rest() {
+    let (env, ns) = setup().await;
+    let api: Api<Deployment> = Api::namespaced(env.client(), &ns);
+    api.create(&PostParams::default(), &deployment("web", 1))
+        .await
+        .expect("create");
+    let via_main = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": 2 }, "status": { "replicas": 7 } })),
+        )
+        .await
+        .expect("patch main");
+    assert_eq!(via_main.spec.replicas, Some(2));
+    assert_ne!(via_main.status.as_ref().and_then(|s| s.replicas), Some(7));
+    let via_status = api
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": 5 }, "status": { "replicas": 7 } })),
+        )
+        .await
+        .expect("patch status");
+    assert_eq!(via_status.spec.replicas, Some(2));
+    assert_eq!(via_status.status.as_ref().and_then(|s| s.replicas), Some(7));
+}
+
+#[tokio::test]
+async fn the_scale_subresource_reads_and_writes_replicas() {
+    let (env, ns) = setup().await;
+    let api: Api<Deployment> = Api::namespaced(env.client(), &ns);
+    api.create(&PostParams::default(), &deployment("web", 1))
+        .await
+        .expect("create");
+    let scale = api.get_scale("web").await.expect("get scale");
+    assert_eq!(scale.spec.and_then(|s| s.replicas), Some(1));
+    api.patch_scale(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "replicas": 4 } })),
+    )
+    .await
+    .expect("patch scale");
+    let d = api.get("web").await.expect("get");
+    assert_eq!(d.spec.replicas, Some(4));
+}
+
+#[tokio::test]
+async fn a_new_pod_is_pending_until_bound() {
+    let (env, ns) = setup().await;
+    let api: Api<Pod> = Api::namespaced(env.client(), &ns);
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "p" },
+        "spec": { "schedulerName": "kdev-test-scheduler", "containers": [{ "name": "c", "image": "busybox:1.36" }] }
+    }))
+    .expect("a valid pod");
+    let created = api.create(&PostParams::default(), &pod).await.expect("create");
+    assert_eq!(created.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
+    assert_eq!(created.spec.and_then(|s| s.node_name), None);
+}
+
+#[tokio::test]
+async fn an_object_with_a_finalizer_stays_until_the_finalizer_is_removed() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let mut cm = configmap("held");
+    cm.metadata.finalizers = Some(vec!["kdev.dev/hold".into()]);
+    api.create(&PostParams::default(), &cm).await.expect("create");
+    api.delete("held", &DeleteParams::default()).await.expect("delete");
+    let held = api.get("held").await.expect("still there");
+    assert!(held.metadata.deletion_timestamp.is_some());
+    let adding = api
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "finalizers": ["kdev.dev/hold", "kdev.dev/more"] } })),
+        )
+        .await;
+    assert_eq!(code(adding), 422, "no new finalizers while deleting");
+    api.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+    )
+    .await
+    .expect("remove finalizer");
+    eventually("the object to go", || async {
+        api.get_opt("held").await.ok().filter(Option::is_none)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn delete_preconditions_guard_against_deleting_a_changed_object() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let cm = api
+        .create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("create");
+    let wrong = DeleteParams {
+        preconditions: Some(kube_client::api::Preconditions {
+            uid: Some("00000000-0000-0000-0000-000000000000".into()),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    assert_eq!(code(api.delete("a", &wrong).await), 409);
+    let right = DeleteParams {
+        preconditions: Some(kube_client::api::Preconditions {
+            uid: cm.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    api.delete("a", &right).await.expect("delete");
+    assert_eq!(code(api.get("a").await), 404);
+}
+
+#[tokio::test]
+async fn a_new_namespace_gets_a_default_service_account() {
+    let (env, ns) = setup().await;
+    let api: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(env.client(), &ns);
+    eventually("the default service account", || async {
+        api.get_opt("default").await.ok().flatten()
+    })
+    .await;
+    let nss: Api<Namespace> = Api::all(env.client());
+    let n = nss.get(&ns).await.expect("namespace");
+    assert_eq!(n.status.and_then(|s| s.phase).as_deref(), Some("Active"));
+}
+
+#[tokio::test]
+async fn dry_run_create_stores_nothing() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    api.create(
+        &PostParams {
+            dry_run: true,
+            ..Default::default()
+        },
+        &configmap("dry"),
+    )
+    .await
+    .expect("dry run");
+    assert_eq!(code(api.get("dry").await), 404);
+}

@@ -1,0 +1,153 @@
+//! Garbage collection through ownerReferences (background, foreground, orphan) and namespace deletion.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube_client::Api;
+use kube_client::api::{DeleteParams, PostParams, PropagationPolicy};
+
+use super::{configmap, eventually, setup};
+
+async fn owner_and_child(api: &Api<ConfigMap>, block: bool) -> (ConfigMap, ConfigMap) {
+    let owner = api
+        .create(&PostParams::default(), &configmap("owner"))
+        .await
+        .expect("owner");
+    let mut child = configmap("child");
+    child.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: "owner".into(),
+        uid: owner.metadata.uid.clone().unwrap_or_default(),
+        block_owner_deletion: Some(block),
+        controller: Some(true),
+    }]);
+    let child = api.create(&PostParams::default(), &child).await.expect("child");
+    (owner, child)
+}
+
+async fn gone(api: &Api<ConfigMap>, name: &str) {
+    eventually(&format!("{name} to be deleted"), || async {
+        api.get_opt(name).await.ok().filter(Option::is_none)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn background_deletion_removes_the_dependents_after_the_owner() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    owner_and_child(&api, false).await;
+    api.delete("owner", &DeleteParams::background()).await.expect("delete");
+    gone(&api, "owner").await;
+    gone(&api, "child").await;
+}
+
+#[tokio::test]
+async fn foreground_deletion_removes_the_dependents_before_the_owner() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let mut hold = configmap("held-child");
+    let (owner, _) = owner_and_child(&api, true).await;
+    hold.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: "owner".into(),
+        uid: owner.metadata.uid.clone().unwrap_or_default(),
+        block_owner_deletion: Some(true),
+        controller: None,
+    }]);
+    hold.metadata.finalizers = Some(vec!["kdev.dev/hold".into()]);
+    api.create(&PostParams::default(), &hold).await.expect("held child");
+    api.delete("owner", &DeleteParams::foreground()).await.expect("delete");
+    gone(&api, "child").await;
+    // The held child blocks its owner until its own finalizer goes.
+    let o = api.get("owner").await.expect("the owner waits");
+    assert!(
+        o.metadata
+            .finalizers
+            .unwrap_or_default()
+            .iter()
+            .any(|f| f == "foregroundDeletion")
+    );
+    api.patch(
+        "held-child",
+        &Default::default(),
+        &kube_client::api::Patch::Merge(serde_json::json!({ "metadata": { "finalizers": null } })),
+    )
+    .await
+    .expect("release the child");
+    gone(&api, "held-child").await;
+    gone(&api, "owner").await;
+}
+
+#[tokio::test]
+async fn orphan_deletion_keeps_the_dependents_without_their_owner_reference() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    owner_and_child(&api, false).await;
+    let dp = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..Default::default()
+    };
+    api.delete("owner", &dp).await.expect("delete");
+    gone(&api, "owner").await;
+    let child = eventually("the owner reference to be removed", || async {
+        api.get("child")
+            .await
+            .ok()
+            .filter(|c| c.metadata.owner_references.as_ref().is_none_or(Vec::is_empty))
+    })
+    .await;
+    assert!(child.metadata.deletion_timestamp.is_none());
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_its_contents_then_the_namespace() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    api.create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("create");
+    let nss: Api<Namespace> = Api::all(env.client());
+    nss.delete(&ns, &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    eventually("the namespace to go", || async {
+        nss.get_opt(&ns).await.ok().filter(Option::is_none)
+    })
+    .await;
+    assert!(api.get_opt("a").await.map(|o| o.is_none()).unwrap_or(true));
+}
+
+#[tokio::test]
+async fn a_terminating_namespace_refuses_new_content() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let mut held = configmap("held");
+    held.metadata.finalizers = Some(vec!["kdev.dev/hold".into()]);
+    api.create(&PostParams::default(), &held).await.expect("create");
+    let nss: Api<Namespace> = Api::all(env.client());
+    nss.delete(&ns, &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    eventually("the namespace to terminate", || async {
+        let n = nss.get(&ns).await.ok()?;
+        (n.status.and_then(|s| s.phase).as_deref() == Some("Terminating")).then_some(())
+    })
+    .await;
+    match api.create(&PostParams::default(), &configmap("new")).await {
+        Err(kube_client::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden")),
+        other => panic!("expected Forbidden, got {other:?}"),
+    }
+    api.patch(
+        "held",
+        &Default::default(),
+        &kube_client::api::Patch::Merge(serde_json::json!({ "metadata": { "finalizers": null } })),
+    )
+    .await
+    .expect("release");
+    eventually("the namespace to go", || async {
+        nss.get_opt(&ns).await.ok().filter(Option::is_none)
+    })
+    .await;
+}

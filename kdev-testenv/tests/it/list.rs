@@ -1,0 +1,161 @@
+//! Lists: label and field selectors, pagination over a consistent snapshot, resourceVersion.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube_client::Api;
+use kube_client::api::{ListParams, PostParams};
+use serde_json::json;
+
+use super::{code, configmap, setup};
+
+fn labelled(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
+    let mut cm = configmap(name);
+    cm.metadata.labels = Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    cm
+}
+
+async fn names(api: &Api<ConfigMap>, lp: &ListParams) -> Vec<String> {
+    let mut v: Vec<String> = api
+        .list(lp)
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .filter(|n| n != "kube-root-ca.crt")
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn label_selectors_support_every_operator() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    for cm in [
+        labelled("a", &[("app", "web"), ("tier", "front")]),
+        labelled("b", &[("app", "web"), ("tier", "back")]),
+        labelled("c", &[("app", "db")]),
+        labelled("d", &[]),
+    ] {
+        api.create(&PostParams::default(), &cm).await.expect("create");
+    }
+    let sel = |s: &str| ListParams::default().labels(s);
+    assert_eq!(names(&api, &sel("app=web")).await, ["a", "b"]);
+    assert_eq!(names(&api, &sel("app==web,tier=back")).await, ["b"]);
+    assert_eq!(names(&api, &sel("app!=web,app")).await, ["c"]);
+    assert_eq!(names(&api, &sel("tier in (front, back)")).await, ["a", "b"]);
+    assert_eq!(names(&api, &sel("tier notin (front),app")).await, ["b", "c"]);
+    assert_eq!(names(&api, &sel("tier")).await, ["a", "b"]);
+    assert_eq!(names(&api, &sel("!app")).await, ["d"]);
+}
+
+#[tokio::test]
+async fn a_malformed_label_selector_is_a_bad_request() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    assert_eq!(code(api.list(&ListParams::default().labels("app in (web")).await), 400);
+}
+
+#[tokio::test]
+async fn field_selectors_match_names_and_pod_fields() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    for n in ["a", "b"] {
+        api.create(&PostParams::default(), &configmap(n)).await.expect("create");
+    }
+    assert_eq!(
+        names(&api, &ListParams::default().fields("metadata.name=b")).await,
+        ["b"]
+    );
+    assert_eq!(
+        names(&api, &ListParams::default().fields("metadata.name!=b")).await,
+        ["a"]
+    );
+    let pods: Api<Pod> = Api::namespaced(env.client(), &ns);
+    for (name, node) in [("p1", Some("node-a")), ("p2", None)] {
+        let mut spec = json!({ "containers": [{ "name": "c", "image": "busybox:1.36" }] });
+        if let Some(node) = node {
+            spec["nodeName"] = json!(node);
+        }
+        let pod: Pod = serde_json::from_value(
+            json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": name }, "spec": spec }),
+        )
+        .expect("a valid pod");
+        pods.create(&PostParams::default(), &pod).await.expect("create pod");
+    }
+    let unscheduled: Vec<String> = pods
+        .list(&ListParams::default().fields("spec.nodeName="))
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert_eq!(unscheduled, ["p2"]);
+}
+
+#[tokio::test]
+async fn an_unsupported_field_selector_is_a_bad_request() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    assert_eq!(
+        code(api.list(&ListParams::default().fields("data.key=value")).await),
+        400
+    );
+}
+
+#[tokio::test]
+async fn pages_come_from_one_consistent_snapshot() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    for i in 0..7 {
+        api.create(&PostParams::default(), &labelled(&format!("cm-{i}"), &[("set", "x")]))
+            .await
+            .expect("create");
+    }
+    let lp = ListParams::default().labels("set=x").limit(3);
+    let first = api.list(&lp).await.expect("page 1");
+    assert_eq!(first.items.len(), 3);
+    let token = first.metadata.continue_.clone().expect("a continue token");
+    // Changes after the first page do not show up in later pages.
+    api.create(&PostParams::default(), &labelled("cm-late", &[("set", "x")]))
+        .await
+        .expect("late create");
+    let mut seen: Vec<String> = first.items.into_iter().filter_map(|c| c.metadata.name).collect();
+    let mut next = Some(token);
+    while let Some(t) = next {
+        let page = api.list(&lp.clone().continue_token(&t)).await.expect("next page");
+        assert_eq!(page.metadata.resource_version, first.metadata.resource_version);
+        seen.extend(page.items.into_iter().filter_map(|c| c.metadata.name));
+        next = page.metadata.continue_.filter(|c| !c.is_empty());
+    }
+    let want: Vec<String> = (0..7).map(|i| format!("cm-{i}")).collect();
+    assert_eq!(seen, want);
+}
+
+#[tokio::test]
+async fn lists_without_selectors_report_remaining_items() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    for i in 0..4 {
+        api.create(&PostParams::default(), &configmap(&format!("cm-{i}")))
+            .await
+            .expect("create");
+    }
+    let page = api.list(&ListParams::default().limit(2)).await.expect("page");
+    // kube-root-ca.crt is in every namespace: 5 objects, 2 returned, 3 remaining.
+    assert_eq!(page.metadata.remaining_item_count, Some(3));
+}
+
+#[tokio::test]
+async fn a_list_reports_the_latest_resource_version() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let cm = api
+        .create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("create");
+    let list = api.list(&ListParams::default()).await.expect("list");
+    let rv = |s: Option<String>| s.unwrap_or_default().parse::<u64>().unwrap_or(0);
+    assert!(rv(list.metadata.resource_version) >= rv(cm.metadata.resource_version));
+}

@@ -1,0 +1,69 @@
+//! kdev-testenv's conformance suite, written against `kube::Client`.
+//!
+//! Every test runs on the embedded server by default and on a real cluster when
+//! `KDEV_TEST_KUBECONFIG` names a kubeconfig; tests that inject faults say so and skip there.
+//! The suite is the specification: when it passes on both, the two agree.
+
+mod crd;
+mod crud;
+mod discovery;
+mod faults;
+mod gc;
+mod list;
+mod patch;
+mod robustness;
+mod watch;
+
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kdev_testenv::TestEnv;
+
+/// A test environment and a fresh namespace in it.
+pub async fn setup() -> (TestEnv, String) {
+    let env = TestEnv::start().await.expect("the test environment starts");
+    let ns = env.namespace().await.expect("a fresh namespace");
+    (env, ns)
+}
+
+/// A ConfigMap named `name` with one data key.
+pub fn configmap(name: &str) -> ConfigMap {
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some(name.to_string());
+    cm.data = Some([("key".to_string(), "value".to_string())].into());
+    cm
+}
+
+/// Polls `check` until it returns `Some`, for at most 30 s (a real cluster is asynchronous).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Skips a fault-injection test on a real cluster, saying why.
+pub fn needs_faults(env: &TestEnv) -> bool {
+    if env.faults().supported() {
+        return true;
+    }
+    eprintln!("skipping: this test injects faults, which only the embedded server can do");
+    false
+}
+
+/// The API error code of a failed call.
+pub fn code<T: std::fmt::Debug>(r: Result<T, kube_client::Error>) -> u16 {
+    match r {
+        Err(kube_client::Error::Api(s)) => s.code,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}

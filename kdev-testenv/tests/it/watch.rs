@@ -1,0 +1,266 @@
+//! Watches: events from a resourceVersion, initial events, selectors, streaming lists,
+//! bookmarks, timeouts, and 410 Gone.
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube_client::Api;
+use kube_client::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use serde_json::json;
+
+use super::{configmap, needs_faults, setup};
+
+fn name_of(ev: &WatchEvent<ConfigMap>) -> String {
+    match ev {
+        WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => {
+            o.metadata.name.clone().unwrap_or_default()
+        }
+        WatchEvent::Bookmark(_) => "<bookmark>".into(),
+        WatchEvent::Error(e) => format!("<error {}>", e.code),
+    }
+}
+
+fn kind_of(ev: &WatchEvent<ConfigMap>) -> &'static str {
+    match ev {
+        WatchEvent::Added(_) => "ADDED",
+        WatchEvent::Modified(_) => "MODIFIED",
+        WatchEvent::Deleted(_) => "DELETED",
+        WatchEvent::Bookmark(_) => "BOOKMARK",
+        WatchEvent::Error(_) => "ERROR",
+    }
+}
+
+#[tokio::test]
+async fn a_watch_from_a_resource_version_sees_every_later_change_in_order() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let stream = api
+        .watch(&WatchParams::default().timeout(20), &rv)
+        .await
+        .expect("watch");
+    let mut stream = stream.boxed();
+    api.create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("create");
+    api.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "data": { "key": "two" } })),
+    )
+    .await
+    .expect("patch");
+    api.delete("a", &DeleteParams::default()).await.expect("delete");
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let ev = tokio::time::timeout(Duration::from_secs(20), stream.try_next())
+            .await
+            .expect("an event in time");
+        let ev = ev.expect("no stream error").expect("the stream stays open");
+        seen.push(format!("{} {}", kind_of(&ev), name_of(&ev)));
+    }
+    assert_eq!(seen, ["ADDED a", "MODIFIED a", "DELETED a"]);
+}
+
+#[tokio::test]
+async fn a_watch_without_a_resource_version_starts_with_the_current_objects() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    api.create(&PostParams::default(), &configmap("existing"))
+        .await
+        .expect("create");
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(20), "0")
+        .await
+        .expect("watch")
+        .boxed();
+    let mut added = Vec::new();
+    while !added.contains(&"existing".to_string()) {
+        let ev = tokio::time::timeout(Duration::from_secs(20), stream.try_next())
+            .await
+            .expect("in time");
+        let ev = ev.expect("no error").expect("open");
+        assert_eq!(kind_of(&ev), "ADDED");
+        added.push(name_of(&ev));
+    }
+}
+
+#[tokio::test]
+async fn an_object_that_stops_matching_the_selector_is_seen_as_deleted() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut stream = api
+        .watch(&WatchParams::default().labels("team=a").timeout(20), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    let mut cm = configmap("moving");
+    cm.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
+    api.create(&PostParams::default(), &cm).await.expect("create");
+    api.patch(
+        "moving",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "labels": { "team": "b" } } })),
+    )
+    .await
+    .expect("relabel");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let ev = tokio::time::timeout(Duration::from_secs(20), stream.try_next())
+            .await
+            .expect("in time");
+        let ev = ev.expect("no error").expect("open");
+        seen.push(format!("{} {}", kind_of(&ev), name_of(&ev)));
+    }
+    assert_eq!(seen, ["ADDED moving", "DELETED moving"]);
+}
+
+#[tokio::test]
+async fn a_streaming_list_ends_its_initial_events_with_a_bookmark() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    for n in ["a", "b"] {
+        api.create(&PostParams::default(), &configmap(n)).await.expect("create");
+    }
+    let wp = WatchParams::streaming_lists().timeout(20);
+    let mut stream = api.watch(&wp, "").await.expect("watch").boxed();
+    let mut initial = Vec::new();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(20), stream.try_next())
+            .await
+            .expect("in time");
+        match ev.expect("no error").expect("open") {
+            WatchEvent::Added(o) => initial.push(o.metadata.name.unwrap_or_default()),
+            WatchEvent::Bookmark(b) => {
+                if b.metadata
+                    .annotations
+                    .get("k8s.io/initial-events-end")
+                    .map(String::as_str)
+                    == Some("true")
+                {
+                    break;
+                }
+            }
+            other => panic!("unexpected {}", kind_of(&other)),
+        }
+    }
+    initial.retain(|n| n != "kube-root-ca.crt");
+    initial.sort();
+    assert_eq!(initial, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn a_watch_ends_after_its_timeout() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(1), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    let end = tokio::time::timeout(Duration::from_secs(30), stream.try_next())
+        .await
+        .expect("the watch ends");
+    assert!(matches!(end, Ok(None)), "{end:?}");
+}
+
+#[tokio::test]
+async fn a_watch_from_before_the_kept_history_gets_410_gone() {
+    let (env, ns) = setup().await;
+    if !needs_faults(&env) {
+        return;
+    }
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    api.create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("create");
+    env.faults().compact_history().expect("compaction");
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(20), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    let ev = tokio::time::timeout(Duration::from_secs(20), stream.try_next())
+        .await
+        .expect("in time");
+    match ev.expect("no stream error").expect("an event") {
+        WatchEvent::Error(e) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
+        other => panic!("expected 410, got {}", kind_of(&other)),
+    }
+}
+
+#[tokio::test]
+async fn dropped_watches_end_and_can_resume_from_the_last_version() {
+    let (env, ns) = setup().await;
+    if !needs_faults(&env) {
+        return;
+    }
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(20), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    let a = api
+        .create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("create");
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .expect("in time");
+    assert!(matches!(first, Ok(Some(WatchEvent::Added(_)))));
+    assert!(env.faults().drop_watches().expect("drop") >= 1);
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .expect("ends");
+    assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+    api.create(&PostParams::default(), &configmap("b"))
+        .await
+        .expect("create b");
+    let from = a.metadata.resource_version.expect("rv");
+    let mut resumed = api
+        .watch(&WatchParams::default().timeout(20), &from)
+        .await
+        .expect("rewatch")
+        .boxed();
+    let ev = tokio::time::timeout(Duration::from_secs(5), resumed.try_next())
+        .await
+        .expect("in time");
+    let ev = ev.expect("no error").expect("open");
+    assert_eq!(format!("{} {}", kind_of(&ev), name_of(&ev)), "ADDED b");
+}

@@ -264,3 +264,38 @@ async fn dropped_watches_end_and_can_resume_from_the_last_version() {
     let ev = ev.expect("no error").expect("open");
     assert_eq!(format!("{} {}", kind_of(&ev), name_of(&ev)), "ADDED b");
 }
+
+#[tokio::test]
+async fn a_watch_with_bookmarks_gets_them_periodically() {
+    // Configures the embedded server's bookmark interval (kube-apiserver's is about a minute):
+    // embedded only, like fault injection.
+    if std::env::var(kdev_testenv::KUBECONFIG_ENV).is_ok_and(|v| !v.is_empty()) {
+        eprintln!("skipping: this test shortens the embedded server's bookmark interval");
+        return;
+    }
+    let config = kdev_testenv::Config::default().bookmark_interval(Duration::from_millis(50));
+    let env = kdev_testenv::TestEnv::embedded(config).await.expect("embedded server");
+    let ns = env.namespace().await.expect("namespace");
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let created = api
+        .create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("create");
+    let rv = created.metadata.resource_version.expect("rv");
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(20), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    let ev = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+        .await
+        .expect("in time");
+    match ev.expect("no error").expect("open") {
+        WatchEvent::Bookmark(b) => {
+            assert!(
+                b.metadata.resource_version.parse::<u64>().expect("a number") >= rv.parse::<u64>().expect("a number")
+            );
+        }
+        other => panic!("expected a bookmark, got {}", kind_of(&other)),
+    }
+}

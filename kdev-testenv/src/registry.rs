@@ -48,6 +48,8 @@ pub struct CrdVersion {
     pub columns: Vec<PrinterColumn>,
     /// Whether this version is deprecated, and the warning.
     pub deprecation_warning: Option<String>,
+    /// List and map types for server-side apply (`x-kubernetes-list-type`, `x-kubernetes-map-type`).
+    pub apply: Arc<crate::patch::Schema>,
 }
 
 /// How objects of one resource are converted to and from their storage form.

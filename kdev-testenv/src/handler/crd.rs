@@ -89,14 +89,16 @@ fn resource_of(crd: &Value) -> Option<Resource> {
                 .map(String::from)
                 .unwrap_or_else(|| format!("{group}/{} {kind} is deprecated", v["name"].as_str().unwrap_or("")))
         });
-        per_version.insert(
-            v["name"].as_str().unwrap_or("").to_string(),
-            CrdVersion {
-                schema,
-                columns,
-                deprecation_warning,
-            },
-        );
+        let apply = Arc::new(apply_schema(
+            v.pointer("/schema/openAPIV3Schema").unwrap_or(&Value::Null),
+        ));
+        let version = CrdVersion {
+            schema,
+            columns,
+            deprecation_warning,
+            apply,
+        };
+        per_version.insert(v["name"].as_str().unwrap_or("").to_string(), version);
     }
     Some(Resource {
         group: group.clone(),
@@ -138,6 +140,46 @@ fn resource_of(crd: &Value) -> Option<Resource> {
         plural,
         kind,
     })
+}
+
+/// Server-side apply's view of a CRD version's schema: which lists are sets or maps (and by
+/// which keys) and which maps are atomic.
+fn apply_schema(openapi: &Value) -> crate::patch::Schema {
+    use crate::patch::{ListKey, ListType};
+    fn walk(node: &Value, path: &str, out: &mut crate::patch::Schema) {
+        let list = match node["x-kubernetes-list-type"].as_str() {
+            Some("set") => Some(ListType::Set),
+            Some("map") => Some(ListType::Map(
+                str_list(&node["x-kubernetes-list-map-keys"])
+                    .into_iter()
+                    .map(|name| ListKey { name, default: None })
+                    .collect(),
+            )),
+            _ => None,
+        };
+        if let Some(list) = list {
+            *out = std::mem::take(out).with_list(path, list);
+        }
+        if node["x-kubernetes-map-type"] == "atomic" || node["x-kubernetes-struct-type"] == "atomic" {
+            *out = std::mem::take(out).with_atomic_map(path);
+        }
+        if let Some(props) = node["properties"].as_object() {
+            for (k, child) in props {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                walk(child, &p, out);
+            }
+        }
+        if node["items"].is_object() {
+            walk(&node["items"], path, out);
+        }
+    }
+    let mut out = crate::patch::Schema::custom();
+    walk(openapi, "", &mut out);
+    out
 }
 
 /// After a CRD is created or updated: add the clean-up finalizer, accept the names, mark it

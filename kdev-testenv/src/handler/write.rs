@@ -126,8 +126,19 @@ pub(crate) fn patch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         check_type_meta(&ctx.res, ctx.version(), &applied)?;
         let force = ctx.query.flag("force");
         let live = old.as_ref().map(|o| convert_out(&ctx.res, ctx.version(), &o.value));
-        let merged = crate::patch::apply(live.as_ref(), &applied, &manager, force, &now, &api_version)
-            .map_err(|e| patch_error(&ctx.res, ctx.name(), e))?;
+        let crd_schema = ctx
+            .res
+            .crd
+            .as_ref()
+            .and_then(|c| c.get(ctx.version()))
+            .map(|v| v.apply.clone());
+        let merged = match crd_schema {
+            Some(schema) => {
+                crate::patch::apply_with(&schema, live.as_ref(), &applied, &manager, force, &now, &api_version)
+            }
+            None => crate::patch::apply(live.as_ref(), &applied, &manager, force, &now, &api_version),
+        }
+        .map_err(|e| patch_error(&ctx.res, ctx.name(), e))?;
         let (code, stored) = match old {
             None if sub.is_none() => (
                 StatusCode::CREATED,
@@ -549,7 +560,7 @@ pub(crate) fn create_object(
         });
     }
     if let Some(manager) = manager {
-        crate::patch::record_update(None, &mut obj, manager, &meta::now(), &res.api_version(version));
+        record_update(res, version, None, &mut obj, manager);
     }
     let obj = convert_in(res, obj);
     if dry_run {
@@ -689,6 +700,15 @@ pub(crate) fn update_object(
     let key = (ns.to_string(), name.to_string());
     let stored = st.put(&res.storage, key.clone(), new);
     Ok(delete::after_update(st, res, stored))
+}
+
+/// Gives `manager` an Update entry in managedFields for what it changed (CRD list types included).
+fn record_update(res: &Resource, version: &str, old: Option<&Value>, new: &mut Value, manager: &str) {
+    let (now, api_version) = (meta::now(), res.api_version(version));
+    match res.crd.as_ref().and_then(|c| c.get(version)) {
+        Some(v) => crate::patch::record_update_with(&v.apply, old, new, manager, &now, &api_version),
+        None => crate::patch::record_update(old, new, manager, &now, &api_version),
+    }
 }
 
 /// Equal apart from resourceVersion and managedFields: such a write changes nothing.

@@ -274,3 +274,40 @@ async fn deleting_a_crd_deletes_its_resources_and_stops_serving_them() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn server_side_apply_merges_map_lists_of_custom_resources_by_key() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    let mut def = crd(&group, "Namespaced");
+    for v in &mut def.spec.versions {
+        let mut schema = serde_json::to_value(&v.schema).expect("json");
+        schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["ports"] = json!({
+            "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+            "items": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" }, "port": { "type": "integer" } } }
+        });
+        v.schema = serde_json::from_value(schema).expect("schema");
+    }
+    install(&env.client(), &def).await;
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    let apply = |manager: &'static str, port: Value| {
+        let api = api.clone();
+        let obj = json!({ "apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": { "name": "w" },
+                          "spec": { "size": 1, "ports": [port] } });
+        async move { api.patch("w", &PatchParams::apply(manager), &Patch::Apply(&obj)).await }
+    };
+    apply("a", json!({ "name": "http", "port": 80 }))
+        .await
+        .expect("first manager");
+    let w = apply("b", json!({ "name": "https", "port": 443 }))
+        .await
+        .expect("second manager");
+    let names: Vec<&str> = w.data["spec"]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["http", "https"], "each manager owns its own list entry");
+    uninstall(&env.client(), &group).await;
+}

@@ -2,6 +2,7 @@
 //! compacted history, a restart.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::server::Shared;
@@ -154,7 +155,9 @@ impl Faults {
     /// [`Unsupported`] on a real cluster.
     pub fn fail(&self, failure: Failure) -> Result<(), Unsupported> {
         if failure.times > 0 {
-            self.shared()?.faults.lock().failures.push(failure);
+            let shared = self.shared()?;
+            shared.faults.lock().failures.push(failure);
+            shared.faults_armed.store(true, Ordering::Release);
         }
         Ok(())
     }
@@ -164,7 +167,9 @@ impl Faults {
     /// # Errors
     /// [`Unsupported`] on a real cluster.
     pub fn set_latency(&self, latency: Duration) -> Result<(), Unsupported> {
-        self.shared()?.faults.lock().latency = latency;
+        let shared = self.shared()?;
+        shared.faults.lock().latency = latency;
+        shared.faults_armed.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -173,7 +178,9 @@ impl Faults {
     /// # Errors
     /// [`Unsupported`] on a real cluster.
     pub fn clear(&self) -> Result<(), Unsupported> {
-        *self.shared()?.faults.lock() = FaultState::default();
+        let shared = self.shared()?;
+        *shared.faults.lock() = FaultState::default();
+        shared.faults_armed.store(false, Ordering::Release);
         Ok(())
     }
 }

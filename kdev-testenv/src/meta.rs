@@ -13,21 +13,19 @@ pub fn now() -> String {
 
 /// A random version-4 UUID in its canonical text form.
 pub fn uid() -> String {
-    let mut b = [0u8; 16];
-    for byte in &mut b {
-        *byte = fastrand::u8(..);
-    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut b = fastrand::u128(..).to_be_bytes();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    let mut out = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    out
 }
 
 /// The five-character suffix kube-apiserver appends to `generateName`.

@@ -81,6 +81,8 @@ impl Config {
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     pub(crate) faults: Mutex<FaultState>,
+    /// Whether any fault is planned: requests skip the fault lock while it is false.
+    pub(crate) faults_armed: std::sync::atomic::AtomicBool,
     pub(crate) config: Config,
     /// Cancelled when the server stops; open watches end with it.
     pub(crate) stopping: Mutex<CancellationToken>,
@@ -153,6 +155,7 @@ impl Server {
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             faults: Mutex::new(FaultState::default()),
+            faults_armed: std::sync::atomic::AtomicBool::new(false),
             config,
             stopping: Mutex::new(CancellationToken::new()),
         });

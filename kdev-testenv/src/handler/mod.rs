@@ -90,7 +90,12 @@ impl Ctx {
 
 /// Serves one HTTP request.
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Response<Body> {
-    let latency = shared.faults.lock().latency();
+    let armed = shared.faults_armed.load(std::sync::atomic::Ordering::Acquire);
+    let latency = if armed {
+        shared.faults.lock().latency()
+    } else {
+        std::time::Duration::ZERO
+    };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -152,7 +157,9 @@ fn dispatch(
         Some(sub) => format!("{}/{sub}", route.plural),
         None => route.plural.clone(),
     };
-    if let Some(err) = shared.faults.lock().check(verb, &resource_name) {
+    if shared.faults_armed.load(std::sync::atomic::Ordering::Acquire)
+        && let Some(err) = shared.faults.lock().check(verb, &resource_name)
+    {
         return Err(err);
     }
     if let Some(sub) = &route.subresource {

@@ -29,18 +29,14 @@ pub(crate) fn create(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     }
     let obj = ctx.body_json()?;
     check_type_meta(&ctx.res, ctx.version(), &obj)?;
-    let stored = {
-        let mut st = ctx.shared.state.lock();
-        create_object(
-            &mut st,
-            &ctx.res,
-            ctx.version(),
-            ctx.ns(),
-            obj,
-            Some(&ctx.manager()),
-            ctx.dry_run(),
-        )?
-    };
+    let prepared = prepare_create(&ctx.res, ctx.version(), ctx.ns(), obj, Some(&ctx.manager()))?;
+    let stored = commit_create(
+        &mut ctx.shared.state.lock(),
+        &ctx.res,
+        ctx.ns(),
+        prepared,
+        ctx.dry_run(),
+    )?;
     Ok(object_response(ctx, StatusCode::CREATED, &stored))
 }
 
@@ -458,18 +454,23 @@ fn admit(res: &Resource, version: &str, obj: &mut Value, creating: bool) -> Resu
     }
 }
 
-/// Creates an object (in `version`'s form) under the lock: names, metadata, defaults,
-/// validation, the namespace check, then storage and the post-create hooks.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn create_object(
-    st: &mut State,
-    res: &Arc<Resource>,
+/// An object ready to be stored: named, stamped, defaulted, validated, in storage form.
+pub(crate) struct Prepared {
+    obj: Value,
+    name: String,
+    /// The generateName prefix, when the name was generated (and may be generated again).
+    generated: Option<String>,
+}
+
+/// The part of a create that needs no lock: names, metadata, defaults, validation and
+/// managedFields, so that concurrent creates only serialize on storing.
+pub(crate) fn prepare_create(
+    res: &Resource,
     version: &str,
     ns: &str,
     mut obj: Value,
     manager: Option<&str>,
-    dry_run: bool,
-) -> Result<Arc<Stored>, ApiError> {
+) -> Result<Prepared, ApiError> {
     let m = meta_mut(&mut obj)?;
     if res.namespaced {
         let body_ns = m.get("namespace").and_then(Value::as_str).unwrap_or("");
@@ -492,18 +493,9 @@ pub(crate) fn create_object(
     }
     let given = m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
     let generate = m.get("generateName").and_then(Value::as_str).unwrap_or("").to_string();
-    let name = match (given.is_empty(), generate.is_empty()) {
-        (false, _) => given,
-        (true, false) => {
-            let mut candidate = format!("{generate}{}", meta::name_suffix());
-            for _ in 0..8 {
-                if st.get(&res.storage, ns, &candidate).is_none() {
-                    break;
-                }
-                candidate = format!("{generate}{}", meta::name_suffix());
-            }
-            candidate
-        }
+    let (name, generated) = match (given.is_empty(), generate.is_empty()) {
+        (false, _) => (given, None),
+        (true, false) => (format!("{generate}{}", meta::name_suffix()), Some(generate)),
         (true, true) => {
             return Err(invalid(
                 res,
@@ -530,6 +522,32 @@ pub(crate) fn create_object(
     } else {
         m.remove("generation");
     }
+    prepare::on_create(res, &mut obj);
+    admit(res, version, &mut obj, true)?;
+    if let Some(manager) = manager {
+        record_update(res, version, None, &mut obj, manager);
+    }
+    Ok(Prepared {
+        obj: convert_in(res, obj),
+        name,
+        generated,
+    })
+}
+
+/// The part of a create under the lock: the namespace must exist and not be terminating, the
+/// name must be free; then the object is stored and the post-create hooks run.
+pub(crate) fn commit_create(
+    st: &mut State,
+    res: &Arc<Resource>,
+    ns: &str,
+    prepared: Prepared,
+    dry_run: bool,
+) -> Result<Arc<Stored>, ApiError> {
+    let Prepared {
+        mut obj,
+        mut name,
+        generated,
+    } = prepared;
     if res.namespaced {
         match st.get("/namespaces", "", ns) {
             None => {
@@ -543,7 +561,8 @@ pub(crate) fn create_object(
                     qualified: res.qualified(),
                     name: name.clone(),
                     message: format!(
-                        "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is \
+                         being terminated",
                         res.qualified()
                     ),
                 });
@@ -551,24 +570,41 @@ pub(crate) fn create_object(
             Some(_) => {}
         }
     }
-    prepare::on_create(res, &mut obj);
-    admit(res, version, &mut obj, true)?;
+    if let Some(prefix) = generated {
+        for _ in 0..8 {
+            if st.get(&res.storage, ns, &name).is_none() {
+                break;
+            }
+            name = format!("{prefix}{}", meta::name_suffix());
+        }
+        meta_mut(&mut obj)?.insert("name".into(), json!(name));
+    }
     if st.get(&res.storage, ns, &name).is_some() {
         return Err(ApiError::AlreadyExists {
             qualified: res.qualified(),
             name,
         });
     }
-    if let Some(manager) = manager {
-        record_update(res, version, None, &mut obj, manager);
-    }
-    let obj = convert_in(res, obj);
     if dry_run {
         return Ok(Stored::new(obj, st.rv()));
     }
     let stored = st.put(&res.storage, (ns.to_string(), name), obj);
     delete::after_create(st, res, &stored);
     Ok(stored)
+}
+
+/// Creates an object under the lock (bootstrap, and apply creating an object).
+pub(crate) fn create_object(
+    st: &mut State,
+    res: &Arc<Resource>,
+    version: &str,
+    ns: &str,
+    obj: Value,
+    manager: Option<&str>,
+    dry_run: bool,
+) -> Result<Arc<Stored>, ApiError> {
+    let prepared = prepare_create(res, version, ns, obj, manager)?;
+    commit_create(st, res, ns, prepared, dry_run)
 }
 
 /// Replaces an object (or its status) under the lock, with kube-apiserver's update rules.

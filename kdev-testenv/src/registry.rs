@@ -271,6 +271,8 @@ pub struct Registry {
     by_group_plural: BTreeMap<(String, String), Arc<Resource>>,
     /// Group names in discovery order (core first, built-ins, then CRD groups by name).
     group_order: Vec<String>,
+    /// Counts changes, so clients caching discovery and OpenAPI documents see new versions.
+    generation: u64,
 }
 
 impl Registry {
@@ -321,6 +323,7 @@ impl Registry {
 
     /// Adds or replaces a resource.
     pub fn insert(&mut self, res: Resource) {
+        self.generation += 1;
         if !self.group_order.contains(&res.group) {
             self.group_order.push(res.group.clone());
         }
@@ -330,10 +333,16 @@ impl Registry {
 
     /// Removes a custom resource's entry (its CRD was deleted).
     pub fn remove(&mut self, group: &str, plural: &str) {
+        self.generation += 1;
         self.by_group_plural.remove(&(group.to_string(), plural.to_string()));
         if !self.by_group_plural.keys().any(|(g, _)| g == group) {
             self.group_order.retain(|g| g != group);
         }
+    }
+
+    /// How many times the registry has changed.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The resource served at `group`/`version`/`plural`, if any.

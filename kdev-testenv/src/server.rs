@@ -86,6 +86,22 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// Cancelled when the server stops; open watches end with it.
     pub(crate) stopping: Mutex<CancellationToken>,
+    /// A copy of the registry for the request path, so routing never takes the state lock.
+    pub(crate) registry: parking_lot::RwLock<Arc<Registry>>,
+    /// Raised by the state when the registry changes; the request path then refreshes `registry`.
+    pub(crate) registry_changed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Shared {
+    /// Refreshes the request path's copy of the registry if the state changed it.
+    pub(crate) fn refresh_registry(&self) {
+        if self.registry_changed.load(std::sync::atomic::Ordering::Acquire)
+            && self.registry_changed.swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            let fresh = Arc::new(self.state.lock().registry.clone());
+            *self.registry.write() = fresh;
+        }
+    }
 }
 
 /// Why the server could not start.
@@ -152,12 +168,16 @@ impl Server {
         })?;
         let mut state = State::new(Registry::builtin(), config.history);
         crate::handler::bootstrap(&mut state);
+        let registry = parking_lot::RwLock::new(Arc::new(state.registry.clone()));
+        let registry_changed = state.registry_changed();
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             faults: Mutex::new(FaultState::default()),
             faults_armed: std::sync::atomic::AtomicBool::new(false),
             config,
             stopping: Mutex::new(CancellationToken::new()),
+            registry,
+            registry_changed,
         });
         let server = Server {
             shared,

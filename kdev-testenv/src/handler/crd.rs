@@ -222,7 +222,7 @@ pub(crate) fn on_written(st: &mut State, stored: &Arc<Stored>) {
         names.entry("listKind").or_insert_with(|| json!(res.list_kind));
         names.entry("singular").or_insert_with(|| json!(res.singular));
     }
-    st.registry.insert(res);
+    st.register(res);
     if v != *crd {
         let name = v
             .pointer("/metadata/name")
@@ -282,7 +282,7 @@ pub(crate) fn after_remove(st: &mut State, storage: &str, last: &Arc<Stored>) {
             .and_then(Value::as_str)
             .unwrap_or("");
         let cr_storage = format!("{group}/{plural}");
-        st.registry.remove(group, plural);
+        st.unregister(group, plural);
         st.drop_table(&cr_storage);
         return;
     }

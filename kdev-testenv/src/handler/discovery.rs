@@ -16,8 +16,9 @@ pub(crate) const MINOR: &str = "36";
 
 pub(crate) fn serve(shared: &Shared, target: Target, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let st = shared.state.lock();
-    let reg = &st.registry;
+    shared.refresh_registry();
+    let registry = shared.registry.read().clone();
+    let reg = &*registry;
     let body = match target {
         Target::Version => json!({
             "major": "1", "minor": MINOR, "emulationMajor": "1", "emulationMinor": MINOR,
@@ -101,7 +102,7 @@ pub(crate) fn serve(shared: &Shared, target: Target, headers: &HeaderMap) -> Res
                     };
                     paths.insert(
                         p.clone(),
-                        json!({ "serverRelativeURL": format!("/openapi/v3/{p}?hash={}", st.rv()) }),
+                        json!({ "serverRelativeURL": format!("/openapi/v3/{p}?hash={:016X}", reg.generation()) }),
                     );
                 }
             }

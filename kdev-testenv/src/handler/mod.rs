@@ -81,8 +81,22 @@ impl Ctx {
         self.query.get("dryRun").is_some_and(|v| v == "All")
     }
 
-    /// Parses the JSON body.
+    /// Parses the JSON body (or YAML, when the content type says so).
     pub fn body_json(&self) -> Result<Value, ApiError> {
+        let ct = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if ct.starts_with("application/vnd.kubernetes.protobuf") || ct.starts_with("application/cbor") {
+            return Err(ApiError::UnsupportedMediaType(
+                "application/json, application/yaml (kdev-testenv does not speak protobuf or CBOR)".into(),
+            ));
+        }
+        if ct.starts_with("application/yaml") {
+            return serde_saphyr::from_slice(&self.body)
+                .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded: {e}")));
+        }
         serde_json::from_slice(&self.body)
             .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded: {e}")))
     }
@@ -105,7 +119,16 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incomi
         Err(_) => return wire::error(&ApiError::TooLarge(shared.config.max_body)),
     };
     let query = Query::parse(parts.uri.query());
-    match dispatch(shared, &parts.method, parts.uri.path(), query, parts.headers, body) {
+    let result = dispatch(
+        shared.clone(),
+        &parts.method,
+        parts.uri.path(),
+        query,
+        parts.headers,
+        body,
+    );
+    shared.refresh_registry();
+    match result {
         Ok(resp) => resp,
         Err(e) => wire::error(&e),
     }
@@ -129,14 +152,13 @@ fn dispatch(
             return discovery::serve(&shared, other, &headers);
         }
     };
-    let res = {
-        let state = shared.state.lock();
-        state
-            .registry
-            .get(&route.group, &route.version, &route.plural)
-            .cloned()
-            .ok_or(ApiError::NoRoute)?
-    };
+    shared.refresh_registry();
+    let res = shared
+        .registry
+        .read()
+        .get(&route.group, &route.version, &route.plural)
+        .cloned()
+        .ok_or(ApiError::NoRoute)?;
     if route.namespace.is_some() && !res.namespaced {
         return Err(ApiError::NoRoute);
     }

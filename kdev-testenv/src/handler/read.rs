@@ -136,6 +136,9 @@ impl Filter {
 
     /// Whether an object (in storage form, converted to the served form for field lookups) matches.
     pub(crate) fn matches(&self, res: &Resource, version: &str, obj: &Value) -> bool {
+        if self.ns.is_none() && self.is_empty() {
+            return true;
+        }
         if let Some(ns) = &self.ns
             && obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("") != ns
         {

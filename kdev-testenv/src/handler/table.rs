@@ -143,8 +143,51 @@ fn name(o: &Value) -> Value {
     o.pointer("/metadata/name").cloned().unwrap_or(json!(""))
 }
 
+/// The Age cell: the time since creation as kube-apiserver renders it (`5s`, `3m20s`, `2d4h`).
 fn created(o: &Value) -> Value {
-    o.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null)
+    let Some(ts) = o.pointer("/metadata/creationTimestamp").and_then(Value::as_str) else {
+        return json!("<unknown>");
+    };
+    match ts.parse::<jiff::Timestamp>() {
+        Ok(t) => json!(human_duration(jiff::Timestamp::now().duration_since(t).as_secs())),
+        Err(_) => json!("<unknown>"),
+    }
+}
+
+/// apimachinery's `duration.HumanDuration`.
+pub(crate) fn human_duration(secs: i64) -> String {
+    if secs < -1 {
+        return "<invalid>".into();
+    }
+    let secs = secs.max(0);
+    let (mins, hours) = (secs / 60, secs / 3600);
+    let days = hours / 24;
+    let with = |big: i64, unit: &str, small: i64, small_unit: &str| {
+        if small == 0 {
+            format!("{big}{unit}")
+        } else {
+            format!("{big}{unit}{small}{small_unit}")
+        }
+    };
+    if secs < 120 {
+        format!("{secs}s")
+    } else if mins < 10 {
+        with(mins, "m", secs % 60, "s")
+    } else if mins < 180 {
+        format!("{mins}m")
+    } else if hours < 8 {
+        with(hours, "h", mins % 60, "m")
+    } else if hours < 48 {
+        format!("{hours}h")
+    } else if hours < 24 * 8 {
+        with(days, "d", hours % 24, "h")
+    } else if hours < 24 * 365 * 2 {
+        format!("{days}d")
+    } else if hours < 24 * 365 * 8 {
+        with(days / 365, "y", days % 365, "d")
+    } else {
+        format!("{}y", days / 365)
+    }
 }
 
 fn row(o: &Value, cells: Vec<Value>) -> Value {
@@ -205,6 +248,24 @@ pub(crate) fn json_path(obj: &Value, path: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_read_as_kubectl_prints_them() {
+        let cases = [
+            (5, "5s"),
+            (119, "119s"),
+            (200, "3m20s"),
+            (600, "10m"),
+            (3 * 3600 + 60, "3h1m"),
+            (30 * 3600, "30h"),
+            (50 * 3600, "2d2h"),
+            (400 * 86400, "400d"),
+            (3 * 365 * 86400, "3y"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human_duration(secs), want, "{secs}");
+        }
+    }
 
     #[test]
     fn printer_column_paths_follow_indexes_and_filters() {

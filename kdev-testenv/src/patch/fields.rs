@@ -335,6 +335,10 @@ fn walk_compare(
                 new.and_then(Value::as_object).unwrap_or(&empty),
             );
             for key in a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))) {
+                if spath == "metadata" && key == "managedFields" {
+                    // Never part of any field set (kube-apiserver strips it the same way).
+                    continue;
+                }
                 path.push(field(key));
                 walk_compare(a.get(key), b.get(key), &child_path(spath, key), path, schema, out);
                 path.pop();
@@ -429,13 +433,16 @@ const STRIPPED: &[&[&str]] = &[
 
 /// Removes the server-set fields of kube-apiserver's strip list (and all of `metadata.managedFields`).
 pub(crate) fn strip(set: &FieldSet) -> FieldSet {
-    let mut out = set.clone();
+    static MEMBERS: std::sync::LazyLock<FieldSet> = std::sync::LazyLock::new(|| {
+        let mut members = FieldSet::default();
+        for path in STRIPPED {
+            members.insert(&path.iter().map(|p| field(p)).collect::<Vec<_>>());
+        }
+        members
+    });
+    let mut out = set.difference(&MEMBERS);
     out.remove_tree(&[field("metadata"), field("managedFields")]);
-    let mut members = FieldSet::default();
-    for path in STRIPPED {
-        members.insert(&path.iter().map(|p| field(p)).collect::<Vec<_>>());
-    }
-    out.difference(&members)
+    out
 }
 
 #[cfg(test)]

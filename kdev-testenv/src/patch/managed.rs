@@ -445,9 +445,8 @@ pub fn record_update_with(
             .or_else(|| decode_entries(old.and_then(|o| o.pointer("/metadata/managedFields"))))
             .unwrap_or_default()
     };
-    let old_obj = without_managed_fields(old);
-    let new_obj = without_managed_fields(Some(new));
-    let comparison = compare(&old_obj, &new_obj, schema);
+    let empty = Value::Object(Map::new());
+    let comparison = compare(old.filter(|o| o.is_object()).unwrap_or(&empty), new, schema);
     let changed = comparison.changed();
     for entry in &mut entries {
         entry.set = entry.set.difference(&changed).difference(&comparison.removed);

@@ -64,8 +64,10 @@ struct Snapshot {
 /// Everything behind the server's one lock.
 pub struct State {
     rv: u64,
-    /// The resources served.
+    /// The resources served. Change it through [`State::register`] and [`State::unregister`],
+    /// which tell the request path to refresh its lock-free copy.
     pub registry: Registry,
+    registry_changed: Arc<std::sync::atomic::AtomicBool>,
     tables: HashMap<String, Table>,
     history: History,
     watchers: HashMap<String, Vec<(u64, mpsc::UnboundedSender<WatchMsg>)>>,
@@ -85,6 +87,7 @@ impl State {
         State {
             rv: 1,
             registry,
+            registry_changed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             tables: HashMap::new(),
             history: History::new(history),
             watchers: HashMap::new(),
@@ -92,6 +95,23 @@ impl State {
             snapshots: HashMap::new(),
             owners: HashMap::new(),
         }
+    }
+
+    /// Serves a resource (a CRD was established or changed).
+    pub fn register(&mut self, res: crate::registry::Resource) {
+        self.registry.insert(res);
+        self.registry_changed.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Stops serving a resource (its CRD is gone).
+    pub fn unregister(&mut self, group: &str, plural: &str) {
+        self.registry.remove(group, plural);
+        self.registry_changed.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The flag raised whenever the registry changes.
+    pub fn registry_changed(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.registry_changed.clone()
     }
 
     /// The latest resourceVersion.

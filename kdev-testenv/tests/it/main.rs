@@ -10,6 +10,7 @@ mod crud;
 mod discovery;
 mod faults;
 mod gc;
+mod kubectl;
 mod list;
 mod patch;
 mod robustness;

@@ -29,6 +29,13 @@
 //! | module | crate | what it is |
 //! |---|---|---|
 //! | [`store`], [`delta_fifo`], [`real_fifo`], [`workqueue`] | [`kdev_core`] | client-go's primitives |
+//! | `testenv` (feature `testenv`) | `kdev_testenv` | an embedded Kubernetes API server for tests and lessons |
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `testenv` | no | `kdev::testenv`: [`TestEnv`](https://docs.rs/kdev-testenv), the embedded API server, fault injection |
 //!
 //! kdev never enables a k8s-openapi version feature; your binary picks one, e.g.
 //! `k8s-openapi = { version = "0.29", features = ["latest"] }`.
@@ -36,3 +43,8 @@
 pub use kdev_core;
 pub use kdev_core::{DeltaFifo, RealFifo, Store, WorkQueue};
 pub use kdev_core::{delta_fifo, real_fifo, store, workqueue};
+
+/// The embedded Kubernetes API server: [`TestEnv`](kdev_testenv::TestEnv) for tests and
+/// examples, [`Server`](kdev_testenv::Server) for `kdev-testenv serve`.
+#[cfg(feature = "testenv")]
+pub use kdev_testenv as testenv;

@@ -74,3 +74,33 @@ fn the_indexer_lesson_shows_indexes_zero_copy_reads_and_replace() {
         ],
     );
 }
+
+#[test]
+fn the_client_basics_lesson_shows_discovery_typed_raw_dynamic_and_watch() {
+    // On the embedded server by default; on the real cluster named by KDEV_TEST_KUBECONFIG.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_client_basics"));
+    match std::env::var("KDEV_TEST_KUBECONFIG") {
+        Ok(path) if !path.is_empty() => cmd.env("KUBECONFIG", path),
+        _ => cmd.env_remove("KUBECONFIG").env_remove("KUBERNETES_SERVICE_HOST"),
+    };
+    let output = cmd.output().expect("the lesson starts");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "client_basics failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.trim_end().ends_with("lesson complete"), "{stdout}");
+    assert_shows(
+        &stdout,
+        &[
+            "GVK apps/v1/Deployment is served as GVR apps/v1/deployments",
+            "updated the image to nginx:1.27 (generation Some(2): spec changes bump it)",
+            "pods with tier=front: web-1, web-2",
+            "-> kind \"Namespace\", phase \"Active\"",
+            "dynamic object first says \"hello, dynamic world\"",
+            "ADDED greeting",
+            "MODIFIED greeting (hello=kdev)",
+        ],
+    );
+}

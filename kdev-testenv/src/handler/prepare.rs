@@ -92,6 +92,7 @@ pub(crate) fn on_create(res: &Resource, obj: &mut Value) {
             obj["status"] = json!({ "loadBalancer": {} });
         }
         ("", "secrets") => set_default(obj, &["type"], json!("Opaque")),
+        ("apiextensions.k8s.io", _) => crd_defaults(obj),
         _ => {}
     }
     if res.group.is_empty() && res.plural == "secrets" {
@@ -103,6 +104,28 @@ pub(crate) fn on_create(res: &Resource, obj: &mut Value) {
 pub(crate) fn on_update(res: &Resource, obj: &mut Value) {
     if res.group.is_empty() && res.plural == "secrets" {
         fold_string_data(obj);
+    }
+    if res.group == "apiextensions.k8s.io" {
+        crd_defaults(obj);
+    }
+}
+
+/// A CRD's defaults (`SetDefaults_CustomResourceDefinitionSpec`): listKind, singular, the None
+/// conversion strategy.
+fn crd_defaults(obj: &mut Value) {
+    let kind = obj
+        .pointer("/spec/names/kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if !kind.is_empty()
+        && let Some(names) = obj.pointer_mut("/spec/names").filter(|n| n.is_object())
+    {
+        set_default(names, &["listKind"], json!(format!("{kind}List")));
+        set_default(names, &["singular"], json!(kind.to_ascii_lowercase()));
+    }
+    if let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) {
+        set_default(spec, &["conversion"], json!({ "strategy": "None" }));
     }
 }
 

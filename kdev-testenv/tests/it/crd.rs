@@ -311,3 +311,18 @@ async fn server_side_apply_merges_map_lists_of_custom_resources_by_key() {
     assert_eq!(names, ["http", "https"], "each manager owns its own list entry");
     uninstall(&env.client(), &group).await;
 }
+
+#[tokio::test]
+async fn a_crd_without_list_kind_or_singular_gets_them_defaulted() {
+    let (env, _ns) = setup().await;
+    let group = unique_group();
+    let mut def = crd(&group, "Namespaced");
+    def.spec.names.list_kind = None;
+    def.spec.names.singular = None;
+    install(&env.client(), &def).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    let got = crds.get(&format!("widgets.{group}")).await.expect("get");
+    assert_eq!(got.spec.names.list_kind.as_deref(), Some("WidgetList"));
+    assert_eq!(got.spec.names.singular.as_deref(), Some("widget"));
+    uninstall(&env.client(), &group).await;
+}

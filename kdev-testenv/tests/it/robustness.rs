@@ -41,6 +41,7 @@ fn bodies() -> impl Strategy<Value = Vec<u8>> {
 async fn malformed_writes_get_a_status_and_never_break_the_server() {
     let (env, ns) = setup().await;
     let client = env.client();
+    let embedded = env.is_embedded();
     let cases = {
         let mut runner = TestRunner::new(Config {
             cases: 64,
@@ -72,8 +73,15 @@ async fn malformed_writes_get_a_status_and_never_break_the_server() {
         match client.request_text(req).await {
             Ok(_) => {}
             Err(kube_client::Error::Api(s)) => {
+                // kube-apiserver answers a few malformed patches with 500; the embedded server
+                // always blames the request.
+                let ok = if embedded {
+                    (400..500).contains(&s.code)
+                } else {
+                    s.code >= 400
+                };
                 assert!(
-                    (400..500).contains(&s.code),
+                    ok,
                     "{method} {path} {ct} {:?}: {} {}",
                     String::from_utf8_lossy(&body),
                     s.code,

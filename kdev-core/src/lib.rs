@@ -61,6 +61,7 @@
 //!
 //! | module | client-go | what it is |
 //! |---|---|---|
+//! | [`reflector`] | `cache.Reflector`, `ListWatch` | list then watch, resume, relist on 410, backoff; feeds a FIFO or a store |
 //! | [`store`] | `cache.Indexer`, `ThreadSafeStore` | the indexed cache: one writer, many readers, `Arc<K>` |
 //! | [`delta_fifo`] | `cache.DeltaFIFO` | per-key change lists between reflector and informer |
 //! | [`real_fifo`] | `cache.RealFIFO` | every event in order, no coalescing (informers since 1.36) |
@@ -73,6 +74,7 @@
 
 pub mod delta_fifo;
 pub mod real_fifo;
+pub mod reflector;
 pub mod store;
 mod wait;
 pub mod workqueue;

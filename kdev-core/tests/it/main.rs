@@ -2,6 +2,7 @@
 
 mod delta_fifo;
 mod real_fifo;
+mod reflector;
 mod send_sync;
 mod store;
 mod workqueue;

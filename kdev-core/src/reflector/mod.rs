@@ -1,0 +1,362 @@
+//! The reflector: list, then watch from the list's resourceVersion, forever — feeding a FIFO or
+//! a store (client-go's [`tools/cache/reflector.go`](https://github.com/kubernetes/client-go/blob/master/tools/cache/reflector.go)).
+
+mod backoff;
+mod list_watch;
+mod sink;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use kube_client::api::WatchEvent;
+use kube_core::Resource;
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+pub use backoff::Backoff;
+pub use list_watch::ListWatch;
+pub use sink::Sink;
+
+/// How a reflector lists and watches. Defaults are client-go's.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Objects per page of the initial list (default 500, client-go's `defaultPageSize`).
+    pub page_size: u32,
+    /// Try a streaming list (`sendInitialEvents`) first, falling back to a paginated list when
+    /// the server refuses it (default true; client-go 1.36 enables WatchListClient by default).
+    pub streaming_lists: bool,
+    /// Server-side watch timeouts are drawn from this range (default 5–10 minutes, as client-go's
+    /// `minWatchTimeout` × [1, 2)).
+    pub watch_timeout: (Duration, Duration),
+    /// A watch with no event at all (bookmarks included) for this long is assumed dead and
+    /// restarted from the last resourceVersion (default 11 minutes: longer than any server timeout).
+    pub idle_timeout: Duration,
+    /// Backoff between failed attempts (default 800 ms → 30 s with jitter, reset after 2 min).
+    pub backoff: Backoff,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            page_size: 500,
+            streaming_lists: true,
+            watch_timeout: (Duration::from_secs(300), Duration::from_secs(600)),
+            idle_timeout: Duration::from_secs(660),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Sets the page size of the initial list.
+    #[must_use]
+    pub fn page_size(mut self, n: u32) -> Self {
+        self.page_size = n.max(1);
+        self
+    }
+
+    /// Turns streaming lists on or off.
+    #[must_use]
+    pub fn streaming_lists(mut self, on: bool) -> Self {
+        self.streaming_lists = on;
+        self
+    }
+
+    /// Sets the backoff.
+    #[must_use]
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+}
+
+/// What the reflector is doing, for logs, metrics and tests.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    /// The resourceVersion of the last list, event or bookmark seen.
+    last_rv: String,
+    /// How many full lists (paginated or streaming) were delivered to the sink.
+    lists: u64,
+    /// How many watches were opened.
+    watches: u64,
+    /// The last error, as text.
+    last_error: Option<String>,
+}
+
+/// A handle to read a running reflector's progress.
+#[derive(Debug, Clone, Default)]
+pub struct Status(Arc<Mutex<Progress>>);
+
+impl Status {
+    /// The resourceVersion of the last list, event or bookmark the reflector saw
+    /// (client-go's `LastSyncResourceVersion`); empty before the first list.
+    pub fn last_resource_version(&self) -> String {
+        self.0.lock().last_rv.clone()
+    }
+
+    /// How many full lists were delivered to the sink (1 after the first sync; each relist adds one).
+    pub fn lists(&self) -> u64 {
+        self.0.lock().lists
+    }
+
+    /// How many watch requests were opened.
+    pub fn watches(&self) -> u64 {
+        self.0.lock().watches
+    }
+
+    /// The last error the reflector met and recovered from, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.0.lock().last_error.clone()
+    }
+}
+
+/// Why one list-and-watch round ended.
+enum Round {
+    /// The resourceVersion is too old (410 Gone): list again.
+    Relist,
+    /// A failure: back off, then resume from the last resourceVersion if there is one.
+    Failed(String),
+}
+
+/// Lists and watches one resource, forever, feeding a [`Sink`].
+///
+/// # Guarantees
+/// 1. The sink first gets `replace` with the complete list (paginated, 500 a page, or a
+///    streaming list where the server supports it), then `add` / `update` / `delete` for every
+///    change after that list's resourceVersion, in the server's order.
+/// 2. When a watch ends (timeout, dropped connection, server restart) the reflector watches
+///    again from the last resourceVersion it saw, without listing again.
+/// 3. When the server answers 410 Gone (the version is older than its history) the reflector
+///    lists again and hands the sink a fresh `replace`.
+/// 4. Other failures back off (800 ms doubling to 30 s, with jitter, reset after 2 minutes
+///    without failures) and retry; the reflector never gives up until cancelled.
+///
+/// # Examples
+/// ```no_run
+/// # async fn run(client: kube_client::Client) {
+/// use std::sync::Arc;
+/// use k8s_openapi::api::core::v1::ConfigMap;
+/// use kdev_core::{DeltaFifo, reflector::{Config, ListWatch, Reflector}};
+/// use tokio_util::sync::CancellationToken;
+///
+/// let fifo = Arc::new(DeltaFifo::<ConfigMap>::default());
+/// let lw = ListWatch::new(kube_client::Api::<ConfigMap>::all(client));
+/// let reflector = Reflector::new(lw, fifo.clone(), Config::default());
+/// let stop = CancellationToken::new();
+/// tokio::spawn(reflector.run(stop.clone()));
+/// // ... pop deltas from `fifo`; `stop.cancel()` ends the reflector.
+/// # }
+/// ```
+///
+/// # Cancel safety
+/// [`Reflector::run`] returns when the token is cancelled; dropping its future stops it too.
+pub struct Reflector<K, S> {
+    lw: ListWatch<K>,
+    sink: S,
+    config: Config,
+    status: Status,
+}
+
+impl<K, S> Reflector<K, S>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    S: Sink<K>,
+{
+    /// A reflector of `lw` into `sink`.
+    pub fn new(lw: ListWatch<K>, sink: S, config: Config) -> Self {
+        Reflector {
+            lw,
+            sink,
+            config,
+            status: Status::default(),
+        }
+    }
+
+    /// A handle on the reflector's progress.
+    pub fn status(&self) -> Status {
+        self.status.clone()
+    }
+
+    /// Lists and watches until `stop` is cancelled.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut backoff = self.config.backoff.clone();
+        let mut resume: Option<String> = None;
+        loop {
+            let round = tokio::select! {
+                _ = stop.cancelled() => return,
+                r = self.round(resume.clone()) => r,
+            };
+            let (round, last) = round;
+            resume = last;
+            match round {
+                Round::Relist => resume = None,
+                Round::Failed(err) => {
+                    self.status.0.lock().last_error = Some(err);
+                    let wait = backoff.failure();
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// One round: list (unless resuming), then watch until the watch fails. Returns why it
+    /// ended and the resourceVersion to resume from.
+    async fn round(&mut self, resume: Option<String>) -> (Round, Option<String>) {
+        let mut rv = match resume {
+            Some(rv) => rv,
+            None => match self.sync().await {
+                Ok(rv) => rv,
+                Err(round) => return (round, None),
+            },
+        };
+        loop {
+            match self.watch(&mut rv).await {
+                // The watch ended normally (server timeout): watch again at once.
+                Ok(()) => continue,
+                Err(round) => return (round, Some(rv)),
+            }
+        }
+    }
+
+    /// The initial list, as a streaming list when possible, else paginated.
+    async fn sync(&mut self) -> Result<String, Round> {
+        if self.config.streaming_lists {
+            match self.streaming_list().await {
+                Ok(Some(rv)) => return Ok(rv),
+                Ok(None) => self.config.streaming_lists = false,
+                Err(round) => return Err(round),
+            }
+        }
+        let (items, rv) = self.lw.list_all(self.config.page_size).await.map_err(failed)?;
+        self.sink.replace(items.into_iter().map(Arc::new).collect());
+        self.delivered_list(&rv);
+        Ok(rv)
+    }
+
+    /// A streaming list: initial events until the bookmark that ends them. `Ok(None)` when the
+    /// server does not support it.
+    async fn streaming_list(&mut self) -> Result<Option<String>, Round> {
+        let stream = match self.lw.watch_initial(self.timeout_secs()).await {
+            Ok(s) => s,
+            Err(kube_client::Error::Api(e)) if matches!(e.code, 400 | 403 | 422) => return Ok(None),
+            Err(e) => return Err(failed(e)),
+        };
+        self.status.0.lock().watches += 1;
+        let mut stream = std::pin::pin!(stream);
+        let mut items = Vec::new();
+        loop {
+            let next = tokio::time::timeout(self.config.idle_timeout, stream.try_next()).await;
+            let ev = match next {
+                Err(_) => return Err(Round::Failed("streaming list idle".into())),
+                Ok(Err(e)) => return Err(failed(e)),
+                // The server closed before the initial events ended: it does not stream lists.
+                Ok(Ok(None)) => return Ok(None),
+                Ok(Ok(Some(ev))) => ev,
+            };
+            match ev {
+                WatchEvent::Added(o) | WatchEvent::Modified(o) => items.push(Arc::new(o)),
+                WatchEvent::Deleted(_) => {}
+                WatchEvent::Bookmark(b) => {
+                    if b.metadata
+                        .annotations
+                        .get("k8s.io/initial-events-end")
+                        .map(String::as_str)
+                        == Some("true")
+                    {
+                        let rv = b.metadata.resource_version;
+                        self.sink.replace(items);
+                        self.delivered_list(&rv);
+                        // Keep watching on this same stream: it carries the changes after the list.
+                        let mut rv_now = rv.clone();
+                        let end = self.consume(&mut stream, &mut rv_now).await;
+                        return match end {
+                            Ok(()) => Ok(Some(rv_now)),
+                            Err(Round::Relist) => Err(Round::Relist),
+                            Err(Round::Failed(_)) => Ok(Some(rv_now)),
+                        };
+                    }
+                }
+                WatchEvent::Error(e) if e.code == 410 => return Err(Round::Relist),
+                WatchEvent::Error(e) => return Err(Round::Failed(e.message)),
+            }
+        }
+    }
+
+    fn delivered_list(&self, rv: &str) {
+        let mut p = self.status.0.lock();
+        p.lists += 1;
+        p.last_rv = rv.to_string();
+    }
+
+    fn timeout_secs(&self) -> u32 {
+        let (lo, hi) = self.config.watch_timeout;
+        let (lo, hi) = (lo.as_secs().max(1), hi.as_secs().max(1));
+        u32::try_from(fastrand::u64(lo..=hi.max(lo))).unwrap_or(u32::MAX)
+    }
+
+    /// One watch from `rv`, until it ends; `rv` follows the events and bookmarks seen.
+    async fn watch(&mut self, rv: &mut String) -> Result<(), Round> {
+        let stream = match self.lw.watch(rv, self.timeout_secs()).await {
+            Ok(s) => s,
+            Err(kube_client::Error::Api(e)) if e.code == 410 => return Err(Round::Relist),
+            Err(e) => return Err(failed(e)),
+        };
+        self.status.0.lock().watches += 1;
+        let mut stream = std::pin::pin!(stream);
+        self.consume(&mut stream, rv).await
+    }
+
+    /// Delivers a watch stream's events to the sink until it ends.
+    async fn consume<St>(&mut self, stream: &mut std::pin::Pin<&mut St>, rv: &mut String) -> Result<(), Round>
+    where
+        St: futures::Stream<Item = kube_client::Result<WatchEvent<K>>>,
+    {
+        loop {
+            let next = tokio::time::timeout(self.config.idle_timeout, stream.next()).await;
+            let ev = match next {
+                Err(_) => return Err(Round::Failed("watch idle for too long".into())),
+                Ok(None) => return Ok(()),
+                Ok(Some(Err(e))) => return Err(failed(e)),
+                Ok(Some(Ok(ev))) => ev,
+            };
+            let new_rv = match ev {
+                WatchEvent::Added(o) => {
+                    let v = o.meta().resource_version.clone();
+                    self.sink.add(Arc::new(o));
+                    v
+                }
+                WatchEvent::Modified(o) => {
+                    let v = o.meta().resource_version.clone();
+                    self.sink.update(Arc::new(o));
+                    v
+                }
+                WatchEvent::Deleted(o) => {
+                    let v = o.meta().resource_version.clone();
+                    self.sink.delete(Arc::new(o));
+                    v
+                }
+                WatchEvent::Bookmark(b) => Some(b.metadata.resource_version),
+                WatchEvent::Error(e) if e.code == 410 => return Err(Round::Relist),
+                WatchEvent::Error(e) => return Err(Round::Failed(e.message)),
+            };
+            if let Some(v) = new_rv.filter(|v| !v.is_empty()) {
+                *rv = v.clone();
+                self.status.0.lock().last_rv = v;
+            }
+        }
+    }
+}
+
+fn failed(e: kube_client::Error) -> Round {
+    match &e {
+        kube_client::Error::Api(s) if s.code == 410 => Round::Relist,
+        _ => Round::Failed(e.to_string()),
+    }
+}

@@ -61,6 +61,7 @@
 //!
 //! | module | client-go | what it is |
 //! |---|---|---|
+//! | [`informer`] | `cache.SharedIndexInformer`, listers | one reflector, an indexed cache, handlers with their own buffers; `Lister` |
 //! | [`reflector`] | `cache.Reflector`, `ListWatch` | list then watch, resume, relist on 410, backoff; feeds a FIFO or a store |
 //! | [`store`] | `cache.Indexer`, `ThreadSafeStore` | the indexed cache: one writer, many readers, `Arc<K>` |
 //! | [`delta_fifo`] | `cache.DeltaFIFO` | per-key change lists between reflector and informer |
@@ -73,6 +74,7 @@
 //! your binary picks one (e.g. `k8s-openapi = { version = "0.29", features = ["latest"] }`).
 
 pub mod delta_fifo;
+pub mod informer;
 pub mod real_fifo;
 pub mod reflector;
 pub mod store;

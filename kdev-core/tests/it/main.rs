@@ -1,6 +1,7 @@
 //! kdev-core's integration tests: one binary, a module per area.
 
 mod delta_fifo;
+mod informer;
 mod real_fifo;
 mod reflector;
 mod send_sync;

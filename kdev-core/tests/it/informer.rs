@@ -1,0 +1,254 @@
+//! The shared index informer on kdev-testenv (and on a real cluster): sync and listers,
+//! handlers that see every key's final state, a blocked handler that delays nobody, late
+//! handlers, the transform.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kdev_core::informer::{Event, SharedIndexInformer, strip_managed_fields};
+use kdev_core::reflector::{Config, ListWatch};
+use kdev_testenv::TestEnv;
+use kube_client::Api;
+use kube_client::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube_core::{Expression, Selector};
+use parking_lot::Mutex;
+use serde_json::json;
+
+fn cm(name: &str, team: &str) -> ConfigMap {
+    let mut c = ConfigMap::default();
+    c.metadata.name = Some(name.to_string());
+    c.metadata.labels = Some(
+        [
+            ("informer-test".to_string(), "yes".to_string()),
+            ("team".to_string(), team.to_string()),
+        ]
+        .into(),
+    );
+    c.data = Some([("v".to_string(), "0".to_string())].into());
+    c
+}
+
+async fn setup() -> (TestEnv, String, Api<ConfigMap>) {
+    let env = TestEnv::start().await.expect("test environment");
+    let ns = env.namespace().await.expect("namespace");
+    let api = Api::namespaced(env.client(), &ns);
+    (env, ns, api)
+}
+
+fn informer(api: &Api<ConfigMap>) -> SharedIndexInformer<ConfigMap> {
+    SharedIndexInformer::new(
+        ListWatch::new(api.clone()).labels("informer-test=yes"),
+        Config::default(),
+    )
+}
+
+fn spawn(inf: &SharedIndexInformer<ConfigMap>) {
+    let inf = inf.clone();
+    tokio::spawn(async move { inf.run().await });
+}
+
+/// Polls until `check` holds, for at most 60 s.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What a handler believes: name → resourceVersion of the last add/update, removed on delete.
+type View = Arc<Mutex<BTreeMap<String, String>>>;
+
+fn recording() -> (View, impl FnMut(Event<ConfigMap>) + Send + 'static) {
+    let view: View = Arc::default();
+    let v = view.clone();
+    let handler = move |ev: Event<ConfigMap>| {
+        let mut m = v.lock();
+        match ev {
+            Event::Add { obj, .. } | Event::Update { new: obj, .. } => {
+                m.insert(
+                    obj.metadata.name.clone().unwrap_or_default(),
+                    obj.metadata.resource_version.clone().unwrap_or_default(),
+                );
+            }
+            Event::Delete(obj) => {
+                m.remove(obj.metadata.name.as_deref().unwrap_or_default());
+            }
+        }
+    };
+    (view, handler)
+}
+
+async fn server_view(api: &Api<ConfigMap>) -> BTreeMap<String, String> {
+    api.list(&ListParams::default().labels("informer-test=yes"))
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .map(|c| {
+            (
+                c.metadata.name.unwrap_or_default(),
+                c.metadata.resource_version.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_informer_syncs_and_its_listers_read_the_cache() {
+    let (_env, ns, api) = setup().await;
+    for (n, team) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        api.create(&PostParams::default(), &cm(n, team)).await.expect("create");
+    }
+    let inf = informer(&api);
+    assert!(!inf.has_synced());
+    spawn(&inf);
+    inf.wait_for_sync(Duration::from_secs(30)).await.expect("sync");
+    let lister = inf.lister().namespaced(&ns);
+    assert!(lister.get("a").is_some());
+    let team_x = Selector::from(Expression::Equal("team".into(), "x".into()));
+    let mut names: Vec<String> = lister
+        .list(&team_x)
+        .into_iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(inf.lister().namespaced("elsewhere").list(&Selector::default()).len(), 0);
+    // Reads hand out the cached object itself.
+    let (one, two) = (lister.get("a").expect("a"), lister.get("a").expect("a"));
+    assert!(Arc::ptr_eq(&one, &two));
+    inf.shutdown();
+}
+
+#[tokio::test]
+async fn an_informer_over_nothing_syncs() {
+    let (_env, _ns, api) = setup().await;
+    let inf = informer(&api);
+    spawn(&inf);
+    inf.wait_for_sync(Duration::from_secs(30))
+        .await
+        .expect("an empty list syncs too");
+    inf.shutdown();
+}
+
+#[tokio::test]
+async fn every_handler_sees_the_final_state_of_every_key() {
+    let (_env, _ns, api) = setup().await;
+    let inf = informer(&api);
+    let (view_a, handler_a) = recording();
+    let (view_b, handler_b) = recording();
+    inf.add_event_handler(handler_a, None);
+    inf.add_event_handler(handler_b, None);
+    spawn(&inf);
+    inf.wait_for_sync(Duration::from_secs(30)).await.expect("sync");
+    let names: Vec<String> = (0..40).map(|i| format!("k-{i}")).collect();
+    for step in 0..600u32 {
+        let name = &names[fastrand::usize(..names.len())];
+        match fastrand::u8(..3) {
+            0 => {
+                let _ = api.create(&PostParams::default(), &cm(name, "x")).await;
+            }
+            1 => {
+                let p = Patch::Merge(json!({ "data": { "v": step.to_string() } }));
+                let _ = api.patch(name, &PatchParams::default(), &p).await;
+            }
+            _ => {
+                let _ = api.delete(name, &DeleteParams::default()).await;
+            }
+        }
+    }
+    let want = server_view(&api).await;
+    eventually("both handlers to see the final state", || {
+        *view_a.lock() == want && *view_b.lock() == want
+    })
+    .await;
+    inf.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_blocked_handler_delays_neither_the_store_nor_another_handler() {
+    let (_env, _ns, api) = setup().await;
+    let inf = informer(&api);
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let blocked = inf.add_event_handler(
+        move |_ev| {
+            // Blocks its own task until released.
+            let _ = release_rx.lock().recv();
+        },
+        None,
+    );
+    let (view, handler) = recording();
+    inf.add_event_handler(handler, None);
+    spawn(&inf);
+    inf.wait_for_sync(Duration::from_secs(30)).await.expect("sync");
+    for i in 0..20 {
+        api.create(&PostParams::default(), &cm(&format!("b-{i}"), "x"))
+            .await
+            .expect("create");
+    }
+    let want = server_view(&api).await;
+    let store = inf.store();
+    eventually("the store and the other handler to catch up", || {
+        view.lock().len() == want.len() && store.len() == want.len()
+    })
+    .await;
+    assert!(
+        blocked.pending() >= 19,
+        "the blocked handler still has its events buffered ({})",
+        blocked.pending()
+    );
+    drop(release_tx);
+    inf.shutdown();
+}
+
+#[tokio::test]
+async fn a_late_handler_first_receives_the_whole_cache() {
+    let (_env, _ns, api) = setup().await;
+    for n in ["a", "b", "c"] {
+        api.create(&PostParams::default(), &cm(n, "x")).await.expect("create");
+    }
+    let inf = informer(&api);
+    spawn(&inf);
+    inf.wait_for_sync(Duration::from_secs(30)).await.expect("sync");
+    let initial: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = initial.clone();
+    inf.add_event_handler(
+        move |ev| {
+            if let Event::Add { obj, initial: true } = ev {
+                seen.lock().push(obj.metadata.name.clone().unwrap_or_default());
+            }
+        },
+        None,
+    );
+    eventually("the replay", || initial.lock().len() == 3).await;
+    let mut got = initial.lock().clone();
+    got.sort();
+    assert_eq!(got, ["a", "b", "c"]);
+    inf.shutdown();
+}
+
+#[tokio::test]
+async fn the_transform_runs_before_objects_are_stored() {
+    let (_env, _ns, api) = setup().await;
+    api.create(&PostParams::default(), &cm("a", "x")).await.expect("create");
+    let with_fields = api.get("a").await.expect("get");
+    assert!(
+        with_fields.metadata.managed_fields.is_some(),
+        "the server records managed fields"
+    );
+    let inf = SharedIndexInformer::with_transform(
+        ListWatch::new(api.clone()).labels("informer-test=yes"),
+        Config::default(),
+        Some(strip_managed_fields()),
+    );
+    spawn(&inf);
+    inf.wait_for_sync(Duration::from_secs(30)).await.expect("sync");
+    let cached = inf.store().list();
+    assert_eq!(cached.len(), 1);
+    assert!(cached[0].metadata.managed_fields.is_none());
+    inf.shutdown();
+}

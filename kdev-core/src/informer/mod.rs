@@ -2,6 +2,7 @@
 //! handlers, each with its own buffer and task (client-go's
 //! [`tools/cache/shared_informer.go`](https://github.com/kubernetes/client-go/blob/master/tools/cache/shared_informer.go)).
 
+mod factory;
 mod handler;
 mod lister;
 
@@ -16,6 +17,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+pub use factory::{FactoryError, SharedInformerFactory};
 use handler::HandlerSlot;
 pub use handler::{Event, Registration};
 pub use lister::Lister;

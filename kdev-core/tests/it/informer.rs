@@ -252,3 +252,49 @@ async fn the_transform_runs_before_objects_are_stored() {
     assert!(cached[0].metadata.managed_fields.is_none());
     inf.shutdown();
 }
+
+#[tokio::test]
+async fn the_factory_shares_one_informer_per_type_scope_and_selectors() {
+    let (env, ns, api) = setup().await;
+    api.create(&PostParams::default(), &cm("a", "x")).await.expect("create");
+    let factory = kdev_core::informer::SharedInformerFactory::new(env.client());
+    let first = factory.informer(api.clone());
+    let again = factory.informer(Api::<ConfigMap>::namespaced(env.client(), &ns));
+    let selected = factory.informer_with_selectors(api.clone(), "team=x", "");
+    factory.start();
+    factory
+        .wait_for_cache_sync(Duration::from_secs(30))
+        .await
+        .expect("sync");
+    // One informer: the very same cached object (two informers would each decode their own).
+    assert!(Arc::ptr_eq(&first.store().list()[0], &again.store().list()[0]));
+    assert_eq!(selected.store().len(), 1);
+    factory.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dynamic_informer_resolves_its_kind_through_discovery() {
+    let (env, ns, api) = setup().await;
+    api.create(&PostParams::default(), &cm("a", "x")).await.expect("create");
+    let factory = kdev_core::informer::SharedInformerFactory::new(env.client());
+    let gvk = kube_client::api::GroupVersionKind::gvk("", "v1", "ConfigMap");
+    let dynamic = factory
+        .dynamic_informer(&gvk, Some(&ns))
+        .await
+        .expect("discovery resolves ConfigMap");
+    factory.start();
+    factory
+        .wait_for_cache_sync(Duration::from_secs(30))
+        .await
+        .expect("sync");
+    let names: Vec<String> = dynamic
+        .store()
+        .list()
+        .iter()
+        .filter_map(|o| o.metadata.name.clone())
+        .collect();
+    assert!(names.contains(&"a".to_string()), "{names:?}");
+    let missing = kube_client::api::GroupVersionKind::gvk("nosuch.kdev.dev", "v1", "Nothing");
+    assert!(factory.dynamic_informer(&missing, None).await.is_err());
+    factory.shutdown().await;
+}

@@ -1,0 +1,237 @@
+//! `SharedInformerFactory`: one informer per (type, scope, selectors), shared by every caller
+//! (client-go's [`informers/factory.go`](https://github.com/kubernetes/client-go/blob/master/informers/factory.go)
+//! and `dynamicinformer`).
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use kube_client::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube_client::discovery::{self, Scope};
+use kube_client::{Api, Client};
+use kube_core::Resource;
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use tokio_util::task::TaskTracker;
+
+use super::{Error, SharedIndexInformer};
+use crate::reflector::{self, ListWatch};
+
+/// Why the factory could not hand out an informer or sync.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FactoryError {
+    /// Discovery could not resolve a group/version/kind for a dynamic informer.
+    #[error("resolving {gvk} through discovery failed")]
+    Discovery {
+        /// The kind asked for, as `group/version/Kind`.
+        gvk: String,
+        /// The cause.
+        #[source]
+        source: kube_client::Error,
+    },
+    /// An informer did not sync in time.
+    #[error("waiting for the caches to sync failed")]
+    Sync(#[from] Error),
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
+
+/// What the factory needs from any informer, whatever its type.
+trait Erased: Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+    fn start(&self, tracker: &TaskTracker);
+    fn wait(&self, timeout: Duration) -> BoxFuture;
+    fn shutdown(&self);
+}
+
+impl<K> Erased for SharedIndexInformer<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn start(&self, tracker: &TaskTracker) {
+        let inf = self.clone();
+        tracker.spawn(async move {
+            // A second start is refused by the informer itself; nothing to do then.
+            let _ = inf.run().await;
+        });
+    }
+    fn wait(&self, timeout: Duration) -> BoxFuture {
+        let inf = self.clone();
+        Box::pin(async move { inf.wait_for_sync(timeout).await })
+    }
+    fn shutdown(&self) {
+        SharedIndexInformer::shutdown(self);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    ty: TypeId,
+    url: String,
+    labels: String,
+    fields: String,
+}
+
+struct Entry {
+    informer: Box<dyn Erased>,
+    started: bool,
+}
+
+/// Hands out shared informers: asking twice for the same type, scope and selectors returns the
+/// same informer, so one watch serves every controller that needs it.
+///
+/// # Examples
+/// ```no_run
+/// # async fn run(client: kube_client::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use k8s_openapi::api::core::v1::Pod;
+/// use kdev_core::informer::SharedInformerFactory;
+///
+/// let factory = SharedInformerFactory::new(client.clone());
+/// let pods = factory.informer(kube_client::Api::<Pod>::all(client));
+/// factory.start();
+/// factory.wait_for_cache_sync(Duration::from_secs(30)).await?;
+/// println!("{} pods cached", pods.store().len());
+/// factory.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct SharedInformerFactory {
+    client: Client,
+    config: reflector::Config,
+    informers: Mutex<HashMap<Key, Entry>>,
+    tracker: TaskTracker,
+}
+
+impl Debug for SharedInformerFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedInformerFactory")
+            .field("informers", &self.informers.lock().len())
+            .finish()
+    }
+}
+
+impl SharedInformerFactory {
+    /// A factory whose informers use client-go's reflector defaults.
+    pub fn new(client: Client) -> Self {
+        Self::with_config(client, reflector::Config::default())
+    }
+
+    /// A factory whose informers use `config`.
+    pub fn with_config(client: Client, config: reflector::Config) -> Self {
+        SharedInformerFactory {
+            client,
+            config,
+            informers: Mutex::new(HashMap::new()),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// The shared informer for everything `api` addresses (its type and namespace scope).
+    pub fn informer<K>(&self, api: Api<K>) -> SharedIndexInformer<K>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        self.informer_with_selectors(api, "", "")
+    }
+
+    /// The shared informer for `api` restricted by label and field selectors.
+    pub fn informer_with_selectors<K>(&self, api: Api<K>, labels: &str, fields: &str) -> SharedIndexInformer<K>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let key = Key {
+            ty: TypeId::of::<K>(),
+            url: api.resource_url().to_string(),
+            labels: labels.into(),
+            fields: fields.into(),
+        };
+        let mut map = self.informers.lock();
+        if let Some(found) = map
+            .get(&key)
+            .and_then(|e| e.informer.as_any().downcast_ref::<SharedIndexInformer<K>>())
+        {
+            return found.clone();
+        }
+        let lw = ListWatch::new(api).labels(labels).fields(fields);
+        let informer = SharedIndexInformer::new(lw, self.config.clone());
+        map.insert(
+            key,
+            Entry {
+                informer: Box::new(informer.clone()),
+                started: false,
+            },
+        );
+        informer
+    }
+
+    /// A dynamic informer for any kind, resolved through discovery (the preferred resource of
+    /// `gvk`), in `namespace` or across namespaces.
+    ///
+    /// # Errors
+    /// [`FactoryError::Discovery`] when the API server does not serve the kind.
+    pub async fn dynamic_informer(
+        &self,
+        gvk: &GroupVersionKind,
+        namespace: Option<&str>,
+    ) -> Result<SharedIndexInformer<DynamicObject>, FactoryError> {
+        let (ar, caps): (ApiResource, _) =
+            discovery::pinned_kind(&self.client, gvk)
+                .await
+                .map_err(|source| FactoryError::Discovery {
+                    gvk: format!("{}/{}/{}", gvk.group, gvk.version, gvk.kind),
+                    source,
+                })?;
+        let api = match (namespace, caps.scope) {
+            (Some(ns), Scope::Namespaced) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            _ => Api::all_with(self.client.clone(), &ar),
+        };
+        Ok(self.informer(api))
+    }
+
+    /// Starts every informer not started yet (call again after asking for more).
+    pub fn start(&self) {
+        for entry in self.informers.lock().values_mut() {
+            if !entry.started {
+                entry.started = true;
+                entry.informer.start(&self.tracker);
+            }
+        }
+    }
+
+    /// Waits until every started informer has synced, at most `timeout` each.
+    ///
+    /// # Errors
+    /// [`FactoryError::Sync`] for the first informer that did not sync in time.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn wait_for_cache_sync(&self, timeout: Duration) -> Result<(), FactoryError> {
+        let waits: Vec<BoxFuture> = self
+            .informers
+            .lock()
+            .values()
+            .filter(|e| e.started)
+            .map(|e| e.informer.wait(timeout))
+            .collect();
+        for w in waits {
+            w.await?;
+        }
+        Ok(())
+    }
+
+    /// Stops every informer and waits for their tasks to end.
+    pub async fn shutdown(&self) {
+        for entry in self.informers.lock().values() {
+            entry.informer.shutdown();
+        }
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}

@@ -29,6 +29,7 @@
 //! | module | crate | what it is |
 //! |---|---|---|
 //! | [`store`], [`delta_fifo`], [`real_fifo`], [`workqueue`] | [`kdev_core`] | client-go's primitives |
+//! | [`reflector`], [`informer`] | [`kdev_core`] | list-and-watch, shared informers, listers, the informer factory |
 //! | `testenv` (feature `testenv`) | `kdev_testenv` | an embedded Kubernetes API server for tests and lessons |
 //!
 //! # Features
@@ -42,7 +43,7 @@
 
 pub use kdev_core;
 pub use kdev_core::{DeltaFifo, RealFifo, Store, WorkQueue};
-pub use kdev_core::{delta_fifo, real_fifo, store, workqueue};
+pub use kdev_core::{delta_fifo, informer, real_fifo, reflector, store, workqueue};
 
 /// The embedded Kubernetes API server: [`TestEnv`](kdev_testenv::TestEnv) for tests and
 /// examples, [`Server`](kdev_testenv::Server) for `kdev-testenv serve`.

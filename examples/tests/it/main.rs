@@ -104,3 +104,33 @@ fn the_client_basics_lesson_shows_discovery_typed_raw_dynamic_and_watch() {
         ],
     );
 }
+
+#[test]
+fn the_reflector_lesson_shows_list_watch_resume_and_relist() {
+    let out = run(env!("CARGO_BIN_EXE_reflector"));
+    assert_shows(
+        &out,
+        &[
+            "after the first sync: cache = [alpha, beta, kube-root-ca.crt], lists so far: 1",
+            "a create arrives through the watch: cache = [alpha, beta, gamma, kube-root-ca.crt], lists so far: 1",
+            "after the drop and a delete: cache = [beta, gamma, kube-root-ca.crt], lists so far: 1, watches opened: 2",
+            "after 410 Gone: cache = [beta, delta, gamma, kube-root-ca.crt], lists so far: 2",
+        ],
+    );
+}
+
+#[test]
+fn the_informer_lesson_shows_sharing_handlers_listers_late_handlers_and_dynamic_informers() {
+    let out = run(env!("CARGO_BIN_EXE_informer"));
+    assert_shows(
+        &out,
+        &[
+            "synced: 2 pods cached; asking the factory again gave the same cache: true",
+            "update web-1, delete db-1",
+            "app=web: web-1, web-2",
+            "on node-a (by index): 2 pod(s)",
+            "the late handler was replayed 2 cached pod(s)",
+            "dynamic ConfigMap informer cached 1 object(s)",
+        ],
+    );
+}

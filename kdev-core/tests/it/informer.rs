@@ -298,3 +298,68 @@ async fn a_dynamic_informer_resolves_its_kind_through_discovery() {
     assert!(factory.dynamic_informer(&missing, None).await.is_err());
     factory.shutdown().await;
 }
+
+#[tokio::test]
+async fn handlers_see_the_final_state_of_every_key_under_faults() {
+    let (env, _ns, api) = setup().await;
+    let faults = env.faults();
+    let fast = Config::default().backoff(kdev_core::reflector::Backoff::new(
+        Duration::from_millis(10),
+        Duration::from_millis(200),
+        Duration::from_secs(120),
+    ));
+    let inf = SharedIndexInformer::new(ListWatch::new(api.clone()).labels("informer-test=yes"), fast);
+    let (view, handler) = recording();
+    inf.add_event_handler(handler, None);
+    spawn(&inf);
+    inf.wait_for_sync(Duration::from_secs(30)).await.expect("sync");
+    let names: Vec<String> = (0..40).map(|i| format!("f-{i}")).collect();
+    for step in 0..800u32 {
+        let name = &names[fastrand::usize(..names.len())];
+        match fastrand::u8(..3) {
+            0 => {
+                let _ = api.create(&PostParams::default(), &cm(name, "x")).await;
+            }
+            1 => {
+                let p = Patch::Merge(json!({ "data": { "v": step.to_string() } }));
+                let _ = api.patch(name, &PatchParams::default(), &p).await;
+            }
+            _ => {
+                let _ = api.delete(name, &DeleteParams::default()).await;
+            }
+        }
+        if faults.supported() {
+            match step {
+                100 | 500 => {
+                    faults.drop_watches().expect("drop");
+                }
+                // Fall behind, then lose the history: the relist must turn deletions that
+                // happened meanwhile into delete events (tombstones), not lose them.
+                300 | 600 => {
+                    faults
+                        .fail(
+                            kdev_testenv::Failure::new(500)
+                                .verb("watch")
+                                .resource("configmaps")
+                                .times(2),
+                        )
+                        .expect("plan");
+                    faults.drop_watches().expect("drop");
+                }
+                310 | 610 => faults.compact_history().expect("compact"),
+                700 => env.restart().await.expect("restart"),
+                _ => {}
+            }
+        }
+    }
+    if faults.supported() {
+        faults.clear().expect("clear");
+    }
+    let want = server_view(&api).await;
+    eventually("the handler to see the final state", || *view.lock() == want).await;
+    if faults.supported() {
+        let lists = inf.reflector_status().map_or(0, |s| s.lists());
+        assert!(lists >= 2, "the faults forced a relist (lists: {lists})");
+    }
+    inf.shutdown();
+}

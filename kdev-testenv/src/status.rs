@@ -87,6 +87,9 @@ pub enum ApiError {
     /// 413 RequestEntityTooLarge.
     #[error("the request entity is too large: limit is {0} bytes")]
     TooLarge(usize),
+    /// 406 NotAcceptable: the Accept header asks for a shape the response cannot take.
+    #[error("{0}")]
+    NotAcceptable(String),
     /// 415 UnsupportedMediaType.
     #[error("the body of the request was in an unknown format - accepted media types include: {0}")]
     UnsupportedMediaType(String),
@@ -117,6 +120,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Expired(_) => StatusCode::GONE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Injected { code, .. } => StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -135,6 +139,7 @@ impl ApiError {
             Self::MethodNotAllowed => "MethodNotAllowed",
             Self::Expired(_) => "Expired",
             Self::TooLarge(_) => "RequestEntityTooLarge",
+            Self::NotAcceptable(_) => "NotAcceptable",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Internal(_) => "InternalError",
             Self::Injected { code, .. } => match code {

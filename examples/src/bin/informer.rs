@@ -1,5 +1,5 @@
 //! Lesson 7 — shared informers: one watch, a local indexed cache, handlers on their own tasks,
-//! listers, a late handler, and informers for any kind through the factory.
+//! listers, a late handler, and informers for any kind (dynamic, metadata-only) through the factory.
 //!
 //! Run it (no cluster needed):
 //!
@@ -131,6 +131,21 @@ async fn main() -> Result<(), Error> {
     factory.start();
     factory.wait_for_cache_sync(Duration::from_secs(30)).await?;
     println!("dynamic ConfigMap informer cached {} object(s)", dynamic.store().len());
+
+    println!("\n== 6. a metadata-only informer: names, labels and owners, never specs");
+    // The server answers `PartialObjectMetadata`: the cache holds no spec and no status, which
+    // is all a controller needs to know which pods exist and who owns them.
+    let pod_meta = factory.metadata_informer(pods.clone());
+    factory.start();
+    factory.wait_for_cache_sync(Duration::from_secs(30)).await?;
+    for p in pod_meta.store().list() {
+        let kind = p.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default();
+        println!(
+            "{kind} {} labels={:?}",
+            p.metadata.name.clone().unwrap_or_default(),
+            p.metadata.labels.clone().unwrap_or_default()
+        );
+    }
 
     factory.shutdown().await;
     println!("lesson complete");

@@ -120,7 +120,7 @@ fn the_reflector_lesson_shows_list_watch_resume_and_relist() {
 }
 
 #[test]
-fn the_informer_lesson_shows_sharing_handlers_listers_late_handlers_and_dynamic_informers() {
+fn the_informer_lesson_shows_sharing_handlers_listers_late_handlers_dynamic_and_metadata_informers() {
     let out = run(env!("CARGO_BIN_EXE_informer"));
     assert_shows(
         &out,
@@ -131,6 +131,8 @@ fn the_informer_lesson_shows_sharing_handlers_listers_late_handlers_and_dynamic_
             "on node-a (by index): 2 pod(s)",
             "the late handler was replayed 2 cached pod(s)",
             "dynamic ConfigMap informer cached 1 object(s)",
+            "PartialObjectMetadata web-1 labels=",
+            "PartialObjectMetadata web-2 labels=",
         ],
     );
 }

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use kube_client::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube_client::api::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta};
 use kube_client::discovery::{self, Scope};
 use kube_client::{Api, Client};
 use kube_core::Resource;
@@ -152,15 +152,51 @@ impl SharedInformerFactory {
             labels: labels.into(),
             fields: fields.into(),
         };
+        self.shared(key, || ListWatch::new(api).labels(labels).fields(fields))
+    }
+
+    /// The shared metadata-only informer for everything `api` addresses: it caches
+    /// `PartialObjectMeta<K>` (names, labels, annotations, owner references, finalizers), never
+    /// specs or statuses, for controllers that only need to know which objects exist (client-go's
+    /// `metadatainformer`). Works for typed `K` and for `DynamicObject`.
+    pub fn metadata_informer<K>(&self, api: Api<K>) -> SharedIndexInformer<PartialObjectMeta<K>>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        self.metadata_informer_with_selectors(api, "", "")
+    }
+
+    /// The shared metadata-only informer for `api` restricted by label and field selectors.
+    pub fn metadata_informer_with_selectors<K>(
+        &self,
+        api: Api<K>,
+        labels: &str,
+        fields: &str,
+    ) -> SharedIndexInformer<PartialObjectMeta<K>>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let key = Key {
+            ty: TypeId::of::<PartialObjectMeta<K>>(),
+            url: api.resource_url().to_string(),
+            labels: labels.into(),
+            fields: fields.into(),
+        };
+        self.shared(key, || ListWatch::metadata(api).labels(labels).fields(fields))
+    }
+
+    fn shared<T>(&self, key: Key, list_watch: impl FnOnce() -> ListWatch<T>) -> SharedIndexInformer<T>
+    where
+        T: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
         let mut map = self.informers.lock();
         if let Some(found) = map
             .get(&key)
-            .and_then(|e| e.informer.as_any().downcast_ref::<SharedIndexInformer<K>>())
+            .and_then(|e| e.informer.as_any().downcast_ref::<SharedIndexInformer<T>>())
         {
             return found.clone();
         }
-        let lw = ListWatch::new(api).labels(labels).fields(fields);
-        let informer = SharedIndexInformer::new(lw, self.config.clone());
+        let informer = SharedIndexInformer::new(list_watch(), self.config.clone());
         map.insert(
             key,
             Entry {

@@ -2,19 +2,72 @@
 //! (client-go's [`tools/cache/listwatch.go`](https://github.com/kubernetes/client-go/blob/master/tools/cache/listwatch.go)).
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
-use futures::Stream;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use kube_client::Api;
-use kube_client::api::{ListParams, WatchEvent, WatchParams};
+use kube_client::api::{ListParams, ObjectList, PartialObjectMeta, WatchEvent, WatchParams};
 use kube_core::Resource;
 use serde::de::DeserializeOwned;
 
+/// A watch stream as `ListWatch` hands it out.
+pub type WatchStream<K> = BoxStream<'static, kube_client::Result<WatchEvent<K>>>;
+
+/// The two calls a `ListWatch` makes, over full objects or over metadata only.
+trait Calls<K: Clone>: Send + Sync {
+    fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<ObjectList<K>>>;
+    fn watch(&self, wp: WatchParams, rv: String) -> BoxFuture<'static, kube_client::Result<WatchStream<K>>>;
+}
+
+/// Full objects: `GET` with `Accept: application/json`.
+struct Full<K>(Api<K>);
+
+impl<K> Calls<K> for Full<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<ObjectList<K>>> {
+        let api = self.0.clone();
+        Box::pin(async move { api.list(&lp).await })
+    }
+    fn watch(&self, wp: WatchParams, rv: String) -> BoxFuture<'static, kube_client::Result<WatchStream<K>>> {
+        let api = self.0.clone();
+        Box::pin(async move { Ok(api.watch(&wp, &rv).await?.boxed()) })
+    }
+}
+
+/// Metadata only: the server answers `PartialObjectMetadata(List)` (`Accept:
+/// application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`).
+struct Metadata<K>(Api<K>);
+
+impl<K> Calls<PartialObjectMeta<K>> for Metadata<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<ObjectList<PartialObjectMeta<K>>>> {
+        let api = self.0.clone();
+        Box::pin(async move { api.list_metadata(&lp).await })
+    }
+    fn watch(
+        &self,
+        wp: WatchParams,
+        rv: String,
+    ) -> BoxFuture<'static, kube_client::Result<WatchStream<PartialObjectMeta<K>>>> {
+        let api = self.0.clone();
+        Box::pin(async move { Ok(api.watch_metadata(&wp, &rv).await?.boxed()) })
+    }
+}
+
 /// The list and watch calls of one resource, in one namespace or all, with optional label and
 /// field selectors. Works for typed k8s-openapi objects, `DynamicObject` (an `Api` made with an
-/// `ApiResource`) and `PartialObjectMeta<K>` (metadata only).
+/// `ApiResource`) and, through [`ListWatch::metadata`], `PartialObjectMeta<K>`: the server then
+/// sends only each object's metadata, which is what a controller that needs only names, labels
+/// or owner references should cache (client-go's `metadatainformer`).
 #[derive(Clone)]
 pub struct ListWatch<K> {
-    api: Api<K>,
+    calls: Arc<dyn Calls<K>>,
     labels: Option<String>,
     fields: Option<String>,
 }
@@ -34,8 +87,34 @@ where
 {
     /// Lists and watches everything `api` addresses.
     pub fn new(api: Api<K>) -> Self {
+        Self::with_calls(Arc::new(Full(api)))
+    }
+
+    /// Lists and watches the metadata of everything `api` addresses: the objects arrive as
+    /// `PartialObjectMeta<K>` (kind `PartialObjectMetadata`, apiVersion `meta.k8s.io/v1`)
+    /// and carry no spec or status.
+    ///
+    /// ```no_run
+    /// # fn f(client: kube_client::Client) {
+    /// use k8s_openapi::api::core::v1::Secret;
+    /// use kdev_core::reflector::ListWatch;
+    ///
+    /// // Names, labels and owners of every Secret, never their data.
+    /// let lw = ListWatch::metadata(kube_client::Api::<Secret>::all(client));
+    /// # }
+    /// ```
+    pub fn metadata(api: Api<K>) -> ListWatch<PartialObjectMeta<K>> {
+        ListWatch::with_calls(Arc::new(Metadata(api)))
+    }
+}
+
+impl<K> ListWatch<K>
+where
+    K: Clone + Send + Sync + 'static,
+{
+    fn with_calls(calls: Arc<dyn Calls<K>>) -> Self {
         ListWatch {
-            api,
+            calls,
             labels: None,
             fields: None,
         }
@@ -93,7 +172,7 @@ where
                 lp = lp.match_any();
             }
             loop {
-                let page = match self.api.list(&lp).await {
+                let page = match self.calls.list(lp.clone()).await {
                     Ok(p) => p,
                     Err(kube_client::Error::Api(e)) if e.code == 410 && lp.continue_token.is_some() => {
                         consistent = true;
@@ -119,12 +198,10 @@ where
     ///
     /// # Errors
     /// The API error of the watch request (410 when `rv` is too old).
-    pub async fn watch(
-        &self,
-        rv: &str,
-        timeout_secs: u32,
-    ) -> kube_client::Result<impl Stream<Item = kube_client::Result<WatchEvent<K>>> + use<K>> {
-        self.api.watch(&self.watch_params().timeout(timeout_secs), rv).await
+    pub async fn watch(&self, rv: &str, timeout_secs: u32) -> kube_client::Result<WatchStream<K>> {
+        self.calls
+            .watch(self.watch_params().timeout(timeout_secs), rv.to_string())
+            .await
     }
 
     /// A streaming list: a watch that starts with the current objects as ADDED events and a
@@ -132,13 +209,10 @@ where
     ///
     /// # Errors
     /// The API error when the server refuses streaming lists.
-    pub async fn watch_initial(
-        &self,
-        timeout_secs: u32,
-    ) -> kube_client::Result<impl Stream<Item = kube_client::Result<WatchEvent<K>>> + use<K>> {
+    pub async fn watch_initial(&self, timeout_secs: u32) -> kube_client::Result<WatchStream<K>> {
         let mut wp = self.watch_params().timeout(timeout_secs);
         wp.send_initial_events = true;
         wp.bookmarks = true;
-        self.api.watch(&wp, "").await
+        self.calls.watch(wp, String::new()).await
     }
 }

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::Backoff;
-pub use list_watch::ListWatch;
+pub use list_watch::{ListWatch, WatchStream};
 pub use sink::Sink;
 
 /// How a reflector lists and watches. Defaults are client-go's.

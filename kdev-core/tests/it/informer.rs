@@ -300,6 +300,49 @@ async fn a_dynamic_informer_resolves_its_kind_through_discovery() {
 }
 
 #[tokio::test]
+async fn a_metadata_informer_caches_metadata_only_and_follows_changes() {
+    let (env, ns, api) = setup().await;
+    api.create(&PostParams::default(), &cm("a", "x")).await.expect("create");
+    let factory = kdev_core::informer::SharedInformerFactory::new(env.client());
+    let meta = factory.metadata_informer_with_selectors(api.clone(), "informer-test=yes", "");
+    let again = factory.metadata_informer_with_selectors(
+        Api::<ConfigMap>::namespaced(env.client(), &ns),
+        "informer-test=yes",
+        "",
+    );
+    factory.start();
+    factory
+        .wait_for_cache_sync(Duration::from_secs(30))
+        .await
+        .expect("sync");
+    let lister = meta.lister().namespaced(&ns);
+    let a = lister.get("a").expect("a cached");
+    assert_eq!(a.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+    assert_eq!(a.metadata.labels.as_ref().expect("labels")["team"], "x");
+    assert!(Arc::ptr_eq(
+        &a,
+        &again.lister().namespaced(&ns).get("a").expect("shared")
+    ));
+
+    // Label changes, new objects and deletes arrive through the metadata watch.
+    let relabel = json!({ "metadata": { "labels": { "team": "z" } } });
+    api.patch("a", &PatchParams::default(), &Patch::Merge(&relabel))
+        .await
+        .expect("patch");
+    api.create(&PostParams::default(), &cm("b", "y")).await.expect("create");
+    eventually("the relabel and the new object", || {
+        lister.get("b").is_some()
+            && lister
+                .get("a")
+                .is_some_and(|a| a.metadata.labels.as_ref().is_some_and(|l| l["team"] == "z"))
+    })
+    .await;
+    api.delete("a", &DeleteParams::default()).await.expect("delete");
+    eventually("the delete", || lister.get("a").is_none()).await;
+    factory.shutdown().await;
+}
+
+#[tokio::test]
 async fn handlers_see_the_final_state_of_every_key_under_faults() {
     let (env, _ns, api) = setup().await;
     let faults = env.faults();

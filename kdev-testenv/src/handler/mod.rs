@@ -63,6 +63,34 @@ impl Ctx {
             .is_some_and(|a| a.split(',').next().is_some_and(|first| first.contains("as=Table")))
     }
 
+    /// The metadata-only shape the client asked for, if any: `Accept:
+    /// application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1` (or `v1beta1`).
+    pub fn metadata_as(&self) -> Option<MetadataAs> {
+        let accept = self.headers.get(header::ACCEPT)?.to_str().ok()?;
+        let first = accept.split(',').next()?;
+        let (mut kind, mut group, mut version) = (None, None, None);
+        for param in first.split(';').skip(1) {
+            match param.trim().split_once('=') {
+                Some(("as", v)) => kind = Some(v),
+                Some(("g", v)) => group = Some(v),
+                Some(("v", v)) => version = Some(v),
+                _ => {}
+            }
+        }
+        let list = match kind? {
+            "PartialObjectMetadata" => false,
+            "PartialObjectMetadataList" => true,
+            _ => return None,
+        };
+        match (group?, version?) {
+            ("meta.k8s.io", v @ ("v1" | "v1beta1")) => Some(MetadataAs {
+                list,
+                api_version: format!("meta.k8s.io/{v}"),
+            }),
+            _ => None,
+        }
+    }
+
     /// The field manager for writes: `fieldManager`, or the User-Agent's product name.
     pub fn manager(&self) -> String {
         match self.query.get("fieldManager") {
@@ -100,6 +128,25 @@ impl Ctx {
         serde_json::from_slice(&self.body)
             .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded: {e}")))
     }
+}
+
+/// A metadata-only response shape (`PartialObjectMetadata` or `PartialObjectMetadataList`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MetadataAs {
+    /// `PartialObjectMetadataList` was asked for.
+    pub list: bool,
+    /// `meta.k8s.io/v1` or `meta.k8s.io/v1beta1`.
+    pub api_version: String,
+}
+
+/// An object reduced to its metadata, as kube-apiserver renders it for `as=PartialObjectMetadata`.
+pub(crate) fn render_metadata(api_version: &str, stored: &Stored) -> Bytes {
+    let partial = json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": api_version,
+        "metadata": stored.value.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    });
+    Bytes::from(serde_json::to_vec(&partial).unwrap_or_default())
 }
 
 /// Serves one HTTP request.
@@ -209,6 +256,22 @@ fn dispatch(
         headers,
         body,
     };
+    if let Some(m) = ctx.metadata_as() {
+        // kube-apiserver answers lists only as PartialObjectMetadataList, and single objects
+        // (including watch events) only as PartialObjectMetadata.
+        let list = verb == "list" || verb == "deletecollection";
+        if m.list != list {
+            let (asked, got) = if m.list {
+                ("PartialObjectMetadataList", "an object")
+            } else {
+                ("PartialObjectMetadata", "a list")
+            };
+            return Err(ApiError::NotAcceptable(format!(
+                "only the following media types are accepted: you requested {asked}, but the requested object is {got} ({}/{})",
+                ctx.res.group, ctx.res.kind
+            )));
+        }
+    }
     let mut resp = match verb {
         "get" => read::get(&ctx),
         "list" => read::list(&ctx),
@@ -276,6 +339,9 @@ pub(crate) fn convert_in(res: &Resource, obj: Value) -> Value {
 
 /// An object response in the requested version (or as a Table).
 pub(crate) fn object_response(ctx: &Ctx, code: StatusCode, stored: &Stored) -> Response<Body> {
+    if let Some(m) = ctx.metadata_as() {
+        return wire::json(code, render_metadata(&m.api_version, stored));
+    }
     if ctx.wants_table() {
         let obj = convert_out(&ctx.res, ctx.version(), &stored.value);
         return wire::json_value(

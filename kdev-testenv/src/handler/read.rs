@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Ctx, convert_out, object_response, render, table};
+use super::{Ctx, convert_out, object_response, render, render_metadata, table};
 use crate::registry::{Resource, get_path};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
@@ -302,13 +302,16 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     if let Some(r) = remaining {
         meta["remainingItemCount"] = json!(r);
     }
-    let head = format!(
-        "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
-        ctx.res.list_kind,
-        ctx.res.api_version(ctx.version()),
-        meta
-    );
-    let rendered: Vec<Bytes> = page.iter().map(|o| render(&ctx.res, ctx.version(), o)).collect();
+    let metadata_as = ctx.metadata_as();
+    let (list_kind, api_version) = match &metadata_as {
+        Some(m) => ("PartialObjectMetadataList", m.api_version.clone()),
+        None => (ctx.res.list_kind.as_str(), ctx.res.api_version(ctx.version())),
+    };
+    let head = format!("{{\"kind\":\"{list_kind}\",\"apiVersion\":\"{api_version}\",\"metadata\":{meta},\"items\":[");
+    let rendered: Vec<Bytes> = match &metadata_as {
+        Some(m) => page.iter().map(|o| render_metadata(&m.api_version, o)).collect(),
+        None => page.iter().map(|o| render(&ctx.res, ctx.version(), o)).collect(),
+    };
     let size = head.len() + rendered.iter().map(|b| b.len() + 1).sum::<usize>() + 2;
     let mut buf = BytesMut::with_capacity(size);
     buf.put_slice(head.as_bytes());

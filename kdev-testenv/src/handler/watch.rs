@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, Sleep};
 
 use super::read::Filter;
-use super::{Ctx, convert_out, render, table};
+use super::{Ctx, convert_out, render, render_metadata, table};
 use crate::registry::Resource;
 use crate::server::Shared;
 use crate::status::ApiError;
@@ -78,6 +78,7 @@ pub(crate) fn watch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         name: ctx.route.name.clone(),
         filter,
         table: ctx.wants_table(),
+        metadata: ctx.metadata_as().map(|m| m.api_version),
         id: None,
         rx: None,
         pending: VecDeque::new(),
@@ -152,6 +153,8 @@ struct WatchStream {
     name: Option<String>,
     filter: Filter,
     table: bool,
+    /// `Some(apiVersion)` when the client watches `PartialObjectMetadata`.
+    metadata: Option<String>,
     id: Option<u64>,
     rx: Option<mpsc::UnboundedReceiver<WatchMsg>>,
     pending: VecDeque<Bytes>,
@@ -171,7 +174,9 @@ impl WatchStream {
     }
 
     fn encode(&self, ty: &str, obj: &Stored) -> Bytes {
-        let body = if self.table {
+        let body = if let Some(api_version) = &self.metadata {
+            render_metadata(api_version, obj)
+        } else if self.table {
             let o = convert_out(&self.res, &self.version, &obj.value);
             Bytes::from(
                 serde_json::to_vec(&table::table(&self.res, &self.version, &[o], &obj.rv.to_string(), None))

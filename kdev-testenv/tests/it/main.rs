@@ -12,6 +12,7 @@ mod faults;
 mod gc;
 mod kubectl;
 mod list;
+mod metadata;
 mod patch;
 mod robustness;
 mod watch;

@@ -2,6 +2,11 @@
 //! of a process that does only that, for kdev's informer and for kube-runtime's reflector, in
 //! the same run, with the ratios.
 //!
+//! Each child also reports its live heap after the sync and the heap's peak (a counting
+//! allocator), which separates what the caches hold from what the allocator keeps.
+//! A fourth side, `kdev-strip`, is kdev's informer with the `strip_managed_fields` transform:
+//! what the transform saves.
+//!
 //! Run with `cargo bench -p kdev-core --bench informer_sync`. `KDEV_BENCH_RUNS` sets the runs
 //! per side (default 5; medians are reported).
 //!
@@ -21,6 +26,11 @@ use kube_client::config::{KubeConfigOptions, Kubeconfig};
 use kube_client::{Api, Client, Config};
 
 const OBJECTS: usize = 10_000;
+
+/// The system allocator, counting live heap bytes and their peak, so the bench can tell what
+/// the cache holds from what the allocator keeps.
+#[global_allocator]
+static ALLOC: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
 
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -57,9 +67,15 @@ fn child(side: &str, kubeconfig: &str, ns: &str) {
             "baseline" => {
                 api.get_opt("cm-00000").await.expect("get");
             }
-            "kdev" => {
+            "kdev" | "kdev-strip" => {
                 let lw = kdev_core::reflector::ListWatch::new(api);
-                let inf = kdev_core::informer::SharedIndexInformer::new(lw, kdev_core::reflector::Config::default());
+                // `kdev-strip` drops managedFields before storing (the documented transform).
+                let transform = (side == "kdev-strip").then(kdev_core::informer::strip_managed_fields);
+                let inf = kdev_core::informer::SharedIndexInformer::with_transform(
+                    lw,
+                    kdev_core::reflector::Config::default(),
+                    transform,
+                );
                 let runner = inf.clone();
                 tokio::spawn(async move { runner.run().await });
                 inf.wait_for_sync(Duration::from_secs(120)).await.expect("kdev synced");
@@ -81,7 +97,13 @@ fn child(side: &str, kubeconfig: &str, ns: &str) {
         }
         start.elapsed().as_secs_f64()
     });
-    println!("{secs} {}", peak_rss_mb());
+    let mb = |b: usize| b as f64 / 1_048_576.0;
+    println!(
+        "{secs} {} {} {}",
+        peak_rss_mb(),
+        mb(ALLOC.allocated()),
+        mb(ALLOC.max_allocated())
+    );
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -137,29 +159,32 @@ fn main() {
     );
     let exe = std::env::current_exe().expect("this binary");
     let mut results = Vec::new();
-    for side in ["baseline", "kdev", "kube-runtime"] {
-        let (mut times, mut rss) = (Vec::new(), Vec::new());
+    for side in ["baseline", "kdev", "kube-runtime", "kdev-strip"] {
+        let (mut times, mut rss, mut heap, mut heap_peak) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             let out = Command::new(&exe)
                 .args(["--child", side, &kubeconfig.display().to_string(), &ns])
                 .output()
                 .expect("child runs");
             let text = String::from_utf8_lossy(&out.stdout);
-            let mut it = text.split_whitespace();
-            let (Some(t), Some(r)) = (
-                it.next().and_then(|s| s.parse::<f64>().ok()),
-                it.next().and_then(|s| s.parse::<f64>().ok()),
-            ) else {
+            let figures: Vec<f64> = text.split_whitespace().filter_map(|s| s.parse().ok()).collect();
+            let [t, r, h, hp] = figures[..] else {
                 panic!("{side} child failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));
             };
             times.push(t);
             rss.push(r);
+            heap.push(h);
+            heap_peak.push(hp);
         }
-        println!("  {side:<12} sync times {times:.3?} s, peak RSS {rss:.1?} MB");
+        println!(
+            "  {side:<12} sync times {times:.3?} s, peak RSS {rss:.1?} MB; heap after sync {:.1} MB, heap peak {:.1} MB",
+            median(heap),
+            median(heap_peak)
+        );
         results.push((median(times), median(rss)));
     }
     let _ = std::fs::remove_file(&kubeconfig);
-    let (base, (kt, kr), (rt_, rr)) = (results[0].1, results[1], results[2]);
+    let (base, (kt, kr), (rt_, rr), (st, sr)) = (results[0].1, results[1], results[2], results[3]);
     println!(
         "informer_sync: kdev {kt:.3} s / {kr:.1} MB, kube-runtime {rt_:.3} s / {rr:.1} MB; time ratio {:.2} (target <= 1), \
          RSS ratio {:.2} (target <= 0.5); a process with only the client peaks at {base:.1} MB, so the caches take \
@@ -168,5 +193,14 @@ fn main() {
         kr / rr,
         kr - base,
         rr - base
+    );
+    println!(
+        "informer_sync: kdev with strip_managed_fields {st:.3} s / {sr:.1} MB; time ratio {:.2}, RSS ratio {:.2}; \
+         the transform saves {:.1} MB of {:.1} MB of cache ({:.0}%)",
+        st / rt_,
+        sr / rr,
+        kr - sr,
+        kr - base,
+        100.0 * (kr - sr) / (kr - base)
     );
 }

@@ -12,11 +12,14 @@ use crate::store::Store;
 /// What a handler is told.
 #[derive(Debug)]
 pub enum Event<K> {
-    /// An object appeared; `initial` is true for the replay a late handler gets on registration.
+    /// An object appeared. `initial` is client-go's `isInInitialList`: true for the objects of
+    /// the informer's first list (until it has synced) and for the replay a handler added after
+    /// start receives; false for objects created later. Controllers queue initial adds at low
+    /// priority so that real changes go first.
     Add {
         /// The object.
         obj: Arc<K>,
-        /// Whether this is part of the cache replay for a handler added after start.
+        /// Whether the object comes from the initial list (or a late handler's replay).
         initial: bool,
     },
     /// An object changed, or a resync replayed it (then `old` and `new` are the same object).

@@ -164,6 +164,19 @@ where
     /// # Errors
     /// The API error of a page that failed.
     pub async fn list_all(&self, page_size: u32) -> kube_client::Result<(Vec<K>, String)> {
+        self.list_all_into(page_size, |o| o).await
+    }
+
+    /// [`list_all`](Self::list_all), passing each object through `each` as its page arrives, so
+    /// that what is kept (e.g. an `Arc`, a transformed object) is all that the list holds.
+    ///
+    /// # Errors
+    /// The API error of a page that failed.
+    pub async fn list_all_into<T>(
+        &self,
+        page_size: u32,
+        mut each: impl FnMut(K) -> T,
+    ) -> kube_client::Result<(Vec<T>, String)> {
         let mut consistent = false;
         'again: loop {
             let mut items = Vec::new();
@@ -181,7 +194,7 @@ where
                     Err(e) => return Err(e),
                 };
                 let rv = page.metadata.resource_version.clone().unwrap_or_default();
-                items.extend(page.items);
+                items.extend(page.items.into_iter().map(&mut each));
                 match page.metadata.continue_.filter(|c| !c.is_empty()) {
                     Some(token) => {
                         lp = self.list_params().limit(page_size).continue_token(&token);

@@ -234,8 +234,13 @@ where
                 Err(round) => return Err(round),
             }
         }
-        let (items, rv) = self.lw.list_all(self.config.page_size).await.map_err(failed)?;
-        self.sink.replace(items.into_iter().map(Arc::new).collect());
+        let sink = &self.sink;
+        let (items, rv) = self
+            .lw
+            .list_all_into(self.config.page_size, |o| sink.accept(o))
+            .await
+            .map_err(failed)?;
+        self.sink.replace(items);
         self.delivered_list(&rv);
         Ok(rv)
     }
@@ -261,7 +266,7 @@ where
                 Ok(Ok(Some(ev))) => ev,
             };
             match ev {
-                WatchEvent::Added(o) | WatchEvent::Modified(o) => items.push(Arc::new(o)),
+                WatchEvent::Added(o) | WatchEvent::Modified(o) => items.push(self.sink.accept(o)),
                 WatchEvent::Deleted(_) => {}
                 WatchEvent::Bookmark(b) => {
                     if b.metadata
@@ -329,17 +334,20 @@ where
             let new_rv = match ev {
                 WatchEvent::Added(o) => {
                     let v = o.meta().resource_version.clone();
-                    self.sink.add(Arc::new(o));
+                    let o = self.sink.accept(o);
+                    self.sink.add(o);
                     v
                 }
                 WatchEvent::Modified(o) => {
                     let v = o.meta().resource_version.clone();
-                    self.sink.update(Arc::new(o));
+                    let o = self.sink.accept(o);
+                    self.sink.update(o);
                     v
                 }
                 WatchEvent::Deleted(o) => {
                     let v = o.meta().resource_version.clone();
-                    self.sink.delete(Arc::new(o));
+                    let o = self.sink.accept(o);
+                    self.sink.delete(o);
                     v
                 }
                 WatchEvent::Bookmark(b) => Some(b.metadata.resource_version),

@@ -18,6 +18,12 @@ use crate::store::Writer;
     note = "implement `kdev_core::reflector::Sink<K>`, or pass an `Arc<DeltaFifo<K>>`, `Arc<RealFifo<K>>` or a store `Writer<K>`"
 )]
 pub trait Sink<K>: Send {
+    /// Turns a decoded object into what the sink receives, as soon as it is decoded — before
+    /// the rest of its list has arrived. The default wraps it in an `Arc`; an informer runs its
+    /// transform here, so a list in flight never holds untransformed objects.
+    fn accept(&self, obj: K) -> Arc<K> {
+        Arc::new(obj)
+    }
     /// An object appeared (a watch ADDED event).
     fn add(&mut self, obj: Arc<K>);
     /// An object changed (a watch MODIFIED event).

@@ -232,6 +232,37 @@ async fn a_late_handler_first_receives_the_whole_cache() {
 }
 
 #[tokio::test]
+async fn adds_from_the_initial_list_are_marked_initial_and_later_ones_are_not() {
+    let (_env, _ns, api) = setup().await;
+    api.create(&PostParams::default(), &cm("listed", "x"))
+        .await
+        .expect("create");
+    let inf = informer(&api);
+    let adds: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+    let seen = adds.clone();
+    inf.add_event_handler(
+        move |ev| {
+            if let Event::Add { obj, initial } = ev {
+                seen.lock()
+                    .push((obj.metadata.name.clone().unwrap_or_default(), initial));
+            }
+        },
+        None,
+    );
+    spawn(&inf);
+    inf.wait_for_sync(Duration::from_secs(30)).await.expect("sync");
+    api.create(&PostParams::default(), &cm("created", "x"))
+        .await
+        .expect("create");
+    eventually("both adds", || adds.lock().len() == 2).await;
+    assert_eq!(
+        *adds.lock(),
+        [("listed".to_string(), true), ("created".to_string(), false)]
+    );
+    inf.shutdown();
+}
+
+#[tokio::test]
 async fn the_transform_runs_before_objects_are_stored() {
     let (_env, _ns, api) = setup().await;
     api.create(&PostParams::default(), &cm("a", "x")).await.expect("create");

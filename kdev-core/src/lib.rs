@@ -61,6 +61,7 @@
 //!
 //! | module | client-go | what it is |
 //! |---|---|---|
+//! | [`controller`] | controller-runtime's `builder`, `controller`, `reconcile`, `predicate` | `Reconciler`, `Controller` and its builder, predicates, controller metrics |
 //! | [`informer`] | `cache.SharedIndexInformer`, listers | one reflector, an indexed cache, handlers with their own buffers; `Lister` |
 //! | [`reflector`] | `cache.Reflector`, `ListWatch` | list then watch, resume, relist on 410, backoff; feeds a FIFO or a store |
 //! | [`store`] | `cache.Indexer`, `ThreadSafeStore` | the indexed cache: one writer, many readers, `Arc<K>` |
@@ -73,6 +74,7 @@
 //! kdev-core has no optional features yet. It never enables a k8s-openapi version feature:
 //! your binary picks one (e.g. `k8s-openapi = { version = "0.29", features = ["latest"] }`).
 
+pub mod controller;
 pub mod delta_fifo;
 pub mod informer;
 pub mod real_fifo;

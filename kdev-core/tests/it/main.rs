@@ -1,5 +1,6 @@
 //! kdev-core's integration tests: one binary, a module per area.
 
+mod controller;
 mod delta_fifo;
 mod informer;
 mod real_fifo;

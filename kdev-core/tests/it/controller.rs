@@ -421,7 +421,9 @@ fn invalid_builds_are_refused() {
         let api: Api<ConfigMap> = Api::all(env.client());
         let noop = |_: Arc<ConfigMap>, _: Context| async { Ok::<_, Error>(Action::done()) };
         assert!(matches!(
-            Controller::builder(api.clone()).max_concurrent_reconciles(0).build(noop),
+            Controller::builder(api.clone())
+                .max_concurrent_reconciles(0)
+                .build(noop),
             Err(controller::BuildError::NoWorkers)
         ));
         assert!(matches!(

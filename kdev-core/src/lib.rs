@@ -62,6 +62,7 @@
 //! | module | client-go | what it is |
 //! |---|---|---|
 //! | [`controller`] | controller-runtime's `builder`, `controller`, `reconcile`, `predicate` | `Reconciler`, `Controller` and its builder, predicates, controller metrics |
+//! | [`manager`] | controller-runtime's `manager` | shared caches, controllers and runnables, leader election, `/healthz` `/readyz` `/metrics`, graceful shutdown |
 //! | [`informer`] | `cache.SharedIndexInformer`, listers | one reflector, an indexed cache, handlers with their own buffers; `Lister` |
 //! | [`reflector`] | `cache.Reflector`, `ListWatch` | list then watch, resume, relist on 410, backoff; feeds a FIFO or a store |
 //! | [`store`] | `cache.Indexer`, `ThreadSafeStore` | the indexed cache: one writer, many readers, `Arc<K>` |
@@ -77,6 +78,7 @@
 pub mod controller;
 pub mod delta_fifo;
 pub mod informer;
+pub mod manager;
 pub mod real_fifo;
 pub mod reflector;
 pub mod store;

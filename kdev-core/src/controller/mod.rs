@@ -221,7 +221,8 @@ impl<W: Object> Source for InformerSource<W> {
 }
 
 /// Builds a [`Controller`]: what it watches, how events map to requests, how it runs.
-/// Start with [`Controller::for_type`].
+/// Start with [`Controller::builder`], or [`Manager::controller`](crate::manager::Manager::controller)
+/// inside a manager (then finish with [`complete`](Self::complete)).
 pub struct Builder<K> {
     client: Client,
     factory: Arc<SharedInformerFactory>,
@@ -236,6 +237,7 @@ pub struct Builder<K> {
     metrics: Option<Metrics>,
     queue_metrics: Option<workqueue::Metrics>,
     need_leader_election: bool,
+    manager: Option<crate::manager::Manager>,
 }
 
 impl<K> Debug for Builder<K> {
@@ -269,7 +271,17 @@ where
             metrics: None,
             queue_metrics: None,
             need_leader_election: true,
+            manager: None,
         }
+    }
+
+    pub(crate) fn manager(mut self, manager: crate::manager::Manager) -> Self {
+        self.manager = Some(manager);
+        self
+    }
+
+    pub(crate) fn take_manager(&mut self) -> Option<crate::manager::Manager> {
+        self.manager.take()
     }
 
     /// The controller's name: its metrics label, its queue's name and its log field. Default:

@@ -45,6 +45,7 @@ trait Erased: Send + Sync {
     fn as_any(&self) -> &dyn Any;
     fn start(&self, tracker: &TaskTracker);
     fn wait(&self, timeout: Duration) -> BoxFuture;
+    fn synced(&self) -> bool;
     fn shutdown(&self);
 }
 
@@ -65,6 +66,9 @@ where
     fn wait(&self, timeout: Duration) -> BoxFuture {
         let inf = self.clone();
         Box::pin(async move { inf.wait_for_sync(timeout).await })
+    }
+    fn synced(&self) -> bool {
+        self.has_synced()
     }
     fn shutdown(&self) {
         SharedIndexInformer::shutdown(self);
@@ -260,6 +264,25 @@ impl SharedInformerFactory {
             w.await?;
         }
         Ok(())
+    }
+
+    /// Whether every started informer has synced (a manager's `/readyz`).
+    pub fn has_synced(&self) -> bool {
+        self.informers
+            .lock()
+            .values()
+            .filter(|e| e.started)
+            .all(|e| e.informer.synced())
+    }
+
+    /// How many informers the factory holds.
+    pub fn len(&self) -> usize {
+        self.informers.lock().len()
+    }
+
+    /// Whether the factory holds no informer.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Stops every informer and waits for their tasks to end.

@@ -3,6 +3,7 @@
 mod controller;
 mod delta_fifo;
 mod informer;
+mod manager;
 mod real_fifo;
 mod reflector;
 mod send_sync;

@@ -1,0 +1,605 @@
+//! The [`Manager`]: shared caches, controllers and other runnables, leader election, one HTTP
+//! listener for `/healthz`, `/readyz` and `/metrics`, and graceful shutdown
+//! (controller-runtime's `manager` package, go-reference §B.1).
+//!
+//! # What a manager does
+//!
+//! - Owns one [`SharedInformerFactory`]: every controller it builds gets its informers there,
+//!   so a type is watched once however many controllers use it. [`Manager::cache`] reads from
+//!   the same informers.
+//! - Runs controllers and user runnables. Those that need leader election start only while
+//!   this process holds the lease and stop when it is lost (the manager then exits with
+//!   [`ManagerError::LeaderElectionLost`], as controller-runtime does, so that the process
+//!   restarts clean). Informers run regardless, so a new leader starts with warm caches.
+//! - Serves `/healthz` (alive, plus your checks), `/readyz` (every started informer has synced,
+//!   plus your checks) and `/metrics` (the controller, work-queue and leader-election metrics in
+//!   the OpenMetrics text format, plus anything registered in [`Manager::registry`]).
+//! - Stops on SIGTERM or SIGINT (or [`Manager::shutdown_token`]): stops taking new work, lets
+//!   the reconciles in flight finish for at most the graceful-shutdown timeout (30 s), releases
+//!   the lease, and returns. A second signal stops at once.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use k8s_openapi::api::core::v1::ConfigMap;
+//! use kdev_core::controller::{Action, Context, Error};
+//! use kdev_core::manager::Manager;
+//!
+//! # let env = kdev_testenv::TestEnv::start().await?;
+//! # let client = env.client();
+//! let manager = Manager::builder(client)
+//!     .http_addr("127.0.0.1:0".parse()?)
+//!     .handle_signals(false)
+//!     .build();
+//! manager
+//!     .controller::<ConfigMap>()
+//!     .complete(|cm: Arc<ConfigMap>, _ctx: Context| async move {
+//!         let _ = cm;
+//!         Ok::<_, Error>(Action::done())
+//!     })?;
+//! let stop = manager.shutdown_token();
+//! let running = tokio::spawn({
+//!     let manager = manager.clone();
+//!     async move { manager.run().await }
+//! });
+//! # tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+//! stop.cancel();
+//! running.await??;
+//! # Ok(()) }
+//! ```
+
+mod cache;
+mod http;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use kube_client::{Api, Client};
+use parking_lot::{Mutex, MutexGuard};
+use prometheus_client::registry::Registry;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use cache::{Cache, CacheError};
+
+use crate::controller::{self, BuildError, Controller, Object, Reconciler};
+use crate::informer::SharedInformerFactory;
+use crate::reflector;
+use crate::workqueue;
+
+/// An error a runnable may return.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why [`Manager::run`] returned an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManagerError {
+    /// `run` was called twice.
+    #[error("the manager was already started")]
+    AlreadyStarted,
+    /// The probe/metrics listener could not bind.
+    #[error("binding the probe and metrics listener on {addr} failed")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A runnable (or controller) failed; the manager stopped the others.
+    #[error("runnable {name:?} failed: {source}")]
+    Runnable {
+        /// The runnable's name.
+        name: String,
+        /// Its error.
+        #[source]
+        source: BoxError,
+    },
+    /// The lease was lost: the leader-only runnables were stopped at once.
+    #[error("leader election lost")]
+    LeaderElectionLost,
+}
+
+/// How a manager campaigns for leadership: see [`ManagerBuilder::leader_election`].
+pub(crate) trait Campaign: Send + Sync {
+    /// Campaigns until `stop`: sends `true` when leading starts, `false` when it ends.
+    fn run(&self, events: mpsc::UnboundedSender<bool>, stop: CancellationToken) -> BoxFuture<'static, ()>;
+    /// The healthz check (`Err` when leading but the lease could not be renewed for too long).
+    fn check(&self) -> Result<(), String>;
+}
+
+type RunFn = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, Result<(), BoxError>> + Send>;
+type Check = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+struct Runnable {
+    name: String,
+    needs_leader: bool,
+    run: RunFn,
+}
+
+struct Inner {
+    client: Client,
+    factory: Arc<SharedInformerFactory>,
+    registry: Mutex<Registry>,
+    controller_metrics: controller::Metrics,
+    queue_metrics: workqueue::Metrics,
+    runnables: Mutex<Vec<Runnable>>,
+    names: Mutex<HashSet<String>>,
+    health: Mutex<Vec<(String, Check)>>,
+    ready: Mutex<Vec<(String, Check)>>,
+    campaign: Option<Arc<dyn Campaign>>,
+    http_addr: Option<SocketAddr>,
+    bound: Mutex<Option<SocketAddr>>,
+    graceful_shutdown_timeout: Duration,
+    handle_signals: bool,
+    shutdown: CancellationToken,
+    started: AtomicBool,
+    running: AtomicBool,
+}
+
+impl Inner {
+    fn health_results(&self) -> Vec<(String, Result<(), String>)> {
+        let mut out = vec![("ping".to_string(), Ok(()))];
+        if let Some(c) = &self.campaign {
+            out.push(("leaderElection".to_string(), c.check()));
+        }
+        out.extend(self.health.lock().iter().map(|(n, c)| (n.clone(), c())));
+        out
+    }
+
+    fn ready_results(&self) -> Vec<(String, Result<(), String>)> {
+        let running = self.running.load(Ordering::Acquire);
+        let mut out = vec![
+            (
+                "started".to_string(),
+                if running {
+                    Ok(())
+                } else {
+                    Err("the manager is not running".into())
+                },
+            ),
+            (
+                "informers".to_string(),
+                if self.factory.has_synced() {
+                    Ok(())
+                } else {
+                    Err("caches have not synced yet".into())
+                },
+            ),
+        ];
+        out.extend(self.ready.lock().iter().map(|(n, c)| (n.clone(), c())));
+        out
+    }
+}
+
+/// Runs controllers and runnables with shared caches, probes, metrics, leader election and
+/// graceful shutdown. Cheap to clone (a handle). See the [module docs](self).
+#[derive(Clone)]
+pub struct Manager {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manager")
+            .field("runnables", &self.inner.runnables.lock().len())
+            .field("http_addr", &self.inner.http_addr)
+            .field("leader_election", &self.inner.campaign.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings of a [`Manager`]; start with [`Manager::builder`].
+#[must_use]
+pub struct ManagerBuilder {
+    client: Client,
+    http_addr: Option<SocketAddr>,
+    graceful_shutdown_timeout: Duration,
+    handle_signals: bool,
+    reflector: reflector::Config,
+    campaign: Option<Arc<dyn Campaign>>,
+    registry: Registry,
+}
+
+impl fmt::Debug for ManagerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagerBuilder")
+            .field("http_addr", &self.http_addr)
+            .field("graceful_shutdown_timeout", &self.graceful_shutdown_timeout)
+            .field("handle_signals", &self.handle_signals)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ManagerBuilder {
+    /// Serve `/healthz`, `/readyz` and `/metrics` on `addr` (port 0 picks a free port; see
+    /// [`Manager::http_addr`]). Default: no listener.
+    pub fn http_addr(mut self, addr: SocketAddr) -> Self {
+        self.http_addr = Some(addr);
+        self
+    }
+
+    /// How long shutdown waits for reconciles in flight. Default 30 s (controller-runtime's).
+    pub fn graceful_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.graceful_shutdown_timeout = timeout;
+        self
+    }
+
+    /// Whether `run` stops on SIGTERM and SIGINT. Default true; turn it off in tests and when
+    /// the program handles signals itself (use [`Manager::shutdown_token`]).
+    pub fn handle_signals(mut self, handle: bool) -> Self {
+        self.handle_signals = handle;
+        self
+    }
+
+    /// The reflector settings of the manager's informers.
+    pub fn reflector_config(mut self, config: reflector::Config) -> Self {
+        self.reflector = config;
+        self
+    }
+
+    /// Register the manager's metrics into this registry (e.g. one that already holds your
+    /// own); default: a fresh one, reachable through [`Manager::registry`].
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    #[allow(dead_code)] // used by leader election, which lands next
+    pub(crate) fn campaign(mut self, campaign: Arc<dyn Campaign>) -> Self {
+        self.campaign = Some(campaign);
+        self
+    }
+
+    /// The manager.
+    pub fn build(self) -> Manager {
+        let mut registry = self.registry;
+        let controller_metrics = controller::Metrics::register(&mut registry);
+        let queue_metrics = workqueue::Metrics::register(&mut registry);
+        Manager {
+            inner: Arc::new(Inner {
+                factory: Arc::new(SharedInformerFactory::with_config(self.client.clone(), self.reflector)),
+                client: self.client,
+                registry: Mutex::new(registry),
+                controller_metrics,
+                queue_metrics,
+                runnables: Mutex::new(Vec::new()),
+                names: Mutex::new(HashSet::new()),
+                health: Mutex::new(Vec::new()),
+                ready: Mutex::new(Vec::new()),
+                campaign: self.campaign,
+                http_addr: self.http_addr,
+                bound: Mutex::new(None),
+                graceful_shutdown_timeout: self.graceful_shutdown_timeout,
+                handle_signals: self.handle_signals,
+                shutdown: CancellationToken::new(),
+                started: AtomicBool::new(false),
+                running: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+/// What ended the run loop.
+enum Stop {
+    Requested,
+    Failed(String, BoxError),
+    LeaderLost,
+}
+
+impl Manager {
+    /// Settings for a manager using `client`.
+    pub fn builder(client: Client) -> ManagerBuilder {
+        ManagerBuilder {
+            client,
+            http_addr: None,
+            graceful_shutdown_timeout: Duration::from_secs(30),
+            handle_signals: true,
+            reflector: reflector::Config::default(),
+            campaign: None,
+            registry: Registry::default(),
+        }
+    }
+
+    /// Settings for a manager with the client `kube_client::Client::try_default` finds
+    /// (`KUBECONFIG`, `~/.kube/config`, or the in-cluster service account).
+    ///
+    /// # Errors
+    /// The client's configuration error.
+    pub async fn try_default() -> Result<ManagerBuilder, kube_client::Error> {
+        Ok(Self::builder(Client::try_default().await?))
+    }
+
+    /// The client: writes go through it (`Api::namespaced(manager.client().clone(), ns)`).
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// The informer factory every controller of this manager shares.
+    pub fn factory(&self) -> Arc<SharedInformerFactory> {
+        self.inner.factory.clone()
+    }
+
+    /// The cached reader.
+    pub fn cache(&self) -> Cache {
+        Cache {
+            factory: self.inner.factory.clone(),
+            client: self.inner.client.clone(),
+            sync_timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// The metrics registry `/metrics` serves; register your own metrics here.
+    pub fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.inner.registry.lock()
+    }
+
+    /// A controller of `K` in every namespace, sharing this manager's informers and metrics;
+    /// finish it with [`complete`](controller::Builder::complete).
+    pub fn controller<K: Object>(&self) -> controller::Builder<K>
+    where
+        K::Scope: 'static,
+    {
+        self.controller_for(Api::all(self.inner.client.clone()))
+    }
+
+    /// A controller of the objects `api` addresses (e.g. one namespace), sharing this manager's
+    /// informers and metrics.
+    pub fn controller_for<K: Object>(&self, api: Api<K>) -> controller::Builder<K>
+    where
+        K::Scope: 'static,
+    {
+        Controller::with_factory(api, self.inner.factory.clone())
+            .metrics(&self.inner.controller_metrics, &self.inner.queue_metrics)
+            .manager(self.clone())
+    }
+
+    /// Adds a controller built elsewhere. Controller names must be unique within a manager.
+    ///
+    /// # Errors
+    /// [`BuildError::DuplicateName`].
+    pub fn add_controller<K: Object, R: Reconciler<K>>(&self, controller: Controller<K, R>) -> Result<(), BuildError>
+    where
+        K::Scope: 'static,
+    {
+        let name = controller.name().to_string();
+        if !self.inner.names.lock().insert(name.clone()) {
+            return Err(BuildError::DuplicateName(name));
+        }
+        let needs_leader = controller.needs_leader_election();
+        self.push(name, needs_leader, move |stop| async move {
+            controller.run(stop).await.map_err(BoxError::from)
+        });
+        Ok(())
+    }
+
+    /// Adds a runnable: `run` gets a token that is cancelled when the manager stops (or this
+    /// process stops leading, when `needs_leader`), and should return soon after. An error
+    /// stops the manager.
+    pub fn add_runnable<F, Fut>(&self, name: impl Into<String>, needs_leader: bool, run: F)
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        self.push(name.into(), needs_leader, run);
+    }
+
+    fn push<F, Fut>(&self, name: String, needs_leader: bool, run: F)
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        self.inner.runnables.lock().push(Runnable {
+            name,
+            needs_leader,
+            run: Box::new(move |stop| Box::pin(run(stop))),
+        });
+    }
+
+    /// Adds a liveness check to `/healthz`.
+    pub fn add_health_check(
+        &self,
+        name: impl Into<String>,
+        check: impl Fn() -> Result<(), String> + Send + Sync + 'static,
+    ) {
+        self.inner.health.lock().push((name.into(), Box::new(check)));
+    }
+
+    /// Adds a readiness check to `/readyz`.
+    pub fn add_ready_check(
+        &self,
+        name: impl Into<String>,
+        check: impl Fn() -> Result<(), String> + Send + Sync + 'static,
+    ) {
+        self.inner.ready.lock().push((name.into(), Box::new(check)));
+    }
+
+    /// Cancel this token to stop the manager gracefully (what SIGTERM does).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    /// The address the probe/metrics listener is bound to, once [`run`](Self::run) has bound it.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        *self.inner.bound.lock()
+    }
+
+    /// Whether every started informer has synced (what `/readyz` checks).
+    pub fn ready(&self) -> bool {
+        self.inner.ready_results().iter().all(|(_, r)| r.is_ok())
+    }
+
+    /// Runs everything until a signal, [`shutdown_token`](Self::shutdown_token), a failing
+    /// runnable or a lost lease; then shuts down gracefully (see the [module docs](self)).
+    ///
+    /// # Errors
+    /// [`ManagerError`]: a second call, a listener that cannot bind, a failed runnable, a lost
+    /// lease.
+    pub async fn run(&self) -> Result<(), ManagerError> {
+        let inner = &self.inner;
+        if inner.started.swap(true, Ordering::AcqRel) {
+            return Err(ManagerError::AlreadyStarted);
+        }
+        let server_stop = CancellationToken::new();
+        if let Some(addr) = inner.http_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ManagerError::Bind { addr, source })?;
+            *inner.bound.lock() = listener.local_addr().ok();
+            tokio::spawn(http::serve(listener, inner.clone(), server_stop.clone()));
+        }
+        let runnables = std::mem::take(&mut *inner.runnables.lock());
+        let (mut leader_only, others): (Vec<_>, Vec<_>) = runnables.into_iter().partition(|r| r.needs_leader);
+        let stop_all = CancellationToken::new();
+        let mut tasks: JoinSet<(String, Result<(), BoxError>)> = JoinSet::new();
+        let spawn = |tasks: &mut JoinSet<_>, r: Runnable| {
+            let token = stop_all.child_token();
+            let name = r.name;
+            let fut = (r.run)(token);
+            tasks.spawn(async move { (name, fut.await) });
+        };
+        inner.factory.start();
+        inner.running.store(true, Ordering::Release);
+        for r in others {
+            spawn(&mut tasks, r);
+        }
+
+        let (lead_tx, mut lead_rx) = mpsc::unbounded_channel();
+        let campaign_stop = CancellationToken::new();
+        let campaign = inner
+            .campaign
+            .clone()
+            .map(|c| tokio::spawn(c.run(lead_tx, campaign_stop.clone())));
+        if campaign.is_none() {
+            for r in leader_only.drain(..) {
+                spawn(&mut tasks, r);
+            }
+        }
+
+        let mut signals = Signals::new(inner.handle_signals);
+        let mut leading = false;
+        let stop = loop {
+            tokio::select! {
+                () = signals.next() => break Stop::Requested,
+                () = inner.shutdown.cancelled() => break Stop::Requested,
+                event = lead_rx.recv(), if campaign.is_some() => match event {
+                    Some(true) if !leading => {
+                        leading = true;
+                        tracing::info!("leading: starting the leader-only runnables");
+                        for r in leader_only.drain(..) {
+                            spawn(&mut tasks, r);
+                        }
+                    }
+                    Some(false) | None if leading => break Stop::LeaderLost,
+                    _ => {}
+                },
+                Some(done) = tasks.join_next() => match done {
+                    Ok((_, Ok(()))) => {}
+                    Ok((name, Err(e))) => break Stop::Failed(name, e),
+                    Err(e) if e.is_panic() => break Stop::Failed("a runnable".into(), format!("panicked: {e}").into()),
+                    Err(_) => {}
+                },
+            }
+        };
+
+        // Graceful shutdown: stop intake, let in-flight work finish (not after a lost lease:
+        // another process may already lead).
+        inner.running.store(false, Ordering::Release);
+        stop_all.cancel();
+        let grace = match stop {
+            Stop::LeaderLost => Duration::ZERO,
+            _ => inner.graceful_shutdown_timeout,
+        };
+        let drained = async {
+            while let Some(done) = tasks.join_next().await {
+                if let Ok((name, Err(e))) = done {
+                    tracing::warn!(runnable = %name, error = %e, "runnable failed while stopping");
+                }
+            }
+        };
+        tokio::select! {
+            () = drained => {}
+            () = tokio::time::sleep(grace) => {
+                tracing::warn!(timeout = ?grace, "graceful shutdown timed out; abandoning the runnables still running");
+            }
+            () = signals.next() => tracing::warn!("second signal: stopping at once"),
+        }
+        tasks.abort_all();
+        // Release the lease, then stop the caches and the listener.
+        campaign_stop.cancel();
+        if let Some(c) = campaign {
+            let _ = c.await;
+        }
+        inner.factory.shutdown().await;
+        server_stop.cancel();
+        match stop {
+            Stop::Requested => Ok(()),
+            Stop::Failed(name, source) => Err(ManagerError::Runnable { name, source }),
+            Stop::LeaderLost => Err(ManagerError::LeaderElectionLost),
+        }
+    }
+}
+
+/// SIGTERM and SIGINT, or nothing when the manager does not handle signals.
+struct Signals {
+    enabled: bool,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new(enabled: bool) -> Self {
+        Signals {
+            enabled,
+            #[cfg(unix)]
+            term: if enabled {
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()
+            } else {
+                None
+            },
+        }
+    }
+
+    async fn next(&mut self) {
+        if !self.enabled {
+            return std::future::pending().await;
+        }
+        #[cfg(unix)]
+        if let Some(term) = &mut self.term {
+            tokio::select! {
+                _ = term.recv() => return,
+                _ = tokio::signal::ctrl_c() => return,
+            }
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+impl<K: Object> controller::Builder<K>
+where
+    K::Scope: 'static,
+{
+    /// Builds the controller and adds it to the manager it came from
+    /// ([`Manager::controller`]); without one, it only builds.
+    ///
+    /// # Errors
+    /// [`BuildError`], including [`BuildError::DuplicateName`].
+    pub fn complete<R: Reconciler<K>>(mut self, reconciler: R) -> Result<Controller<K, R>, BuildError> {
+        let manager = self.take_manager();
+        let controller = self.build(reconciler)?;
+        if let Some(m) = manager {
+            m.add_controller(controller.clone())?;
+        }
+        Ok(controller)
+    }
+}

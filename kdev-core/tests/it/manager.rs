@@ -1,0 +1,208 @@
+//! The manager on kdev-testenv (and on a real cluster): controllers share informers, the
+//! probes and `/metrics` answer over HTTP, shutdown lets reconciles in flight finish, a
+//! failing runnable stops the manager, the cached reader reads from the informers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kdev_core::controller::{Action, BuildError, Context, Error, Request};
+use kdev_core::manager::{Manager, ManagerError};
+use kdev_testenv::TestEnv;
+use kube_client::Api;
+use kube_client::api::PostParams;
+use kube_core::Selector;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn setup() -> (TestEnv, String, Api<ConfigMap>) {
+    let env = TestEnv::start().await.expect("test environment");
+    let ns = env.namespace().await.expect("namespace");
+    let api = Api::namespaced(env.client(), &ns);
+    (env, ns, api)
+}
+
+fn cm(name: &str) -> ConfigMap {
+    let mut c = ConfigMap::default();
+    c.metadata.name = Some(name.to_string());
+    c
+}
+
+/// Polls until `check` holds, for at most 60 s.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A plain HTTP/1.1 GET: (status, body).
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.expect("read");
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn manager(env: &TestEnv) -> Manager {
+    Manager::builder(env.client())
+        .http_addr("127.0.0.1:0".parse().expect("addr"))
+        .handle_signals(false)
+        .graceful_shutdown_timeout(Duration::from_secs(10))
+        .build()
+}
+
+fn spawn(m: &Manager) -> tokio::task::JoinHandle<Result<(), ManagerError>> {
+    let m = m.clone();
+    tokio::spawn(async move { m.run().await })
+}
+
+#[tokio::test]
+async fn controllers_share_informers_and_the_probes_and_metrics_answer() {
+    let (env, ns, api) = setup().await;
+    api.create(&PostParams::default(), &cm("a")).await.expect("create");
+    let m = manager(&env);
+    let (first, second) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let f = first.clone();
+    m.controller_for(api.clone())
+        .named("first")
+        .complete(move |_: Arc<ConfigMap>, _: Context| {
+            f.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, Error>(Action::done()) }
+        })
+        .expect("first");
+    let s = second.clone();
+    m.controller_for(api.clone())
+        .named("second")
+        .owns_with(Api::<Secret>::namespaced(env.client(), &ns), Default::default())
+        .complete(move |_: Arc<ConfigMap>, _: Context| {
+            s.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, Error>(Action::done()) }
+        })
+        .expect("second");
+    let dup = m
+        .controller_for(api.clone())
+        .named("first")
+        .complete(|_: Arc<ConfigMap>, _: Context| async { Ok::<_, Error>(Action::done()) });
+    assert!(matches!(dup, Err(BuildError::DuplicateName(n)) if n == "first"));
+    // Two controllers over the same ConfigMaps, one also over Secrets: two informers.
+    assert_eq!(m.factory().len(), 2);
+
+    let run = spawn(&m);
+    eventually("both controllers reconcile", || {
+        first.load(Ordering::SeqCst) >= 1 && second.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let addr = m.http_addr().expect("the listener is bound");
+    eventually("ready", || m.ready()).await;
+    assert_eq!(get(addr, "/healthz").await, (200, "ok".to_string()));
+    assert_eq!(get(addr, "/readyz").await, (200, "ok".to_string()));
+    assert_eq!(get(addr, "/nothing").await.0, 404);
+    let (code, metrics) = get(addr, "/metrics").await;
+    assert_eq!(code, 200);
+    for line in [
+        r#"controller_runtime_reconcile_total{controller="first",result="success"} "#,
+        r#"controller_runtime_reconcile_total{controller="second",result="error"} 0"#,
+        r#"controller_runtime_reconcile_errors_total{controller="first"} 0"#,
+        r#"controller_runtime_terminal_reconcile_errors_total{controller="first"} 0"#,
+        r#"controller_runtime_reconcile_panics_total{controller="first"} 0"#,
+        r#"controller_runtime_reconcile_time_seconds_bucket{le="0.005",controller="first"}"#,
+        r#"controller_runtime_max_concurrent_reconciles{controller="second"} 1"#,
+        r#"controller_runtime_active_workers{controller="first"} 0"#,
+        r#"workqueue_adds_total{name="first",controller="first"}"#,
+        r#"workqueue_depth{name="second",controller="second",priority="#,
+        r#"workqueue_work_duration_seconds_count{name="first",controller="first"}"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    m.shutdown_token().cancel();
+    run.await.expect("joined").expect("a clean stop");
+}
+
+#[tokio::test]
+async fn shutdown_lets_reconciles_in_flight_finish_and_takes_no_new_work() {
+    let (env, _ns, api) = setup().await;
+    api.create(&PostParams::default(), &cm("slow")).await.expect("create");
+    let m = manager(&env);
+    let (started, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (s, f) = (started.clone(), finished.clone());
+    m.controller_for(api.clone())
+        .complete(move |_: Arc<ConfigMap>, _: Context| {
+            let (s, f) = (s.clone(), f.clone());
+            async move {
+                s.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                f.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, Error>(Action::done())
+            }
+        })
+        .expect("controller");
+    let run = spawn(&m);
+    eventually("the reconcile to start", || started.load(Ordering::SeqCst) == 1).await;
+    m.shutdown_token().cancel();
+    run.await.expect("joined").expect("a clean stop");
+    assert_eq!(finished.load(Ordering::SeqCst), 1, "the reconcile in flight finished");
+    api.create(&PostParams::default(), &cm("after")).await.expect("create");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(started.load(Ordering::SeqCst), 1, "no reconcile after shutdown");
+}
+
+#[tokio::test]
+async fn a_failing_runnable_stops_the_manager_with_its_error() {
+    let (env, _ns, _api) = setup().await;
+    let m = manager(&env);
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let s = stopped.clone();
+    m.add_runnable("patient", false, move |stop| async move {
+        stop.cancelled().await;
+        s.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    });
+    m.add_runnable("broken", false, |_stop| async { Err("it broke".into()) });
+    let err = m.run().await.expect_err("the runnable's error");
+    assert!(
+        matches!(&err, ManagerError::Runnable { name, .. } if name == "broken"),
+        "{err}"
+    );
+    assert_eq!(stopped.load(Ordering::SeqCst), 1, "the other runnable was stopped");
+    assert!(matches!(m.run().await, Err(ManagerError::AlreadyStarted)));
+}
+
+#[tokio::test]
+async fn the_cache_reads_from_informers() {
+    let (env, ns, api) = setup().await;
+    api.create(&PostParams::default(), &cm("cached")).await.expect("create");
+    let m = manager(&env);
+    let cache = m.cache();
+    let got: Arc<ConfigMap> = cache
+        .get(Some(&ns), "cached")
+        .await
+        .expect("synced")
+        .expect("the object");
+    assert_eq!(got.metadata.name.as_deref(), Some("cached"));
+    let again: Arc<ConfigMap> = cache.get(Some(&ns), "cached").await.expect("synced").expect("again");
+    assert!(Arc::ptr_eq(&got, &again), "reads hand out the cached object");
+    let all: Vec<Arc<ConfigMap>> = cache.list(Some(&ns), &Selector::default()).await.expect("list");
+    assert!(all.iter().any(|c| c.metadata.name.as_deref() == Some("cached")));
+    assert!(
+        cache
+            .get::<ConfigMap>(Some(&ns), "missing")
+            .await
+            .expect("synced")
+            .is_none()
+    );
+    let _ = Request::namespaced(ns, "cached");
+    m.factory().shutdown().await;
+}

@@ -69,16 +69,26 @@
 //! | [`delta_fifo`] | `cache.DeltaFIFO` | per-key change lists between reflector and informer |
 //! | [`real_fifo`] | `cache.RealFIFO` | every event in order, no coalescing (informers since 1.36) |
 //! | [`workqueue`] | `util/workqueue` | dedup, delays, rate limiters, priorities, metrics |
+//! | [`finalizer`] | controller-runtime's `controllerutil` finalizer helpers | run clean-up before deletion: add, clean up, remove |
+//! | [`owner`] | controller-runtime's `SetControllerReference` | owner and controller references, garbage collection |
+//! | [`object`] | controller-runtime's `CreateOrUpdate`, `CreateOrPatch` | create-or-update with conflict retries, create-or-patch, status patch, server-side apply |
+//! | [`condition`] | apimachinery's `meta.SetStatusCondition` | set, get and remove `status.conditions` entries |
+//! | [`event`] | `tools/events` | an `events.k8s.io/v1` recorder with series, spam filter and background sending |
 //!
 //! # Features
 //!
 //! kdev-core has no optional features yet. It never enables a k8s-openapi version feature:
 //! your binary picks one (e.g. `k8s-openapi = { version = "0.29", features = ["latest"] }`).
 
+pub mod condition;
 pub mod controller;
 pub mod delta_fifo;
+pub mod event;
+pub mod finalizer;
 pub mod informer;
 pub mod manager;
+pub mod object;
+pub mod owner;
 pub mod real_fifo;
 pub mod reflector;
 pub mod store;

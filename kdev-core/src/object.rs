@@ -1,0 +1,481 @@
+//! Writing the objects a controller manages: create-or-update, create-or-patch, status
+//! patches and server-side apply (controller-runtime's `controllerutil.CreateOrUpdate` and
+//! `CreateOrPatch`, client-go's `retry.RetryOnConflict`).
+//!
+//! Three ways to make an object look the way a reconcile wants:
+//!
+//! - [`create_or_update`]: read, change a copy with a closure, **replace** the whole object
+//!   with its resourceVersion if it changed. Optimistic concurrency: a concurrent write makes
+//!   the replace fail with 409 Conflict, and the read-mutate-replace is retried (5 attempts,
+//!   10 ms apart, as client-go's `retry.DefaultRetry`). Simple; the closure must be
+//!   idempotent, and it sees the whole object.
+//! - [`create_or_patch`]: the same read and closure, then a **JSON merge patch** of just what
+//!   the closure changed, and a separate merge patch of `status` to the status subresource
+//!   when the status changed. Fields other writers own are never sent, so nothing conflicts.
+//! - [`apply`]: **server-side apply** with a field manager: send only the fields you have an
+//!   opinion about; the API server merges, tracks ownership per field, and reports conflicts
+//!   with other managers (or takes over with `force`). No read needed.
+//!
+//! [`patch_status`] merge-patches the status subresource.
+//!
+//! # Example
+//!
+//! ```
+//! use k8s_openapi::api::core::v1::ConfigMap;
+//! use kdev_core::object::{self, OperationResult};
+//! use kube_client::Api;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let env = kdev_testenv::TestEnv::start().await?;
+//! # let ns = env.namespace().await?;
+//! let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+//! let set_color = |cm: &mut ConfigMap| {
+//!     cm.data.get_or_insert_default().insert("color".into(), "blue".into());
+//!     Ok::<_, std::convert::Infallible>(())
+//! };
+//! let (result, cm) = object::create_or_update(&api, "settings", set_color).await?;
+//! assert_eq!(result, OperationResult::Created);
+//! let (result, _) = object::create_or_update(&api, "settings", set_color).await?;
+//! assert_eq!(result, OperationResult::Unchanged);
+//! assert_eq!(cm.data.unwrap()["color"], "blue");
+//! # Ok(())
+//! # }
+//! ```
+
+use std::convert::Infallible;
+use std::error::Error as StdError;
+use std::fmt::Debug;
+use std::time::Duration;
+
+use kube_client::Api;
+use kube_client::api::{Patch, PatchParams, PostParams};
+use kube_core::Resource;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+/// What [`create_or_update`] or [`create_or_patch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OperationResult {
+    /// The object did not exist and was created.
+    Created,
+    /// The object (not its status) was updated.
+    Updated,
+    /// Both the object and its status were patched ([`create_or_patch`] only).
+    UpdatedStatus,
+    /// Only the status was patched ([`create_or_patch`] only).
+    UpdatedStatusOnly,
+    /// The closure changed nothing; nothing was written.
+    Unchanged,
+}
+
+/// Why a write failed. `E` is the error type of the caller's closure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error<E: StdError + 'static = Infallible> {
+    /// The caller's closure failed; nothing was written.
+    #[error("mutate function failed")]
+    Mutate(#[source] E),
+    /// The closure changed the object's name or namespace.
+    #[error("mutate function changed the name or namespace of {object}")]
+    NameChanged {
+        /// The object, `namespace/name`.
+        object: String,
+    },
+    /// The object has no name.
+    #[error("object has no name")]
+    UnnamedObject,
+    /// Reading the object failed.
+    #[error("getting {object} failed")]
+    Get {
+        /// The object, `namespace/name`.
+        object: String,
+        /// What the API server said.
+        #[source]
+        source: kube_client::Error,
+    },
+    /// Creating, replacing or patching the object failed (after the conflict retries).
+    #[error("writing {object} failed")]
+    Write {
+        /// The object, `namespace/name`.
+        object: String,
+        /// What the API server said.
+        #[source]
+        source: kube_client::Error,
+    },
+    /// Patching the status subresource failed.
+    #[error("writing the status of {object} failed")]
+    WriteStatus {
+        /// The object, `namespace/name`.
+        object: String,
+        /// What the API server said.
+        #[source]
+        source: kube_client::Error,
+    },
+    /// The object could not be serialized to JSON.
+    #[error("serializing {object} failed")]
+    Serialize {
+        /// The object, `namespace/name`.
+        object: String,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Attempts of client-go's `retry.DefaultRetry`: 5 steps, 10 ms apart, 10 % jitter.
+const RETRY_STEPS: u32 = 5;
+const RETRY_INTERVAL: Duration = Duration::from_millis(10);
+
+fn is_conflict(e: &kube_client::Error) -> bool {
+    matches!(e, kube_client::Error::Api(s) if s.code == 409)
+}
+
+async fn retry_pause() {
+    let jitter = RETRY_INTERVAL.mul_f64(0.1 * fastrand::f64());
+    tokio::time::sleep(RETRY_INTERVAL + jitter).await;
+}
+
+fn key<K: Resource>(api: &Api<K>, name: &str) -> String {
+    match api.namespace() {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// A default `K` with `name` and the `api`'s namespace.
+fn fresh<K: Default + Resource>(api: &Api<K>, name: &str) -> K {
+    let mut k = K::default();
+    k.meta_mut().name = Some(name.to_string());
+    k.meta_mut().namespace = api.namespace().map(str::to_string);
+    k
+}
+
+/// Runs `mutate` on `obj` and checks it kept its identity.
+fn run_mutate<K: Resource, E: StdError + 'static>(
+    obj: &mut K,
+    mutate: &mut impl FnMut(&mut K) -> Result<(), E>,
+    object: &str,
+) -> Result<(), Error<E>> {
+    let (name, ns) = (obj.meta().name.clone(), obj.meta().namespace.clone());
+    mutate(obj).map_err(Error::Mutate)?;
+    if obj.meta().name != name || obj.meta().namespace != ns {
+        return Err(Error::NameChanged {
+            object: object.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn to_json<K: Serialize, E: StdError + 'static>(obj: &K, object: &str) -> Result<Value, Error<E>> {
+    serde_json::to_value(obj).map_err(|source| Error::Serialize {
+        object: object.to_string(),
+        source,
+    })
+}
+
+/// Makes the object `name` look as `mutate` wants it (controller-runtime's `CreateOrUpdate`),
+/// and returns what was done and the object as the API server holds it.
+///
+/// 1. Get the object. If it does not exist, `mutate` a default `K` with `name` and the
+///    `api`'s namespace, and create it: [`OperationResult::Created`].
+/// 2. Otherwise `mutate` a copy; if its JSON equals the original's:
+///    [`OperationResult::Unchanged`] and nothing is sent.
+/// 3. Else replace the object (the resourceVersion read in step 1 is the precondition):
+///    [`OperationResult::Updated`].
+/// 4. On 409 Conflict (someone wrote in between, or created it first) start again from 1,
+///    at most 5 attempts 10 ms apart (client-go's `retry.RetryOnConflict(retry.DefaultRetry)`).
+///
+/// `mutate` may run several times and must not change the name or namespace. Status changes
+/// are not written when the type has a status subresource (the API server ignores them on
+/// update): use [`create_or_patch`] for that. For types without `Default` (e.g.
+/// `DynamicObject`) use [`create_or_update_from`].
+///
+/// # Errors
+///
+/// [`Error::Mutate`], [`Error::NameChanged`], [`Error::Get`], [`Error::Write`] (including
+/// the last 409 when the retries ran out), [`Error::Serialize`].
+///
+/// # Cancel safety
+///
+/// Dropping the future after the write was sent may leave it done; calling again is safe.
+pub async fn create_or_update<K, E>(
+    api: &Api<K>,
+    name: &str,
+    mutate: impl FnMut(&mut K) -> Result<(), E>,
+) -> Result<(OperationResult, K), Error<E>>
+where
+    K: Resource + Default + Clone + Serialize + DeserializeOwned + Debug,
+    E: StdError + 'static,
+{
+    create_or_update_from(api, fresh(api, name), mutate).await
+}
+
+/// [`create_or_update`] starting from `new` (which names the object) when the object does
+/// not exist yet.
+///
+/// # Errors
+///
+/// As [`create_or_update`]; [`Error::UnnamedObject`] when `new` has no name.
+pub async fn create_or_update_from<K, E>(
+    api: &Api<K>,
+    new: K,
+    mut mutate: impl FnMut(&mut K) -> Result<(), E>,
+) -> Result<(OperationResult, K), Error<E>>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+    E: StdError + 'static,
+{
+    let name = new
+        .meta()
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or(Error::UnnamedObject)?;
+    let object = key(api, &name);
+    let mut attempt = 1;
+    loop {
+        let written = match api.get_opt(&name).await {
+            Err(source) => return Err(Error::Get { object, source }),
+            Ok(None) => {
+                let mut obj = new.clone();
+                run_mutate(&mut obj, &mut mutate, &object)?;
+                api.create(&PostParams::default(), &obj)
+                    .await
+                    .map(|o| (OperationResult::Created, o))
+            }
+            Ok(Some(current)) => {
+                let mut obj = current.clone();
+                run_mutate(&mut obj, &mut mutate, &object)?;
+                if to_json(&obj, &object)? == to_json(&current, &object)? {
+                    return Ok((OperationResult::Unchanged, current));
+                }
+                api.replace(&name, &PostParams::default(), &obj)
+                    .await
+                    .map(|o| (OperationResult::Updated, o))
+            }
+        };
+        match written {
+            Ok(done) => return Ok(done),
+            Err(e) if is_conflict(&e) && attempt < RETRY_STEPS => {
+                attempt += 1;
+                retry_pause().await;
+            }
+            Err(source) => return Err(Error::Write { object, source }),
+        }
+    }
+}
+
+/// Makes the object `name` look as `mutate` wants it by patching only what `mutate` changed
+/// (controller-runtime's `CreateOrPatch`).
+///
+/// 1. Get the object. If it does not exist, `mutate` a default `K` with `name` and the `api`'s
+///    namespace and create it: [`OperationResult::Created`].
+/// 2. Otherwise `mutate` a copy and compute the JSON merge patch (RFC 7386) from the original
+///    to the copy, separately for `status` and for everything else.
+/// 3. Send the main patch if it is not empty, then the status patch to the status subresource
+///    if it is not empty: [`OperationResult::Updated`], [`OperationResult::UpdatedStatus`]
+///    (both), [`OperationResult::UpdatedStatusOnly`], or [`OperationResult::Unchanged`].
+///
+/// The patches carry no resourceVersion: they apply on top of whatever is stored, so they
+/// need no conflict retries, and a list is always sent whole (merge patches replace lists).
+///
+/// # Errors
+///
+/// [`Error::Mutate`], [`Error::NameChanged`], [`Error::Get`], [`Error::Write`],
+/// [`Error::WriteStatus`], [`Error::Serialize`].
+///
+/// # Cancel safety
+///
+/// Dropping the future may leave the main patch sent and the status patch not; calling
+/// again completes it.
+pub async fn create_or_patch<K, E>(
+    api: &Api<K>,
+    name: &str,
+    mut mutate: impl FnMut(&mut K) -> Result<(), E>,
+) -> Result<(OperationResult, K), Error<E>>
+where
+    K: Resource + Default + Clone + Serialize + DeserializeOwned + Debug,
+    E: StdError + 'static,
+{
+    let object = key(api, name);
+    let current = match api.get_opt(name).await {
+        Err(source) => return Err(Error::Get { object, source }),
+        Ok(Some(current)) => current,
+        Ok(None) => {
+            let mut obj = fresh(api, name);
+            run_mutate(&mut obj, &mut mutate, &object)?;
+            return match api.create(&PostParams::default(), &obj).await {
+                Ok(o) => Ok((OperationResult::Created, o)),
+                Err(source) => Err(Error::Write { object, source }),
+            };
+        }
+    };
+    let mut obj = current.clone();
+    run_mutate(&mut obj, &mut mutate, &object)?;
+    let mut before = to_json(&current, &object)?;
+    let mut after = to_json(&obj, &object)?;
+    let status_before = before.as_object_mut().and_then(|m| m.remove("status"));
+    let status_after = after.as_object_mut().and_then(|m| m.remove("status"));
+    let main = merge_diff(&before, &after);
+    let status = match (&status_before, &status_after) {
+        (a, b) if a == b => None,
+        (Some(a), Some(b)) => merge_diff(a, b),
+        (_, b) => Some(b.clone().unwrap_or(Value::Null)),
+    };
+    let pp = PatchParams::default();
+    let mut latest = current;
+    if let Some(patch) = &main {
+        latest = api
+            .patch(name, &pp, &Patch::Merge(patch))
+            .await
+            .map_err(|source| Error::Write {
+                object: object.clone(),
+                source,
+            })?;
+    }
+    if let Some(status) = &status {
+        latest = api
+            .patch_status(name, &pp, &Patch::Merge(json!({ "status": status })))
+            .await
+            .map_err(|source| Error::WriteStatus { object, source })?;
+    }
+    let result = match (main.is_some(), status.is_some()) {
+        (true, true) => OperationResult::UpdatedStatus,
+        (true, false) => OperationResult::Updated,
+        (false, true) => OperationResult::UpdatedStatusOnly,
+        (false, false) => OperationResult::Unchanged,
+    };
+    Ok((result, latest))
+}
+
+/// The JSON merge patch (RFC 7386) that turns `before` into `after`, `None` when they are
+/// equal. Objects are diffed key by key; anything else (lists included) is sent whole.
+pub(crate) fn merge_diff(before: &Value, after: &Value) -> Option<Value> {
+    if before == after {
+        return None;
+    }
+    let (Value::Object(b), Value::Object(a)) = (before, after) else {
+        return Some(after.clone());
+    };
+    let mut patch = Map::new();
+    for (k, av) in a {
+        match b.get(k) {
+            Some(bv) if bv == av => {}
+            Some(bv) if bv.is_object() && av.is_object() => {
+                if let Some(d) = merge_diff(bv, av) {
+                    patch.insert(k.clone(), d);
+                }
+            }
+            _ => {
+                patch.insert(k.clone(), av.clone());
+            }
+        }
+    }
+    for k in b.keys().filter(|k| !a.contains_key(*k)) {
+        patch.insert(k.clone(), Value::Null);
+    }
+    Some(Value::Object(patch))
+}
+
+/// Merge-patches the status subresource of `name` with `status` (`{"status": status}`) and
+/// returns the object. Only the fields present in `status` change; `null` removes one.
+///
+/// # Errors
+///
+/// [`Error::WriteStatus`]; [`Error::Serialize`] if `status` does not serialize.
+pub async fn patch_status<K>(api: &Api<K>, name: &str, status: &impl Serialize) -> Result<K, Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let object = key(api, name);
+    let status = serde_json::to_value(status).map_err(|source| Error::Serialize {
+        object: object.clone(),
+        source,
+    })?;
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map_err(|source| Error::WriteStatus { object, source })
+}
+
+/// Server-side applies `obj` as `field_manager` and returns the result (`PatchParams::apply`).
+/// `obj` should hold only the fields this manager has an opinion about, with `apiVersion`
+/// and `kind` (typed k8s-openapi objects always serialize them); its `managedFields` are
+/// cleared before sending. With `force`, fields owned by other managers are taken over
+/// instead of failing with 409 Conflict.
+///
+/// # Errors
+///
+/// [`Error::UnnamedObject`]; [`Error::Write`] (409 lists the conflicting managers).
+pub async fn apply<K>(api: &Api<K>, obj: &K, field_manager: &str, force: bool) -> Result<K, Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let name = obj
+        .meta()
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or(Error::UnnamedObject)?;
+    let mut pp = PatchParams::apply(field_manager);
+    if force {
+        pp = pp.force();
+    }
+    let body = if obj.meta().managed_fields.is_some() {
+        let mut o = obj.clone();
+        o.meta_mut().managed_fields = None;
+        api.patch(&name, &pp, &Patch::Apply(&o)).await
+    } else {
+        api.patch(&name, &pp, &Patch::Apply(obj)).await
+    };
+    body.map_err(|source| Error::Write {
+        object: key(api, &name),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_diff_sends_changes_and_nulls_for_removals() {
+        let before = json!({"a": 1, "m": {"x": 1, "y": 2}, "l": [1, 2], "gone": true});
+        let after = json!({"a": 1, "m": {"x": 1, "y": 3, "z": {"k": "v"}}, "l": [1], "new": "n"});
+        let patch = merge_diff(&before, &after).unwrap();
+        assert_eq!(
+            patch,
+            json!({"m": {"y": 3, "z": {"k": "v"}}, "l": [1], "new": "n", "gone": null})
+        );
+        assert_eq!(merge_diff(&after, &after), None);
+    }
+
+    #[test]
+    fn merge_diff_round_trips_through_rfc7386() {
+        fn apply(target: &mut Value, patch: &Value) {
+            match (target.as_object_mut(), patch.as_object()) {
+                (Some(t), Some(p)) => {
+                    for (k, v) in p {
+                        if v.is_null() {
+                            t.remove(k);
+                        } else {
+                            apply(t.entry(k.clone()).or_insert(Value::Null), v);
+                        }
+                    }
+                }
+                _ => *target = patch.clone(),
+            }
+        }
+        let before = json!({"spec": {"replicas": 1, "sel": {"a": "b"}}, "meta": {"labels": {"x": "1"}}});
+        let after = json!({"spec": {"replicas": 2}, "meta": {"labels": {"x": "1", "y": "2"}}, "extra": [1]});
+        let mut patched = before.clone();
+        apply(&mut patched, &merge_diff(&before, &after).unwrap());
+        assert_eq!(patched, after);
+    }
+}

@@ -294,18 +294,43 @@ where
 pub async fn create_or_patch<K, E>(
     api: &Api<K>,
     name: &str,
-    mut mutate: impl FnMut(&mut K) -> Result<(), E>,
+    mutate: impl FnMut(&mut K) -> Result<(), E>,
 ) -> Result<(OperationResult, K), Error<E>>
 where
     K: Resource + Default + Clone + Serialize + DeserializeOwned + Debug,
     E: StdError + 'static,
 {
+    create_or_patch_from(api, fresh(api, name), mutate).await
+}
+
+/// [`create_or_patch`] starting from `new` (which names the object) when the object does
+/// not exist yet; for types without `Default`, such as `DynamicObject`.
+///
+/// # Errors
+///
+/// As [`create_or_patch`]; [`Error::UnnamedObject`] when `new` has no name.
+pub async fn create_or_patch_from<K, E>(
+    api: &Api<K>,
+    new: K,
+    mut mutate: impl FnMut(&mut K) -> Result<(), E>,
+) -> Result<(OperationResult, K), Error<E>>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+    E: StdError + 'static,
+{
+    let name = new
+        .meta()
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or(Error::UnnamedObject)?;
+    let name = name.as_str();
     let object = key(api, name);
     let current = match api.get_opt(name).await {
         Err(source) => return Err(Error::Get { object, source }),
         Ok(Some(current)) => current,
         Ok(None) => {
-            let mut obj = fresh(api, name);
+            let mut obj = new;
             run_mutate(&mut obj, &mut mutate, &object)?;
             return match api.create(&PostParams::default(), &obj).await {
                 Ok(o) => Ok((OperationResult::Created, o)),

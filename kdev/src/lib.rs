@@ -30,6 +30,7 @@
 //! |---|---|---|
 //! | [`store`], [`delta_fifo`], [`real_fifo`], [`workqueue`] | [`kdev_core`] | client-go's primitives |
 //! | [`reflector`], [`informer`] | [`kdev_core`] | list-and-watch, shared informers, listers, the informer factory |
+//! | [`finalizer`], [`owner`], [`object`], [`condition`], [`event`] | [`kdev_core`] | the operator toolkit: finalizers, owner references, create-or-update, conditions, event recorder |
 //! | `testenv` (feature `testenv`) | `kdev_testenv` | an embedded Kubernetes API server for tests and lessons |
 //!
 //! # Features
@@ -43,7 +44,9 @@
 
 pub use kdev_core;
 pub use kdev_core::{DeltaFifo, RealFifo, Store, WorkQueue};
-pub use kdev_core::{delta_fifo, informer, real_fifo, reflector, store, workqueue};
+pub use kdev_core::{
+    condition, delta_fifo, event, finalizer, informer, object, owner, real_fifo, reflector, store, workqueue,
+};
 
 /// The embedded Kubernetes API server: [`TestEnv`](kdev_testenv::TestEnv) for tests and
 /// examples, [`Server`](kdev_testenv::Server) for `kdev-testenv serve`.

@@ -8,4 +8,5 @@ mod real_fifo;
 mod reflector;
 mod send_sync;
 mod store;
+mod toolkit;
 mod workqueue;

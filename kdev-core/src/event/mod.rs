@@ -297,7 +297,7 @@ struct Entry {
 #[derive(Debug)]
 struct Job {
     key: SeriesKey,
-    snapshot: Event,
+    snapshot: Box<Event>,
     created: bool,
 }
 
@@ -495,20 +495,18 @@ impl Recorder {
                 return Published::Series;
             }
             let job = Job {
-                key,
-                snapshot: entry.event.clone(),
+                key: key.clone(),
+                snapshot: Box::new(entry.event.clone()),
                 created: entry.created,
             };
             entry.queued = true;
-            return match self.enqueue(job) {
-                Ok(()) => Published::Series,
-                Err(job) => {
-                    if let Some(e) = state.series.peek_mut(&job.key) {
-                        e.queued = false;
-                    }
-                    Published::QueueFull
-                }
-            };
+            if self.enqueue(job) {
+                return Published::Series;
+            }
+            if let Some(e) = state.series.peek_mut(&key) {
+                e.queued = false;
+            }
+            return Published::QueueFull;
         }
         // A new event (or the first after a finished series).
         let nanos = wall.as_nanosecond().max(state.last_nanos + 1);
@@ -516,27 +514,23 @@ impl Recorder {
         let event = self.make_event(regarding, related, type_, reason, action, note, wall, nanos);
         let job = Job {
             key: key.clone(),
-            snapshot: event.clone(),
+            snapshot: Box::new(event.clone()),
             created: false,
         };
-        match self.enqueue(job) {
-            Ok(()) => {
-                state.series.insert(
-                    key,
-                    Entry {
-                        event,
-                        last_seen: now,
-                        queued: true,
-                        created: false,
-                    },
-                );
-                Published::Created
-            }
-            Err(_) => {
-                state.series.remove(&key);
-                Published::QueueFull
-            }
+        if !self.enqueue(job) {
+            state.series.remove(&key);
+            return Published::QueueFull;
         }
+        state.series.insert(
+            key,
+            Entry {
+                event,
+                last_seen: now,
+                queued: true,
+                created: false,
+            },
+        );
+        Published::Created
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -577,19 +571,15 @@ impl Recorder {
         }
     }
 
-    /// Queues `job` without waiting; hands it back when the queue is full or closed.
-    fn enqueue(&self, job: Job) -> Result<(), Job> {
+    /// Queues `job` without waiting; `false` (and counted) when the queue is full or closed.
+    fn enqueue(&self, job: Job) -> bool {
         self.shared.outstanding.send_modify(|n| *n += 1);
-        match self.tx.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.shared.outstanding.send_modify(|n| *n = n.saturating_sub(1));
-                self.shared.counters.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-                Err(match e {
-                    mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
-                })
-            }
+        if self.tx.try_send(job).is_ok() {
+            return true;
         }
+        self.shared.outstanding.send_modify(|n| *n = n.saturating_sub(1));
+        self.shared.counters.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+        false
     }
 
     /// Waits until every write queued so far has been sent (or given up).

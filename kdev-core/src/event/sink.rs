@@ -80,7 +80,7 @@ async fn send(shared: &Shared, client: &Client, job: &Job) -> Result<(), kube_cl
                 entry.queued = false;
                 (entry.event.clone(), entry.created)
             }
-            _ => (job.snapshot.clone(), job.created),
+            _ => ((*job.snapshot).clone(), job.created),
         }
     };
     let ns = event.metadata.namespace.as_deref().unwrap_or("default");

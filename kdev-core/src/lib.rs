@@ -62,6 +62,7 @@
 //! | module | client-go | what it is |
 //! |---|---|---|
 //! | [`controller`] | controller-runtime's `builder`, `controller`, `reconcile`, `predicate` | `Reconciler`, `Controller` and its builder, predicates, controller metrics |
+//! | [`leader_election`] | client-go's `leaderelection` | one leader among replicas: Lease, Redis and in-memory locks, your own `Lock` |
 //! | [`manager`] | controller-runtime's `manager` | shared caches, controllers and runnables, leader election, `/healthz` `/readyz` `/metrics`, graceful shutdown |
 //! | [`informer`] | `cache.SharedIndexInformer`, listers | one reflector, an indexed cache, handlers with their own buffers; `Lister` |
 //! | [`reflector`] | `cache.Reflector`, `ListWatch` | list then watch, resume, relist on 410, backoff; feeds a FIFO or a store |
@@ -86,6 +87,7 @@ pub mod delta_fifo;
 pub mod event;
 pub mod finalizer;
 pub mod informer;
+pub mod leader_election;
 pub mod manager;
 pub mod object;
 pub mod owner;

@@ -652,7 +652,7 @@ where
         let ctx = Context {
             request: request.clone(),
             controller: inner.name.clone(),
-            reconcile_id: reconcile_id().into(),
+            reconcile_id: new_uuid().into(),
             client: inner.client.clone(),
             retries: inner.queue.num_requeues(request),
         };
@@ -764,7 +764,7 @@ where
 }
 
 /// A random UUID (version 4), controller-runtime's `reconcileID`.
-fn reconcile_id() -> String {
+pub(crate) fn new_uuid() -> String {
     let (a, b) = (fastrand::u64(..), fastrand::u64(..));
     let a = (a & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000;
     let b = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;

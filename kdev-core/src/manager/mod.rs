@@ -74,6 +74,7 @@ pub use cache::{Cache, CacheError};
 
 use crate::controller::{self, BuildError, Controller, Object, Reconciler};
 use crate::informer::SharedInformerFactory;
+use crate::leader_election::{self, LeaderElector, LeaseLock, Lock};
 use crate::reflector;
 use crate::workqueue;
 
@@ -116,6 +117,8 @@ pub(crate) trait Campaign: Send + Sync {
     fn run(&self, events: mpsc::UnboundedSender<bool>, stop: CancellationToken) -> BoxFuture<'static, ()>;
     /// The healthz check (`Err` when leading but the lease could not be renewed for too long).
     fn check(&self) -> Result<(), String>;
+    /// Report into the manager's leader-election metrics.
+    fn attach_metrics(&self, metrics: &leader_election::Metrics);
 }
 
 type RunFn = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, Result<(), BoxError>> + Send>;
@@ -255,10 +258,26 @@ impl ManagerBuilder {
         self
     }
 
-    #[allow(dead_code)] // used by leader election, which lands next
-    pub(crate) fn campaign(mut self, campaign: Arc<dyn Campaign>) -> Self {
-        self.campaign = Some(campaign);
+    /// Run the controllers and leader-only runnables only while `elector` leads (see
+    /// [`leader_election`]). The elector's health check joins `/healthz` (it fails when the
+    /// lease has not been renewed for the lease duration plus 20 s), its metrics `/metrics`.
+    pub fn leader_election<L: Lock>(mut self, elector: LeaderElector<L>) -> Self {
+        self.campaign = Some(Arc::new(elector));
         self
+    }
+
+    /// Leader election on the Lease `namespace/name` with controller-runtime's defaults
+    /// (15 s lease, 10 s renew deadline, 2 s retry, release on shutdown) and this process's
+    /// [`default_identity`](leader_election::default_identity) (host name and a UUID).
+    pub fn leader_election_lease(self, namespace: &str, name: &str) -> Self {
+        let lock = LeaseLock::new(
+            self.client.clone(),
+            namespace,
+            name,
+            leader_election::default_identity(),
+        );
+        let elector = LeaderElector::new_unchecked(lock, leader_election::Config::default());
+        self.leader_election(elector)
     }
 
     /// The manager.
@@ -266,6 +285,10 @@ impl ManagerBuilder {
         let mut registry = self.registry;
         let controller_metrics = controller::Metrics::register(&mut registry);
         let queue_metrics = workqueue::Metrics::register(&mut registry);
+        let election_metrics = leader_election::Metrics::register(&mut registry);
+        if let Some(c) = &self.campaign {
+            c.attach_metrics(&election_metrics);
+        }
         Manager {
             inner: Arc::new(Inner {
                 factory: Arc::new(SharedInformerFactory::with_config(self.client.clone(), self.reflector)),

@@ -3,6 +3,7 @@
 mod controller;
 mod delta_fifo;
 mod informer;
+mod leader_election;
 mod manager;
 mod real_fifo;
 mod reflector;

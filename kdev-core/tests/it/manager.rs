@@ -206,3 +206,114 @@ async fn the_cache_reads_from_informers() {
     let _ = Request::namespaced(ns, "cached");
     m.factory().shutdown().await;
 }
+
+fn election_config() -> kdev_core::leader_election::Config {
+    kdev_core::leader_election::Config::default()
+        .lease_duration(Duration::from_secs(3))
+        .renew_deadline(Duration::from_secs(2))
+        .retry_period(Duration::from_millis(300))
+}
+
+/// Two managers on one Lease: only the leader runs its leader-only runnables; when it shuts
+/// down it releases the Lease and the other takes over; `/metrics` shows who leads.
+#[tokio::test]
+async fn only_the_leading_manager_runs_leader_only_work() {
+    use kdev_core::leader_election::{LeaderElector, LeaseLock};
+    let (env, ns, _api) = setup().await;
+    let started: Vec<_> = (0..2).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+    let always = Arc::new(AtomicUsize::new(0));
+    let managers: Vec<Manager> = (0..2)
+        .map(|i| {
+            let lock = LeaseLock::new(env.client(), &ns, "managers", format!("manager-{i}"));
+            let elector = LeaderElector::new(lock, election_config()).expect("valid");
+            let m = Manager::builder(env.client())
+                .http_addr("127.0.0.1:0".parse().expect("addr"))
+                .handle_signals(false)
+                .leader_election(elector)
+                .build();
+            let count = started[i].clone();
+            m.add_runnable("leader-only", true, move |stop| async move {
+                count.fetch_add(1, Ordering::SeqCst);
+                stop.cancelled().await;
+                Ok(())
+            });
+            let always = always.clone();
+            m.add_runnable("everywhere", false, move |stop| async move {
+                always.fetch_add(1, Ordering::SeqCst);
+                stop.cancelled().await;
+                Ok(())
+            });
+            m
+        })
+        .collect();
+    let runs: Vec<_> = managers.iter().map(spawn).collect();
+    let total = |s: &[Arc<AtomicUsize>]| s.iter().map(|c| c.load(Ordering::SeqCst)).sum::<usize>();
+    eventually("one manager to lead", || total(&started) == 1).await;
+    eventually("both managers to run the other runnable", || {
+        always.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    let leader = usize::from(started[1].load(Ordering::SeqCst) == 1);
+    let addr = managers[leader].http_addr().expect("bound");
+    let (_, metrics) = get(addr, "/metrics").await;
+    assert!(
+        metrics.contains("leader_election_master_status{name=\"managers\"} 1"),
+        "{metrics}"
+    );
+    let (code, body) = get(addr, "/healthz?verbose").await;
+    assert_eq!(code, 200, "{body}");
+    // Still only one after a few renewals.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(total(&started), 1);
+
+    managers[leader].shutdown_token().cancel();
+    let mut runs = runs;
+    runs.remove(leader).await.expect("join").expect("a clean stop");
+    eventually("the other manager to take over", || {
+        started[1 - leader].load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let other = &managers[1 - leader];
+    let (_, metrics) = get(other.http_addr().expect("bound"), "/metrics").await;
+    assert!(
+        metrics.contains("leader_election_master_status{name=\"managers\"} 1"),
+        "{metrics}"
+    );
+    other.shutdown_token().cancel();
+    runs.remove(0).await.expect("join").expect("a clean stop");
+}
+
+/// A manager that can no longer renew its lease stops its leader-only work and exits with
+/// `LeaderElectionLost`, as controller-runtime's does.
+#[tokio::test]
+async fn a_lost_lease_stops_the_manager() {
+    use kdev_core::leader_election::{LeaderElector, MemoryLock};
+    let (env, _ns, _api) = setup().await;
+    let lock = MemoryLock::new("lost", "only");
+    let elector = LeaderElector::new(lock.clone(), election_config()).expect("valid");
+    let m = Manager::builder(env.client())
+        .handle_signals(false)
+        .leader_election(elector)
+        .build();
+    let (running, stopped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (r, s) = (running.clone(), stopped.clone());
+    /// Counts the end of the work, whether it returns or is aborted.
+    struct Ended(Arc<AtomicUsize>);
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    m.add_runnable("leader-only", true, move |stop| async move {
+        let _ended = Ended(s);
+        r.fetch_add(1, Ordering::SeqCst);
+        stop.cancelled().await;
+        Ok(())
+    });
+    let run = spawn(&m);
+    eventually("leading", || running.load(Ordering::SeqCst) == 1).await;
+    lock.set_failing(true);
+    let result = run.await.expect("join");
+    assert!(matches!(result, Err(ManagerError::LeaderElectionLost)), "{result:?}");
+    assert_eq!(stopped.load(Ordering::SeqCst), 1, "the leader-only work has ended");
+}

@@ -404,6 +404,26 @@ async fn identical_events_become_one_event_with_a_series() {
 }
 
 #[tokio::test]
+async fn a_finished_series_starts_a_new_event() {
+    let (env, ns, api) = setup().await;
+    let target = api.create(&PostParams::default(), &cm("repeating")).await.unwrap();
+    let controller = "toolkit.kdev.dev/finish";
+    let mut config = event::Config::new(controller);
+    config.series_finish = Duration::ZERO; // every series ends at once
+    let recorder = Recorder::with_config(env.client(), config).unwrap();
+    let regarding = event::reference(&target);
+    for _ in 0..2 {
+        let p = recorder.publish(&regarding, None, EventType::Normal, "Tick", "Tick", "same");
+        assert_eq!(p, Published::Created);
+    }
+    recorder.flush().await;
+    let events = events_of(&env.client(), &ns, controller).await;
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| e.series.is_none()));
+    assert_ne!(events[0].metadata.name, events[1].metadata.name);
+}
+
+#[tokio::test]
 async fn the_spam_filter_drops_events_over_the_burst() {
     let (env, ns, api) = setup().await;
     let a = api.create(&PostParams::default(), &cm("spammed")).await.unwrap();
@@ -457,4 +477,29 @@ async fn long_notes_are_cut_to_the_api_limit() {
     let stored = events[0].note.as_deref().unwrap();
     assert_eq!(stored.len(), event::NOTE_LIMIT);
     assert!(note.starts_with(stored));
+}
+
+static_assertions::assert_impl_all!(Recorder: Send, Sync, Clone);
+static_assertions::assert_impl_all!(finalizer::Error<Busy>: Send, Sync, std::error::Error);
+static_assertions::assert_impl_all!(object::Error<Busy>: Send, Sync, std::error::Error);
+
+/// The toolkit's futures can run on a multi-threaded runtime (inside `tokio::spawn`).
+#[allow(dead_code)]
+fn toolkit_futures_are_send(api: Api<ConfigMap>, recorder: Recorder, obj: Arc<ConfigMap>) {
+    fn send<T: Send>(_: T) {}
+    send(finalizer(&api, FINALIZER, obj.clone(), |_| async {
+        Ok::<_, Busy>(Action::done())
+    }));
+    send(object::create_or_update(&api, "x", |_: &mut ConfigMap| {
+        Ok::<_, Busy>(())
+    }));
+    send(object::create_or_patch(
+        &api,
+        "x",
+        |_: &mut ConfigMap| Ok::<_, Busy>(()),
+    ));
+    send(object::patch_status(&api, "x", &json!({})));
+    send(object::apply(&api, &obj, "m", false));
+    send(recorder.flush());
+    send(recorder.shutdown());
 }

@@ -136,3 +136,28 @@ fn the_informer_lesson_shows_sharing_handlers_listers_late_handlers_dynamic_and_
         ],
     );
 }
+
+#[test]
+fn the_operator_quickstart_reconciles_scales_records_events_and_cleans_up() {
+    let out = run(env!("CARGO_BIN_EXE_operator"));
+    assert_shows(
+        &out,
+        &[
+            "created CRD myapps.example.com",
+            "[reconcile web] Created Deployment web: 2 replicas of nginx:1.27",
+            "[reconcile web] Created Service web: port 80",
+            "Deployment web: replicas 2, controlled by MyApp web",
+            "MyApp web finalizers: [\"example.com/cleanup\"]",
+            "MyApp web status: availableReplicas 2, Ready=True (AllReplicasAvailable",
+            "[reconcile web] Updated Deployment web: 4 replicas of nginx:1.27",
+            "MyApp web status: availableReplicas 4, Ready=True (AllReplicasAvailable",
+            "Normal Created: Deployment web: 2 replicas of nginx:1.27 (x1)",
+            "Normal Ready: 4 replicas available (x1)",
+            "[reconcile web] being deleted: cleanup runs, then the finalizer comes off",
+            "MyApp web is gone: the cleanup succeeded and the finalizer came off",
+            "Deployment web and Service web are gone: their owner was deleted",
+            "controller_runtime_reconcile_total{controller=\"myapp\",result=\"error\"} 0",
+            "leader_election_master_status{name=\"myapp-operator\"} 0",
+        ],
+    );
+}

@@ -161,3 +161,55 @@ fn the_operator_quickstart_reconciles_scales_records_events_and_cleans_up() {
         ],
     );
 }
+
+#[test]
+fn the_leader_election_lesson_shows_one_leader_failover_after_a_crash_and_release_on_stop() {
+    // On the embedded server by default; on the real cluster named by KDEV_TEST_KUBECONFIG.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leader_election"));
+    match std::env::var("KDEV_TEST_KUBECONFIG") {
+        Ok(path) if !path.is_empty() => cmd.env("KUBECONFIG", path),
+        _ => cmd.env_remove("KUBECONFIG").env_remove("KUBERNETES_SERVICE_HOST"),
+    };
+    let output = cmd.output().expect("the lesson starts");
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "leader_election failed:\n{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.trim_end().ends_with("lesson complete"), "{out}");
+    assert_shows(
+        &out,
+        &[
+            "leader elected: ",
+            "  leaseDurationSeconds: 3\n",
+            "  leaseTransitions:     0\n",
+            "renewTime moved on: true (renewed every retry period); acquireTime unchanged: true",
+            "failover after a crash: ",
+            "leaseTransitions: 1\n",
+            "Stopped (its work ended first, then it released the Lease)",
+            "released: holderIdentity \"\", leaseDurationSeconds 1, leaseTransitions 1 (kept)",
+            "hand-over after a graceful release: ",
+            "all stopped: holderIdentity \"\", leaseTransitions 2",
+        ],
+    );
+    // Whichever candidate wins, the one taking over is never the one that crashed.
+    for line in out.lines().filter(|l| l.starts_with("failover after a crash: ")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_ne!(words[4], words[8], "a crashed leader cannot take over: {line}");
+    }
+    if out.contains("== 5. skipped") {
+        return;
+    }
+    assert_shows(
+        &out,
+        &[
+            "GET kdev-lesson-election -> {\"holderIdentity\":",
+            "leaderTransitions: 1\n",
+            "leaderTransitions 0 (the key was deleted and created anew)",
+            "all stopped: the key is gone: true",
+            "stopped redis-server",
+        ],
+    );
+    assert_eq!(out.matches("failover after a crash: ").count(), 2, "{out}");
+}

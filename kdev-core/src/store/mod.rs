@@ -36,7 +36,7 @@
 //!
 //! assert!(reader.get_by_key("default/web-0").is_some());
 //! assert_eq!(reader.by_index("node", "node-a")?.len(), 1);
-//! assert_eq!(reader.index_keys(NAMESPACE_INDEX, "default")?, vec!["default/web-0".into()]);
+//! assert_eq!(reader.index_keys(NAMESPACE_INDEX, "default")?, vec![Arc::<str>::from("default/web-0")]);
 //! # Ok::<(), kdev_core::store::Error>(())
 //! ```
 

@@ -1,6 +1,8 @@
-//! client-go's machinery for Rust: the indexed object store, the DeltaFIFO and the
-//! in-order FIFO, and the rate-limited work queue — the primitives every Kubernetes
-//! controller rests on, with client-go's contracts and without its copies.
+//! client-go's and controller-runtime's machinery for Rust: the indexed object store, the
+//! DeltaFIFO and the in-order FIFO, the rate-limited work queue, reflectors and shared
+//! informers, and the controller runtime on top — `Reconciler`, `Controller`, `Manager`,
+//! leader election and the operator toolkit — with client-go's contracts and without its
+//! copies.
 //!
 //! kdev-core is the foundation of [kdev](https://docs.rs/kdev). It builds on
 //! [`kube_core`] and [`k8s_openapi`]; every object type that implements
@@ -78,8 +80,11 @@
 //!
 //! # Features
 //!
-//! kdev-core has no optional features yet. It never enables a k8s-openapi version feature:
-//! your binary picks one (e.g. `k8s-openapi = { version = "0.29", features = ["latest"] }`).
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `leader-election-redis` | no | `leader_election::RedisLock`: leader election on a Redis key |
+//!
+//! kdev-core never enables a k8s-openapi version feature: your binary picks one (e.g. `k8s-openapi = { version = "0.29", features = ["latest"] }`).
 
 pub mod condition;
 pub mod controller;

@@ -34,6 +34,7 @@
 //! | [`controller`], [`manager`], [`leader_election`] | [`kdev_core`] | the controller runtime: `Reconciler`, `Controller`, `Manager`, leader election |
 //! | [`finalizer`], [`owner`], [`object`], [`condition`], [`event`] | [`kdev_core`] | the operator toolkit: finalizers, owner references, create-or-update, conditions, event recorder |
 //! | `testenv` (feature `testenv`) | `kdev_testenv` | an embedded Kubernetes API server for tests and lessons |
+//! | `CustomResource`, `crd` (feature `derive`) | `kdev_derive`, `kdev_crd` | typed custom resources and their CRDs from Rust structs |
 //!
 //! # Features
 //!
@@ -41,6 +42,7 @@
 //! |---|---|---|
 //! | `testenv` | no | `kdev::testenv`: [`TestEnv`](https://docs.rs/kdev-testenv), the embedded API server, fault injection |
 //! | `leader-election-redis` | no | `kdev::leader_election::RedisLock`: leader election on a Redis key |
+//! | `derive` | no | `#[derive(kdev::CustomResource)]` and its runtime `kdev::crd` (structural schemas from schemars) |
 //!
 //! kdev never enables a k8s-openapi version feature; your binary picks one, e.g.
 //! `k8s-openapi = { version = "0.29", features = ["latest"] }`.
@@ -56,3 +58,59 @@ pub use kdev_core::{
 /// examples, [`Server`](kdev_testenv::Server) for `kdev-testenv serve`.
 #[cfg(feature = "testenv")]
 pub use kdev_testenv as testenv;
+
+/// CRDs from Rust types: structural schemas from schemars and CRD assembly, the runtime of
+/// [`CustomResource`].
+#[cfg(feature = "derive")]
+pub use kdev_crd as crd;
+
+/// Derives a typed custom resource and its CustomResourceDefinition from the resource's spec
+/// struct. The attribute reference is below, after the example.
+///
+/// # Examples
+///
+/// ```
+/// use kdev::CustomResource;
+/// use kube_core::{Resource, ResourceExt};
+/// use serde::{Deserialize, Serialize};
+///
+/// /// Run `replicas` copies of `image`.
+/// #[derive(CustomResource, Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+/// #[kdev(group = "example.com", version = "v1", namespaced, status = "MyAppStatus", shortname = "ma")]
+/// #[kdev(printcolumn(name = "Replicas", type = "integer", json_path = ".spec.replicas"))]
+/// #[serde(rename_all = "camelCase")]
+/// struct MyAppSpec {
+///     #[kdev(minimum = 0, maximum = 10, default = 1)]
+///     #[serde(default)]
+///     replicas: i32,
+///     #[kdev(min_length = 1, validation(rule = "!self.endsWith(':latest')", message = "pin a tag"))]
+///     image: String,
+/// }
+///
+/// #[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+/// #[serde(rename_all = "camelCase")]
+/// struct MyAppStatus {
+///     available_replicas: Option<i32>,
+/// }
+///
+/// let app = MyApp::new("web", MyAppSpec { replicas: 2, image: "nginx:1.27".into() });
+/// assert_eq!(app.name_any(), "web");
+/// assert_eq!(MyApp::plural(&()), "myapps");
+/// let json = serde_json::to_value(&app).unwrap();
+/// assert_eq!(json["apiVersion"], "example.com/v1");
+/// assert_eq!(json["kind"], "MyApp");
+///
+/// let crd = MyApp::crd();
+/// assert_eq!(crd.metadata.name.as_deref(), Some("myapps.example.com"));
+/// let version = &crd.spec.versions[0];
+/// let schema = serde_json::to_value(&version.schema).unwrap();
+/// assert_eq!(
+///     schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["replicas"],
+///     serde_json::json!({ "type": "integer", "format": "int32", "minimum": 0.0, "maximum": 10.0, "default": 1 })
+/// );
+/// ```
+///
+/// (`kdev-derive/tests/it/server.rs` installs such a CRD on the embedded API server and shows
+/// each validation rejecting a bad object.)
+#[cfg(feature = "derive")]
+pub use kdev_derive::CustomResource;

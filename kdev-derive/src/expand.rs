@@ -1,0 +1,358 @@
+//! The code `#[derive(CustomResource)]` emits.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use serde_json::{Map, Value, json};
+use syn::{Data, DeriveInput, Fields, LitStr, Result};
+
+use crate::attrs;
+
+/// An English plural of a lowercased kind, as kube-rs and kubebuilder guess it.
+fn plural(kind: &str) -> String {
+    let s = kind.to_lowercase();
+    if ["s", "x", "z", "ch", "sh"].iter().any(|e| s.ends_with(e)) {
+        format!("{s}es")
+    } else if s.ends_with('y') && !s.ends_with("ay") && !s.ends_with("ey") && !s.ends_with("oy") && !s.ends_with("uy") {
+        format!("{}ies", &s[..s.len() - 1])
+    } else {
+        format!("{s}s")
+    }
+}
+
+pub(crate) fn custom_resource(input: &DeriveInput) -> Result<TokenStream> {
+    let spec_ident = &input.ident;
+    let Data::Struct(data) = &input.data else {
+        return Err(syn::Error::new_spanned(
+            spec_ident,
+            "derive CustomResource on the struct of the resource's spec",
+        ));
+    };
+    if !input.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &input.generics,
+            "a custom resource's spec cannot be generic: the CRD has one schema",
+        ));
+    }
+    let r = attrs::resource(&input.attrs)?;
+    let missing = |what: &str, example: &str| {
+        syn::Error::new_spanned(
+            spec_ident,
+            format!("missing `{what}`: add #[kdev({what} = \"{example}\")] to the spec struct"),
+        )
+    };
+    let group = r.group.clone().ok_or_else(|| missing("group", "example.com"))?;
+    let version = r.version.clone().ok_or_else(|| missing("version", "v1"))?;
+    let kind = match (&r.kind, spec_ident.to_string().strip_suffix("Spec")) {
+        (Some(kind), _) => kind.clone(),
+        (None, Some(kind)) if !kind.is_empty() => kind.to_owned(),
+        _ => return Err(missing("kind", "MyApp")),
+    };
+    let plural = r.plural.clone().unwrap_or_else(|| plural(&kind));
+    let singular = r.singular.clone().unwrap_or_else(|| kind.to_lowercase());
+
+    // Field-level attributes → schema overrides keyed by the field's name on the wire.
+    let mut patches = Map::new();
+    if !r.patch.is_empty() {
+        patches.insert(String::new(), Value::Object(r.patch.clone()));
+    }
+    if let Fields::Named(fields) = &data.fields {
+        let rename_all = attrs::serde_rename_all(&input.attrs);
+        for field in &fields.named {
+            let patch = attrs::field(&field.attrs)?;
+            if patch.is_empty() {
+                continue;
+            }
+            let serde = attrs::serde_field(&field.attrs);
+            if serde.skipped || serde.flattened {
+                return Err(syn::Error::new_spanned(
+                    field,
+                    "schema attributes on a field serde skips or flattens have no schema to apply to",
+                ));
+            }
+            let rust = field.ident.as_ref().map(ToString::to_string).unwrap_or_default();
+            let rust = rust.trim_start_matches("r#");
+            let wire = serde.rename.unwrap_or_else(|| match &rename_all {
+                Some(rule) => attrs::rename(rust, rule),
+                None => rust.to_owned(),
+            });
+            patches.insert(wire, Value::Object(patch));
+        }
+    } else {
+        return Err(syn::Error::new_spanned(
+            spec_ident,
+            "a spec struct needs named fields: its schema is an object",
+        ));
+    }
+
+    let mut names = json!({ "kind": kind, "listKind": format!("{kind}List"), "plural": plural, "singular": singular });
+    if !r.shortnames.is_empty() {
+        names["shortNames"] = json!(r.shortnames);
+    }
+    if !r.categories.is_empty() {
+        names["categories"] = json!(r.categories);
+    }
+    let mut ver = json!({ "name": version, "served": r.served, "storage": true });
+    if let Some(warning) = &r.deprecated {
+        ver["deprecated"] = json!(true);
+        if let Some(w) = warning {
+            ver["deprecationWarning"] = json!(w);
+        }
+    }
+    let mut subresources = Map::new();
+    if r.status.is_some() {
+        subresources.insert("status".into(), json!({}));
+    }
+    if let Some(scale) = &r.scale {
+        subresources.insert("scale".into(), scale.clone());
+    }
+    if !subresources.is_empty() {
+        ver["subresources"] = Value::Object(subresources);
+    }
+    if !r.printcolumns.is_empty() {
+        ver["additionalPrinterColumns"] = json!(r.printcolumns);
+    }
+    if !r.selectable_fields.is_empty() {
+        ver["selectableFields"] = Value::Array(r.selectable_fields.iter().map(|p| json!({ "jsonPath": p })).collect());
+    }
+    let crd_name = format!("{plural}.{group}");
+    let skeleton = json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": { "name": crd_name },
+        "spec": {
+            "group": group,
+            "names": names,
+            "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+            "versions": [ver],
+        }
+    });
+    let skeleton = LitStr::new(&skeleton.to_string(), spec_ident.span());
+    let patches = LitStr::new(&Value::Object(patches).to_string(), spec_ident.span());
+
+    let krate = r.krate.clone().unwrap_or_else(|| syn::parse_quote!(::kdev::crd));
+    let p = quote!(#krate::__private);
+    let serde_crate = LitStr::new(
+        &format!("{}::serde", quote!(#p).to_string().replace(' ', "")),
+        spec_ident.span(),
+    );
+    let vis = &input.vis;
+    let ident = format_ident!("{}", kind);
+    let api_version = if group.is_empty() {
+        version.clone()
+    } else {
+        format!("{group}/{version}")
+    };
+    let scope = if r.namespaced {
+        quote!(#p::k8s_openapi::NamespaceResourceScope)
+    } else {
+        quote!(#p::k8s_openapi::ClusterResourceScope)
+    };
+    let shortnames = &r.shortnames;
+    let doc = format!(
+        "The `{kind}` custom resource (`{api_version}`, {}), generated by `#[derive(CustomResource)]` on [`{spec_ident}`].",
+        if r.namespaced { "namespaced" } else { "cluster-scoped" }
+    );
+    let meta = quote!(#p::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta);
+    let crd_type =
+        quote!(#p::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition);
+
+    let (status_field, status_init, status_ser, status_wire, status_move, status_schema, has_status) = match &r.status {
+        Some(status) => (
+            quote! {
+                /// What the controller observed; written through the status subresource.
+                pub status: ::core::option::Option<#status>,
+            },
+            quote!(status: ::core::option::Option::None,),
+            quote! {
+                if let ::core::option::Option::Some(status) = &self.status {
+                    #p::serde::ser::SerializeStruct::serialize_field(&mut state, "status", status)?;
+                }
+            },
+            quote! {
+                #[serde(default)]
+                status: ::core::option::Option<#status>,
+            },
+            quote!(status: wire.status,),
+            quote!(::core::option::Option::Some(#krate::schema::schema_for::<#status>())),
+            quote! {
+                impl #p::kube_core::object::HasStatus for #ident {
+                    type Status = #status;
+                    fn status(&self) -> ::core::option::Option<&#status> {
+                        self.status.as_ref()
+                    }
+                    fn status_mut(&mut self) -> &mut ::core::option::Option<#status> {
+                        &mut self.status
+                    }
+                }
+            },
+        ),
+        None => (
+            quote!(),
+            quote!(),
+            quote!(),
+            quote!(),
+            quote!(),
+            quote!(::core::option::Option::None),
+            quote!(),
+        ),
+    };
+    let field_count = if r.status.is_some() {
+        quote!(4 + usize::from(self.status.is_some()))
+    } else {
+        quote!(4)
+    };
+
+    Ok(quote! {
+        #[doc = #doc]
+        #[derive(Clone, Debug)]
+        #vis struct #ident {
+            /// Standard object metadata: name, namespace, labels, annotations, ...
+            pub metadata: #meta,
+            /// What the user asks for.
+            pub spec: #spec_ident,
+            #status_field
+        }
+
+        impl #ident {
+            /// A new object named `name` with `spec` (and no status).
+            #vis fn new(name: &str, spec: #spec_ident) -> Self {
+                Self {
+                    metadata: #meta {
+                        name: ::core::option::Option::Some(::std::string::ToString::to_string(name)),
+                        ..::core::default::Default::default()
+                    },
+                    spec,
+                    #status_init
+                }
+            }
+
+            /// The apiextensions.k8s.io/v1 CustomResourceDefinition of this resource.
+            ///
+            /// # Errors
+            ///
+            /// When a field attribute names a field missing from the spec's schema, or the
+            /// assembled CRD does not parse (a schemars attribute produced an invalid keyword).
+            #vis fn try_crd() -> ::core::result::Result<#crd_type, #krate::Error> {
+                #p::crd(
+                    #kind,
+                    #skeleton,
+                    #patches,
+                    #krate::schema::schema_for::<#spec_ident>(),
+                    #status_schema,
+                )
+            }
+
+            /// The apiextensions.k8s.io/v1 CustomResourceDefinition of this resource.
+            ///
+            /// # Panics
+            ///
+            /// When [`try_crd`](Self::try_crd) fails: a fault in the type's own schema
+            /// attributes, the same on every call, so the first test that calls it finds it.
+            #vis fn crd() -> #crd_type {
+                match Self::try_crd() {
+                    ::core::result::Result::Ok(crd) => crd,
+                    ::core::result::Result::Err(e) => panic!("{}", e),
+                }
+            }
+        }
+
+        impl #p::kube_core::Resource for #ident {
+            type DynamicType = ();
+            type Scope = #scope;
+
+            fn kind(_: &()) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed(#kind)
+            }
+            fn group(_: &()) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed(#group)
+            }
+            fn version(_: &()) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed(#version)
+            }
+            fn api_version(_: &()) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed(#api_version)
+            }
+            fn plural(_: &()) -> ::std::borrow::Cow<'_, str> {
+                ::std::borrow::Cow::Borrowed(#plural)
+            }
+            fn meta(&self) -> &#meta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut #meta {
+                &mut self.metadata
+            }
+        }
+
+        impl #p::kube_core::object::HasSpec for #ident {
+            type Spec = #spec_ident;
+            fn spec(&self) -> &#spec_ident {
+                &self.spec
+            }
+            fn spec_mut(&mut self) -> &mut #spec_ident {
+                &mut self.spec
+            }
+        }
+
+        #has_status
+
+        impl #p::kube_core::crd::v1::CustomResourceExt for #ident {
+            fn crd() -> #crd_type {
+                #ident::crd()
+            }
+            fn crd_name() -> &'static str {
+                #crd_name
+            }
+            fn api_resource() -> #p::kube_core::discovery::ApiResource {
+                #p::kube_core::discovery::ApiResource::erase::<Self>(&())
+            }
+            fn shortnames() -> &'static [&'static str] {
+                &[#(#shortnames),*]
+            }
+        }
+
+        impl #p::serde::Serialize for #ident {
+            fn serialize<S: #p::serde::Serializer>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
+                let mut state = #p::serde::Serializer::serialize_struct(serializer, #kind, #field_count)?;
+                #p::serde::ser::SerializeStruct::serialize_field(&mut state, "apiVersion", #api_version)?;
+                #p::serde::ser::SerializeStruct::serialize_field(&mut state, "kind", #kind)?;
+                #p::serde::ser::SerializeStruct::serialize_field(&mut state, "metadata", &self.metadata)?;
+                #p::serde::ser::SerializeStruct::serialize_field(&mut state, "spec", &self.spec)?;
+                #status_ser
+                #p::serde::ser::SerializeStruct::end(state)
+            }
+        }
+
+        impl<'de> #p::serde::Deserialize<'de> for #ident {
+            fn deserialize<D: #p::serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<Self, D::Error> {
+                #[derive(#p::serde::Deserialize)]
+                #[serde(crate = #serde_crate)]
+                struct Wire {
+                    #[serde(default)]
+                    metadata: #meta,
+                    spec: #spec_ident,
+                    #status_wire
+                }
+                let wire = <Wire as #p::serde::Deserialize>::deserialize(deserializer)?;
+                ::core::result::Result::Ok(Self {
+                    metadata: wire.metadata,
+                    spec: wire.spec,
+                    #status_move
+                })
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plural;
+
+    #[test]
+    fn plurals_follow_english_rules() {
+        assert_eq!(plural("MyApp"), "myapps");
+        assert_eq!(plural("Policy"), "policies");
+        assert_eq!(plural("Gateway"), "gateways");
+        assert_eq!(plural("Ingress"), "ingresses");
+        assert_eq!(plural("Batch"), "batches");
+    }
+}

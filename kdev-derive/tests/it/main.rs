@@ -1,0 +1,7 @@
+//! kdev-derive's integration tests: the generated CRD as JSON, and on an API server.
+
+#![recursion_limit = "256"]
+
+mod resource;
+mod server;
+mod snapshot;

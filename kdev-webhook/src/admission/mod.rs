@@ -1,0 +1,229 @@
+//! Admission webhooks: typed [`Validator`]s and [`Defaulter`]s, and raw [`Handler`]s on the
+//! AdmissionReview v1 wire types ([Kubernetes: dynamic admission control]).
+//!
+//! [Kubernetes: dynamic admission control]: https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/
+
+mod endpoint;
+mod review;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+pub(crate) use endpoint::{Endpoint, Mutating, Raw, Validating};
+pub use review::{
+    API_VERSION_V1, API_VERSION_V1BETA1, GroupVersionKind, GroupVersionResource, KIND, Operation, PatchType, Request,
+    Response, Review, Status, UserInfo,
+};
+
+/// A typed handler's answer: allowed or denied, with a status code, warnings and audit annotations.
+///
+/// Warnings and audit annotations are sent with denials too, as controller-runtime does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    allowed: bool,
+    code: u16,
+    reason: String,
+    message: String,
+    warnings: Vec<String>,
+    audit_annotations: BTreeMap<String, String>,
+}
+
+impl Verdict {
+    /// Admits the request.
+    pub fn allow() -> Verdict {
+        Verdict {
+            allowed: true,
+            code: 200,
+            reason: String::new(),
+            message: String::new(),
+            warnings: Vec::new(),
+            audit_annotations: BTreeMap::new(),
+        }
+    }
+
+    /// Denies the request: `message` is shown to the user, with code 403 and reason `Forbidden`
+    /// unless [`with_code`](Self::with_code) and [`with_reason`](Self::with_reason) say otherwise.
+    pub fn deny(message: impl Into<String>) -> Verdict {
+        Verdict {
+            allowed: false,
+            code: 403,
+            reason: "Forbidden".to_string(),
+            message: message.into(),
+            ..Verdict::allow()
+        }
+    }
+
+    /// Sets the HTTP-style code the API server reports to the user (for example 422 for an
+    /// invalid object).
+    #[must_use]
+    pub fn with_code(mut self, code: u16) -> Verdict {
+        self.code = code;
+        self
+    }
+
+    /// Sets the machine-readable reason (for example `Invalid`).
+    #[must_use]
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Verdict {
+        self.reason = reason.into();
+        self
+    }
+
+    /// Adds a warning for the client; keep it under 120 characters.
+    #[must_use]
+    pub fn with_warning(mut self, warning: impl Into<String>) -> Verdict {
+        self.warnings.push(warning.into());
+        self
+    }
+
+    /// Adds an audit annotation; the API server prefixes the key with the webhook's name.
+    #[must_use]
+    pub fn with_audit_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Verdict {
+        self.audit_annotations.insert(key.into(), value.into());
+        self
+    }
+
+    /// Whether the request is admitted.
+    pub fn is_allowed(&self) -> bool {
+        self.allowed
+    }
+
+    pub(crate) fn into_response(self) -> Response {
+        let base = if self.allowed {
+            Response::allowed()
+        } else {
+            Response::errored(self.code, self.message).with_reason(self.reason)
+        };
+        Response {
+            warnings: self.warnings,
+            audit_annotations: self.audit_annotations,
+            ..base
+        }
+    }
+}
+
+impl From<Verdict> for Response {
+    fn from(verdict: Verdict) -> Response {
+        verdict.into_response()
+    }
+}
+
+/// Validates objects of type `K`: the typed validating webhook, as controller-runtime's
+/// `admission.Validator`.
+///
+/// Every method defaults to allowing. The request (uid, user, `dry_run`, options, ...) comes as
+/// `req`; kdev decodes `object` (and `oldObject` on UPDATE and DELETE) into `K` first and
+/// answers a request whose object does not decode with a denial of code 400 itself.
+/// CONNECT requests carry no object of type `K`: they are denied with code 400; register a raw
+/// [`Handler`] for them.
+///
+/// # Examples
+/// ```
+/// use k8s_openapi::api::core::v1::Pod;
+/// use kdev_webhook::admission::{Request, Validator, Verdict};
+///
+/// struct NoLatestTag;
+///
+/// impl Validator<Pod> for NoLatestTag {
+///     async fn validate_create(&self, _req: &Request, pod: &Pod) -> Verdict {
+///         let spec = pod.spec.as_ref();
+///         let latest = spec.into_iter().flat_map(|s| &s.containers).any(|c| {
+///             c.image.as_deref().is_some_and(|i| i.ends_with(":latest"))
+///         });
+///         if latest { Verdict::deny("images must not use the :latest tag") } else { Verdict::allow() }
+///     }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `Validator<{K}>`",
+    note = "implement `kdev_webhook::admission::Validator<{K}>`: see the `kdev_webhook::admission` docs"
+)]
+pub trait Validator<K>: Send + Sync + 'static {
+    /// Validates an object being created.
+    fn validate_create(&self, req: &Request, obj: &K) -> impl Future<Output = Verdict> + Send {
+        let _ = (req, obj);
+        async { Verdict::allow() }
+    }
+
+    /// Validates an update from `old` to `new`.
+    fn validate_update(&self, req: &Request, old: &K, new: &K) -> impl Future<Output = Verdict> + Send {
+        let _ = (req, old, new);
+        async { Verdict::allow() }
+    }
+
+    /// Validates the deletion of `obj` (the request's `oldObject`).
+    fn validate_delete(&self, req: &Request, obj: &K) -> impl Future<Output = Verdict> + Send {
+        let _ = (req, obj);
+        async { Verdict::allow() }
+    }
+}
+
+/// Defaults objects of type `K`: the typed mutating webhook, as controller-runtime's
+/// `admission.Defaulter`.
+///
+/// kdev decodes the object, calls [`default`](Self::default), and answers with the RFC 6902
+/// JSON patch from the object it received to the mutated one (none when nothing changed).
+/// Fields the request carried but `K` does not know are never removed by the patch: only
+/// removals the defaulter made are sent. DELETE and CONNECT requests are allowed without a call.
+///
+/// # Examples
+/// ```
+/// use k8s_openapi::api::core::v1::Pod;
+/// use kdev_webhook::admission::{Defaulter, Request, Verdict};
+///
+/// struct TeamLabel;
+///
+/// impl Defaulter<Pod> for TeamLabel {
+///     async fn default(&self, _req: &Request, pod: &mut Pod) -> Verdict {
+///         let labels = pod.metadata.labels.get_or_insert_with(Default::default);
+///         labels.entry("team".to_string()).or_insert_with(|| "platform".to_string());
+///         Verdict::allow()
+///     }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `Defaulter<{K}>`",
+    note = "implement `kdev_webhook::admission::Defaulter<{K}>`: see the `kdev_webhook::admission` docs"
+)]
+pub trait Defaulter<K>: Send + Sync + 'static {
+    /// Mutates `obj` in place. Returning a denial sends no patch.
+    fn default(&self, req: &Request, obj: &mut K) -> impl Future<Output = Verdict> + Send;
+}
+
+/// A raw admission handler: the whole [`Request`] in, a [`Response`] out, for any kind — the
+/// webhook written by hand.
+///
+/// Closures `Fn(Request) -> impl Future<Output = Response>` implement it. kdev sets the
+/// response's uid to the request's.
+///
+/// # Examples
+/// ```
+/// use kdev_webhook::admission::{Request, Response};
+///
+/// let handler = |req: Request| async move {
+///     if req.namespace.as_deref() == Some("kube-system") {
+///         Response::denied("hands off kube-system")
+///     } else {
+///         Response::allowed()
+///     }
+/// };
+/// # fn is_handler<H: kdev_webhook::admission::Handler>(_: &H) {}
+/// # is_handler(&handler);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an admission `Handler`",
+    note = "use a closure `|req: Request| async move {{ Response::allowed() }}` or implement `kdev_webhook::admission::Handler`"
+)]
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one admission request.
+    fn handle(&self, req: Request) -> impl Future<Output = Response> + Send;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send,
+{
+    fn handle(&self, req: Request) -> impl Future<Output = Response> + Send {
+        self(req)
+    }
+}

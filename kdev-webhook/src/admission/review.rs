@@ -1,0 +1,348 @@
+//! The AdmissionReview v1 wire types (`k8s.io/api/admission/v1/types.go`).
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The `apiVersion` of AdmissionReview v1.
+pub const API_VERSION_V1: &str = "admission.k8s.io/v1";
+/// The `apiVersion` of AdmissionReview v1beta1, which has the same shape and is still accepted.
+pub const API_VERSION_V1BETA1: &str = "admission.k8s.io/v1beta1";
+/// The `kind` of an AdmissionReview.
+pub const KIND: &str = "AdmissionReview";
+
+/// An AdmissionReview: the envelope kube-apiserver posts to a webhook and expects back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    /// `admission.k8s.io/v1` (or `v1beta1`).
+    pub api_version: String,
+    /// `AdmissionReview`.
+    pub kind: String,
+    /// What is being admitted; set on the way in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
+    /// The webhook's answer; set on the way out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<Response>,
+}
+
+impl Review {
+    /// A v1 review carrying `response`.
+    pub fn from_response(response: Response) -> Review {
+        Review {
+            api_version: API_VERSION_V1.to_string(),
+            kind: KIND.to_string(),
+            request: None,
+            response: Some(response),
+        }
+    }
+}
+
+/// A group, version and kind, as `metav1.GroupVersionKind`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GroupVersionKind {
+    /// The API group; empty for the core group.
+    #[serde(default)]
+    pub group: String,
+    /// The API version.
+    pub version: String,
+    /// The kind.
+    pub kind: String,
+}
+
+/// A group, version and resource, as `metav1.GroupVersionResource`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GroupVersionResource {
+    /// The API group; empty for the core group.
+    #[serde(default)]
+    pub group: String,
+    /// The API version.
+    pub version: String,
+    /// The plural resource name.
+    pub resource: String,
+}
+
+/// The operation being admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Operation {
+    /// `CREATE`.
+    Create,
+    /// `UPDATE`.
+    Update,
+    /// `DELETE`.
+    Delete,
+    /// `CONNECT` (exec, attach, port-forward, proxy).
+    Connect,
+}
+
+impl Operation {
+    /// The wire name: `CREATE`, `UPDATE`, `DELETE` or `CONNECT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
+        }
+    }
+}
+
+/// The requesting user, as `authenticationv1.UserInfo`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// The user's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The user's uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// The user's groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Extra authenticator-provided attributes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+/// What kube-apiserver asks a webhook to admit: the `request` of an AdmissionReview.
+///
+/// Typed handlers receive it as their context (with `object` and `old_object` also decoded
+/// for them); raw handlers receive it whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request {
+    /// Identifies this round trip; the response must echo it (kdev does).
+    pub uid: String,
+    /// The kind of `object`, after any conversion (for example `v1 Pod`).
+    pub kind: GroupVersionKind,
+    /// The resource being requested (for example `v1 pods`).
+    pub resource: GroupVersionResource,
+    /// The subresource (`status`, `scale`, ...), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_resource: Option<String>,
+    /// The kind of the original API request, when a `matchPolicy: Equivalent` conversion happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_kind: Option<GroupVersionKind>,
+    /// The resource of the original API request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_resource: Option<GroupVersionResource>,
+    /// The subresource of the original API request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_sub_resource: Option<String>,
+    /// The object's name; empty on a CREATE that uses `generateName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The namespace, for namespaced resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The operation.
+    pub operation: Operation,
+    /// Who asked.
+    #[serde(default)]
+    pub user_info: UserInfo,
+    /// The new object (CREATE, UPDATE, and CONNECT's options object); absent on DELETE.
+    #[serde(default, skip_serializing_if = "is_null")]
+    pub object: Option<Value>,
+    /// The existing object (UPDATE and DELETE).
+    #[serde(default, skip_serializing_if = "is_null")]
+    pub old_object: Option<Value>,
+    /// True when nothing will be persisted: a handler with side effects must not perform them.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// The operation's options (`CreateOptions`, `UpdateOptions`, `DeleteOptions`).
+    #[serde(default, skip_serializing_if = "is_null")]
+    pub options: Option<Value>,
+}
+
+fn is_null(v: &Option<Value>) -> bool {
+    matches!(v, None | Some(Value::Null))
+}
+
+/// The type of a response's patch; only RFC 6902 JSON patches exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PatchType {
+    /// `JSONPatch` (RFC 6902).
+    #[serde(rename = "JSONPatch")]
+    JsonPatch,
+}
+
+/// The `status` of a response, a subset of `metav1.Status`: why a request was denied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// `Success` or `Failure`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    /// A human-readable message, shown to the user whose request was denied.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// A machine-readable reason (`Forbidden`, `BadRequest`, ...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// The HTTP-style code the API server returns to the user (403 by default for a denial).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub code: u16,
+}
+
+fn is_zero(c: &u16) -> bool {
+    *c == 0
+}
+
+/// A webhook's answer: the `response` of an AdmissionReview.
+///
+/// Build one with [`Response::allowed`], [`Response::denied`] or [`Response::errored`] and the
+/// `with_*` methods. kdev fills in the uid from the request, so a handler never has to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Response {
+    /// The request's uid.
+    pub uid: String,
+    /// Whether the request is admitted.
+    pub allowed: bool,
+    /// Why it was denied (ignored by the API server when allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// The JSON patch to apply to the object (base64 on the wire).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "base64_bytes")]
+    pub patch: Option<Vec<u8>>,
+    /// `JSONPatch` when `patch` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<PatchType>,
+    /// Annotations for the audit log; the API server prefixes each key with the webhook's name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub audit_annotations: BTreeMap<String, String>,
+    /// Warnings returned to the client (keep each under 120 characters).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl Response {
+    /// Admits the request.
+    pub fn allowed() -> Response {
+        Response {
+            allowed: true,
+            ..Response::default()
+        }
+    }
+
+    /// Denies the request with `message`, code 403 and reason `Forbidden`, as controller-runtime's
+    /// `admission.Denied`.
+    pub fn denied(message: impl Into<String>) -> Response {
+        Response::errored(403, message).with_reason("Forbidden")
+    }
+
+    /// Denies the request with `message` and the HTTP-style `code` (400 for a request the
+    /// handler cannot read, 500 for its own failure), as controller-runtime's `admission.Errored`.
+    pub fn errored(code: u16, message: impl Into<String>) -> Response {
+        Response {
+            allowed: false,
+            status: Some(Status {
+                status: "Failure".to_string(),
+                message: message.into(),
+                reason: String::new(),
+                code,
+            }),
+            ..Response::default()
+        }
+    }
+
+    /// Sets the status' machine-readable reason (for example `Invalid`).
+    #[must_use]
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Response {
+        self.status.get_or_insert_with(Status::default).reason = reason.into();
+        self
+    }
+
+    /// Sets the status' code.
+    #[must_use]
+    pub fn with_code(mut self, code: u16) -> Response {
+        self.status.get_or_insert_with(Status::default).code = code;
+        self
+    }
+
+    /// Attaches a JSON patch for the API server to apply (an empty patch attaches nothing).
+    #[must_use]
+    pub fn with_patch(mut self, patch: &json_patch::Patch) -> Response {
+        if patch.0.is_empty() {
+            self.patch = None;
+            self.patch_type = None;
+        } else {
+            // A Patch is a list of plain operations: serializing it cannot fail.
+            self.patch = serde_json::to_vec(patch).ok();
+            self.patch_type = self.patch.as_ref().map(|_| PatchType::JsonPatch);
+        }
+        self
+    }
+
+    /// Adds a warning for the client.
+    #[must_use]
+    pub fn with_warning(mut self, warning: impl Into<String>) -> Response {
+        self.warnings.push(warning.into());
+        self
+    }
+
+    /// Adds an audit annotation.
+    #[must_use]
+    pub fn with_audit_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Response {
+        self.audit_annotations.insert(key.into(), value.into());
+        self
+    }
+
+    /// The decoded JSON patch, if any.
+    ///
+    /// # Errors
+    /// When the patch bytes are not a JSON patch.
+    pub fn json_patch(&self) -> Option<Result<json_patch::Patch, serde_json::Error>> {
+        self.patch.as_deref().map(serde_json::from_slice)
+    }
+}
+
+mod base64_bytes {
+    use super::*;
+
+    pub(super) fn serialize<S: serde::Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| {
+            base64::engine::general_purpose::STANDARD
+                .decode(t.as_bytes())
+                .map_err(serde::de::Error::custom)
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_is_base64_on_the_wire_and_round_trips() {
+        let patch: json_patch::Patch =
+            serde_json::from_value(serde_json::json!([{"op": "add", "path": "/a", "value": 1}])).unwrap();
+        let response = Response::allowed().with_patch(&patch);
+        let wire = serde_json::to_value(&response).unwrap();
+        assert!(wire["patch"].is_string());
+        assert_eq!(wire["patchType"], "JSONPatch");
+        let back: Response = serde_json::from_value(wire).unwrap();
+        assert_eq!(back.json_patch().unwrap().unwrap(), patch);
+    }
+
+    #[test]
+    fn denied_carries_forbidden_and_403() {
+        let wire = serde_json::to_value(Response::denied("no")).unwrap();
+        assert_eq!(wire["allowed"], false);
+        assert_eq!(wire["status"]["code"], 403);
+        assert_eq!(wire["status"]["reason"], "Forbidden");
+        assert_eq!(wire["status"]["message"], "no");
+    }
+}

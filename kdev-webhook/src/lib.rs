@@ -1,0 +1,90 @@
+//! Kubernetes admission webhooks for Rust: an HTTPS server with one path per webhook and a
+//! certificate reloaded from files as it rotates, typed validators and defaulters (the JSON
+//! patch computed for you), and raw AdmissionReview handlers — what controller-runtime's
+//! `webhook` package gives Go operators.
+//!
+//! # Examples
+//!
+//! A validating webhook that refuses `:latest` images and a mutating one that labels pods,
+//! served on a free loopback port with a self-signed certificate:
+//!
+//! ```
+//! use k8s_openapi::api::core::v1::Pod;
+//! use kdev_webhook::admission::{Defaulter, Request, Validator, Verdict};
+//! use kdev_webhook::{Server, server, tls::ServingCert};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! struct NoLatest;
+//!
+//! impl Validator<Pod> for NoLatest {
+//!     async fn validate_create(&self, _req: &Request, pod: &Pod) -> Verdict {
+//!         let images = pod.spec.iter().flat_map(|s| &s.containers).filter_map(|c| c.image.as_deref());
+//!         match images.into_iter().find(|i| i.ends_with(":latest")) {
+//!             Some(image) => Verdict::deny(format!("image {image} uses the :latest tag")),
+//!             None => Verdict::allow(),
+//!         }
+//!     }
+//! }
+//!
+//! struct Labels;
+//!
+//! impl Defaulter<Pod> for Labels {
+//!     async fn default(&self, req: &Request, pod: &mut Pod) -> Verdict {
+//!         let labels = pod.metadata.labels.get_or_insert_with(Default::default);
+//!         labels.entry("team".into()).or_insert_with(|| "platform".into());
+//!         // A dry run sees the same mutation; only side effects must be skipped.
+//!         let _ = req.dry_run;
+//!         Verdict::allow()
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
+//! let tls = ServingCert::from_pem(cert.cert.pem().as_bytes(), cert.signing_key.serialize_pem().as_bytes())?;
+//! let server = Server::builder()
+//!     .validating("/validate-pods", NoLatest)
+//!     .mutating("/mutate-pods", Labels)
+//!     .tls(tls)
+//!     .build()?;
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! println!("serving on https://{}", listener.local_addr()?);
+//! let stop = CancellationToken::new();
+//! let running = tokio::spawn(server.serve_with_incoming_shutdown(
+//!     server::tcp_incoming(listener),
+//!     stop.clone().cancelled_owned(),
+//! ));
+//! // ... kube-apiserver calls https://<service>/validate-pods and /mutate-pods ...
+//! stop.cancel();
+//! running.await??;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Modules
+//!
+//! | module | what |
+//! |---|---|
+//! | [`admission`] | the AdmissionReview v1 types, [`Validator`](admission::Validator), [`Defaulter`](admission::Defaulter), raw [`Handler`](admission::Handler) |
+//! | [`server`] | [`Server`], its builder, limits and timeouts |
+//! | [`tls`] | the serving certificate, from memory or from files reloaded as they change |
+//!
+//! # Untrusted input
+//!
+//! The server reads requests from the network and treats them as untrusted. Whatever the bytes,
+//! it answers with an HTTP response and never panics:
+//! 1. a body that is not an AdmissionReview gets HTTP 400 with a `metav1.Status` saying why;
+//! 2. a review whose uid is readable but that is otherwise malformed, or whose object does not
+//!    decode into the handler's type, gets a denied review with code 400 and the decode error;
+//! 3. a body over the limit (3 MiB by default) gets 413, a slow one 408, an unknown path 404;
+//! 4. a handler that panics gets a denied review with code 500, and the connection stays open.
+
+#![deny(missing_docs)]
+
+pub mod admission;
+pub mod server;
+pub mod tls;
+mod wire;
+
+pub use server::Server;

@@ -1,0 +1,482 @@
+//! The webhook server: HTTPS (rustls, TLS 1.2+) with one path per webhook, as
+//! controller-runtime's `webhook.Server` (`pkg/webhook/server.go`).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{FutureExt as _, Stream, StreamExt as _};
+use http::header;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admission::{API_VERSION_V1, API_VERSION_V1BETA1, Defaulter, Endpoint, Handler, KIND, Review, Validator};
+use crate::admission::{Mutating, Raw, Validating};
+use crate::tls::{self, ServingCert};
+use crate::wire::{self, Rejection};
+
+/// Why the server could not be built or started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A path does not start with `/`.
+    #[error("webhook path {path:?} does not start with '/'")]
+    InvalidPath {
+        /// The path.
+        path: String,
+    },
+    /// Two webhooks were registered at one path.
+    #[error("two webhooks are registered at {path}")]
+    DuplicatePath {
+        /// The path.
+        path: String,
+    },
+    /// No certificate was given: webhooks are only ever called over HTTPS.
+    #[error("no serving certificate: call Builder::tls")]
+    NoCertificate,
+    /// Loading the certificate failed.
+    #[error("loading the serving certificate failed")]
+    Tls(#[from] tls::Error),
+    /// Binding the listen address failed.
+    #[error("binding {addr} failed")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Limits and timeouts. The defaults suit a webhook called by kube-apiserver.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Largest request body accepted; larger ones get HTTP 413 (default 3 MiB, kube-apiserver's
+    /// own request limit, so any object it accepts fits).
+    pub max_body_size: usize,
+    /// Time allowed for the TLS handshake, for a request's headers and for its body (default 30 s,
+    /// the longest `timeoutSeconds` a webhook configuration may set).
+    pub read_timeout: Duration,
+    /// How long a graceful shutdown waits for requests in flight before closing their
+    /// connections (default 30 s).
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_body_size: 3 * 1024 * 1024,
+            read_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Builds a [`Server`]: webhooks by path, the certificate and limits.
+#[must_use]
+pub struct Builder {
+    routes: HashMap<String, Arc<dyn Endpoint>>,
+    error: Option<Error>,
+    cert: Option<ServingCert>,
+    config: Config,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("paths", &self.routes.keys().collect::<Vec<_>>())
+            .field("cert", &self.cert)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Builder {
+    fn route(mut self, path: &str, endpoint: Arc<dyn Endpoint>) -> Self {
+        if self.error.is_none() {
+            if !path.starts_with('/') {
+                self.error = Some(Error::InvalidPath { path: path.to_string() });
+            } else if self.routes.insert(path.to_string(), endpoint).is_some() {
+                self.error = Some(Error::DuplicatePath { path: path.to_string() });
+            }
+        }
+        self
+    }
+
+    /// Serves a typed [`Validator`] of `K` at `path`.
+    pub fn validating<K, V>(self, path: &str, validator: V) -> Self
+    where
+        K: DeserializeOwned + Send + Sync + 'static,
+        V: Validator<K>,
+    {
+        let endpoint = Validating {
+            validator,
+            _kind: std::marker::PhantomData::<fn() -> K>,
+        };
+        self.route(path, Arc::new(endpoint))
+    }
+
+    /// Serves a typed [`Defaulter`] of `K` at `path`.
+    pub fn mutating<K, D>(self, path: &str, defaulter: D) -> Self
+    where
+        K: DeserializeOwned + Serialize + Send + Sync + 'static,
+        D: Defaulter<K>,
+    {
+        let endpoint = Mutating {
+            defaulter,
+            _kind: std::marker::PhantomData::<fn() -> K>,
+        };
+        self.route(path, Arc::new(endpoint))
+    }
+
+    /// Serves a raw admission [`Handler`] at `path`.
+    pub fn raw<H: Handler>(self, path: &str, handler: H) -> Self {
+        self.route(path, Arc::new(Raw(handler)))
+    }
+
+    /// The serving certificate (required).
+    pub fn tls(mut self, cert: ServingCert) -> Self {
+        self.cert = Some(cert);
+        self
+    }
+
+    /// Sets the limits and timeouts.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the largest request body accepted.
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.config.max_body_size = bytes;
+        self
+    }
+
+    /// Sets the read timeout (handshake, headers, body).
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.read_timeout = timeout;
+        self
+    }
+
+    /// Builds the server.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPath`], [`Error::DuplicatePath`], or [`Error::NoCertificate`].
+    pub fn build(self) -> Result<Server, Error> {
+        if let Some(err) = self.error {
+            return Err(err);
+        }
+        let cert = self.cert.ok_or(Error::NoCertificate)?;
+        Ok(Server {
+            shared: Arc::new(Shared {
+                routes: self.routes,
+                config: self.config,
+            }),
+            cert,
+        })
+    }
+}
+
+/// An admission webhook server.
+///
+/// Nothing happens until one of the `serve*` futures is polled; dropping that future closes the
+/// listener and every connection.
+///
+/// # Guarantees
+/// 1. Every request gets an HTTP response: a handler's answer, a denied review (HTTP 200) when
+///    the request's uid is readable, or an HTTP error (400, 404, 405, 408, 413, 415) otherwise.
+///    A handler that panics gets a denied review with code 500; the connection stays open.
+/// 2. Every response echoes the request's uid and apiVersion.
+/// 3. A certificate reloaded from files serves new handshakes; open connections keep theirs.
+pub struct Server {
+    shared: Arc<Shared>,
+    cert: ServingCert,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("paths", &self.shared.routes.keys().collect::<Vec<_>>())
+            .field("cert", &self.cert)
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+struct Shared {
+    routes: HashMap<String, Arc<dyn Endpoint>>,
+    config: Config,
+}
+
+/// Accepted TCP connections of `listener` as a stream, for [`Server::serve_with_incoming`].
+pub fn tcp_incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result<TcpStream>> + Send + 'static {
+    futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| {
+            let _ = stream.set_nodelay(true);
+            stream
+        });
+        Some((accepted, listener))
+    })
+}
+
+impl Server {
+    /// A builder with no webhooks and the default [`Config`].
+    pub fn builder() -> Builder {
+        Builder {
+            routes: HashMap::new(),
+            error: None,
+            cert: None,
+            config: Config::default(),
+        }
+    }
+
+    /// Serves on `addr` until an error.
+    ///
+    /// # Errors
+    /// [`Error::Bind`] or [`Error::Tls`] when starting fails.
+    pub async fn serve(self, addr: SocketAddr) -> Result<(), Error> {
+        self.serve_with_shutdown(addr, std::future::pending()).await
+    }
+
+    /// Serves on `addr` until `signal` completes (for example
+    /// `token.cancelled_owned()`), then shuts down gracefully: no new connections, requests in
+    /// flight finish within [`Config::shutdown_timeout`].
+    ///
+    /// # Errors
+    /// [`Error::Bind`] or [`Error::Tls`] when starting fails.
+    pub async fn serve_with_shutdown(
+        self,
+        addr: SocketAddr,
+        signal: impl Future<Output = ()> + Send,
+    ) -> Result<(), Error> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        self.serve_with_incoming_shutdown(tcp_incoming(listener), signal).await
+    }
+
+    /// Serves the connections `incoming` yields (TCP, Unix sockets, in-memory pipes) until it
+    /// ends. Errors it yields are logged and skipped.
+    ///
+    /// # Errors
+    /// [`Error::Tls`] when the certificate does not load.
+    pub async fn serve_with_incoming<I, IO, E>(self, incoming: I) -> Result<(), Error>
+    where
+        I: Stream<Item = Result<IO, E>> + Send,
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        self.serve_with_incoming_shutdown(incoming, std::future::pending())
+            .await
+    }
+
+    /// [`serve_with_incoming`](Self::serve_with_incoming) until `signal` completes, then a
+    /// graceful shutdown as [`serve_with_shutdown`](Self::serve_with_shutdown).
+    ///
+    /// # Errors
+    /// [`Error::Tls`] when the certificate does not load.
+    pub async fn serve_with_incoming_shutdown<I, IO, E>(
+        self,
+        incoming: I,
+        signal: impl Future<Output = ()> + Send,
+    ) -> Result<(), Error>
+    where
+        I: Stream<Item = Result<IO, E>> + Send,
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let (resolver, watcher) = self.cert.load().await?;
+        let acceptor = TlsAcceptor::from(resolver.server_config()?);
+        let watch = async move {
+            match watcher {
+                Some(w) => w.run().await,
+                None => std::future::pending().await,
+            }
+        };
+        let graceful = CancellationToken::new();
+        let force = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        // Dropping this future closes every connection it opened.
+        let _close_on_drop = force.clone().drop_guard();
+        let accept = async {
+            let mut incoming = std::pin::pin!(incoming);
+            while let Some(io) = incoming.next().await {
+                match io {
+                    Ok(io) => {
+                        let conn = serve_connection(
+                            io,
+                            acceptor.clone(),
+                            self.shared.clone(),
+                            graceful.clone(),
+                            force.clone(),
+                        );
+                        tracker.spawn(conn);
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = &err as &dyn std::error::Error, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            () = accept => {}
+            () = signal => {}
+            () = watch => {}
+        }
+        // Stop intake, let requests in flight finish, then close what is left.
+        tracker.close();
+        graceful.cancel();
+        if tokio::time::timeout(self.shared.config.shutdown_timeout, tracker.wait())
+            .await
+            .is_err()
+        {
+            force.cancel();
+            tracker.wait().await;
+        }
+        Ok(())
+    }
+}
+
+/// Serves one connection: TLS handshake, then HTTP/1.1 with keep-alive.
+async fn serve_connection<IO>(
+    io: IO,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    graceful: CancellationToken,
+    force: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let read_timeout = shared.config.read_timeout;
+    let stream = tokio::select! {
+        () = graceful.cancelled() => return,
+        () = force.cancelled() => return,
+        s = tokio::time::timeout(read_timeout, acceptor.accept(io)) => match s {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                tracing::debug!(error = &err as &dyn std::error::Error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("TLS handshake timed out");
+                return;
+            }
+        },
+    };
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(shared.handle(req).await) }
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(read_timeout);
+    let conn = http.serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        () = force.cancelled() => return,
+        () = graceful.cancelled() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    tokio::select! {
+        _ = conn => {}
+        () = force.cancelled() => {}
+    }
+}
+
+/// Just the uid of a review that does not otherwise parse.
+#[derive(serde::Deserialize)]
+struct UidProbe {
+    request: Option<UidOnly>,
+}
+
+#[derive(serde::Deserialize)]
+struct UidOnly {
+    uid: String,
+}
+
+impl Shared {
+    async fn handle(&self, req: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
+        match self.admit(req).await {
+            Ok(response) => response,
+            Err(rejection) => rejection.into_http(),
+        }
+    }
+
+    async fn admit(&self, req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Rejection> {
+        let endpoint = self.routes.get(req.uri().path()).ok_or_else(|| Rejection::NotFound {
+            path: req.uri().path().to_string(),
+        })?;
+        if req.method() != http::Method::POST {
+            return Err(Rejection::MethodNotAllowed {
+                method: req.method().clone(),
+            });
+        }
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+            let text = String::from_utf8_lossy(ct.as_bytes()).into_owned();
+            let essence = text.split(';').next().unwrap_or("").trim();
+            if !essence.eq_ignore_ascii_case("application/json") {
+                return Err(Rejection::ContentType { content_type: text });
+            }
+        }
+        let limit = self.config.max_body_size;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(Rejection::TooLarge { limit });
+        }
+        let body = Limited::new(req.into_body(), limit);
+        let bytes = match tokio::time::timeout(self.config.read_timeout, body.collect()).await {
+            Err(_) => return Err(Rejection::ReadTimeout),
+            Ok(Err(err)) => {
+                return Err(match err.downcast::<hyper::Error>() {
+                    Ok(err) => Rejection::ReadBody(*err),
+                    Err(_) => Rejection::TooLarge { limit },
+                });
+            }
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
+        let review: Review =
+            serde_json::from_slice(&bytes).map_err(|source| match serde_json::from_slice::<UidProbe>(&bytes) {
+                Ok(UidProbe {
+                    request: Some(UidOnly { uid }),
+                }) => Rejection::Malformed { uid, source },
+                _ => Rejection::Unreadable(source),
+            })?;
+        let request = review.request.ok_or(Rejection::NoRequest)?;
+        let api_version = review.api_version;
+        if (api_version != API_VERSION_V1 && api_version != API_VERSION_V1BETA1) || review.kind != KIND {
+            return Err(Rejection::WrongType {
+                uid: request.uid,
+                api_version,
+                kind: review.kind,
+            });
+        }
+        let uid = request.uid.clone();
+        let answer = AssertUnwindSafe(endpoint.admit(request)).catch_unwind().await;
+        let mut response = match answer {
+            Ok(result) => result?,
+            Err(_) => return Err(Rejection::HandlerPanicked { uid }),
+        };
+        response.uid = uid;
+        Ok(wire::review_as(&api_version, response))
+    }
+}

@@ -1,0 +1,364 @@
+//! Typed validators and defaulters and raw handlers, through the server.
+
+use k8s_openapi::api::core::v1::Pod;
+use kdev_webhook::Server;
+use kdev_webhook::admission::{Defaulter, Request, Response, Validator, Verdict};
+use kdev_webhook::tls::ServingCert;
+use serde_json::{Value, json};
+
+use crate::support::{self, Ca, Conn, Running, pod, review};
+
+struct Policy;
+
+fn images(pod: &Pod) -> impl Iterator<Item = &str> {
+    pod.spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .filter_map(|c| c.image.as_deref())
+}
+
+fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+    pod.metadata.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+impl Validator<Pod> for Policy {
+    async fn validate_create(&self, req: &Request, pod: &Pod) -> Verdict {
+        let verdict = match images(pod).find(|i| i.ends_with(":latest")) {
+            Some(image) => {
+                Verdict::deny(format!("image {image} uses the :latest tag")).with_warning("pin images by digest")
+            }
+            None => Verdict::allow(),
+        };
+        let verdict = if images(pod).any(|i| !i.contains('@')) {
+            verdict.with_warning("image not pinned by digest")
+        } else {
+            verdict
+        };
+        verdict
+            .with_audit_annotation("dry-run", req.dry_run.to_string())
+            .with_audit_annotation("user", req.user_info.username.clone().unwrap_or_default())
+    }
+
+    async fn validate_update(&self, _req: &Request, old: &Pod, new: &Pod) -> Verdict {
+        if label(old, "tier") != label(new, "tier") {
+            Verdict::deny("the tier label is immutable")
+                .with_code(422)
+                .with_reason("Invalid")
+        } else {
+            Verdict::allow()
+        }
+    }
+
+    async fn validate_delete(&self, _req: &Request, pod: &Pod) -> Verdict {
+        if label(pod, "protected") == Some("true") {
+            Verdict::deny("protected pods cannot be deleted")
+        } else {
+            Verdict::allow()
+        }
+    }
+}
+
+struct Defaults;
+
+impl Defaulter<Pod> for Defaults {
+    async fn default(&self, req: &Request, pod: &mut Pod) -> Verdict {
+        if images(pod).any(|i| i == "forbidden") {
+            return Verdict::deny("forbidden image");
+        }
+        let labels = pod.metadata.labels.get_or_insert_with(Default::default);
+        labels.entry("team".into()).or_insert_with(|| "platform".into());
+        if req.dry_run {
+            labels.insert("dry-run".into(), "true".into());
+        }
+        if let Some(spec) = pod.spec.as_mut() {
+            for c in &mut spec.containers {
+                c.image_pull_policy.get_or_insert_with(|| "IfNotPresent".into());
+            }
+        }
+        Verdict::allow().with_warning("defaulted")
+    }
+}
+
+async fn raw(req: Request) -> Response {
+    match req.kind.kind.as_str() {
+        "ConfigMap" => {
+            let patch = serde_json::from_value(json!([{"op": "add", "path": "/data/seen", "value": "yes"}])).unwrap();
+            Response::allowed()
+                .with_patch(&patch)
+                .with_audit_annotation("kind", "ConfigMap")
+        }
+        "Panic" => panic!("a handler bug"),
+        other => Response::denied(format!("{other} is not handled")).with_warning("raw"),
+    }
+}
+
+async fn setup() -> (Running, Conn) {
+    let ca = Ca::new();
+    let leaf = ca.leaf();
+    let tls = ServingCert::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap();
+    let running = support::start(
+        Server::builder()
+            .validating("/validate", Policy)
+            .mutating("/mutate", Defaults)
+            .raw("/raw", raw)
+            .tls(tls),
+    )
+    .await;
+    let conn = support::connect(running.addr, &ca.pem).await;
+    (running, conn)
+}
+
+#[tokio::test]
+async fn validator_allows_a_create_and_echoes_the_uid() {
+    let (_server, mut conn) = setup().await;
+    let answer = conn
+        .admit(
+            "/validate",
+            &review("uid-1", "CREATE", Some(pod("nginx@sha256:abc", json!({}))), None, false),
+        )
+        .await;
+    assert_eq!(answer["uid"], "uid-1");
+    assert_eq!(answer["allowed"], true);
+    assert!(answer.get("warnings").is_none(), "{answer}");
+    assert_eq!(answer["auditAnnotations"]["user"], "alice");
+    assert_eq!(answer["auditAnnotations"]["dry-run"], "false");
+}
+
+#[tokio::test]
+async fn validator_denies_a_create_with_reason_code_and_warnings() {
+    let (_server, mut conn) = setup().await;
+    let answer = conn
+        .admit(
+            "/validate",
+            &review("uid-2", "CREATE", Some(pod("nginx:latest", json!({}))), None, false),
+        )
+        .await;
+    assert_eq!(answer["uid"], "uid-2");
+    assert_eq!(answer["allowed"], false);
+    assert_eq!(answer["status"]["code"], 403);
+    assert_eq!(answer["status"]["reason"], "Forbidden");
+    assert_eq!(answer["status"]["message"], "image nginx:latest uses the :latest tag");
+    assert_eq!(
+        answer["warnings"],
+        json!(["pin images by digest", "image not pinned by digest"])
+    );
+}
+
+#[tokio::test]
+async fn validator_sees_old_and_new_objects_on_update() {
+    let (_server, mut conn) = setup().await;
+    let old = pod("nginx:1", json!({"tier": "web"}));
+    let same = pod("nginx:2", json!({"tier": "web"}));
+    let changed = pod("nginx:2", json!({"tier": "db"}));
+    let answer = conn
+        .admit(
+            "/validate",
+            &review("u", "UPDATE", Some(same), Some(old.clone()), false),
+        )
+        .await;
+    assert_eq!(answer["allowed"], true);
+    let answer = conn
+        .admit("/validate", &review("u", "UPDATE", Some(changed), Some(old), false))
+        .await;
+    assert_eq!(answer["allowed"], false);
+    assert_eq!(answer["status"]["code"], 422);
+    assert_eq!(answer["status"]["reason"], "Invalid");
+    assert_eq!(answer["status"]["message"], "the tier label is immutable");
+}
+
+#[tokio::test]
+async fn validator_checks_a_delete_against_the_old_object() {
+    let (_server, mut conn) = setup().await;
+    let protected = pod("nginx:1", json!({"protected": "true"}));
+    let answer = conn
+        .admit("/validate", &review("d1", "DELETE", None, Some(protected), false))
+        .await;
+    assert_eq!(answer["allowed"], false);
+    assert_eq!(answer["status"]["message"], "protected pods cannot be deleted");
+    let plain = pod("nginx:1", json!({}));
+    let answer = conn
+        .admit("/validate", &review("d2", "DELETE", None, Some(plain), false))
+        .await;
+    assert_eq!(answer["uid"], "d2");
+    assert_eq!(answer["allowed"], true);
+}
+
+#[tokio::test]
+async fn validator_without_the_object_its_operation_needs_is_denied_with_400() {
+    let (_server, mut conn) = setup().await;
+    let answer = conn
+        .admit(
+            "/validate",
+            &review("m", "UPDATE", Some(pod("a:1", json!({}))), None, false),
+        )
+        .await;
+    assert_eq!(answer["uid"], "m");
+    assert_eq!(answer["allowed"], false);
+    assert_eq!(answer["status"]["code"], 400);
+    let message = answer["status"]["message"].as_str().unwrap();
+    assert!(message.contains("oldObject is missing"), "{message}");
+}
+
+#[tokio::test]
+async fn typed_validator_denies_connect_with_400() {
+    let (_server, mut conn) = setup().await;
+    let answer = conn
+        .admit("/validate", &review("c", "CONNECT", None, None, false))
+        .await;
+    assert_eq!(answer["allowed"], false);
+    assert_eq!(answer["status"]["code"], 400);
+}
+
+#[tokio::test]
+async fn an_object_that_does_not_decode_is_denied_with_400_and_the_decode_error() {
+    let (_server, mut conn) = setup().await;
+    let bad = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": 7}});
+    for path in ["/validate", "/mutate"] {
+        let answer = conn
+            .admit(path, &review("bad-obj", "CREATE", Some(bad.clone()), None, false))
+            .await;
+        assert_eq!(answer["uid"], "bad-obj");
+        assert_eq!(answer["allowed"], false);
+        assert_eq!(answer["status"]["code"], 400);
+        assert_eq!(answer["status"]["reason"], "BadRequest");
+        let message = answer["status"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("decoding the request's object failed: "),
+            "{message}"
+        );
+        assert!(message.contains("invalid type"), "{message}");
+    }
+}
+
+fn apply(original: &Value, answer: &Value) -> Value {
+    use base64::Engine as _;
+    assert_eq!(answer["patchType"], "JSONPatch");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(answer["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+    let mut doc = original.clone();
+    json_patch::patch(&mut doc, &patch.0).unwrap();
+    doc
+}
+
+#[tokio::test]
+async fn defaulter_patch_applied_to_the_original_yields_the_mutated_object() {
+    let (_server, mut conn) = setup().await;
+    let mut original = pod("nginx:1", json!({"app": "web"}));
+    // A field Pod does not know: the patch must leave it alone.
+    original["spec"]["futureField"] = json!({"x": 1});
+    let answer = conn
+        .admit("/mutate", &review("p1", "CREATE", Some(original.clone()), None, false))
+        .await;
+    assert_eq!(answer["uid"], "p1");
+    assert_eq!(answer["allowed"], true);
+    assert_eq!(answer["warnings"], json!(["defaulted"]));
+    let mut expected = original.clone();
+    expected["metadata"]["labels"]["team"] = json!("platform");
+    expected["spec"]["containers"][0]["imagePullPolicy"] = json!("IfNotPresent");
+    assert_eq!(apply(&original, &answer), expected);
+}
+
+#[tokio::test]
+async fn defaulter_sees_dry_run() {
+    let (_server, mut conn) = setup().await;
+    let original = pod("nginx:1", json!({"team": "x"}));
+    let answer = conn
+        .admit("/mutate", &review("p2", "CREATE", Some(original.clone()), None, true))
+        .await;
+    let patched = apply(&original, &answer);
+    assert_eq!(patched["metadata"]["labels"], json!({"team": "x", "dry-run": "true"}));
+}
+
+#[tokio::test]
+async fn defaulter_sends_no_patch_when_nothing_changes_and_none_on_delete() {
+    let (_server, mut conn) = setup().await;
+    let mut done = pod("nginx:1", json!({"team": "x"}));
+    done["spec"]["containers"][0]["imagePullPolicy"] = json!("Always");
+    let answer = conn
+        .admit(
+            "/mutate",
+            &review("p3", "UPDATE", Some(done.clone()), Some(done.clone()), false),
+        )
+        .await;
+    assert_eq!(answer["allowed"], true);
+    assert!(answer.get("patch").is_none(), "{answer}");
+    assert!(answer.get("patchType").is_none(), "{answer}");
+    let answer = conn
+        .admit("/mutate", &review("p4", "DELETE", None, Some(done), false))
+        .await;
+    assert_eq!(answer["uid"], "p4");
+    assert_eq!(answer["allowed"], true);
+    assert!(answer.get("patch").is_none(), "{answer}");
+}
+
+#[tokio::test]
+async fn defaulter_denial_carries_no_patch() {
+    let (_server, mut conn) = setup().await;
+    let answer = conn
+        .admit(
+            "/mutate",
+            &review("p5", "CREATE", Some(pod("forbidden", json!({}))), None, false),
+        )
+        .await;
+    assert_eq!(answer["allowed"], false);
+    assert_eq!(answer["status"]["message"], "forbidden image");
+    assert!(answer.get("patch").is_none(), "{answer}");
+}
+
+#[tokio::test]
+async fn raw_handler_answers_any_kind_with_its_own_patch() {
+    let (_server, mut conn) = setup().await;
+    let mut cm = review(
+        "r1",
+        "CREATE",
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}})),
+        None,
+        false,
+    );
+    cm["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "ConfigMap"});
+    let answer = conn.admit("/raw", &cm).await;
+    assert_eq!(answer["uid"], "r1");
+    assert_eq!(answer["allowed"], true);
+    assert_eq!(answer["auditAnnotations"]["kind"], "ConfigMap");
+    let patched = apply(&cm["request"]["object"], &answer);
+    assert_eq!(patched["data"]["seen"], "yes");
+
+    let answer = conn
+        .admit("/raw", &review("r2", "CREATE", Some(pod("a", json!({}))), None, false))
+        .await;
+    assert_eq!(answer["uid"], "r2");
+    assert_eq!(answer["allowed"], false);
+    assert_eq!(answer["status"]["message"], "Pod is not handled");
+    assert_eq!(answer["warnings"], json!(["raw"]));
+}
+
+#[tokio::test]
+async fn a_panicking_handler_gets_a_500_denial_and_the_connection_stays_open() {
+    let (_server, mut conn) = setup().await;
+    let mut panics = review("boom", "CREATE", Some(json!({})), None, false);
+    panics["request"]["kind"]["kind"] = json!("Panic");
+    let answer = conn.admit("/raw", &panics).await;
+    assert_eq!(answer["uid"], "boom");
+    assert_eq!(answer["allowed"], false);
+    assert_eq!(answer["status"]["code"], 500);
+    let answer = conn
+        .admit(
+            "/validate",
+            &review("after", "CREATE", Some(pod("a@sha256:1", json!({}))), None, false),
+        )
+        .await;
+    assert_eq!(answer["uid"], "after");
+}
+
+#[tokio::test]
+async fn a_v1beta1_review_is_answered_in_v1beta1() {
+    let (_server, mut conn) = setup().await;
+    let mut old = review("b1", "CREATE", Some(pod("a@sha256:1", json!({}))), None, false);
+    old["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let (status, body) = conn.post("/validate", &old).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["apiVersion"], "admission.k8s.io/v1beta1");
+    assert_eq!(body["response"]["uid"], "b1");
+}

@@ -35,6 +35,7 @@
 //! | [`finalizer`], [`owner`], [`object`], [`condition`], [`event`] | [`kdev_core`] | the operator toolkit: finalizers, owner references, create-or-update, conditions, event recorder |
 //! | `testenv` (feature `testenv`) | `kdev_testenv` | an embedded Kubernetes API server for tests and lessons |
 //! | `CustomResource`, `crd` (feature `derive`) | `kdev_derive`, `kdev_crd` | typed custom resources and their CRDs from Rust structs |
+//! | `webhook` (feature `webhook`) | `kdev_webhook` | admission webhooks: the TLS server, `Validator`, `Defaulter`, raw handlers |
 //!
 //! # Features
 //!
@@ -43,6 +44,7 @@
 //! | `testenv` | no | `kdev::testenv`: [`TestEnv`](https://docs.rs/kdev-testenv), the embedded API server, fault injection |
 //! | `leader-election-redis` | no | `kdev::leader_election::RedisLock`: leader election on a Redis key |
 //! | `derive` | no | `#[derive(kdev::CustomResource)]` and its runtime `kdev::crd` (structural schemas from schemars) |
+//! | `webhook` | no | `kdev::webhook`: admission webhook server, certificate reload, typed validators and defaulters |
 //!
 //! kdev never enables a k8s-openapi version feature; your binary picks one, e.g.
 //! `k8s-openapi = { version = "0.29", features = ["latest"] }`.
@@ -58,6 +60,11 @@ pub use kdev_core::{
 /// examples, [`Server`](kdev_testenv::Server) for `kdev-testenv serve`.
 #[cfg(feature = "testenv")]
 pub use kdev_testenv as testenv;
+
+/// Admission webhooks: the HTTPS [`Server`](kdev_webhook::Server) with certificate reload,
+/// typed validators and defaulters, raw AdmissionReview handlers.
+#[cfg(feature = "webhook")]
+pub use kdev_webhook as webhook;
 
 /// CRDs from Rust types: structural schemas from schemars and CRD assembly, the runtime of
 /// [`CustomResource`].

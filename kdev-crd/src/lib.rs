@@ -33,8 +33,10 @@
 //!
 //! | module | what it is |
 //! |---|---|
+//! | [`conversion`] | hub-and-spoke conversion between a kind's versions ([`conversion::Hub`], [`conversion::Convertible`], [`conversion::Converter`]) |
 //! | [`schema`] | schemars' JSON Schema → structural OpenAPI v3 schema, and field-level overrides |
 
+pub mod conversion;
 pub mod schema;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

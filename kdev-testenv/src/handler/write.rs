@@ -413,7 +413,7 @@ fn meta_mut(obj: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
 
 /// Schema pruning, defaulting and validation for custom resources; type checks for built-ins;
 /// name, label and annotation checks for all.
-fn admit(res: &Resource, version: &str, obj: &mut Value, creating: bool) -> Result<(), ApiError> {
+fn admit(res: &Resource, version: &str, obj: &mut Value, creating: bool, old: Option<&Value>) -> Result<(), ApiError> {
     let name = obj
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -441,6 +441,8 @@ fn admit(res: &Resource, version: &str, obj: &mut Value, creating: bool) -> Resu
         schema.prune(obj);
         schema.default(obj);
         causes.extend(schema.validate(obj));
+        let rules = schema.validate_rules(obj, old, &causes);
+        causes.extend(rules);
     } else {
         causes.extend(prepare::validate(res, obj));
     }
@@ -523,7 +525,7 @@ pub(crate) fn prepare_create(
         m.remove("generation");
     }
     prepare::on_create(res, &mut obj);
-    admit(res, version, &mut obj, true)?;
+    admit(res, version, &mut obj, true, None)?;
     if let Some(manager) = manager {
         record_update(res, version, None, &mut obj, manager);
     }
@@ -712,7 +714,7 @@ pub(crate) fn update_object(
         }
     }
     prepare::on_update(res, &mut new);
-    admit(res, version, &mut new, false)?;
+    admit(res, version, &mut new, false, Some(&old_served))?;
     if same_content(&old_served, &new) {
         return Ok(old);
     }

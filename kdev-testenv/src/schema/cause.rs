@@ -27,6 +27,11 @@ impl Cause {
         }
     }
 
+    /// A cause whose message is already rendered.
+    pub(crate) fn with_message(reason: &str, field: &str, message: String) -> Self {
+        Self::new(reason, field, message)
+    }
+
     /// `field.Required`: `Required value` plus the detail when there is one.
     pub fn required(field: &str, detail: &str) -> Self {
         Self::new(

@@ -116,6 +116,7 @@ fn versions(crd: &Value, out: &mut Vec<Cause>) {
     let mut seen: Vec<&str> = Vec::new();
     let mut unique = true;
     let mut storage = 0;
+    let mut structural_ok = true;
     for (i, version) in versions.iter().enumerate() {
         let path = format!("spec.versions[{i}]");
         let name = str_at(version, "/name");
@@ -127,7 +128,9 @@ fn versions(crd: &Value, out: &mut Vec<Cause>) {
         }
         match version.pointer("/schema/openAPIV3Schema") {
             Some(schema) if !schema.is_null() => {
-                out.extend(structural::check(schema, &format!("{path}.schema.openAPIV3Schema")));
+                let structural = structural::check(schema, &format!("{path}.schema.openAPIV3Schema"));
+                structural_ok &= structural.is_empty();
+                out.extend(structural);
             }
             _ => out.push(Cause::required(
                 &format!("{path}.schema.openAPIV3Schema"),
@@ -144,6 +147,9 @@ fn versions(crd: &Value, out: &mut Vec<Cause>) {
         {
             column(col, &format!("{path}.additionalPrinterColumns[{j}]"), out);
         }
+    }
+    if structural_ok {
+        rules(versions, out);
     }
     let rendered = if versions.is_empty() {
         "[]apiextensions.CustomResourceDefinitionVersion(nil)"
@@ -163,6 +169,30 @@ fn versions(crd: &Value, out: &mut Vec<Cause>) {
             rendered,
             "must have exactly one version marked as storage version",
         ));
+    }
+}
+
+/// CEL rule checks. kube stores identical per-version schemas once, at `spec.validation`, and
+/// reports their problems there.
+fn rules(versions: &[Value], out: &mut Vec<Cause>) {
+    let schemas: Vec<&Value> = versions
+        .iter()
+        .filter_map(|v| v.pointer("/schema/openAPIV3Schema"))
+        .collect();
+    match schemas.as_slice() {
+        [first, rest @ ..] if schemas.len() == versions.len() && rest.iter().all(|s| s == first) => {
+            out.extend(super::cel::check(first, "spec.validation.openAPIV3Schema"));
+        }
+        _ => {
+            for (i, version) in versions.iter().enumerate() {
+                if let Some(schema) = version.pointer("/schema/openAPIV3Schema") {
+                    out.extend(super::cel::check(
+                        schema,
+                        &format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                    ));
+                }
+            }
+        }
     }
 }
 

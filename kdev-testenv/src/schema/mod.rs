@@ -19,6 +19,7 @@
 //! never panics.
 
 mod cause;
+mod cel;
 mod crd;
 mod default;
 mod format;
@@ -142,6 +143,8 @@ pub(crate) struct Node {
     pub(crate) embedded: bool,
     pub(crate) list_type: Option<String>,
     pub(crate) list_map_keys: Vec<String>,
+    /// Compiled `x-kubernetes-validations`.
+    pub(crate) rules: Vec<std::sync::Arc<cel::Rule>>,
 }
 
 /// A compiled structural schema of one CRD version.
@@ -183,6 +186,20 @@ impl Schema {
     /// Validates a whole custom resource, returning kube-apiserver's causes (empty when valid).
     pub fn validate(&self, obj: &Value) -> Vec<Cause> {
         validate::validate(&self.root, obj)
+    }
+
+    /// Evaluates the CEL rules (`x-kubernetes-validations`) against a whole custom resource, `old`
+    /// being the stored object on updates, and returns kube's causes (empty when every rule holds).
+    ///
+    /// `earlier` are the causes schema and metadata validation found: when one of them is of a
+    /// kind kube treats as blocking (a wrong type, a missing required field, an unsupported enum
+    /// value, a value too long or too many items), rules are not evaluated and the single cause
+    /// kube gives for that is returned instead.
+    pub fn validate_rules(&self, obj: &Value, old: Option<&Value>, earlier: &[Cause]) -> Vec<Cause> {
+        if let Some(cause) = cel::blocking(earlier) {
+            return vec![cause];
+        }
+        cel::validate(&self.root, obj, old)
     }
 
     /// Applies `default`s to a whole custom resource, as kube does after pruning.
@@ -304,6 +321,7 @@ impl Node {
         if let Some(not) = map.get("not") {
             node.not = Some(Box::new(Node::compile(not, &format!("{pointer}/not"))?));
         }
+        node.rules = cel::compile_rules(map, &node);
         Ok(node)
     }
 }

@@ -1,0 +1,378 @@
+use serde_json::{Value, json};
+
+use super::super::Schema;
+use super::super::cause::Cause;
+use super::check;
+
+fn schema(spec: Value) -> Schema {
+    Schema::compile(&json!({"type": "object", "properties": {"spec": spec}})).unwrap()
+}
+
+fn rendered(causes: &[Cause]) -> Vec<String> {
+    causes
+        .iter()
+        .map(|c| format!("{} {}", c.reason, c.to_error_string()))
+        .collect()
+}
+
+fn eval(spec: Value, obj: Value) -> Vec<String> {
+    rendered(&schema(spec).validate_rules(&json!({"spec": obj}), None, &[]))
+}
+
+fn eval_update(spec: Value, obj: Value, old: Value) -> Vec<String> {
+    rendered(&schema(spec).validate_rules(&json!({"spec": obj}), Some(&json!({"spec": old})), &[]))
+}
+
+fn holds(rule: &str, mut ty: Value, value: Value) -> bool {
+    ty["x-kubernetes-validations"] = json!([{"rule": rule}]);
+    let spec = json!({"type": "object", "properties": {"v": ty}});
+    let got = eval(spec, json!({"v": value}));
+    assert!(got.iter().all(|g| g.contains("failed rule")), "{rule}: {got:?}");
+    got.is_empty()
+}
+
+fn obj_ab() -> Value {
+    json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+        "x-kubernetes-validations": [{"rule": "has(self.a) != has(self.b)", "message": "must have exactly one of a or b"}]})
+}
+
+#[test]
+fn a_failing_rule_on_an_object_omits_the_value() {
+    assert_eq!(eval(obj_ab(), json!({"a": "x"})), Vec::<String>::new());
+    assert_eq!(
+        eval(obj_ab(), json!({"a": "x", "b": "y"})),
+        ["FieldValueInvalid spec: Invalid value: must have exactly one of a or b"]
+    );
+}
+
+#[test]
+fn the_default_message_names_the_rule_and_scalars_print_their_value() {
+    let spec = json!({"type": "object", "properties": {"n": {"type": "integer",
+        "x-kubernetes-validations": [{"rule": "self < 10"}]},
+        "s": {"type": "string", "x-kubernetes-validations": [{"rule": "self.startsWith('a')"}]}}});
+    assert_eq!(
+        eval(spec, json!({"n": 11, "s": "b"})),
+        [
+            "FieldValueInvalid spec.n: Invalid value: 11: failed rule: self < 10",
+            r#"FieldValueInvalid spec.s: Invalid value: "b": failed rule: self.startsWith('a')"#
+        ]
+    );
+}
+
+#[test]
+fn rules_run_on_list_items_and_map_values() {
+    let spec = json!({"type": "object", "properties": {
+        "l": {"type": "array", "items": {"type": "integer", "x-kubernetes-validations": [{"rule": "self >= 0", "message": "negative"}]}},
+        "m": {"type": "object", "additionalProperties": {"type": "string", "x-kubernetes-validations": [{"rule": "self != ''", "message": "empty"}]}}}});
+    assert_eq!(
+        eval(spec, json!({"l": [1, -1], "m": {"k": ""}})),
+        [
+            "FieldValueInvalid spec.l[1]: Invalid value: -1: negative",
+            r#"FieldValueInvalid spec.m[k]: Invalid value: "": empty"#
+        ]
+    );
+}
+
+#[test]
+fn transition_rules_need_an_old_value_unless_old_self_is_optional() {
+    let spec = json!({"type": "object", "properties": {"name": {"type": "string",
+        "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "name is immutable"}]}}});
+    assert!(eval(spec.clone(), json!({"name": "a"})).is_empty());
+    assert!(eval_update(spec.clone(), json!({"name": "a"}), json!({"name": "a"})).is_empty());
+    assert_eq!(
+        eval_update(spec.clone(), json!({"name": "b"}), json!({"name": "a"})),
+        [r#"FieldValueInvalid spec.name: Invalid value: "b": name is immutable"#]
+    );
+    // No old value at that path: not evaluated.
+    assert!(eval_update(spec, json!({"name": "b"}), json!({})).is_empty());
+
+    let optional = json!({"type": "object", "properties": {"name": {"type": "string",
+        "x-kubernetes-validations": [{"rule": "!oldSelf.hasValue() || self == oldSelf.value()",
+            "optionalOldSelf": true, "message": "may only be set once"}]},
+        "x": {"type": "string", "x-kubernetes-validations": [{"rule": "oldSelf.hasValue() || self == 'first'",
+            "optionalOldSelf": true, "message": "must start as first"}]}}});
+    assert!(eval(optional.clone(), json!({"name": "a", "x": "first"})).is_empty());
+    assert_eq!(
+        eval(optional.clone(), json!({"x": "second"})),
+        [r#"FieldValueInvalid spec.x: Invalid value: "second": must start as first"#]
+    );
+    assert_eq!(
+        eval_update(optional, json!({"name": "b"}), json!({"name": "a"})),
+        [r#"FieldValueInvalid spec.name: Invalid value: "b": may only be set once"#]
+    );
+}
+
+#[test]
+fn list_map_items_correlate_by_key_for_old_self() {
+    let spec = json!({"type": "object", "properties": {"l": {"type": "array",
+        "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"],
+        "items": {"type": "object", "properties": {"k": {"type": "string"}, "v": {"type": "integer"}},
+            "x-kubernetes-validations": [{"rule": "self.v >= oldSelf.v", "message": "v may not decrease"}]}}}});
+    let old = json!({"l": [{"k": "a", "v": 5}, {"k": "b", "v": 1}]});
+    assert!(
+        eval_update(
+            spec.clone(),
+            json!({"l": [{"k": "b", "v": 2}, {"k": "a", "v": 5}]}),
+            old.clone()
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        eval_update(
+            spec,
+            json!({"l": [{"k": "b", "v": 1}, {"k": "a", "v": 4}, {"k": "c", "v": 0}]}),
+            old
+        ),
+        ["FieldValueInvalid spec.l[1]: Invalid value: v may not decrease"]
+    );
+}
+
+#[test]
+fn message_expression_reason_and_field_path() {
+    let spec = json!({"type": "object", "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}},
+        "x-kubernetes-validations": [
+            {"rule": "self.min <= self.max", "messageExpression": "'min ' + string(self.min) + ' exceeds max ' + string(self.max)",
+             "fieldPath": ".max", "reason": "FieldValueForbidden"},
+            {"rule": "self.min != 3", "message": "fallback", "messageExpression": "self.nothere"},
+            {"rule": "self.min != 3", "reason": "FieldValueRequired", "message": "req"},
+            {"rule": "self.min != 3", "reason": "FieldValueDuplicate"}]});
+    assert_eq!(
+        eval(spec, json!({"min": 3, "max": 1})),
+        [
+            "FieldValueForbidden spec.max: Forbidden: min 3 exceeds max 1",
+            "FieldValueInvalid spec: Invalid value: fallback",
+            "FieldValueRequired spec: Required value: req",
+            "FieldValueDuplicate spec: Duplicate value",
+        ]
+    );
+}
+
+#[test]
+fn runtime_errors_become_causes_with_the_schema_type() {
+    let spec = json!({"type": "object", "properties": {"a": {"type": "string"}},
+        "x-kubernetes-validations": [{"rule": "self.a == 'x'"}]});
+    assert_eq!(
+        eval(spec, json!({})),
+        [r#"FieldValueInvalid spec: Invalid value: "object": no such key: a evaluating rule: self.a == 'x'"#]
+    );
+}
+
+#[test]
+fn blocking_schema_errors_skip_rules() {
+    let s = schema(obj_ab());
+    let earlier = [Cause::type_invalid(
+        "spec.a",
+        "integer",
+        "spec.a in body must be of type string: \"integer\"",
+    )];
+    assert_eq!(
+        rendered(&s.validate_rules(&json!({"spec": {"a": 1, "b": "y"}}), None, &earlier)),
+        [
+            "FieldValueInvalid <nil>: Invalid value: \"null\": some validation rules were not checked because the \
+             object was invalid; correct the existing errors to complete validation"
+        ]
+    );
+}
+
+#[test]
+fn unchanged_values_ratchet_non_transition_rules() {
+    let spec = json!({"type": "object", "properties": {"n": {"type": "integer",
+        "x-kubernetes-validations": [{"rule": "self < 10"}]}}});
+    assert!(eval_update(spec.clone(), json!({"n": 11}), json!({"n": 11})).is_empty());
+    assert_eq!(eval_update(spec, json!({"n": 12}), json!({"n": 11})).len(), 1);
+}
+
+#[test]
+fn the_standard_and_kubernetes_library_functions_evaluate() {
+    let s = json!({"type": "string"});
+    let l = json!({"type": "array", "items": {"type": "integer"}});
+    let ls = json!({"type": "array", "items": {"type": "string"}});
+    let cases: &[(&str, &Value, Value)] = &[
+        ("self.matches('^[a-z]+$')", &s, json!("abc")),
+        ("self.endsWith('c') && self.contains('b')", &s, json!("abc")),
+        ("size(self) == 3 && self.size() == 3", &s, json!("abc")),
+        (
+            "self.lowerAscii() == 'abc' && self.upperAscii() == 'ABC'",
+            &s,
+            json!("aBc"),
+        ),
+        ("self.trim() == 'a'", &s, json!("  a ")),
+        ("self.split(',') == ['a', 'b']", &s, json!("a,b")),
+        ("self.replace('a', 'x') == 'xbx'", &s, json!("aba")),
+        (
+            "self.substring(1, 3) == 'bc' && self.indexOf('c') == 2 && self.lastIndexOf('a') == 3",
+            &s,
+            json!("abca"),
+        ),
+        (
+            "self.find('[0-9]+') == '123' && self.findAll('[0-9]') == ['1', '2', '3']",
+            &s,
+            json!("ab123"),
+        ),
+        (
+            "int(self) == 42 && string(int(self)) == '42' && double(self) == 42.0",
+            &s,
+            json!("42"),
+        ),
+        ("duration(self) == duration('90m')", &s, json!("1h30m")),
+        (
+            "timestamp(self) > timestamp('2020-01-01T00:00:00Z')",
+            &s,
+            json!("2024-05-01T10:00:00Z"),
+        ),
+        (
+            "self.all(x, x > 0) && self.exists(x, x == 2) && self.exists_one(x, x == 3)",
+            &l,
+            json!([1, 2, 3]),
+        ),
+        (
+            "self.map(x, x * 2) == [2, 4, 6] && self.filter(x, x > 1) == [2, 3]",
+            &l,
+            json!([1, 2, 3]),
+        ),
+        (
+            "self.isSorted() && self.sum() == 6 && self.min() == 1 && self.max() == 3",
+            &l,
+            json!([1, 2, 3]),
+        ),
+        (
+            "self.indexOf(2) == 1 && self.lastIndexOf(2) == 3 && self.indexOf(9) == -1",
+            &l,
+            json!([1, 2, 3, 2]),
+        ),
+        (
+            "self.join('-') == 'a-b' && sets.contains(self, ['a']) && !sets.intersects(self, ['c'])",
+            &ls,
+            json!(["a", "b"]),
+        ),
+        ("cel.bind(n, size(self), n == 2)", &ls, json!(["a", "b"])),
+        ("!self.isSorted()", &ls, json!(["b", "a"])),
+    ];
+    for (rule, ty, value) in cases {
+        assert!(
+            holds(rule, (*ty).clone(), value.clone()),
+            "{rule} should hold for {value}"
+        );
+    }
+    assert!(!holds("self.matches('^[a-z]+$')", s.clone(), json!("ab1")));
+}
+
+#[test]
+fn formats_give_typed_values() {
+    let dt = json!({"type": "string", "format": "date-time"});
+    assert!(holds(
+        "self > timestamp('2020-01-01T00:00:00Z')",
+        dt.clone(),
+        json!("2024-01-01T00:00:00Z")
+    ));
+    assert!(!holds(
+        "self > timestamp('2030-01-01T00:00:00Z')",
+        dt,
+        json!("2024-01-01T00:00:00Z")
+    ));
+    let d = json!({"type": "string", "format": "duration"});
+    assert!(holds("self < duration('1h')", d, json!("30m")));
+    let n = json!({"type": "number"});
+    assert!(holds("self == 2.0", n, json!(2)));
+}
+
+#[test]
+fn optional_field_selection_and_escaped_names() {
+    let spec = json!({"type": "object", "properties": {"a": {"type": "string"}, "x-y": {"type": "string"}},
+        "x-kubernetes-validations": [{"rule": "self.?a.orValue('none') == 'none' && self.x__dash__y == 'z'"}]});
+    assert!(eval(spec.clone(), json!({"x-y": "z"})).is_empty());
+    assert_eq!(eval(spec, json!({"a": "q", "x-y": "z"})).len(), 1);
+}
+
+fn crd_causes(rule: Value) -> Vec<String> {
+    let spec = json!({"type": "object", "properties": {"spec": {"type": "object",
+        "properties": {"a": {"type": "string"}}, "x-kubernetes-validations": [rule]}}});
+    rendered(&check(&spec, "spec.versions[0].schema.openAPIV3Schema"))
+}
+
+#[test]
+fn crd_rules_that_do_not_compile_are_rejected() {
+    assert!(crd_causes(json!({"rule": "has(self.a)"})).is_empty());
+    let got = crd_causes(json!({"rule": "self.a ==="}));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with(
+            "FieldValueInvalid spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: \
+             Invalid value: apiextensions.ValidationRule{Rule:\"self.a ===\""
+        ),
+        "{got:?}"
+    );
+    assert!(got[0].contains(": compilation failed: "), "{got:?}");
+    let got = crd_causes(json!({"rule": "isURL(self.a)"}));
+    assert!(
+        got[0].contains("function 'isURL' is part of the Kubernetes CEL library but is not available"),
+        "{got:?}"
+    );
+    let got = crd_causes(json!({"rule": "nosuch(self.a)"}));
+    assert!(got[0].contains("undeclared reference to 'nosuch'"), "{got:?}");
+    let got = crd_causes(json!({"rule": "other.a == 1"}));
+    assert!(got[0].contains("undeclared reference to 'other'"), "{got:?}");
+}
+
+#[test]
+fn crd_rule_fields_are_checked() {
+    assert_eq!(
+        crd_causes(json!({"rule": "true", "reason": "Bad"})),
+        [
+            "FieldValueNotSupported spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].reason: \
+             Unsupported value: \"Bad\": supported values: \"FieldValueDuplicate\", \"FieldValueForbidden\", \
+             \"FieldValueInvalid\", \"FieldValueRequired\""
+        ]
+    );
+    assert_eq!(
+        crd_causes(json!({"rule": "true", "fieldPath": ".nope"})),
+        [
+            "FieldValueInvalid spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].fieldPath: \
+             Invalid value: \".nope\": fieldPath must be a valid path"
+        ]
+    );
+    assert_eq!(
+        crd_causes(json!({"rule": ""})),
+        [
+            "FieldValueRequired spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: \
+             Required value: rule is not specified"
+        ]
+    );
+    assert_eq!(crd_causes(json!({"rule": "true", "optionalOldSelf": true})).len(), 1);
+}
+
+#[test]
+fn runaway_comprehensions_are_stopped_by_the_budget() {
+    let spec = json!({"type": "object", "properties": {"l": {"type": "array", "items": {"type": "integer"},
+        "x-kubernetes-validations": [{"rule": "self.all(x, self.all(y, self.all(z, x + y + z >= 0)))"}]}}});
+    let big: Vec<i64> = (0..1000).collect();
+    let got = eval(spec, json!({"l": big}));
+    assert_eq!(
+        got,
+        [
+            "FieldValueInvalid spec.l: Invalid value: \"array\": validation failed due to running out of cost budget, no \
+          further validation rules will be run"
+        ]
+    );
+}
+
+#[test]
+fn arbitrary_rules_and_values_never_panic() {
+    let rules = [
+        "self",
+        "1/0 == 1",
+        "self.a.b.c",
+        "[1,2][5] == 1",
+        "size(self) / 0 > 1",
+        "self.matches('(')",
+        "9223372036854775807 + 1 > 0",
+        "'a' + 1 == 'a1'",
+        "self.?x.y",
+        "duration('nope') > duration('1s')",
+    ];
+    for rule in rules {
+        let spec = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+            "x-kubernetes-validations": [{"rule": rule}]});
+        let _ = eval(spec, json!({"a": [1, {"b": null}], "x": "y"}));
+    }
+}

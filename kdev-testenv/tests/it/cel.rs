@@ -1,0 +1,400 @@
+//! CEL validation rules (`x-kubernetes-validations`): rules at the root of spec, on nested
+//! objects and on list items; transition rules with `oldSelf` and `optionalOldSelf`;
+//! `messageExpression`, `reason` and `fieldPath`; the status subresource; and CRDs whose rules do
+//! not compile. Each test asserts kube-apiserver's status, reason, causes and message.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube_client::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube_client::core::response::Status;
+use kube_client::{Api, Client};
+use serde_json::{Value, json};
+
+use super::{eventually, setup};
+
+fn unique_group() -> String {
+    format!(
+        "c{}.kdev.dev",
+        (0..8).map(|_| fastrand::lowercase()).collect::<String>()
+    )
+}
+
+/// The `openAPIV3Schema` of the gadgets every test installs.
+fn schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "x-kubernetes-validations": [
+                    { "rule": "has(self.a) != has(self.b)", "message": "must have exactly one of a or b" }
+                ],
+                "properties": {
+                    "a": { "type": "string", "maxLength": 64 },
+                    "b": { "type": "string", "maxLength": 64 },
+                    "name": { "type": "string", "maxLength": 64,
+                        "x-kubernetes-validations": [{ "rule": "self == oldSelf", "message": "name is immutable" }] },
+                    "version": { "type": "string", "maxLength": 64,
+                        "x-kubernetes-validations": [{
+                            "rule": "oldSelf.hasValue() ? self == oldSelf.value() : self.startsWith('v')",
+                            "optionalOldSelf": true,
+                            "message": "must start with v and never change" }] },
+                    "range": {
+                        "type": "object",
+                        "properties": { "min": { "type": "integer" }, "max": { "type": "integer" } },
+                        "x-kubernetes-validations": [{
+                            "rule": "self.min <= self.max",
+                            "messageExpression": "'min ' + string(self.min) + ' is greater than max ' + string(self.max)",
+                            "fieldPath": ".max",
+                            "reason": "FieldValueForbidden" }]
+                    },
+                    "ports": {
+                        "type": "array", "maxItems": 10,
+                        "items": { "type": "integer",
+                            "x-kubernetes-validations": [{ "rule": "self > 0 && self < 65536", "message": "must be a valid port" }] }
+                    }
+                }
+            },
+            "status": {
+                "type": "object",
+                "properties": {
+                    "phase": { "type": "string", "maxLength": 64,
+                        "x-kubernetes-validations": [{ "rule": "self != 'Broken'", "message": "phase may not be Broken" }] }
+                }
+            }
+        }
+    })
+}
+
+fn crd(group: &str, schema: Value) -> CustomResourceDefinition {
+    serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": format!("gadgets.{group}") },
+        "spec": {
+            "group": group, "scope": "Namespaced",
+            "names": { "plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList" },
+            "versions": [{ "name": "v1", "served": true, "storage": true,
+                "schema": { "openAPIV3Schema": schema }, "subresources": { "status": {} } }]
+        }
+    }))
+    .expect("a valid CRD")
+}
+
+/// Installs the gadgets CRD and returns the gadgets of namespace `ns`.
+async fn install(client: &Client, group: &str, ns: &str) -> Api<DynamicObject> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = format!("gadgets.{group}");
+    crds.create(&PostParams::default(), &crd(group, schema()))
+        .await
+        .expect("create the CRD");
+    eventually("the CRD to be established", || async {
+        let c = crds.get(&name).await.ok()?;
+        let established = c
+            .status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        established.then_some(())
+    })
+    .await;
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", "Gadget"), "gadgets");
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+async fn uninstall(client: &Client, group: &str) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let _ = crds.delete(&format!("gadgets.{group}"), &DeleteParams::default()).await;
+}
+
+fn gadget(group: &str, name: &str, spec: Value) -> DynamicObject {
+    serde_json::from_value(json!({ "apiVersion": format!("{group}/v1"), "kind": "Gadget",
+        "metadata": { "name": name }, "spec": spec }))
+    .expect("a valid gadget")
+}
+
+/// The Invalid status of a rejected write.
+fn invalid<T: std::fmt::Debug>(r: Result<T, kube_client::Error>) -> Box<Status> {
+    match r {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{s:?}");
+            s
+        }
+        other => panic!("expected an Invalid error, got {other:?}"),
+    }
+}
+
+/// Asserts a status has exactly one cause, and that its message is the apiserver's rendering.
+fn assert_one_cause(s: &Status, group: &str, name: &str, (reason, field, message): (&str, &str, &str)) {
+    let causes = &s.details.as_ref().expect("details").causes;
+    assert_eq!(causes.len(), 1, "{causes:?}");
+    assert_eq!(
+        (
+            causes[0].reason.as_str(),
+            causes[0].field.as_str(),
+            causes[0].message.as_str()
+        ),
+        (reason, field, message)
+    );
+    assert_eq!(
+        s.message,
+        format!("Gadget.{group} \"{name}\" is invalid: {field}: {message}")
+    );
+}
+
+#[tokio::test]
+async fn a_rule_at_the_root_of_spec_rejects_objects_that_break_it() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    let api = install(&env.client(), &group, &ns).await;
+    let s = invalid(
+        api.create(
+            &PostParams::default(),
+            &gadget(&group, "both", json!({ "a": "x", "b": "y" })),
+        )
+        .await,
+    );
+    assert_one_cause(
+        &s,
+        &group,
+        "both",
+        (
+            "FieldValueInvalid",
+            "spec",
+            "Invalid value: must have exactly one of a or b",
+        ),
+    );
+    invalid(
+        api.create(&PostParams::default(), &gadget(&group, "none", json!({})))
+            .await,
+    );
+    api.create(&PostParams::default(), &gadget(&group, "one", json!({ "a": "x" })))
+        .await
+        .expect("an object that keeps the rule is created");
+    uninstall(&env.client(), &group).await;
+}
+
+#[tokio::test]
+async fn rules_on_nested_objects_use_message_expression_reason_and_field_path() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    let api = install(&env.client(), &group, &ns).await;
+    let s = invalid(
+        api.create(
+            &PostParams::default(),
+            &gadget(&group, "r", json!({ "a": "x", "range": { "min": 5, "max": 1 } })),
+        )
+        .await,
+    );
+    assert_one_cause(
+        &s,
+        &group,
+        "r",
+        (
+            "FieldValueForbidden",
+            "spec.range.max",
+            "Forbidden: min 5 is greater than max 1",
+        ),
+    );
+    api.create(
+        &PostParams::default(),
+        &gadget(&group, "ok", json!({ "a": "x", "range": { "min": 1, "max": 5 } })),
+    )
+    .await
+    .expect("a valid range");
+    uninstall(&env.client(), &group).await;
+}
+
+#[tokio::test]
+async fn rules_on_list_items_name_the_item() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    let api = install(&env.client(), &group, &ns).await;
+    let s = invalid(
+        api.create(
+            &PostParams::default(),
+            &gadget(&group, "p", json!({ "a": "x", "ports": [80, 70000] })),
+        )
+        .await,
+    );
+    assert_one_cause(
+        &s,
+        &group,
+        "p",
+        (
+            "FieldValueInvalid",
+            "spec.ports[1]",
+            "Invalid value: 70000: must be a valid port",
+        ),
+    );
+    uninstall(&env.client(), &group).await;
+}
+
+#[tokio::test]
+async fn transition_rules_keep_a_field_immutable() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    let api = install(&env.client(), &group, &ns).await;
+    let created = api
+        .create(
+            &PostParams::default(),
+            &gadget(&group, "imm", json!({ "a": "x", "name": "first" })),
+        )
+        .await
+        .expect("a transition rule is not evaluated on create");
+    let mut changed = created.clone();
+    changed.data["spec"]["name"] = json!("second");
+    let s = invalid(api.replace("imm", &PostParams::default(), &changed).await);
+    assert_one_cause(
+        &s,
+        &group,
+        "imm",
+        (
+            "FieldValueInvalid",
+            "spec.name",
+            "Invalid value: \"second\": name is immutable",
+        ),
+    );
+    let s = invalid(
+        api.patch(
+            "imm",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "name": "third" } })),
+        )
+        .await,
+    );
+    assert_one_cause(
+        &s,
+        &group,
+        "imm",
+        (
+            "FieldValueInvalid",
+            "spec.name",
+            "Invalid value: \"third\": name is immutable",
+        ),
+    );
+    let mut other = created.clone();
+    other.data["spec"]["a"] = json!("y");
+    api.replace("imm", &PostParams::default(), &other)
+        .await
+        .expect("an update that keeps the name");
+    uninstall(&env.client(), &group).await;
+}
+
+#[tokio::test]
+async fn optional_old_self_rules_run_on_create_too() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    let api = install(&env.client(), &group, &ns).await;
+    let s = invalid(
+        api.create(
+            &PostParams::default(),
+            &gadget(&group, "o", json!({ "a": "x", "version": "x1" })),
+        )
+        .await,
+    );
+    assert_one_cause(
+        &s,
+        &group,
+        "o",
+        (
+            "FieldValueInvalid",
+            "spec.version",
+            "Invalid value: \"x1\": must start with v and never change",
+        ),
+    );
+    api.create(
+        &PostParams::default(),
+        &gadget(&group, "o", json!({ "a": "x", "version": "v1" })),
+    )
+    .await
+    .expect("create");
+    let s = invalid(
+        api.patch(
+            "o",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "version": "v2" } })),
+        )
+        .await,
+    );
+    assert_one_cause(
+        &s,
+        &group,
+        "o",
+        (
+            "FieldValueInvalid",
+            "spec.version",
+            "Invalid value: \"v2\": must start with v and never change",
+        ),
+    );
+    uninstall(&env.client(), &group).await;
+}
+
+#[tokio::test]
+async fn status_writes_are_checked_against_rules() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    let api = install(&env.client(), &group, &ns).await;
+    api.create(&PostParams::default(), &gadget(&group, "s", json!({ "a": "x" })))
+        .await
+        .expect("create");
+    let s = invalid(
+        api.patch_status(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "phase": "Broken" } })),
+        )
+        .await,
+    );
+    assert_one_cause(
+        &s,
+        &group,
+        "s",
+        (
+            "FieldValueInvalid",
+            "status.phase",
+            "Invalid value: \"Broken\": phase may not be Broken",
+        ),
+    );
+    api.patch_status(
+        "s",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": { "phase": "Ready" } })),
+    )
+    .await
+    .expect("a status that keeps the rule");
+    uninstall(&env.client(), &group).await;
+}
+
+#[tokio::test]
+async fn a_crd_whose_rule_does_not_compile_is_rejected() {
+    let (env, _ns) = setup().await;
+    let group = unique_group();
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    let mut bad = schema();
+    bad["properties"]["spec"]["x-kubernetes-validations"] = json!([{ "rule": "self.a ==" }]);
+    let result = crds.create(&PostParams::default(), &crd(&group, bad)).await;
+    if result.is_ok() {
+        uninstall(&env.client(), &group).await;
+    }
+    let s = invalid(result);
+    let causes = &s.details.as_ref().expect("details").causes;
+    let field = "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule";
+    assert_eq!(causes.len(), 1, "{causes:?}");
+    assert_eq!(
+        (causes[0].reason.as_str(), causes[0].field.as_str()),
+        ("FieldValueInvalid", field)
+    );
+    assert!(
+        causes[0]
+            .message
+            .starts_with("Invalid value: apiextensions.ValidationRule{Rule:\"self.a ==\", Message:\"\""),
+        "{}",
+        causes[0].message
+    );
+    assert!(
+        causes[0].message.contains(": compilation failed: "),
+        "{}",
+        causes[0].message
+    );
+    let head = format!("CustomResourceDefinition.apiextensions.k8s.io \"gadgets.{group}\" is invalid: {field}: ");
+    assert!(s.message.starts_with(&head), "{}", s.message);
+}

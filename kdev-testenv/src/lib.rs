@@ -64,6 +64,7 @@ mod server;
 mod status;
 mod store;
 mod tls;
+mod webhook;
 mod wire;
 
 pub use env::{Error, KUBECONFIG_ENV, TestEnv};

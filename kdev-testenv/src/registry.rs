@@ -98,6 +98,9 @@ pub struct Resource {
     pub storage: String,
     /// Conversion between served and stored form.
     pub conversion: Conversion,
+    /// A CRD's `spec.conversion` when its strategy is `Webhook`: objects move between versions
+    /// through the conversion webhook rather than by rewriting `apiVersion`.
+    pub conversion_webhook: Option<Arc<Value>>,
     /// CRD data per served version, for custom resources.
     pub crd: Option<BTreeMap<String, CrdVersion>>,
     /// Extra selectable fields of a CRD (`selectableFields` json paths, without the leading dot).
@@ -313,6 +316,7 @@ impl Registry {
                 } else {
                     Conversion::None
                 },
+                conversion_webhook: None,
                 crd: None,
                 selectable_fields: vec![],
                 strategic: true,

@@ -1,6 +1,7 @@
 //! The embedded API server: a loopback listener speaking HTTP/1.1 over TLS (or plain HTTP),
 //! which can be stopped and restarted on the same port with its state kept.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +34,9 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// Largest request body accepted (default 3 MiB, as kube-apiserver).
     pub max_body: usize,
+    /// Where webhook `clientConfig.service` references lead: `(namespace, name, port)` to a local
+    /// address (see [`Config::webhook_service`]).
+    pub webhook_services: BTreeMap<(String, String, u16), SocketAddr>,
 }
 
 impl Default for Config {
@@ -43,6 +47,7 @@ impl Default for Config {
             history: 100_000,
             bookmark_interval: Duration::from_secs(60),
             max_body: 3 * 1024 * 1024,
+            webhook_services: BTreeMap::new(),
         }
     }
 }
@@ -66,6 +71,34 @@ impl Config {
     #[must_use]
     pub fn bookmark_interval(mut self, every: Duration) -> Self {
         self.bookmark_interval = every;
+        self
+    }
+
+    /// Routes calls to the Service `namespace/name` on `port` (what an admission or conversion
+    /// webhook's `clientConfig.service` names) to `addr`.
+    ///
+    /// kube-apiserver resolves a Service to a pod's address through the cluster network, which
+    /// the embedded server does not have; this map stands in for it. The call still goes over
+    /// HTTPS and the webhook's certificate is still verified against the `caBundle` for the DNS
+    /// name `<name>.<namespace>.svc`, as kube-apiserver verifies it. A service reference that is
+    /// not mapped fails the call (`services "<name>" not found`), which the webhook's
+    /// `failurePolicy` then decides on.
+    ///
+    /// ```
+    /// let addr: std::net::SocketAddr = "127.0.0.1:9443".parse().unwrap();
+    /// let config = kdev_testenv::Config::default().webhook_service("webhooks", "pod-policy", 443, addr);
+    /// assert_eq!(config.webhook_services.len(), 1);
+    /// ```
+    #[must_use]
+    pub fn webhook_service(
+        mut self,
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+        port: u16,
+        addr: SocketAddr,
+    ) -> Self {
+        self.webhook_services
+            .insert((namespace.into(), name.into(), port), addr);
         self
     }
 

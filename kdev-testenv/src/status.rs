@@ -96,6 +96,18 @@ pub enum ApiError {
     /// 500 InternalError.
     #[error("Internal error occurred: {0}")]
     Internal(String),
+    /// A complete `metav1.Status` decided outside the server: an admission webhook's denial.
+    #[error("{message}")]
+    Status {
+        /// HTTP code.
+        code: u16,
+        /// The `reason` field.
+        reason: String,
+        /// The whole message.
+        message: String,
+        /// The `details` field, when there is one.
+        details: Option<Value>,
+    },
     /// A failure injected by the fault handle: any code, any reason.
     #[error("{message}")]
     Injected {
@@ -123,12 +135,14 @@ impl ApiError {
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Injected { code, .. } => StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Self::Injected { code, .. } | Self::Status { code, .. } => {
+                StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
         }
     }
 
     /// The `reason` field (`metav1.StatusReason`).
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> &str {
         match self {
             Self::NotFound { .. } | Self::NoRoute => "NotFound",
             Self::AlreadyExists { .. } => "AlreadyExists",
@@ -142,6 +156,7 @@ impl ApiError {
             Self::NotAcceptable(_) => "NotAcceptable",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Internal(_) => "InternalError",
+            Self::Status { reason, .. } => reason,
             Self::Injected { code, .. } => match code {
                 409 => "Conflict",
                 410 => "Expired",
@@ -199,6 +214,7 @@ impl ApiError {
                 retry_after: Some(secs),
                 ..
             } => Some(json!({ "retryAfterSeconds": secs })),
+            Self::Status { details, .. } => details.clone(),
             _ => None,
         };
         if let (Some(d), Some(map)) = (details, status.as_object_mut()) {

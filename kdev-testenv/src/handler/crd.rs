@@ -126,6 +126,10 @@ fn resource_of(crd: &Value) -> Option<Resource> {
         name_rule: meta::NameRule::Subdomain,
         storage: format!("{group}/{plural}"),
         conversion: Conversion::None,
+        conversion_webhook: spec
+            .get("conversion")
+            .filter(|c| c["strategy"] == "Webhook")
+            .map(|c| Arc::new(c.clone())),
         crd: Some(per_version),
         selectable_fields: storage_def["selectableFields"]
             .as_array()

@@ -1,9 +1,11 @@
 //! Request handling: from an HTTP request to a verb on a resource, and back to a response
 //! ([API concepts](https://kubernetes.io/docs/reference/using-api/api-concepts/)).
 
+mod admitted;
 mod crd;
 mod delete;
 mod discovery;
+pub(crate) mod intercept;
 mod prepare;
 mod read;
 mod table;
@@ -166,6 +168,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incomi
         Err(_) => return wire::error(&ApiError::TooLarge(shared.config.max_body)),
     };
     let query = Query::parse(parts.uri.query());
+    let mut warnings = Vec::new();
     let result = dispatch(
         shared.clone(),
         &parts.method,
@@ -173,21 +176,30 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incomi
         query,
         parts.headers,
         body,
-    );
+        &mut warnings,
+    )
+    .await;
     shared.refresh_registry();
-    match result {
+    let mut resp = match result {
         Ok(resp) => resp,
         Err(e) => wire::error(&e),
+    };
+    for w in warnings {
+        if let Ok(v) = http::HeaderValue::from_str(&format!("299 - {}", Value::String(w))) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
     }
+    resp
 }
 
-fn dispatch(
+async fn dispatch(
     shared: Arc<Shared>,
     method: &Method,
     path: &str,
     query: Query,
     headers: HeaderMap,
     body: Bytes,
+    warnings: &mut Vec<String>,
 ) -> Result<Response<Body>, ApiError> {
     let target = parse_path(path)?;
     let route = match target {
@@ -272,22 +284,10 @@ fn dispatch(
             )));
         }
     }
-    let mut resp = match verb {
-        "get" => read::get(&ctx),
-        "list" => read::list(&ctx),
-        "watch" => watch::watch(&ctx),
-        "create" => write::create(&ctx),
-        "update" => write::update(&ctx),
-        "patch" => write::patch(&ctx),
-        "delete" => delete::delete(&ctx),
-        _ => delete::delete_collection(&ctx),
-    }?;
-    if let Some(w) = warning
-        && let Ok(v) = http::HeaderValue::from_str(&format!("299 - {}", serde_json::Value::String(w)))
-    {
-        resp.headers_mut().insert(header::WARNING, v);
+    if let Some(w) = warning {
+        warnings.push(w);
     }
-    Ok(resp)
+    admitted::serve(&ctx, verb, warnings).await
 }
 
 /// Sets up what a fresh cluster has: the four system namespaces, their default service accounts.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::{Response, StatusCode, header};
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, convert_in, convert_out, delete, object_response, prepare, read};
+use super::{Ctx, convert_in, convert_out, delete, intercept, object_response, prepare, read};
 use crate::meta;
 use crate::registry::Resource;
 use crate::schema::Cause;
@@ -220,7 +220,7 @@ pub(crate) fn patch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     Ok(object_response(ctx, StatusCode::OK, &stored))
 }
 
-fn patch_error(res: &Resource, name: &str, e: crate::patch::Error) -> ApiError {
+pub(crate) fn patch_error(res: &Resource, name: &str, e: crate::patch::Error) -> ApiError {
     use crate::patch::Error as E;
     match e {
         E::Conflicts(conflicts) => ApiError::ApplyConflict {
@@ -470,9 +470,10 @@ pub(crate) fn prepare_create(
     res: &Resource,
     version: &str,
     ns: &str,
-    mut obj: Value,
+    obj: Value,
     manager: Option<&str>,
 ) -> Result<Prepared, ApiError> {
+    let mut obj = intercept::at_object(None, obj)?;
     let m = meta_mut(&mut obj)?;
     if res.namespaced {
         let body_ns = m.get("namespace").and_then(Value::as_str).unwrap_or("");
@@ -529,6 +530,7 @@ pub(crate) fn prepare_create(
     if let Some(manager) = manager {
         record_update(res, version, None, &mut obj, manager);
     }
+    intercept::before_store(&obj)?;
     Ok(Prepared {
         obj: convert_in(res, obj),
         name,
@@ -617,7 +619,7 @@ pub(crate) fn update_object(
     version: &str,
     ns: &str,
     name: &str,
-    mut new: Value,
+    new: Value,
     manager: Option<&str>,
     sub: Option<&str>,
     dry_run: bool,
@@ -647,6 +649,7 @@ pub(crate) fn update_object(
     {
         return Err(conflict(res, name));
     }
+    let mut new = intercept::at_object(Some(&old), new)?;
     let old_served = convert_out(res, version, &old.value);
     let old_meta = old_served.get("metadata").cloned().unwrap_or_else(|| json!({}));
     match sub {
@@ -716,6 +719,7 @@ pub(crate) fn update_object(
     prepare::on_update(res, &mut new);
     admit(res, version, &mut new, false, Some(&old_served))?;
     if same_content(&old_served, &new) {
+        intercept::before_store(&old_served)?;
         return Ok(old);
     }
     if res.generation && prepare::spec_changed(res, &old_served, &new) {
@@ -731,6 +735,7 @@ pub(crate) fn update_object(
             &res.api_version(version),
         );
     }
+    intercept::before_store(&new)?;
     let new = convert_in(res, new);
     if dry_run {
         return Ok(Stored::new(new, old.rv));

@@ -17,6 +17,8 @@ mod metadata;
 mod patch;
 mod robustness;
 mod watch;
+mod webhook;
+mod webhook_server;
 
 use std::future::Future;
 use std::time::Duration;

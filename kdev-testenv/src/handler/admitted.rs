@@ -1,0 +1,472 @@
+//! Requests that call out to webhooks: writes through the admission chain (mutating webhooks,
+//! then the server's defaults and validation, then validating webhooks, then storage, as
+//! kube-apiserver orders them), and custom resources whose CRD converts through a webhook, read
+//! and written in a version other than the storage version.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, header};
+use http_body_util::{BodyExt, StreamBody};
+use serde_json::{Value, json};
+
+use super::intercept::{self, Intercept, Step};
+use super::{Ctx, convert_out, delete, read, write};
+use crate::registry::Resource;
+use crate::server::Shared;
+use crate::status::ApiError;
+use crate::webhook::admission::{self, Attributes, Operation};
+use crate::webhook::conversion;
+use crate::wire::Body;
+
+/// How often a write starts over when the object changed while webhooks were called.
+const RETRIES: usize = 8;
+
+/// Serves a verb, through the conversion webhook and the admission chain when they apply.
+/// Webhook warnings are appended to `warnings`, also when the request fails.
+pub(crate) async fn serve(ctx: &Ctx, verb: &str, warnings: &mut Vec<String>) -> Result<Response<Body>, ApiError> {
+    let sub = ctx.route.subresource.as_deref();
+    if !conversion::needs_webhook(&ctx.res, ctx.version()) || sub == Some("scale") {
+        return admit(ctx, verb, ctx.version(), warnings).await;
+    }
+    let storage = ctx.res.storage_version.clone();
+    let request_version = ctx.version().to_string();
+    let resp = match verb {
+        "get" | "list" | "watch" | "delete" | "deletecollection" => {
+            let inner = with_version(ctx, &storage, ctx.body.clone(), None);
+            admit(&inner, verb, &request_version, warnings).await?
+        }
+        "create" | "update" => {
+            let body = ctx.body_json()?;
+            if verb == "create" || sub.is_none() {
+                write::check_type_meta(&ctx.res, ctx.version(), &body)?;
+            }
+            let body = conversion::one_to_version(&ctx.shared, &ctx.res, body, &storage).await?;
+            let inner = with_version(ctx, &storage, to_bytes(&body), Some("application/json"));
+            admit(&inner, verb, &request_version, warnings).await?
+        }
+        _ => patch(ctx, &storage, warnings).await?,
+    };
+    convert_response(
+        ctx.shared.clone(),
+        ctx.res.clone(),
+        request_version,
+        resp,
+        verb == "watch",
+    )
+    .await
+}
+
+fn to_bytes(v: &Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// The same request at another version with another body.
+fn with_version(ctx: &Ctx, version: &str, body: Bytes, content_type: Option<&'static str>) -> Ctx {
+    let mut route = ctx.route.clone();
+    route.version = version.to_string();
+    let mut headers = ctx.headers.clone();
+    if let Some(ct) = content_type {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    Ctx {
+        shared: ctx.shared.clone(),
+        route,
+        res: ctx.res.clone(),
+        query: ctx.query.clone(),
+        headers,
+        body,
+    }
+}
+
+/// A patch to a custom resource at a version the conversion webhook serves: server-side apply
+/// converts the configuration to the storage version; JSON and merge patches apply to the object
+/// at the request's version, which is then converted and written as an update guarded by the
+/// resourceVersion it was read at.
+async fn patch(ctx: &Ctx, storage: &str, warnings: &mut Vec<String>) -> Result<Response<Body>, ApiError> {
+    let content_type = ctx
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let request_version = ctx.version().to_string();
+    if content_type == "application/apply-patch+yaml" {
+        let applied: Value = serde_saphyr::from_slice(&ctx.body)
+            .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
+        write::check_type_meta(&ctx.res, ctx.version(), &applied)?;
+        let applied = conversion::one_to_version(&ctx.shared, &ctx.res, applied, storage).await?;
+        let inner = with_version(ctx, storage, to_bytes(&applied), None);
+        return admit(&inner, "patch", &request_version, warnings).await;
+    }
+    let apply: fn(&Value, &Value) -> crate::patch::Result<Value> = match content_type.as_str() {
+        "application/json-patch+json" => crate::patch::json_patch,
+        "application/merge-patch+json" => crate::patch::merge_patch,
+        // Strategic merge patch is not served for custom resources: the verb says so.
+        _ => return admit(ctx, "patch", &request_version, warnings).await,
+    };
+    let body = ctx.body_json()?;
+    for _ in 0..RETRIES {
+        let current = ctx
+            .shared
+            .state
+            .lock()
+            .get(ctx.storage(), ctx.ns(), ctx.name())
+            .cloned()
+            .ok_or_else(|| read::not_found(ctx))?;
+        let served = conversion::one_to_version(
+            &ctx.shared,
+            &ctx.res,
+            convert_out(&ctx.res, storage, &current.value),
+            &request_version,
+        )
+        .await?;
+        let patched = apply(&served, &body).map_err(|e| write::patch_error(&ctx.res, ctx.name(), e))?;
+        let pinned = patched
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|rv| !rv.is_empty() && rv != current.rv.to_string());
+        let mut converted = conversion::one_to_version(&ctx.shared, &ctx.res, patched, storage).await?;
+        if let Some(m) = converted.get_mut("metadata").and_then(Value::as_object_mut)
+            && !pinned
+        {
+            m.insert("resourceVersion".into(), json!(current.rv.to_string()));
+        }
+        let inner = with_version(ctx, storage, to_bytes(&converted), Some("application/json"));
+        match admit(&inner, "update", &request_version, warnings).await {
+            Err(ApiError::Conflict { .. }) if !pinned => continue,
+            other => return other,
+        }
+    }
+    Err(conflict(&ctx.res, ctx.name()))
+}
+
+fn conflict(res: &Resource, name: &str) -> ApiError {
+    ApiError::Conflict {
+        qualified: res.qualified(),
+        name: name.to_string(),
+        detail: "the object has been modified; please apply your changes to the latest version and try again".into(),
+    }
+}
+
+/// The synchronous verb.
+fn run(ctx: &Ctx, verb: &str) -> Result<Response<Body>, ApiError> {
+    match verb {
+        "get" => read::get(ctx),
+        "list" => read::list(ctx),
+        "watch" => super::watch::watch(ctx),
+        "create" => write::create(ctx),
+        "update" => write::update(ctx),
+        "patch" => write::patch(ctx),
+        "delete" => delete::delete(ctx),
+        _ => delete::delete_collection(ctx),
+    }
+}
+
+fn options(ctx: &Ctx, kind: &str) -> Value {
+    let mut o = json!({ "kind": kind, "apiVersion": "meta.k8s.io/v1" });
+    if ctx.dry_run() {
+        o["dryRun"] = json!(["All"]);
+    }
+    if kind != "DeleteOptions" {
+        o["fieldManager"] = json!(ctx.manager());
+    }
+    o
+}
+
+fn delete_options(ctx: &Ctx) -> Value {
+    let mut o: Value = if ctx.body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        ctx.body_json().unwrap_or_else(|_| json!({}))
+    };
+    if !o.is_object() {
+        o = json!({});
+    }
+    for key in ["propagationPolicy", "gracePeriodSeconds"] {
+        if let Some(v) = ctx.query.get(key)
+            && o.get(key).is_none()
+        {
+            o[key] = match v.parse::<i64>() {
+                Ok(n) => json!(n),
+                Err(_) => json!(v),
+            };
+        }
+    }
+    if ctx.dry_run() {
+        o["dryRun"] = json!(["All"]);
+    }
+    o["kind"] = json!("DeleteOptions");
+    o["apiVersion"] = json!("meta.k8s.io/v1");
+    o
+}
+
+fn attributes(ctx: &Ctx, op: Operation, request_version: &str, name: &str, options: Value) -> Attributes {
+    Attributes {
+        op,
+        res: ctx.res.clone(),
+        version: ctx.version().to_string(),
+        request_version: request_version.to_string(),
+        sub: ctx.route.subresource.clone().unwrap_or_default(),
+        name: name.to_string(),
+        namespace: ctx.ns().to_string(),
+        dry_run: ctx.dry_run(),
+        options,
+    }
+}
+
+/// The verb with the admission chain around it (when any webhook is configured).
+async fn admit(
+    ctx: &Ctx,
+    verb: &str,
+    request_version: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Response<Body>, ApiError> {
+    let writes = matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection");
+    let binding = ctx.route.subresource.as_deref() == Some("binding");
+    // kube-apiserver never sends webhook configurations themselves to webhooks, so a broken
+    // webhook cannot lock its own configuration.
+    let configuration = ctx.res.group == "admissionregistration.k8s.io";
+    if !writes || binding || configuration || !admission::any_configured(&ctx.shared) {
+        return run(ctx, verb);
+    }
+    match verb {
+        "delete" => delete_one(ctx, request_version, warnings).await,
+        "deletecollection" => delete_many(ctx, request_version, warnings).await,
+        _ => write_admitted(ctx, verb, request_version, warnings).await,
+    }
+}
+
+async fn delete_one(ctx: &Ctx, request_version: &str, warnings: &mut Vec<String>) -> Result<Response<Body>, ApiError> {
+    if ctx.route.subresource.is_some() {
+        return run(ctx, "delete");
+    }
+    let old = ctx
+        .shared
+        .state
+        .lock()
+        .get(ctx.storage(), ctx.ns(), ctx.name())
+        .cloned();
+    let Some(old) = old else {
+        return run(ctx, "delete");
+    };
+    let old = convert_out(&ctx.res, ctx.version(), &old.value);
+    let attrs = attributes(ctx, Operation::Delete, request_version, ctx.name(), delete_options(ctx));
+    admission::mutate(&ctx.shared, &attrs, None, Some(&old), warnings).await?;
+    admission::validate(&ctx.shared, &attrs, None, Some(&old), warnings).await?;
+    run(ctx, "delete")
+}
+
+async fn delete_many(ctx: &Ctx, request_version: &str, warnings: &mut Vec<String>) -> Result<Response<Body>, ApiError> {
+    let filter = read::Filter::from_ctx(ctx)?;
+    let targets: Vec<Value> = ctx
+        .shared
+        .state
+        .lock()
+        .list(ctx.storage(), ctx.route.namespace.as_deref())
+        .into_iter()
+        .filter(|o| filter.matches(&ctx.res, ctx.version(), &o.value))
+        .map(|o| convert_out(&ctx.res, ctx.version(), &o.value))
+        .collect();
+    for old in targets {
+        let name = old.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        let mut attrs = attributes(ctx, Operation::Delete, request_version, name, delete_options(ctx));
+        attrs.namespace = old
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        admission::mutate(&ctx.shared, &attrs, None, Some(&old), warnings).await?;
+        admission::validate(&ctx.shared, &attrs, None, Some(&old), warnings).await?;
+    }
+    run(ctx, "deletecollection")
+}
+
+/// Replaces the replicas of `obj` by those of a (mutated) Scale.
+fn with_scale(res: &Resource, mut obj: Value, scale: &Value) -> Value {
+    let (Some(paths), Some(replicas)) = (res.scale.as_ref(), scale.pointer("/spec/replicas")) else {
+        return obj;
+    };
+    let pointer = format!("/{}", paths.spec_replicas.trim_start_matches('.').replace('.', "/"));
+    if let Some(slot) = obj.pointer_mut(&pointer) {
+        *slot = replicas.clone();
+    }
+    obj
+}
+
+/// Create, update and patch: capture the incoming object, mutate it, finalize it (defaults and
+/// validation), validate it, commit it (see [`intercept`]).
+async fn write_admitted(
+    ctx: &Ctx,
+    verb: &str,
+    request_version: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Response<Body>, ApiError> {
+    let scale = ctx.route.subresource.as_deref() == Some("scale");
+    for _ in 0..RETRIES {
+        let (result, i) = intercept::run(Intercept::new(Step::Capture), || run(ctx, verb));
+        let Some(captured) = i.captured else {
+            return result;
+        };
+        let mut obj = captured.obj;
+        let (op, kind) = match captured.old {
+            Some(_) => (Operation::Update, "UpdateOptions"),
+            None => (Operation::Create, "CreateOptions"),
+        };
+        if op == Operation::Create
+            && ctx.res.namespaced
+            && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            m.entry("namespace").or_insert_with(|| json!(ctx.ns()));
+        }
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or(ctx.name())
+            .to_string();
+        let attrs = attributes(ctx, op, request_version, &name, options(ctx, kind));
+        let old_rv = captured.old.as_ref().map(|o| o.rv);
+        let old = captured
+            .old
+            .as_ref()
+            .map(|o| convert_out(&ctx.res, ctx.version(), &o.value));
+        let old_view = match (&old, scale) {
+            (Some(o), true) => Some(read::scale_of(&ctx.res, o)),
+            (o, _) => o.clone(),
+        };
+        let view = if scale {
+            read::scale_of(&ctx.res, &obj)
+        } else {
+            obj.clone()
+        };
+        let mutated = admission::mutate(&ctx.shared, &attrs, Some(view), old_view.as_ref(), warnings)
+            .await?
+            .unwrap_or(Value::Null);
+        let candidate = if scale {
+            with_scale(&ctx.res, obj, &mutated)
+        } else {
+            mutated
+        };
+        let step = Step::Finalize {
+            obj: candidate.clone(),
+            old_rv,
+        };
+        let (result, i) = intercept::run(Intercept::new(step), || run(ctx, verb));
+        if i.stale {
+            continue;
+        }
+        let Some(finalized) = i.finalized else {
+            return result;
+        };
+        let final_view = if scale {
+            read::scale_of(&ctx.res, &finalized)
+        } else {
+            finalized
+        };
+        admission::validate(&ctx.shared, &attrs, Some(&final_view), old_view.as_ref(), warnings).await?;
+        let step = Step::Commit { obj: candidate, old_rv };
+        let (result, i) = intercept::run(Intercept::new(step), || run(ctx, verb));
+        if i.stale {
+            continue;
+        }
+        return result;
+    }
+    Err(conflict(&ctx.res, ctx.name()))
+}
+
+/// Converts what a response carries (an object, a list's items, watch events) from the storage
+/// version to `version` through the conversion webhook.
+async fn convert_response(
+    shared: Arc<Shared>,
+    res: Arc<Resource>,
+    version: String,
+    resp: Response<Body>,
+    watching: bool,
+) -> Result<Response<Body>, ApiError> {
+    let (parts, body) = resp.into_parts();
+    if watching {
+        let body = watch_body(shared, res, version, body);
+        return Ok(Response::from_parts(parts, body));
+    }
+    let bytes = match body.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(never) => match never {},
+    };
+    let converted = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(v) => convert_value(&shared, &res, &version, v).await?.map(|v| to_bytes(&v)),
+        Err(_) => None,
+    };
+    Ok(Response::from_parts(
+        parts,
+        crate::wire::full(converted.unwrap_or(bytes)),
+    ))
+}
+
+/// The value at `version` when it is an object or a list of `res` in the storage version.
+async fn convert_value(
+    shared: &Shared,
+    res: &Resource,
+    version: &str,
+    mut v: Value,
+) -> Result<Option<Value>, ApiError> {
+    let storage_api = res.api_version(&res.storage_version);
+    let kind = v.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+    let api = v.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
+    if kind == res.kind && api == storage_api {
+        return Ok(Some(conversion::one_to_version(shared, res, v, version).await?));
+    }
+    if kind == res.list_kind && api == storage_api {
+        let items = v
+            .get_mut("items")
+            .and_then(Value::as_array_mut)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let items = conversion::to_version(shared, res, items, version).await?;
+        v["items"] = Value::Array(items);
+        v["apiVersion"] = json!(res.api_version(version));
+        return Ok(Some(v));
+    }
+    Ok(None)
+}
+
+/// Watch events converted one by one; a failed conversion ends the watch with an ERROR event.
+fn watch_body(shared: Arc<Shared>, res: Arc<Resource>, version: String, body: Body) -> Body {
+    use futures::StreamExt;
+    let frames = http_body_util::BodyStream::new(body);
+    let stream = futures::stream::unfold((frames, false), move |(mut frames, ended)| {
+        let (shared, res, version) = (shared.clone(), res.clone(), version.clone());
+        async move {
+            if ended {
+                return None;
+            }
+            let frame = match frames.next().await? {
+                Ok(f) => f,
+                Err(never) => match never {},
+            };
+            let Some(data) = frame.data_ref() else {
+                return Some((Ok(frame), (frames, false)));
+            };
+            let Ok(mut event) = serde_json::from_slice::<Value>(data) else {
+                return Some((Ok(frame), (frames, false)));
+            };
+            if matches!(event["type"].as_str(), Some("BOOKMARK")) {
+                event["object"]["apiVersion"] = json!(res.api_version(&version));
+                let line = format!("{event}\n");
+                return Some((Ok(hyper::body::Frame::data(Bytes::from(line))), (frames, false)));
+            }
+            let object = event["object"].take();
+            match convert_value(&shared, &res, &version, object.clone()).await {
+                Ok(converted) => {
+                    event["object"] = converted.unwrap_or(object);
+                    let line = format!("{event}\n");
+                    Some((Ok(hyper::body::Frame::data(Bytes::from(line))), (frames, false)))
+                }
+                Err(e) => {
+                    let line = format!("{}\n", json!({ "type": "ERROR", "object": e.to_status() }));
+                    Some((Ok(hyper::body::Frame::data(Bytes::from(line))), (frames, true)))
+                }
+            }
+        }
+    });
+    StreamBody::new(stream).boxed_unsync()
+}

@@ -1,0 +1,132 @@
+//! Pausing a write where its object is known, so admission webhooks can be called between the
+//! steps of kube-apiserver's write path without holding the state lock across a network call.
+//!
+//! A write with admission runs the (synchronous) verb up to three times:
+//! 1. **capture**: the verb computes the incoming object (the body, the patched object, the
+//!    applied configuration) and stops; the mutating webhooks then run on it;
+//! 2. **finalize**: the verb runs again with the mutated object in place of its own, applies the
+//!    server's defaults and validation, and stops before storing; the validating webhooks then
+//!    see that final object;
+//! 3. **commit**: the verb runs again with the mutated object and stores it.
+//!
+//! The old object must keep its resourceVersion between the steps; when another write slipped in,
+//! the step reports `stale` and the whole write starts over (as kube-apiserver's
+//! `GuaranteedUpdate` retries). The interception is per thread and covers exactly one synchronous
+//! call (there is no await inside a verb), and only the first object the verb writes.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::status::ApiError;
+use crate::store::Stored;
+
+/// What the interception does at the write's object.
+#[derive(Debug, Clone)]
+pub(crate) enum Step {
+    /// Record the incoming object and stop.
+    Capture,
+    /// Use this object, compute the final one, record it and stop before storing.
+    Finalize { obj: Value, old_rv: Option<u64> },
+    /// Use this object and store it.
+    Commit { obj: Value, old_rv: Option<u64> },
+}
+
+/// What one write was found to be.
+#[derive(Debug, Clone)]
+pub(crate) struct Captured {
+    /// The object the request would write (before defaults and validation), in the request's
+    /// version; `None` never happens for create and update.
+    pub obj: Value,
+    /// The object as stored before the write (`None` for a create).
+    pub old: Option<Arc<Stored>>,
+}
+
+/// One interception and what it found.
+#[derive(Debug)]
+pub(crate) struct Intercept {
+    step: Step,
+    hit: bool,
+    finalizing: bool,
+    /// Set by a capture.
+    pub captured: Option<Captured>,
+    /// Set by a finalize: the object that would be stored, in the request's version.
+    pub finalized: Option<Value>,
+    /// The old object changed between the steps.
+    pub stale: bool,
+}
+
+impl Intercept {
+    pub(crate) fn new(step: Step) -> Self {
+        Intercept {
+            step,
+            hit: false,
+            finalizing: false,
+            captured: None,
+            finalized: None,
+            stale: false,
+        }
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Intercept>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `intercept` active on this thread and hands it back with `f`'s result.
+pub(crate) fn run<T>(intercept: Intercept, f: impl FnOnce() -> T) -> (T, Intercept) {
+    CURRENT.with(|c| *c.borrow_mut() = Some(intercept));
+    let out = f();
+    let back = CURRENT
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_else(|| Intercept::new(Step::Capture));
+    (out, back)
+}
+
+/// The error a verb returns when the interception stopped it; callers look at the intercept.
+fn stop() -> ApiError {
+    ApiError::Internal("the write was paused for admission".into())
+}
+
+/// Called by a verb where its incoming object is known: returns the object to continue with.
+pub(crate) fn at_object(old: Option<&Arc<Stored>>, obj: Value) -> Result<Value, ApiError> {
+    CURRENT.with(|c| {
+        let mut slot = c.borrow_mut();
+        let Some(i) = slot.as_mut().filter(|i| !i.hit) else {
+            return Ok(obj);
+        };
+        i.hit = true;
+        let old_rv = old.map(|o| o.rv);
+        match &i.step {
+            Step::Capture => {
+                i.captured = Some(Captured { obj, old: old.cloned() });
+                Err(stop())
+            }
+            Step::Finalize { obj: m, old_rv: want } | Step::Commit { obj: m, old_rv: want } => {
+                if *want != old_rv {
+                    i.stale = true;
+                    return Err(stop());
+                }
+                i.finalizing = matches!(i.step, Step::Finalize { .. });
+                Ok(m.clone())
+            }
+        }
+    })
+}
+
+/// Called by a verb just before it stores `obj` (in the request's version): a finalize records
+/// it and stops the verb.
+pub(crate) fn before_store(obj: &Value) -> Result<(), ApiError> {
+    CURRENT.with(|c| {
+        let mut slot = c.borrow_mut();
+        match slot.as_mut() {
+            Some(i) if i.finalizing => {
+                i.finalizing = false;
+                i.finalized = Some(obj.clone());
+                Err(stop())
+            }
+            _ => Ok(()),
+        }
+    })
+}

@@ -1,0 +1,171 @@
+//! Moving custom resources between versions: by rewriting `apiVersion` (strategy `None`) or by a
+//! `ConversionReview` sent to the CRD's conversion webhook (strategy `Webhook`), checked as
+//! kube-apiserver checks the answer (uid, count, apiVersion and kind, metadata kept but labels and
+//! annotations).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::client;
+use crate::handler::{convert_in, convert_out};
+use crate::registry::Resource;
+use crate::server::Shared;
+use crate::status::ApiError;
+
+/// How long a conversion webhook may take (CRDs carry no timeout; kube-apiserver bounds the call
+/// by the request's own deadline; 30 s here).
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether objects of `res` in `version` need the conversion webhook to reach the storage version.
+pub(crate) fn needs_webhook(res: &Resource, version: &str) -> bool {
+    res.conversion_webhook.is_some() && version != res.storage_version
+}
+
+/// `group/version, Kind=Kind`, as Go prints a GroupVersionKind.
+fn gvk(api_version: &str, kind: &str) -> String {
+    if api_version.contains('/') {
+        format!("{api_version}, Kind={kind}")
+    } else {
+        format!("/{api_version}, Kind={kind}")
+    }
+}
+
+/// Converts each object (whatever version it carries) to `version` of `res`.
+pub(crate) async fn to_version(
+    shared: &Shared,
+    res: &Resource,
+    mut objs: Vec<Value>,
+    version: &str,
+) -> Result<Vec<Value>, ApiError> {
+    let desired = res.api_version(version);
+    let pending: Vec<usize> = objs
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.get("apiVersion").and_then(Value::as_str) != Some(desired.as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    if pending.is_empty() {
+        return Ok(objs);
+    }
+    let Some(conversion) = res.conversion_webhook.clone() else {
+        for i in pending {
+            let o = std::mem::take(&mut objs[i]);
+            objs[i] = convert_out(res, version, &convert_in(res, o));
+        }
+        return Ok(objs);
+    };
+    let from = objs[pending[0]]
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let fail = |what: String| ApiError::Internal(format!("conversion webhook for {} {what}", gvk(&from, &res.kind)));
+    let review_versions: Vec<&str> = conversion
+        .pointer("/webhook/conversionReviewVersions")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let review_api = if review_versions.is_empty() || review_versions.contains(&"v1") {
+        "apiextensions.k8s.io/v1"
+    } else if review_versions.contains(&"v1beta1") {
+        "apiextensions.k8s.io/v1beta1"
+    } else {
+        return Err(fail(format!(
+            "failed: webhook does not accept known ConversionReview versions (v1, v1beta1), accepts {review_versions:?}"
+        )));
+    };
+    let uid = crate::meta::uid();
+    let inputs: Vec<Value> = pending.iter().map(|i| objs[*i].clone()).collect();
+    let review = json!({
+        "apiVersion": review_api,
+        "kind": "ConversionReview",
+        "request": { "uid": uid, "desiredAPIVersion": desired, "objects": inputs },
+    });
+    let client_config = conversion
+        .pointer("/webhook/clientConfig")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let body = serde_json::to_vec(&review).unwrap_or_default();
+    let answer = client::post(shared, &client_config, body, TIMEOUT)
+        .await
+        .map_err(|e| fail(format!("failed: {e}")))?;
+    let answer: Value =
+        serde_json::from_slice(&answer).map_err(|e| fail(format!("failed: the response could not be decoded: {e}")))?;
+    let invalid = |why: String| fail(format!("returned invalid response: {why}"));
+    let response = answer
+        .get("response")
+        .filter(|r| r.is_object())
+        .ok_or_else(|| invalid("no response provided".into()))?;
+    let got_uid = response.get("uid").and_then(Value::as_str).unwrap_or("");
+    if got_uid != uid {
+        return Err(invalid(format!("expected response.uid={uid:?}, got {got_uid:?}")));
+    }
+    let result = response.get("result").cloned().unwrap_or_else(|| json!({}));
+    if result.get("status").and_then(Value::as_str) != Some("Success") {
+        return Err(
+            match result.get("message").and_then(Value::as_str).filter(|m| !m.is_empty()) {
+                Some(m) => invalid(m.to_string()),
+                None => invalid(format!(
+                    "response.result.status was '{}', not 'Success'",
+                    result.get("status").and_then(Value::as_str).unwrap_or("")
+                )),
+            },
+        );
+    }
+    let converted = response
+        .get("convertedObjects")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if converted.len() != pending.len() {
+        return Err(fail(format!(
+            "returned {} objects, expected {}",
+            converted.len(),
+            pending.len()
+        )));
+    }
+    for (n, (i, mut out)) in pending.into_iter().zip(converted).enumerate() {
+        let av = out.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        if av != desired {
+            return Err(fail(format!(
+                "returned invalid converted object at index {n}: invalid apiVersion {av:?}, expected {desired:?}"
+            )));
+        }
+        let kind = out.get("kind").and_then(Value::as_str).unwrap_or("");
+        if kind != res.kind {
+            return Err(fail(format!(
+                "returned invalid converted object at index {n}: invalid kind {kind:?}, expected {:?}",
+                res.kind
+            )));
+        }
+        // kube-apiserver keeps the original metadata; the webhook may change labels and annotations only.
+        let mut meta = objs[i].get("metadata").cloned().unwrap_or_else(|| json!({}));
+        if let (Some(m), Some(om)) = (meta.as_object_mut(), out.get("metadata").and_then(Value::as_object)) {
+            for key in ["labels", "annotations"] {
+                match om.get(key) {
+                    Some(v) => m.insert(key.into(), v.clone()),
+                    None => m.remove(key),
+                };
+            }
+        }
+        if let Some(o) = out.as_object_mut() {
+            o.insert("metadata".into(), meta);
+        }
+        objs[i] = out;
+    }
+    Ok(objs)
+}
+
+/// Converts one object to `version`.
+pub(crate) async fn one_to_version(
+    shared: &Shared,
+    res: &Resource,
+    obj: Value,
+    version: &str,
+) -> Result<Value, ApiError> {
+    Ok(to_version(shared, res, vec![obj], version)
+        .await?
+        .pop()
+        .unwrap_or(Value::Null))
+}

@@ -64,6 +64,48 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// The CRDs do not serialize as YAML.
+    #[error("writing YAML: {0}")]
+    Yaml(String),
+    /// [`merge_versions`] got no CRD.
+    #[error("merging versions: no CustomResourceDefinition given")]
+    NoVersions,
+    /// [`merge_versions`] got CRDs that do not describe the same kind: they differ in `what`.
+    #[error("merging versions of {kind}: the versions disagree on {what}: {first:?} vs {other:?}")]
+    Mismatch {
+        /// The resource kind (of the first CRD).
+        kind: String,
+        /// What differs: `spec.group`, `spec.names.kind`, `spec.names.plural`, `spec.scope`, ...
+        what: &'static str,
+        /// The first CRD's value.
+        first: String,
+        /// The differing value.
+        other: String,
+    },
+    /// [`merge_versions`] got the same version name twice.
+    #[error("merging versions of {kind}: version {version:?} is given twice")]
+    DuplicateVersion {
+        /// The resource kind.
+        kind: String,
+        /// The version name.
+        version: String,
+    },
+    /// Several versions of one kind, and not exactly one of them is marked as the storage
+    /// version (`#[kdev(storage)]`, kubebuilder's `+kubebuilder:storageversion`).
+    #[error(
+        "{kind} has {} storage versions ({}): a kind with several versions stores objects in exactly one, \
+         mark it with #[kdev(storage)]",
+        marked.len(),
+        if marked.is_empty() { format!("none of {}", versions.join(", ")) } else { marked.join(", ") }
+    )]
+    StorageVersion {
+        /// The resource kind.
+        kind: String,
+        /// The versions marked as storage.
+        marked: Vec<String>,
+        /// Every version.
+        versions: Vec<String>,
+    },
 }
 
 /// A `Result` with this crate's [`Error`].
@@ -91,9 +133,206 @@ pub fn resource_schema(spec: Value, status: Option<Value>) -> Value {
     Value::Object(root)
 }
 
+/// The annotation with which a version generated with `#[kdev(storage)]` carries its marker
+/// until [`merge_versions`] turns it into `storage: true` on that version alone.
+pub const STORAGE_VERSION_ANNOTATION: &str = "crd.kdev.dev/storage-version";
+
+/// Combines the CRDs of several versions of one kind (each `MyKindV1::crd()`, ...) into the
+/// kind's one CustomResourceDefinition, as controller-gen does for the versions of a group.
+///
+/// The CRDs must agree on group, kind, plural, singular, list kind and scope; short names,
+/// categories, labels and annotations are joined. Each version keeps its schema,
+/// subresources, printer columns, selectable fields and `served`/`deprecated` settings.
+/// Exactly one version is the storage version: the one marked `#[kdev(storage)]`, or the only
+/// version there is. The result lists the versions in the order given.
+///
+/// # Errors
+///
+/// [`Error::NoVersions`], [`Error::Mismatch`] (naming what differs),
+/// [`Error::DuplicateVersion`], and [`Error::StorageVersion`] when several versions are given
+/// and not exactly one is marked as the storage version.
+///
+/// # Examples
+///
+/// ```
+/// # use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+/// # fn version(name: &str, storage: bool) -> CustomResourceDefinition {
+/// #     let mut crd = serde_json::json!({ "metadata": { "name": "widgets.example.com" }, "spec": {
+/// #         "group": "example.com", "scope": "Namespaced",
+/// #         "names": { "kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList" },
+/// #         "versions": [{ "name": name, "served": true, "storage": true }] } });
+/// #     if storage { crd["metadata"]["annotations"] = serde_json::json!({ kdev_crd::STORAGE_VERSION_ANNOTATION: name }); }
+/// #     serde_json::from_value(crd).unwrap()
+/// # }
+/// // WidgetV1::crd() and WidgetV2::crd(), v2 marked #[kdev(storage)]:
+/// let crd = kdev_crd::merge_versions([version("v1", false), version("v2", true)]).unwrap();
+/// let storage: Vec<_> = crd.spec.versions.iter().map(|v| (v.name.as_str(), v.storage)).collect();
+/// assert_eq!(storage, [("v1", false), ("v2", true)]);
+///
+/// // Both marked: an error that names them.
+/// let err = kdev_crd::merge_versions([version("v1", true), version("v2", true)]).unwrap_err();
+/// assert!(err.to_string().starts_with("Widget has 2 storage versions (v1, v2)"));
+/// ```
+pub fn merge_versions(crds: impl IntoIterator<Item = CustomResourceDefinition>) -> Result<CustomResourceDefinition> {
+    let mut crds = crds.into_iter();
+    let mut merged = crds.next().ok_or(Error::NoVersions)?;
+    let kind = merged.spec.names.kind.clone();
+    let mut marked = Vec::new();
+    let take_marker = |crd: &mut CustomResourceDefinition, marked: &mut Vec<String>| {
+        let annotations = crd.metadata.annotations.as_mut();
+        if let Some(version) = annotations.and_then(|a| a.remove(STORAGE_VERSION_ANNOTATION)) {
+            marked.push(version);
+        }
+        if crd.metadata.annotations.as_ref().is_some_and(|a| a.is_empty()) {
+            crd.metadata.annotations = None;
+        }
+    };
+    take_marker(&mut merged, &mut marked);
+    for mut crd in crds {
+        take_marker(&mut crd, &mut marked);
+        let (a, b) = (&merged.spec, &crd.spec);
+        let checks: [(&'static str, String, String); 6] = [
+            ("spec.group", a.group.clone(), b.group.clone()),
+            ("spec.names.kind", a.names.kind.clone(), b.names.kind.clone()),
+            ("spec.names.plural", a.names.plural.clone(), b.names.plural.clone()),
+            (
+                "spec.names.singular",
+                a.names.singular.clone().unwrap_or_default(),
+                b.names.singular.clone().unwrap_or_default(),
+            ),
+            (
+                "spec.names.listKind",
+                a.names.list_kind.clone().unwrap_or_default(),
+                b.names.list_kind.clone().unwrap_or_default(),
+            ),
+            ("spec.scope", a.scope.clone(), b.scope.clone()),
+        ];
+        for (what, first, other) in checks {
+            if first != other {
+                return Err(Error::Mismatch {
+                    kind,
+                    what,
+                    first,
+                    other,
+                });
+            }
+        }
+        let join = |own: &mut Option<Vec<String>>, more: Option<Vec<String>>| {
+            for item in more.unwrap_or_default() {
+                let own = own.get_or_insert_with(Vec::new);
+                if !own.contains(&item) {
+                    own.push(item);
+                }
+            }
+        };
+        join(&mut merged.spec.names.short_names, crd.spec.names.short_names);
+        join(&mut merged.spec.names.categories, crd.spec.names.categories);
+        for (own, more) in [
+            (&mut merged.metadata.annotations, crd.metadata.annotations),
+            (&mut merged.metadata.labels, crd.metadata.labels),
+        ] {
+            if let Some(more) = more {
+                own.get_or_insert_with(Default::default).extend(more);
+            }
+        }
+        for version in crd.spec.versions {
+            if merged.spec.versions.iter().any(|v| v.name == version.name) {
+                return Err(Error::DuplicateVersion {
+                    kind,
+                    version: version.name,
+                });
+            }
+            merged.spec.versions.push(version);
+        }
+    }
+    let versions: Vec<String> = merged.spec.versions.iter().map(|v| v.name.clone()).collect();
+    let storage = match (marked.as_slice(), versions.as_slice()) {
+        ([one], _) => one.clone(),
+        ([], [only]) => only.clone(),
+        _ => {
+            return Err(Error::StorageVersion { kind, marked, versions });
+        }
+    };
+    for version in &mut merged.spec.versions {
+        version.storage = version.name == storage;
+    }
+    Ok(merged)
+}
+
+/// Every custom resource `#[derive(CustomResource)]` generated in this program, as one CRD per
+/// kind: the versions of a kind (same group and plural) merged with [`merge_versions`], ordered
+/// as Kubernetes orders versions (`v1alpha1` < `v1beta1` < `v1` < `v2`), the CRDs ordered by
+/// name.
+///
+/// The derive registers each resource with the `inventory` crate (no `unsafe` in your crate),
+/// so this sees every resource of every crate linked into the program: call it from a binary
+/// of the crate that defines them (see [`crdgen`]).
+///
+/// # Errors
+///
+/// A resource whose CRD does not assemble ([`Error::UnknownField`], [`Error::Assemble`]), or a
+/// kind whose versions do not merge (see [`merge_versions`]).
+pub fn registered() -> Result<Vec<CustomResourceDefinition>> {
+    let mut kinds: std::collections::BTreeMap<String, Vec<CustomResourceDefinition>> = Default::default();
+    for registered in inventory::iter::<__private::Registered> {
+        let crd = (registered.crd)()?;
+        kinds
+            .entry(crd.metadata.name.clone().unwrap_or_default())
+            .or_default()
+            .push(crd);
+    }
+    kinds
+        .into_values()
+        .map(|mut versions| {
+            versions.sort_by_key(|crd| {
+                let name = crd.spec.versions.first().map(|v| v.name.as_str()).unwrap_or_default();
+                kube_core::Version::parse(name).priority()
+            });
+            merge_versions(versions)
+        })
+        .collect()
+}
+
+/// The CRDs as multi-document YAML (documents separated by `---`), as `kubectl apply -f`
+/// reads it.
+///
+/// # Errors
+///
+/// [`Error::Yaml`] when a CRD does not serialize (it always does for k8s-openapi's types).
+pub fn to_yaml(crds: &[CustomResourceDefinition]) -> Result<String> {
+    serde_saphyr::to_string_multiple(crds).map_err(|e| Error::Yaml(e.to_string()))
+}
+
+/// Prints every CRD of the program ([`registered`]) to stdout as YAML: the body of a
+/// `crdgen` binary, what `make manifests` is to kubebuilder users.
+///
+/// Add `src/bin/crdgen.rs` to the crate that defines the resources (through the facade this is
+/// `kdev::crd::crdgen()`):
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode { kdev_crd::crdgen() }
+/// ```
+///
+/// and run `cargo run --bin crdgen > config/crds.yaml`. (When the resources live in a library
+/// and the binary is in another crate, name anything of the library in the binary, e.g.
+/// `use my_operator as _;`, so that it is linked.) Errors go to stderr, with exit code 1.
+pub fn crdgen() -> std::process::ExitCode {
+    match registered().and_then(|crds| to_yaml(&crds)) {
+        Ok(yaml) => {
+            print!("{yaml}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("crdgen: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// What the derive's generated code calls. Not public API: it changes with kdev-derive.
 #[doc(hidden)]
 pub mod __private {
+    pub use inventory;
     pub use k8s_openapi;
     pub use kube_core;
     pub use schemars;
@@ -101,6 +340,14 @@ pub mod __private {
     pub use serde_json;
 
     use super::*;
+
+    /// One resource the derive registered, for [`registered`](super::registered).
+    pub struct Registered {
+        /// Its `try_crd`.
+        pub crd: fn() -> Result<CustomResourceDefinition>,
+    }
+
+    inventory::collect!(Registered);
 
     /// Builds the CRD from the derive's skeleton (`crd`, a CRD without its schema, as JSON),
     /// its field overrides (`patches`: wire field name, or `""` for the spec itself → schema
@@ -141,5 +388,99 @@ pub mod __private {
             );
         }
         serde_json::from_value(crd).map_err(assemble)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(kind: &str, name: &str, storage: bool) -> CustomResourceDefinition {
+        let mut crd = json!({
+            "metadata": { "name": "widgets.example.com", "labels": { name: "yes" } },
+            "spec": {
+                "group": "example.com", "scope": "Namespaced",
+                "names": { "kind": kind, "plural": "widgets", "singular": "widget", "listKind": "WidgetList",
+                           "shortNames": [format!("w{name}")] },
+                "versions": [{ "name": name, "served": name != "v1", "storage": true, "deprecated": name == "v1" }]
+            }
+        });
+        if storage {
+            crd["metadata"]["annotations"] = json!({ STORAGE_VERSION_ANNOTATION: name });
+        }
+        serde_json::from_value(crd).unwrap()
+    }
+
+    #[test]
+    fn versions_merge_into_one_crd_with_one_storage_version() {
+        let crd = merge_versions([
+            version("Widget", "v1", false),
+            version("Widget", "v2", true),
+            version("Widget", "v3", false),
+        ])
+        .unwrap();
+        let got: Vec<_> = crd
+            .spec
+            .versions
+            .iter()
+            .map(|v| (v.name.as_str(), v.served, v.storage, v.deprecated))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("v1", false, false, Some(true)),
+                ("v2", true, true, Some(false)),
+                ("v3", true, false, Some(false))
+            ]
+        );
+        assert_eq!(crd.metadata.annotations, None, "the marker annotation is consumed");
+        assert_eq!(crd.metadata.labels.map(|l| l.len()), Some(3));
+        assert_eq!(
+            crd.spec.names.short_names,
+            Some(vec!["wv1".into(), "wv2".into(), "wv3".into()])
+        );
+    }
+
+    #[test]
+    fn a_single_version_is_its_own_storage_version() {
+        let crd = merge_versions([version("Widget", "v1", false)]).unwrap();
+        assert!(crd.spec.versions[0].storage);
+    }
+
+    #[test]
+    fn merging_rejects_what_is_not_one_kind_with_one_storage_version() {
+        let err = merge_versions([version("Widget", "v1", true), version("Widget", "v2", true)]).unwrap_err();
+        assert!(
+            matches!(&err, Error::StorageVersion { marked, .. } if marked == &["v1", "v2"]),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "Widget has 2 storage versions (v1, v2): a kind with several versions stores objects in exactly one, \
+             mark it with #[kdev(storage)]"
+        );
+        let err = merge_versions([version("Widget", "v1", false), version("Widget", "v2", false)]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Widget has 0 storage versions (none of v1, v2): a kind with several versions stores objects in \
+             exactly one, mark it with #[kdev(storage)]"
+        );
+        let err = merge_versions([version("Widget", "v1", true), version("Gadget", "v2", false)]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Mismatch {
+                    what: "spec.names.kind",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = merge_versions([version("Widget", "v1", true), version("Widget", "v1", false)]).unwrap_err();
+        assert!(
+            matches!(err, Error::DuplicateVersion { ref version, .. } if version == "v1"),
+            "{err}"
+        );
+        assert!(matches!(merge_versions([]), Err(Error::NoVersions)));
     }
 }

@@ -136,7 +136,14 @@ fn rewrite(node: Value, defs: &Map<String, Value>, stack: &mut Vec<String>) -> V
             Some(Value::Object(target)) if !stack.iter().any(|s| s == name) => {
                 stack.push(name.to_owned());
                 for (k, v) in target {
-                    m.entry(k.clone()).or_insert_with(|| v.clone());
+                    if k == PATCH {
+                        // The type's own patch first, the field's (already in `m`) after it.
+                        let mut patches = patch_list(v.clone());
+                        patches.extend(m.remove(PATCH).map(patch_list).unwrap_or_default());
+                        m.insert(PATCH.into(), Value::Array(patches));
+                    } else {
+                        m.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
                 }
             }
             // A recursive type (or a dangling reference): keep whatever the object holds.
@@ -222,6 +229,13 @@ fn rewrite_object(mut m: Map<String, Value>, defs: &Map<String, Value>, stack: &
     }
     if let Some(Value::Object(not)) = m.remove("not") {
         m.insert("not".into(), Value::Object(rewrite_object(not, defs, stack)));
+    }
+    if let Some(patches) = m.remove(PATCH) {
+        for patch in patch_list(patches) {
+            if let Value::Object(patch) = patch {
+                apply(&mut m, &patch);
+            }
+        }
     }
     m.retain(|k, _| k.starts_with("x-kubernetes-") || KNOWN.contains(&k.as_str()));
     if m.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
@@ -388,6 +402,11 @@ fn merge_into(to: &mut Map<String, Value>, from: Map<String, Value>) {
                     own.entry(name).or_insert(schema);
                 }
             }
+            (PATCH, Some(own), more) => {
+                let mut patches = patch_list(more);
+                patches.extend(patch_list(own.take()));
+                *own = Value::Array(patches);
+            }
             ("required" | "x-kubernetes-validations", Some(Value::Array(own)), Value::Array(more)) => {
                 for r in more {
                     if !own.contains(&r) {
@@ -403,24 +422,215 @@ fn merge_into(to: &mut Map<String, Value>, from: Map<String, Value>) {
     }
 }
 
-/// Applies field-level overrides to a structural schema: every key of `patch` replaces the
-/// schema's, except `x-kubernetes-validations`, whose rules are appended.
+/// The schema keyword under which `#[kdev::schema]` leaves a field's or a type's overrides
+/// for [`structural`]: a JSON text (or a list of them) of a patch for [`apply`].
+pub const PATCH: &str = "x-kdev-patch";
+
+/// The patches stored under [`PATCH`]: one JSON text, an object, or a list of either.
+fn patch_list(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(list) => list.into_iter().flat_map(patch_list).collect(),
+        Value::String(text) => serde_json::from_str(&text).map_or_else(|_| Vec::new(), |v| vec![v]),
+        object @ Value::Object(_) => vec![object],
+        _ => Vec::new(),
+    }
+}
+
+/// The keywords that belong to one JSON type, dropped when a patch sets another `type`.
+fn keywords_of(t: &str) -> &'static [&'static str] {
+    match t {
+        "object" => &[
+            "properties",
+            "required",
+            "additionalProperties",
+            "minProperties",
+            "maxProperties",
+            "x-kubernetes-map-type",
+            "x-kubernetes-embedded-resource",
+            "oneOf",
+            "anyOf",
+        ],
+        "array" => &[
+            "items",
+            "minItems",
+            "maxItems",
+            "x-kubernetes-list-type",
+            "x-kubernetes-list-map-keys",
+        ],
+        "string" => &["minLength", "maxLength", "pattern"],
+        "integer" | "number" => &[
+            "minimum",
+            "maximum",
+            "exclusiveMinimum",
+            "exclusiveMaximum",
+            "multipleOf",
+        ],
+        _ => &[],
+    }
+}
+
+/// Applies overrides (a field's or a type's `#[kdev(...)]`) to a structural schema.
+///
+/// Every key of `patch` replaces the schema's, except:
+///
+/// - `x-kubernetes-validations`: the rules are appended;
+/// - `items`: the patch applies to the item schema, recursively (`items(...)`);
+/// - `type`: keywords of the old type that the new one cannot carry go (`schema_type`), as
+///   does `x-kubernetes-preserve-unknown-fields` unless the new type is `object`;
+/// - `x-kubernetes-int-or-string: true` removes `type` and `format`;
+/// - `x-kdev-schemaless: true` first replaces the schema by one that accepts anything (keeping
+///   its description), as kubebuilder's `Schemaless`;
+/// - `x-kdev-require` / `x-kdev-optional` (lists of property names) add to or remove from
+///   `required` (`#[kdev(required)]`, `#[kdev(optional)]`).
+///
+/// # Examples
+///
+/// ```
+/// use serde_json::json;
+///
+/// let mut schema = json!({ "type": "array", "items": { "type": "string" } });
+/// let patch = json!({ "maxItems": 3, "items": { "maxLength": 5 } });
+/// kdev_crd::schema::apply(schema.as_object_mut().unwrap(), patch.as_object().unwrap());
+/// assert_eq!(schema, json!({ "type": "array", "maxItems": 3, "items": { "type": "string", "maxLength": 5 } }));
+/// ```
 pub fn apply(schema: &mut Map<String, Value>, patch: &Map<String, Value>) {
-    for (k, v) in patch {
+    if patch.get("x-kdev-schemaless") == Some(&Value::Bool(true)) {
+        schema.retain(|k, _| k == "description");
+        schema.insert("x-kubernetes-preserve-unknown-fields".into(), Value::Bool(true));
+    }
+    // `type` first: it drops the old type's keywords, not the ones the patch sets.
+    let ordered = patch
+        .get_key_value("type")
+        .into_iter()
+        .chain(patch.iter().filter(|(k, _)| *k != "type"));
+    for (k, v) in ordered {
         match (k.as_str(), schema.get_mut(k), v) {
+            ("x-kdev-schemaless", _, _) => {}
             ("x-kubernetes-validations", Some(Value::Array(own)), Value::Array(more)) => {
                 own.extend(more.iter().cloned());
+            }
+            ("items", Some(Value::Object(own)), Value::Object(more)) => apply(own, more),
+            ("type", _, Value::String(new)) => {
+                if let Some(Value::String(old)) = schema.get("type")
+                    && old != new
+                {
+                    for key in keywords_of(&old.clone()) {
+                        schema.remove(*key);
+                    }
+                    schema.remove("format");
+                }
+                if new != "object" {
+                    schema.remove("x-kubernetes-preserve-unknown-fields");
+                }
+                schema.remove("x-kubernetes-int-or-string");
+                schema.insert(k.clone(), v.clone());
             }
             ("x-kubernetes-int-or-string", _, Value::Bool(true)) => {
                 schema.remove("type");
                 schema.remove("format");
                 schema.insert(k.clone(), v.clone());
             }
+            ("x-kdev-require", _, Value::Array(names)) => {
+                let required = schema.entry("required").or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(required) = required {
+                    for name in names {
+                        if !required.contains(name) {
+                            required.push(name.clone());
+                        }
+                    }
+                }
+            }
+            ("x-kdev-optional", _, Value::Array(names)) => {
+                if let Some(Value::Array(required)) = schema.get_mut("required") {
+                    required.retain(|r| !names.contains(r));
+                    if required.is_empty() {
+                        schema.remove("required");
+                    }
+                }
+            }
             _ => {
                 schema.insert(k.clone(), v.clone());
             }
         }
     }
+}
+
+/// Types whose schema is a string: what `min_length`, `max_length` and `pattern` apply to.
+///
+/// `#[derive(CustomResource)]` and `#[kdev::schema]` check it at compile time, so a string
+/// validation on a number fails to build instead of producing a CRD the API server rejects.
+/// Implement it for your own type whose schema is a string (a newtype over `String`, a type
+/// with a custom `JsonSchema`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a string: `min_length`, `max_length` and `pattern` apply to string fields",
+    label = "this field's schema is not a string",
+    note = "string validations apply to `String`, `&str`, `Cow<str>`, `Box<str>` and `Option`s of them; \
+            numbers take `minimum`/`maximum`, lists `min_items`/`max_items`, lists of strings `items(max_length = ...)`",
+    note = "for your own string type, implement `kdev::crd::schema::StringSchema` for it"
+)]
+pub trait StringSchema {}
+
+/// Types whose schema is a number: what `minimum`, `maximum`, `exclusive_minimum`,
+/// `exclusive_maximum` and `multiple_of` apply to (checked at compile time, like
+/// [`StringSchema`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a number: `minimum`, `maximum`, `exclusive_minimum`, `exclusive_maximum` and `multiple_of` apply to numeric fields",
+    label = "this field's schema is not a number",
+    note = "numeric validations apply to integers, floats and `Option`s of them; \
+            strings take `min_length`/`max_length`, lists `min_items`/`max_items`, lists of numbers `items(maximum = ...)`",
+    note = "for your own numeric type, implement `kdev::crd::schema::NumberSchema` for it"
+)]
+pub trait NumberSchema {}
+
+/// Types whose schema is an array: what `min_items`, `max_items`, `unique_items`, `list_type`,
+/// `list_map_keys` and `items(...)` apply to (checked at compile time, like [`StringSchema`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a list: `min_items`, `max_items`, `unique_items`, `list_type`, `list_map_keys` and `items(...)` apply to list fields",
+    label = "this field's schema is not an array",
+    note = "list validations apply to `Vec`, `VecDeque`, arrays, slices, `BTreeSet`, `HashSet` and `Option`s of them; \
+            maps and objects take `min_properties`/`max_properties`",
+    note = "for your own list type, implement `kdev::crd::schema::ArraySchema` for it"
+)]
+pub trait ArraySchema {}
+
+macro_rules! marks {
+    ($trait:ident: $($t:ty),*) => { $(impl $trait for $t {})* };
+}
+marks!(StringSchema: String, str, std::ffi::OsString, std::path::PathBuf, char);
+marks!(NumberSchema: i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64);
+marks!(NumberSchema: std::num::NonZeroI8, std::num::NonZeroI16, std::num::NonZeroI32, std::num::NonZeroI64);
+marks!(NumberSchema: std::num::NonZeroU8, std::num::NonZeroU16, std::num::NonZeroU32, std::num::NonZeroU64);
+
+macro_rules! wrappers {
+    ($trait:ident) => {
+        impl<T: $trait> $trait for Option<T> {}
+        impl<T: $trait + ?Sized> $trait for Box<T> {}
+        impl<T: $trait + ?Sized> $trait for std::rc::Rc<T> {}
+        impl<T: $trait + ?Sized> $trait for std::sync::Arc<T> {}
+        impl<T: $trait + ?Sized> $trait for &T {}
+    };
+}
+wrappers!(StringSchema);
+wrappers!(NumberSchema);
+wrappers!(ArraySchema);
+impl StringSchema for std::borrow::Cow<'_, str> {}
+impl<T> ArraySchema for Vec<T> {}
+impl<T> ArraySchema for [T] {}
+impl<T, const N: usize> ArraySchema for [T; N] {}
+impl<T> ArraySchema for std::collections::VecDeque<T> {}
+impl<T> ArraySchema for std::collections::BTreeSet<T> {}
+impl<T, S> ArraySchema for std::collections::HashSet<T, S> {}
+impl<T: Clone> ArraySchema for std::borrow::Cow<'_, [T]> {}
+
+/// The compile-time checks the derive emits: one function per bound, so an error names it.
+#[doc(hidden)]
+pub mod check {
+    /// Asserts `T: StringSchema`.
+    pub const fn string<T: super::StringSchema + ?Sized>() {}
+    /// Asserts `T: NumberSchema`.
+    pub const fn number<T: super::NumberSchema + ?Sized>() {}
+    /// Asserts `T: ArraySchema`.
+    pub const fn array<T: super::ArraySchema + ?Sized>() {}
 }
 
 #[cfg(test)]
@@ -545,6 +755,71 @@ mod tests {
         let required = schema["required"].as_array().unwrap();
         assert!(!required.contains(&json!("phase")), "Option fields are not required");
         assert!(required.contains(&json!("port")));
+    }
+
+    #[test]
+    fn patches_carried_in_the_schema_apply_through_refs_and_options() {
+        // What `#[kdev::schema]` leaves: a type-level patch on the definition and a field-level
+        // one next to the `$ref` (behind an Option's `anyOf`).
+        let root = json!({
+            "type": "object",
+            "properties": {
+                "inner": { "anyOf": [{ "$ref": "#/$defs/Inner" }, { "type": "null" }],
+                           "x-kdev-patch": r#"{"x-kubernetes-validations":[{"rule":"field"}]}"# },
+                "direct": { "$ref": "#/$defs/Inner", "x-kdev-patch": r#"{"minProperties":1}"# }
+            },
+            "$defs": {
+                "Inner": {
+                    "type": "object",
+                    "properties": { "names": { "type": "array", "items": { "type": "string" },
+                                               "x-kdev-patch": r#"{"items":{"maxLength":5},"maxItems":2}"# } },
+                    "required": ["names"],
+                    "x-kdev-patch": r#"{"x-kubernetes-validations":[{"rule":"type"}],"x-kdev-optional":["names"]}"#
+                }
+            }
+        });
+        let schema = structural(Schema::try_from(root).unwrap());
+        let inner = json!({
+            "type": "object",
+            "properties": { "names": { "type": "array", "items": { "type": "string", "maxLength": 5 }, "maxItems": 2 } },
+        });
+        let mut with_both = inner.clone();
+        with_both["x-kubernetes-validations"] = json!([{ "rule": "type" }, { "rule": "field" }]);
+        assert_eq!(schema["properties"]["inner"], with_both);
+        let mut direct = inner;
+        direct["x-kubernetes-validations"] = json!([{ "rule": "type" }]);
+        direct["minProperties"] = json!(1);
+        assert_eq!(schema["properties"]["direct"], direct);
+    }
+
+    #[test]
+    fn type_schemaless_and_required_patches() {
+        let mut schema = json!({ "type": "object", "properties": { "a": {} }, "required": ["a"], "description": "d" });
+        apply(
+            schema.as_object_mut().unwrap(),
+            json!({ "type": "string" }).as_object().unwrap(),
+        );
+        assert_eq!(schema, json!({ "type": "string", "description": "d" }));
+        let mut schema = json!({ "type": "object", "properties": { "a": {} }, "description": "d" });
+        apply(
+            schema.as_object_mut().unwrap(),
+            json!({ "x-kdev-schemaless": true, "x-kubernetes-embedded-resource": true, "type": "object" })
+                .as_object()
+                .unwrap(),
+        );
+        assert_eq!(
+            schema,
+            json!({ "type": "object", "description": "d", "x-kubernetes-embedded-resource": true,
+                    "x-kubernetes-preserve-unknown-fields": true })
+        );
+        let mut schema = json!({ "type": "object", "required": ["a"] });
+        apply(
+            schema.as_object_mut().unwrap(),
+            json!({ "x-kdev-require": ["b"], "x-kdev-optional": ["a"] })
+                .as_object()
+                .unwrap(),
+        );
+        assert_eq!(schema, json!({ "type": "object", "required": ["b"] }));
     }
 
     #[test]

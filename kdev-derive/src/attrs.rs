@@ -13,6 +13,7 @@ const RESOURCE_KEYS: &[&str] = &[
     "group",
     "version",
     "kind",
+    "struct",
     "namespaced",
     "plural",
     "singular",
@@ -23,8 +24,37 @@ const RESOURCE_KEYS: &[&str] = &[
     "printcolumn",
     "selectable_field",
     "served",
+    "storage",
+    "hub",
     "deprecated",
+    "annotation",
+    "label",
     "validation",
+    "exactly_one_of",
+    "at_most_one_of",
+    "at_least_one_of",
+    "external_docs",
+    "min_properties",
+    "max_properties",
+    "preserve_unknown_fields",
+    "struct_type",
+    "title",
+];
+
+/// The attributes of a type that `#[kdev::schema]` (and the spec struct) accept: the
+/// type-level schema markers.
+pub(crate) const TYPE_SCHEMA_KEYS: &[&str] = &[
+    "crate",
+    "validation",
+    "exactly_one_of",
+    "at_most_one_of",
+    "at_least_one_of",
+    "external_docs",
+    "min_properties",
+    "max_properties",
+    "preserve_unknown_fields",
+    "struct_type",
+    "title",
 ];
 
 /// The field-level attributes.
@@ -40,12 +70,18 @@ const FIELD_KEYS: &[&str] = &[
     "format",
     "min_items",
     "max_items",
+    "unique_items",
     "min_properties",
     "max_properties",
+    "enum_values",
+    "schema_type",
     "default",
     "default_json",
+    "example",
+    "example_json",
     "nullable",
     "title",
+    "external_docs",
     "validation",
     "immutable",
     "list_type",
@@ -55,7 +91,59 @@ const FIELD_KEYS: &[&str] = &[
     "preserve_unknown_fields",
     "embedded_resource",
     "int_or_string",
+    "schemaless",
+    "items",
+    "required",
+    "optional",
 ];
+
+/// What `items(...)` accepts: the validations of one array item (kubebuilder's
+/// `+kubebuilder:validation:items:<Name>`).
+const ITEM_KEYS: &[&str] = &[
+    "minimum",
+    "maximum",
+    "exclusive_minimum",
+    "exclusive_maximum",
+    "multiple_of",
+    "min_length",
+    "max_length",
+    "pattern",
+    "format",
+    "min_items",
+    "max_items",
+    "unique_items",
+    "min_properties",
+    "max_properties",
+    "enum_values",
+    "schema_type",
+    "nullable",
+    "validation",
+    "preserve_unknown_fields",
+    "embedded_resource",
+    "int_or_string",
+];
+
+/// A field type an attribute needs, checked at compile time (kdev-crd's marker traits).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Needs {
+    /// `min_length`, `max_length`, `pattern`.
+    String,
+    /// `minimum`, `maximum`, their exclusive forms, `multiple_of`.
+    Number,
+    /// `min_items`, `max_items`, `unique_items`, `list_type`, `list_map_keys`, `items(...)`.
+    Array,
+}
+
+impl Needs {
+    fn of(key: &str) -> Option<Needs> {
+        match key {
+            "min_length" | "max_length" | "pattern" => Some(Needs::String),
+            "minimum" | "maximum" | "exclusive_minimum" | "exclusive_maximum" | "multiple_of" => Some(Needs::Number),
+            "min_items" | "max_items" | "unique_items" | "list_type" | "list_map_keys" | "items" => Some(Needs::Array),
+            _ => None,
+        }
+    }
+}
 
 /// Everything the struct-level `#[kdev(...)]` says.
 pub(crate) struct Resource {
@@ -63,6 +151,7 @@ pub(crate) struct Resource {
     pub group: Option<String>,
     pub version: Option<String>,
     pub kind: Option<String>,
+    pub struct_name: Option<syn::Ident>,
     pub namespaced: bool,
     pub plural: Option<String>,
     pub singular: Option<String>,
@@ -73,8 +162,13 @@ pub(crate) struct Resource {
     pub printcolumns: Vec<Value>,
     pub selectable_fields: Vec<String>,
     pub served: bool,
+    /// `storage`, with the attribute's span (for the compile-time duplicate check).
+    pub storage: Option<Span>,
+    pub hub: bool,
     pub deprecated: Option<Option<String>>,
-    /// Struct-level schema overrides (CEL rules on the spec).
+    pub annotations: Map<String, Value>,
+    pub labels: Map<String, Value>,
+    /// Struct-level schema overrides (CEL rules on the spec, ...).
     pub patch: Map<String, Value>,
 }
 
@@ -85,6 +179,7 @@ pub(crate) fn resource(attrs: &[Attribute]) -> Result<Resource> {
         group: None,
         version: None,
         kind: None,
+        struct_name: None,
         namespaced: false,
         plural: None,
         singular: None,
@@ -95,7 +190,11 @@ pub(crate) fn resource(attrs: &[Attribute]) -> Result<Resource> {
         printcolumns: Vec::new(),
         selectable_fields: Vec::new(),
         served: true,
+        storage: None,
+        hub: false,
         deprecated: None,
+        annotations: Map::new(),
+        labels: Map::new(),
         patch: Map::new(),
     };
     for attr in attrs.iter().filter(|a| a.path().is_ident("kdev")) {
@@ -106,6 +205,7 @@ pub(crate) fn resource(attrs: &[Attribute]) -> Result<Resource> {
                 "group" => r.group = Some(string(&meta)?.value()),
                 "version" => r.version = Some(string(&meta)?.value()),
                 "kind" => r.kind = Some(string(&meta)?.value()),
+                "struct" => r.struct_name = Some(string(&meta)?.parse()?),
                 "namespaced" => r.namespaced = flag(&meta)?,
                 "plural" => r.plural = Some(string(&meta)?.value()),
                 "singular" => r.singular = Some(string(&meta)?.value()),
@@ -116,6 +216,11 @@ pub(crate) fn resource(attrs: &[Attribute]) -> Result<Resource> {
                 "printcolumn" => r.printcolumns.push(printcolumn(&meta)?),
                 "selectable_field" => r.selectable_fields.push(json_path(&meta)?),
                 "served" => r.served = flag(&meta)?,
+                "storage" => {
+                    let span = meta.path.span();
+                    r.storage = flag(&meta)?.then_some(span);
+                }
+                "hub" => r.hub = flag(&meta)?,
                 "deprecated" => {
                     r.deprecated = Some(if meta.input.peek(Token![=]) {
                         Some(string(&meta)?.value())
@@ -123,7 +228,15 @@ pub(crate) fn resource(attrs: &[Attribute]) -> Result<Resource> {
                         None
                     })
                 }
-                _ => push_rule(&mut r.patch, validation(&meta)?),
+                "annotation" => {
+                    let (k, v) = key_value(&meta)?;
+                    r.annotations.insert(k, Value::String(v));
+                }
+                "label" => {
+                    let (k, v) = key_value(&meta)?;
+                    r.labels.insert(k, Value::String(v));
+                }
+                _ => type_schema_key(&meta, &key, &mut r.patch)?,
             }
             Ok(())
         })?;
@@ -131,96 +244,129 @@ pub(crate) fn resource(attrs: &[Attribute]) -> Result<Resource> {
     Ok(r)
 }
 
-/// `#[kdev(...)]` on a field: the schema keywords it sets.
-pub(crate) fn field(attrs: &[Attribute]) -> Result<Map<String, Value>> {
+/// `#[kdev(...)]` on a nested type (`#[kdev::schema]`): its type-level schema keywords, and
+/// the crate path if given.
+pub(crate) fn type_schema(attrs: &[Attribute]) -> Result<(Option<syn::Path>, Map<String, Value>)> {
+    let mut krate = None;
     let mut patch = Map::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident("kdev")) {
         attr.parse_nested_meta(|meta| {
-            let key = key_of(&meta, FIELD_KEYS)?;
-            let k = |s: &str| s.to_owned();
-            match key.as_str() {
-                "minimum" | "maximum" | "multiple_of" => {
-                    let n = number(&meta)?;
-                    if key == "multiple_of" && n.as_f64().is_none_or(|f| f <= 0.0) {
-                        return Err(meta.error("`multiple_of` must be greater than 0"));
-                    }
-                    patch.insert(camel(&key), Value::Number(n));
-                }
-                "exclusive_minimum" | "exclusive_maximum" => {
-                    patch.insert(camel(&key), Value::Bool(flag(&meta)?));
-                }
-                "min_length" | "max_length" | "min_items" | "max_items" | "min_properties" | "max_properties" => {
-                    let n = number(&meta)?;
-                    if n.as_u64().is_none() {
-                        return Err(meta.error(format!("`{key}` takes a non-negative integer")));
-                    }
-                    patch.insert(camel(&key), Value::Number(n));
-                }
-                "pattern" | "format" | "title" => {
-                    patch.insert(k(&key), Value::String(string(&meta)?.value()));
-                }
-                "default" => {
-                    patch.insert(k("default"), literal(&meta.value()?.parse()?)?);
-                }
-                "default_json" => {
-                    let text = string(&meta)?;
-                    let value: Value = serde_json::from_str(&text.value())
-                        .map_err(|e| syn::Error::new(text.span(), format!("`default_json` is not JSON: {e}")))?;
-                    patch.insert(k("default"), value);
-                }
-                "nullable" => {
-                    patch.insert(k("nullable"), Value::Bool(flag(&meta)?));
-                }
-                "validation" => push_rule(&mut patch, validation(&meta)?),
-                "immutable" => {
-                    if flag(&meta)? {
-                        push_rule(
-                            &mut patch,
-                            json!({ "rule": "self == oldSelf", "message": "field is immutable" }),
-                        );
-                    }
-                }
-                "list_type" => {
-                    let v = one_of(&meta, &["atomic", "set", "map"])?;
-                    patch.insert(k("x-kubernetes-list-type"), Value::String(v));
-                }
-                "list_map_keys" => {
-                    let mut keys = Vec::new();
-                    meta.parse_nested_meta(|key| {
-                        let name = key.path.get_ident().map(ToString::to_string);
-                        keys.push(Value::String(name.ok_or_else(|| key.error("expected a field name"))?));
-                        Ok(())
-                    })?;
-                    patch.insert(k("x-kubernetes-list-map-keys"), Value::Array(keys));
-                }
-                "map_type" | "struct_type" => {
-                    let v = one_of(&meta, &["atomic", "granular"])?;
-                    patch.insert(k("x-kubernetes-map-type"), Value::String(v));
-                }
-                "preserve_unknown_fields" => {
-                    patch.insert(k("x-kubernetes-preserve-unknown-fields"), Value::Bool(flag(&meta)?));
-                }
-                "embedded_resource" => {
-                    if flag(&meta)? {
-                        patch.insert(k("type"), json!("object"));
-                        patch.insert(k("x-kubernetes-embedded-resource"), Value::Bool(true));
-                    }
-                }
-                _ => {
-                    if flag(&meta)? {
-                        patch.insert(k("x-kubernetes-int-or-string"), Value::Bool(true));
-                    }
-                }
+            let key = key_of(&meta, TYPE_SCHEMA_KEYS)?;
+            if key == "crate" {
+                krate = Some(string(&meta)?.parse()?);
+                return Ok(());
             }
-            Ok(())
+            type_schema_key(&meta, &key, &mut patch)
         })?;
     }
-    let list_type = patch.get("x-kubernetes-list-type").and_then(Value::as_str);
-    let has_keys = patch.contains_key("x-kubernetes-list-map-keys");
+    Ok((krate, patch))
+}
+
+/// One type-level schema attribute into `patch`.
+fn type_schema_key(meta: &ParseNestedMeta<'_>, key: &str, patch: &mut Map<String, Value>) -> Result<()> {
+    match key {
+        "exactly_one_of" | "at_most_one_of" | "at_least_one_of" => {
+            let fields = idents(meta)?;
+            if fields.len() < 2 {
+                return Err(meta.error(format!("`{key}` names at least two fields, e.g. {key}(a, b)")));
+            }
+            // Resolved into a CEL rule once the fields' names on the wire are known.
+            let pending = patch.entry(ONE_OF).or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(pending) = pending {
+                pending.push(json!({ "key": key, "fields": fields }));
+            }
+            Ok(())
+        }
+        _ => schema_key(meta, key, patch, &mut Vec::new(), &mut None),
+    }
+}
+
+/// Where a type-level patch keeps its one-of helpers until [`resolve_one_of`].
+const ONE_OF: &str = "x-kdev-one-of";
+
+/// Turns the pending one-of helpers of a type-level patch into CEL rules, naming each field by
+/// its name on the wire (`wire` maps a Rust field name to it).
+pub(crate) fn resolve_one_of(
+    patch: &mut Map<String, Value>,
+    span: Span,
+    wire: impl Fn(&str) -> Option<String>,
+) -> Result<()> {
+    let Some(Value::Array(pending)) = patch.remove(ONE_OF) else {
+        return Ok(());
+    };
+    for one in pending {
+        let key = one["key"].as_str().unwrap_or_default().to_owned();
+        let mut names = Vec::new();
+        for field in one["fields"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            names.push(wire(field).ok_or_else(|| {
+                syn::Error::new(
+                    span,
+                    format!("`{key}` names `{field}`, which is not a field of this struct"),
+                )
+            })?);
+        }
+        push_rule(patch, one_of_rule(&key, &names));
+    }
+    Ok(())
+}
+
+/// The CEL rule kubebuilder generates for `ExactlyOneOf`, `AtMostOneOf` and `AtLeastOneOf`
+/// (fields named by their name on the wire).
+pub(crate) fn one_of_rule(key: &str, fields: &[String]) -> Value {
+    let count = fields
+        .iter()
+        .map(|f| format!("(has(self.{f})?1:0)"))
+        .collect::<Vec<_>>()
+        .join("+");
+    let list = fields.join(" ");
+    let (op, message) = match key {
+        "exactly_one_of" => ("==", format!("exactly one of the fields in [{list}] must be set")),
+        "at_most_one_of" => ("<=", format!("at most one of the fields in [{list}] may be set")),
+        _ => (">=", format!("at least one of the fields in [{list}] must be set")),
+    };
+    json!({ "rule": format!("{count} {op} 1"), "message": message })
+}
+
+/// What `#[kdev(...)]` on one field says.
+pub(crate) struct Field {
+    /// The schema keywords it sets on the field's schema.
+    pub patch: Map<String, Value>,
+    /// The field types its attributes need, each with the attribute's name.
+    pub needs: Vec<(Needs, String)>,
+    /// `required` (true) or `optional` (false), overriding what the type says.
+    pub required: Option<bool>,
+}
+
+/// `#[kdev(...)]` on a field.
+pub(crate) fn field(attrs: &[Attribute]) -> Result<Field> {
+    let mut out = Field {
+        patch: Map::new(),
+        needs: Vec::new(),
+        required: None,
+    };
+    for attr in attrs.iter().filter(|a| a.path().is_ident("kdev")) {
+        attr.parse_nested_meta(|meta| {
+            let key = key_of(&meta, FIELD_KEYS)?;
+            schema_key(&meta, &key, &mut out.patch, &mut out.needs, &mut out.required)
+        })?;
+    }
     let span = attrs
         .iter()
         .find(|a| a.path().is_ident("kdev"))
         .map_or_else(Span::call_site, |a| a.span());
+    check_list_keys(&out.patch, span)?;
+    if out.required == Some(true) && out.patch.contains_key("default") {
+        return Err(syn::Error::new(
+            span,
+            "a `required` field with a `default` is never missing: drop one of them",
+        ));
+    }
+    Ok(out)
+}
+
+fn check_list_keys(patch: &Map<String, Value>, span: Span) -> Result<()> {
+    let list_type = patch.get("x-kubernetes-list-type").and_then(Value::as_str);
+    let has_keys = patch.contains_key("x-kubernetes-list-map-keys");
     if list_type == Some("map") && !has_keys {
         return Err(syn::Error::new(
             span,
@@ -230,7 +376,163 @@ pub(crate) fn field(attrs: &[Attribute]) -> Result<Map<String, Value>> {
     if has_keys && list_type != Some("map") {
         return Err(syn::Error::new(span, "`list_map_keys` needs `list_type = \"map\"`"));
     }
-    Ok(patch)
+    Ok(())
+}
+
+/// One schema attribute (`key`, already checked against its position's list) into `patch`.
+fn schema_key(
+    meta: &ParseNestedMeta<'_>,
+    key: &str,
+    patch: &mut Map<String, Value>,
+    needs: &mut Vec<(Needs, String)>,
+    required: &mut Option<bool>,
+) -> Result<()> {
+    if let Some(n) = Needs::of(key) {
+        needs.push((n, key.to_owned()));
+    }
+    let k = |s: &str| s.to_owned();
+    match key {
+        "minimum" | "maximum" | "multiple_of" => {
+            let n = number(meta)?;
+            if key == "multiple_of" && n.as_f64().is_none_or(|f| f <= 0.0) {
+                return Err(meta.error("`multiple_of` must be greater than 0"));
+            }
+            patch.insert(camel(key), Value::Number(n));
+        }
+        "exclusive_minimum" | "exclusive_maximum" | "unique_items" => {
+            patch.insert(camel(key), Value::Bool(flag(meta)?));
+        }
+        "min_length" | "max_length" | "min_items" | "max_items" | "min_properties" | "max_properties" => {
+            let n = number(meta)?;
+            if n.as_u64().is_none() {
+                return Err(meta.error(format!("`{key}` takes a non-negative integer")));
+            }
+            patch.insert(camel(key), Value::Number(n));
+        }
+        "pattern" | "format" | "title" => {
+            patch.insert(k(key), Value::String(string(meta)?.value()));
+        }
+        "schema_type" => {
+            let t = one_of(meta, &["string", "integer", "number", "boolean", "object", "array"])?;
+            patch.insert(k("type"), Value::String(t));
+        }
+        "enum_values" => {
+            let list: syn::ExprArray = meta.value()?.parse()?;
+            let values = list.elems.iter().map(literal).collect::<Result<Vec<_>>>()?;
+            if values.is_empty() {
+                return Err(meta.error("`enum_values` lists the allowed values, e.g. enum_values = [\"a\", \"b\"]"));
+            }
+            patch.insert(k("enum"), Value::Array(values));
+        }
+        "default" | "example" => {
+            patch.insert(k(key), literal(&meta.value()?.parse()?)?);
+        }
+        "default_json" | "example_json" => {
+            let text = string(meta)?;
+            let value: Value = serde_json::from_str(&text.value())
+                .map_err(|e| syn::Error::new(text.span(), format!("`{key}` is not JSON: {e}")))?;
+            patch.insert(k(key.trim_end_matches("_json")), value);
+        }
+        "nullable" => {
+            patch.insert(k("nullable"), Value::Bool(flag(meta)?));
+        }
+        "external_docs" => {
+            let mut docs = Map::new();
+            meta.parse_nested_meta(|m| {
+                let key = key_of(&m, &["url", "description"])?;
+                docs.insert(key, Value::String(string(&m)?.value()));
+                Ok(())
+            })?;
+            if !docs.contains_key("url") {
+                return Err(meta.error("`external_docs` needs a `url`: external_docs(url = \"https://...\")"));
+            }
+            patch.insert(k("externalDocs"), Value::Object(docs));
+        }
+        "validation" => push_rule(patch, validation(meta)?),
+        "immutable" => {
+            if flag(meta)? {
+                push_rule(
+                    patch,
+                    json!({ "rule": "self == oldSelf", "message": "field is immutable" }),
+                );
+            }
+        }
+        "list_type" => {
+            let v = one_of(meta, &["atomic", "set", "map"])?;
+            patch.insert(k("x-kubernetes-list-type"), Value::String(v));
+        }
+        "list_map_keys" => {
+            let keys = idents(meta)?;
+            patch.insert(
+                k("x-kubernetes-list-map-keys"),
+                Value::Array(keys.into_iter().map(Value::String).collect()),
+            );
+        }
+        "map_type" | "struct_type" => {
+            let v = one_of(meta, &["atomic", "granular"])?;
+            patch.insert(k("x-kubernetes-map-type"), Value::String(v));
+        }
+        "preserve_unknown_fields" => {
+            patch.insert(k("x-kubernetes-preserve-unknown-fields"), Value::Bool(flag(meta)?));
+        }
+        "embedded_resource" => {
+            if flag(meta)? {
+                patch.insert(k("type"), json!("object"));
+                patch.insert(k("x-kubernetes-embedded-resource"), Value::Bool(true));
+            }
+        }
+        "int_or_string" => {
+            if flag(meta)? {
+                patch.insert(k("x-kubernetes-int-or-string"), Value::Bool(true));
+            }
+        }
+        "schemaless" => {
+            if flag(meta)? {
+                patch.insert(k(SCHEMALESS), Value::Bool(true));
+            }
+        }
+        "required" => *required = Some(flag(meta)?),
+        "optional" => *required = Some(!flag(meta)?),
+        _ => {
+            // items(...)
+            let mut item = Map::new();
+            meta.parse_nested_meta(|m| {
+                let key = key_of(&m, ITEM_KEYS)?;
+                schema_key(&m, &key, &mut item, &mut Vec::new(), &mut None)
+            })?;
+            if item.is_empty() {
+                return Err(meta.error("`items(...)` holds the validations of each item, e.g. items(max_length = 63)"));
+            }
+            patch.insert(k("items"), Value::Object(item));
+        }
+    }
+    Ok(())
+}
+
+/// kdev-crd's patch keyword for `schemaless` (see `kdev_crd::schema::apply`).
+const SCHEMALESS: &str = "x-kdev-schemaless";
+
+/// `(a, b, c)`: field names.
+fn idents(meta: &ParseNestedMeta<'_>) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    meta.parse_nested_meta(|key| {
+        let name = key.path.get_ident().map(ToString::to_string);
+        names.push(name.ok_or_else(|| key.error("expected a field name"))?);
+        Ok(())
+    })?;
+    Ok(names)
+}
+
+/// `"key=value"` (kubebuilder's `metadata:annotations=k=v`).
+fn key_value(meta: &ParseNestedMeta<'_>) -> Result<(String, String)> {
+    let s = string(meta)?;
+    match s.value().split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(syn::Error::new(
+            s.span(),
+            "expected \"key=value\", e.g. annotation = \"example.com/owner=team-a\"",
+        )),
+    }
 }
 
 /// The attribute's name, or an error naming the closest known one.
@@ -597,7 +899,7 @@ mod tests {
     fn field_attributes_become_schema_keywords() {
         let attr: Attribute = syn::parse_quote!(#[kdev(minimum = -1.5, exclusive_minimum, default = 3,
             validation(rule = "self > 0", reason = "FieldValueForbidden"), list_type = "map", list_map_keys(name))]);
-        let patch = field(&[attr]).map_err(|e| e.to_string());
+        let patch = field(&[attr]).map(|f| f.patch).map_err(|e| e.to_string());
         assert_eq!(
             patch.map(Value::Object),
             Ok(json!({

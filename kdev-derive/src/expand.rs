@@ -1,9 +1,10 @@
 //! The code `#[derive(CustomResource)]` emits.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use serde_json::{Map, Value, json};
-use syn::{Data, DeriveInput, Fields, LitStr, Result};
+use syn::spanned::Spanned;
+use syn::{Attribute, Data, DeriveInput, Fields, FieldsNamed, LitStr, Result};
 
 use crate::attrs;
 
@@ -33,56 +34,60 @@ pub(crate) fn custom_resource(input: &DeriveInput) -> Result<TokenStream> {
             "a custom resource's spec cannot be generic: the CRD has one schema",
         ));
     }
-    let r = attrs::resource(&input.attrs)?;
-    let missing = |what: &str, example: &str| {
+    let mut r = attrs::resource(&input.attrs)?;
+    let missing = |what: &str, example: &str, why: &str| {
         syn::Error::new_spanned(
             spec_ident,
-            format!("missing `{what}`: add #[kdev({what} = \"{example}\")] to the spec struct"),
+            format!("missing `{what} = \"...\"`: {why}, e.g. #[kdev({what} = \"{example}\")] on the spec struct"),
         )
     };
-    let group = r.group.clone().ok_or_else(|| missing("group", "example.com"))?;
-    let version = r.version.clone().ok_or_else(|| missing("version", "v1"))?;
+    let group = r.group.clone().ok_or_else(|| {
+        missing(
+            "group",
+            "example.com",
+            "every custom resource belongs to an API group, a DNS name you own",
+        )
+    })?;
+    let version = r
+        .version
+        .clone()
+        .ok_or_else(|| missing("version", "v1", "every custom resource is served in a version"))?;
     let kind = match (&r.kind, spec_ident.to_string().strip_suffix("Spec")) {
         (Some(kind), _) => kind.clone(),
         (None, Some(kind)) if !kind.is_empty() => kind.to_owned(),
-        _ => return Err(missing("kind", "MyApp")),
+        _ => {
+            return Err(missing(
+                "kind",
+                "MyApp",
+                "the kind is the spec struct's name without `Spec`, or says so",
+            ));
+        }
     };
     let plural = r.plural.clone().unwrap_or_else(|| plural(&kind));
     let singular = r.singular.clone().unwrap_or_else(|| kind.to_lowercase());
+    let krate = r.krate.clone().unwrap_or_else(|| syn::parse_quote!(::kdev::crd));
 
     // Field-level attributes → schema overrides keyed by the field's name on the wire.
-    let mut patches = Map::new();
-    if !r.patch.is_empty() {
-        patches.insert(String::new(), Value::Object(r.patch.clone()));
-    }
-    if let Fields::Named(fields) = &data.fields {
-        let rename_all = attrs::serde_rename_all(&input.attrs);
-        for field in &fields.named {
-            let patch = attrs::field(&field.attrs)?;
-            if patch.is_empty() {
-                continue;
-            }
-            let serde = attrs::serde_field(&field.attrs);
-            if serde.skipped || serde.flattened {
-                return Err(syn::Error::new_spanned(
-                    field,
-                    "schema attributes on a field serde skips or flattens have no schema to apply to",
-                ));
-            }
-            let rust = field.ident.as_ref().map(ToString::to_string).unwrap_or_default();
-            let rust = rust.trim_start_matches("r#");
-            let wire = serde.rename.unwrap_or_else(|| match &rename_all {
-                Some(rule) => attrs::rename(rust, rule),
-                None => rust.to_owned(),
-            });
-            patches.insert(wire, Value::Object(patch));
-        }
-    } else {
+    let Fields::Named(fields) = &data.fields else {
         return Err(syn::Error::new_spanned(
             spec_ident,
             "a spec struct needs named fields: its schema is an object",
         ));
+    };
+    let schemas = field_schemas(fields, &input.attrs, &krate)?;
+    attrs::resolve_one_of(&mut r.patch, spec_ident.span(), |f| schemas.wire(f))?;
+    let mut spec_patch = r.patch.clone();
+    if !schemas.require.is_empty() {
+        spec_patch.insert("x-kdev-require".into(), json!(schemas.require));
     }
+    if !schemas.optional.is_empty() {
+        spec_patch.insert("x-kdev-optional".into(), json!(schemas.optional));
+    }
+    let mut patches = schemas.patches;
+    if !spec_patch.is_empty() {
+        patches.insert(String::new(), Value::Object(spec_patch));
+    }
+    let checks = schemas.checks;
 
     let mut names = json!({ "kind": kind, "listKind": format!("{kind}List"), "plural": plural, "singular": singular });
     if !r.shortnames.is_empty() {
@@ -115,10 +120,21 @@ pub(crate) fn custom_resource(input: &DeriveInput) -> Result<TokenStream> {
         ver["selectableFields"] = Value::Array(r.selectable_fields.iter().map(|p| json!({ "jsonPath": p })).collect());
     }
     let crd_name = format!("{plural}.{group}");
+    let mut metadata = json!({ "name": crd_name });
+    let mut annotations = r.annotations.clone();
+    if r.storage.is_some() {
+        annotations.insert("crd.kdev.dev/storage-version".into(), json!(version));
+    }
+    if !annotations.is_empty() {
+        metadata["annotations"] = Value::Object(annotations);
+    }
+    if !r.labels.is_empty() {
+        metadata["labels"] = Value::Object(r.labels.clone());
+    }
     let skeleton = json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": { "name": crd_name },
+        "metadata": metadata,
         "spec": {
             "group": group,
             "names": names,
@@ -129,14 +145,36 @@ pub(crate) fn custom_resource(input: &DeriveInput) -> Result<TokenStream> {
     let skeleton = LitStr::new(&skeleton.to_string(), spec_ident.span());
     let patches = LitStr::new(&Value::Object(patches).to_string(), spec_ident.span());
 
-    let krate = r.krate.clone().unwrap_or_else(|| syn::parse_quote!(::kdev::crd));
     let p = quote!(#krate::__private);
     let serde_crate = LitStr::new(
         &format!("{}::serde", quote!(#p).to_string().replace(' ', "")),
         spec_ident.span(),
     );
     let vis = &input.vis;
-    let ident = format_ident!("{}", kind);
+    let ident = r.struct_name.clone().unwrap_or_else(|| format_ident!("{}", kind));
+    let hub = if r.hub {
+        quote!(impl #krate::conversion::Hub for #ident {})
+    } else {
+        quote!()
+    };
+    // Two `storage` markers on one kind in one module: the same item name twice, which the
+    // compiler reports with both places (merge_versions reports it across modules at run time).
+    let storage_check = match r.storage {
+        Some(span) => {
+            let marker = format_ident!(
+                "__kdev_only_one_storage_version_per_kind__{}__{}",
+                kind,
+                group.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+                span = span
+            );
+            quote_spanned! {span=>
+                #[doc(hidden)]
+                #[allow(non_camel_case_types, dead_code)]
+                struct #marker;
+            }
+        }
+        None => quote!(),
+    };
     let api_version = if group.is_empty() {
         version.clone()
     } else {
@@ -203,6 +241,14 @@ pub(crate) fn custom_resource(input: &DeriveInput) -> Result<TokenStream> {
     };
 
     Ok(quote! {
+        #checks
+        #storage_check
+        #hub
+
+        #p::inventory::submit! {
+            #p::Registered { crd: #ident::try_crd }
+        }
+
         #[doc = #doc]
         #[derive(Clone, Debug)]
         #vis struct #ident {
@@ -341,6 +387,86 @@ pub(crate) fn custom_resource(input: &DeriveInput) -> Result<TokenStream> {
             }
         }
     })
+}
+
+/// What the `#[kdev(...)]` attributes of a struct's fields say.
+pub(crate) struct FieldSchemas {
+    /// Each field's overrides, by its name on the wire.
+    pub patches: Map<String, Value>,
+    /// Fields marked `required` / `optional`, by their names on the wire.
+    pub require: Vec<String>,
+    pub optional: Vec<String>,
+    /// The compile-time checks that each validation fits its field's type.
+    pub checks: TokenStream,
+    /// Rust field name → wire name, for every field.
+    pub names: Vec<(String, String)>,
+}
+
+impl FieldSchemas {
+    /// A field's name on the wire from its Rust name (or its wire name).
+    pub fn wire(&self, field: &str) -> Option<String> {
+        self.names
+            .iter()
+            .find(|(rust, wire)| rust == field || wire == field)
+            .map(|(_, wire)| wire.clone())
+    }
+}
+
+/// Reads the `#[kdev(...)]` and serde attributes of `fields` (of a struct with `attrs`).
+pub(crate) fn field_schemas(fields: &FieldsNamed, attrs: &[Attribute], krate: &syn::Path) -> Result<FieldSchemas> {
+    let rename_all = attrs::serde_rename_all(attrs);
+    let mut out = FieldSchemas {
+        patches: Map::new(),
+        require: Vec::new(),
+        optional: Vec::new(),
+        checks: TokenStream::new(),
+        names: Vec::new(),
+    };
+    for field in &fields.named {
+        let serde = attrs::serde_field(&field.attrs);
+        let rust = field.ident.as_ref().map(ToString::to_string).unwrap_or_default();
+        let rust = rust.trim_start_matches("r#").to_owned();
+        let wire = serde.rename.clone().unwrap_or_else(|| match &rename_all {
+            Some(rule) => attrs::rename(&rust, rule),
+            None => rust.clone(),
+        });
+        out.names.push((rust, wire.clone()));
+        let f = attrs::field(&field.attrs)?;
+        if f.patch.is_empty() && f.required.is_none() {
+            continue;
+        }
+        if serde.skipped || serde.flattened {
+            return Err(syn::Error::new_spanned(
+                field,
+                "schema attributes on a field serde skips or flattens have no schema to apply to",
+            ));
+        }
+        let ty = &field.ty;
+        let mut seen = Vec::new();
+        for (needs, _) in &f.needs {
+            if seen.contains(needs) {
+                continue;
+            }
+            seen.push(*needs);
+            let check = match needs {
+                attrs::Needs::String => quote!(string),
+                attrs::Needs::Number => quote!(number),
+                attrs::Needs::Array => quote!(array),
+            };
+            out.checks.extend(quote_spanned! {ty.span()=>
+                const _: () = #krate::schema::check::#check::<#ty>();
+            });
+        }
+        match f.required {
+            Some(true) => out.require.push(wire.clone()),
+            Some(false) => out.optional.push(wire.clone()),
+            None => {}
+        }
+        if !f.patch.is_empty() {
+            out.patches.insert(wire, Value::Object(f.patch));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 
 mod attrs;
 mod expand;
+mod nested;
 
 use proc_macro::TokenStream;
 
@@ -27,8 +28,9 @@ use proc_macro::TokenStream;
 /// | attribute | kubebuilder marker | CRD field |
 /// |---|---|---|
 /// | `group = "example.com"` (required) | `+groupName` | `spec.group` |
-/// | `version = "v1"` (required) | `+versionName` | `spec.versions[0].name` |
+/// | `version = "v1"` (required) | `+versionName` | `spec.versions[].name` |
 /// | `kind = "MyApp"` (default: the struct's name without `Spec`) | type name | `spec.names.kind` |
+/// | `struct = "MyAppV1"` (default: the kind) | | the generated type's name, for several versions in one module |
 /// | `namespaced` (default: cluster-scoped, as kube-rs) | `resource:scope` | `spec.scope` |
 /// | `plural`, `singular`, `shortname` (repeatable), `category` (repeatable) | `resource:path,singular,shortName,categories` | `spec.names` |
 /// | `status = "MyAppStatus"` | `subresource:status` | `subresources.status` and the `status` field |
@@ -36,22 +38,132 @@ use proc_macro::TokenStream;
 /// | `printcolumn(name, type, json_path, format, description, priority)` | `printcolumn` | `additionalPrinterColumns` |
 /// | `selectable_field = ".spec.x"` | `selectablefield` | `selectableFields` |
 /// | `served = false` | `unservedversion` | `served` |
+/// | `storage` | `storageversion` | `storage` (see [`merge_versions`](#several-versions)) |
+/// | `hub` | (`Hub()` method) | implements `kdev::crd::conversion::Hub` |
 /// | `deprecated` or `deprecated = "warning"` | `deprecatedversion` | `deprecated`, `deprecationWarning` |
-/// | `validation(rule, message, message_expression, reason, field_path, optional_old_self)` | `XValidation` on the type | the spec's `x-kubernetes-validations` |
+/// | `annotation = "key=value"`, `label = "key=value"` (repeatable) | `metadata:annotations`, `metadata:labels` | the CRD's `metadata` |
+/// | `validation(rule, message, message_expression, reason, field_path, optional_old_self)` (repeatable) | `XValidation` on the type | the spec's `x-kubernetes-validations` |
+/// | `exactly_one_of(a, b)`, `at_most_one_of(a, b)`, `at_least_one_of(a, b)` | `ExactlyOneOf`, `AtMostOneOf`, `AtLeastOneOf` | a CEL rule `(has(self.a)?1:0)+(has(self.b)?1:0) == 1` (`<= 1`, `>= 1`) |
+/// | `external_docs(url, description)`, `title`, `min_properties`, `max_properties`, `preserve_unknown_fields`, `struct_type` | the same markers on the type | the spec's schema |
 /// | `crate = "path"` (default `::kdev::crd`) | | where the generated code finds kdev-crd |
 ///
 /// # Field attributes
 ///
-/// `minimum`, `maximum` (numbers), `exclusive_minimum`, `exclusive_maximum` (flags),
-/// `multiple_of`, `min_length`, `max_length`, `pattern`, `format`, `min_items`, `max_items`,
-/// `min_properties`, `max_properties`, `default = <literal>`, `default_json = "<JSON>"`,
-/// `nullable`, `title`, `validation(...)` (repeatable), `immutable` (`self == oldSelf`),
-/// `list_type = "atomic" | "set" | "map"`, `list_map_keys(a, b)`, `map_type`/`struct_type =
-/// "atomic" | "granular"`, `preserve_unknown_fields`, `embedded_resource`, `int_or_string`.
+/// On the spec's fields; on the fields of types used inside the spec, through
+/// [`#[kdev::schema]`](macro@schema). Validations that need a type are checked at compile
+/// time (`kdev::crd::schema::{StringSchema, NumberSchema, ArraySchema}`).
+///
+/// | attribute | kubebuilder marker | schema keyword | field types |
+/// |---|---|---|---|
+/// | `minimum = 1`, `maximum = 10` | `Minimum`, `Maximum` | `minimum`, `maximum` | numbers |
+/// | `exclusive_minimum`, `exclusive_maximum` | `ExclusiveMinimum`, `ExclusiveMaximum` | the boolean forms | numbers |
+/// | `multiple_of = 5` | `MultipleOf` | `multipleOf` | numbers |
+/// | `min_length`, `max_length`, `pattern = "^[a-z]+$"` | `MinLength`, `MaxLength`, `Pattern` | `minLength`, `maxLength`, `pattern` | strings |
+/// | `min_items`, `max_items`, `unique_items` | `MinItems`, `MaxItems`, `UniqueItems` | `minItems`, `maxItems`, `x-kubernetes-list-type: set` for scalars | lists |
+/// | `items(...)`, e.g. `items(max_length = 63, pattern = "...")` | `items:<Name>` | the item schema | lists |
+/// | `min_properties`, `max_properties` | `MinProperties`, `MaxProperties` | `minProperties`, `maxProperties` | maps, structs |
+/// | enums | `Enum` (a Go string type's constants) | `enum`, from a Rust unit enum automatically | |
+/// | `enum_values = ["a", "b"]` | `Enum=a;b` | `enum` | any |
+/// | `format = "email"` | `Format` | `format` | any |
+/// | `schema_type = "string"` | `Type` | `type` (keywords of the old type go) | any |
+/// | `default = 1` (a literal), `default_json = "{...}"` | `default` | `default` | any |
+/// | `example = "x"`, `example_json = "{...}"` | `example` | `example` | any |
+/// | `title = "..."`, doc comments | `title`, comments | `title`, `description` | any |
+/// | `external_docs(url, description)` | `externalDocs` | `externalDocs` | any |
+/// | `nullable` | `nullable` | `nullable: true` | any |
+/// | `required`, `optional` (default: `Option<T>` and `#[serde(default)]`... as schemars says) | `+required`, `+optional` | the parent's `required` | any |
+/// | `validation(rule, message, message_expression, reason, field_path, optional_old_self)` | `XValidation` | `x-kubernetes-validations` | any |
+/// | `immutable` | `+k8s:immutable` | the rule `self == oldSelf` | any |
+/// | `list_type = "atomic" \| "set" \| "map"`, `list_map_keys(a, b)` | `listType`, `listMapKey` | `x-kubernetes-list-type`, `-list-map-keys` | lists |
+/// | `map_type`, `struct_type = "atomic" \| "granular"` | `mapType`, `structType` | `x-kubernetes-map-type` | maps, structs |
+/// | `preserve_unknown_fields` | `pruning:PreserveUnknownFields` | `x-kubernetes-preserve-unknown-fields` | any |
+/// | `embedded_resource` | `EmbeddedResource` | `x-kubernetes-embedded-resource` | objects |
+/// | `int_or_string` (automatic for `IntOrString`) | `XIntOrString` | `x-kubernetes-int-or-string` | any |
+/// | `schemaless` | `Schemaless` | the schema is replaced by `x-kubernetes-preserve-unknown-fields` | any |
+///
+/// An unknown attribute is a compile error suggesting the closest known one.
+///
+/// # Left out
+///
+/// - `+kubebuilder:object:root`, `+kubebuilder:object:generate`, `+k8s:deepcopy-gen`: Rust has
+///   `Clone`; the derive itself marks the root type.
+/// - `+kubebuilder:skip`, `+kubebuilder:skipversion`: a type without the derive, or a version
+///   left out of `merge_versions`, is not generated.
+/// - `+kubebuilder:validation:Optional`/`:Required` on a package: Rust has no package-level
+///   attributes; each field says it with `Option<T>`, serde defaults, `required`/`optional`.
+/// - `+default=<JSON>`: spelled `default_json`.
+/// - RBAC and webhook markers: not part of a CRD; they belong with the controller and
+///   kdev-webhook.
+///
+/// # Several versions
+///
+/// Derive each version's spec (in its own module, or with `struct = "WidgetV1"`), mark one
+/// `storage` (and usually `hub`), and combine them with `kdev::crd::merge_versions([WidgetV1::crd(),
+/// WidgetV2::crd()])`, which checks that they describe one kind and that exactly one is the
+/// storage version. Two `storage` markers for one kind in one module fail to compile.
+///
+/// # Every CRD of a crate
+///
+/// `kdev::crd::crdgen!` lists the crate's resources once and prints them as multi-document YAML
+/// (what `make manifests` is to kubebuilder users).
 #[proc_macro_derive(CustomResource, attributes(kdev))]
 pub fn derive_custom_resource(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     expand::custom_resource(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Field attributes on a type used inside a spec.
+///
+/// `#[derive(CustomResource)]` reads `#[kdev(...)]` on the spec's own fields; a struct nested
+/// in the spec gets the same field attributes (and the type-level schema attributes:
+/// `validation(...)`, `exactly_one_of(...)`, `min_properties`, ...) by putting
+/// `#[kdev::schema]` on it, **above** its `#[derive(JsonSchema)]`. The overrides travel in the
+/// type's own schema, so they apply wherever the type is used (behind `Option`, in a `Vec`,
+/// in several resources).
+///
+/// ```
+/// use kdev::CustomResource;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(CustomResource, Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+/// #[kdev(group = "example.com", version = "v1")]
+/// struct BackupSpec {
+///     target: Target,
+///     retention: Option<Retention>,
+/// }
+///
+/// #[kdev::schema]
+/// #[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+/// #[kdev(exactly_one_of(bucket, path))]
+/// struct Target {
+///     #[kdev(min_length = 3, max_length = 63)]
+///     bucket: Option<String>,
+///     path: Option<String>,
+/// }
+///
+/// #[kdev::schema]
+/// #[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+/// struct Retention {
+///     #[kdev(minimum = 1, maximum = 365)]
+///     days: u32,
+/// }
+///
+/// let crd = serde_json::to_value(Backup::crd()).unwrap();
+/// let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+/// assert_eq!(spec["properties"]["target"]["properties"]["bucket"]["maxLength"], 63);
+/// assert_eq!(spec["properties"]["retention"]["properties"]["days"]["maximum"], 365.0);
+/// assert_eq!(
+///     spec["properties"]["target"]["x-kubernetes-validations"][0]["rule"],
+///     "(has(self.bucket)?1:0)+(has(self.path)?1:0) == 1"
+/// );
+/// ```
+///
+/// It takes `crate = "path"` (default `::kdev::crd`) like the derive.
+#[proc_macro_attribute]
+pub fn schema(args: TokenStream, item: TokenStream) -> TokenStream {
+    nested::schema(args.into(), item.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

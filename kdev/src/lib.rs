@@ -121,3 +121,6 @@ pub use kdev_crd as crd;
 /// each validation rejecting a bad object.)
 #[cfg(feature = "derive")]
 pub use kdev_derive::CustomResource;
+
+#[cfg(feature = "derive")]
+pub use kdev_derive::schema;

@@ -2,6 +2,7 @@
 
 #![recursion_limit = "256"]
 
+mod markers;
 mod resource;
 mod server;
 mod snapshot;

@@ -83,6 +83,8 @@
 #![deny(missing_docs)]
 
 pub mod admission;
+#[cfg(feature = "conversion")]
+pub mod conversion;
 pub mod server;
 pub mod tls;
 mod wire;

@@ -29,6 +29,10 @@ use crate::admission::{Mutating, Raw, Validating};
 use crate::tls::{self, ServingCert};
 use crate::wire::{self, Rejection};
 
+mod call;
+
+pub use call::InProcess;
+
 /// Why the server could not be built or started.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -90,7 +94,7 @@ impl Default for Config {
 /// Builds a [`Server`]: webhooks by path, the certificate and limits.
 #[must_use]
 pub struct Builder {
-    routes: HashMap<String, Arc<dyn Endpoint>>,
+    routes: HashMap<String, Route>,
     error: Option<Error>,
     cert: Option<ServingCert>,
     config: Config,
@@ -107,7 +111,7 @@ impl std::fmt::Debug for Builder {
 }
 
 impl Builder {
-    fn route(mut self, path: &str, endpoint: Arc<dyn Endpoint>) -> Self {
+    fn route(mut self, path: &str, endpoint: Route) -> Self {
         if self.error.is_none() {
             if !path.starts_with('/') {
                 self.error = Some(Error::InvalidPath { path: path.to_string() });
@@ -128,7 +132,7 @@ impl Builder {
             validator,
             _kind: std::marker::PhantomData::<fn() -> K>,
         };
-        self.route(path, Arc::new(endpoint))
+        self.route(path, Route::Admission(Arc::new(endpoint)))
     }
 
     /// Serves a typed [`Defaulter`] of `K` at `path`.
@@ -141,12 +145,23 @@ impl Builder {
             defaulter,
             _kind: std::marker::PhantomData::<fn() -> K>,
         };
-        self.route(path, Arc::new(endpoint))
+        self.route(path, Route::Admission(Arc::new(endpoint)))
     }
 
     /// Serves a raw admission [`Handler`] at `path`.
     pub fn raw<H: Handler>(self, path: &str, handler: H) -> Self {
-        self.route(path, Arc::new(Raw(handler)))
+        self.route(path, Route::Admission(Arc::new(Raw(handler))))
+    }
+
+    /// Serves CRD conversion at `path`: every object of a ConversionReview converted into the
+    /// desired version by `converter`, usually a kdev-crd
+    /// [`Converter`](kdev_crd::conversion::Converter) (see [`conversion`](crate::conversion)).
+    #[cfg(feature = "conversion")]
+    pub fn conversion<C: crate::conversion::Convert>(self, path: &str, converter: C) -> Self {
+        self.route(
+            path,
+            Route::Conversion(Arc::new(crate::conversion::Converting(Box::new(converter)))),
+        )
     }
 
     /// The serving certificate (required).
@@ -219,8 +234,18 @@ impl std::fmt::Debug for Server {
 }
 
 struct Shared {
-    routes: HashMap<String, Arc<dyn Endpoint>>,
+    routes: HashMap<String, Route>,
     config: Config,
+}
+
+/// What serves a path.
+#[derive(Clone)]
+enum Route {
+    /// An admission webhook (validating, mutating or raw).
+    Admission(Arc<dyn Endpoint>),
+    /// A conversion webhook.
+    #[cfg(feature = "conversion")]
+    Conversion(Arc<crate::conversion::Converting>),
 }
 
 /// Accepted TCP connections of `listener` as a stream, for [`Server::serve_with_incoming`].
@@ -399,17 +424,6 @@ async fn serve_connection<IO>(
     }
 }
 
-/// Just the uid of a review that does not otherwise parse.
-#[derive(serde::Deserialize)]
-struct UidProbe {
-    request: Option<UidOnly>,
-}
-
-#[derive(serde::Deserialize)]
-struct UidOnly {
-    uid: String,
-}
-
 impl Shared {
     async fn handle(&self, req: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
         match self.admit(req).await {
@@ -454,13 +468,24 @@ impl Shared {
             }
             Ok(Ok(collected)) => collected.to_bytes(),
         };
-        let review: Review =
-            serde_json::from_slice(&bytes).map_err(|source| match serde_json::from_slice::<UidProbe>(&bytes) {
-                Ok(UidProbe {
-                    request: Some(UidOnly { uid }),
-                }) => Rejection::Malformed { uid, source },
-                _ => Rejection::Unreadable(source),
-            })?;
+        self.answer(endpoint, &bytes).await
+    }
+
+    /// Answers the review in `body` with the webhook `route`.
+    async fn answer(&self, route: &Route, body: &[u8]) -> Result<http::Response<Full<Bytes>>, Rejection> {
+        match route {
+            Route::Admission(endpoint) => Self::review(endpoint.as_ref(), body).await,
+            #[cfg(feature = "conversion")]
+            Route::Conversion(converting) => converting.answer(body),
+        }
+    }
+
+    /// Answers the AdmissionReview in `body` with `endpoint`.
+    async fn review(endpoint: &dyn Endpoint, body: &[u8]) -> Result<http::Response<Full<Bytes>>, Rejection> {
+        let review: Review = serde_json::from_slice(body).map_err(|source| match wire::probe_uid(body) {
+            Some(uid) => Rejection::Malformed { uid, source },
+            None => Rejection::Unreadable(source),
+        })?;
         let request = review.request.ok_or(Rejection::NoRequest)?;
         let api_version = review.api_version;
         if (api_version != API_VERSION_V1 && api_version != API_VERSION_V1BETA1) || review.kind != KIND {

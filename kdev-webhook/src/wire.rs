@@ -1,5 +1,6 @@
 //! The one place where failures become HTTP responses: an HTTP error when the request cannot be
-//! read as an AdmissionReview, a denied review (HTTP 200) when its uid can be.
+//! read as an AdmissionReview (or ConversionReview), a denied review (a Failure review for
+//! conversion), HTTP 200, when its uid can be.
 
 use bytes::Bytes;
 use http::{StatusCode, header};
@@ -61,6 +62,59 @@ pub(crate) enum Rejection {
     UnsupportedOperation { uid: String, operation: Operation },
     #[error("internal error occurred during admission: the handler panicked")]
     HandlerPanicked { uid: String },
+    #[cfg(feature = "conversion")]
+    #[error("the request body is not a ConversionReview")]
+    NotConversionReview(#[source] serde_json::Error),
+    #[cfg(feature = "conversion")]
+    #[error("the ConversionReview has no request")]
+    ConversionNoRequest,
+    #[cfg(feature = "conversion")]
+    #[error("the ConversionReview is malformed")]
+    ConversionMalformed {
+        uid: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[cfg(feature = "conversion")]
+    #[error("apiVersion {api_version:?} kind {kind:?} is not a ConversionReview v1 or v1beta1")]
+    ConversionWrongType {
+        uid: String,
+        api_version: String,
+        kind: String,
+    },
+    #[cfg(feature = "conversion")]
+    #[error("converting {object} to {desired} failed")]
+    ConversionFailed {
+        uid: String,
+        object: String,
+        desired: String,
+        #[source]
+        source: kdev_crd::conversion::ConversionError,
+    },
+    #[cfg(feature = "conversion")]
+    #[error("internal error occurred during conversion: the converter panicked")]
+    ConverterPanicked { uid: String },
+}
+
+/// Just the uid of a review that does not otherwise parse.
+#[derive(serde::Deserialize)]
+struct UidProbe {
+    request: Option<UidOnly>,
+}
+
+#[derive(serde::Deserialize)]
+struct UidOnly {
+    uid: String,
+}
+
+/// The `request.uid` of a review body that does not parse as a whole, when it is readable.
+pub(crate) fn probe_uid(body: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<UidProbe>(body) {
+        Ok(UidProbe {
+            request: Some(UidOnly { uid }),
+        }) => Some(uid),
+        _ => None,
+    }
 }
 
 /// The rejection's message followed by its causes, `: `-separated.
@@ -79,33 +133,82 @@ impl Rejection {
     /// The HTTP response for this rejection.
     pub(crate) fn into_http(self) -> http::Response<Full<Bytes>> {
         let message = chain(&self);
-        let (status, uid) = match self {
-            Rejection::NotFound { .. } => (StatusCode::NOT_FOUND, None),
-            Rejection::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, None),
-            Rejection::ContentType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, None),
-            Rejection::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, None),
-            Rejection::ReadTimeout => (StatusCode::REQUEST_TIMEOUT, None),
-            Rejection::ReadBody(_) | Rejection::Unreadable(_) | Rejection::NoRequest => (StatusCode::BAD_REQUEST, None),
+        let (status, answer) = match self {
+            Rejection::NotFound { .. } => (StatusCode::NOT_FOUND, Answer::Status),
+            Rejection::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, Answer::Status),
+            Rejection::ContentType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, Answer::Status),
+            Rejection::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, Answer::Status),
+            Rejection::ReadTimeout => (StatusCode::REQUEST_TIMEOUT, Answer::Status),
+            Rejection::ReadBody(_) | Rejection::Unreadable(_) | Rejection::NoRequest => {
+                (StatusCode::BAD_REQUEST, Answer::Status)
+            }
             Rejection::Malformed { uid, .. }
             | Rejection::WrongType { uid, .. }
             | Rejection::MissingObject { uid, .. }
             | Rejection::DecodeObject { uid, .. }
-            | Rejection::UnsupportedOperation { uid, .. } => (StatusCode::BAD_REQUEST, Some(uid)),
+            | Rejection::UnsupportedOperation { uid, .. } => (StatusCode::BAD_REQUEST, Answer::Admission(uid)),
             Rejection::EncodeObject { uid, .. } | Rejection::HandlerPanicked { uid } => {
-                (StatusCode::INTERNAL_SERVER_ERROR, Some(uid))
+                (StatusCode::INTERNAL_SERVER_ERROR, Answer::Admission(uid))
             }
+            #[cfg(feature = "conversion")]
+            Rejection::NotConversionReview(_) | Rejection::ConversionNoRequest => {
+                (StatusCode::BAD_REQUEST, Answer::Status)
+            }
+            #[cfg(feature = "conversion")]
+            Rejection::ConversionMalformed { uid, .. }
+            | Rejection::ConversionWrongType { uid, .. }
+            | Rejection::ConversionFailed { uid, .. } => (StatusCode::BAD_REQUEST, Answer::Conversion(uid)),
+            #[cfg(feature = "conversion")]
+            Rejection::ConverterPanicked { uid } => (StatusCode::INTERNAL_SERVER_ERROR, Answer::Conversion(uid)),
         };
-        tracing::debug!(%status, %message, "admission request rejected");
-        match uid {
-            Some(uid) => review_as(
+        tracing::debug!(%status, %message, "webhook request rejected");
+        match answer {
+            Answer::Admission(uid) => review_as(
                 API_VERSION_V1,
                 Response {
                     uid,
                     ..Response::errored(status.as_u16(), message).with_reason(reason(status))
                 },
             ),
-            None => status_body(status, &message),
+            // A ConversionReview's result has no code: kube-apiserver reads the status and message.
+            #[cfg(feature = "conversion")]
+            Answer::Conversion(uid) => conversion_review_as(
+                crate::conversion::API_VERSION_V1,
+                crate::conversion::Response::failure(uid, message),
+            ),
+            Answer::Status => status_body(status, &message),
         }
+    }
+}
+
+/// How a rejection is answered.
+enum Answer {
+    /// An HTTP error with a `metav1.Status` body.
+    Status,
+    /// A denied AdmissionReview (HTTP 200) for this uid.
+    Admission(String),
+    /// A Failure ConversionReview (HTTP 200) for this uid.
+    #[cfg(feature = "conversion")]
+    Conversion(String),
+}
+
+/// An HTTP 200 carrying `response` in a ConversionReview of `api_version` (the request's).
+#[cfg(feature = "conversion")]
+pub(crate) fn conversion_review_as(
+    api_version: &str,
+    response: crate::conversion::Response,
+) -> http::Response<Full<Bytes>> {
+    let review = crate::conversion::Review {
+        api_version: api_version.to_string(),
+        ..crate::conversion::Review::from_response(response)
+    };
+    match serde_json::to_vec(&review) {
+        Ok(body) => json(StatusCode::OK, body),
+        // Converted objects are JSON values already: unreachable in practice, answered all the same.
+        Err(err) => status_body(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("encoding the response failed: {err}"),
+        ),
     }
 }
 

@@ -13,18 +13,17 @@
 //! reconcile, scales the app, deletes it and shows the clean-up. The page that goes with it:
 //! `docs/operator.md`.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Namespace, Service, ServicePort};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kdev::CustomResource;
 use kdev::condition::{self, Status};
 use kdev::controller::{self, Action, Context, Predicate, Reconciler};
 use kdev::event::{EventType, Recorder};
@@ -35,7 +34,7 @@ use kdev::owner;
 use kdev::testenv::TestEnv;
 use kube_client::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_client::{Api, Client, Config};
-use kube_core::{Resource, ResourceExt};
+use kube_core::ResourceExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -45,143 +44,58 @@ const FINALIZER: &str = "example.com/cleanup";
 const OPERATOR: &str = "myapp-operator";
 
 // ---------------------------------------------------------------------------------------------
-// The custom resource. kdev-derive will generate all of this from the spec struct; written by
-// hand it shows what a typed resource is: a Kubernetes object shape plus a `Resource` impl that
-// tells the client its group, version, kind and plural.
+// The custom resource. `#[derive(CustomResource)]` on the spec struct generates the rest:
+// `struct MyApp { metadata, spec, status }` with its `apiVersion`/`kind` on the wire, the
+// `Resource` impl that tells the client its group, version, kind and plural, `MyApp::new` and
+// `MyApp::crd()` — the schema the API server validates `MyApp`s against, a status subresource
+// (so status writes never race with spec writes) and the columns `kubectl get myapps` shows.
+// Lesson 9 (`crd`, docs/crd.md) walks through every attribute.
 
 /// `MyApp` (group `example.com`, version `v1`): run `replicas` copies of `image` behind a Service.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MyApp {
-    api_version: String,
-    kind: String,
-    metadata: ObjectMeta,
-    spec: MyAppSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    status: Option<MyAppStatus>,
-}
-
-/// What the user asks for.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+// Two printer columns of the same type read to clippy as one attribute written twice.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[kdev(
+    group = "example.com",
+    version = "v1",
+    kind = "MyApp",
+    namespaced,
+    status = "MyAppStatus"
+)]
+#[kdev(shortname = "ma")]
+#[kdev(printcolumn(name = "Replicas", type = "integer", json_path = ".spec.replicas"))]
+#[kdev(printcolumn(name = "Available", type = "integer", json_path = ".status.availableReplicas"))]
+#[kdev(printcolumn(name = "Image", type = "string", json_path = ".spec.image"))]
+#[kdev(printcolumn(name = "Age", type = "date", json_path = ".metadata.creationTimestamp"))]
 #[serde(rename_all = "camelCase")]
 struct MyAppSpec {
+    /// How many copies of the image to run.
+    #[kdev(minimum = 0)]
+    #[serde(default = "one")]
     replicas: i32,
+    /// The container image.
+    #[kdev(min_length = 1)]
     image: String,
 }
 
+fn one() -> i32 {
+    1
+}
+
 /// What the operator reports back.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct MyAppStatus {
+    /// Replicas of the Deployment that are available.
     #[serde(default)]
     available_replicas: i32,
+    /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     observed_generation: Option<i64>,
+    /// The `Ready` condition, keyed by type as every Kubernetes API keys conditions.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     conditions: Vec<Condition>,
-}
-
-impl MyApp {
-    fn new(name: &str, spec: MyAppSpec) -> Self {
-        MyApp {
-            api_version: "example.com/v1".into(),
-            kind: "MyApp".into(),
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..ObjectMeta::default()
-            },
-            spec,
-            status: None,
-        }
-    }
-}
-
-impl Resource for MyApp {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        "MyApp".into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        "example.com".into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        "myapps".into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
-
-/// The CRD: the schema the API server validates `MyApp`s against, a status subresource (so
-/// status writes never race with spec writes) and the columns `kubectl get myapps` shows.
-fn crd() -> Result<CustomResourceDefinition, serde_json::Error> {
-    // metav1.Condition's schema, as every Kubernetes API declares it.
-    let condition_schema = json!({
-        "type": "object",
-        "required": ["type", "status", "lastTransitionTime", "reason", "message"],
-        "properties": {
-            "type": { "type": "string" },
-            "status": { "type": "string", "enum": ["True", "False", "Unknown"] },
-            "observedGeneration": { "type": "integer", "format": "int64" },
-            "lastTransitionTime": { "type": "string", "format": "date-time" },
-            "reason": { "type": "string" },
-            "message": { "type": "string" }
-        }
-    });
-    serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": { "name": "myapps.example.com" },
-        "spec": {
-            "group": "example.com",
-            "scope": "Namespaced",
-            "names": { "plural": "myapps", "singular": "myapp", "kind": "MyApp", "shortNames": ["ma"] },
-            "versions": [{
-                "name": "v1", "served": true, "storage": true,
-                "subresources": { "status": {} },
-                "additionalPrinterColumns": [
-                    { "name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas" },
-                    { "name": "Available", "type": "integer", "jsonPath": ".status.availableReplicas" },
-                    { "name": "Image", "type": "string", "jsonPath": ".spec.image" },
-                    { "name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp" }
-                ],
-                "schema": { "openAPIV3Schema": {
-                    "type": "object",
-                    "properties": {
-                        "spec": {
-                            "type": "object",
-                            "required": ["image"],
-                            "properties": {
-                                "replicas": { "type": "integer", "format": "int32", "minimum": 0, "default": 1 },
-                                "image": { "type": "string", "minLength": 1 }
-                            }
-                        },
-                        "status": {
-                            "type": "object",
-                            "properties": {
-                                "availableReplicas": { "type": "integer", "format": "int32" },
-                                "observedGeneration": { "type": "integer", "format": "int64" },
-                                "conditions": {
-                                    "type": "array",
-                                    "x-kubernetes-list-type": "map",
-                                    "x-kubernetes-list-map-keys": ["type"],
-                                    "items": condition_schema
-                                }
-                            }
-                        }
-                    }
-                }}
-            }]
-        }
-    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -411,7 +325,7 @@ async fn connect() -> Result<(Client, Option<TestEnv>), BoxError> {
 async fn lesson(client: &Client, ns: &str, embedded: bool) -> Result<(), BoxError> {
     println!("\n== 2. installing the MyApp CustomResourceDefinition");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    match crds.create(&PostParams::default(), &crd()?).await {
+    match crds.create(&PostParams::default(), &MyApp::crd()).await {
         Ok(_) => println!("created CRD myapps.example.com"),
         Err(kube_client::Error::Api(e)) if e.code == 409 => println!("CRD myapps.example.com already installed"),
         Err(e) => return Err(e.into()),

@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+mod crd;
+
 fn run(bin: &str) -> String {
     let output = Command::new(bin).output().expect("the lesson starts");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

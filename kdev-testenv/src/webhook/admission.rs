@@ -288,8 +288,8 @@ fn conditions_match(hook: &Hook, obj: Option<&Value>, old: Option<&Value>, reque
     for c in &conditions {
         let name = c.get("name").and_then(Value::as_str).unwrap_or("");
         let expr = c.get("expression").and_then(Value::as_str).unwrap_or("");
-        let outcome = cel::Program::compile(expr)
-            .map_err(|e| e.to_string())
+        let outcome = guard(expr)
+            .and_then(|()| cel::Program::compile(expr).map_err(|e| e.to_string()))
             .and_then(|p| p.execute(&ctx).map_err(|e| e.to_string()));
         match outcome {
             Ok(cel::Value::Bool(true)) => {}
@@ -308,6 +308,29 @@ fn conditions_match(hook: &Hook, obj: Option<&Value>, old: Option<&Value>, reque
         Some(e) => Err(e),
         None => Ok(true),
     }
+}
+
+/// Refuses expressions the CEL parser would recurse too deeply on: the server must not crash on
+/// a configuration, whatever it holds.
+fn guard(expr: &str) -> Result<(), String> {
+    const MAX_LEN: usize = 5_000;
+    const MAX_DEPTH: usize = 32;
+    if expr.len() > MAX_LEN {
+        return Err(format!("expression longer than {MAX_LEN} characters"));
+    }
+    let (mut depth, mut run) = (0usize, 0usize);
+    for c in expr.chars() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        run = if matches!(c, '!' | '-') { run + 1 } else { 0 };
+        if depth > MAX_DEPTH || run > MAX_DEPTH {
+            return Err(format!("expression nested more than {MAX_DEPTH} levels deep"));
+        }
+    }
+    Ok(())
 }
 
 /// Why calling a webhook failed (`ErrCallingWebhook`): the failurePolicy decides what it means.
@@ -775,6 +798,27 @@ mod tests {
                 &json!({ "matchExpressions": [{ "key": "k", "operator": "Near" }] })
             ))
             .is_none()
+        );
+    }
+
+    #[test]
+    fn deeply_nested_conditions_are_errors_not_crashes() {
+        let hook = |expr: String| Hook {
+            id: ("c".into(), 0),
+            name: "h".into(),
+            spec: json!({ "matchConditions": [{ "name": "deep", "expression": expr }] }),
+        };
+        for expr in [
+            format!("{}1{} == 1", "(".repeat(5_000), ")".repeat(5_000)),
+            format!("{}true", "!".repeat(10_000)),
+            format!("true{}", " && true".repeat(20_000)),
+        ] {
+            assert!(conditions_match(&hook(expr), None, None, &json!({})).is_err());
+        }
+        let fine = hook("request.operation == 'CREATE'".into());
+        assert_eq!(
+            conditions_match(&fine, None, None, &json!({ "operation": "CREATE" })),
+            Ok(true)
         );
     }
 

@@ -18,6 +18,7 @@ mod patch;
 mod robustness;
 mod watch;
 mod webhook;
+mod webhook_conversion;
 mod webhook_server;
 
 use std::future::Future;

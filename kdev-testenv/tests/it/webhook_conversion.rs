@@ -1,0 +1,347 @@
+//! CRD conversion through a webhook (embedded server only: the webhook is served inside the test
+//! process, which a real cluster cannot reach).
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube_client::api::{
+    ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use kube_client::{Api, Client};
+use serde_json::{Value, json};
+
+use super::eventually;
+use super::webhook_server::{Reply, WebhookServer, env_for, needs_local_webhooks, serve};
+use kdev_testenv::TestEnv;
+
+const GROUP: &str = "conv.example.com";
+
+/// v1 keeps `spec.size`, v2 calls it `spec.replicas`; v1 is the storage version.
+fn convert(review: &Value) -> Reply {
+    let req = &review["request"];
+    let desired = req["desiredAPIVersion"].as_str().unwrap_or("").to_string();
+    let mut out = vec![];
+    for o in req["objects"].as_array().into_iter().flatten() {
+        if o["metadata"]["labels"]["fail"] == "yes" {
+            return Reply::json(
+                json!({ "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+                "response": { "uid": req["uid"], "result": { "status": "Failure", "message": "cannot convert this one" } } }),
+            );
+        }
+        let mut o = o.clone();
+        let spec = o["spec"].as_object().cloned().unwrap_or_default();
+        let mut new_spec = serde_json::Map::new();
+        for (k, v) in spec {
+            let k = match (desired.as_str(), k.as_str()) {
+                (d, "size") if d.ends_with("/v2") => "replicas".to_string(),
+                (d, "replicas") if d.ends_with("/v1") => "size".to_string(),
+                _ => k,
+            };
+            new_spec.insert(k, v);
+        }
+        o["spec"] = Value::Object(new_spec);
+        o["apiVersion"] = json!(desired);
+        out.push(o);
+    }
+    Reply::json(
+        json!({ "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+        "response": { "uid": req["uid"], "convertedObjects": out, "result": { "status": "Success" } } }),
+    )
+}
+
+fn version(name: &str, storage: bool, field: &str) -> Value {
+    json!({
+        "name": name, "served": true, "storage": storage,
+        "schema": { "openAPIV3Schema": { "type": "object", "properties": {
+            "spec": { "type": "object", "properties": { field: { "type": "integer" } } } } } },
+    })
+}
+
+async fn install(client: &Client, conversion: Value) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": format!("widgets.{GROUP}") },
+        "spec": {
+            "group": GROUP, "scope": "Namespaced",
+            "names": { "plural": "widgets", "singular": "widget", "kind": "Widget" },
+            "versions": [version("v1", true, "size"), version("v2", false, "replicas")],
+            "conversion": conversion,
+        },
+    }))
+    .expect("a CRD");
+    crds.create(&PostParams::default(), &crd).await.expect("create the CRD");
+    eventually("the CRD to be established", || async {
+        let c = crds.get(&format!("widgets.{GROUP}")).await.ok()?;
+        c.status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+            .then_some(())
+    })
+    .await;
+}
+
+fn widgets(client: &Client, version: &str, ns: &str) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, version, "Widget"), "widgets");
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+fn widget(version: &str, name: &str, spec: Value) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": format!("{GROUP}/{version}"), "kind": "Widget", "metadata": { "name": name }, "spec": spec,
+    }))
+    .expect("a widget")
+}
+
+async fn setup() -> Option<(WebhookServer, TestEnv, String)> {
+    if !needs_local_webhooks() {
+        return None;
+    }
+    let hooks = serve(|_, review| convert(review)).await;
+    let (env, ns) = env_for(&hooks).await;
+    install(
+        &env.client(),
+        json!({ "strategy": "Webhook", "webhook": {
+            "clientConfig": hooks.service_config("/convert"), "conversionReviewVersions": ["v1"] } }),
+    )
+    .await;
+    Some((hooks, env, ns))
+}
+
+#[tokio::test]
+async fn objects_written_in_one_version_are_stored_in_the_storage_version_and_read_in_any() {
+    let Some((hooks, env, ns)) = setup().await else {
+        return;
+    };
+    let v1 = widgets(&env.client(), "v1", &ns);
+    let v2 = widgets(&env.client(), "v2", &ns);
+    let created = v2
+        .create(&PostParams::default(), &widget("v2", "a", json!({ "replicas": 3 })))
+        .await
+        .expect("create in v2");
+    assert_eq!(
+        created.types.as_ref().map(|t| t.api_version.as_str()),
+        Some("conv.example.com/v2")
+    );
+    assert_eq!(created.data["spec"], json!({ "replicas": 3 }));
+
+    let stored = v1.get("a").await.expect("get v1");
+    assert_eq!(
+        stored.data["spec"],
+        json!({ "size": 3 }),
+        "stored in v1, the storage version"
+    );
+    let read = v2.get("a").await.expect("get v2");
+    assert_eq!(read.data["spec"], json!({ "replicas": 3 }));
+
+    let review = &hooks.calls_to("/convert")[0];
+    assert_eq!(review["apiVersion"], "apiextensions.k8s.io/v1");
+    assert_eq!(review["kind"], "ConversionReview");
+    assert_eq!(review["request"]["desiredAPIVersion"], "conv.example.com/v1");
+    assert!(review["request"]["uid"].is_string());
+    assert_eq!(review["request"]["objects"][0]["spec"], json!({ "replicas": 3 }));
+
+    // Writes in the storage version and reads in it never call the webhook.
+    let before = hooks.calls_to("/convert").len();
+    v1.create(&PostParams::default(), &widget("v1", "b", json!({ "size": 7 })))
+        .await
+        .expect("create in v1");
+    v1.get("b").await.expect("get v1");
+    assert_eq!(hooks.calls_to("/convert").len(), before);
+
+    let list = v2.list(&Default::default()).await.expect("list v2");
+    let mut specs: Vec<Value> = list.items.iter().map(|o| o.data["spec"].clone()).collect();
+    specs.sort_by_key(|s| s["replicas"].as_i64());
+    assert_eq!(specs, [json!({ "replicas": 3 }), json!({ "replicas": 7 })]);
+    assert!(
+        list.items
+            .iter()
+            .all(|o| o.types.as_ref().is_some_and(|t| t.api_version == "conv.example.com/v2"))
+    );
+}
+
+#[tokio::test]
+async fn patches_and_updates_in_a_served_version_go_through_the_webhook() {
+    let Some((_hooks, env, ns)) = setup().await else {
+        return;
+    };
+    let v1 = widgets(&env.client(), "v1", &ns);
+    let v2 = widgets(&env.client(), "v2", &ns);
+    v1.create(&PostParams::default(), &widget("v1", "a", json!({ "size": 1 })))
+        .await
+        .expect("create");
+    let patched = v2
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": 4 } })),
+        )
+        .await
+        .expect("merge patch in v2");
+    assert_eq!(patched.data["spec"], json!({ "replicas": 4 }));
+    assert_eq!(v1.get("a").await.expect("get").data["spec"], json!({ "size": 4 }));
+
+    let mut current = v2.get("a").await.expect("get v2");
+    current.data["spec"] = json!({ "replicas": 9 });
+    v2.replace("a", &PostParams::default(), &current)
+        .await
+        .expect("update in v2");
+    assert_eq!(v1.get("a").await.expect("get").data["spec"], json!({ "size": 9 }));
+
+    let applied = v2
+        .patch(
+            "a",
+            &PatchParams::apply("tester").force(),
+            &Patch::Apply(
+                json!({ "apiVersion": format!("{GROUP}/v2"), "kind": "Widget", "metadata": { "name": "a" },
+                "spec": { "replicas": 2 } }),
+            ),
+        )
+        .await
+        .expect("apply in v2");
+    assert_eq!(applied.data["spec"], json!({ "replicas": 2 }));
+    assert_eq!(v1.get("a").await.expect("get").data["spec"], json!({ "size": 2 }));
+}
+
+#[tokio::test]
+async fn watches_in_a_served_version_see_converted_objects() {
+    let Some((_hooks, env, ns)) = setup().await else {
+        return;
+    };
+    let v1 = widgets(&env.client(), "v1", &ns);
+    let v2 = widgets(&env.client(), "v2", &ns);
+    let events = v2.watch(&WatchParams::default(), "0").await.expect("watch v2");
+    futures::pin_mut!(events);
+    v1.create(&PostParams::default(), &widget("v1", "w", json!({ "size": 5 })))
+        .await
+        .expect("create");
+    let added = loop {
+        match events
+            .try_next()
+            .await
+            .expect("an event")
+            .expect("the watch stays open")
+        {
+            WatchEvent::Added(o) => break o,
+            WatchEvent::Bookmark(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(added.data["spec"], json!({ "replicas": 5 }));
+    assert_eq!(
+        added.types.map(|t| t.api_version),
+        Some("conv.example.com/v2".to_string())
+    );
+    drop(events.next());
+}
+
+#[tokio::test]
+async fn a_failed_conversion_fails_the_request() {
+    let Some((_hooks, env, ns)) = setup().await else {
+        return;
+    };
+    let v2 = widgets(&env.client(), "v2", &ns);
+    let mut w = widget("v2", "bad", json!({ "replicas": 1 }));
+    w.metadata.labels = Some([("fail".to_string(), "yes".to_string())].into());
+    match v2.create(&PostParams::default(), &w).await {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (500, "InternalError"));
+            assert!(
+                s.message
+                    .starts_with("Internal error occurred: conversion webhook for conv.example.com/v2, Kind=Widget"),
+                "{}",
+                s.message
+            );
+            assert!(s.message.ends_with("cannot convert this one"), "{}", s.message);
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_conversion_webhook_fails_reads_in_other_versions_only() {
+    if !needs_local_webhooks() {
+        return;
+    }
+    let env = TestEnv::embedded(kdev_testenv::Config::default())
+        .await
+        .expect("server");
+    let ns = env.namespace().await.expect("namespace");
+    install(
+        &env.client(),
+        json!({ "strategy": "Webhook", "webhook": {
+            "clientConfig": { "url": "https://127.0.0.1:1/convert" }, "conversionReviewVersions": ["v1"] } }),
+    )
+    .await;
+    let v1 = widgets(&env.client(), "v1", &ns);
+    let v2 = widgets(&env.client(), "v2", &ns);
+    v1.create(&PostParams::default(), &widget("v1", "a", json!({ "size": 1 })))
+        .await
+        .expect("the storage version needs no conversion");
+    match v2.get("a").await {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!(s.code, 500);
+            assert!(
+                s.message.contains("Post \"https://127.0.0.1:1/convert?timeout=30s\""),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_equivalent_match_sends_the_object_in_the_version_the_rule_names() {
+    if !needs_local_webhooks() {
+        return;
+    }
+    let hooks = serve(|path, review| match path {
+        "/convert" => convert(review),
+        _ => super::webhook_server::allow(review),
+    })
+    .await;
+    let (env, ns) = env_for(&hooks).await;
+    install(
+        &env.client(),
+        json!({ "strategy": "Webhook", "webhook": {
+            "clientConfig": hooks.service_config("/convert"), "conversionReviewVersions": ["v1"] } }),
+    )
+    .await;
+    let hook = |name: &str, path: &str, policy: &str| {
+        json!({
+            "name": name, "clientConfig": hooks.client_config(path), "sideEffects": "None",
+            "admissionReviewVersions": ["v1"], "matchPolicy": policy,
+            "rules": [{ "operations": ["CREATE"], "apiGroups": [GROUP], "apiVersions": ["v1"], "resources": ["widgets"] }],
+        })
+    };
+    let configs: Api<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration> =
+        Api::all(env.client());
+    let cfg = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": { "name": "widgets" },
+        "webhooks": [hook("equivalent.example.com", "/equivalent", "Equivalent"), hook("exact.example.com", "/exact", "Exact")],
+    }))
+    .expect("configuration");
+    configs.create(&PostParams::default(), &cfg).await.expect("create");
+    let v2 = widgets(&env.client(), "v2", &ns);
+    v2.create(&PostParams::default(), &widget("v2", "e", json!({ "replicas": 6 })))
+        .await
+        .expect("create in v2");
+    assert!(
+        hooks.calls_to("/exact").is_empty(),
+        "an Exact rule for v1 does not match a v2 request"
+    );
+    let req = &hooks.calls_to("/equivalent")[0]["request"];
+    assert_eq!(
+        req["kind"],
+        json!({ "group": GROUP, "version": "v1", "kind": "Widget" })
+    );
+    assert_eq!(
+        req["requestKind"],
+        json!({ "group": GROUP, "version": "v2", "kind": "Widget" })
+    );
+    assert_eq!(req["requestResource"]["version"], "v2");
+    assert_eq!(req["object"]["apiVersion"], "conv.example.com/v1");
+    assert_eq!(req["object"]["spec"], json!({ "size": 6 }));
+}

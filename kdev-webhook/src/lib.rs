@@ -68,7 +68,30 @@
 //! |---|---|
 //! | [`admission`] | the AdmissionReview v1 types, [`Validator`](admission::Validator), [`Defaulter`](admission::Defaulter), raw [`Handler`](admission::Handler) |
 //! | [`server`] | [`Server`], its builder, limits and timeouts |
-//! | [`tls`] | the serving certificate, from memory or from files reloaded as they change |
+//! | [`tls`] | the serving certificate, from memory or from files reloaded as they change (file watch plus poll) |
+//! | [`certs`] | a self-signed CA and serving certificate for a Service, written to a directory and rotated before expiry |
+//! | [`config`] | ValidatingWebhookConfiguration, MutatingWebhookConfiguration and a CRD's conversion stanza generated from the server's webhooks |
+//! | [`inject`] | the `caBundle` patched into existing webhook configurations and CRDs, as cert-manager's cainjector |
+//! | [`metrics`] | controller-runtime's `controller_runtime_webhook_*` metrics |
+//! | `manager` (feature `manager`) | the server as a kdev-core Manager runnable, its metrics in the Manager's `/metrics` |
+//!
+//! # Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `conversion` | yes | CRD conversion webhooks (`Builder::conversion`) |
+//! | `manager` | no | `kdev_webhook::manager`: running the server in a kdev-core `Manager` |
+//!
+//! # Certificates, from nothing to a called webhook
+//!
+//! 1. [`certs::Rotator::new`] writes a CA and a serving certificate for the webhook's Service
+//!    into a directory (or cert-manager mounts one there);
+//! 2. [`tls::ServingCert::from_dir`] serves that directory and reloads it as it changes;
+//! 3. [`config::Configurations`] turns the server's webhooks into webhook configurations
+//!    carrying the CA bundle — or [`inject::Injector`] writes the bundle into configurations
+//!    deployed with the manifests;
+//! 4. [`certs::Rotator::run`] renews before expiry and [`inject::Injector::run`] follows a
+//!    renewed CA.
 //!
 //! # Untrusted input
 //!
@@ -83,8 +106,14 @@
 #![deny(missing_docs)]
 
 pub mod admission;
+pub mod certs;
+pub mod config;
 #[cfg(feature = "conversion")]
 pub mod conversion;
+pub mod inject;
+#[cfg(feature = "manager")]
+pub mod manager;
+pub mod metrics;
 pub mod server;
 pub mod tls;
 mod wire;

@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admission::{API_VERSION_V1, API_VERSION_V1BETA1, Defaulter, Endpoint, Handler, KIND, Review, Validator};
 use crate::admission::{Mutating, Raw, Validating};
+use crate::config::{Kind, Registered};
 use crate::tls::{self, ServingCert};
 use crate::wire::{self, Rejection};
 
@@ -98,6 +99,8 @@ pub struct Builder {
     error: Option<Error>,
     cert: Option<ServingCert>,
     config: Config,
+    registered: Vec<Registered>,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -123,11 +126,16 @@ impl Builder {
     }
 
     /// Serves a typed [`Validator`] of `K` at `path`.
-    pub fn validating<K, V>(self, path: &str, validator: V) -> Self
+    ///
+    /// `K`'s group, version and plural become the webhook's rule in the generated
+    /// [configuration](crate::config).
+    pub fn validating<K, V>(mut self, path: &str, validator: V) -> Self
     where
-        K: DeserializeOwned + Send + Sync + 'static,
+        K: DeserializeOwned + kube_core::Resource + Send + Sync + 'static,
+        K::DynamicType: Default,
         V: Validator<K>,
     {
+        self.registered.push(Registered::typed::<K>(path, Kind::Validating));
         let endpoint = Validating {
             validator,
             _kind: std::marker::PhantomData::<fn() -> K>,
@@ -136,11 +144,16 @@ impl Builder {
     }
 
     /// Serves a typed [`Defaulter`] of `K` at `path`.
-    pub fn mutating<K, D>(self, path: &str, defaulter: D) -> Self
+    ///
+    /// `K`'s group, version and plural become the webhook's rule in the generated
+    /// [configuration](crate::config).
+    pub fn mutating<K, D>(mut self, path: &str, defaulter: D) -> Self
     where
-        K: DeserializeOwned + Serialize + Send + Sync + 'static,
+        K: DeserializeOwned + Serialize + kube_core::Resource + Send + Sync + 'static,
+        K::DynamicType: Default,
         D: Defaulter<K>,
     {
+        self.registered.push(Registered::typed::<K>(path, Kind::Mutating));
         let endpoint = Mutating {
             defaulter,
             _kind: std::marker::PhantomData::<fn() -> K>,
@@ -149,7 +162,8 @@ impl Builder {
     }
 
     /// Serves a raw admission [`Handler`] at `path`.
-    pub fn raw<H: Handler>(self, path: &str, handler: H) -> Self {
+    pub fn raw<H: Handler>(mut self, path: &str, handler: H) -> Self {
+        self.registered.push(Registered::untyped(path, Kind::Raw));
         self.route(path, Route::Admission(Arc::new(Raw(handler))))
     }
 
@@ -157,7 +171,8 @@ impl Builder {
     /// desired version by `converter`, usually a kdev-crd
     /// [`Converter`](kdev_crd::conversion::Converter) (see [`conversion`](crate::conversion)).
     #[cfg(feature = "conversion")]
-    pub fn conversion<C: crate::conversion::Convert>(self, path: &str, converter: C) -> Self {
+    pub fn conversion<C: crate::conversion::Convert>(mut self, path: &str, converter: C) -> Self {
+        self.registered.push(Registered::untyped(path, Kind::Conversion));
         self.route(
             path,
             Route::Conversion(Arc::new(crate::conversion::Converting(Box::new(converter)))),
@@ -167,6 +182,13 @@ impl Builder {
     /// The serving certificate (required).
     pub fn tls(mut self, cert: ServingCert) -> Self {
         self.cert = Some(cert);
+        self
+    }
+
+    /// Reports every webhook's requests, latency and requests in flight into `metrics`
+    /// (see [`metrics`](crate::metrics)). Default: no metrics.
+    pub fn metrics(mut self, metrics: &crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics.clone());
         self
     }
 
@@ -197,12 +219,22 @@ impl Builder {
             return Err(err);
         }
         let cert = self.cert.ok_or(Error::NoCertificate)?;
+        let metrics = match &self.metrics {
+            Some(m) => self
+                .routes
+                .keys()
+                .map(|path| (path.clone(), m.for_path(path)))
+                .collect(),
+            None => HashMap::new(),
+        };
         Ok(Server {
             shared: Arc::new(Shared {
                 routes: self.routes,
                 config: self.config,
+                metrics,
             }),
             cert,
+            registered: self.registered,
         })
     }
 }
@@ -221,6 +253,7 @@ impl Builder {
 pub struct Server {
     shared: Arc<Shared>,
     cert: ServingCert,
+    registered: Vec<Registered>,
 }
 
 impl std::fmt::Debug for Server {
@@ -236,6 +269,8 @@ impl std::fmt::Debug for Server {
 struct Shared {
     routes: HashMap<String, Route>,
     config: Config,
+    /// Each path's metric handles, resolved at build (empty without metrics).
+    metrics: HashMap<String, crate::metrics::PathMetrics>,
 }
 
 /// What serves a path.
@@ -267,7 +302,15 @@ impl Server {
             error: None,
             cert: None,
             config: Config::default(),
+            registered: Vec::new(),
+            metrics: None,
         }
+    }
+
+    /// The webhooks this server serves, in registration order: what
+    /// [`config::Configurations`](crate::config::Configurations) generates configurations from.
+    pub fn webhooks(&self) -> &[Registered] {
+        &self.registered
     }
 
     /// Serves on `addr` until an error.
@@ -426,10 +469,15 @@ async fn serve_connection<IO>(
 
 impl Shared {
     async fn handle(&self, req: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
-        match self.admit(req).await {
+        let in_flight = self.metrics.get(req.uri().path()).map(|m| m.start());
+        let response = match self.admit(req).await {
             Ok(response) => response,
             Err(rejection) => rejection.into_http(),
+        };
+        if let Some(in_flight) = in_flight {
+            in_flight.finish(response.status());
         }
+        response
     }
 
     async fn admit(&self, req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Rejection> {

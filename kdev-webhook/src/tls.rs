@@ -1,5 +1,6 @@
 //! The serving certificate: PEM in memory or in files reloaded when they change, as
-//! controller-runtime's `certwatcher` (`pkg/certwatcher`).
+//! controller-runtime's `certwatcher` (`pkg/certwatcher`): a file watch on the files'
+//! directories plus a periodic poll.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -93,12 +94,19 @@ impl ServingCert {
     }
 
     /// The certificate chain and key in PEM files (controller-runtime's `tls.crt` and `tls.key`),
-    /// read when the server starts and re-read every [`poll_interval`](Self::poll_interval)
-    /// (default 10 s, as controller-runtime's certwatcher).
+    /// read when the server starts and re-read when they change: the directories holding them
+    /// are watched (inotify, kqueue or FSEvents), and the files are also re-read every
+    /// [`poll_interval`](Self::poll_interval) (default 10 s, as controller-runtime's
+    /// certwatcher) in case an event is missed or the platform cannot watch.
+    ///
+    /// Watching the directory rather than the files catches every way a file is replaced:
+    /// written in place, renamed over, or — as kubelet updates a Secret volume — reached
+    /// through a `..data` symlink that is swapped to a new directory.
     ///
     /// A changed pair that parses replaces the served certificate for new handshakes;
     /// connections already open keep going. A pair that does not parse (say, a half-written
-    /// renewal) is logged and the previous certificate kept.
+    /// renewal, or a new certificate whose key has not been written yet) is logged and the
+    /// previous certificate kept until the next change.
     pub fn from_files(cert_chain_pem: impl AsRef<Path>, key_pem: impl AsRef<Path>) -> ServingCert {
         ServingCert {
             source: Source::Files {
@@ -107,6 +115,13 @@ impl ServingCert {
                 poll: Duration::from_secs(10),
             },
         }
+    }
+
+    /// `tls.crt` and `tls.key` in `dir`: what [`certs::Rotator`](crate::certs::Rotator) and
+    /// cert-manager's Secrets provide (controller-runtime's `CertDir`).
+    pub fn from_dir(dir: impl AsRef<Path>) -> ServingCert {
+        let dir = dir.as_ref();
+        ServingCert::from_files(dir.join("tls.crt"), dir.join("tls.key"))
     }
 
     /// How often files are re-read (no effect on an in-memory certificate).
@@ -213,18 +228,73 @@ pub(crate) struct Watcher {
 }
 
 impl Watcher {
-    /// Polls forever; the server drops this future when it stops.
+    /// Watches and polls forever; the server drops this future when it stops, which stops the
+    /// file watch too.
     ///
     /// # Cancel safety
     /// Cancel safe: a certificate is swapped whole or not at all.
     pub(crate) async fn run(mut self) {
+        let changed = Arc::new(tokio::sync::Notify::new());
+        // Kept alive for as long as this future: dropping it ends the watch.
+        let _watch = self.watch(changed.clone());
         let mut tick = tokio::time::interval(self.poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = changed.notified() => {
+                    // Let a burst of events (a key and a certificate renamed in turn, a symlink
+                    // swap) settle, then read once.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
             self.check().await;
         }
+    }
+
+    /// Watches the directories of the certificate and key; each change in them wakes `changed`.
+    /// `None` (polling only) when the platform's watcher cannot start.
+    fn watch(&self, changed: Arc<tokio::sync::Notify>) -> Option<notify::RecommendedWatcher> {
+        use notify::Watcher as _;
+        use notify::event::{AccessKind, AccessMode, EventKind};
+
+        let handler = move |event: notify::Result<notify::Event>| match event {
+            // Reads (ours included) are not changes; a closed write is.
+            Ok(e) if matches!(e.kind, EventKind::Access(a) if a != AccessKind::Close(AccessMode::Write)) => {}
+            Ok(_) => changed.notify_one(),
+            // An overflowed queue may hide a change.
+            Err(_) => changed.notify_one(),
+        };
+        let mut watcher = match notify::recommended_watcher(handler) {
+            Ok(w) => w,
+            Err(err) => {
+                tracing::warn!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot watch the certificate files; polling only"
+                );
+                return None;
+            }
+        };
+        let mut dirs: Vec<&Path> = [&self.cert, &self.key]
+            .iter()
+            .map(|p| {
+                p.parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+            })
+            .collect();
+        dirs.dedup();
+        for dir in dirs {
+            if let Err(err) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+                tracing::warn!(
+                    error = &err as &dyn std::error::Error,
+                    dir = %dir.display(),
+                    "cannot watch the certificate directory; polling only"
+                );
+            }
+        }
+        Some(watcher)
     }
 
     async fn check(&mut self) {

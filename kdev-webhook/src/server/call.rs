@@ -129,6 +129,7 @@ impl Builder {
             shared: Arc::new(Shared {
                 routes: self.routes,
                 config: self.config,
+                metrics: Default::default(),
             }),
         })
     }

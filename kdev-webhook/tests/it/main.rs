@@ -1,9 +1,14 @@
 //! kdev-webhook's integration tests: a real server over HTTPS on loopback.
 
 mod admission;
+mod certs;
+mod config;
 mod conversion;
 mod fixtures;
+mod inject;
+mod metrics;
 mod reload;
 mod server;
 mod support;
 mod untrusted;
+mod watch;

@@ -1,0 +1,635 @@
+//! Self-signed serving certificates: a CA and a certificate for a Service's DNS names, written to
+//! a certificate directory and renewed before they expire — what cert-manager's self-signed
+//! issuer or controller-runtime users' cert-controller do
+//! ([webhook TLS](https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/#contacting-the-webhook)).
+//!
+//! The directory holds the files cert-manager and controller-runtime use: `tls.crt` (the serving
+//! certificate), `tls.key` (its key), `ca.crt` (the CA bundle kube-apiserver must trust, the
+//! `caBundle`), plus `ca.key`, the CA's key, so a restarted process keeps its CA. Each file is
+//! written whole (a temporary file renamed over it), so the server's
+//! [file reload](crate::tls::ServingCert::from_files) never reads half of one.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use kdev_webhook::certs::Settings;
+//!
+//! let settings = Settings::for_service("operators", "my-webhook").validity(Duration::from_secs(7 * 24 * 3600));
+//! let bundle = settings.generate().unwrap();
+//! assert!(bundle.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+//! # let dir = std::env::temp_dir().join(format!("kdev-certs-doc-{}", std::process::id()));
+//! bundle.write(&dir).unwrap();
+//! assert!(dir.join("tls.crt").exists() && dir.join("ca.crt").exists());
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! ```
+//!
+//! # Caveats
+//! Every replica of a webhook must present certificates of the one CA in the `caBundle`: run
+//! the [`Rotator`] in one place, or give every replica the same CA (mount `ca.crt` and `ca.key`
+//! from one Secret: the rotator loads a CA it finds in the directory), or use cert-manager.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType,
+};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+/// The serving certificate's file name.
+pub const CERT_FILE: &str = "tls.crt";
+/// The serving key's file name.
+pub const KEY_FILE: &str = "tls.key";
+/// The CA bundle's file name.
+pub const CA_FILE: &str = "ca.crt";
+/// The CA key's file name.
+pub const CA_KEY_FILE: &str = "ca.key";
+
+/// Why certificates could not be generated, read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The settings cannot give a certificate (no name, a zero validity, a bad renewal point).
+    #[error("invalid certificate settings: {reason}")]
+    InvalidSettings {
+        /// What is wrong.
+        reason: String,
+    },
+    /// rcgen could not generate or sign a certificate.
+    #[error("generating the {what} failed")]
+    Generate {
+        /// Which certificate or key.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: rcgen::Error,
+    },
+    /// A certificate or key in the directory does not parse.
+    #[error("parsing {path} failed")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Reading a file failed.
+    #[error("reading {path} failed")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing a file failed.
+    #[error("writing {path} failed")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What to issue: names, validity and when to renew.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Settings {
+    dns_names: Vec<String>,
+    ips: Vec<IpAddr>,
+    validity: Duration,
+    ca_validity: Duration,
+    renew_at: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            dns_names: Vec::new(),
+            ips: Vec::new(),
+            validity: Duration::from_secs(90 * 24 * 3600),
+            ca_validity: Duration::from_secs(365 * 24 * 3600),
+            renew_at: 2.0 / 3.0,
+        }
+    }
+}
+
+impl Settings {
+    /// A certificate for the Service `namespace/name`: `name`, `name.namespace`,
+    /// `name.namespace.svc` and `name.namespace.svc.cluster.local`.
+    pub fn for_service(namespace: &str, name: &str) -> Settings {
+        Settings::default().dns_names([
+            name.to_string(),
+            format!("{name}.{namespace}"),
+            format!("{name}.{namespace}.svc"),
+            format!("{name}.{namespace}.svc.cluster.local"),
+        ])
+    }
+
+    /// Adds DNS names.
+    pub fn dns_names<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Settings {
+        self.dns_names.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds an IP address (for a webhook reached by `url: https://10.0.0.5:9443/...`).
+    pub fn ip(mut self, ip: IpAddr) -> Settings {
+        self.ips.push(ip);
+        self
+    }
+
+    /// How long a serving certificate is valid (default 90 days, cert-manager's default).
+    pub fn validity(mut self, validity: Duration) -> Settings {
+        self.validity = validity;
+        self
+    }
+
+    /// How long the CA is valid (default 365 days). A serving certificate never outlives it.
+    pub fn ca_validity(mut self, validity: Duration) -> Settings {
+        self.ca_validity = validity;
+        self
+    }
+
+    /// The fraction of a certificate's lifetime after which it is renewed, in (0, 1) (default
+    /// 2/3, cert-manager's `renewBefore` default of a third of the lifetime).
+    pub fn renew_at(mut self, fraction: f64) -> Settings {
+        self.renew_at = fraction;
+        self
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        let invalid = |reason: &str| {
+            Err(Error::InvalidSettings {
+                reason: reason.to_string(),
+            })
+        };
+        if self.dns_names.is_empty() && self.ips.is_empty() {
+            return invalid("no DNS name and no IP address");
+        }
+        if self.validity < Duration::from_secs(1) || self.ca_validity < Duration::from_secs(1) {
+            return invalid("validity must be at least one second");
+        }
+        if !(self.renew_at > 0.0 && self.renew_at < 1.0) {
+            return invalid("renew_at must be between 0 and 1");
+        }
+        Ok(())
+    }
+
+    /// A new CA and a serving certificate it signs.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSettings`] or [`Error::Generate`].
+    pub fn generate(&self) -> Result<Bundle, Error> {
+        self.check()?;
+        let ca = Ca::generate(self.ca_validity)?;
+        self.issue(Arc::new(ca), Vec::new())
+    }
+
+    /// A serving certificate signed by `ca`; `previous` are older CAs still trusted.
+    fn issue(&self, ca: Arc<Ca>, previous: Vec<Arc<Ca>>) -> Result<Bundle, Error> {
+        let key = KeyPair::generate().map_err(|source| Error::Generate {
+            what: "serving key",
+            source,
+        })?;
+        let mut params = CertificateParams::default();
+        let cn = self
+            .dns_names
+            .first()
+            .cloned()
+            .or_else(|| self.ips.first().map(ToString::to_string))
+            .unwrap_or_default();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        for name in &self.dns_names {
+            let name = name.clone().try_into().map_err(|source| Error::Generate {
+                what: "serving certificate",
+                source,
+            })?;
+            params.subject_alt_names.push(SanType::DnsName(name));
+        }
+        params
+            .subject_alt_names
+            .extend(self.ips.iter().map(|ip| SanType::IpAddress(*ip)));
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let now = SystemTime::now();
+        let not_after = (now + self.validity).min(ca.not_after);
+        params.not_before =
+            datetime(now - Duration::from_secs(60).min(now.duration_since(UNIX_EPOCH).unwrap_or_default()));
+        params.not_after = datetime(not_after);
+        let cert = params.signed_by(&key, &ca.issuer).map_err(|source| Error::Generate {
+            what: "serving certificate",
+            source,
+        })?;
+        Ok(Bundle {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            ca,
+            previous,
+            not_before: now,
+            not_after,
+        })
+    }
+}
+
+fn datetime(t: SystemTime) -> OffsetDateTime {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A CA: its certificate, its signing key, and its lifetime.
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+    key_pem: String,
+    not_before: SystemTime,
+    not_after: SystemTime,
+}
+
+impl fmt::Debug for Ca {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ca")
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ca {
+    fn generate(validity: Duration) -> Result<Ca, Error> {
+        let key = KeyPair::generate().map_err(|source| Error::Generate { what: "CA key", source })?;
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, "kdev-webhook-ca");
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = SystemTime::now();
+        let not_after = now + validity;
+        params.not_before =
+            datetime(now - Duration::from_secs(60).min(now.duration_since(UNIX_EPOCH).unwrap_or_default()));
+        params.not_after = datetime(not_after);
+        let cert = params
+            .self_signed(&key)
+            .map_err(|source| Error::Generate { what: "CA", source })?;
+        let key_pem = key.serialize_pem();
+        Ok(Ca {
+            pem: cert.pem(),
+            key_pem,
+            issuer: Issuer::new(params, key),
+            not_before: now,
+            not_after,
+        })
+    }
+
+    /// The CA in `dir` (`ca.crt`, its first certificate, and `ca.key`), if both files exist.
+    fn load(dir: &Path) -> Result<Option<Ca>, Error> {
+        let (cert_path, key_path) = (dir.join(CA_FILE), dir.join(CA_KEY_FILE));
+        let read = |path: &Path| match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        };
+        let (Some(bundle_pem), Some(key_pem)) = (read(&cert_path)?, read(&key_path)?) else {
+            return Ok(None);
+        };
+        let parse = |path: &Path, e: Box<dyn std::error::Error + Send + Sync>| Error::Parse {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        let der = CertificateDer::pem_slice_iter(bundle_pem.as_bytes())
+            .next()
+            .ok_or_else(|| parse(&cert_path, "no certificate".into()))?
+            .map_err(|e| parse(&cert_path, e.into()))?;
+        let (not_before, not_after) = validity_of(&der).map_err(|e| parse(&cert_path, e))?;
+        let key = KeyPair::from_pem(&key_pem).map_err(|e| parse(&key_path, e.into()))?;
+        let issuer = Issuer::from_ca_cert_der(&der, key).map_err(|e| parse(&cert_path, e.into()))?;
+        let pem = first_pem_block(&bundle_pem);
+        Ok(Some(Ca {
+            issuer,
+            pem,
+            key_pem,
+            not_before,
+            not_after,
+        }))
+    }
+
+    fn renew_time(&self, fraction: f64) -> SystemTime {
+        renew_time(self.not_before, self.not_after, fraction)
+    }
+}
+
+/// The first `-----BEGIN ...-----` to `-----END ...-----` block of `pem`, with its newline.
+fn first_pem_block(pem: &str) -> String {
+    let start = pem.find("-----BEGIN").unwrap_or(0);
+    let rest = &pem[start..];
+    let end = rest
+        .find("-----END")
+        .and_then(|e| rest[e..].find('\n').map(|n| e + n + 1).or(Some(rest.len())))
+        .unwrap_or(rest.len());
+    let mut block = rest[..end].to_string();
+    if !block.ends_with('\n') {
+        block.push('\n');
+    }
+    block
+}
+
+/// A certificate's notBefore and notAfter.
+fn validity_of(der: &[u8]) -> Result<(SystemTime, SystemTime), Box<dyn std::error::Error + Send + Sync>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+    let at = |t: i64| UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or(0));
+    let validity = cert.validity();
+    Ok((at(validity.not_before.timestamp()), at(validity.not_after.timestamp())))
+}
+
+fn renew_time(not_before: SystemTime, not_after: SystemTime, fraction: f64) -> SystemTime {
+    let lifetime = not_after.duration_since(not_before).unwrap_or_default();
+    not_before + lifetime.mul_f64(fraction)
+}
+
+/// A serving certificate, its key and the CA bundle that verifies it.
+#[derive(Clone)]
+pub struct Bundle {
+    cert_pem: String,
+    key_pem: String,
+    ca: Arc<Ca>,
+    previous: Vec<Arc<Ca>>,
+    not_before: SystemTime,
+    not_after: SystemTime,
+}
+
+impl fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bundle")
+            .field("not_before", &self.not_before)
+            .field("not_after", &self.not_after)
+            .field("ca_not_after", &self.ca.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bundle {
+    /// The serving certificate, PEM (`tls.crt`).
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The serving key, PKCS#8 PEM (`tls.key`).
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
+    /// The CA bundle, PEM (`ca.crt`): the current CA, then any previous CA still valid, so that
+    /// certificates of either verify while a new CA is rolled out. This is the `caBundle` of
+    /// webhook configurations and CRD conversion stanzas.
+    pub fn ca_pem(&self) -> String {
+        let now = SystemTime::now();
+        let mut pem = self.ca.pem.clone();
+        for ca in self.previous.iter().filter(|ca| ca.not_after > now) {
+            pem.push_str(&ca.pem);
+        }
+        pem
+    }
+
+    /// When the serving certificate expires.
+    pub fn not_after(&self) -> SystemTime {
+        self.not_after
+    }
+
+    /// When the CA expires.
+    pub fn ca_not_after(&self) -> SystemTime {
+        self.ca.not_after
+    }
+
+    /// Writes `tls.crt`, `tls.key`, `ca.crt` and `ca.key` to `dir` (created if missing), each
+    /// whole: a temporary file in `dir` renamed over the old one. Keys are written with mode
+    /// 0600 on Unix. The key is written before the certificate, so a reader that sees the new
+    /// certificate finds its key.
+    ///
+    /// # Errors
+    /// [`Error::Write`].
+    pub fn write(&self, dir: impl AsRef<Path>) -> Result<(), Error> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        write_atomically(&dir.join(CA_KEY_FILE), self.ca.key_pem.as_bytes(), true)?;
+        write_atomically(&dir.join(CA_FILE), self.ca_pem().as_bytes(), false)?;
+        write_atomically(&dir.join(KEY_FILE), self.key_pem.as_bytes(), true)?;
+        write_atomically(&dir.join(CERT_FILE), self.cert_pem.as_bytes(), false)
+    }
+}
+
+/// Writes `content` to a temporary file beside `path`, then renames it over `path`.
+fn write_atomically(path: &Path, content: &[u8], secret: bool) -> Result<(), Error> {
+    let err = |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    let result = (|| {
+        use std::io::Write as _;
+        let mut file = options.open(&tmp)?;
+        file.write_all(content)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(err)
+}
+
+/// Keeps a certificate directory current: issues a serving certificate at start, renews it at
+/// [`Settings::renew_at`] of its lifetime, and renews the CA at the same point of the CA's.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use kdev_webhook::certs::{Rotator, Settings};
+/// use kdev_webhook::tls::ServingCert;
+/// use tokio_util::sync::CancellationToken;
+///
+/// let dir = "/tmp/k8s-webhook-server/serving-certs";
+/// let rotator = Rotator::new(Settings::for_service("operators", "my-webhook"), dir)?;
+/// let ca_bundle = rotator.current().ca_pem(); // for the webhook configurations
+/// let tls = ServingCert::from_dir(dir); // reloads what the rotator writes
+/// let stop = CancellationToken::new();
+/// tokio::spawn(rotator.run(stop.clone()));
+/// # let _ = (ca_bundle, tls); Ok(()) }
+/// ```
+///
+/// # Guarantees
+/// 1. After [`new`](Self::new) returns, the directory holds a valid serving certificate, its
+///    key, and the CA bundle verifying it.
+/// 2. A CA found in the directory (`ca.crt` and `ca.key`) is kept until it is due for renewal.
+/// 3. A renewed CA is added to the bundle before the old one leaves it: `ca.crt` lists both
+///    until the old one expires. Subscribers ([`subscribe`](Self::subscribe)) see every new
+///    bundle; re-inject the `caBundle` when [`Bundle::ca_pem`] changes.
+pub struct Rotator {
+    settings: Settings,
+    dir: PathBuf,
+    sender: watch::Sender<Bundle>,
+}
+
+impl fmt::Debug for Rotator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rotator")
+            .field("dir", &self.dir)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rotator {
+    /// Loads the CA in `dir` (or makes one), issues a serving certificate, and writes the
+    /// directory.
+    ///
+    /// # Errors
+    /// [`Error`]: invalid settings, a CA in `dir` that does not parse, a write that fails.
+    pub fn new(settings: Settings, dir: impl Into<PathBuf>) -> Result<Rotator, Error> {
+        settings.check()?;
+        let dir = dir.into();
+        let ca = match Ca::load(&dir)? {
+            Some(ca) if ca.renew_time(settings.renew_at) > SystemTime::now() => ca,
+            _ => Ca::generate(settings.ca_validity)?,
+        };
+        let bundle = settings.issue(Arc::new(ca), Vec::new())?;
+        bundle.write(&dir)?;
+        let (sender, _) = watch::channel(bundle);
+        Ok(Rotator { settings, dir, sender })
+    }
+
+    /// The bundle now on disk.
+    pub fn current(&self) -> Bundle {
+        self.sender.borrow().clone()
+    }
+
+    /// A receiver that sees every bundle the rotator writes.
+    pub fn subscribe(&self) -> watch::Receiver<Bundle> {
+        self.sender.subscribe()
+    }
+
+    /// Renews now: a new serving certificate, and a new CA if the CA is due. Returns the new
+    /// bundle, already written.
+    ///
+    /// # Errors
+    /// [`Error::Generate`] or [`Error::Write`]; the previous bundle stays in place.
+    pub fn rotate(&self) -> Result<Bundle, Error> {
+        let current = self.current();
+        let now = SystemTime::now();
+        let (ca, previous) = if current.ca.renew_time(self.settings.renew_at) <= now {
+            let mut previous = vec![current.ca.clone()];
+            previous.extend(current.previous.iter().filter(|ca| ca.not_after > now).cloned());
+            (Arc::new(Ca::generate(self.settings.ca_validity)?), previous)
+        } else {
+            (current.ca.clone(), current.previous.clone())
+        };
+        let bundle = self.settings.issue(ca, previous)?;
+        bundle.write(&self.dir)?;
+        self.sender.send_replace(bundle.clone());
+        Ok(bundle)
+    }
+
+    /// How long until the next renewal: the serving certificate's or the CA's renewal point,
+    /// whichever comes first.
+    pub fn next_renewal(&self) -> Duration {
+        let current = self.current();
+        let serving = renew_time(current.not_before, current.not_after, self.settings.renew_at);
+        let ca = current.ca.renew_time(self.settings.renew_at);
+        serving.min(ca).duration_since(SystemTime::now()).unwrap_or_default()
+    }
+
+    /// Renews at every renewal point until `stop` is cancelled. A renewal that fails is logged
+    /// and retried after a tenth of the time left before the certificate expires (at least
+    /// 1 s).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the directory always holds a whole bundle.
+    pub async fn run(self, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            let wait = self.next_renewal();
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            if let Err(err) = self.rotate() {
+                let left = self
+                    .current()
+                    .not_after
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default();
+                let retry = (left / 10).max(Duration::from_secs(1));
+                tracing::warn!(
+                    error = &err as &dyn std::error::Error,
+                    ?retry,
+                    "renewing the serving certificate failed"
+                );
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(retry) => {}
+                }
+            } else {
+                tracing::info!(dir = %self.dir.display(), "serving certificate renewed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(Settings::default().generate().is_err());
+        assert!(Settings::for_service("a", "b").renew_at(1.0).generate().is_err());
+        assert!(
+            Settings::for_service("a", "b")
+                .validity(Duration::ZERO)
+                .generate()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_serving_certificate_never_outlives_its_ca() {
+        let bundle = Settings::for_service("ns", "svc")
+            .validity(Duration::from_secs(1000))
+            .ca_validity(Duration::from_secs(10))
+            .generate()
+            .unwrap();
+        assert!(bundle.not_after() <= bundle.ca_not_after());
+    }
+
+    #[test]
+    fn the_first_pem_block_is_cut_whole() {
+        let pem = "-----BEGIN A-----\nxx\n-----END A-----\n-----BEGIN B-----\ny\n-----END B-----\n";
+        assert_eq!(first_pem_block(pem), "-----BEGIN A-----\nxx\n-----END A-----\n");
+    }
+}

@@ -1,0 +1,284 @@
+//! Webhook configurations generated from a server's webhooks, and accepted by an API server.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kdev_webhook::Server;
+use kdev_webhook::admission::{Defaulter, Request, Response, Validator, Verdict};
+use kdev_webhook::config::{
+    self, ClientConfig, Configurations, Error, FailurePolicy, Kind, MatchPolicy, Operation, ReinvocationPolicy, Rule,
+    Scope, SideEffects, Webhook,
+};
+use kdev_webhook::tls::ServingCert;
+use kube_client::Api;
+use kube_client::api::{DeleteParams, PostParams};
+
+struct Allow;
+impl Validator<Pod> for Allow {}
+
+struct Noop;
+impl Defaulter<Deployment> for Noop {
+    async fn default(&self, _req: &Request, _obj: &mut Deployment) -> Verdict {
+        Verdict::allow()
+    }
+}
+
+async fn allow(_req: Request) -> Response {
+    Response::allowed()
+}
+
+fn tls() -> ServingCert {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    ServingCert::from_pem(cert.cert.pem().as_bytes(), cert.signing_key.serialize_pem().as_bytes()).unwrap()
+}
+
+fn server() -> Server {
+    Server::builder()
+        .validating("/validate-pods", Allow)
+        .mutating("/mutate-deployments", Noop)
+        .raw("/raw", allow)
+        .tls(tls())
+        .build()
+        .unwrap()
+}
+
+/// A unique lowercase suffix for cluster-scoped names.
+pub fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}{:x}", std::process::id(), nanos % 0xffff_ffff)
+}
+
+/// Matches no namespace: configurations created on a real cluster must never be called.
+pub fn no_namespace(suffix: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([("kdev.io/never".to_string(), suffix.to_string())])),
+        ..LabelSelector::default()
+    }
+}
+
+#[test]
+fn typed_webhooks_take_their_rules_from_the_resource_type() {
+    let server = server();
+    let configs = Configurations::new("ops", ClientConfig::service("ops-system", "ops-webhook").port(9443))
+        .ca_bundle(b"PEM".to_vec())
+        .webhook("/raw", Webhook::new().rule(Rule::new("", "v1", ["configmaps"])));
+    let validating = configs.validating(&server).unwrap();
+    assert_eq!(validating.metadata.name.as_deref(), Some("ops"));
+    let hooks = validating.webhooks.unwrap();
+    // Ordered by path: /raw, then /validate-pods.
+    assert_eq!(hooks.len(), 2);
+    let pods = &hooks[1];
+    assert_eq!(pods.name, "validate-pods.kdev.io");
+    let rule = &pods.rules.as_ref().unwrap()[0];
+    assert_eq!(rule.api_groups.as_deref(), Some(&[String::new()][..]));
+    assert_eq!(rule.api_versions.as_deref(), Some(&["v1".to_string()][..]));
+    assert_eq!(rule.resources.as_deref(), Some(&["pods".to_string()][..]));
+    assert_eq!(
+        rule.operations.as_deref(),
+        Some(&["CREATE".to_string(), "UPDATE".to_string()][..])
+    );
+    assert_eq!(rule.scope.as_deref(), Some("*"));
+    let service = pods.client_config.service.as_ref().unwrap();
+    assert_eq!(
+        (
+            service.namespace.as_str(),
+            service.name.as_str(),
+            service.path.as_deref(),
+            service.port
+        ),
+        ("ops-system", "ops-webhook", Some("/validate-pods"), Some(9443))
+    );
+    assert_eq!(pods.client_config.ca_bundle.as_ref().unwrap().0, b"PEM");
+    assert_eq!(pods.admission_review_versions, ["v1"]);
+    assert_eq!(pods.failure_policy.as_deref(), Some("Fail"));
+    assert_eq!(pods.side_effects, "None");
+    assert_eq!(pods.timeout_seconds, Some(10));
+    assert_eq!(pods.match_policy.as_deref(), Some("Equivalent"));
+    assert_eq!(
+        hooks[0].rules.as_ref().unwrap()[0].resources.as_deref(),
+        Some(&["configmaps".to_string()][..])
+    );
+
+    let mutating = configs.mutating(&server).unwrap().webhooks.unwrap();
+    assert_eq!(mutating.len(), 1);
+    let rule = &mutating[0].rules.as_ref().unwrap()[0];
+    assert_eq!(rule.api_groups.as_deref(), Some(&["apps".to_string()][..]));
+    assert_eq!(rule.resources.as_deref(), Some(&["deployments".to_string()][..]));
+    assert_eq!(mutating[0].reinvocation_policy.as_deref(), Some("Never"));
+}
+
+#[test]
+fn every_setting_can_be_overridden_per_webhook() {
+    let server = server();
+    let selector = no_namespace("x");
+    let configs = Configurations::new("ops", ClientConfig::url("https://hooks.example.com:8443/"))
+        .defaults(Webhook::new().failure_policy(FailurePolicy::Ignore))
+        .webhook(
+            "/raw",
+            Webhook::new()
+                .kind(Kind::Mutating)
+                .rule(Rule::new("", "v1", ["secrets"]).scope(Scope::Namespaced)),
+        )
+        .webhook(
+            "/mutate-deployments",
+            Webhook::new()
+                .name("deployments.defaults.example.com")
+                .operations([Operation::Create])
+                .subresource("scale")
+                .scope(Scope::Namespaced)
+                .side_effects(SideEffects::NoneOnDryRun)
+                .namespace_selector(selector.clone())
+                .object_selector(selector.clone())
+                .timeout_seconds(5)
+                .match_policy(MatchPolicy::Exact)
+                .reinvocation_policy(ReinvocationPolicy::IfNeeded),
+        );
+    // The raw handler moved to the mutating configuration.
+    assert_eq!(configs.validating(&server).unwrap().webhooks.unwrap().len(), 1);
+    let hooks = configs.mutating(&server).unwrap().webhooks.unwrap();
+    assert_eq!(hooks.len(), 2);
+    let d = &hooks[0];
+    assert_eq!(d.name, "deployments.defaults.example.com");
+    assert_eq!(
+        d.client_config.url.as_deref(),
+        Some("https://hooks.example.com:8443/mutate-deployments")
+    );
+    assert!(d.client_config.service.is_none());
+    let rule = &d.rules.as_ref().unwrap()[0];
+    assert_eq!(
+        rule.resources.as_deref(),
+        Some(&["deployments".to_string(), "deployments/scale".to_string()][..])
+    );
+    assert_eq!(rule.operations.as_deref(), Some(&["CREATE".to_string()][..]));
+    assert_eq!(rule.scope.as_deref(), Some("Namespaced"));
+    assert_eq!(d.failure_policy.as_deref(), Some("Ignore"));
+    assert_eq!(d.side_effects, "NoneOnDryRun");
+    assert_eq!(d.namespace_selector.as_ref(), Some(&selector));
+    assert_eq!(d.object_selector.as_ref(), Some(&selector));
+    assert_eq!(d.timeout_seconds, Some(5));
+    assert_eq!(d.match_policy.as_deref(), Some("Exact"));
+    assert_eq!(d.reinvocation_policy.as_deref(), Some("IfNeeded"));
+    assert_eq!(hooks[1].rules.as_ref().unwrap()[0].scope.as_deref(), Some("Namespaced"));
+}
+
+#[test]
+fn invalid_settings_are_refused_with_a_typed_error() {
+    let server = server();
+    let base = || Configurations::new("ops", ClientConfig::service("ns", "svc"));
+    let with_raw_rule = || base().webhook("/raw", Webhook::new().rule(Rule::new("", "v1", ["configmaps"])));
+    assert!(matches!(base().validating(&server), Err(Error::NoRules { path }) if path == "/raw"));
+    assert!(matches!(
+        with_raw_rule()
+            .webhook("/validate-pods", Webhook::new().name("pods.example"))
+            .validating(&server),
+        Err(Error::InvalidName { .. })
+    ));
+    assert!(matches!(
+        with_raw_rule()
+            .webhook("/validate-pods", Webhook::new().name("a.b.c"))
+            .webhook(
+                "/raw",
+                Webhook::new().name("a.b.c").rule(Rule::new("", "v1", ["configmaps"]))
+            )
+            .validating(&server),
+        Err(Error::DuplicateName { .. })
+    ));
+    for seconds in [0, 31] {
+        assert!(matches!(
+            with_raw_rule().webhook("/validate-pods", Webhook::new().timeout_seconds(seconds)).validating(&server),
+            Err(Error::InvalidTimeout { seconds: s, .. }) if s == seconds
+        ));
+    }
+    assert!(matches!(
+        with_raw_rule().webhook("/nowhere", Webhook::new()).validating(&server),
+        Err(Error::UnknownPath { .. })
+    ));
+    assert!(matches!(
+        with_raw_rule()
+            .webhook("/validate-pods", Webhook::new().operations([]))
+            .validating(&server),
+        Err(Error::EmptyRule { field: "operation", .. })
+    ));
+    assert!(matches!(
+        Configurations::new("ops", ClientConfig::url("http://insecure")).validating(&server),
+        Err(Error::InvalidClientConfig { .. })
+    ));
+    assert!(matches!(
+        base().conversion(&server, "/validate-pods"),
+        Err(Error::NotConversion { .. })
+    ));
+    assert!(matches!(
+        base().conversion(&server, "/nope"),
+        Err(Error::UnknownPath { .. })
+    ));
+    assert!(config::validate_name("pods.validate.example.com").is_ok());
+}
+
+#[tokio::test]
+async fn generated_configurations_are_accepted_by_the_api_server() {
+    let env = kdev_testenv::TestEnv::start().await.unwrap();
+    let suffix = unique();
+    let name = format!("kdev-config-test-{suffix}");
+    let server = server();
+    let configs = Configurations::new(name.clone(), ClientConfig::service("default", "kdev-nowhere"))
+        .ca_bundle(
+            kdev_webhook::certs::Settings::for_service("default", "kdev-nowhere")
+                .generate()
+                .unwrap()
+                .ca_pem(),
+        )
+        .defaults(
+            Webhook::new()
+                .failure_policy(FailurePolicy::Ignore)
+                .namespace_selector(no_namespace(&suffix)),
+        )
+        .webhook("/raw", Webhook::new().rule(Rule::new("", "v1", ["configmaps"])));
+    let validating = configs.validating(&server).unwrap();
+    let mutating = configs.mutating(&server).unwrap();
+
+    let vapi: Api<ValidatingWebhookConfiguration> = Api::all(env.client());
+    let mapi: Api<MutatingWebhookConfiguration> = Api::all(env.client());
+    let created_v = vapi.create(&PostParams::default(), &validating).await;
+    let created_m = mapi.create(&PostParams::default(), &mutating).await;
+    let read_v = vapi.get(&name).await;
+    let read_m = mapi.get(&name).await;
+    let _ = vapi.delete(&name, &DeleteParams::default()).await;
+    let _ = mapi.delete(&name, &DeleteParams::default()).await;
+    created_v.unwrap();
+    created_m.unwrap();
+    let (read_v, read_m) = (read_v.unwrap(), read_m.unwrap());
+    // The server defaults what was left unset (objectSelector, the service port), so compare
+    // what was set.
+    let brief =
+        |name: &str, rules: &Option<Vec<_>>, cc: &k8s_openapi::api::admissionregistration::v1::WebhookClientConfig| {
+            (
+                name.to_string(),
+                rules.clone(),
+                cc.ca_bundle.clone(),
+                cc.service.as_ref().map(|s| s.path.clone()),
+            )
+        };
+    let v = |c: &ValidatingWebhookConfiguration| -> Vec<_> {
+        c.webhooks
+            .iter()
+            .flatten()
+            .map(|w| brief(&w.name, &w.rules, &w.client_config))
+            .collect()
+    };
+    let m = |c: &MutatingWebhookConfiguration| -> Vec<_> {
+        c.webhooks
+            .iter()
+            .flatten()
+            .map(|w| brief(&w.name, &w.rules, &w.client_config))
+            .collect()
+    };
+    assert_eq!(v(&read_v), v(&validating));
+    assert_eq!(m(&read_m), m(&mutating));
+    assert_eq!(v(&read_v).len(), 2);
+}

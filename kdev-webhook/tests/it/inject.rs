@@ -1,0 +1,285 @@
+//! CA injection into webhook configurations and CRDs on an API server.
+
+use futures::FutureExt as _;
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kdev_webhook::Server;
+use kdev_webhook::admission::{Request, Response, Validator};
+use kdev_webhook::certs::Settings;
+use kdev_webhook::config::{self, ClientConfig, Configurations, FailurePolicy, Kind, Rule, Webhook};
+use kdev_webhook::inject::{Error, Injector};
+use kdev_webhook::tls::ServingCert;
+use kube_client::api::{DeleteParams, PostParams};
+use kube_client::{Api, Client};
+use serde_json::json;
+use std::panic::AssertUnwindSafe;
+
+use crate::config::{no_namespace, unique};
+
+struct Allow;
+impl Validator<Pod> for Allow {}
+
+async fn allow(_req: Request) -> Response {
+    Response::allowed()
+}
+
+/// Creates a validating and a mutating configuration (no caBundle, two webhooks in the
+/// validating one) named `name`, and a CRD with a conversion webhook; returns the CRD's name.
+async fn create_objects(client: &Client, name: &str, suffix: &str, annotations: Option<(&str, &str)>) -> String {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let tls = ServingCert::from_pem(cert.cert.pem().as_bytes(), cert.signing_key.serialize_pem().as_bytes()).unwrap();
+    let server = Server::builder()
+        .validating("/validate-pods", Allow)
+        .raw("/validate-configmaps", allow)
+        .raw("/mutate", allow)
+        .tls(tls)
+        .build()
+        .unwrap();
+    let client_config = ClientConfig::service("default", "kdev-nowhere");
+    let configs = Configurations::new(name, client_config.clone())
+        .defaults(
+            Webhook::new()
+                .failure_policy(FailurePolicy::Ignore)
+                .namespace_selector(no_namespace(suffix)),
+        )
+        .webhook(
+            "/validate-configmaps",
+            Webhook::new().rule(Rule::new("", "v1", ["configmaps"])),
+        )
+        .webhook(
+            "/mutate",
+            Webhook::new()
+                .kind(Kind::Mutating)
+                .rule(Rule::new("", "v1", ["configmaps"])),
+        );
+    let mut validating = configs.validating(&server).unwrap();
+    let mut mutating = configs.mutating(&server).unwrap();
+    if let Some((key, value)) = annotations {
+        let a = Some([(key.to_string(), value.to_string())].into());
+        validating.metadata.annotations = a.clone();
+        mutating.metadata.annotations = a;
+    }
+    Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &validating)
+        .await
+        .unwrap();
+    Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &mutating)
+        .await
+        .unwrap();
+
+    let group = format!("inject{suffix}.kdev.io");
+    let mut crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+            }],
+        },
+    }))
+    .unwrap();
+    crd.spec.conversion = Some(config::conversion(&client_config, "/convert", None).unwrap());
+    if let Some((key, value)) = annotations {
+        crd.metadata.annotations = Some([(key.to_string(), value.to_string())].into());
+    }
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+    format!("widgets.{group}")
+}
+
+async fn delete_objects(client: &Client, name: &str, crd: &str) {
+    let _ = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .delete(name, &DeleteParams::default())
+        .await;
+    let _ = Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .delete(name, &DeleteParams::default())
+        .await;
+    let _ = Api::<CustomResourceDefinition>::all(client.clone())
+        .delete(crd, &DeleteParams::default())
+        .await;
+}
+
+/// Every caBundle of the three objects.
+async fn bundles(client: &Client, name: &str, crd: &str) -> Vec<Option<Vec<u8>>> {
+    let v = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .get(name)
+        .await
+        .unwrap();
+    let m = Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .get(name)
+        .await
+        .unwrap();
+    let c = Api::<CustomResourceDefinition>::all(client.clone())
+        .get(crd)
+        .await
+        .unwrap();
+    let mut out: Vec<Option<Vec<u8>>> = v
+        .webhooks
+        .unwrap_or_default()
+        .into_iter()
+        .map(|w| w.client_config.ca_bundle.map(|b| b.0))
+        .collect();
+    out.extend(
+        m.webhooks
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| w.client_config.ca_bundle.map(|b| b.0)),
+    );
+    out.push(
+        c.spec
+            .conversion
+            .and_then(|c| c.webhook)
+            .and_then(|w| w.client_config)
+            .and_then(|cc| cc.ca_bundle)
+            .map(|b| b.0),
+    );
+    out
+}
+
+#[tokio::test]
+async fn the_ca_bundle_is_injected_into_named_configurations_and_crds() {
+    let env = kdev_testenv::TestEnv::start().await.unwrap();
+    let client = env.client();
+    let suffix = unique();
+    let name = format!("kdev-inject-{suffix}");
+    let crd = create_objects(&client, &name, &suffix, None).await;
+
+    let result = AssertUnwindSafe(async {
+        assert_eq!(bundles(&client, &name, &crd).await, vec![None; 4]);
+        let injector = Injector::new(client.clone())
+            .validating(&name)
+            .mutating(&name)
+            .crd(&crd);
+        let first = Settings::for_service("default", "kdev-nowhere")
+            .generate()
+            .unwrap()
+            .ca_pem();
+        assert_eq!(injector.inject(first.as_bytes()).await.unwrap(), 3);
+        assert_eq!(
+            bundles(&client, &name, &crd).await,
+            vec![Some(first.clone().into_bytes()); 4]
+        );
+        // Nothing to change: nothing is written.
+        let rv = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+            .get(&name)
+            .await
+            .unwrap()
+            .metadata
+            .resource_version;
+        assert_eq!(injector.inject(first.as_bytes()).await.unwrap(), 0);
+        let rv_after = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+            .get(&name)
+            .await
+            .unwrap()
+            .metadata
+            .resource_version;
+        assert_eq!(rv, rv_after);
+        // A rotated CA replaces the bundle everywhere.
+        let second = Settings::for_service("default", "kdev-nowhere")
+            .generate()
+            .unwrap()
+            .ca_pem();
+        assert_eq!(injector.inject(second.as_bytes()).await.unwrap(), 3);
+        assert_eq!(bundles(&client, &name, &crd).await, vec![Some(second.into_bytes()); 4]);
+    })
+    .catch_unwind()
+    .await;
+    delete_objects(&client, &name, &crd).await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[tokio::test]
+async fn annotated_objects_are_found_and_missing_named_ones_are_an_error() {
+    let env = kdev_testenv::TestEnv::start().await.unwrap();
+    let client = env.client();
+    let suffix = unique();
+    let name = format!("kdev-inject-annotated-{suffix}");
+    let value = format!("operators/webhook-{suffix}");
+    let crd = create_objects(&client, &name, &suffix, Some(("kdev.io/inject-ca-from", &value))).await;
+
+    let result = AssertUnwindSafe(async {
+        let ca = Settings::for_service("default", "kdev-nowhere")
+            .generate()
+            .unwrap()
+            .ca_pem();
+        let injector = Injector::new(client.clone()).annotated("kdev.io/inject-ca-from", &value);
+        assert_eq!(injector.inject(ca.as_bytes()).await.unwrap(), 3);
+        assert_eq!(
+            bundles(&client, &name, &crd).await,
+            vec![Some(ca.clone().into_bytes()); 4]
+        );
+
+        let missing = Injector::new(client.clone()).validating(format!("kdev-absent-{suffix}"));
+        assert!(matches!(
+            missing.inject(ca.as_bytes()).await,
+            Err(Error::NotFound { .. })
+        ));
+    })
+    .catch_unwind()
+    .await;
+    delete_objects(&client, &name, &crd).await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[tokio::test]
+async fn the_injector_follows_the_rotator() {
+    let env = kdev_testenv::TestEnv::start().await.unwrap();
+    let client = env.client();
+    let suffix = unique();
+    let name = format!("kdev-inject-run-{suffix}");
+    let crd = create_objects(&client, &name, &suffix, None).await;
+    let dir = crate::watch::temp_dir("inject-run");
+
+    let result = AssertUnwindSafe(async {
+        // A CA renewed at every rotation.
+        let settings = Settings::for_service("default", "kdev-nowhere")
+            .ca_validity(std::time::Duration::from_secs(3600))
+            .renew_at(1e-9);
+        let rotator = kdev_webhook::certs::Rotator::new(settings, &dir).unwrap();
+        let injector = Injector::new(client.clone())
+            .validating(&name)
+            .mutating(&name)
+            .crd(&crd);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(injector.run(rotator.subscribe(), stop.clone()));
+        for round in 0..2 {
+            let bundle = if round == 0 {
+                rotator.current()
+            } else {
+                rotator.rotate().unwrap()
+            };
+            let want = vec![Some(bundle.ca_pem().into_bytes()); 4];
+            let mut seen = Vec::new();
+            for _ in 0..300 {
+                seen = bundles(&client, &name, &crd).await;
+                if seen == want {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            assert_eq!(seen, want);
+        }
+        stop.cancel();
+        task.await.unwrap();
+    })
+    .catch_unwind()
+    .await;
+    delete_objects(&client, &name, &crd).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}

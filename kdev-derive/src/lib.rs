@@ -71,7 +71,7 @@ use proc_macro::TokenStream;
 /// | `title = "..."`, doc comments | `title`, comments | `title`, `description` | any |
 /// | `external_docs(url, description)` | `externalDocs` | `externalDocs` | any |
 /// | `nullable` | `nullable` | `nullable: true` | any |
-/// | `required`, `optional` (default: `Option<T>` and `#[serde(default)]`... as schemars says) | `+required`, `+optional` | the parent's `required` | any |
+/// | `required`, `optional` (default: optional for `Option<T>` and `#[serde(default)]`, as schemars says; these change the schema only, the Rust type must still accept what the schema allows) | `+required`, `+optional` | the parent's `required` | any |
 /// | `validation(rule, message, message_expression, reason, field_path, optional_old_self)` | `XValidation` | `x-kubernetes-validations` | any |
 /// | `immutable` | `+k8s:immutable` | the rule `self == oldSelf` | any |
 /// | `list_type = "atomic" \| "set" \| "map"`, `list_map_keys(a, b)` | `listType`, `listMapKey` | `x-kubernetes-list-type`, `-list-map-keys` | lists |

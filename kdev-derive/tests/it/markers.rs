@@ -66,10 +66,25 @@ pub struct GadgetSpec {
     pub mirrors: Vec<Target>,
 }
 
-/// A time that `schema_type = "string"` describes as a string.
-#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(transparent)]
-pub struct Since(pub std::collections::BTreeMap<String, String>);
+/// A time, written as a string by hand-written serde impls while its derived schema says
+/// "object": what `schema_type = "string"` corrects.
+#[derive(Clone, Debug, schemars::JsonSchema)]
+pub struct Since {
+    /// The RFC 3339 text.
+    pub rfc3339: String,
+}
+
+impl Serialize for Since {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.rfc3339)
+    }
+}
+
+impl<'de> Deserialize<'de> for Since {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|rfc3339| Since { rfc3339 })
+    }
+}
 
 /// A place to deliver to: field attributes on a nested type.
 #[kdev::schema]
@@ -96,3 +111,70 @@ pub struct Target {
     pub tags: Vec<String>,
 }
 
+/// Two versions of one kind: v1 (served, deprecated) and v2 (the storage version and the hub).
+pub mod versions {
+    use kdev::CustomResource;
+    use kdev::crd::conversion::{ConversionError, Convertible};
+    use serde::{Deserialize, Serialize};
+
+    /// A widget, v1: one size number.
+    #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    #[kdev(
+        group = "derive.kdev.dev",
+        version = "v1",
+        kind = "Widget",
+        struct = "WidgetV1",
+        namespaced
+    )]
+    #[kdev(shortname = "wd", deprecated = "derive.kdev.dev/v1 Widget is deprecated; use v2")]
+    pub struct WidgetV1Spec {
+        /// The size.
+        #[kdev(minimum = 1)]
+        pub size: i32,
+    }
+
+    /// A widget, v2: the size became width and height.
+    #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+    #[kdev(
+        group = "derive.kdev.dev",
+        version = "v2",
+        kind = "Widget",
+        struct = "WidgetV2",
+        namespaced
+    )]
+    #[kdev(category = "kdev", storage, hub)]
+    pub struct WidgetV2Spec {
+        /// The width.
+        #[kdev(minimum = 1)]
+        pub width: i32,
+        /// The height.
+        #[kdev(minimum = 1)]
+        pub height: i32,
+    }
+
+    impl Convertible<WidgetV2> for WidgetV1 {
+        fn to_hub(self) -> Result<WidgetV2, ConversionError> {
+            let mut hub = WidgetV2::new(
+                "",
+                WidgetV2Spec {
+                    width: self.spec.size,
+                    height: self.spec.size,
+                },
+            );
+            hub.metadata = self.metadata;
+            Ok(hub)
+        }
+
+        fn from_hub(hub: WidgetV2) -> Result<Self, ConversionError> {
+            if hub.spec.width != hub.spec.height {
+                return Err(ConversionError::new(format!(
+                    "a {}x{} widget is not square: v1 cannot express it",
+                    hub.spec.width, hub.spec.height
+                )));
+            }
+            let mut spoke = WidgetV1::new("", WidgetV1Spec { size: hub.spec.width });
+            spoke.metadata = hub.metadata;
+            Ok(spoke)
+        }
+    }
+}

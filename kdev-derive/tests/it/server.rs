@@ -76,7 +76,7 @@ async fn the_generated_crd_is_accepted_and_each_validation_rejects_a_bad_object(
         .await
         .expect("a typed object is accepted");
 
-    let mut cases = vec![
+    let cases = vec![
         ("minimum", json!({ "replicas": -1 })),
         ("maximum", json!({ "replicas": 11 })),
         ("exclusive-minimum", json!({ "ratio": 0.0 })),
@@ -100,12 +100,8 @@ async fn the_generated_crd_is_accepted_and_each_validation_rejects_a_bad_object(
         ("list-set", json!({ "hosts": ["a.example", "a.example"] })),
         ("min-properties", json!({ "labels": {} })),
         ("max-properties", json!({ "labels": { "a": "1", "b": "2", "c": "3" } })),
+        ("cel", json!({ "replicas": 6, "tier": "small" })),
     ];
-    if env.is_embedded() {
-        println!("skipping the CEL rule case: kdev-testenv accepts CEL rules without evaluating them");
-    } else {
-        cases.push(("cel", json!({ "replicas": 6, "tier": "small" })));
-    }
     for (case, spec) in cases {
         let bad = object(&format!("bad-{case}"), json!({}));
         let mut wire = serde_json::to_value(&bad).expect("serialize");
@@ -119,6 +115,234 @@ async fn the_generated_crd_is_accepted_and_each_validation_rejects_a_bad_object(
             other => panic!("{case}: expected 422, got {other:?}"),
         }
     }
+    crds.delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete the CRD");
+}
+
+/// Installs `crd` afresh (deleting a leftover of an earlier run) and waits until it is served.
+async fn install(crds: &Api<CustomResourceDefinition>, crd: &CustomResourceDefinition) {
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    let _ = crds.delete(&name, &DeleteParams::default()).await;
+    for _ in 0..100 {
+        if crds.get_opt(&name).await.expect("get the CRD").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    crds.create(&PostParams::default(), crd)
+        .await
+        .unwrap_or_else(|e| panic!("{name} is structural and accepted: {e}"));
+    established(crds, &name).await;
+}
+
+/// Creates `spec` merged over `base` and expects a 422 naming `expect` in its message.
+async fn rejects(
+    api: &Api<DynamicObject>,
+    api_version: &str,
+    kind: &str,
+    case: &str,
+    base: &Value,
+    spec: Value,
+    expect: &str,
+) {
+    let mut merged = base.clone();
+    if let (Value::Object(m), Value::Object(spec)) = (&mut merged, spec) {
+        for (k, v) in spec {
+            if v.is_null() {
+                m.remove(&k);
+            } else {
+                m.insert(k, v);
+            }
+        }
+    }
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": api_version, "kind": kind, "metadata": { "name": format!("bad-{case}") }, "spec": merged
+    }))
+    .expect("an object");
+    match api.create(&PostParams::default(), &object).await {
+        Err(kube_client::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "{case}: {status:?}");
+            assert!(
+                status.message.contains(expect),
+                "{case}: {expect:?} not in {:?}",
+                status.message
+            );
+        }
+        other => panic!("{case}: expected 422, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_markers_crd_is_accepted_and_each_marker_rejects_a_bad_object() {
+    use crate::markers::Gadget;
+
+    let env = TestEnv::start().await.expect("a cluster");
+    let client = env.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = Gadget::crd();
+    install(&crds, &crd).await;
+    let ns = env.namespace().await.expect("a namespace");
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &Gadget::api_resource());
+    let base = json!({
+        "mode": "fast", "owner": "me", "git": "https://example.com/g.git", "cpu": 1,
+        "names": ["ab"], "since": "2024-01-01T00:00:00Z",
+        "object": { "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" }, "data": { "a": "b" } },
+        "target": { "port": 80, "bucketName": "bucket" },
+        "mirrors": [{ "port": 81, "tags": ["a", "b"] }]
+    });
+    let good: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "derive.kdev.dev/v1", "kind": "Gadget", "metadata": { "name": "good" }, "spec": base
+    }))
+    .expect("an object");
+    let created = api
+        .create(&PostParams::default(), &good)
+        .await
+        .expect("a valid object is accepted (without the optional `notes`)");
+    assert_eq!(
+        created.data["spec"]["object"]["data"],
+        json!({ "a": "b" }),
+        "a schemaless embedded resource keeps its fields"
+    );
+    // `optional` changes the schema only: this Rust type still needs `notes` to deserialize.
+    let typed: Api<Gadget> = Api::namespaced(client.clone(), &ns);
+    let mut with_notes = base.clone();
+    with_notes["notes"] = json!(["typed"]);
+    let gadget = Gadget::new("typed", serde_json::from_value(with_notes).expect("a GadgetSpec"));
+    typed
+        .create(&PostParams::default(), &gadget)
+        .await
+        .expect("a typed object is accepted");
+    let read = typed.get("typed").await.expect("read back as a Gadget");
+    assert_eq!((read.spec.target.port, read.spec.notes), (80, vec!["typed".to_owned()]));
+
+    let v = "derive.kdev.dev/v1";
+    let cases = [
+        ("items-pattern", json!({ "names": ["AB"] }), "spec.names[0]"),
+        ("items-max-length", json!({ "names": ["abcdef"] }), "spec.names[0]"),
+        ("max-items", json!({ "names": ["a", "b", "c", "d"] }), "spec.names"),
+        ("enum-values", json!({ "mode": "medium" }), "spec.mode"),
+        ("schema-type", json!({ "since": { "a": "b" } }), "spec.since"),
+        ("required-option", json!({ "owner": null }), "spec.owner"),
+        (
+            "nested-min-length",
+            json!({ "target": { "port": 80, "bucketName": "ab" } }),
+            "spec.target.bucketName",
+        ),
+        ("nested-minimum", json!({ "target": { "port": 0 } }), "spec.target.port"),
+        (
+            "nested-in-list",
+            json!({ "mirrors": [{ "port": 70000 }] }),
+            "spec.mirrors[0].port",
+        ),
+        (
+            "nested-items",
+            json!({ "mirrors": [{ "port": 81, "tags": [""] }] }),
+            "spec.mirrors[0].tags[0]",
+        ),
+        (
+            "nested-set",
+            json!({ "mirrors": [{ "port": 81, "tags": ["a", "a"] }] }),
+            "spec.mirrors[0].tags[1]",
+        ),
+    ];
+    for (case, spec, expect) in cases {
+        rejects(&api, v, "Gadget", case, &base, spec, expect).await;
+    }
+    let cel = [
+        (
+            "exactly-one-of-both",
+            json!({ "image": "nginx" }),
+            "exactly one of the fields in [git image] must be set",
+        ),
+        (
+            "exactly-one-of-none",
+            json!({ "git": null }),
+            "exactly one of the fields in [git image] must be set",
+        ),
+        (
+            "at-most-one-of",
+            json!({ "debug": true, "release": true }),
+            "at most one of the fields in [debug release] may be set",
+        ),
+        (
+            "at-least-one-of",
+            json!({ "cpu": null }),
+            "at least one of the fields in [cpu memory] must be set",
+        ),
+        ("nested-rule", json!({ "target": { "port": 22 } }), "not the ssh port"),
+        (
+            "nested-at-most-one-of",
+            json!({ "target": { "port": 80, "bucketName": "bucket", "path": "/p" } }),
+            "at most one of the fields in [bucketName path] may be set",
+        ),
+        (
+            "nested-rule-in-list",
+            json!({ "mirrors": [{ "port": 22 }] }),
+            "not the ssh port",
+        ),
+    ];
+    for (case, spec, expect) in cel {
+        rejects(&api, v, "Gadget", case, &base, spec, expect).await;
+    }
+    crds.delete(
+        crd.metadata.name.as_deref().unwrap_or_default(),
+        &DeleteParams::default(),
+    )
+    .await
+    .expect("delete the CRD");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_merged_versions_are_accepted_and_served_each_with_its_own_schema() {
+    use crate::markers::versions::{WidgetV1, WidgetV1Spec, WidgetV2, WidgetV2Spec};
+
+    let env = TestEnv::start().await.expect("a cluster");
+    let client = env.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = kdev::crd::merge_versions([WidgetV1::crd(), WidgetV2::crd()]).expect("one kind, one storage version");
+    install(&crds, &crd).await;
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    let stored = crds.get(&name).await.expect("the CRD");
+    assert_eq!(
+        stored.status.and_then(|s| s.stored_versions),
+        Some(vec!["v2".to_owned()]),
+        "objects are stored in the version marked `storage`"
+    );
+    let ns = env.namespace().await.expect("a namespace");
+    let v1: Api<WidgetV1> = Api::namespaced(client.clone(), &ns);
+    let v2: Api<WidgetV2> = Api::namespaced(client.clone(), &ns);
+    v1.create(&PostParams::default(), &WidgetV1::new("one", WidgetV1Spec { size: 2 }))
+        .await
+        .expect("v1 is served");
+    v2.create(
+        &PostParams::default(),
+        &WidgetV2::new("two", WidgetV2Spec { width: 2, height: 3 }),
+    )
+    .await
+    .expect("v2 is served");
+    let raw1: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &WidgetV1::api_resource());
+    let raw2: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &WidgetV2::api_resource());
+    rejects(
+        &raw1,
+        "derive.kdev.dev/v1",
+        "Widget",
+        "v1-minimum",
+        &json!({}),
+        json!({ "size": 0 }),
+        "spec.size",
+    )
+    .await;
+    rejects(
+        &raw2,
+        "derive.kdev.dev/v2",
+        "Widget",
+        "v2-minimum",
+        &json!({}),
+        json!({ "width": 0 }),
+        "spec.width",
+    )
+    .await;
     crds.delete(&name, &DeleteParams::default())
         .await
         .expect("delete the CRD");

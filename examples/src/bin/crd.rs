@@ -81,7 +81,7 @@ struct WebsiteSpec {
     #[serde(default)]
     tls: Tls,
     /// URL path prefixes the site serves (all of them when empty).
-    #[kdev(max_items = 4, list_type = "set")]
+    #[kdev(max_items = 4, list_type = "set", items(pattern = "^/"))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     paths: Vec<String>,
 }
@@ -137,7 +137,7 @@ fn site(name: &str, domain: &str, replicas: i32, tls: Tls) -> Website {
 async fn main() -> Result<(), BoxError> {
     println!("== 1. the CRD that #[derive(CustomResource)] generates, as YAML");
     let crd = Website::crd();
-    print!("{}", serde_saphyr::to_string(&crd)?);
+    print!("{}", kdev::crd::to_yaml(&[crd])?);
     println!(
         "(Website is {} {}, plural {:?}, CRD name {})",
         Website::api_version(&()),
@@ -418,6 +418,7 @@ async fn validation_errors(dynamic: &Api<DynamicObject>) -> Result<usize, BoxErr
             "five spec.paths",
             json!({ "paths": ["/a", "/b", "/c", "/d", "/e"] }),
         ),
+        ("items pattern", "spec.paths = [\"blog\"]", json!({ "paths": ["blog"] })),
         (
             "list-type set",
             "spec.paths = [\"/\", \"/\"]",

@@ -83,6 +83,7 @@ fn one() -> i32 {
 }
 
 /// What the operator reports back.
+#[kdev::schema]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct MyAppStatus {
@@ -94,7 +95,7 @@ struct MyAppStatus {
     observed_generation: Option<i64>,
     /// The `Ready` condition, keyed by type as every Kubernetes API keys conditions.
     #[serde(default)]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    #[kdev(list_type = "map", list_map_keys(type))]
     conditions: Vec<Condition>,
 }
 

@@ -67,6 +67,7 @@ fn the_crd_lesson_installs_the_derived_crd_and_shows_each_validation_error() {
         ("pattern", "spec.domain in body should match '^[a-z0-9]"),
         ("enum", "spec.tls: Unsupported value: \"Sometimes\""),
         ("maxItems", "spec.paths: Too many: 5: must have at most 4 items"),
+        ("items pattern", "spec.paths[0] in body should match '^/'"),
         ("list-type set", "spec.paths[1]: Duplicate value: \"/\""),
     ];
     for (kind, message) in cases {

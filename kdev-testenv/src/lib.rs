@@ -42,10 +42,37 @@
 //! the code kube-apiserver would send (400, 404, 409, 415, 422, ...), never a panic or a
 //! dropped connection. Bodies are limited to 3 MiB.
 //!
+//! # Admission and conversion webhooks
+//! The server calls admission webhooks on every create, update, patch and delete, as
+//! kube-apiserver does: mutating webhooks (configurations by name, JSON patches applied in turn,
+//! `reinvocationPolicy: IfNeeded`), then its own defaults and validation, then validating webhooks
+//! in parallel; with kube-apiserver's matching (rules, `matchPolicy`, namespace and object
+//! selectors, CEL `matchConditions`), AdmissionReview, `failurePolicy`, timeouts, dry-run and
+//! `sideEffects` rules, warnings and error messages. A CRD converting through a webhook gets a
+//! ConversionReview for every object moving between its storage version and another one.
+//! Calls are HTTPS with the `caBundle` verified. A webhook's `clientConfig.service` is reached
+//! through [`Config::webhook_service`], which maps the Service to a local address (the embedded
+//! server has no pod network):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The address where the test serves its webhook (kdev-webhook's Server, say).
+//! let webhook: std::net::SocketAddr = "127.0.0.1:9443".parse()?;
+//! let config = kdev_testenv::Config::default().webhook_service("webhook-system", "my-webhook", 443, webhook);
+//! let env = kdev_testenv::TestEnv::embedded(config).await?;
+//! // A configuration whose clientConfig is
+//! //   service: { namespace: webhook-system, name: my-webhook, path: /validate }
+//! //   caBundle: <the CA that signed a certificate for my-webhook.webhook-system.svc>
+//! // now has its webhook called at https://127.0.0.1:9443/validate.
+//! # drop(env);
+//! # Ok(()) }
+//! ```
+//!
 //! # Differences from kube-apiserver
 //! See the crate's README for the full list; in short: no authentication or authorization,
-//! no admission webhooks called, no controllers besides garbage collection, namespace and CRD
-//! clean-up (a Deployment creates no ReplicaSet), JSON only (no protobuf or CBOR), HTTP/1.1 only.
+//! no built-in admission plugins (webhooks are called), no controllers besides garbage
+//! collection, namespace and CRD clean-up (a Deployment creates no ReplicaSet), JSON only (no
+//! protobuf or CBOR), HTTP/1.1 only.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

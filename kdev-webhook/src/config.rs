@@ -610,10 +610,12 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
     if labels.len() < 3 {
         return invalid("it should be a domain with at least three segments separated by dots");
     }
+    // A DNS-1123 subdomain: labels of lowercase letters, digits and '-', starting and ending
+    // with a letter or digit (kube-apiserver does not limit a label's length here).
     for label in labels {
         let bytes = label.as_bytes();
-        if bytes.is_empty() || bytes.len() > 63 {
-            return invalid("each segment must be 1-63 characters");
+        if bytes.is_empty() {
+            return invalid("a segment is empty");
         }
         if !bytes
             .iter()

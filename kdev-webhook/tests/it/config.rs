@@ -282,3 +282,96 @@ async fn generated_configurations_are_accepted_by_the_api_server() {
     assert_eq!(m(&read_m), m(&mutating));
     assert_eq!(v(&read_v).len(), 2);
 }
+
+struct Widgets;
+
+impl kdev_crd::conversion::Convert for Widgets {
+    fn group(&self) -> &str {
+        "example.com"
+    }
+    fn kind(&self) -> &str {
+        "Widget"
+    }
+    fn api_versions(&self) -> Vec<String> {
+        vec!["example.com/v1".into(), "example.com/v2".into()]
+    }
+    fn convert(
+        &self,
+        mut object: serde_json::Value,
+        desired: &str,
+    ) -> Result<serde_json::Value, kdev_crd::conversion::ConversionError> {
+        object["apiVersion"] = desired.into();
+        Ok(object)
+    }
+}
+
+#[test]
+fn a_conversion_path_gives_the_crd_conversion_stanza() {
+    let server = Server::builder()
+        .validating("/validate-pods", Allow)
+        .conversion("/convert", Widgets)
+        .tls(tls())
+        .build()
+        .unwrap();
+    let configs = Configurations::new("ops", ClientConfig::service("ops-system", "ops-webhook").port(8443))
+        .ca_bundle(b"CA".to_vec());
+    let stanza = configs.conversion(&server, "/convert").unwrap();
+    assert_eq!(stanza.strategy, "Webhook");
+    let webhook = stanza.webhook.unwrap();
+    assert_eq!(webhook.conversion_review_versions, ["v1"]);
+    let cc = webhook.client_config.unwrap();
+    assert_eq!(cc.ca_bundle.unwrap().0, b"CA");
+    let service = cc.service.unwrap();
+    assert_eq!(
+        (
+            service.namespace.as_str(),
+            service.name.as_str(),
+            service.path.as_deref(),
+            service.port
+        ),
+        ("ops-system", "ops-webhook", Some("/convert"), Some(8443))
+    );
+    // The conversion path is in neither admission configuration.
+    let hooks = configs.validating(&server).unwrap().webhooks.unwrap();
+    assert_eq!(hooks.len(), 1);
+    assert!(configs.mutating(&server).unwrap().webhooks.unwrap().is_empty());
+    assert_eq!(
+        server
+            .webhooks()
+            .iter()
+            .map(|w| (w.path.as_str(), w.kind))
+            .collect::<Vec<_>>(),
+        [("/validate-pods", Kind::Validating), ("/convert", Kind::Conversion)]
+    );
+}
+
+#[test]
+fn public_handles_and_futures_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let mut registry = prometheus_client::registry::Registry::default();
+    send_sync(&kdev_webhook::metrics::Metrics::register(&mut registry));
+    send_sync(&configs_for_assertions());
+    let dir = crate::watch::temp_dir("send-sync");
+    let rotator =
+        kdev_webhook::certs::Rotator::new(kdev_webhook::certs::Settings::for_service("a", "b"), &dir).unwrap();
+    send_sync(&rotator.current());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let bundles = rotator.subscribe();
+    send(&rotator.run(stop.clone()));
+    // Type-checked, never called: these need a cluster.
+    let _ = |injector: kdev_webhook::inject::Injector| {
+        send_sync(&injector);
+        send(&injector.inject(b"PEM"));
+        send(&injector.run(bundles, stop));
+    };
+    let _ = |webhook: kdev_webhook::manager::Webhook| {
+        send_sync(&webhook);
+        send(&webhook.local_addr());
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn configs_for_assertions() -> Configurations {
+    Configurations::new("x", ClientConfig::service("a", "b"))
+}

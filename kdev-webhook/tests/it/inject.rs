@@ -283,3 +283,136 @@ async fn the_injector_follows_the_rotator() {
         std::panic::resume_unwind(panic);
     }
 }
+
+struct NoLatest;
+
+impl Validator<Pod> for NoLatest {
+    async fn validate_create(&self, _req: &Request, pod: &Pod) -> kdev_webhook::admission::Verdict {
+        let latest = pod
+            .spec
+            .iter()
+            .flat_map(|s| &s.containers)
+            .filter_map(|c| c.image.as_deref())
+            .any(|i| i.ends_with(":latest"));
+        if latest {
+            kdev_webhook::admission::Verdict::deny("kdev-e2e: the :latest tag is not allowed")
+        } else {
+            kdev_webhook::admission::Verdict::allow()
+        }
+    }
+}
+
+/// Creates a pod running `image`; the API server's error message when refused.
+async fn create_pod(client: &Client, ns: &str, name: &str, image: &str) -> Result<(), String> {
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "app", "image": image}]},
+    }))
+    .unwrap();
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &pod)
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            kube_client::Error::Api(status) => status.message,
+            other => other.to_string(),
+        })
+}
+
+/// Tries to create `:latest` pods until the webhook's denial comes back (at most 30 s): the
+/// API server reached the server and trusted its certificate. The last error seen.
+async fn wait_for_denial(client: &Client, ns: &str) -> String {
+    let mut last = String::new();
+    for i in 0..300 {
+        match create_pod(client, ns, &format!("latest-{i}"), "nginx:latest").await {
+            Err(message) if message.contains("kdev-e2e: the :latest tag is not allowed") => return message,
+            Err(message) => last = message,
+            Ok(()) => panic!("a :latest pod was admitted"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    last
+}
+
+#[tokio::test]
+async fn the_api_server_calls_a_generated_configuration_through_generated_and_rotated_certificates() {
+    if std::env::var_os(kdev_testenv::KUBECONFIG_ENV).is_some_and(|v| !v.is_empty()) {
+        println!(
+            "skipped on a real cluster: its API server cannot reach a webhook served on this test's loopback \
+             address (the embedded server maps the Service to it)"
+        );
+        return;
+    }
+    let dir = crate::watch::temp_dir("inject-e2e");
+    // Every rotation renews the CA too (renewal point 3.6 µs into an hour).
+    let settings = Settings::for_service("webhooks", "kdev-e2e")
+        .ca_validity(std::time::Duration::from_secs(3600))
+        .renew_at(1e-9);
+    let rotator = kdev_webhook::certs::Rotator::new(settings, &dir).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::builder()
+        .validating("/validate-pods", NoLatest)
+        .tls(ServingCert::from_dir(&dir))
+        .build()
+        .unwrap();
+    let client_config = ClientConfig::service("webhooks", "kdev-e2e");
+    let configs = Configurations::new("kdev-e2e", client_config)
+        .webhook("/validate-pods", Webhook::new().name("pods.kdev-e2e.kdev.io"));
+    let validating = configs.validating(&server).unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let serving = tokio::spawn(server.serve_with_incoming_shutdown(
+        kdev_webhook::server::tcp_incoming(listener),
+        stop.clone().cancelled_owned(),
+    ));
+    let env = kdev_testenv::TestEnv::embedded(
+        kdev_testenv::Config::default().webhook_service("webhooks", "kdev-e2e", 443, addr),
+    )
+    .await
+    .unwrap();
+    let client = env.client();
+    let ns = env.namespace().await.unwrap();
+
+    // The configuration is deployed without a caBundle; the injector adds it and follows the CA.
+    Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &validating)
+        .await
+        .unwrap();
+    let injector = Injector::new(client.clone()).validating("kdev-e2e");
+    let injecting = tokio::spawn(injector.run(rotator.subscribe(), stop.clone()));
+
+    let denial = wait_for_denial(&client, &ns).await;
+    assert!(denial.contains("kdev-e2e: the :latest tag is not allowed"), "{denial}");
+    create_pod(&client, &ns, "pinned-1", "nginx:1.27").await.unwrap();
+
+    // A new CA and a new serving certificate: the server reloads the files, the injector writes
+    // the new bundle, and the API server trusts the webhook again.
+    let rotated = rotator.rotate().unwrap();
+    let want = rotated.ca_pem().into_bytes();
+    let mut bundle = Vec::new();
+    for _ in 0..300 {
+        let stored = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+            .get("kdev-e2e")
+            .await
+            .unwrap();
+        bundle = stored.webhooks.unwrap()[0].client_config.ca_bundle.clone().unwrap().0;
+        if bundle == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&bundle),
+        rotated.ca_pem(),
+        "the new bundle was never injected"
+    );
+    let denial = wait_for_denial(&client, &ns).await;
+    assert!(denial.contains("kdev-e2e: the :latest tag is not allowed"), "{denial}");
+    create_pod(&client, &ns, "pinned-2", "nginx:1.27").await.unwrap();
+
+    stop.cancel();
+    injecting.await.unwrap();
+    serving.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -416,3 +416,52 @@ async fn the_api_server_calls_a_generated_configuration_through_generated_and_ro
     serving.await.unwrap().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn conflicting_writes_are_retried_and_a_persistent_conflict_is_reported() {
+    let env = kdev_testenv::TestEnv::start().await.unwrap();
+    if !env.faults().supported() {
+        println!("skipped on a real cluster: it needs the embedded server's fault injection to answer 409");
+        return;
+    }
+    let client = env.client();
+    let suffix = unique();
+    let name = format!("kdev-inject-conflict-{suffix}");
+    let crd = create_objects(&client, &name, &suffix, None).await;
+    let conflicts = |times| {
+        kdev_testenv::Failure::new(409)
+            .verb("update")
+            .resource("validatingwebhookconfigurations")
+            .times(times)
+    };
+
+    let result = AssertUnwindSafe(async {
+        let injector = Injector::new(client.clone()).validating(&name);
+        let ca = Settings::for_service("default", "kdev-nowhere")
+            .generate()
+            .unwrap()
+            .ca_pem();
+        // Two conflicts, then the write goes through.
+        env.faults().fail(conflicts(2)).unwrap();
+        assert_eq!(injector.inject(ca.as_bytes()).await.unwrap(), 1);
+        assert_eq!(
+            bundles(&client, &name, &crd).await[..2],
+            [Some(ca.clone().into_bytes()), Some(ca.into_bytes())]
+        );
+        // A conflict on every try: a typed error after the retries.
+        let other = Settings::for_service("default", "kdev-nowhere")
+            .generate()
+            .unwrap()
+            .ca_pem();
+        env.faults().fail(conflicts(100)).unwrap();
+        let err = injector.inject(other.as_bytes()).await.unwrap_err();
+        env.faults().clear().unwrap();
+        assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    })
+    .catch_unwind()
+    .await;
+    delete_objects(&client, &name, &crd).await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}

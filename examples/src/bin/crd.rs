@@ -162,10 +162,12 @@ async fn main() -> Result<(), BoxError> {
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let result = lesson(&client, &crds, &ns).await;
-    // Deleting a CRD deletes every object of its kind, in every namespace.
-    let _ = crds.delete(Website::crd_name(), &DeleteParams::default()).await;
+    // Deleting a CRD deletes every object of its kind, in every namespace. Clean up first,
+    // then report the lesson's own error before a clean-up one.
+    let deleted = crds.delete(Website::crd_name(), &DeleteParams::default()).await;
     namespaces.delete(&ns, &DeleteParams::default()).await?;
     result?;
+    deleted?;
     println!("deleted the CRD and the namespace");
     println!("lesson complete");
     Ok(())

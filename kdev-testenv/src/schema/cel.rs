@@ -78,11 +78,78 @@ pub(crate) struct Rule {
     message_program: Option<Program>,
 }
 
+/// Deepest bracket nesting the parser is handed: deeper input would overflow its stack.
+const MAX_NESTING: usize = 64;
+
+/// The deepest nesting of `(`, `[` and `{` outside string literals.
+fn nesting(source: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in source.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' | '[' | '{' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    max
+}
+
+/// Stack of the threads that parse and evaluate rules: cel's parser recurses deeply for each
+/// level of brackets, far past a 2 MiB worker stack at [`MAX_NESTING`].
+const STACK_BYTES: usize = 128 << 20;
+
+/// Runs `f` on a scoped thread with a [`STACK_BYTES`] stack (inline if no thread can be made);
+/// `None` if it panicked.
+fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
+    let mut job = Some(f);
+    let spawned = std::thread::scope(|scope| {
+        let slot = &mut job;
+        std::thread::Builder::new()
+            .name("kdev-cel".to_owned())
+            .stack_size(STACK_BYTES)
+            .spawn_scoped(scope, move || slot.take().map(|f| f()))
+            .ok()
+            .map(|h| h.join().ok().flatten())
+    });
+    match spawned {
+        Some(out) => out,
+        None => job.map(|f| f()),
+    }
+}
+
 /// Why a rule did not compile: the detail kube prints after the rule.
 fn compile(source: &str) -> Result<Program, String> {
+    on_big_stack(|| compile_here(source))
+        .unwrap_or_else(|| Err("compilation failed: the expression could not be compiled".to_owned()))
+}
+
+fn compile_here(source: &str) -> Result<Program, String> {
     let env = ENV
         .as_ref()
         .map_err(|e| format!("rule compiler initialization error: {e}"))?;
+    if nesting(source) > MAX_NESTING {
+        return Err(format!(
+            "compilation failed: ERROR: <input>: brackets are nested more than {MAX_NESTING} deep, the limit of \
+             kdev-testenv's embedded API server"
+        ));
+    }
     let program = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| env.compile(source)))
         .map_err(|_| "compilation failed: the expression could not be parsed".to_owned())?
         .map_err(|e| format!("compilation failed: {e}"))?;
@@ -768,6 +835,28 @@ pub(crate) fn blocking(causes: &[Cause]) -> Option<Cause> {
 
 /// Evaluates every rule of `root` against `new` (and `old` on updates), returning kube's causes.
 pub(crate) fn validate(root: &Node, new: &Value, old: Option<&Value>) -> Vec<Cause> {
+    if !has_rules(root, 0) {
+        return Vec::new();
+    }
+    on_big_stack(|| validate_here(root, new, old)).unwrap_or_else(|| {
+        vec![Cause::invalid(
+            "<nil>",
+            &Value::Null,
+            "some validation rules were not checked because their evaluation failed",
+        )]
+    })
+}
+
+fn has_rules(node: &Node, depth: usize) -> bool {
+    depth < 512
+        && (!node.rules.is_empty()
+            || node.properties.values().any(|n| has_rules(n, depth + 1))
+            || node.items.as_deref().is_some_and(|n| has_rules(n, depth + 1))
+            || matches!(&node.additional, Additional::Schema(n) if has_rules(n, depth + 1))
+            || node.all_of.iter().any(|n| has_rules(n, depth + 1)))
+}
+
+fn validate_here(root: &Node, new: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut walker = Walker {
         out: Vec::new(),
         spent: 0,

@@ -5,13 +5,82 @@
 //!
 //! A [`Schema`] is compiled once per CRD version from its `openAPIV3Schema` (regex patterns are
 //! compiled then) and is then used for each request in kube's order: [`Schema::prune`],
-//! [`Schema::default`], [`Schema::validate`]. [`validate_crd`] checks a CRD itself on create and
-//! update.
+//! [`Schema::default`], [`Schema::validate`], [`Schema::validate_rules`]. [`validate_crd`] checks a
+//! CRD itself on create and update.
+//!
+//! # CEL validation rules
+//!
+//! `x-kubernetes-validations` are compiled with the schema and evaluated on every create and
+//! update of a custom resource, its `status` and its `scale` included ([`Schema::validate_rules`],
+//! after schema validation), as apiextensions-apiserver's `schema/cel` package does:
+//!
+//! - `self` is the node's value with the schema's types: integers as `int`, `number` as `double`,
+//!   `format: date-time`/`date` strings as `timestamp`, `format: duration` as `duration`,
+//!   `format: byte` as `bytes`, objects as maps of their declared properties (names escaped as
+//!   kube does: `x-y` is `self.x__dash__y`), `additionalProperties` as maps, lists as lists. At
+//!   the resource root and on embedded resources, `apiVersion`, `kind`, `metadata.name` and
+//!   `metadata.generateName` are visible too. Rules run at nested properties, list items,
+//!   `additionalProperties` values and `allOf` branches; null values are not checked.
+//! - Transition rules (those that read `oldSelf`) run on updates only, and only where the old
+//!   object has a value at that path (map keys, object properties and the items of
+//!   `x-kubernetes-list-type: map` lists correlate by key); with `optionalOldSelf: true` they also
+//!   run otherwise, `oldSelf` being an optional (`oldSelf.hasValue()`, `oldSelf.value()`).
+//!   Rules that do not read `oldSelf` are ratcheted: on an update whose value at that path is
+//!   unchanged, their failures are dropped.
+//! - A failure is a cause at the node's path plus the rule's `fieldPath`: `reason`
+//!   `FieldValueInvalid` (the default; objects and lists omit the value, scalars show it:
+//!   `spec.ports[1]: Invalid value: 70000: must be a valid port`), `FieldValueForbidden`,
+//!   `FieldValueRequired` or `FieldValueDuplicate`. The detail is `messageExpression`'s string,
+//!   else `message`, else `failed rule: <rule>`; a rule that errors (`no such key: a`) gives
+//!   `<error> evaluating rule: <rule>`. When schema validation already found a blocking cause
+//!   (wrong type, required, enum, too long, too many), rules are skipped and kube's `some
+//!   validation rules were not checked because the object was invalid...` cause is given.
+//! - On CRD create and update, [`validate_crd`] rejects empty rules, bad `message`,
+//!   `messageExpression`, `reason`, `fieldPath` and `optionalOldSelf`, `oldSelf` under lists that
+//!   are not `x-kubernetes-list-type: map`, and rules that do not compile
+//!   (`spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid
+//!   value: apiextensions.ValidationRule{...}: compilation failed: ...`).
+//!
+//! The functions a rule may call (the [`cel`](https://crates.io/crates/cel) crate's standard
+//! library and extensions, plus what kdev-testenv adds from Kubernetes' library):
+//!
+//! | Functions | Origin |
+//! |---|---|
+//! | macros `has`, `all`, `exists`, `exists_one`, `map`, `filter`; `cel.bind` | CEL; `cel.bind` added here |
+//! | `size`, `matches`, `startsWith`, `endsWith`, `contains`, `in`, operators | CEL standard |
+//! | `int`, `uint`, `double`, `string`, `bool`, `bytes`, `dyn`, `type` | CEL standard |
+//! | `duration`, `timestamp`, `getHours`, `getMinutes`, `getSeconds`, `getMilliseconds`, `getFullYear`, `getMonth`, `getDate`, `getDayOfMonth`, `getDayOfWeek`, `getDayOfYear` | CEL standard |
+//! | `x.?f`, `x[?k]`, `optional.of`, `optional.none`, `optional.ofNonZeroValue`, `hasValue`, `value`, `orValue`, `or` | CEL optionals |
+//! | `charAt`, `indexOf`, `lastIndexOf`, `lowerAscii`, `upperAscii`, `trim`, `split`, `join`, `replace`, `substring`, `reverse`, `format`, `strings.quote` | CEL strings extension |
+//! | `slice`, `flatten`, `distinct`, `sort`, `sortBy`, `lists.range` | CEL lists extension |
+//! | `math.greatest`, `math.least`, `math.ceil`, `math.floor`, `math.round`, `math.trunc`, `math.abs`, `math.sign`, `math.sqrt`, `math.isInf`, `math.isNaN`, `math.isFinite`, `math.bit*` | CEL math extension |
+//! | `base64.encode`, `base64.decode` | CEL encoders extension |
+//! | `list.isSorted()`, `list.sum()`, `list.min()`, `list.max()`, `list.indexOf(x)`, `list.lastIndexOf(x)` | Kubernetes lists library, added here |
+//! | `string.find(re)`, `string.findAll(re[, n])` | Kubernetes regex library, added here |
+//! | `sets.contains`, `sets.equivalent`, `sets.intersects` | Kubernetes sets library, added here |
+//!
+//! A rule that calls anything else is refused when its CRD is written: a Kubernetes library
+//! function kdev-testenv lacks (`url`, `isURL`, `quantity`, `isQuantity`, `ip`, `isIP`, `cidr`,
+//! `isCIDR`, `semver`, `isSemver`, the authorizer, ...) with `compilation failed: function
+//! 'isURL' is part of the Kubernetes CEL library but is not available in kdev-testenv's embedded
+//! API server`, any other name with cel-go's `undeclared reference to 'f'`. So a test never passes
+//! because a rule was silently skipped.
 //!
 //! # Caveats
 //!
-//! CEL rules (`x-kubernetes-validations`) are accepted and ignored: they are neither compiled nor
-//! evaluated, so objects a real cluster would reject with a CEL message are admitted.
+//! - Rules are not type-checked: a rule that reads a field the schema does not declare, or that
+//!   compares values of different types, compiles here and fails when evaluated (kube refuses it
+//!   when the CRD is written); compilation messages other than unknown functions and
+//!   identifiers are the `cel` crate's, not cel-go's.
+//! - Cost is not estimated: CRDs whose rules kube-apiserver refuses as too expensive (`estimated
+//!   rule cost exceeds budget`, typically over lists and strings without `maxItems` or
+//!   `maxLength`) are accepted. At run time a coarse estimate (the size of `self` to the power
+//!   of the rule's comprehension nesting, against kube's per-object budget of 10,000,000) stops
+//!   runaway rules with kube's `validation failed due to running out of cost budget` cause;
+//!   rules kube would let through may rarely be stopped, and vice versa.
+//! - Brackets nested more than 64 deep in a rule are refused (the parser's recursion).
+//! - Ratcheting correlates only what `oldSelf` correlates: items of `set` lists are not
+//!   ratcheted (kube ratchets them by value).
 //!
 //! # Untrusted input
 //!

@@ -376,3 +376,28 @@ fn arbitrary_rules_and_values_never_panic() {
         let _ = eval(spec, json!({"a": [1, {"b": null}], "x": "y"}));
     }
 }
+
+#[test]
+fn deeply_nested_and_very_long_rules_are_errors_not_crashes() {
+    let long_chain = format!("true{}", " && true".repeat(5_000));
+    let parens = format!("{}1{} == 1", "(".repeat(5_000), ")".repeat(5_000));
+    let nots = format!("{}true", "!".repeat(10_000));
+    let negs = format!("{}1 == 1", "-".repeat(10_000));
+    let lists = format!("{}1{} == []", "[".repeat(5_000), "]".repeat(5_000));
+    let calls = format!("{}self{}", "size(".repeat(3_000), ")".repeat(3_000));
+    let at_limit = format!("{}1{} == 1", "(".repeat(64), ")".repeat(64));
+    let mixed = format!("{}1{}", "[(".repeat(32), ")]".repeat(32));
+    assert!(crd_causes(json!({ "rule": at_limit.clone() })).is_empty());
+    let too_deep = crd_causes(json!({ "rule": parens.clone() }));
+    assert!(
+        too_deep[0].contains("brackets are nested more than 64 deep"),
+        "{too_deep:?}"
+    );
+    for rule in [long_chain, parens, nots, negs, lists, calls, at_limit, mixed] {
+        let causes = crd_causes(json!({ "rule": rule }));
+        let spec = json!({"type": "object", "properties": {"a": {"type": "string"}},
+            "x-kubernetes-validations": [{"rule": rule}]});
+        let _ = eval(spec, json!({"a": "x"}));
+        let _ = causes;
+    }
+}

@@ -1,0 +1,537 @@
+//! ValidatingWebhookConfiguration, MutatingWebhookConfiguration and a CRD's conversion stanza
+//! generated from a [`Server`]'s registered webhooks, as kubebuilder's `+kubebuilder:webhook`
+//! markers generate them
+//! ([admission webhooks](https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/),
+//! go-reference §C.5).
+//!
+//! A typed webhook (`Builder::validating::<K>`, `Builder::mutating::<K>`) knows its resource:
+//! its rule is `K`'s group, version and plural with the operations CREATE and UPDATE. A raw
+//! handler has no resource and needs a [`Webhook::rule`]; every setting can be overridden per
+//! path with [`Configurations::webhook`].
+//!
+//! # Examples
+//!
+//! ```
+//! use k8s_openapi::api::core::v1::Pod;
+//! use kdev_webhook::admission::{Request, Validator, Verdict};
+//! use kdev_webhook::config::{ClientConfig, Configurations, FailurePolicy, Operation, Webhook};
+//! use kdev_webhook::Server;
+//! # let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+//! # let tls = kdev_webhook::tls::ServingCert::from_pem(cert.cert.pem().as_bytes(), cert.signing_key.serialize_pem().as_bytes()).unwrap();
+//!
+//! struct Allow;
+//! impl Validator<Pod> for Allow {}
+//!
+//! let server = Server::builder().validating("/validate-pods", Allow).tls(tls).build().unwrap();
+//! let configurations = Configurations::new("my-operator", ClientConfig::service("operators", "my-operator-webhook"))
+//!     .ca_bundle(b"-----BEGIN CERTIFICATE-----\n...".to_vec())
+//!     .webhook(
+//!         "/validate-pods",
+//!         Webhook::new()
+//!             .name("pods.validate.example.com")
+//!             .operations([Operation::Create, Operation::Update, Operation::Delete])
+//!             .failure_policy(FailurePolicy::Ignore),
+//!     );
+//! let validating = configurations.validating(&server).unwrap();
+//! let hook = &validating.webhooks.as_ref().unwrap()[0];
+//! assert_eq!(hook.name, "pods.validate.example.com");
+//! let rule = &hook.rules.as_ref().unwrap()[0];
+//! assert_eq!(rule.resources.as_deref(), Some(&["pods".to_string()][..]));
+//! assert_eq!(hook.client_config.service.as_ref().unwrap().path.as_deref(), Some("/validate-pods"));
+//! ```
+
+use std::collections::{HashMap, HashSet};
+
+use k8s_openapi::api::admissionregistration::v1 as admreg;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::Server;
+
+mod settings;
+
+pub use settings::{
+    ClientConfig, FailurePolicy, MatchPolicy, Operation, ReinvocationPolicy, Rule, Scope, SideEffects, Webhook,
+};
+
+/// Why a configuration could not be generated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A webhook name is not a fully-qualified DNS name with at least three segments.
+    #[error("webhook name {name:?} is invalid: {reason}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Two webhooks of one configuration have the same name.
+    #[error("two webhooks of one configuration are named {name:?}")]
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
+    /// `timeoutSeconds` is outside 1–30.
+    #[error("webhook {path}: timeoutSeconds {seconds} is outside 1-30")]
+    InvalidTimeout {
+        /// The webhook's path.
+        path: String,
+        /// The timeout.
+        seconds: i32,
+    },
+    /// A webhook has no rule: a raw handler needs [`Webhook::rule`].
+    #[error("webhook {path} has no rule: give one with Webhook::rule")]
+    NoRules {
+        /// The webhook's path.
+        path: String,
+    },
+    /// A rule has no operation, API group, version or resource.
+    #[error("webhook {path}: a rule lists no {field}")]
+    EmptyRule {
+        /// The webhook's path.
+        path: String,
+        /// The empty list.
+        field: &'static str,
+    },
+    /// Settings were given for a path the server does not serve.
+    #[error("settings were given for {path}, which the server does not serve")]
+    UnknownPath {
+        /// The path.
+        path: String,
+    },
+    /// A conversion stanza was asked for a path that does not serve conversions.
+    #[error("{path} does not serve CRD conversions")]
+    NotConversion {
+        /// The path.
+        path: String,
+    },
+    /// The client configuration is invalid (a URL that is not https, a port outside 1–65535).
+    #[error("invalid client configuration: {reason}")]
+    InvalidClientConfig {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// What a registered path serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A typed validator: goes into the ValidatingWebhookConfiguration.
+    Validating,
+    /// A typed defaulter: goes into the MutatingWebhookConfiguration.
+    Mutating,
+    /// A raw admission handler: validating unless [`Webhook::kind`] says mutating.
+    Raw,
+    /// CRD conversion: goes into a CRD's `spec.conversion`.
+    Conversion,
+}
+
+/// The group, version and plural of a typed webhook's resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupVersionResource {
+    /// The API group (`""` for the core group).
+    pub group: String,
+    /// The version.
+    pub version: String,
+    /// The plural resource name.
+    pub resource: String,
+}
+
+/// One path a server serves, as [`Server::webhooks`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// The path.
+    pub path: String,
+    /// What it serves.
+    pub kind: Kind,
+    /// The resource of a typed webhook.
+    pub resource: Option<GroupVersionResource>,
+}
+
+impl Registered {
+    pub(crate) fn typed<K>(path: &str, kind: Kind) -> Registered
+    where
+        K: kube_core::Resource,
+        K::DynamicType: Default,
+    {
+        let dt = K::DynamicType::default();
+        let resource = GroupVersionResource {
+            group: K::group(&dt).into_owned(),
+            version: K::version(&dt).into_owned(),
+            resource: K::plural(&dt).into_owned(),
+        };
+        Registered {
+            path: path.to_string(),
+            kind,
+            resource: (!resource.resource.is_empty()).then_some(resource),
+        }
+    }
+
+    pub(crate) fn untyped(path: &str, kind: Kind) -> Registered {
+        Registered {
+            path: path.to_string(),
+            kind,
+            resource: None,
+        }
+    }
+}
+
+/// Checks that `name` is a fully-qualified DNS name of at least three segments, as
+/// kube-apiserver's webhook validation does (`IsFullyQualifiedName`).
+///
+/// # Errors
+/// [`Error::InvalidName`].
+pub fn validate_name(name: &str) -> Result<(), Error> {
+    let invalid = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return invalid("it is empty");
+    }
+    if name.len() > 253 {
+        return invalid("it is longer than 253 characters");
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() < 3 {
+        return invalid("it should be a domain with at least three segments separated by dots");
+    }
+    // A DNS-1123 subdomain: labels of lowercase letters, digits and '-', starting and ending
+    // with a letter or digit (kube-apiserver does not limit a label's length here).
+    for label in labels {
+        let bytes = label.as_bytes();
+        if bytes.is_empty() {
+            return invalid("a segment is empty");
+        }
+        if !bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        {
+            return invalid("segments may hold only lowercase letters, digits and '-'");
+        }
+        if bytes[0] == b'-' || bytes[bytes.len() - 1] == b'-' {
+            return invalid("segments must start and end with a letter or digit");
+        }
+    }
+    Ok(())
+}
+
+/// The default webhook name of `path`: see [`Webhook::name`].
+fn default_name(path: &str) -> String {
+    let mut label: String = path
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9') => c,
+            _ => '-',
+        })
+        .collect();
+    label.truncate(63);
+    let label = label.trim_matches('-');
+    format!("{}.kdev.io", if label.is_empty() { "webhook" } else { label })
+}
+
+/// The webhook configurations of a server's webhooks: the objects' name, how kube-apiserver
+/// reaches the server, the CA bundle, and per-webhook settings.
+///
+/// See the [module docs](self) for an example.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Configurations {
+    name: String,
+    client: ClientConfig,
+    ca_bundle: Option<Vec<u8>>,
+    defaults: Webhook,
+    webhooks: HashMap<String, Webhook>,
+}
+
+/// One webhook with its settings resolved.
+struct Resolved {
+    path: String,
+    name: String,
+    rules: Vec<admreg::RuleWithOperations>,
+    settings: Webhook,
+}
+
+impl Configurations {
+    /// Configurations named `name` (the ValidatingWebhookConfiguration and the
+    /// MutatingWebhookConfiguration may share it) reaching the server through `client`.
+    pub fn new(name: impl Into<String>, client: ClientConfig) -> Configurations {
+        Configurations {
+            name: name.into(),
+            client,
+            ca_bundle: None,
+            defaults: Webhook::default(),
+            webhooks: HashMap::new(),
+        }
+    }
+
+    /// The PEM of the CA that signed the serving certificate (`caBundle`; see
+    /// [`certs::Bundle::ca_pem`](crate::certs::Bundle::ca_pem)). Default: none, for a CA
+    /// injected later (see [`inject`](crate::inject)).
+    pub fn ca_bundle(mut self, pem: impl Into<Vec<u8>>) -> Configurations {
+        self.ca_bundle = Some(pem.into());
+        self
+    }
+
+    /// Settings every webhook takes unless its own say otherwise (its name excepted).
+    pub fn defaults(mut self, defaults: Webhook) -> Configurations {
+        self.defaults = defaults;
+        self
+    }
+
+    /// Settings of the webhook at `path`.
+    pub fn webhook(mut self, path: impl Into<String>, settings: Webhook) -> Configurations {
+        self.webhooks.insert(path.into(), settings);
+        self
+    }
+
+    fn resolve(&self, server: &Server, wanted: Kind) -> Result<Vec<Resolved>, Error> {
+        self.client.validate()?;
+        let registered = server.webhooks();
+        for path in self.webhooks.keys() {
+            if !registered.iter().any(|r| &r.path == path) {
+                return Err(Error::UnknownPath { path: path.clone() });
+            }
+        }
+        let mut names = HashSet::new();
+        let mut out = Vec::new();
+        let mut sorted: Vec<&Registered> = registered.iter().collect();
+        sorted.sort_by(|a, b| a.path.cmp(&b.path));
+        for reg in sorted {
+            let own = self.webhooks.get(&reg.path).cloned().unwrap_or_default();
+            let settings = own.or(&self.defaults);
+            let kind = match reg.kind {
+                Kind::Raw => match settings.kind {
+                    Some(Kind::Mutating) => Kind::Mutating,
+                    _ => Kind::Validating,
+                },
+                k => k,
+            };
+            if kind != wanted {
+                continue;
+            }
+            let name = own.name.clone().unwrap_or_else(|| default_name(&reg.path));
+            validate_name(&name)?;
+            if !names.insert(name.clone()) {
+                return Err(Error::DuplicateName { name });
+            }
+            if let Some(seconds) = settings.timeout_seconds
+                && !(1..=30).contains(&seconds)
+            {
+                return Err(Error::InvalidTimeout {
+                    path: reg.path.clone(),
+                    seconds,
+                });
+            }
+            let rules = match (&settings.rules, &reg.resource) {
+                (Some(rules), _) => rules.clone(),
+                (None, Some(gvr)) => {
+                    let mut resources = vec![gvr.resource.clone()];
+                    resources.extend(settings.subresources.iter().map(|s| format!("{}/{s}", gvr.resource)));
+                    let mut rule = Rule::new(gvr.group.clone(), gvr.version.clone(), resources);
+                    if let Some(ops) = &settings.operations {
+                        rule = rule.operations(ops.iter().copied());
+                    }
+                    if let Some(scope) = settings.scope {
+                        rule = rule.scope(scope);
+                    }
+                    vec![rule]
+                }
+                (None, None) => return Err(Error::NoRules { path: reg.path.clone() }),
+            };
+            if rules.is_empty() {
+                return Err(Error::NoRules { path: reg.path.clone() });
+            }
+            for rule in &rules {
+                rule.check(&reg.path)?;
+            }
+            out.push(Resolved {
+                path: reg.path.clone(),
+                name,
+                rules: rules.iter().map(Rule::to_api).collect(),
+                settings,
+            });
+        }
+        Ok(out)
+    }
+
+    fn metadata(&self) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(self.name.clone()),
+            ..ObjectMeta::default()
+        }
+    }
+
+    /// The ValidatingWebhookConfiguration of `server`'s validators (and raw handlers not marked
+    /// mutating), ordered by path.
+    ///
+    /// # Errors
+    /// [`Error`]: an invalid or duplicate name, a timeout outside 1–30, a webhook without rules,
+    /// settings for a path the server does not serve, an invalid client configuration.
+    pub fn validating(&self, server: &Server) -> Result<admreg::ValidatingWebhookConfiguration, Error> {
+        let webhooks = self
+            .resolve(server, Kind::Validating)?
+            .into_iter()
+            .map(|r| admreg::ValidatingWebhook {
+                admission_review_versions: vec!["v1".to_string()],
+                client_config: self.client.admission(&r.path, self.ca_bundle.as_deref()),
+                failure_policy: Some(r.settings.failure_policy.unwrap_or(FailurePolicy::Fail).as_str().into()),
+                match_conditions: None,
+                match_policy: Some(
+                    r.settings
+                        .match_policy
+                        .unwrap_or(MatchPolicy::Equivalent)
+                        .as_str()
+                        .into(),
+                ),
+                name: r.name,
+                namespace_selector: r.settings.namespace_selector,
+                object_selector: r.settings.object_selector,
+                rules: Some(r.rules),
+                side_effects: r.settings.side_effects.unwrap_or(SideEffects::None).as_str().into(),
+                timeout_seconds: Some(r.settings.timeout_seconds.unwrap_or(10)),
+            })
+            .collect();
+        Ok(admreg::ValidatingWebhookConfiguration {
+            metadata: self.metadata(),
+            webhooks: Some(webhooks),
+        })
+    }
+
+    /// The MutatingWebhookConfiguration of `server`'s defaulters (and raw handlers marked
+    /// [`Kind::Mutating`]), ordered by path.
+    ///
+    /// # Errors
+    /// As [`validating`](Self::validating).
+    pub fn mutating(&self, server: &Server) -> Result<admreg::MutatingWebhookConfiguration, Error> {
+        let webhooks = self
+            .resolve(server, Kind::Mutating)?
+            .into_iter()
+            .map(|r| admreg::MutatingWebhook {
+                admission_review_versions: vec!["v1".to_string()],
+                client_config: self.client.admission(&r.path, self.ca_bundle.as_deref()),
+                failure_policy: Some(r.settings.failure_policy.unwrap_or(FailurePolicy::Fail).as_str().into()),
+                match_conditions: None,
+                match_policy: Some(
+                    r.settings
+                        .match_policy
+                        .unwrap_or(MatchPolicy::Equivalent)
+                        .as_str()
+                        .into(),
+                ),
+                name: r.name,
+                namespace_selector: r.settings.namespace_selector,
+                object_selector: r.settings.object_selector,
+                reinvocation_policy: Some(
+                    r.settings
+                        .reinvocation_policy
+                        .unwrap_or(ReinvocationPolicy::Never)
+                        .as_str()
+                        .into(),
+                ),
+                rules: Some(r.rules),
+                side_effects: r.settings.side_effects.unwrap_or(SideEffects::None).as_str().into(),
+                timeout_seconds: Some(r.settings.timeout_seconds.unwrap_or(10)),
+            })
+            .collect();
+        Ok(admreg::MutatingWebhookConfiguration {
+            metadata: self.metadata(),
+            webhooks: Some(webhooks),
+        })
+    }
+
+    /// The `spec.conversion` of a CRD whose conversions `server` serves at `path`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownPath`], [`Error::NotConversion`], [`Error::InvalidClientConfig`].
+    pub fn conversion(&self, server: &Server, path: &str) -> Result<apiext::CustomResourceConversion, Error> {
+        match server.webhooks().iter().find(|r| r.path == path) {
+            None => Err(Error::UnknownPath { path: path.to_string() }),
+            Some(r) if r.kind != Kind::Conversion => Err(Error::NotConversion { path: path.to_string() }),
+            Some(_) => conversion(&self.client, path, self.ca_bundle.as_deref()),
+        }
+    }
+}
+
+/// A CRD's `spec.conversion` sending conversions to `path` through `client`:
+/// `{strategy: Webhook, webhook: {clientConfig: {...}, conversionReviewVersions: [v1]}}`.
+///
+/// # Errors
+/// [`Error::InvalidClientConfig`].
+///
+/// # Examples
+/// ```
+/// use kdev_webhook::config::{self, ClientConfig};
+///
+/// let stanza = config::conversion(&ClientConfig::service("ops", "webhook"), "/convert", Some(b"PEM")).unwrap();
+/// assert_eq!(stanza.strategy, "Webhook");
+/// let webhook = stanza.webhook.unwrap();
+/// assert_eq!(webhook.conversion_review_versions, ["v1"]);
+/// assert_eq!(webhook.client_config.unwrap().service.unwrap().path.as_deref(), Some("/convert"));
+/// ```
+pub fn conversion(
+    client: &ClientConfig,
+    path: &str,
+    ca_bundle: Option<&[u8]>,
+) -> Result<apiext::CustomResourceConversion, Error> {
+    client.validate()?;
+    Ok(apiext::CustomResourceConversion {
+        strategy: "Webhook".to_string(),
+        webhook: Some(apiext::WebhookConversion {
+            client_config: Some(client.conversion(path, ca_bundle)),
+            conversion_review_versions: vec!["v1".to_string()],
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_need_three_dns_segments() {
+        assert!(validate_name("pods.validate.example.com").is_ok());
+        assert!(validate_name("a.b.c").is_ok());
+        for bad in [
+            "",
+            "a.b",
+            "A.b.c",
+            "a..c",
+            "-a.b.c",
+            "a.b.c-",
+            "a_b.c.d",
+            &"x".repeat(64),
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn default_names_are_valid() {
+        for path in [
+            "/validate-pods",
+            "/",
+            "/v1/Validate_Pods/x",
+            &format!("/{}", "p".repeat(100)),
+        ] {
+            let name = default_name(path);
+            assert!(validate_name(&name).is_ok(), "{name}");
+        }
+        assert_eq!(default_name("/validate-pods"), "validate-pods.kdev.io");
+    }
+
+    #[test]
+    fn urls_must_be_https_with_a_host() {
+        assert!(ClientConfig::url("https://h:9443").validate().is_ok());
+        assert!(ClientConfig::url("http://h").validate().is_err());
+        assert!(ClientConfig::url("https://u@h").validate().is_err());
+        assert!(ClientConfig::service("ns", "svc").port(0).validate().is_err());
+        let cfg = ClientConfig::url("https://h:9443/").admission("/v", None);
+        assert_eq!(cfg.url.as_deref(), Some("https://h:9443/v"));
+    }
+}

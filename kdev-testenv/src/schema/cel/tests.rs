@@ -401,3 +401,57 @@ fn deeply_nested_and_very_long_rules_are_errors_not_crashes() {
         let _ = causes;
     }
 }
+
+#[test]
+fn kubebuilder_one_of_helpers_and_object_immutability() {
+    let spec = json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}, "c": {"type": "string"},
+        "cfg": {"type": "object", "properties": {"x": {"type": "integer"}},
+            "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "cfg is immutable"}]}},
+        "x-kubernetes-validations": [
+            {"rule": "(has(self.a)?1:0)+(has(self.b)?1:0)+(has(self.c)?1:0) == 1", "message": "exactly one of the fields in [a b c] must be set"},
+            {"rule": "(has(self.a)?1:0)+(has(self.b)?1:0) <= 1", "message": "at most one of the fields in [a b] may be set"}]});
+    assert!(eval(spec.clone(), json!({"a": "x"})).is_empty());
+    assert_eq!(
+        eval(spec.clone(), json!({"a": "x", "b": "y"})),
+        [
+            "FieldValueInvalid spec: Invalid value: exactly one of the fields in [a b c] must be set",
+            "FieldValueInvalid spec: Invalid value: at most one of the fields in [a b] may be set"
+        ]
+    );
+    assert!(
+        eval_update(
+            spec.clone(),
+            json!({"a": "x", "cfg": {"x": 1}}),
+            json!({"a": "x", "cfg": {"x": 1}})
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        eval_update(
+            spec,
+            json!({"a": "x", "cfg": {"x": 2}}),
+            json!({"a": "x", "cfg": {"x": 1}})
+        ),
+        ["FieldValueInvalid spec.cfg: Invalid value: cfg is immutable"]
+    );
+}
+
+#[test]
+fn the_root_sees_name_and_kind_and_int_or_string_is_dynamic() {
+    let s = Schema::compile(&json!({"type": "object",
+        "x-kubernetes-validations": [{"rule": "self.metadata.name.startsWith('ok-') && self.kind == 'Gadget'", "message": "bad name"}],
+        "properties": {"spec": {"type": "object", "properties": {
+            "port": {"x-kubernetes-int-or-string": true,
+                "x-kubernetes-validations": [{"rule": "type(self) == int ? self > 0 : self.matches('^[a-z]+$')"}]}}}}}))
+    .unwrap();
+    let obj = |name: &str, port: Value| json!({"kind": "Gadget", "metadata": {"name": name, "labels": {"a": "b"}}, "spec": {"port": port}});
+    assert!(s.validate_rules(&obj("ok-1", json!(80)), None, &[]).is_empty());
+    assert!(s.validate_rules(&obj("ok-1", json!("http")), None, &[]).is_empty());
+    assert_eq!(
+        rendered(&s.validate_rules(&obj("no", json!("HTTP")), None, &[])),
+        [
+            "FieldValueInvalid <nil>: Invalid value: bad name",
+            r#"FieldValueInvalid spec.port: Invalid value: "HTTP": failed rule: type(self) == int ? self > 0 : self.matches('^[a-z]+$')"#
+        ]
+    );
+}

@@ -856,3 +856,84 @@ async fn no_webhook_is_called_without_configurations() {
         .expect("create");
     api.delete("plain", &DeleteParams::default()).await.expect("delete");
 }
+
+#[tokio::test]
+async fn garbage_from_a_webhook_is_a_clear_error_never_a_crash() {
+    let garbage: Vec<(&str, u16, Value)> = vec![
+        ("not-json", 200, json!("this is not a review")),
+        ("array", 200, json!([1, 2, 3])),
+        ("wrong-kind", 200, json!({ "apiVersion": "v1", "kind": "Status" })),
+        (
+            "no-response",
+            200,
+            json!({ "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview" }),
+        ),
+        ("http-500", 500, json!({ "message": "boom" })),
+        ("http-404", 404, json!("nothing here")),
+    ];
+    let table: Vec<(String, u16, Value)> = garbage.iter().map(|(c, s, b)| (c.to_string(), *s, b.clone())).collect();
+    let Some((hooks, env, ns)) = setup_with(move |path, review| {
+        let case = path.trim_start_matches('/');
+        if case == "bad-base64" {
+            return Reply::json(answer(
+                review,
+                json!({ "allowed": true, "patch": "%%% not base64 %%%", "patchType": "JSONPatch" }),
+            ));
+        }
+        match table.iter().find(|(c, _, _)| c == case) {
+            Some((_, status, body)) => Reply {
+                delay: None,
+                status: *status,
+                body: body.clone(),
+            },
+            None => allow(review),
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let on = |case: &str| {
+        let mut h = hook(
+            &format!("{case}.example.com"),
+            hooks.client_config(&format!("/{case}")),
+            json!([rule(json!(["CREATE"]), json!(["configmaps"]))]),
+        );
+        h["objectSelector"] = json!({ "matchLabels": { "case": case } });
+        h
+    };
+    validating(&env, "garbage", garbage.iter().map(|(c, _, _)| on(c)).collect()).await;
+    mutating(&env, "garbage", vec![on("bad-base64")]).await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    for case in garbage.iter().map(|(c, _, _)| *c).chain(["bad-base64"]) {
+        let s = status(
+            api.create(&PostParams::default(), &labelled(case, json!({ "case": case })))
+                .await,
+        );
+        assert_eq!(
+            (s.code, s.reason.as_str()),
+            (500, "InternalError"),
+            "{case}: {}",
+            s.message
+        );
+        assert!(
+            s.message
+                .contains(&format!("failed calling webhook \"{case}.example.com\"")),
+            "{case}: {}",
+            s.message
+        );
+    }
+    let s = status(
+        api.create(&PostParams::default(), &labelled("b", json!({ "case": "bad-base64" })))
+            .await,
+    );
+    assert!(
+        s.message.contains("received undecodable patch in webhook response"),
+        "{}",
+        s.message
+    );
+    // The server is still fine.
+    api.create(&PostParams::default(), &configmap("after"))
+        .await
+        .expect("create");
+}

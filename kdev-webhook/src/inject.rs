@@ -158,6 +158,7 @@ impl Kind {
 }
 
 /// Writes a CA bundle into webhook configurations and CRDs. See the [module docs](self).
+#[doc(alias = "cainjector")]
 #[derive(Clone)]
 #[must_use]
 pub struct Injector {

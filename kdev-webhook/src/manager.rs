@@ -35,6 +35,31 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Certificates rotated and injected in the manager
+//!
+//! The [`Rotator`](crate::certs::Rotator) and the [`Injector`](crate::inject::Injector) are
+//! plain futures; run them as runnables beside the server:
+//!
+//! ```no_run
+//! # async fn run(manager: kdev_core::manager::Manager) -> Result<(), Box<dyn std::error::Error>> {
+//! use kdev_webhook::certs::{Rotator, Settings};
+//! use kdev_webhook::inject::Injector;
+//!
+//! let rotator = Rotator::new(Settings::for_service("operators", "my-webhook"), "/tmp/serving-certs")?;
+//! let injector = Injector::new(manager.client().clone()).validating("my-operator");
+//! let bundles = rotator.subscribe();
+//! manager.add_runnable("certificate-rotator", false, move |stop| async move {
+//!     rotator.run(stop).await;
+//!     Ok(())
+//! });
+//! // One writer is enough: inject from the leader only.
+//! manager.add_runnable("ca-injector", true, move |stop| async move {
+//!     injector.run(bundles, stop).await;
+//!     Ok(())
+//! });
+//! # Ok(()) }
+//! ```
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,7 +77,9 @@ pub const RUNNABLE_NAME: &str = "webhook-server";
 /// The name of its readiness check.
 pub const READY_CHECK_NAME: &str = "webhook";
 
-/// A handle on the webhook server a manager runs.
+/// A handle on the webhook server a manager runs; its readiness is controller-runtime's
+/// `StartedChecker`.
+#[doc(alias = "StartedChecker")]
 #[derive(Debug, Clone)]
 pub struct Webhook {
     started: Arc<AtomicBool>,
@@ -69,7 +96,7 @@ impl Webhook {
     /// the manager to start it; returns at once after.
     ///
     /// # Caveats
-    /// Pends for ever if the manager never runs the server.
+    /// Pends for ever if the manager never runs the server, or once it has stopped.
     ///
     /// # Cancel safety
     /// Cancel safe.

@@ -35,7 +35,7 @@
 //! | [`finalizer`], [`owner`], [`object`], [`condition`], [`event`] | [`kdev_core`] | the operator toolkit: finalizers, owner references, create-or-update, conditions, event recorder |
 //! | `testenv` (feature `testenv`) | `kdev_testenv` | an embedded Kubernetes API server for tests and lessons |
 //! | `CustomResource`, `crd` (feature `derive`) | `kdev_derive`, `kdev_crd` | typed custom resources and their CRDs from Rust structs |
-//! | `webhook` (feature `webhook`) | `kdev_webhook` | admission webhooks: the TLS server, `Validator`, `Defaulter`, raw handlers |
+//! | `webhook` (feature `webhook`) | `kdev_webhook` | admission and conversion webhooks: the TLS server, `Validator`, `Defaulter`, raw handlers, certificates, generated configurations, CA injection, the Manager runnable |
 //!
 //! # Features
 //!
@@ -44,7 +44,7 @@
 //! | `testenv` | no | `kdev::testenv`: [`TestEnv`](https://docs.rs/kdev-testenv), the embedded API server, fault injection |
 //! | `leader-election-redis` | no | `kdev::leader_election::RedisLock`: leader election on a Redis key |
 //! | `derive` | no | `#[derive(kdev::CustomResource)]` and its runtime `kdev::crd` (structural schemas from schemars) |
-//! | `webhook` | no | `kdev::webhook`: admission webhook server, certificate reload, typed validators and defaulters |
+//! | `webhook` | no | `kdev::webhook`: admission and conversion webhook server, certificate reload, typed validators and defaulters, self-signed certificates and rotation, webhook configurations, CA injection, the server as a Manager runnable with its metrics (`kdev::webhook::manager`) |
 //!
 //! kdev never enables a k8s-openapi version feature; your binary picks one, e.g.
 //! `k8s-openapi = { version = "0.29", features = ["latest"] }`.

@@ -162,7 +162,7 @@ pub(crate) fn custom_resource(input: &DeriveInput) -> Result<TokenStream> {
     let storage_check = match r.storage {
         Some(span) => {
             let marker = format_ident!(
-                "__kdev_only_one_storage_version_per_kind__{}__{}",
+                "__kdev__only_one_version_of_{}_{}_may_be_the_storage_version",
                 kind,
                 group.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
                 span = span

@@ -1,0 +1,9 @@
+//! Compile errors that teach: each `tests/ui/fail/*.rs` must fail with exactly its `.stderr`,
+//! each `tests/ui/pass/*.rs` must build. Regenerate with `TRYBUILD=overwrite` and review.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/pass/*.rs");
+    t.compile_fail("tests/ui/fail/*.rs");
+}

@@ -324,6 +324,15 @@ async fn write_admitted(
             .and_then(Value::as_str)
             .unwrap_or(ctx.name())
             .to_string();
+        // kube-apiserver's NamespaceLifecycle plugin runs before the webhooks: a create in a
+        // namespace that does not exist fails without calling them (the commit says why).
+        if op == Operation::Create
+            && ctx.res.namespaced
+            && ctx.shared.state.lock().get("/namespaces", "", ctx.ns()).is_none()
+        {
+            let step = Step::Commit { obj, old_rv: None };
+            return intercept::run(Intercept::new(step), || run(ctx, verb)).0;
+        }
         let attrs = attributes(ctx, op, request_version, &name, options(ctx, kind));
         let old_rv = captured.old.as_ref().map(|o| o.rv);
         let old = captured

@@ -937,3 +937,27 @@ async fn garbage_from_a_webhook_is_a_clear_error_never_a_crash() {
         .await
         .expect("create");
 }
+
+#[tokio::test]
+async fn a_create_in_a_missing_namespace_fails_before_any_webhook() {
+    let Some((hooks, env, _ns)) = setup_with(|_, review| allow(review)).await else {
+        return;
+    };
+    validating(
+        &env,
+        "any",
+        vec![hook(
+            "any.example.com",
+            hooks.client_config("/any"),
+            json!([rule(json!(["CREATE"]), json!(["configmaps"]))]),
+        )],
+    )
+    .await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), "no-such-namespace");
+    let s = status(api.create(&PostParams::default(), &configmap("a")).await);
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (404, "namespaces \"no-such-namespace\" not found")
+    );
+    assert!(hooks.calls.lock().is_empty());
+}

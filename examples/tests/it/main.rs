@@ -3,6 +3,7 @@
 use std::process::Command;
 
 mod crd;
+mod crdgen;
 
 fn run(bin: &str) -> String {
     let output = Command::new(bin).output().expect("the lesson starts");

@@ -1,0 +1,36 @@
+//! crdgen: prints the YAML of every CustomResourceDefinition this crate defines — what
+//! `make manifests` is to kubebuilder users.
+//!
+//! ```text
+//! cargo run -p kdev-examples --bin crdgen > crds.yaml
+//! kubectl apply -f crds.yaml
+//! ```
+//!
+//! `#[derive(CustomResource)]` registers every resource it generates; `kdev::crd::crdgen()`
+//! prints all of them that are linked into the program, one document per kind (the versions of
+//! a kind merged, exactly one of them the storage version). In your own crate, where the
+//! resource types live in the library, the whole file is:
+//!
+//! ```ignore
+//! use my_operator as _; // link the library that defines the resources
+//!
+//! fn main() -> std::process::ExitCode {
+//!     kdev::crd::crdgen()
+//! }
+//! ```
+//!
+//! The examples crate has binaries only: its two resources are defined by the lessons `crd`
+//! (Website) and `operator` (MyApp), which this binary includes as modules so that they are
+//! linked in. Their `main` functions are not called.
+
+#[allow(dead_code)]
+#[path = "crd.rs"]
+mod crd_lesson;
+
+#[allow(dead_code)]
+#[path = "operator.rs"]
+mod operator_lesson;
+
+fn main() -> std::process::ExitCode {
+    kdev::crd::crdgen()
+}

@@ -572,14 +572,23 @@ impl Rotator {
     /// # Cancel safety
     /// Cancel safe: the directory always holds a whole bundle.
     pub async fn run(self, stop: tokio_util::sync::CancellationToken) {
+        let this = Arc::new(self);
         loop {
-            let wait = self.next_renewal();
+            let wait = this.next_renewal();
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
             }
-            if let Err(err) = self.rotate() {
-                let left = self
+            // Key generation and synced writes block: keep them off the async workers.
+            let rotating = this.clone();
+            let rotated = match tokio::task::spawn_blocking(move || rotating.rotate()).await {
+                Ok(rotated) => rotated,
+                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                // The runtime is shutting down.
+                Err(_) => return,
+            };
+            if let Err(err) = rotated {
+                let left = this
                     .current()
                     .not_after
                     .duration_since(SystemTime::now())
@@ -595,7 +604,7 @@ impl Rotator {
                     () = tokio::time::sleep(retry) => {}
                 }
             } else {
-                tracing::info!(dir = %self.dir.display(), "serving certificate renewed");
+                tracing::info!(dir = %this.dir.display(), "serving certificate renewed");
             }
         }
     }

@@ -134,10 +134,174 @@ fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
     }
 }
 
+/// The schema node a rule is written on; `root` at the resource root.
+#[derive(Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    node: &'a Node,
+    root: bool,
+}
+
+impl<'a> Scope<'a> {
+    pub(crate) fn new(node: &'a Node, root: bool) -> Self {
+        Scope { node, root }
+    }
+}
+
 /// Why a rule did not compile: the detail kube prints after the rule.
-fn compile(source: &str) -> Result<Program, String> {
-    on_big_stack(|| compile_here(source))
-        .unwrap_or_else(|| Err("compilation failed: the expression could not be compiled".to_owned()))
+fn compile(source: &str, scope: Scope<'_>) -> Result<Program, String> {
+    on_big_stack(|| {
+        let program = compile_here(source)?;
+        check_fields(&program, source, scope)?;
+        Ok(program)
+    })
+    .unwrap_or_else(|| Err("compilation failed: the expression could not be compiled".to_owned()))
+}
+
+/// cel-go's `ERROR: <input>:line:column: message` with the source line and a caret.
+fn located(source: &str, offset: Option<u32>, message: &str) -> String {
+    let Some(offset) = offset.map(|o| o as usize).filter(|o| *o <= source.len()) else {
+        return format!("compilation failed: ERROR: <input>: {message}");
+    };
+    let before = source.get(..offset).unwrap_or("");
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count();
+    let line = source[line_start..].lines().next().unwrap_or("");
+    format!(
+        "compilation failed: ERROR: <input>:{line_no}:{}: {message}\n | {line}\n | {}^",
+        column + 1,
+        ".".repeat(column)
+    )
+}
+
+/// What a sub-expression is known to be: a schema node, or (`meta`) the root's `metadata`.
+#[derive(Clone, Copy)]
+enum Known<'a> {
+    Node(Scope<'a>),
+    Meta,
+}
+
+/// Rejects selections of fields the schema does not declare on objects with declared
+/// properties, as cel-go's type checker does (`undefined field 'x'`).
+fn check_fields(program: &Program, source: &str, scope: Scope<'_>) -> Result<(), String> {
+    let mut vars: Vec<(String, Option<Known<'_>>)> = Vec::new();
+    let mut problem = None;
+    known(program.expression(), scope, &mut vars, &mut problem, 0);
+    match problem {
+        None => Ok(()),
+        Some((id, field)) => Err(located(
+            source,
+            program.source_info().offset_for(id).map(|(start, _)| start),
+            &format!("undefined field '{field}'"),
+        )),
+    }
+}
+
+/// The known type of `e`, recording the first undefined field selected anywhere inside it.
+fn known<'a>(
+    e: &IdedExpr,
+    scope: Scope<'a>,
+    vars: &mut Vec<(String, Option<Known<'a>>)>,
+    problem: &mut Option<(u64, String)>,
+    depth: usize,
+) -> Option<Known<'a>> {
+    if depth > 4 * MAX_NESTING + 64 {
+        return None;
+    }
+    match &e.expr {
+        Expr::Ident(name) => match vars.iter().rev().find(|(v, _)| v == name) {
+            Some((_, k)) => *k,
+            None if name == "self" || name == "oldSelf" => Some(Known::Node(scope)),
+            None => None,
+        },
+        Expr::Select(sel) => {
+            let operand = known(&sel.operand, scope, vars, problem, depth + 1)?;
+            let Known::Node(Scope { node, root }) = operand else {
+                if !matches!(sel.field.as_str(), "name" | "generateName") && problem.is_none() {
+                    *problem = Some((e.id, sel.field.clone()));
+                }
+                return None;
+            };
+            let meta = root || node.embedded;
+            if meta && sel.field == "metadata" {
+                return Some(Known::Meta);
+            }
+            if meta && matches!(sel.field.as_str(), "apiVersion" | "kind") {
+                return None;
+            }
+            if let Some((_, child)) = node
+                .properties
+                .iter()
+                .find(|(k, _)| escape_property(k).as_deref() == Some(sel.field.as_str()))
+            {
+                return Some(Known::Node(Scope::new(child, false)));
+            }
+            match &node.additional {
+                Additional::Schema(child) if node.properties.is_empty() => Some(Known::Node(Scope::new(child, false))),
+                _ if !node.properties.is_empty() && node.types.iter().any(|t| t == "object") => {
+                    if problem.is_none() {
+                        *problem = Some((e.id, sel.field.clone()));
+                    }
+                    None
+                }
+                _ => None,
+            }
+        }
+        Expr::Comprehension(c) => {
+            let range = known(&c.iter_range, scope, vars, problem, depth + 1);
+            let item = match range {
+                Some(Known::Node(Scope { node, .. })) if node.types.iter().any(|t| t == "array") => {
+                    node.items.as_deref().map(|n| Known::Node(Scope::new(n, false)))
+                }
+                _ => None,
+            };
+            known(&c.accu_init, scope, vars, problem, depth + 1);
+            let before = vars.len();
+            vars.push((c.iter_var.clone(), item));
+            if let Some(v2) = &c.iter_var2 {
+                vars.push((v2.clone(), None));
+            }
+            vars.push((c.accu_var.clone(), None));
+            for part in [&c.loop_cond, &c.loop_step, &c.result] {
+                known(part, scope, vars, problem, depth + 1);
+            }
+            vars.truncate(before);
+            None
+        }
+        Expr::Call(call) => {
+            if let Some(t) = &call.target {
+                known(t, scope, vars, problem, depth + 1);
+            }
+            for a in &call.args {
+                known(a, scope, vars, problem, depth + 1);
+            }
+            None
+        }
+        Expr::List(l) => {
+            for x in &l.elements {
+                known(x, scope, vars, problem, depth + 1);
+            }
+            None
+        }
+        Expr::Map(m) => {
+            for entry in &m.entries {
+                if let EntryExpr::MapEntry(me) = &entry.expr {
+                    known(&me.key, scope, vars, problem, depth + 1);
+                    known(&me.value, scope, vars, problem, depth + 1);
+                }
+            }
+            None
+        }
+        Expr::Struct(st) => {
+            for entry in &st.entries {
+                if let EntryExpr::StructField(sf) = &entry.expr {
+                    known(&sf.value, scope, vars, problem, depth + 1);
+                }
+            }
+            None
+        }
+        Expr::Literal(_) | Expr::Unspecified => None,
+    }
 }
 
 fn compile_here(source: &str) -> Result<Program, String> {
@@ -305,7 +469,8 @@ fn str_of<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {
 
 /// Compiles the `x-kubernetes-validations` of one schema node (`node` gives `fieldPath` its meaning).
 /// Entries that do not compile are kept without a program: [`check`] rejects their CRD.
-pub(crate) fn compile_rules(schema: &Map<String, Value>, node: &Node) -> Vec<Arc<Rule>> {
+pub(crate) fn compile_rules(schema: &Map<String, Value>, node: &Node, root: bool) -> Vec<Arc<Rule>> {
+    let scope = Scope::new(node, root);
     let Some(Value::Array(entries)) = schema.get("x-kubernetes-validations") else {
         return Vec::new();
     };
@@ -314,10 +479,10 @@ pub(crate) fn compile_rules(schema: &Map<String, Value>, node: &Node) -> Vec<Arc
         .filter_map(Value::as_object)
         .map(|m| {
             let rule = str_of(m, "rule").to_owned();
-            let program = compile(&rule).ok();
+            let program = compile(&rule, scope).ok();
             let message_expression = str_of(m, "messageExpression");
             let message_program = (!message_expression.is_empty())
-                .then(|| compile(message_expression).ok())
+                .then(|| compile(message_expression, scope).ok())
                 .flatten();
             let field_suffix = valid_field_path(str_of(m, "fieldPath"), node).unwrap_or_default();
             Arc::new(Rule {
@@ -512,7 +677,12 @@ impl Checker<'_> {
             return;
         }
         for (i, m) in &rules {
-            self.compile_rule(m, &format!("{path}.x-kubernetes-validations[{i}]"), uncorrelatable);
+            self.compile_rule(
+                m,
+                Scope::new(node, depth == 0),
+                &format!("{path}.x-kubernetes-validations[{i}]"),
+                uncorrelatable,
+            );
         }
     }
 
@@ -583,11 +753,11 @@ impl Checker<'_> {
         }
     }
 
-    fn compile_rule(&mut self, m: &Map<String, Value>, path: &str, uncorrelatable: Option<&str>) {
+    fn compile_rule(&mut self, m: &Map<String, Value>, scope: Scope<'_>, path: &str, uncorrelatable: Option<&str>) {
         let out = &mut *self.cel_errors;
         let rule = str_of(m, "rule");
         let rendered = render_rule(m);
-        match compile(rule) {
+        match compile(rule, scope) {
             Ok(program) => {
                 if uses_old_self(&program) {
                     if let Some(u) = uncorrelatable {
@@ -609,7 +779,7 @@ impl Checker<'_> {
         }
         let message_expression = str_of(m, "messageExpression");
         if !message_expression.trim().is_empty()
-            && let Err(detail) = compile(message_expression)
+            && let Err(detail) = compile(message_expression, scope)
         {
             let detail = detail.replacen("compilation failed", "messageExpression compilation failed", 1);
             out.push(Cause::invalid_raw(

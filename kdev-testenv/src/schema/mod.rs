@@ -68,10 +68,12 @@
 //!
 //! # Caveats
 //!
-//! - Rules are not type-checked: a rule that reads a field the schema does not declare, or that
-//!   compares values of different types, compiles here and fails when evaluated (kube refuses it
-//!   when the CRD is written); compilation messages other than unknown functions and
-//!   identifiers are the `cel` crate's, not cel-go's.
+//! - Rules are only partly type-checked: selecting a field an object's schema does not declare
+//!   (`self.typo`, also inside `has()`, through list items bound by macros and map values) is
+//!   refused with cel-go's `undefined field 'typo'`, as are unknown functions and identifiers;
+//!   but a rule that compares values of different types or does not evaluate to a bool compiles
+//!   here and fails when evaluated (kube refuses it when the CRD is written). Syntax error
+//!   messages are the `cel` crate's, not cel-go's.
 //! - Cost is not estimated: CRDs whose rules kube-apiserver refuses as too expensive (`estimated
 //!   rule cost exceeds budget`, typically over lists and strings without `maxItems` or
 //!   `maxLength`) are accepted. At run time a coarse estimate (the size of `self` to the power
@@ -390,7 +392,7 @@ impl Node {
         if let Some(not) = map.get("not") {
             node.not = Some(Box::new(Node::compile(not, &format!("{pointer}/not"))?));
         }
-        node.rules = cel::compile_rules(map, &node);
+        node.rules = cel::compile_rules(map, &node, pointer.is_empty());
         Ok(node)
     }
 }

@@ -455,3 +455,31 @@ fn the_root_sees_name_and_kind_and_int_or_string_is_dynamic() {
         ]
     );
 }
+
+#[test]
+fn selecting_an_undeclared_field_does_not_compile() {
+    let got = crd_causes(json!({"rule": "has(self.b) || self.a == 'x'"}));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].contains("undefined field 'b'"), "{got:?}");
+    let got = crd_causes(json!({"rule": "self.a == 'x' ||\n self.b == 'y'", "message": "m"}));
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (_, detail) = got[0].split_once("}: ").unwrap();
+    let (head, snippet) = detail.split_once('\n').unwrap();
+    assert!(head.starts_with("compilation failed: ERROR: <input>:2:"), "{head}");
+    assert!(head.ends_with(": undefined field 'b'"), "{head}");
+    assert!(snippet.starts_with(" |  self.b == 'y'\n | ."), "{snippet}");
+    let list = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "l": {"type": "array", "items": {"type": "object", "properties": {"n": {"type": "integer"}}}},
+        "m": {"type": "object", "additionalProperties": {"type": "object", "properties": {"k": {"type": "string"}}}}},
+        "x-kubernetes-validations": [
+            {"rule": "self.l.all(i, i.n > 0) && self.m.all(k, self.m[k].k != '') && self.m.anykey.k != ''"},
+            {"rule": "self.l.all(i, i.q > 0)"}]}},
+        "x-kubernetes-validations": [{"rule": "self.metadata.name != '' && self.metadata.labels.size() > 0"}]});
+    let got = rendered(&check(&list, "p"));
+    assert_eq!(got.len(), 2, "{got:?}");
+    // Nested schemas are reported before the node that holds them, as kube recurses first.
+    assert!(got[0].starts_with("FieldValueInvalid p.properties[spec].x-kubernetes-validations[1].rule: "), "{got:?}");
+    assert!(got[0].ends_with("undefined field 'q'\n | self.l.all(i, i.q > 0)\n | ...............^"), "{got:?}");
+    assert!(got[1].starts_with("FieldValueInvalid p.x-kubernetes-validations[0].rule: "), "{got:?}");
+    assert!(got[1].contains("undefined field 'labels'"), "{got:?}");
+}

@@ -478,8 +478,17 @@ fn selecting_an_undeclared_field_does_not_compile() {
     let got = rendered(&check(&list, "p"));
     assert_eq!(got.len(), 2, "{got:?}");
     // Nested schemas are reported before the node that holds them, as kube recurses first.
-    assert!(got[0].starts_with("FieldValueInvalid p.properties[spec].x-kubernetes-validations[1].rule: "), "{got:?}");
-    assert!(got[0].ends_with("undefined field 'q'\n | self.l.all(i, i.q > 0)\n | ...............^"), "{got:?}");
-    assert!(got[1].starts_with("FieldValueInvalid p.x-kubernetes-validations[0].rule: "), "{got:?}");
+    assert!(
+        got[0].starts_with("FieldValueInvalid p.properties[spec].x-kubernetes-validations[1].rule: "),
+        "{got:?}"
+    );
+    assert!(
+        got[0].ends_with("undefined field 'q'\n | self.l.all(i, i.q > 0)\n | ...............^"),
+        "{got:?}"
+    );
+    assert!(
+        got[1].starts_with("FieldValueInvalid p.x-kubernetes-validations[0].rule: "),
+        "{got:?}"
+    );
     assert!(got[1].contains("undefined field 'labels'"), "{got:?}");
 }

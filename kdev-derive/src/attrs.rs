@@ -41,21 +41,8 @@ const RESOURCE_KEYS: &[&str] = &[
     "title",
 ];
 
-/// The attributes of a type that `#[kdev::schema]` (and the spec struct) accept: the
-/// type-level schema markers.
-pub(crate) const TYPE_SCHEMA_KEYS: &[&str] = &[
-    "crate",
-    "validation",
-    "exactly_one_of",
-    "at_most_one_of",
-    "at_least_one_of",
-    "external_docs",
-    "min_properties",
-    "max_properties",
-    "preserve_unknown_fields",
-    "struct_type",
-    "title",
-];
+/// The one-of helpers, on a type only.
+const ONE_OF_KEYS: &[&str] = &["exactly_one_of", "at_most_one_of", "at_least_one_of"];
 
 /// The field-level attributes.
 const FIELD_KEYS: &[&str] = &[
@@ -244,14 +231,24 @@ pub(crate) fn resource(attrs: &[Attribute]) -> Result<Resource> {
     Ok(r)
 }
 
-/// `#[kdev(...)]` on a nested type (`#[kdev::schema]`): its type-level schema keywords, and
-/// the crate path if given.
+/// `#[kdev(...)]` on a nested type (`#[kdev::schema]`): its type-level schema keywords (any
+/// field attribute, as kubebuilder's markers on a type, and the one-of helpers), and the crate
+/// path if given.
 pub(crate) fn type_schema(attrs: &[Attribute]) -> Result<(Option<syn::Path>, Map<String, Value>)> {
     let mut krate = None;
     let mut patch = Map::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident("kdev")) {
         attr.parse_nested_meta(|meta| {
-            let key = key_of(&meta, TYPE_SCHEMA_KEYS)?;
+            // Every field attribute but `required`/`optional` (which belong to a field of the
+            // parent), the one-of helpers, and `crate`.
+            let known: Vec<&str> = FIELD_KEYS
+                .iter()
+                .chain(ONE_OF_KEYS)
+                .chain(&["crate"])
+                .copied()
+                .filter(|k| !["required", "optional"].contains(k))
+                .collect();
+            let key = key_of(&meta, &known)?;
             if key == "crate" {
                 krate = Some(string(&meta)?.parse()?);
                 return Ok(());

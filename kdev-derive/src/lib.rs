@@ -104,8 +104,12 @@ use proc_macro::TokenStream;
 ///
 /// # Every CRD of a crate
 ///
-/// `kdev::crd::crdgen!` lists the crate's resources once and prints them as multi-document YAML
-/// (what `make manifests` is to kubebuilder users).
+/// The derive registers every resource it generates; `kdev::crd::registered()` returns their
+/// CRDs (one per kind, versions merged) and `kdev::crd::crdgen()` prints them as
+/// multi-document YAML, what `make manifests` is to kubebuilder users. A crate adds
+/// `src/bin/crdgen.rs` containing
+/// `fn main() -> std::process::ExitCode { kdev::crd::crdgen() }` and runs
+/// `cargo run --bin crdgen > crds.yaml`.
 #[proc_macro_derive(CustomResource, attributes(kdev))]
 pub fn derive_custom_resource(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
@@ -160,7 +164,10 @@ pub fn derive_custom_resource(input: TokenStream) -> TokenStream {
 /// );
 /// ```
 ///
-/// It takes `crate = "path"` (default `::kdev::crd`) like the derive.
+/// On the type itself it takes every field attribute except `required`/`optional` (they apply
+/// to the type's schema wherever it is used, as kubebuilder's markers on a type: e.g.
+/// `#[kdev(pattern = "^[a-z]+$")]` on `struct Name(String)`), the one-of helpers, and
+/// `crate = "path"` (default `::kdev::crd`) like the derive.
 #[proc_macro_attribute]
 pub fn schema(args: TokenStream, item: TokenStream) -> TokenStream {
     nested::schema(args.into(), item.into())

@@ -64,7 +64,16 @@ pub struct GadgetSpec {
     /// More places.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<Target>,
+    /// A name with the validations of its own type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<Slug>,
 }
+
+/// A lowercase name: validations on a type, wherever it is used.
+#[kdev::schema]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[kdev(pattern = "^[a-z-]+$", max_length = 20)]
+pub struct Slug(pub String);
 
 /// A time, written as a string by hand-written serde impls while its derived schema says
 /// "object": what `schema_type = "string"` corrects.

@@ -186,7 +186,7 @@ async fn the_markers_crd_is_accepted_and_each_marker_rejects_a_bad_object() {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &Gadget::api_resource());
     let base = json!({
         "mode": "fast", "owner": "me", "git": "https://example.com/g.git", "cpu": 1,
-        "names": ["ab"], "since": "2024-01-01T00:00:00Z",
+        "names": ["ab"], "since": "2024-01-01T00:00:00Z", "slug": "a-slug",
         "object": { "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" }, "data": { "a": "b" } },
         "target": { "port": 80, "bucketName": "bucket" },
         "mirrors": [{ "port": 81, "tags": ["a", "b"] }]
@@ -245,6 +245,8 @@ async fn the_markers_crd_is_accepted_and_each_marker_rejects_a_bad_object() {
             json!({ "mirrors": [{ "port": 81, "tags": ["a", "a"] }] }),
             "spec.mirrors[0].tags[1]",
         ),
+        ("type-level-pattern", json!({ "slug": "Not A Slug" }), "spec.slug"),
+        ("type-level-max-length", json!({ "slug": "a".repeat(21) }), "spec.slug"),
     ];
     for (case, spec, expect) in cases {
         rejects(&api, v, "Gadget", case, &base, spec, expect).await;

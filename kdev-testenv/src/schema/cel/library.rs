@@ -194,7 +194,7 @@ const NAMESPACES: &[&str] = &["sets", "math", "strings", "lists", "base64", "opt
 
 /// Whether `name` (a call; member calls are not qualified) can be evaluated here.
 pub(crate) fn is_available(name: &str, _member: bool) -> bool {
-    let operator = name.starts_with('_') || name.starts_with('@') || name.starts_with("!_") || name.starts_with("-_");
+    let operator = name.starts_with('_') || name.contains('@') || name.starts_with("!_") || name.starts_with("-_");
     operator
         || AVAILABLE.iter().any(|(n, _)| *n == name)
         || MATH.contains(&name)

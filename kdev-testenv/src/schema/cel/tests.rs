@@ -492,3 +492,90 @@ fn selecting_an_undeclared_field_does_not_compile() {
     );
     assert!(got[1].contains("undefined field 'labels'"), "{got:?}");
 }
+
+#[test]
+fn every_documented_extension_function_compiles_and_evaluates() {
+    let l = json!({"type": "array", "items": {"type": "integer"}});
+    let s = json!({"type": "string"});
+    let cases: &[(&str, &Value, Value)] = &[
+        (
+            "math.greatest(self) == 3 && math.least(1, 2) == 1 && math.ceil(1.2) == 2.0",
+            &l,
+            json!([1, 3, 2]),
+        ),
+        (
+            "math.abs(-1) == 1 && math.sign(-5) == -1 && math.floor(1.5) == 1.0 && math.round(1.5) == 2.0",
+            &l,
+            json!([]),
+        ),
+        (
+            "math.bitAnd(3, 1) == 1 && math.isNaN(0.0 / 0.0) && math.sqrt(4) == 2.0",
+            &l,
+            json!([]),
+        ),
+        (
+            "self.slice(1, 2) == [2] && [[1], [2]].flatten() == [1, 2] && self.distinct() == [3, 2, 1]",
+            &l,
+            json!([3, 2, 1]),
+        ),
+        (
+            "self.sort() == [1, 2, 3] && self.sortBy(x, -x) == [3, 2, 1] && lists.range(2) == [0, 1]",
+            &l,
+            json!([3, 1, 2]),
+        ),
+        (
+            "self.reverse() == [2, 1] && self.map(x, x > 1, x * 10) == [20] && self.filter(x, x > 1).size() == 1",
+            &l,
+            json!([1, 2]),
+        ),
+        (
+            "base64.decode(base64.encode(bytes(self))) == bytes(self) && strings.quote(self) == '\"ab\"'",
+            &s,
+            json!("ab"),
+        ),
+        (
+            "self.charAt(1) == 'b' && self.reverse() == 'ba' && '%s-%d'.format([self, 1]) == 'ab-1'",
+            &s,
+            json!("ab"),
+        ),
+        (
+            "optional.of(self).orValue('x') == 'ab' && optional.none().orValue('y') == 'y'",
+            &s,
+            json!("ab"),
+        ),
+        (
+            "optional.ofNonZeroValue('').hasValue() == false && optional.of(1).value() == 1",
+            &s,
+            json!("ab"),
+        ),
+        ("optional.none().or(optional.of(self)).value() == 'ab'", &s, json!("ab")),
+        (
+            "sets.equivalent(self, [2, 1]) && self.exists(x, x in [2])",
+            &l,
+            json!([1, 2]),
+        ),
+        (
+            "timestamp('2024-01-02T03:04:05Z').getFullYear() == 2024 && duration('1h').getMinutes() == 60",
+            &s,
+            json!(""),
+        ),
+        (
+            "uint(1) == 1u && bool('true') && type(self) == string && dyn(1) == 1",
+            &s,
+            json!(""),
+        ),
+    ];
+    for (rule, ty, value) in cases {
+        let mut ty = (*ty).clone();
+        ty["x-kubernetes-validations"] = json!([{ "rule": rule }]);
+        let crd =
+            json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"v": ty.clone()}}}});
+        assert_eq!(
+            rendered(&check(&crd, "p")),
+            Vec::<String>::new(),
+            "{rule} should compile"
+        );
+        let got = eval(json!({"type": "object", "properties": {"v": ty}}), json!({"v": value}));
+        assert_eq!(got, Vec::<String>::new(), "{rule} should hold");
+    }
+}

@@ -53,6 +53,9 @@ pub const CA_FILE: &str = "ca.crt";
 /// The CA key's file name.
 pub const CA_KEY_FILE: &str = "ca.key";
 
+/// The longest validity accepted: 100 years keeps every date within X.509's.
+const MAX_VALIDITY: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
+
 /// Why certificates could not be generated, read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -148,13 +151,15 @@ impl Settings {
         self
     }
 
-    /// How long a serving certificate is valid (default 90 days, cert-manager's default).
+    /// How long a serving certificate is valid (default 90 days, cert-manager's default; 1 s to
+    /// 100 years).
     pub fn validity(mut self, validity: Duration) -> Settings {
         self.validity = validity;
         self
     }
 
-    /// How long the CA is valid (default 365 days). A serving certificate never outlives it.
+    /// How long the CA is valid (default 365 days; 1 s to 100 years). A serving certificate never
+    /// outlives it.
     pub fn ca_validity(mut self, validity: Duration) -> Settings {
         self.ca_validity = validity;
         self
@@ -178,6 +183,9 @@ impl Settings {
         }
         if self.validity < Duration::from_secs(1) || self.ca_validity < Duration::from_secs(1) {
             return invalid("validity must be at least one second");
+        }
+        if self.validity > MAX_VALIDITY || self.ca_validity > MAX_VALIDITY {
+            return invalid("validity must be at most 100 years");
         }
         if !(self.renew_at > 0.0 && self.renew_at < 1.0) {
             return invalid("renew_at must be between 0 and 1");

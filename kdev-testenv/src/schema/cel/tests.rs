@@ -579,3 +579,121 @@ fn every_documented_extension_function_compiles_and_evaluates() {
         assert_eq!(got, Vec::<String>::new(), "{rule} should hold");
     }
 }
+
+#[test]
+fn old_self_under_lists_that_do_not_correlate_is_refused() {
+    let crd = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "atomic": {"type": "array", "items": {"type": "object", "properties": {"n": {"type": "integer"}},
+            "x-kubernetes-validations": [{"rule": "self.n == oldSelf.n"}]}},
+        "keyed": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["n"],
+            "items": {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}},
+                "x-kubernetes-validations": [{"rule": "self.n == oldSelf.n"}]}}}}}});
+    assert_eq!(
+        rendered(&check(&crd, "p")),
+        [
+            "FieldValueInvalid p.properties[spec].properties[atomic].items.x-kubernetes-validations[0].rule: Invalid \
+             value: \"self.n == oldSelf.n\": oldSelf cannot be used on the uncorrelatable portion of the schema within \
+             p.properties[spec].properties[atomic]"
+        ]
+    );
+}
+
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    const TOKENS: &[&str] = &[
+        "self",
+        "oldSelf",
+        ".",
+        "a",
+        "b",
+        "l",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        ":",
+        "?",
+        "==",
+        "!=",
+        "<",
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "&&",
+        "||",
+        "!",
+        "has(",
+        "size(",
+        ".all(x,",
+        ".map(x,",
+        ".exists(x,",
+        "x",
+        "1",
+        "0",
+        "-1",
+        "9223372036854775807",
+        "1.5",
+        "'s'",
+        "\"q\"",
+        "true",
+        "null",
+        "[]",
+        "{}",
+        ".?",
+        "int(",
+        "string(",
+        "duration(",
+        "timestamp(",
+        ".matches(",
+        ".split(",
+        ".sum()",
+        ".min()",
+        ".indexOf(",
+        "cel.bind(v,",
+        "v",
+    ];
+
+    fn rule() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(TOKENS), 1..24).prop_map(|t| t.join(" "))
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "[a-z]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::btree_map("[abl]", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Any rule over any object gives causes, never a panic.
+        #[test]
+        fn arbitrary_rules_over_arbitrary_objects_never_panic(rule in rule(), new in value(), old in value()) {
+            let spec = json!({"type": "object", "properties": {
+                "a": {"type": "string"}, "b": {"type": "integer"}, "l": {"type": "array", "items": {"type": "integer"}}},
+                "x-kubernetes-validations": [{"rule": rule.clone(), "messageExpression": rule}]});
+            let crd = json!({"type": "object", "properties": {"spec": spec.clone()}});
+            let _ = super::check(&crd, "p");
+            let schema = super::super::super::Schema::compile(&crd).unwrap();
+            let _ = schema.validate_rules(&json!({"spec": new}), Some(&json!({"spec": old})), &[]);
+        }
+    }
+}

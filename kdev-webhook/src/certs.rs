@@ -625,6 +625,14 @@ mod tests {
     #[test]
     fn settings_are_checked() {
         assert!(Settings::default().generate().is_err());
+        for bad in [
+            Settings::for_service("a", "b").validity(Duration::MAX),
+            Settings::for_service("a", "b").ca_validity(Duration::MAX),
+            Settings::for_service("a", "b").renew_at(f64::NAN),
+            Settings::for_service("a", "b").renew_at(0.0),
+        ] {
+            assert!(matches!(bad.generate(), Err(Error::InvalidSettings { .. })), "{bad:?}");
+        }
         assert!(Settings::for_service("a", "b").renew_at(1.0).generate().is_err());
         assert!(
             Settings::for_service("a", "b")

@@ -5,12 +5,11 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{FutureExt as _, Stream, StreamExt as _};
+use futures::{Stream, StreamExt as _};
 use http::header;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
@@ -24,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admission::{API_VERSION_V1, API_VERSION_V1BETA1, Defaulter, Endpoint, Handler, KIND, Review, Validator};
+use crate::admission::{Defaulter, Endpoint, Handler, Validator};
 use crate::admission::{Mutating, Raw, Validating};
 use crate::config::{Kind, Registered};
 use crate::tls::{self, ServingCert};
@@ -530,26 +529,7 @@ impl Shared {
 
     /// Answers the AdmissionReview in `body` with `endpoint`.
     async fn review(endpoint: &dyn Endpoint, body: &[u8]) -> Result<http::Response<Full<Bytes>>, Rejection> {
-        let review: Review = serde_json::from_slice(body).map_err(|source| match wire::probe_uid(body) {
-            Some(uid) => Rejection::Malformed { uid, source },
-            None => Rejection::Unreadable(source),
-        })?;
-        let request = review.request.ok_or(Rejection::NoRequest)?;
-        let api_version = review.api_version;
-        if (api_version != API_VERSION_V1 && api_version != API_VERSION_V1BETA1) || review.kind != KIND {
-            return Err(Rejection::WrongType {
-                uid: request.uid,
-                api_version,
-                kind: review.kind,
-            });
-        }
-        let uid = request.uid.clone();
-        let answer = AssertUnwindSafe(endpoint.admit(request)).catch_unwind().await;
-        let mut response = match answer {
-            Ok(result) => result?,
-            Err(_) => return Err(Rejection::HandlerPanicked { uid }),
-        };
-        response.uid = uid;
-        Ok(wire::review_as(&api_version, response))
+        let answer = endpoint.answer(body).await?;
+        Ok(wire::review_as(&answer.api_version, answer.response))
     }
 }

@@ -111,8 +111,9 @@ impl From<Verdict> for Response {
 /// `admission.Validator`.
 ///
 /// Every method defaults to allowing. The request (uid, user, `dry_run`, options, ...) comes as
-/// `req`; kdev decodes `object` (and `oldObject` on UPDATE and DELETE) into `K` first and
-/// answers a request whose object does not decode with a denial of code 400 itself.
+/// `req`; kdev decodes `object` (and `oldObject` on UPDATE and DELETE) straight from the
+/// request body into `K` (so `req.object` and `req.old_object` are empty) and answers a
+/// request whose object does not decode with a denial of code 400 itself.
 /// CONNECT requests carry no object of type `K`: they are denied with code 400; register a raw
 /// [`Handler`] for them.
 ///

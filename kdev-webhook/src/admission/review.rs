@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The `apiVersion` of AdmissionReview v1.
 pub const API_VERSION_V1: &str = "admission.k8s.io/v1";
@@ -110,8 +111,9 @@ pub struct UserInfo {
 
 /// What kube-apiserver asks a webhook to admit: the `request` of an AdmissionReview.
 ///
-/// Typed handlers receive it as their context (with `object` and `old_object` also decoded
-/// for them); raw handlers receive it whole.
+/// Raw handlers receive it whole. Typed handlers receive it as their context, with `object`
+/// and `old_object` left empty: those are decoded straight from the request body into the
+/// handler's type and passed as arguments, never built as a [`Value`] as well.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Request {
@@ -145,9 +147,11 @@ pub struct Request {
     #[serde(default)]
     pub user_info: UserInfo,
     /// The new object (CREATE, UPDATE, and CONNECT's options object); absent on DELETE.
+    /// Empty for typed handlers, which receive it decoded.
     #[serde(default, skip_serializing_if = "is_null")]
     pub object: Option<Value>,
-    /// The existing object (UPDATE and DELETE).
+    /// The existing object (UPDATE and DELETE). Empty for typed handlers, which receive it
+    /// decoded.
     #[serde(default, skip_serializing_if = "is_null")]
     pub old_object: Option<Value>,
     /// True when nothing will be persisted: a handler with side effects must not perform them.
@@ -156,6 +160,91 @@ pub struct Request {
     /// The operation's options (`CreateOptions`, `UpdateOptions`, `DeleteOptions`).
     #[serde(default, skip_serializing_if = "is_null")]
     pub options: Option<Value>,
+}
+
+/// An AdmissionReview as read from a request body, its objects as `O`: raw JSON borrowed from
+/// the body (`&RawValue`), or decoded straight into a handler's type — never a [`Value`] first.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct IncomingReview<O> {
+    pub(crate) api_version: String,
+    pub(crate) kind: String,
+    #[serde(default = "none")]
+    pub(crate) request: Option<IncomingRequest<O>>,
+}
+
+fn none<T>() -> Option<T> {
+    None
+}
+
+/// [`Request`] with its objects as `O`; see [`IncomingReview`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct IncomingRequest<O> {
+    pub(crate) uid: String,
+    kind: GroupVersionKind,
+    resource: GroupVersionResource,
+    #[serde(default)]
+    sub_resource: Option<String>,
+    #[serde(default)]
+    request_kind: Option<GroupVersionKind>,
+    #[serde(default)]
+    request_resource: Option<GroupVersionResource>,
+    #[serde(default)]
+    request_sub_resource: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    operation: Operation,
+    #[serde(default)]
+    user_info: UserInfo,
+    #[serde(default = "none")]
+    object: Option<O>,
+    #[serde(default = "none")]
+    old_object: Option<O>,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    options: Option<Value>,
+}
+
+/// A request's `object` and `oldObject` (`None` when absent or `null`).
+#[derive(Clone, Copy)]
+pub(crate) struct Objects<O> {
+    pub(crate) object: Option<O>,
+    pub(crate) old_object: Option<O>,
+}
+
+/// Objects as raw JSON borrowed from the request body.
+pub(crate) type RawObjects<'a> = Objects<&'a RawValue>;
+
+impl<O> IncomingRequest<O> {
+    /// The request without its objects, and the objects.
+    pub(crate) fn split(self) -> (Request, Objects<O>) {
+        let objects = Objects {
+            object: self.object,
+            old_object: self.old_object,
+        };
+        let request = Request {
+            uid: self.uid,
+            kind: self.kind,
+            resource: self.resource,
+            sub_resource: self.sub_resource,
+            request_kind: self.request_kind,
+            request_resource: self.request_resource,
+            request_sub_resource: self.request_sub_resource,
+            name: self.name,
+            namespace: self.namespace,
+            operation: self.operation,
+            user_info: self.user_info,
+            object: None,
+            old_object: None,
+            dry_run: self.dry_run,
+            options: self.options,
+        };
+        (request, objects)
+    }
 }
 
 fn is_null(v: &Option<Value>) -> bool {

@@ -4,6 +4,7 @@ use std::process::Command;
 
 mod crd;
 mod crdgen;
+mod webhooks;
 
 fn run(bin: &str) -> String {
     let output = Command::new(bin).output().expect("the lesson starts");

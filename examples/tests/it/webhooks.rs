@@ -1,0 +1,131 @@
+//! Lessons 13, 14 and 16 (`webhook_by_hand`, `webhook`, `conversion`): the embedded API server
+//! calls webhooks served by the lesson itself, as kube-apiserver calls a webhook Service.
+//!
+//! A real cluster cannot reach a server inside the lesson's process. With
+//! `KDEV_TEST_KUBECONFIG` set, each lesson runs against that cluster, must say so and stop
+//! cleanly after the parts that need no API server, and the test skips the rest with a reason.
+
+use std::process::Command;
+
+use super::assert_shows;
+
+/// The lesson's output, and whether it ran against a real cluster.
+fn run_lesson(bin: &str) -> (String, bool) {
+    let mut cmd = Command::new(bin);
+    let on_cluster = match std::env::var("KDEV_TEST_KUBECONFIG") {
+        Ok(path) if !path.is_empty() => {
+            cmd.env("KUBECONFIG", path);
+            true
+        }
+        _ => {
+            cmd.env_remove("KUBECONFIG").env_remove("KUBERNETES_SERVICE_HOST");
+            false
+        }
+    };
+    let output = cmd.output().expect("the lesson starts");
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{bin} failed:\n{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.trim_end().ends_with("lesson complete"), "{out}");
+    if on_cluster {
+        assert!(
+            out.contains("skipped: KUBECONFIG is set, but a real cluster's API server cannot call a webhook"),
+            "{out}"
+        );
+        eprintln!(
+            "skipping the webhook calls: a real cluster's API server cannot reach a webhook served inside the lesson"
+        );
+    }
+    (out, on_cluster)
+}
+
+/// The server's answer printed under the line that starts with `case`.
+fn answer_to<'a>(out: &'a str, case: &str) -> &'a str {
+    let mut lines = out.lines().skip_while(|l| !l.starts_with(case));
+    assert!(lines.next().is_some(), "no {case:?} case in:\n{out}");
+    lines
+        .find_map(|l| l.trim_start().strip_prefix("-> "))
+        .unwrap_or_else(|| panic!("no answer to {case:?} in:\n{out}"))
+}
+
+#[test]
+fn the_webhook_lesson_refuses_latest_images_and_defaults_unlabelled_pods() {
+    let (out, on_cluster) = run_lesson(env!("CARGO_BIN_EXE_webhook"));
+    // Generated configurations: rules inferred from Pod, the settings the lesson chose.
+    assert_shows(
+        &out,
+        &[
+            "wrote ca.crt, ca.key, tls.crt, tls.key into ",
+            "kind: ValidatingWebhookConfiguration\nmetadata:\n  name: kdev-lesson\n",
+            "kind: MutatingWebhookConfiguration\nmetadata:\n  name: kdev-lesson\n",
+            "      name: kdev-lesson-webhook\n      namespace: webhook-system\n      path: /validate-pods\n",
+            "  name: no-latest.pods.kdev.dev\n",
+            "    - key: kubernetes.io/metadata.name\n      operator: NotIn\n",
+            "    resources:\n    - pods\n",
+            "  failurePolicy: Fail\n",
+        ],
+    );
+    let generated = out
+        .split("== 3.")
+        .nth(1)
+        .and_then(|s| s.split("== 4.").next())
+        .unwrap_or_default();
+    assert!(
+        !generated.contains("caBundle"),
+        "the configurations are generated without a bundle:\n{out}"
+    );
+    if on_cluster {
+        return;
+    }
+
+    // Without the CA the API server cannot verify the webhook, and failurePolicy Fail refuses.
+    let early = answer_to(&out, "  [before injection] create pod early");
+    assert!(early.starts_with("500 InternalError: "), "{early}");
+    assert!(
+        early.contains("failed calling webhook \"defaults.pods.kdev.dev\""),
+        "{early}"
+    );
+    assert_shows(
+        &out,
+        &["injected into 2 configurations; clientConfig.caBundle now holds "],
+    );
+
+    // The validator refuses :latest and untagged images with the API server's message.
+    for image in ["nginx:latest", "nginx"] {
+        let answer = answer_to(&out, &format!("  create pod floating ({image})"));
+        assert_eq!(
+            answer,
+            format!(
+                "403 Forbidden: pods \"floating\" is forbidden: admission webhook \"no-latest.pods.kdev.dev\" \
+                 denied the request: image \"{image}\" floats (:latest or no tag); pin a version"
+            )
+        );
+    }
+    assert_shows(
+        &out,
+        &[
+            "  pod floating exists: false",
+            // The defaulter's changes, read back from the API server.
+            "  read back, labels: [kdev.dev/defaulted=true, team=platform]",
+            "  read back, containers: app (nginx:1.27.2), log-shipper (fluent/fluent-bit:3.1)",
+            "created pod billing labelled team=payments -> labels [kdev.dev/defaulted=true, team=payments]",
+            "    [defaulter] CREATE pod dry (dryRun true)",
+            "dry-run create of pod dry -> labels [kdev.dev/defaulted=true, team=platform]; stored: false",
+            "patch pod web to nginx:latest -> 403 pods \"web\" is forbidden: admission webhook \"no-latest.pods.kdev.dev\"",
+            "stopped the webhook server and removed the configurations",
+        ],
+    );
+    // Every webhook call the API server made was answered (HTTP 200), none failed.
+    assert!(
+        out.contains("controller_runtime_webhook_requests_total{webhook=\"/validate-pods\",code=\"200\"} 6"),
+        "{out}"
+    );
+    assert!(
+        !out.lines()
+            .any(|l| l.starts_with("  controller_runtime_webhook_requests_total") && !l.contains("code=\"200\"")),
+        "{out}"
+    );
+}

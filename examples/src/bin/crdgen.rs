@@ -11,7 +11,7 @@
 //! a kind merged, exactly one of them the storage version). In your own crate, where the
 //! resource types live in the library, the whole file is:
 //!
-//! ```ignore
+//! ```text
 //! use my_operator as _; // link the library that defines the resources
 //!
 //! fn main() -> std::process::ExitCode {

@@ -6,3 +6,4 @@ mod markers;
 mod resource;
 mod server;
 mod snapshot;
+mod ui;

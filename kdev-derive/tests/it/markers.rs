@@ -61,7 +61,8 @@ pub struct GadgetSpec {
     pub memory: Option<i32>,
     /// Where to deliver.
     pub target: Target,
-    /// More places.
+    /// More places (bounded: a CEL rule on each item has a cost the server estimates per item).
+    #[kdev(max_items = 8)]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<Target>,
     /// A name with the validations of its own type.

@@ -53,6 +53,16 @@ pub const CA_FILE: &str = "ca.crt";
 /// The CA key's file name.
 pub const CA_KEY_FILE: &str = "ca.key";
 
+/// controller-runtime's default certificate directory, `<tmp>/k8s-webhook-server/serving-certs`
+/// (`webhook.Options.CertDir`).
+///
+/// ```
+/// assert!(kdev_webhook::certs::default_dir().ends_with("k8s-webhook-server/serving-certs"));
+/// ```
+pub fn default_dir() -> PathBuf {
+    std::env::temp_dir().join("k8s-webhook-server").join("serving-certs")
+}
+
 /// The longest validity accepted: 100 years keeps every date within X.509's.
 const MAX_VALIDITY: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
 

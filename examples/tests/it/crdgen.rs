@@ -5,7 +5,7 @@ use std::process::Command;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kdev::testenv::TestEnv;
 use kube_client::Api;
-use kube_client::api::PostParams;
+use kube_client::api::{Patch, PatchParams};
 
 #[test]
 fn crdgen_prints_every_crd_of_the_crate_as_yaml_the_server_accepts() {
@@ -26,20 +26,19 @@ fn crdgen_prints_every_crd_of_the_crate_as_yaml_the_server_accepts() {
         assert_eq!(storage.len(), 1, "one storage version");
     }
 
-    // The server validates each one (a dry run: the lessons install these CRDs themselves, and
-    // on a shared cluster they may be running right now).
+    // The server validates each one: a dry-run server-side apply, which neither needs the CRD
+    // absent nor changes it (the lessons install these CRDs themselves, and on a shared cluster
+    // they may be running right now).
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async {
         let env = TestEnv::start().await.expect("a cluster");
         let api: Api<CustomResourceDefinition> = Api::all(env.client());
-        let dry_run = PostParams {
-            dry_run: true,
-            ..PostParams::default()
-        };
+        let params = PatchParams::apply("kdev-crdgen-test").force().dry_run();
         for crd in &crds {
-            api.create(&dry_run, crd)
+            let name = crd.metadata.name.as_deref().unwrap_or_default();
+            api.patch(name, &params, &Patch::Apply(crd))
                 .await
-                .unwrap_or_else(|e| panic!("{:?} is rejected: {e}", crd.metadata.name));
+                .unwrap_or_else(|e| panic!("{name} is rejected: {e}"));
         }
     });
 }

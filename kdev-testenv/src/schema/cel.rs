@@ -1185,11 +1185,23 @@ impl Walker {
             if !failed || (unchanged && !rule.uses_old_self) {
                 continue;
             }
+            // kube evaluates messageExpression with a plain `oldSelf`, also for optionalOldSelf rules.
+            let plain;
+            let message_ctx = if rule.optional_old_self && rule.message_program.is_some() {
+                let mut c = Context::with_env(Arc::clone(env));
+                let bound = bind(&mut c, "self", self_val.clone())
+                    .and_then(|()| old_val.clone().map_or(Ok(()), |o| bind(&mut c, "oldSelf", o)));
+                plain = bound.ok().map(|()| c);
+                plain.as_ref()
+            } else {
+                Some(&ctx)
+            };
             let detail = rule
                 .message_program
                 .as_ref()
-                .and_then(|p| {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.execute(&ctx)))
+                .zip(message_ctx)
+                .and_then(|(p, message_ctx)| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.execute(message_ctx)))
                         .ok()?
                         .ok()
                 })

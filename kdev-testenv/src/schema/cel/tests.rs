@@ -697,3 +697,14 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn message_expressions_of_optional_old_self_rules_see_a_plain_old_self() {
+    let spec = json!({"type": "object", "properties": {"name": {"type": "string",
+        "x-kubernetes-validations": [{"rule": "!oldSelf.hasValue() || self == oldSelf.value()", "optionalOldSelf": true,
+            "message": "immutable", "messageExpression": "'was ' + oldSelf + ', now ' + self"}]}}});
+    assert_eq!(
+        eval_update(spec, json!({"name": "b"}), json!({"name": "a"})),
+        [r#"FieldValueInvalid spec.name: Invalid value: "b": was a, now b"#]
+    );
+}

@@ -29,7 +29,8 @@
 //!   unchanged, their failures are dropped.
 //! - A failure is a cause at the node's path plus the rule's `fieldPath`: `reason`
 //!   `FieldValueInvalid` (the default; objects and lists omit the value, scalars show it:
-//!   `spec.ports[1]: Invalid value: 70000: must be a valid port`), `FieldValueForbidden`,
+//!   `spec.ports[1]: Invalid value: 70000: must be a valid port`, as Kubernetes 1.35 words it;
+//!   earlier releases print the schema type instead, `Invalid value: "object"`), `FieldValueForbidden`,
 //!   `FieldValueRequired` or `FieldValueDuplicate`. The detail is `messageExpression`'s string,
 //!   else `message`, else `failed rule: <rule>`; a rule that errors (`no such key: a`) gives
 //!   `<error> evaluating rule: <rule>`. When schema validation already found a blocking cause

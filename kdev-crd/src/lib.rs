@@ -35,6 +35,11 @@
 //! |---|---|
 //! | [`conversion`] | hub-and-spoke conversion between a kind's versions ([`conversion::Hub`], [`conversion::Convertible`], [`conversion::Converter`]) |
 //! | [`schema`] | schemars' JSON Schema → structural OpenAPI v3 schema, and field-level overrides |
+//!
+//! At the crate root: [`merge_versions`] (the versions of one kind into one CRD, exactly one
+//! storage version), and [`registered`], [`to_yaml`] and [`crdgen`] (every CRD the program's
+//! derives generated, as the YAML `kubectl apply -f` reads: what `make manifests` is to
+//! kubebuilder users).
 
 pub mod conversion;
 pub mod schema;

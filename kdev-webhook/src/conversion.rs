@@ -1,5 +1,5 @@
 //! CRD conversion webhooks: the ConversionReview v1 wire types and the route that serves a
-//! kind's [`Convert`] (kdev-crd's hub-and-spoke [`Converter`](kdev_crd::conversion::Converter)).
+//! kind's [`Convert`] (kdev-crd's hub-and-spoke [`Converter`]).
 //!
 //! When a CustomResourceDefinition serves several versions with `spec.conversion.strategy:
 //! Webhook`, kube-apiserver posts a ConversionReview whenever it needs objects in a version

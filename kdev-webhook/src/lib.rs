@@ -67,7 +67,8 @@
 //! | module | what |
 //! |---|---|
 //! | [`admission`] | the AdmissionReview v1 types, [`Validator`](admission::Validator), [`Defaulter`](admission::Defaulter), raw [`Handler`](admission::Handler) |
-//! | [`server`] | [`Server`], its builder, limits and timeouts |
+//! | [`conversion`] (feature `conversion`) | CRD conversion webhooks: the ConversionReview v1 types, served from kdev-crd's [`Convert`](conversion::Convert) (hub and spoke) |
+//! | [`server`] | [`Server`], its builder, limits and timeouts; in-process calls ([`Server::call`], [`server::InProcess`]) for unit tests |
 //! | [`tls`] | the serving certificate, from memory or from files reloaded as they change (file watch plus poll) |
 //! | [`certs`] | a self-signed CA and serving certificate for a Service, written to a directory and rotated before expiry |
 //! | [`config`] | ValidatingWebhookConfiguration, MutatingWebhookConfiguration and a CRD's conversion stanza generated from the server's webhooks |
@@ -93,15 +94,33 @@
 //! 4. [`certs::Rotator::run`] renews before expiry and [`inject::Injector::run`] follows a
 //!    renewed CA.
 //!
+//! # Testing a webhook without a network
+//!
+//! [`Server::call`] (or [`Builder::build_in_process`](server::Builder::build_in_process), which
+//! needs no certificate) hands a request body to the webhook at a path and returns exactly the
+//! HTTP response a client would get, so a webhook is unit-tested with a JSON fixture and no
+//! socket or TLS.
+//!
 //! # Untrusted input
 //!
 //! The server reads requests from the network and treats them as untrusted. Whatever the bytes,
 //! it answers with an HTTP response and never panics:
-//! 1. a body that is not an AdmissionReview gets HTTP 400 with a `metav1.Status` saying why;
+//! 1. a body that is not an AdmissionReview (or, at a conversion path, a ConversionReview) gets
+//!    HTTP 400 with a `metav1.Status` saying why;
 //! 2. a review whose uid is readable but that is otherwise malformed, or whose object does not
-//!    decode into the handler's type, gets a denied review with code 400 and the decode error;
+//!    decode into the handler's type, gets a denied review with code 400 and the decode error
+//!    (a conversion review: `result.status: Failure` with the error);
 //! 3. a body over the limit (3 MiB by default) gets 413, a slow one 408, an unknown path 404;
-//! 4. a handler that panics gets a denied review with code 500, and the connection stays open.
+//! 4. a handler that panics gets a denied review with code 500 (a converter that panics, a
+//!    Failure), and the connection stays open;
+//! 5. JSON nested deeper than 128 levels is refused before it is built (HTTP 400), so no input
+//!    exhausts the stack, and numbers out of range are decode errors, never wrapped or clamped.
+//!
+//! These hold for every handler kind and are tested so: property tests feed arbitrary bytes,
+//! arbitrary JSON and mutated AdmissionReviews and ConversionReviews (random and missing fields,
+//! wrong types, huge numbers, deep nesting) to validating, mutating, raw and conversion webhooks
+//! and check every answer's status and shape; garbage sent over TLS leaves the server serving;
+//! and a cargo-fuzz target (`kdev-webhook/fuzz`, see the README) does the same under libFuzzer.
 
 #![deny(missing_docs)]
 

@@ -129,3 +129,53 @@ fn the_webhook_lesson_refuses_latest_images_and_defaults_unlabelled_pods() {
         "{out}"
     );
 }
+
+#[test]
+fn the_conversion_lesson_stores_v2_and_converts_both_ways_without_loss() {
+    let (out, on_cluster) = run_lesson(env!("CARGO_BIN_EXE_conversion"));
+    assert_shows(
+        &out,
+        &[
+            "  version v1: served true, storage false",
+            "  version v2: served true, storage true",
+            // The conversion functions, called directly.
+            r#"  v1 image "registry.example.com:5000/shop:2.1" -> v2 image {"repository":"registry.example.com:5000/shop","tag":"2.1"}"#,
+            r#"  and back to v1: "registry.example.com:5000/shop:2.1" (equal: true)"#,
+            // The generated stanza.
+            "  strategy: Webhook\n  webhook:\n    clientConfig:\n",
+            "        name: kdev-lesson-conversion\n        namespace: webhook-system\n        path: /convert\n",
+            "    conversionReviewVersions:\n    - v1\n",
+        ],
+    );
+    if on_cluster {
+        return;
+    }
+    // Created in v1, the API server asks the webhook for v2 (the storage version) to store it.
+    let create = out
+        .split("== 5.")
+        .nth(1)
+        .and_then(|s| s.split("== 6.").next())
+        .unwrap_or_default();
+    let first = create.lines().find(|l| l.contains("[conversion webhook]"));
+    assert_eq!(
+        first,
+        Some("    [conversion webhook] web example.com/v1 -> example.com/v2"),
+        "{out}"
+    );
+    assert_shows(
+        &out,
+        &[
+            "CRD webapps.example.com established; status.storedVersions [\"v2\"]",
+            "created WebApp web in v1: image \"nginx:1.27\"",
+            r#"  v2 read: image {"repository":"nginx","tag":"1.27"}"#,
+            "  v1 read: image \"nginx:1.27\"",
+            "  same object: true",
+            // What only v2 says survives a v1 read-modify-write, through an annotation.
+            "  v1 read: image \"nginx:1.28\", annotation example.com/v2-pull-policy=Always",
+            r#"  v2 read: image {"repository":"nginx","tag":"1.28","pullPolicy":"Always"}, replicas 3"#,
+            "  the v2 object carries the annotation: false",
+            "  v1 list: web (nginx:1.28)",
+            "deleted the CRD",
+        ],
+    );
+}

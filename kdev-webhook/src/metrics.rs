@@ -45,6 +45,8 @@ const COMMON_CODES: [u16; 7] = [200, 400, 405, 408, 413, 415, 500];
 /// | `controller_runtime_webhook_requests_total` | counter | `webhook` (the path), `code` (the HTTP status) |
 /// | `controller_runtime_webhook_latency_seconds` | histogram, buckets 10 ns · 10^i, i < 12 | `webhook` |
 /// | `controller_runtime_webhook_requests_in_flight` | gauge | `webhook` |
+/// | `certwatcher_read_certificate_total` | counter (reads of certificate files) | none |
+/// | `certwatcher_read_certificate_errors_total` | counter (reads that failed or did not parse) | none |
 ///
 /// Only requests to a registered path are counted (an unknown path has no `webhook` label), as
 /// in controller-runtime, where each webhook's handler is wrapped. The latency runs from the
@@ -77,6 +79,7 @@ pub struct Metrics {
     requests: Family<CodeLabels, Counter>,
     latency: HistogramFamily,
     in_flight: Family<WebhookLabel, Gauge>,
+    cert: CertMetrics,
 }
 
 impl fmt::Debug for Metrics {
@@ -92,6 +95,7 @@ impl Metrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
             in_flight: Family::default(),
+            cert: CertMetrics::default(),
         };
         registry.register(
             "controller_runtime_webhook_requests",
@@ -108,7 +112,22 @@ impl Metrics {
             "Current number of admission requests being served",
             m.in_flight.clone(),
         );
+        registry.register(
+            "certwatcher_read_certificate",
+            "Total number of certificate reads",
+            m.cert.reads.clone(),
+        );
+        registry.register(
+            "certwatcher_read_certificate_errors",
+            "Total number of certificate read errors",
+            m.cert.errors.clone(),
+        );
         m
+    }
+
+    /// The certificate-watcher counters (controller-runtime's `pkg/certwatcher/metrics`).
+    pub(crate) fn cert_metrics(&self) -> CertMetrics {
+        self.cert.clone()
     }
 
     /// The handles of the webhook at `path`, resolved once when the server is built. Creates
@@ -186,5 +205,23 @@ impl InFlight<'_> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.metrics.in_flight.dec();
+    }
+}
+
+/// controller-runtime's certwatcher counters: every read of the certificate files, and those
+/// that failed (a file missing, or a pair that does not parse).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CertMetrics {
+    reads: Counter,
+    errors: Counter,
+}
+
+impl CertMetrics {
+    /// Counts one read.
+    pub(crate) fn read(&self, ok: bool) {
+        self.reads.inc();
+        if !ok {
+            self.errors.inc();
+        }
     }
 }

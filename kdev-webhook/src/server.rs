@@ -218,6 +218,10 @@ impl Builder {
             return Err(err);
         }
         let cert = self.cert.ok_or(Error::NoCertificate)?;
+        let cert = match &self.metrics {
+            Some(m) => cert.with_metrics(m),
+            None => cert,
+        };
         let metrics = match &self.metrics {
             Some(m) => self
                 .routes

@@ -14,6 +14,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+use crate::metrics::CertMetrics;
+
 /// Why a certificate could not be loaded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -56,6 +58,7 @@ pub enum Error {
 #[derive(Clone)]
 pub struct ServingCert {
     source: Source,
+    metrics: Option<CertMetrics>,
 }
 
 #[derive(Clone)]
@@ -90,6 +93,7 @@ impl ServingCert {
     pub fn from_pem(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<ServingCert, Error> {
         Ok(ServingCert {
             source: Source::Pem(Arc::new(certified_key(cert_chain_pem, key_pem)?)),
+            metrics: None,
         })
     }
 
@@ -114,6 +118,7 @@ impl ServingCert {
                 key: key_pem.as_ref().to_path_buf(),
                 poll: Duration::from_secs(10),
             },
+            metrics: None,
         }
     }
 
@@ -133,20 +138,36 @@ impl ServingCert {
         self
     }
 
+    /// Counts the reads of the files into `metrics`' `certwatcher_*` counters.
+    pub(crate) fn with_metrics(mut self, metrics: &crate::metrics::Metrics) -> ServingCert {
+        self.metrics = Some(metrics.cert_metrics());
+        self
+    }
+
     /// Loads the certificate now, returning the resolver the server installs and, for files,
     /// the watcher that keeps it current.
     pub(crate) async fn load(&self) -> Result<(Arc<Resolver>, Option<Watcher>), Error> {
         match &self.source {
             Source::Pem(key) => Ok((Arc::new(Resolver::new(key.clone())), None)),
             Source::Files { cert, key, poll } => {
-                let (cert_pem, key_pem) = read_pair(cert, key).await?;
-                let resolver = Arc::new(Resolver::new(Arc::new(certified_key(&cert_pem, &key_pem)?)));
+                let loaded = async {
+                    let (cert_pem, key_pem) = read_pair(cert, key).await?;
+                    let certified = certified_key(&cert_pem, &key_pem)?;
+                    Ok::<_, Error>((cert_pem, key_pem, certified))
+                }
+                .await;
+                if let Some(m) = &self.metrics {
+                    m.read(loaded.is_ok());
+                }
+                let (cert_pem, key_pem, certified) = loaded?;
+                let resolver = Arc::new(Resolver::new(Arc::new(certified)));
                 let watcher = Watcher {
                     resolver: resolver.clone(),
                     cert: cert.clone(),
                     key: key.clone(),
                     poll: *poll,
                     last: (cert_pem, key_pem),
+                    metrics: self.metrics.clone(),
                 };
                 Ok((resolver, Some(watcher)))
             }
@@ -225,6 +246,7 @@ pub(crate) struct Watcher {
     key: PathBuf,
     poll: Duration,
     last: (Vec<u8>, Vec<u8>),
+    metrics: Option<CertMetrics>,
 }
 
 impl Watcher {
@@ -297,10 +319,17 @@ impl Watcher {
         Some(watcher)
     }
 
+    fn count(&self, ok: bool) {
+        if let Some(m) = &self.metrics {
+            m.read(ok);
+        }
+    }
+
     async fn check(&mut self) {
         let pair = match read_pair(&self.cert, &self.key).await {
             Ok(pair) => pair,
             Err(err) => {
+                self.count(false);
                 tracing::warn!(
                     error = &err as &dyn std::error::Error,
                     "re-reading the serving certificate failed"
@@ -309,15 +338,18 @@ impl Watcher {
             }
         };
         if pair == self.last {
+            self.count(true);
             return;
         }
         match certified_key(&pair.0, &pair.1) {
             Ok(key) => {
+                self.count(true);
                 *self.resolver.current.write() = Arc::new(key);
                 self.last = pair;
                 tracing::info!(cert = %self.cert.display(), "serving certificate reloaded");
             }
             Err(err) => {
+                self.count(false);
                 tracing::warn!(
                     error = &err as &dyn std::error::Error,
                     "the changed serving certificate does not load; keeping the previous one"

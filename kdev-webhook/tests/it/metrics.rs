@@ -268,3 +268,47 @@ async fn a_manager_runs_the_server_and_serves_its_metrics_and_readiness() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn certificate_reads_and_read_errors_are_counted() {
+    let ca = support::Ca::new();
+    let first = ca.leaf();
+    let dir = temp_dir("certwatcher-metrics");
+    std::fs::write(dir.join("tls.crt"), &first.cert_pem).unwrap();
+    std::fs::write(dir.join("tls.key"), &first.key_pem).unwrap();
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let tls = ServingCert::from_dir(&dir).poll_interval(Duration::from_secs(3600));
+    let running = support::start(Server::builder().raw("/allow", allow).tls(tls).metrics(&metrics)).await;
+    let reads = "certwatcher_read_certificate_total";
+    let errors = "certwatcher_read_certificate_errors_total";
+    // The first read happens when the server starts: wait for it to serve.
+    assert_eq!(support::connect(running.addr, &ca.pem).await.peer_cert, first.der());
+    let text = encode(&registry);
+    assert_eq!(sample(&text, reads), Some(1.0), "{text}");
+    assert_eq!(sample(&text, errors), Some(0.0));
+
+    // A certificate that does not parse: an error, and the first certificate still served.
+    std::fs::write(dir.join("tls.crt"), "garbage").unwrap();
+    let mut seen = None;
+    for _ in 0..600 {
+        seen = sample(&encode(&registry), errors);
+        if seen >= Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen >= Some(1.0), "the broken certificate was never counted: {seen:?}");
+    assert_eq!(support::connect(running.addr, &ca.pem).await.peer_cert, first.der());
+
+    let second = ca.leaf();
+    std::fs::write(dir.join("tls.key"), &second.key_pem).unwrap();
+    std::fs::write(dir.join("tls.crt"), &second.cert_pem).unwrap();
+    assert_eq!(
+        crate::watch::wait_for_cert(running.addr, &ca.pem, &second.der()).await,
+        second.der()
+    );
+    let text = encode(&registry);
+    assert!(sample(&text, reads).unwrap() >= 3.0, "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

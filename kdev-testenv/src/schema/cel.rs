@@ -148,13 +148,102 @@ impl<'a> Scope<'a> {
 }
 
 /// Why a rule did not compile: the detail kube prints after the rule.
-fn compile(source: &str, scope: Scope<'_>) -> Result<Program, String> {
+fn compile(source: &str, scope: Scope<'_>, want: Output) -> Result<Program, String> {
     on_big_stack(|| {
         let program = compile_here(source)?;
         check_fields(&program, source, scope)?;
-        Ok(program)
+        let got = result_kind(program.expression(), scope);
+        match (want, got) {
+            (Output::Bool, Some(kind)) if kind != "bool" => {
+                Err("compilation failed: cel expression must evaluate to a bool".to_owned())
+            }
+            (Output::String, Some(kind)) if kind != "string" => {
+                Err("compilation failed: messageExpression must evaluate to a string".to_owned())
+            }
+            _ => Ok(program),
+        }
     })
     .unwrap_or_else(|| Err("compilation failed: the expression could not be compiled".to_owned()))
+}
+
+/// What an expression must evaluate to: a rule to a bool, a `messageExpression` to a string.
+#[derive(Clone, Copy)]
+enum Output {
+    Bool,
+    String,
+}
+
+/// The kind `e` evaluates to when it is evident without a full type checker (literals,
+/// operators, well-known functions, fields of the schema); `None` when unsure.
+fn result_kind(e: &IdedExpr, scope: Scope<'_>) -> Option<&'static str> {
+    use cel::common::ast::LiteralValue as L;
+    match &e.expr {
+        Expr::Literal(l) => Some(match l {
+            L::Boolean(_) => "bool",
+            L::Bytes(_) => "bytes",
+            L::Double(_) => "double",
+            L::Int(_) => "int",
+            L::Null => "null",
+            L::String(_) => "string",
+            L::UInt(_) => "uint",
+        }),
+        Expr::List(_) => Some("list"),
+        Expr::Map(_) => Some("map"),
+        Expr::Select(sel) if sel.test => Some("bool"),
+        Expr::Select(_) | Expr::Ident(_) => match known(e, scope, &mut Vec::new(), &mut None, 0)? {
+            Known::Meta => Some("map"),
+            Known::Node(Scope { node, root }) => {
+                if root || node.int_or_string || node.format.is_some() {
+                    return None;
+                }
+                match node.types.first().map(String::as_str) {
+                    Some("boolean") => Some("bool"),
+                    Some("integer") => Some("int"),
+                    Some("number") => Some("double"),
+                    Some("string") => Some("string"),
+                    Some("array") => Some("list"),
+                    Some("object") => Some("map"),
+                    _ => None,
+                }
+            }
+        },
+        Expr::Call(call) => match call.func_name.as_str() {
+            "_==_"
+            | "_!=_"
+            | "_<_"
+            | "_<=_"
+            | "_>_"
+            | "_>=_"
+            | "_&&_"
+            | "_||_"
+            | "!_"
+            | "@in"
+            | "@not_strictly_false"
+            | "startsWith"
+            | "endsWith"
+            | "contains"
+            | "matches"
+            | "isSorted"
+            | "hasValue" => Some("bool"),
+            "size" | "indexOf" | "lastIndexOf" => Some("int"),
+            "lowerAscii" | "upperAscii" | "trim" | "replace" | "substring" | "charAt" | "format" | "find"
+            | "string" => Some("string"),
+            "int" => Some("int"),
+            "double" => Some("double"),
+            "_+_" | "_-_" | "_*_" | "_/_" | "_%_" => {
+                let a = call.args.first().and_then(|a| result_kind(a, scope));
+                let b = call.args.get(1).and_then(|b| result_kind(b, scope));
+                a.filter(|a| Some(*a) == b && matches!(*a, "int" | "uint" | "double" | "string" | "list"))
+            }
+            "_?_:_" => {
+                let a = call.args.get(1).and_then(|a| result_kind(a, scope));
+                let b = call.args.get(2).and_then(|b| result_kind(b, scope));
+                a.filter(|a| Some(*a) == b)
+            }
+            _ => None,
+        },
+        Expr::Comprehension(_) | Expr::Struct(_) | Expr::Unspecified => None,
+    }
 }
 
 /// cel-go's `ERROR: <input>:line:column: message` with the source line and a caret.
@@ -479,10 +568,10 @@ pub(crate) fn compile_rules(schema: &Map<String, Value>, node: &Node, root: bool
         .filter_map(Value::as_object)
         .map(|m| {
             let rule = str_of(m, "rule").to_owned();
-            let program = compile(&rule, scope).ok();
+            let program = compile(&rule, scope, Output::Bool).ok();
             let message_expression = str_of(m, "messageExpression");
             let message_program = (!message_expression.is_empty())
-                .then(|| compile(message_expression, scope).ok())
+                .then(|| compile(message_expression, scope, Output::String).ok())
                 .flatten();
             let field_suffix = valid_field_path(str_of(m, "fieldPath"), node).unwrap_or_default();
             Arc::new(Rule {
@@ -757,7 +846,7 @@ impl Checker<'_> {
         let out = &mut *self.cel_errors;
         let rule = str_of(m, "rule");
         let rendered = render_rule(m);
-        match compile(rule, scope) {
+        match compile(rule, scope, Output::Bool) {
             Ok(program) => {
                 if uses_old_self(&program) {
                     if let Some(u) = uncorrelatable {
@@ -779,7 +868,7 @@ impl Checker<'_> {
         }
         let message_expression = str_of(m, "messageExpression");
         if !message_expression.trim().is_empty()
-            && let Err(detail) = compile(message_expression, scope)
+            && let Err(detail) = compile(message_expression, scope, Output::String)
         {
             let detail = detail.replacen("compilation failed", "messageExpression compilation failed", 1);
             out.push(Cause::invalid_raw(

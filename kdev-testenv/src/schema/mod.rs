@@ -71,10 +71,11 @@
 //!
 //! - Rules are only partly type-checked: selecting a field an object's schema does not declare
 //!   (`self.typo`, also inside `has()`, through list items bound by macros and map values) is
-//!   refused with cel-go's `undefined field 'typo'`, as are unknown functions and identifiers;
-//!   but a rule that compares values of different types or does not evaluate to a bool compiles
-//!   here and fails when evaluated (kube refuses it when the CRD is written). Syntax error
-//!   messages are the `cel` crate's, not cel-go's.
+//!   refused with cel-go's `undefined field 'typo'`, as are unknown functions and identifiers,
+//!   and rules whose result is evidently not a bool (`self.name`, `size(self.a)`); but a rule
+//!   that compares values of different types compiles here and fails when evaluated (kube
+//!   refuses it when the CRD is written). Syntax error messages are the `cel` crate's, not
+//!   cel-go's.
 //! - Cost is not estimated: CRDs whose rules kube-apiserver refuses as too expensive (`estimated
 //!   rule cost exceeds budget`, typically over lists and strings without `maxItems` or
 //!   `maxLength`) are accepted. At run time a coarse estimate (the size of `self` to the power

@@ -708,3 +708,29 @@ fn message_expressions_of_optional_old_self_rules_see_a_plain_old_self() {
         [r#"FieldValueInvalid spec.name: Invalid value: "b": was a, now b"#]
     );
 }
+
+#[test]
+fn rules_that_evidently_are_not_bool_do_not_compile() {
+    for rule in ["self.a", "1 + 2", "'x'", "size(self.a)", "self.a + 'x'", "true ? 1 : 2"] {
+        let got = crd_causes(json!({"rule": rule}));
+        assert_eq!(got.len(), 1, "{rule}: {got:?}");
+        assert!(
+            got[0].ends_with("}: compilation failed: cel expression must evaluate to a bool"),
+            "{got:?}"
+        );
+    }
+    for rule in [
+        "has(self.a)",
+        "self.a == 'x'",
+        "self.a in ['x']",
+        "!has(self.a) || self.a.startsWith('x')",
+    ] {
+        assert!(crd_causes(json!({"rule": rule})).is_empty(), "{rule}");
+    }
+    let got = crd_causes(json!({"rule": "true", "messageExpression": "size(self.a)"}));
+    assert!(
+        got[0].ends_with("}: messageExpression compilation failed: messageExpression must evaluate to a string"),
+        "{got:?}"
+    );
+    assert!(crd_causes(json!({"rule": "true", "messageExpression": "'a is ' + self.a"})).is_empty());
+}

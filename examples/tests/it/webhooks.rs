@@ -179,3 +179,59 @@ fn the_conversion_lesson_stores_v2_and_converts_both_ways_without_loss() {
         ],
     );
 }
+
+#[test]
+fn the_webhook_by_hand_lesson_shows_the_review_a_hand_built_patch_and_a_denial() {
+    let (out, on_cluster) = run_lesson(env!("CARGO_BIN_EXE_webhook_by_hand"));
+    // In process: the review in, the review out, the patch base64 on the wire.
+    assert_shows(
+        &out,
+        &[
+            "signed a serving certificate for DNS name kdev-lesson-by-hand.webhook-system.svc",
+            r#""response":{"uid":"0b6d3f1e-hand-made","allowed":false,"status":{"status":"Failure","message":"key \"db-password\" looks like a password: put it in a Secret","reason":"Forbidden","code":403}}"#,
+            r#""allowed":true,"patch":"W3sib3AiOiJhZGQiLCJwYXRoIjoiL21ldGFkYXRhL2Fubm90YXRpb25zIiwidmFsdWUiOnsia2Rldi5kZXYvY3JlYXRlZC1ieSI6ImFsaWNlIn19XQ==","patchType":"JSONPatch""#,
+            r#"  the patch, base64-decoded: [{"op":"add","path":"/metadata/annotations","value":{"kdev.dev/created-by":"alice"}}]"#,
+        ],
+    );
+    if on_cluster {
+        return;
+    }
+    assert_shows(
+        &out,
+        &[
+            // The configuration written by hand, as created.
+            "  name: no-passwords.configmaps.kdev.dev\n  namespaceSelector:\n    matchLabels:\n      kubernetes.io/metadata.name: kdev-by-hand-",
+            // The review kube-apiserver (here the embedded server) sent.
+            "    [mutate] the AdmissionReview the API server sent:\n",
+            "          \"name\": \"settings\",\n",
+            "          \"operation\": \"CREATE\",\n",
+            "            \"kind\": \"CreateOptions\"\n",
+            // The two shapes of the patch, and their effect read back.
+            r#"    [mutate] CREATE settings: patch [{"op":"add","path":"/metadata/annotations","value":{"kdev.dev/created-by":"#,
+            r#"    [mutate] CREATE annotated: patch [{"op":"add","path":"/metadata/annotations/kdev.dev~1created-by","value":"#,
+            ", owner=team-a]",
+            "  configmap creds exists: false",
+            "deleted the configurations and the namespace",
+        ],
+    );
+    assert_eq!(
+        out.matches("the AdmissionReview the API server sent").count(),
+        1,
+        "printed once: {out}"
+    );
+    let read_back: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("  read back: annotations ["))
+        .collect();
+    assert_eq!(read_back.len(), 2, "{out}");
+    assert!(
+        read_back.iter().all(|l| l.contains("kdev.dev/created-by=")),
+        "{read_back:?}"
+    );
+    let refused = answer_to(&out, "  create configmap creds (data key db-password)");
+    assert_eq!(
+        refused,
+        "403 Forbidden: configmaps \"creds\" is forbidden: admission webhook \"no-passwords.configmaps.kdev.dev\" \
+         denied the request: key \"db-password\" looks like a password: put it in a Secret"
+    );
+}

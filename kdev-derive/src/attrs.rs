@@ -286,7 +286,7 @@ const ONE_OF: &str = "x-kdev-one-of";
 pub(crate) fn resolve_one_of(
     patch: &mut Map<String, Value>,
     span: Span,
-    wire: impl Fn(&str) -> Option<String>,
+    wire: impl Fn(&str) -> Option<(String, bool)>,
 ) -> Result<()> {
     let Some(Value::Array(pending)) = patch.remove(ONE_OF) else {
         return Ok(());
@@ -295,12 +295,22 @@ pub(crate) fn resolve_one_of(
         let key = one["key"].as_str().unwrap_or_default().to_owned();
         let mut names = Vec::new();
         for field in one["fields"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-            names.push(wire(field).ok_or_else(|| {
+            let (name, may_be_absent) = wire(field).ok_or_else(|| {
                 syn::Error::new(
                     span,
                     format!("`{key}` names `{field}`, which is not a field of this struct"),
                 )
-            })?);
+            })?;
+            if !may_be_absent {
+                return Err(syn::Error::new(
+                    span,
+                    format!(
+                        "`{key}` names `{field}`, which is always set: a field of a one-of must be able to be absent, \
+                         make it an `Option<T>` (or give it `#[serde(skip_serializing_if = \"...\")]`) and do not mark it `required`"
+                    ),
+                ));
+            }
+            names.push(name);
         }
         push_rule(patch, one_of_rule(&key, &names));
     }
@@ -776,6 +786,8 @@ pub(crate) struct SerdeField {
     pub rename: Option<String>,
     pub skipped: bool,
     pub flattened: bool,
+    /// `skip_serializing_if`: the field can be absent from what a typed client sends.
+    pub skip_if: bool,
 }
 
 /// `#[serde(rename_all = "...")]` on the struct (the deserialize side is what the schema follows).
@@ -810,6 +822,7 @@ pub(crate) fn serde_field(attrs: &[Attribute]) -> SerdeField {
         rename: None,
         skipped: false,
         flattened: false,
+        skip_if: false,
     };
     for attr in attrs.iter().filter(|a| a.path().is_ident("serde")) {
         let _ = attr.parse_nested_meta(|meta| {
@@ -827,6 +840,9 @@ pub(crate) fn serde_field(attrs: &[Attribute]) -> SerdeField {
                 out.skipped = true;
             } else if meta.path.is_ident("flatten") {
                 out.flattened = true;
+            } else if meta.path.is_ident("skip_serializing_if") {
+                out.skip_if = true;
+                skip_value(&meta)?;
             } else {
                 skip_value(&meta)?;
             }

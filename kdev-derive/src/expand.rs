@@ -398,17 +398,18 @@ pub(crate) struct FieldSchemas {
     pub optional: Vec<String>,
     /// The compile-time checks that each validation fits its field's type.
     pub checks: TokenStream,
-    /// Rust field name → wire name, for every field.
-    pub names: Vec<(String, String)>,
+    /// Rust field name → wire name, and whether the field can be absent, for every field.
+    pub names: Vec<(String, String, bool)>,
 }
 
 impl FieldSchemas {
-    /// A field's name on the wire from its Rust name (or its wire name).
-    pub fn wire(&self, field: &str) -> Option<String> {
+    /// A field's name on the wire from its Rust name (or its wire name), and whether it can be
+    /// absent.
+    pub fn wire(&self, field: &str) -> Option<(String, bool)> {
         self.names
             .iter()
-            .find(|(rust, wire)| rust == field || wire == field)
-            .map(|(_, wire)| wire.clone())
+            .find(|(rust, wire, _)| rust == field || wire == field)
+            .map(|(_, wire, absent)| (wire.clone(), *absent))
     }
 }
 
@@ -430,8 +431,14 @@ pub(crate) fn field_schemas(fields: &FieldsNamed, attrs: &[Attribute], krate: &s
             Some(rule) => attrs::rename(&rust, rule),
             None => rust.clone(),
         });
-        out.names.push((rust, wire.clone()));
         let f = attrs::field(&field.attrs)?;
+        let is_option =
+            matches!(&field.ty, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Option"));
+        out.names.push((
+            rust,
+            wire.clone(),
+            (is_option || serde.skip_if) && f.required != Some(true),
+        ));
         if f.patch.is_empty() && f.required.is_none() {
             continue;
         }
@@ -471,7 +478,47 @@ pub(crate) fn field_schemas(fields: &FieldsNamed, attrs: &[Attribute], krate: &s
 
 #[cfg(test)]
 mod tests {
-    use super::plural;
+    use super::{custom_resource, plural};
+
+    #[test]
+    fn a_one_of_refuses_a_field_that_is_always_set() {
+        let input = syn::parse_quote! {
+            #[kdev(group = "example.com", version = "v1", exactly_one_of(git, image))]
+            struct BuildSpec {
+                git: Option<String>,
+                image: String,
+            }
+        };
+        let err = custom_resource(&input).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "`exactly_one_of` names `image`, which is always set: a field of a one-of must be able to be \
+                 absent, make it an `Option<T>` (or give it `#[serde(skip_serializing_if = \"...\")]`) and do not \
+                 mark it `required`"
+            )
+        );
+        let input = syn::parse_quote! {
+            #[kdev(group = "example.com", version = "v1", at_most_one_of(git, image))]
+            struct BuildSpec {
+                git: Option<String>,
+                #[serde(default, skip_serializing_if = "String::is_empty")]
+                image: String,
+            }
+        };
+        assert!(custom_resource(&input).is_ok());
+        let input = syn::parse_quote! {
+            #[kdev(group = "example.com", version = "v1", at_least_one_of(git, tag))]
+            struct BuildSpec {
+                git: Option<String>,
+            }
+        };
+        let err = custom_resource(&input).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("`at_least_one_of` names `tag`, which is not a field of this struct")
+        );
+    }
 
     #[test]
     fn plurals_follow_english_rules() {

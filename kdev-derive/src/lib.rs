@@ -43,7 +43,7 @@ use proc_macro::TokenStream;
 /// | `deprecated` or `deprecated = "warning"` | `deprecatedversion` | `deprecated`, `deprecationWarning` |
 /// | `annotation = "key=value"`, `label = "key=value"` (repeatable) | `metadata:annotations`, `metadata:labels` | the CRD's `metadata` |
 /// | `validation(rule, message, message_expression, reason, field_path, optional_old_self)` (repeatable) | `XValidation` on the type | the spec's `x-kubernetes-validations` |
-/// | `exactly_one_of(a, b)`, `at_most_one_of(a, b)`, `at_least_one_of(a, b)` | `ExactlyOneOf`, `AtMostOneOf`, `AtLeastOneOf` | a CEL rule `(has(self.a)?1:0)+(has(self.b)?1:0) == 1` (`<= 1`, `>= 1`) |
+/// | `exactly_one_of(a, b)`, `at_most_one_of(a, b)`, `at_least_one_of(a, b)` | `ExactlyOneOf`, `AtMostOneOf`, `AtLeastOneOf` | a CEL rule `(has(self.a)?1:0)+(has(self.b)?1:0) == 1` (`<= 1`, `>= 1`); the fields must be able to be absent (`Option<T>` or `skip_serializing_if`, not `required`), a compile error otherwise |
 /// | `external_docs(url, description)`, `title`, `min_properties`, `max_properties`, `preserve_unknown_fields`, `struct_type` | the same markers on the type | the spec's schema |
 /// | `crate = "path"` (default `::kdev::crd`) | | where the generated code finds kdev-crd |
 ///

@@ -465,3 +465,35 @@ async fn conflicting_writes_are_retried_and_a_persistent_conflict_is_reported() 
         std::panic::resume_unwind(panic);
     }
 }
+
+#[tokio::test]
+async fn a_named_crd_without_a_conversion_webhook_is_an_error() {
+    let env = kdev_testenv::TestEnv::start().await.unwrap();
+    let client = env.client();
+    let suffix = unique();
+    let group = format!("plain{suffix}.kdev.io");
+    let name = format!("gadgets.{group}");
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {
+            "group": group,
+            "scope": "Cluster",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+            }],
+        },
+    }))
+    .unwrap();
+    let crds = Api::<CustomResourceDefinition>::all(client.clone());
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let result = Injector::new(client.clone()).crd(&name).inject(b"PEM").await;
+    let _ = crds.delete(&name, &DeleteParams::default()).await;
+    assert!(
+        matches!(&result, Err(Error::NoConversionWebhook { name: n }) if *n == name),
+        "{result:?}"
+    );
+}

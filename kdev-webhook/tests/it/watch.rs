@@ -39,11 +39,13 @@ pub async fn wait_for_cert(addr: std::net::SocketAddr, ca_pem: &str, want: &[u8]
 }
 
 /// A Secret volume as kubelet lays it out: `tls.crt -> ..data/tls.crt`, `..data -> ..<version>`.
+#[cfg(unix)]
 struct SecretVolume {
     dir: PathBuf,
     version: u32,
 }
 
+#[cfg(unix)]
 impl SecretVolume {
     fn new(dir: &Path, leaf: &Leaf) -> SecretVolume {
         let mut volume = SecretVolume {
@@ -74,6 +76,7 @@ impl SecretVolume {
     }
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn a_secret_volume_symlink_swap_is_seen_by_the_file_watch() {
     let ca = Ca::new();

@@ -478,6 +478,8 @@ fn keywords_of(t: &str) -> &'static [&'static str] {
 /// - `type`: keywords of the old type that the new one cannot carry go (`schema_type`), as
 ///   does `x-kubernetes-preserve-unknown-fields` unless the new type is `object`;
 /// - `x-kubernetes-int-or-string: true` removes `type` and `format`;
+/// - `uniqueItems: true`, which structural schemas forbid, becomes
+///   `x-kubernetes-list-type: set` (unless the list already has a list type);
 /// - `x-kdev-schemaless: true` first replaces the schema by one that accepts anything (keeping
 ///   its description), as kubebuilder's `Schemaless`;
 /// - `x-kdev-require` / `x-kdev-optional` (lists of property names) add to or remove from
@@ -529,6 +531,12 @@ pub fn apply(schema: &mut Map<String, Value>, patch: &Map<String, Value>) {
                 schema.remove("type");
                 schema.remove("format");
                 schema.insert(k.clone(), v.clone());
+            }
+            // Structural schemas forbid `uniqueItems: true` (quadratic); a set says the same.
+            ("uniqueItems", _, Value::Bool(unique)) => {
+                if *unique {
+                    schema.entry("x-kubernetes-list-type").or_insert(json!("set"));
+                }
             }
             ("x-kdev-require", _, Value::Array(names)) => {
                 let required = schema.entry("required").or_insert_with(|| Value::Array(Vec::new()));
@@ -820,6 +828,15 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(schema, json!({ "type": "object", "required": ["b"] }));
+        let mut schema = json!({ "type": "array", "items": { "type": "string" } });
+        apply(
+            schema.as_object_mut().unwrap(),
+            json!({ "uniqueItems": true }).as_object().unwrap(),
+        );
+        assert_eq!(
+            schema,
+            json!({ "type": "array", "items": { "type": "string" }, "x-kubernetes-list-type": "set" })
+        );
     }
 
     #[test]

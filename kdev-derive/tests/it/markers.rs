@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct GadgetSpec {
     /// Short lowercase names, at most three.
-    #[kdev(max_items = 3, items(pattern = "^[a-z]+$", max_length = 5))]
+    #[kdev(max_items = 3, unique_items, items(pattern = "^[a-z]+$", max_length = 5))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
     /// A string limited to two values.

@@ -221,6 +221,12 @@ async fn the_markers_crd_is_accepted_and_each_marker_rejects_a_bad_object() {
         ("items-pattern", json!({ "names": ["AB"] }), "spec.names[0]"),
         ("items-max-length", json!({ "names": ["abcdef"] }), "spec.names[0]"),
         ("max-items", json!({ "names": ["a", "b", "c", "d"] }), "spec.names"),
+        ("unique-items", json!({ "names": ["a", "a"] }), "spec.names[1]"),
+        (
+            "embedded-resource",
+            json!({ "object": { "apiVersion": "v1", "metadata": { "name": "c" } } }),
+            "spec.object.kind",
+        ),
         ("enum-values", json!({ "mode": "medium" }), "spec.mode"),
         ("schema-type", json!({ "since": { "a": "b" } }), "spec.since"),
         ("required-option", json!({ "owner": null }), "spec.owner"),

@@ -20,6 +20,9 @@
 //! 5. what structural schemas forbid goes: `additionalProperties: false` (pruning already drops
 //!    unknown fields), `uniqueItems: true` (becomes `x-kubernetes-list-type: set` for scalar
 //!    items), `default: null`, and every keyword apiextensions.k8s.io/v1 does not know.
+//! 6. overrides that `#[kdev::schema]` left in a type's or a field's schema under [`PATCH`]
+//!    are applied ([`apply`]) where the type ends up, after its `$ref` is inlined: the type's
+//!    own first, then the field's.
 
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema};

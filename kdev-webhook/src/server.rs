@@ -160,6 +160,38 @@ impl Builder {
         self.route(path, Route::Admission(Arc::new(endpoint)))
     }
 
+    /// Serves a typed [`Validator`] of a `K` that is not a static `kube::Resource` at `path`:
+    /// a `DynamicObject`, a `serde_json::Value`, or a partial struct decoding only the fields
+    /// it checks. Its generated [configuration](crate::config) needs a
+    /// [`Webhook::rule`](crate::config::Webhook::rule).
+    pub fn validating_dynamic<K, V>(mut self, path: &str, validator: V) -> Self
+    where
+        K: DeserializeOwned + Send + Sync + 'static,
+        V: Validator<K>,
+    {
+        self.registered.push(Registered::untyped(path, Kind::Validating));
+        let endpoint = Validating {
+            validator,
+            _kind: std::marker::PhantomData::<fn() -> K>,
+        };
+        self.route(path, Route::Admission(Arc::new(endpoint)))
+    }
+
+    /// Serves a typed [`Defaulter`] of a `K` that is not a static `kube::Resource` at `path`,
+    /// as [`validating_dynamic`](Self::validating_dynamic).
+    pub fn mutating_dynamic<K, D>(mut self, path: &str, defaulter: D) -> Self
+    where
+        K: DeserializeOwned + Serialize + Send + Sync + 'static,
+        D: Defaulter<K>,
+    {
+        self.registered.push(Registered::untyped(path, Kind::Mutating));
+        let endpoint = Mutating {
+            defaulter,
+            _kind: std::marker::PhantomData::<fn() -> K>,
+        };
+        self.route(path, Route::Admission(Arc::new(endpoint)))
+    }
+
     /// Serves a raw admission [`Handler`] at `path`.
     pub fn raw<H: Handler>(mut self, path: &str, handler: H) -> Self {
         self.registered.push(Registered::untyped(path, Kind::Raw));

@@ -15,6 +15,7 @@ use kdev_webhook::config::{
 use kdev_webhook::tls::ServingCert;
 use kube_client::Api;
 use kube_client::api::{DeleteParams, PostParams};
+use serde_json::json;
 
 struct Allow;
 impl Validator<Pod> for Allow {}
@@ -374,4 +375,89 @@ fn public_handles_and_futures_are_send_and_sync() {
 
 fn configs_for_assertions() -> Configurations {
     Configurations::new("x", ClientConfig::service("a", "b"))
+}
+
+/// Only the labels: a partial type, not a `kube::Resource`.
+#[derive(serde::Deserialize, serde::Serialize)]
+struct Labelled {
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+}
+
+struct NeedsTeam;
+impl Validator<Labelled> for NeedsTeam {
+    async fn validate_create(&self, _req: &Request, obj: &Labelled) -> Verdict {
+        match obj.metadata.labels.as_ref().and_then(|l| l.get("team")) {
+            Some(_) => Verdict::allow(),
+            None => Verdict::deny("a team label is required"),
+        }
+    }
+}
+
+struct AddTeam;
+impl Defaulter<kube_core::DynamicObject> for AddTeam {
+    async fn default(&self, _req: &Request, obj: &mut kube_core::DynamicObject) -> Verdict {
+        obj.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .entry("team".into())
+            .or_insert_with(|| "platform".into());
+        Verdict::allow()
+    }
+}
+
+#[tokio::test]
+async fn dynamic_and_partial_types_are_served_and_need_a_rule_in_the_configuration() {
+    let builder = || {
+        Server::builder()
+            .validating_dynamic("/validate-team", NeedsTeam)
+            .mutating_dynamic("/default-team", AddTeam)
+            .tls(tls())
+    };
+    let server = builder().build().unwrap();
+    let base = Configurations::new("ops", ClientConfig::service("ns", "svc"));
+    assert!(matches!(base.clone().mutating(&server), Err(Error::NoRules { path }) if path == "/default-team"));
+    let configs = base
+        .webhook(
+            "/validate-team",
+            Webhook::new().rule(Rule::new("", "v1", ["configmaps"])),
+        )
+        .webhook(
+            "/default-team",
+            Webhook::new().rule(Rule::new("", "v1", ["configmaps"])),
+        );
+    assert_eq!(
+        configs.validating(&server).unwrap().webhooks.unwrap()[0].name,
+        "validate-team.kdev.io"
+    );
+    assert_eq!(
+        configs.mutating(&server).unwrap().webhooks.unwrap()[0].name,
+        "default-team.kdev.io"
+    );
+
+    let server = builder().build_in_process().unwrap();
+    let review = |path: &str| {
+        json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": path, "operation": "CREATE",
+                "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+                "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+                "userInfo": {"username": "alice"},
+                "object": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
+            }
+        })
+    };
+    let call = |path: &'static str| {
+        let body = serde_json::to_vec(&review(path)).unwrap();
+        let server = &server;
+        async move {
+            let response = server.call(path, body.into()).await;
+            serde_json::from_slice::<serde_json::Value>(response.body()).unwrap()
+        }
+    };
+    let denied = call("/validate-team").await;
+    assert_eq!(denied["response"]["allowed"], false, "{denied}");
+    let defaulted = call("/default-team").await;
+    assert_eq!(defaulted["response"]["allowed"], true, "{defaulted}");
+    assert_eq!(defaulted["response"]["patchType"], "JSONPatch", "{defaulted}");
 }

@@ -575,7 +575,7 @@ pub fn apply(schema: &mut Map<String, Value>, patch: &Map<String, Value>) {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a string: `min_length`, `max_length` and `pattern` apply to string fields",
     label = "this field's schema is not a string",
-    note = "string validations apply to `String`, `&str`, `Cow<str>`, `Box<str>` and `Option`s of them; \
+    note = "string validations apply to `String`, `&str`, `Cow<str>`, `Box<str>`, `Quantity`, `Time` and `Option`s of them; \
             numbers take `minimum`/`maximum`, lists `min_items`/`max_items`, lists of strings `items(max_length = ...)`",
     note = "for your own string type, implement `kdev::crd::schema::StringSchema` for it"
 )]
@@ -625,6 +625,9 @@ wrappers!(StringSchema);
 wrappers!(NumberSchema);
 wrappers!(ArraySchema);
 impl StringSchema for std::borrow::Cow<'_, str> {}
+impl StringSchema for k8s_openapi::apimachinery::pkg::api::resource::Quantity {}
+impl StringSchema for k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {}
+impl StringSchema for k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime {}
 impl<T> ArraySchema for Vec<T> {}
 impl<T> ArraySchema for [T] {}
 impl<T, const N: usize> ArraySchema for [T; N] {}

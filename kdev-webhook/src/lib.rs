@@ -73,7 +73,7 @@
 //! | [`certs`] | a self-signed CA and serving certificate for a Service, written to a directory and rotated before expiry |
 //! | [`config`] | ValidatingWebhookConfiguration, MutatingWebhookConfiguration and a CRD's conversion stanza generated from the server's webhooks |
 //! | [`inject`] | the `caBundle` patched into existing webhook configurations and CRDs, as cert-manager's cainjector |
-//! | [`metrics`] | controller-runtime's `controller_runtime_webhook_*` metrics |
+//! | [`metrics`] | controller-runtime's `controller_runtime_webhook_*` and `certwatcher_*` metrics |
 //! | `manager` (feature `manager`) | the server as a kdev-core Manager runnable, its metrics in the Manager's `/metrics` |
 //!
 //! # Features

@@ -9,8 +9,13 @@
 //! keep-alive**. Each figure is printed plainly:
 //!
 //! ```text
-//! validating: 64 connections, 24312 reviews/s, p50 2.41 ms, p99 4.12 ms (3.0 s, 72936 reviews)
+//! validating: 64 connections, <n> reviews/s, p50 <t> ms, p99 <t> ms (<s> s, <n> reviews)
+//! validating: CPU <t> µs per review (client and server), <c> of <cores> cores busy; ≈ <n> reviews/s with the cores to itself
 //! ```
+//!
+//! The second line matters on a shared machine: it is the process' CPU time (client and
+//! server) per review while measuring, and the throughput it implies if the process had every
+//! core; an estimate, the first line is the measurement.
 //!
 //! followed by criterion's measurements of the same reviews handed to the webhooks in process
 //! ([`Server::call`]), the server's CPU cost per review without TLS and HTTP.
@@ -232,6 +237,20 @@ struct Load {
     reviews: usize,
     elapsed: Duration,
     latencies_us: Vec<u32>,
+    /// CPU time of the whole process (client and server) while measuring, when known.
+    cpu: Option<Duration>,
+}
+
+/// CPU time (user and system, every thread) of this process so far, from `/proc/self/stat`
+/// (Linux; ticks of 1/100 s, the fixed USER_HZ).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 impl Load {
@@ -257,6 +276,12 @@ async fn load(addr: SocketAddr, config: Arc<rustls::ClientConfig>, path: &'stati
     }
     let start = Instant::now() + warmup;
     let end = start + measure;
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(start.into()).await;
+        let before = process_cpu();
+        tokio::time::sleep_until(end.into()).await;
+        Some(process_cpu()?.saturating_sub(before?))
+    });
     let tasks: Vec<_> = senders
         .into_iter()
         .map(|mut sender| {
@@ -291,6 +316,7 @@ async fn load(addr: SocketAddr, config: Arc<rustls::ClientConfig>, path: &'stati
         reviews: latencies_us.len(),
         elapsed: measure,
         latencies_us,
+        cpu: cpu.await.unwrap(),
     }
 }
 
@@ -344,6 +370,17 @@ fn load_tests(runtime: &tokio::runtime::Runtime, body: &Bytes) {
                 load.elapsed.as_secs_f64(),
                 load.reviews,
             );
+            if let Some(cpu) = load.cpu.filter(|_| load.reviews > 0) {
+                let per_review = cpu.as_secs_f64() / load.reviews as f64;
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+                println!(
+                    "{name}: CPU {:.1} µs per review (client and server), {:.2} of {cores} cores busy; \
+                     ≈ {:.0} reviews/s with the cores to itself",
+                    per_review * 1e6,
+                    cpu.as_secs_f64() / load.elapsed.as_secs_f64(),
+                    cores as f64 / per_review,
+                );
+            }
         }
         stop.cancel();
         running.await.unwrap().unwrap();

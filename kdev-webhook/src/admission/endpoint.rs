@@ -182,7 +182,11 @@ where
         Box::pin(async move {
             // One pass over the body, the objects decoded straight into `K`. A review that does
             // not decode so takes the general path, which says precisely what is wrong.
-            let Ok(review) = serde_json::from_slice::<IncomingReview<K>>(body) else {
+            // UTF-8 is checked once for the whole body rather than string by string.
+            let typed = std::str::from_utf8(body)
+                .ok()
+                .and_then(|text| serde_json::from_str::<IncomingReview<K>>(text).ok());
+            let Some(review) = typed else {
                 return general(self, body).await;
             };
             let (api_version, request, objects) = checked(review)?;
@@ -230,6 +234,10 @@ where
 /// The patch from `original` to `mutated`, without the removals a plain round trip through the
 /// type (`round_trip`) also makes, as controller-runtime's defaulter does by default.
 pub(crate) fn defaulting_patch(original: &Value, round_trip: &Value, mutated: &Value) -> json_patch::Patch {
+    // Usually the type knows every field: a comparison (no allocation) spares a diff.
+    if original == round_trip {
+        return json_patch::diff(original, mutated);
+    }
     let type_removals: Vec<_> = json_patch::diff(original, round_trip)
         .0
         .into_iter()

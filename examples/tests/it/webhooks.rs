@@ -1,4 +1,4 @@
-//! Lessons 13, 14 and 16 (`webhook_by_hand`, `webhook`, `conversion`): the embedded API server
+//! Lessons 13 to 16 (`webhook_by_hand`, `webhook`, `webhook_bare`, `conversion`): the embedded API server
 //! calls webhooks served by the lesson itself, as kube-apiserver calls a webhook Service.
 //!
 //! A real cluster cannot reach a server inside the lesson's process. With
@@ -234,4 +234,39 @@ fn the_webhook_by_hand_lesson_shows_the_review_a_hand_built_patch_and_a_denial()
         "403 Forbidden: configmaps \"creds\" is forbidden: admission webhook \"no-passwords.configmaps.kdev.dev\" \
          denied the request: key \"db-password\" looks like a password: put it in a Secret"
     );
+}
+
+#[test]
+fn the_webhook_bare_lesson_calls_a_url_whose_host_the_self_signed_certificate_names() {
+    let (out, on_cluster) = run_lesson(env!("CARGO_BIN_EXE_webhook_bare"));
+    assert_shows(
+        &out,
+        &[
+            "self-signed certificate for IP address 127.0.0.1 (no DNS name)",
+            "  clientConfig:\n    caBundle: <the certificate's PEM, base64>\n    url: https://localhost:",
+            "  name: replica-cap.deployments.kdev.dev\n",
+            "    - apps\n    apiVersions:\n    - v1\n",
+        ],
+    );
+    assert!(!out.contains("    service:"), "a URL, no Service: {out}");
+    if on_cluster {
+        return;
+    }
+    // The URL's host is not in the certificate: TLS fails and failurePolicy Fail refuses.
+    let wrong = answer_to(&out, "created the configuration with url https://localhost:");
+    assert!(wrong.starts_with("500 InternalError: "), "{wrong}");
+    assert!(
+        wrong.contains("failed calling webhook \"replica-cap.deployments.kdev.dev\""),
+        "{wrong}"
+    );
+    assert!(wrong.contains("localhost"), "{wrong}");
+    // With the address the certificate names, the webhook decides.
+    let after = out.split("== 4.").nth(1).unwrap_or_default();
+    assert_eq!(answer_to(after, "  create deployment web (3 replicas)"), "created");
+    assert_eq!(
+        answer_to(after, "  create deployment huge (20 replicas)"),
+        "403 Forbidden: deployments.apps \"huge\" is forbidden: admission webhook \
+         \"replica-cap.deployments.kdev.dev\" denied the request: 20 replicas: at most 10 in this namespace"
+    );
+    assert_shows(after, &["  deployments now: [web]"]);
 }

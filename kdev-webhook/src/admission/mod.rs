@@ -161,7 +161,8 @@ pub trait Validator<K>: Send + Sync + 'static {
 /// Defaults objects of type `K`: the typed mutating webhook, as controller-runtime's
 /// `admission.Defaulter`.
 ///
-/// kdev decodes the object, calls [`default`](Self::default), and answers with the RFC 6902
+/// kdev decodes the object straight from the request body (so `req.object` is left empty),
+/// calls [`default`](Self::default), and answers with the RFC 6902
 /// JSON patch from the object it received to the mutated one (none when nothing changed).
 /// Fields the request carried but `K` does not know are never removed by the patch: only
 /// removals the defaulter made are sent. DELETE and CONNECT requests are allowed without a call.

@@ -48,6 +48,75 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::Server;
 
+/// The API server's limit on `matchConditions` per webhook.
+const MAX_MATCH_CONDITIONS: usize = 64;
+
+fn match_conditions(conditions: &[(String, String)]) -> Option<Vec<admreg::MatchCondition>> {
+    (!conditions.is_empty()).then(|| {
+        conditions
+            .iter()
+            .map(|(name, expression)| admreg::MatchCondition {
+                name: name.clone(),
+                expression: expression.clone(),
+            })
+            .collect()
+    })
+}
+
+/// Checks `matchConditions` as the API server does: at most 64, names unique qualified names
+/// (an optional DNS-subdomain prefix and `/`, then 1–63 alphanumerics, `-`, `_` or `.`, starting
+/// and ending alphanumeric), expressions non-empty. The expressions' CEL is compiled by the API
+/// server, not here.
+fn validate_match_conditions(path: &str, conditions: &[(String, String)]) -> Result<(), Error> {
+    let invalid = |reason: String| Error::InvalidMatchCondition {
+        path: path.to_owned(),
+        reason,
+    };
+    if conditions.len() > MAX_MATCH_CONDITIONS {
+        return Err(invalid(format!(
+            "{} conditions, at most {MAX_MATCH_CONDITIONS} are allowed",
+            conditions.len()
+        )));
+    }
+    let mut seen = HashSet::new();
+    for (name, expression) in conditions {
+        let local = match name.split_once('/') {
+            None => name.as_str(),
+            Some((prefix, local)) => {
+                let subdomain = !prefix.is_empty()
+                    && prefix.len() <= 253
+                    && prefix.split('.').all(|label| {
+                        !label.is_empty()
+                            && label
+                                .chars()
+                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                            && !label.starts_with('-')
+                            && !label.ends_with('-')
+                    });
+                if subdomain { local } else { "" }
+            }
+        };
+        let edges_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+        if local.is_empty()
+            || local.len() > 63
+            || !local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            || !edges_ok(local.chars().next())
+            || !edges_ok(local.chars().last())
+        {
+            return Err(invalid(format!("name {name:?} is not a qualified name")));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(invalid(format!("name {name:?} is used twice")));
+        }
+        if expression.trim().is_empty() {
+            return Err(invalid(format!("condition {name:?} has an empty expression")));
+        }
+    }
+    Ok(())
+}
+
 mod settings;
 
 pub use settings::{
@@ -105,6 +174,15 @@ pub enum Error {
     NotConversion {
         /// The path.
         path: String,
+    },
+    /// A `matchConditions` entry is invalid (an empty or malformed name, a duplicate name, an
+    /// empty expression, more than 64 conditions).
+    #[error("webhook {path}: invalid matchConditions: {reason}")]
+    InvalidMatchCondition {
+        /// The webhook's path.
+        path: String,
+        /// What is wrong.
+        reason: String,
     },
     /// The client configuration is invalid (a URL that is not https, a port outside 1–65535).
     #[error("invalid client configuration: {reason}")]
@@ -328,6 +406,7 @@ impl Configurations {
                     seconds,
                 });
             }
+            validate_match_conditions(&reg.path, &settings.match_conditions)?;
             let rules = match (&settings.rules, &reg.resource) {
                 (Some(rules), _) => rules.clone(),
                 (None, Some(gvr)) => {
@@ -381,7 +460,7 @@ impl Configurations {
                 admission_review_versions: vec!["v1".to_string()],
                 client_config: self.client.admission(&r.path, self.ca_bundle.as_deref()),
                 failure_policy: Some(r.settings.failure_policy.unwrap_or(FailurePolicy::Fail).as_str().into()),
-                match_conditions: None,
+                match_conditions: match_conditions(&r.settings.match_conditions),
                 match_policy: Some(
                     r.settings
                         .match_policy
@@ -416,7 +495,7 @@ impl Configurations {
                 admission_review_versions: vec!["v1".to_string()],
                 client_config: self.client.admission(&r.path, self.ca_bundle.as_deref()),
                 failure_policy: Some(r.settings.failure_policy.unwrap_or(FailurePolicy::Fail).as_str().into()),
-                match_conditions: None,
+                match_conditions: match_conditions(&r.settings.match_conditions),
                 match_policy: Some(
                     r.settings
                         .match_policy
@@ -523,6 +602,48 @@ mod tests {
             assert!(validate_name(&name).is_ok(), "{name}");
         }
         assert_eq!(default_name("/validate-pods"), "validate-pods.kdev.io");
+    }
+
+    #[test]
+    fn match_conditions_are_checked_as_the_api_server_does() {
+        let ok = |c: &[(&str, &str)]| {
+            let owned: Vec<(String, String)> = c.iter().map(|(n, e)| (n.to_string(), e.to_string())).collect();
+            validate_match_conditions("/p", &owned)
+        };
+        assert!(ok(&[("exclude-leases", "request.resource.resource != 'leases'")]).is_ok());
+        assert!(
+            ok(&[(
+                "example.com/not-system",
+                "!request.userInfo.username.startsWith('system:')"
+            )])
+            .is_ok()
+        );
+        for bad in ["", "-a", "a-", "a b", "/a", "Bad_Prefix/a", "a/", &"x".repeat(64)] {
+            let err = ok(&[(bad, "true")]).unwrap_err();
+            assert!(err.to_string().contains("is not a qualified name"), "{bad:?}: {err}");
+        }
+        assert!(
+            ok(&[("a", "true"), ("a", "false")])
+                .unwrap_err()
+                .to_string()
+                .contains("used twice")
+        );
+        assert!(ok(&[("a", "  ")]).unwrap_err().to_string().contains("empty expression"));
+        let many: Vec<(String, String)> = (0..65).map(|i| (format!("c{i}"), "true".to_string())).collect();
+        assert!(
+            validate_match_conditions("/p", &many)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 64")
+        );
+        assert_eq!(match_conditions(&[]), None);
+        assert_eq!(
+            match_conditions(&[("a".into(), "true".into())]),
+            Some(vec![admreg::MatchCondition {
+                name: "a".into(),
+                expression: "true".into()
+            }])
+        );
     }
 
     #[test]

@@ -138,7 +138,8 @@ fn every_setting_can_be_overridden_per_webhook() {
                 .object_selector(selector.clone())
                 .timeout_seconds(5)
                 .match_policy(MatchPolicy::Exact)
-                .reinvocation_policy(ReinvocationPolicy::IfNeeded),
+                .reinvocation_policy(ReinvocationPolicy::IfNeeded)
+                .match_condition("not-system", "!request.userInfo.username.startsWith('system:')"),
         );
     // The raw handler moved to the mutating configuration.
     assert_eq!(configs.validating(&server).unwrap().webhooks.unwrap().len(), 1);
@@ -165,6 +166,14 @@ fn every_setting_can_be_overridden_per_webhook() {
     assert_eq!(d.timeout_seconds, Some(5));
     assert_eq!(d.match_policy.as_deref(), Some("Exact"));
     assert_eq!(d.reinvocation_policy.as_deref(), Some("IfNeeded"));
+    let conditions = d.match_conditions.as_ref().unwrap();
+    assert_eq!(conditions.len(), 1);
+    assert_eq!(conditions[0].name, "not-system");
+    assert_eq!(
+        conditions[0].expression,
+        "!request.userInfo.username.startsWith('system:')"
+    );
+    assert!(hooks[1].match_conditions.is_none());
     assert_eq!(hooks[1].rules.as_ref().unwrap()[0].scope.as_deref(), Some("Namespaced"));
 }
 
@@ -237,7 +246,8 @@ async fn generated_configurations_are_accepted_by_the_api_server() {
         .defaults(
             Webhook::new()
                 .failure_policy(FailurePolicy::Ignore)
-                .namespace_selector(no_namespace(&suffix)),
+                .namespace_selector(no_namespace(&suffix))
+                .match_condition("not-system", "!request.userInfo.username.startsWith('system:')"),
         )
         .webhook("/raw", Webhook::new().rule(Rule::new("", "v1", ["configmaps"])));
     let validating = configs.validating(&server).unwrap();

@@ -28,7 +28,7 @@ pub(crate) fn table(res: &Resource, version: &str, objects: &[Value], rv: &str, 
             .iter()
             .map(|o| {
                 let mut cells = vec![name(o)];
-                cells.extend(cols.iter().map(|c| json_path(o, &c.json_path)));
+                cells.extend(cols.iter().map(|c| cell(o, c)));
                 if !cols.iter().any(|c| c.name == "Age") {
                     cells.push(created(o));
                 }
@@ -137,6 +137,19 @@ pub(crate) fn table(res: &Resource, version: &str, objects: &[Value], rv: &str, 
         meta["continue"] = json!(n);
     }
     json!({ "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": defs, "rows": rows })
+}
+
+/// A printer column's cell: the value at its JSONPath; a `date` column's timestamp rendered as
+/// the time since then, as kube-apiserver's CRD table convertor does (`5m`, `2d4h`).
+fn cell(o: &Value, column: &PrinterColumn) -> Value {
+    let value = json_path(o, &column.json_path);
+    if column.type_ != "date" {
+        return value;
+    }
+    match value.as_str().map(str::parse::<jiff::Timestamp>) {
+        Some(Ok(t)) => json!(human_duration(jiff::Timestamp::now().duration_since(t).as_secs())),
+        _ => value,
+    }
 }
 
 fn name(o: &Value) -> Value {
@@ -248,6 +261,26 @@ pub(crate) fn json_path(obj: &Value, path: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_columns_are_rendered_as_ages_and_other_columns_as_values() {
+        let column = |type_: &str, json_path: &str| PrinterColumn {
+            name: "C".into(),
+            type_: type_.into(),
+            format: String::new(),
+            description: String::new(),
+            priority: 0,
+            json_path: json_path.into(),
+        };
+        let an_hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(3600);
+        let o = json!({ "status": { "since": an_hour_ago.to_string(), "odd": "not a time" } });
+        assert_eq!(cell(&o, &column("date", ".status.since")), json!("60m"));
+        assert_eq!(cell(&o, &column("date", ".status.odd")), json!("not a time"));
+        assert_eq!(
+            cell(&o, &column("string", ".status.since")),
+            json!(an_hour_ago.to_string())
+        );
+    }
 
     #[test]
     fn ages_read_as_kubectl_prints_them() {

@@ -145,6 +145,15 @@ fn key<K: Resource>(api: &Api<K>, name: &str) -> String {
     }
 }
 
+/// `obj`'s name; [`Error::UnnamedObject`] when it has none (or an empty one).
+fn name_of<K: Resource, E: StdError + 'static>(obj: &K) -> Result<String, Error<E>> {
+    obj.meta()
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or(Error::UnnamedObject)
+}
+
 /// A default `K` with `name` and the `api`'s namespace.
 fn fresh<K: Default + Resource>(api: &Api<K>, name: &str) -> K {
     let mut k = K::default();
@@ -228,12 +237,7 @@ where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
     E: StdError + 'static,
 {
-    let name = new
-        .meta()
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .ok_or(Error::UnnamedObject)?;
+    let name = name_of(&new)?;
     let object = key(api, &name);
     let mut attempt = 1;
     loop {
@@ -318,12 +322,7 @@ where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
     E: StdError + 'static,
 {
-    let name = new
-        .meta()
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .ok_or(Error::UnnamedObject)?;
+    let name = name_of(&new)?;
     let name = name.as_str();
     let object = key(api, name);
     let current = match api.get_opt(name).await {
@@ -442,12 +441,7 @@ pub async fn apply<K>(api: &Api<K>, obj: &K, field_manager: &str, force: bool) -
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
 {
-    let name = obj
-        .meta()
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .ok_or(Error::UnnamedObject)?;
+    let name = name_of(obj)?;
     let mut pp = PatchParams::apply(field_manager);
     if force {
         pp = pp.force();

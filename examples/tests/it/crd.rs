@@ -1,26 +1,11 @@
 //! Lesson 9 (`crd`): the derived CRD, installed; objects created, read and listed; the status and
 //! scale subresources; every schema validation and both CEL rules rejecting their bad objects.
 
-use std::process::Command;
-
-use super::assert_shows;
+use super::{assert_shows, run_anywhere};
 
 #[test]
 fn the_crd_lesson_installs_the_derived_crd_and_shows_each_validation_error() {
-    // On the embedded server by default; on the real cluster named by KDEV_TEST_KUBECONFIG.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_crd"));
-    match std::env::var("KDEV_TEST_KUBECONFIG") {
-        Ok(path) if !path.is_empty() => cmd.env("KUBECONFIG", path),
-        _ => cmd.env_remove("KUBECONFIG").env_remove("KUBERNETES_SERVICE_HOST"),
-    };
-    let output = cmd.output().expect("the lesson starts");
-    let out = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "crd failed:\n{out}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(out.trim_end().ends_with("lesson complete"), "{out}");
+    let (out, _) = run_anywhere(env!("CARGO_BIN_EXE_crd"));
     assert_shows(
         &out,
         &[

@@ -18,6 +18,32 @@ fn run(bin: &str) -> String {
     stdout
 }
 
+/// Runs a lesson that works on a real cluster too: on the embedded API server by default, on the
+/// cluster named by `KDEV_TEST_KUBECONFIG` when it is set. Returns its output, which must end in
+/// "lesson complete", and whether it ran on a real cluster.
+fn run_anywhere(bin: &str) -> (String, bool) {
+    let mut cmd = Command::new(bin);
+    let on_cluster = match std::env::var("KDEV_TEST_KUBECONFIG") {
+        Ok(path) if !path.is_empty() => {
+            cmd.env("KUBECONFIG", path);
+            true
+        }
+        _ => {
+            cmd.env_remove("KUBECONFIG").env_remove("KUBERNETES_SERVICE_HOST");
+            false
+        }
+    };
+    let output = cmd.output().expect("the lesson starts");
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{bin} failed:\n{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.trim_end().ends_with("lesson complete"), "{out}");
+    (out, on_cluster)
+}
+
 fn assert_shows(stdout: &str, lines: &[&str]) {
     for line in lines {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
@@ -81,20 +107,7 @@ fn the_indexer_lesson_shows_indexes_zero_copy_reads_and_replace() {
 
 #[test]
 fn the_client_basics_lesson_shows_discovery_typed_raw_dynamic_and_watch() {
-    // On the embedded server by default; on the real cluster named by KDEV_TEST_KUBECONFIG.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_client_basics"));
-    match std::env::var("KDEV_TEST_KUBECONFIG") {
-        Ok(path) if !path.is_empty() => cmd.env("KUBECONFIG", path),
-        _ => cmd.env_remove("KUBECONFIG").env_remove("KUBERNETES_SERVICE_HOST"),
-    };
-    let output = cmd.output().expect("the lesson starts");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "client_basics failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.trim_end().ends_with("lesson complete"), "{stdout}");
+    let (stdout, _) = run_anywhere(env!("CARGO_BIN_EXE_client_basics"));
     assert_shows(
         &stdout,
         &[
@@ -168,20 +181,7 @@ fn the_operator_quickstart_reconciles_scales_records_events_and_cleans_up() {
 
 #[test]
 fn the_leader_election_lesson_shows_one_leader_failover_after_a_crash_and_release_on_stop() {
-    // On the embedded server by default; on the real cluster named by KDEV_TEST_KUBECONFIG.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leader_election"));
-    match std::env::var("KDEV_TEST_KUBECONFIG") {
-        Ok(path) if !path.is_empty() => cmd.env("KUBECONFIG", path),
-        _ => cmd.env_remove("KUBECONFIG").env_remove("KUBERNETES_SERVICE_HOST"),
-    };
-    let output = cmd.output().expect("the lesson starts");
-    let out = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "leader_election failed:\n{out}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(out.trim_end().ends_with("lesson complete"), "{out}");
+    let (out, _) = run_anywhere(env!("CARGO_BIN_EXE_leader_election"));
     assert_shows(
         &out,
         &[

@@ -5,31 +5,11 @@
 //! `KDEV_TEST_KUBECONFIG` set, each lesson runs against that cluster, must say so and stop
 //! cleanly after the parts that need no API server, and the test skips the rest with a reason.
 
-use std::process::Command;
-
-use super::assert_shows;
+use super::{assert_shows, run_anywhere};
 
 /// The lesson's output, and whether it ran against a real cluster.
 fn run_lesson(bin: &str) -> (String, bool) {
-    let mut cmd = Command::new(bin);
-    let on_cluster = match std::env::var("KDEV_TEST_KUBECONFIG") {
-        Ok(path) if !path.is_empty() => {
-            cmd.env("KUBECONFIG", path);
-            true
-        }
-        _ => {
-            cmd.env_remove("KUBECONFIG").env_remove("KUBERNETES_SERVICE_HOST");
-            false
-        }
-    };
-    let output = cmd.output().expect("the lesson starts");
-    let out = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{bin} failed:\n{out}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(out.trim_end().ends_with("lesson complete"), "{out}");
+    let (out, on_cluster) = run_anywhere(bin);
     if on_cluster {
         assert!(
             out.contains("skipped: KUBECONFIG is set, but a real cluster's API server cannot call a webhook"),

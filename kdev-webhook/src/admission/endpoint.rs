@@ -208,13 +208,12 @@ where
                 return Ok(Response::allowed());
             }
             let raw = take(&req, &mut objects, false)?;
-            let mut obj: K = decode(&req, "object", raw)?;
-            // The object as received, for the patch; it decoded into `K`, so it is JSON.
+            // The object as received, parsed once: the patch starts from it and `K` is read
+            // from it rather than from the text again.
             let original: Value = decode(&req, "object", raw)?;
-            // What a decode and encode alone does to the object: removals it causes are the
-            // type's, not the defaulter's, and are kept out of the patch.
-            let round_trip = serde_json::to_value(&obj).map_err(|source| Rejection::EncodeObject {
+            let mut obj: K = K::deserialize(&original).map_err(|source| Rejection::DecodeObject {
                 uid: req.uid.clone(),
+                field: "object",
                 source,
             })?;
             let verdict = self.defaulter.default(&req, &mut obj).await;
@@ -225,18 +224,37 @@ where
                 uid: req.uid.clone(),
                 source,
             })?;
-            let patch = defaulting_patch(&original, &round_trip, &mutated);
+            drop(obj);
+            let mut patch = json_patch::diff(&original, &mutated);
+            if patch
+                .0
+                .iter()
+                .any(|op| matches!(op, json_patch::PatchOperation::Remove(_)))
+            {
+                // Some removals may be the type's rather than the defaulter's: fields `K` does not
+                // know, or explicit nulls it drops. What a plain decode and encode removes stays
+                // out of the patch, as controller-runtime's defaulter does by default.
+                let untouched: K = K::deserialize(&original).map_err(|source| Rejection::DecodeObject {
+                    uid: req.uid.clone(),
+                    field: "object",
+                    source,
+                })?;
+                let round_trip = serde_json::to_value(&untouched).map_err(|source| Rejection::EncodeObject {
+                    uid: req.uid.clone(),
+                    source,
+                })?;
+                keep_defaulter_removals(&mut patch, &original, &round_trip);
+            }
             Ok(verdict.into_response().with_patch(&patch))
         })
     }
 }
 
-/// The patch from `original` to `mutated`, without the removals a plain round trip through the
-/// type (`round_trip`) also makes, as controller-runtime's defaulter does by default.
-pub(crate) fn defaulting_patch(original: &Value, round_trip: &Value, mutated: &Value) -> json_patch::Patch {
-    // Usually the type knows every field: a comparison (no allocation) spares a diff.
+/// Drops from `patch` the removals that a plain round trip through the type (`original` to
+/// `round_trip`) also makes: they are the type's, not the defaulter's.
+pub(crate) fn keep_defaulter_removals(patch: &mut json_patch::Patch, original: &Value, round_trip: &Value) {
     if original == round_trip {
-        return json_patch::diff(original, mutated);
+        return;
     }
     let type_removals: Vec<_> = json_patch::diff(original, round_trip)
         .0
@@ -246,11 +264,9 @@ pub(crate) fn defaulting_patch(original: &Value, round_trip: &Value, mutated: &V
             _ => None,
         })
         .collect();
-    let mut patch = json_patch::diff(original, mutated);
     patch
         .0
         .retain(|op| !matches!(op, json_patch::PatchOperation::Remove(r) if type_removals.contains(&r.path)));
-    patch
 }
 
 impl<H: Handler> Endpoint for Raw<H> {
@@ -276,7 +292,8 @@ mod tests {
         let original = json!({"a": 1, "unknown": true, "gone": 2});
         let round_trip = json!({"a": 1, "gone": 2});
         let mutated = json!({"a": 5, "b": 1});
-        let patch = defaulting_patch(&original, &round_trip, &mutated);
+        let mut patch = json_patch::diff(&original, &mutated);
+        keep_defaulter_removals(&mut patch, &original, &round_trip);
         let mut applied = original.clone();
         json_patch::patch(&mut applied, &patch.0).unwrap();
         assert_eq!(applied, json!({"a": 5, "b": 1, "unknown": true}));

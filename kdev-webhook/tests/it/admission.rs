@@ -67,6 +67,8 @@ impl Defaulter<Pod> for Defaults {
         }
         let labels = pod.metadata.labels.get_or_insert_with(Default::default);
         labels.entry("team".into()).or_insert_with(|| "platform".into());
+        // A removal of the defaulter's own, which the patch must carry.
+        labels.remove("drop-me");
         if req.dry_run {
             labels.insert("dry-run".into(), "true".into());
         }
@@ -246,8 +248,10 @@ fn apply(original: &Value, answer: &Value) -> Value {
 async fn defaulter_patch_applied_to_the_original_yields_the_mutated_object() {
     let (_server, mut conn) = setup().await;
     let mut original = pod("nginx:1", json!({"app": "web"}));
-    // A field Pod does not know: the patch must leave it alone.
+    // A field Pod does not know and an explicit null Pod drops: the patch leaves them alone.
     original["spec"]["futureField"] = json!({"x": 1});
+    original["spec"]["nodeName"] = Value::Null;
+    original["metadata"]["labels"]["drop-me"] = json!("yes");
     let answer = conn
         .admit("/mutate", &review("p1", "CREATE", Some(original.clone()), None, false))
         .await;
@@ -255,7 +259,7 @@ async fn defaulter_patch_applied_to_the_original_yields_the_mutated_object() {
     assert_eq!(answer["allowed"], true);
     assert_eq!(answer["warnings"], json!(["defaulted"]));
     let mut expected = original.clone();
-    expected["metadata"]["labels"]["team"] = json!("platform");
+    expected["metadata"]["labels"] = json!({"app": "web", "team": "platform"});
     expected["spec"]["containers"][0]["imagePullPolicy"] = json!("IfNotPresent");
     assert_eq!(apply(&original, &answer), expected);
 }

@@ -175,17 +175,25 @@ fn builder() -> server::Builder {
         .mutating::<Pod, _>("/mutate", Sidecar)
 }
 
+/// A TLS connection to the server, without Nagle's delay.
+async fn tls_connect(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
 /// One TLS keep-alive connection, as a hyper HTTP/1 client.
 async fn connect(
     addr: SocketAddr,
     config: Arc<rustls::ClientConfig>,
 ) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.set_nodelay(true).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(config)
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let tls = tls_connect(addr, config).await;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
     tokio::spawn(conn);
     sender
@@ -239,29 +247,29 @@ struct LoadClient {
 
 impl LoadClient {
     async fn connect(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Self {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        tcp.set_nodelay(true).unwrap();
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .unwrap();
         LoadClient {
-            tls,
+            tls: tls_connect(addr, config).await,
             buf: Vec::with_capacity(16 * 1024),
         }
     }
 
+    /// Appends what the connection has to the buffer.
+    async fn read_more(&mut self) {
+        use tokio::io::AsyncReadExt as _;
+        let mut chunk = [0u8; 8192];
+        let n = self.tls.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the server closed the connection");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
     /// Sends `request` (a whole HTTP/1.1 request) and reads the answer; its status code.
     async fn exchange(&mut self, request: &[u8]) -> u16 {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        use tokio::io::AsyncWriteExt as _;
         self.tls.write_all(request).await.unwrap();
         self.tls.flush().await.unwrap();
         self.buf.clear();
-        let mut chunk = [0u8; 8192];
         loop {
-            let n = self.tls.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "the server closed the connection");
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.read_more().await;
             let mut headers = [httparse::EMPTY_HEADER; 16];
             let mut response = httparse::Response::new(&mut headers);
             if let httparse::Status::Complete(head) = response.parse(&self.buf).unwrap() {
@@ -273,9 +281,7 @@ impl LoadClient {
                     .expect("a Content-Length");
                 let status = response.code.unwrap();
                 while self.buf.len() < head + length {
-                    let n = self.tls.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "the server closed the connection");
-                    self.buf.extend_from_slice(&chunk[..n]);
+                    self.read_more().await;
                 }
                 black_box(&self.buf[head..]);
                 return status;

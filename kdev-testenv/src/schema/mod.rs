@@ -479,6 +479,31 @@ impl<'a> Keywords<'a> {
     }
 }
 
+/// Arbitrary JSON for property tests: scalars, arrays and objects up to 4 levels deep, whose
+/// object keys are drawn from `keys` (a schema's field names, so the values meet the schema
+/// often enough to exercise it).
+#[cfg(test)]
+pub(crate) fn arb_json(
+    keys: impl proptest::strategy::Strategy<Value = String> + Clone + 'static,
+) -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        "[a-z]{0,6}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(keys.clone(), inner, 0..5).prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,8 @@
 //! limiter, as client-go's did.
 //!
 //! Run with `cargo bench -p kdev-core --bench workqueue_throughput`.
-//! `KDEV_BENCH_RUNS` sets the runs per workload (default 7); the median is reported.
+//! `KDEV_BENCH_RUNS` sets the runs per workload (default 7); the median is reported. Free
+//! arguments select workloads by the start of their name (`producer/label`), e.g. `-- "task/1,000,000"`.
 //!
 //! Two producers are measured:
 //! - **task** (the reference setup): the producer is a task on the same runtime that adds
@@ -95,6 +96,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(7)
         .max(1);
+    // Free arguments select workloads by the start of their name, e.g. `-- task/`.
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -106,6 +109,10 @@ fn main() {
             ("10,000 distinct keys", 10_000u64, CLIENT_GO_10K_KEYS),
             ("1,000,000 distinct keys", ADDS as u64, CLIENT_GO_DISTINCT),
         ] {
+            let name = format!("{producer}/{label}");
+            if !filters.is_empty() && !filters.iter().any(|f| name.starts_with(f.as_str())) {
+                continue;
+            }
             let input = keys(distinct, 0x6b64_6576);
             let mut times = Vec::new();
             let mut processed = 0;

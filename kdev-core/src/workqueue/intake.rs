@@ -16,6 +16,9 @@ struct Buffer<T> {
 
 pub(crate) struct Intake<T> {
     buffer: Mutex<Buffer<T>>,
+    /// Whether the buffer holds items; written under the buffer's lock, read without it so
+    /// that a consumer finds an empty intake (every `get` of a drain) without locking.
+    filled: AtomicBool,
     /// Whether a consumer sleeps and none is on its way: an `add` must wake one.
     /// Written under the queue's main lock, read by producers without it.
     pub(crate) need_wake: AtomicBool,
@@ -28,6 +31,7 @@ impl<T> Intake<T> {
                 items: Vec::new(),
                 closed: false,
             }),
+            filled: AtomicBool::new(false),
             need_wake: AtomicBool::new(false),
         }
     }
@@ -39,6 +43,9 @@ impl<T> Intake<T> {
         if buffer.closed {
             return false;
         }
+        if buffer.items.is_empty() {
+            self.filled.store(true, Ordering::Release);
+        }
         buffer.items.push((item, priority));
         true
     }
@@ -49,10 +56,16 @@ impl<T> Intake<T> {
     }
 
     /// Exchanges the buffer's items with `spare` (an empty vector whose capacity is reused).
+    /// An add still in progress may be missed; a consumer about to sleep looks again with
+    /// [`Self::is_empty`], which takes the lock.
     pub(crate) fn swap(&self, spare: &mut Vec<(T, i32)>) {
+        if !self.filled.load(Ordering::Acquire) {
+            return;
+        }
         let mut buffer = self.buffer.lock();
         if !buffer.items.is_empty() {
             std::mem::swap(&mut buffer.items, spare);
+            self.filled.store(false, Ordering::Relaxed);
         }
     }
 

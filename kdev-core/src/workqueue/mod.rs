@@ -36,7 +36,7 @@ mod ready;
 mod state;
 
 use std::fmt;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -143,6 +143,8 @@ impl AddOptions {
 
 struct Shared<T> {
     state: Mutex<State<T>>,
+    /// The queue's item hasher: `done` hashes before taking the lock.
+    hasher: foldhash::fast::RandomState,
     intake: Intake<T>,
     /// Woken when the processing set empties during a drain.
     drained: Notify,
@@ -271,8 +273,10 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
             (Some(metrics), Some(name)) => Some(metrics.for_queue(name)),
             _ => None,
         };
+        let hasher = foldhash::fast::RandomState::default();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new()),
+            state: Mutex::new(State::new(hasher.clone())),
+            hasher,
             intake: Intake::new(),
             drained: Notify::new(),
             rate_limiter: config.rate_limiter,
@@ -344,11 +348,20 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
     /// Waits for an item and hands it out; `None` once the queue is shut down and has no
     /// ready item left (client-go's `Get`). Call [`done`](Self::done) when finished with it.
     ///
+    /// Like tokio's channels, `get` takes part in tokio's cooperative scheduling: a worker
+    /// whose every `get` finds an item ready still yields to the other tasks of its thread
+    /// once its task budget is spent, so it cannot hold a thread until the queue is empty.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: an item is taken in the same step it is returned, so dropping the
     /// future never loses one.
     pub async fn get(&self) -> Option<T> {
+        // Like tokio's own channels, `get` spends the task's cooperative budget: a worker
+        // that always finds work still yields to the other tasks of its thread now and then.
+        // Otherwise a consumer that tokio woke into this thread's LIFO slot (which other
+        // threads cannot steal from) would wait until the queue is empty.
+        tokio::task::coop::consume_budget().await;
         let shared = &*self.shared;
         let mut parked = Parked {
             shared,
@@ -399,8 +412,9 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
     /// it is ready again now. Calling it for an item that is not being processed does
     /// nothing.
     pub fn done(&self, item: &T) {
+        let hash = self.shared.hasher.hash_one(item);
         let mut state = self.shared.state.lock();
-        let released = match state.done(item, self.metrics()) {
+        let released = match state.done(item, hash, self.metrics()) {
             Done::Requeued => {
                 self.wake_one(&mut state);
                 None

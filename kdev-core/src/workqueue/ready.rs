@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash};
 
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::time::Instant;
 
@@ -110,16 +111,58 @@ fn slot_of<'a, T>(lanes: &'a [Lane<T>], loc: &Loc) -> Option<&'a Slot<T>> {
     lane.slots.get(lane.position(loc.id)?)
 }
 
+/// Appends a slot to the lane of `priority`, creating the lane if needed; returns its id.
+fn push<T>(
+    lanes: &mut Vec<Lane<T>>,
+    metrics: Option<&QueueMetrics>,
+    priority: i32,
+    slot: Slot<T>,
+    queued_at: Option<Instant>,
+) -> u64 {
+    let at = match lanes.iter().position(|l| l.priority <= priority) {
+        Some(i) if lanes[i].priority == priority => i,
+        found => {
+            let at = found.unwrap_or(lanes.len());
+            let lane = Lane {
+                priority,
+                base: 0,
+                slots: VecDeque::new(),
+                queued_at: VecDeque::new(),
+                live: 0,
+                depth: metrics.map(|m| m.depth(priority)),
+            };
+            lanes.insert(at, lane);
+            at
+        }
+    };
+    let lane = &mut lanes[at];
+    lane.slots.push_back(slot);
+    if let Some(queued_at) = queued_at {
+        lane.queued_at.push_back(queued_at);
+    }
+    lane.live += 1;
+    if let Some(depth) = &lane.depth {
+        depth.inc();
+    }
+    lane.base + lane.slots.len() as u64 - 1
+}
+
 impl<T: Hash + Eq + Clone> Ready<T> {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(hasher: foldhash::fast::RandomState) -> Self {
         Self {
-            hasher: foldhash::fast::RandomState::default(),
+            hasher,
             lanes: Vec::new(),
             index: HashTable::new(),
             stale: 0,
             processing: HashTable::new(),
             len: 0,
         }
+    }
+
+    /// The hash every `hash` argument must be: `hasher.hash_one(item)` with the hasher
+    /// given to [`Self::new`].
+    pub(crate) fn hash(&self, item: &T) -> u64 {
+        self.hasher.hash_one(item)
     }
 
     /// Items ready to be handed out.
@@ -131,42 +174,6 @@ impl<T: Hash + Eq + Clone> Ready<T> {
         self.processing.len()
     }
 
-    /// Appends a slot to the lane of `priority`, creating the lane if needed; returns its id.
-    fn push(
-        &mut self,
-        metrics: Option<&QueueMetrics>,
-        priority: i32,
-        slot: Slot<T>,
-        queued_at: Option<Instant>,
-    ) -> u64 {
-        let at = match self.lanes.iter().position(|l| l.priority <= priority) {
-            Some(i) if self.lanes[i].priority == priority => i,
-            found => {
-                let at = found.unwrap_or(self.lanes.len());
-                let lane = Lane {
-                    priority,
-                    base: 0,
-                    slots: VecDeque::new(),
-                    queued_at: VecDeque::new(),
-                    live: 0,
-                    depth: metrics.map(|m| m.depth(priority)),
-                };
-                self.lanes.insert(at, lane);
-                at
-            }
-        };
-        let lane = &mut self.lanes[at];
-        lane.slots.push_back(slot);
-        if let Some(queued_at) = queued_at {
-            lane.queued_at.push_back(queued_at);
-        }
-        lane.live += 1;
-        if let Some(depth) = &lane.depth {
-            depth.inc();
-        }
-        lane.base + lane.slots.len() as u64 - 1
-    }
-
     /// Queues an item not queued yet.
     fn enqueue(
         &mut self,
@@ -176,7 +183,7 @@ impl<T: Hash + Eq + Clone> Ready<T> {
         queued_at: Option<Instant>,
         metrics: Option<&QueueMetrics>,
     ) {
-        let id = self.push(metrics, priority, Some(item), queued_at) as u32;
+        let id = push(&mut self.lanes, metrics, priority, Some(item), queued_at) as u32;
         let hash = hash32(hash);
         self.index
             .insert_unique(table_hash(hash), Loc { hash, priority, id }, |loc| table_hash(loc.hash));
@@ -185,8 +192,7 @@ impl<T: Hash + Eq + Clone> Ready<T> {
 
     /// client-go's `Add`, with controller-runtime's priorities: an item already queued keeps
     /// its place unless `priority` is higher, which moves it to the higher lane.
-    pub(crate) fn add(&mut self, item: T, priority: i32, metrics: Option<&QueueMetrics>) -> Added {
-        let hash = self.hasher.hash_one(&item);
+    pub(crate) fn add(&mut self, item: T, hash: u64, priority: i32, metrics: Option<&QueueMetrics>) -> Added {
         if let Some(processing) = self.processing.find_mut(hash, |p| p.item == item) {
             processing.again = Some(processing.again.map_or(priority, |p| p.max(priority)));
             return Added::Nothing;
@@ -195,12 +201,30 @@ impl<T: Hash + Eq + Clone> Ready<T> {
         let short = hash32(hash);
         // Comparing the stored hash bits first keeps the probe from reading slots (and the
         // items they point to) for records that merely share the table's 7-bit tag.
-        let Ok(entry) = self.index.find_entry(table_hash(short), |loc| {
-            loc.hash == short && slot_of(lanes, loc).and_then(Option::as_ref) == Some(&item)
-        }) else {
-            let now = metrics.map(|_| Instant::now());
-            self.enqueue(hash, item, priority, now, metrics);
-            return Added::Ready;
+        // One probe finds the item or the free bucket it goes to.
+        let found = self.index.entry(
+            table_hash(short),
+            |loc| {
+                loc.hash == short
+                    && slot_of(lanes, loc)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|queued| *queued == item)
+            },
+            |loc| table_hash(loc.hash),
+        );
+        let entry = match found {
+            Entry::Occupied(entry) => entry,
+            Entry::Vacant(vacant) => {
+                let now = metrics.map(|_| Instant::now());
+                let id = push(&mut self.lanes, metrics, priority, Some(item), now) as u32;
+                vacant.insert(Loc {
+                    hash: short,
+                    priority,
+                    id,
+                });
+                self.len += 1;
+                return Added::Ready;
+            }
         };
         if priority > entry.get().priority {
             // Raise: leave an empty slot behind and queue the item in the higher lane.
@@ -293,8 +317,7 @@ impl<T: Hash + Eq + Clone> Ready<T> {
     /// client-go's `Done`: the item leaves processing and, if it was added meanwhile, is
     /// queued again ([`Done::Requeued`]); otherwise the queue's copy is handed back, for the
     /// caller to drop after releasing the lock.
-    pub(crate) fn done(&mut self, item: &T, metrics: Option<&QueueMetrics>) -> Done<T> {
-        let hash = self.hasher.hash_one(item);
+    pub(crate) fn done(&mut self, item: &T, hash: u64, metrics: Option<&QueueMetrics>) -> Done<T> {
         let Ok(entry) = self.processing.find_entry(hash, |p| p.item == *item) else {
             return Done::NotProcessing;
         };

@@ -98,9 +98,9 @@ impl Sleeper {
 }
 
 impl<T: Hash + Eq + Clone> State<T> {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(hasher: foldhash::fast::RandomState) -> Self {
         Self {
-            ready: Ready::new(),
+            ready: Ready::new(hasher),
             waiting: Map::default(),
             timers: BinaryHeap::new(),
             seq: 0,
@@ -124,7 +124,8 @@ impl<T: Hash + Eq + Clone> State<T> {
         let mut ready = 0;
         for (item, priority) in batch.drain(..) {
             // `adds` was counted when the intake accepted the item.
-            if self.ready.add(item, priority, metrics) == Added::Ready {
+            let hash = self.ready.hash(&item);
+            if self.ready.add(item, hash, priority, metrics) == Added::Ready {
                 ready += 1;
             }
         }
@@ -201,7 +202,8 @@ impl<T: Hash + Eq + Clone> State<T> {
         if let Some(m) = metrics {
             m.adds.inc();
         }
-        self.ready.add(item, priority, metrics)
+        let hash = self.ready.hash(&item);
+        self.ready.add(item, hash, priority, metrics)
     }
 
     /// client-go's `AddAfter`: the earlier ready time wins for an item already waiting.
@@ -287,9 +289,9 @@ impl<T: Hash + Eq + Clone> State<T> {
         self.wake_all();
     }
 
-    /// Marks an item done; see [`Done`].
-    pub(crate) fn done(&mut self, item: &T, metrics: Option<&QueueMetrics>) -> Done<T> {
-        self.ready.done(item, metrics)
+    /// Marks an item done; see [`Done`]. `hash` is the item's [`Ready::hash`].
+    pub(crate) fn done(&mut self, item: &T, hash: u64, metrics: Option<&QueueMetrics>) -> Done<T> {
+        self.ready.done(item, hash, metrics)
     }
 
     /// Seconds of work in progress summed, and the longest.

@@ -271,6 +271,33 @@ async fn add_with_after_and_rate_limited_waits_for_the_longer_of_the_two() {
     assert_eq!(start.elapsed(), Duration::from_millis(100));
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn a_worker_that_always_finds_work_still_lets_other_tasks_run() {
+    let queue = WorkQueue::<u32>::default();
+    for i in 0..10_000 {
+        queue.add(i);
+    }
+    let other_ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn({
+        let other_ran = other_ran.clone();
+        async move { other_ran.store(true, std::sync::atomic::Ordering::SeqCst) }
+    });
+    // This loop never awaits anything but `get`, which always has an item ready: only
+    // `get`'s cooperative yields let the spawned task run before the queue is empty.
+    let mut left_when_it_ran = None;
+    for left in (0..10_000).rev() {
+        let item = queue.get().await.expect("an item");
+        queue.done(&item);
+        if left_when_it_ran.is_none() && other_ran.load(std::sync::atomic::Ordering::SeqCst) {
+            left_when_it_ran = Some(left);
+        }
+    }
+    assert!(
+        left_when_it_ran.is_some_and(|left| left > 9_000),
+        "the other task ran with {left_when_it_ran:?} items left"
+    );
+}
+
 #[tokio::test]
 async fn a_cancelled_get_loses_no_item_and_no_wake_up() {
     let queue = queue();

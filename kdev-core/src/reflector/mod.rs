@@ -161,6 +161,24 @@ pub struct Reflector<K, S> {
     status: Status,
 }
 
+/// Hands back the spare room serde leaves in an object's metadata lists before the object
+/// is kept. serde grows a decoded `Vec` from nothing to four slots at its first element, so
+/// an object with one managedFields entry would keep room for four: about 530 bytes for a
+/// ConfigMap, 5 MB for a cache of 10,000 (`cargo bench -p kdev-core --bench informer_sync`).
+fn settle<K: Resource>(mut obj: K) -> K {
+    let meta = obj.meta_mut();
+    if let Some(fields) = &mut meta.managed_fields {
+        fields.shrink_to_fit();
+    }
+    if let Some(owners) = &mut meta.owner_references {
+        owners.shrink_to_fit();
+    }
+    if let Some(finalizers) = &mut meta.finalizers {
+        finalizers.shrink_to_fit();
+    }
+    obj
+}
+
 impl<K, S> Reflector<K, S>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -237,7 +255,7 @@ where
         let sink = &self.sink;
         let (items, rv) = self
             .lw
-            .list_all_into(self.config.page_size, |o| sink.accept(o))
+            .list_all_into(self.config.page_size, |o| sink.accept(settle(o)))
             .await
             .map_err(failed)?;
         self.sink.replace(items);
@@ -266,7 +284,7 @@ where
                 Ok(Ok(Some(ev))) => ev,
             };
             match ev {
-                WatchEvent::Added(o) | WatchEvent::Modified(o) => items.push(self.sink.accept(o)),
+                WatchEvent::Added(o) | WatchEvent::Modified(o) => items.push(self.sink.accept(settle(o))),
                 WatchEvent::Deleted(_) => {}
                 WatchEvent::Bookmark(b) => {
                     if b.metadata
@@ -334,19 +352,19 @@ where
             let new_rv = match ev {
                 WatchEvent::Added(o) => {
                     let v = o.meta().resource_version.clone();
-                    let o = self.sink.accept(o);
+                    let o = self.sink.accept(settle(o));
                     self.sink.add(o);
                     v
                 }
                 WatchEvent::Modified(o) => {
                     let v = o.meta().resource_version.clone();
-                    let o = self.sink.accept(o);
+                    let o = self.sink.accept(settle(o));
                     self.sink.update(o);
                     v
                 }
                 WatchEvent::Deleted(o) => {
                     let v = o.meta().resource_version.clone();
-                    let o = self.sink.accept(o);
+                    let o = self.sink.accept(settle(o));
                     self.sink.delete(o);
                     v
                 }
@@ -366,5 +384,40 @@ fn failed(e: kube_client::Error) -> Round {
     match &e {
         kube_client::Error::Api(s) if s.code == 410 => Round::Relist,
         _ => Round::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    use super::settle;
+
+    #[test]
+    fn settled_objects_keep_no_spare_room_in_their_metadata_lists() {
+        // Decoded from text, as a response body is: a sequence's length is not known up front.
+        let text = serde_json::json!({
+            "metadata": {
+                "name": "cm",
+                "finalizers": ["example.com/keep"],
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u"}],
+                "managedFields": [{"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1",
+                                   "fieldsV1": {"f:data": {}}}],
+            },
+        })
+        .to_string();
+        let decoded: ConfigMap = serde_json::from_str(&text).unwrap();
+        let spare = |o: &ConfigMap| {
+            let m = &o.metadata;
+            let room = |cap: usize, len: usize| cap - len;
+            let fields = m.managed_fields.as_ref().map_or(0, |v| room(v.capacity(), v.len()));
+            let owners = m.owner_references.as_ref().map_or(0, |v| room(v.capacity(), v.len()));
+            let finalizers = m.finalizers.as_ref().map_or(0, |v| room(v.capacity(), v.len()));
+            (fields, owners, finalizers)
+        };
+        assert_ne!(spare(&decoded), (0, 0, 0), "serde leaves room to grow");
+        let settled = settle(decoded.clone());
+        assert_eq!(spare(&settled), (0, 0, 0));
+        assert_eq!(settled, decoded, "only capacity changes");
     }
 }

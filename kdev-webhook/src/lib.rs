@@ -126,9 +126,9 @@
 //!
 //! A typed handler's cost is mostly decoding the object: the server parses the review in one
 //! pass straight into `K`, with no intermediate JSON tree, so a validating review of a 7 KB Pod
-//! costs about 35 µs of CPU in process (built as below). A mutating one also parses the object into a JSON tree
-//! once (the typed object is read from that tree), encodes the defaulted object and diffs the
-//! two: about three times a validating review. `cargo bench -p kdev-webhook --bench admission`
+//! costs about 35 µs of CPU in process (built as below). A mutating one also parses the object
+//! into a JSON tree once (the typed object is read from that tree), encodes the defaulted
+//! object and diffs the two: about three times a validating review. `cargo bench -p kdev-webhook --bench admission`
 //! measures both over TLS; see the README for the figures.
 //!
 //! Decoding a Pod allocates a few hundred strings and vectors, so the allocator matters: on

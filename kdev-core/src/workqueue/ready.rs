@@ -159,12 +159,6 @@ impl<T: Hash + Eq + Clone> Ready<T> {
         }
     }
 
-    /// The hash every `hash` argument must be: `hasher.hash_one(item)` with the hasher
-    /// given to [`Self::new`].
-    pub(crate) fn hash(&self, item: &T) -> u64 {
-        self.hasher.hash_one(item)
-    }
-
     /// Items ready to be handed out.
     pub(crate) fn len(&self) -> usize {
         self.len
@@ -192,7 +186,8 @@ impl<T: Hash + Eq + Clone> Ready<T> {
 
     /// client-go's `Add`, with controller-runtime's priorities: an item already queued keeps
     /// its place unless `priority` is higher, which moves it to the higher lane.
-    pub(crate) fn add(&mut self, item: T, hash: u64, priority: i32, metrics: Option<&QueueMetrics>) -> Added {
+    pub(crate) fn add(&mut self, item: T, priority: i32, metrics: Option<&QueueMetrics>) -> Added {
+        let hash = self.hasher.hash_one(&item);
         if let Some(processing) = self.processing.find_mut(hash, |p| p.item == item) {
             processing.again = Some(processing.again.map_or(priority, |p| p.max(priority)));
             return Added::Nothing;

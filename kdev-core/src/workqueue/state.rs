@@ -124,8 +124,7 @@ impl<T: Hash + Eq + Clone> State<T> {
         let mut ready = 0;
         for (item, priority) in batch.drain(..) {
             // `adds` was counted when the intake accepted the item.
-            let hash = self.ready.hash(&item);
-            if self.ready.add(item, hash, priority, metrics) == Added::Ready {
+            if self.ready.add(item, priority, metrics) == Added::Ready {
                 ready += 1;
             }
         }
@@ -202,8 +201,7 @@ impl<T: Hash + Eq + Clone> State<T> {
         if let Some(m) = metrics {
             m.adds.inc();
         }
-        let hash = self.ready.hash(&item);
-        self.ready.add(item, hash, priority, metrics)
+        self.ready.add(item, priority, metrics)
     }
 
     /// client-go's `AddAfter`: the earlier ready time wins for an item already waiting.
@@ -289,7 +287,7 @@ impl<T: Hash + Eq + Clone> State<T> {
         self.wake_all();
     }
 
-    /// Marks an item done; see [`Done`]. `hash` is the item's [`Ready::hash`].
+    /// Marks an item done; see [`Done`]. `hash` is the item's hash by the queue's hasher.
     pub(crate) fn done(&mut self, item: &T, hash: u64, metrics: Option<&QueueMetrics>) -> Done<T> {
         self.ready.done(item, hash, metrics)
     }

@@ -211,19 +211,25 @@ where
             // The object as received, parsed once: the patch starts from it and `K` is read
             // from it rather than from the text again.
             let original: Value = decode(&req, "object", raw)?;
-            let mut obj: K = K::deserialize(&original).map_err(|source| Rejection::DecodeObject {
-                uid: req.uid.clone(),
-                field: "object",
-                source,
-            })?;
+            let typed = || {
+                K::deserialize(&original).map_err(|source| Rejection::DecodeObject {
+                    uid: req.uid.clone(),
+                    field: "object",
+                    source,
+                })
+            };
+            let encoded = |obj: &K| {
+                serde_json::to_value(obj).map_err(|source| Rejection::EncodeObject {
+                    uid: req.uid.clone(),
+                    source,
+                })
+            };
+            let mut obj = typed()?;
             let verdict = self.defaulter.default(&req, &mut obj).await;
             if !verdict.is_allowed() {
                 return Ok(verdict.into_response());
             }
-            let mutated = serde_json::to_value(&obj).map_err(|source| Rejection::EncodeObject {
-                uid: req.uid.clone(),
-                source,
-            })?;
+            let mutated = encoded(&obj)?;
             drop(obj);
             let mut patch = json_patch::diff(&original, &mutated);
             if patch
@@ -234,15 +240,7 @@ where
                 // Some removals may be the type's rather than the defaulter's: fields `K` does not
                 // know, or explicit nulls it drops. What a plain decode and encode removes stays
                 // out of the patch, as controller-runtime's defaulter does by default.
-                let untouched: K = K::deserialize(&original).map_err(|source| Rejection::DecodeObject {
-                    uid: req.uid.clone(),
-                    field: "object",
-                    source,
-                })?;
-                let round_trip = serde_json::to_value(&untouched).map_err(|source| Rejection::EncodeObject {
-                    uid: req.uid.clone(),
-                    source,
-                })?;
+                let round_trip = encoded(&typed()?)?;
                 keep_defaulter_removals(&mut patch, &original, &round_trip);
             }
             Ok(verdict.into_response().with_patch(&patch))

@@ -1,8 +1,15 @@
 //! The generated CRD on an API server: the structural-schema check accepts it, and every
 //! validation it carries rejects an object that breaks it with 422 (on the embedded server and,
 //! with `KDEV_TEST_KUBECONFIG`, on a real cluster).
+//!
+//! The CRDs are cluster-wide with fixed names (the derive fixes the group), so runs against one
+//! real cluster must not overlap; each test deletes its CRD even when it fails.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
+
+use futures::FutureExt;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kdev_testenv::TestEnv;
@@ -42,19 +49,7 @@ async fn the_generated_crd_is_accepted_and_each_validation_rejects_a_bad_object(
     let client = env.client();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = WebApp::crd();
-    let name = crd.metadata.name.clone().unwrap_or_default();
-    let _ = crds.delete(&name, &DeleteParams::default()).await;
-    for _ in 0..100 {
-        if crds.get_opt(&name).await.expect("get the CRD").is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    crds.create(&PostParams::default(), &crd)
-        .await
-        .expect("the CRD is structural and accepted");
-    established(&crds, &name).await;
-
+    with_crd(&crds, &crd, async {
     let ns = env.namespace().await.expect("a namespace");
     let apps: Api<WebApp> = Api::namespaced(client.clone(), &ns);
     let dynamic: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &WebApp::api_resource());
@@ -115,25 +110,41 @@ async fn the_generated_crd_is_accepted_and_each_validation_rejects_a_bad_object(
             other => panic!("{case}: expected 422, got {other:?}"),
         }
     }
-    crds.delete(&name, &DeleteParams::default())
-        .await
-        .expect("delete the CRD");
+    })
+    .await;
 }
 
-/// Installs `crd` afresh (deleting a leftover of an earlier run) and waits until it is served.
-async fn install(crds: &Api<CustomResourceDefinition>, crd: &CustomResourceDefinition) {
+/// Installs `crd` afresh, runs `body`, and deletes the CRD afterwards, also when `body` panics:
+/// on a real cluster a CRD is cluster-wide and outlives the test's namespace.
+async fn with_crd(
+    crds: &Api<CustomResourceDefinition>,
+    crd: &CustomResourceDefinition,
+    body: impl Future<Output = ()>,
+) {
     let name = crd.metadata.name.clone().unwrap_or_default();
-    let _ = crds.delete(&name, &DeleteParams::default()).await;
-    for _ in 0..100 {
-        if crds.get_opt(&name).await.expect("get the CRD").is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    remove(crds, &name).await;
     crds.create(&PostParams::default(), crd)
         .await
         .unwrap_or_else(|e| panic!("{name} is structural and accepted: {e}"));
     established(crds, &name).await;
+    let result = AssertUnwindSafe(body).catch_unwind().await;
+    remove(crds, &name).await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Deletes the CRD `name` if it exists and waits until it is gone. On a real cluster that is not
+/// at once: the `customresourcecleanup` finalizer first deletes every object of the CRD.
+async fn remove(crds: &Api<CustomResourceDefinition>, name: &str) {
+    let _ = crds.delete(name, &DeleteParams::default()).await;
+    for _ in 0..600 {
+        if crds.get_opt(name).await.expect("get the CRD").is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the CRD {name} is still there 60 s after its deletion");
 }
 
 /// Creates `spec` merged over `base` and expects a 422 naming `expect` in its message.
@@ -181,124 +192,120 @@ async fn the_markers_crd_is_accepted_and_each_marker_rejects_a_bad_object() {
     let client = env.client();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = Gadget::crd();
-    install(&crds, &crd).await;
-    let ns = env.namespace().await.expect("a namespace");
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &Gadget::api_resource());
-    let base = json!({
-        "mode": "fast", "owner": "me", "git": "https://example.com/g.git", "cpu": 1,
-        "names": ["ab"], "since": "2024-01-01T00:00:00Z", "slug": "a-slug",
-        "object": { "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" }, "data": { "a": "b" } },
-        "target": { "port": 80, "bucketName": "bucket" },
-        "mirrors": [{ "port": 81, "tags": ["a", "b"] }]
-    });
-    let good: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "derive.kdev.dev/v1", "kind": "Gadget", "metadata": { "name": "good" }, "spec": base
-    }))
-    .expect("an object");
-    let created = api
-        .create(&PostParams::default(), &good)
-        .await
-        .expect("a valid object is accepted (without the optional `notes`)");
-    assert_eq!(
-        created.data["spec"]["object"]["data"],
-        json!({ "a": "b" }),
-        "a schemaless embedded resource keeps its fields"
-    );
-    // `optional` changes the schema only: this Rust type still needs `notes` to deserialize.
-    let typed: Api<Gadget> = Api::namespaced(client.clone(), &ns);
-    let mut with_notes = base.clone();
-    with_notes["notes"] = json!(["typed"]);
-    let gadget = Gadget::new("typed", serde_json::from_value(with_notes).expect("a GadgetSpec"));
-    typed
-        .create(&PostParams::default(), &gadget)
-        .await
-        .expect("a typed object is accepted");
-    let read = typed.get("typed").await.expect("read back as a Gadget");
-    assert_eq!((read.spec.target.port, read.spec.notes), (80, vec!["typed".to_owned()]));
+    with_crd(&crds, &crd, async {
+        let ns = env.namespace().await.expect("a namespace");
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &Gadget::api_resource());
+        let base = json!({
+            "mode": "fast", "owner": "me", "git": "https://example.com/g.git", "cpu": 1,
+            "names": ["ab"], "since": "2024-01-01T00:00:00Z", "slug": "a-slug",
+            "object": { "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" }, "data": { "a": "b" } },
+            "target": { "port": 80, "bucketName": "bucket" },
+            "mirrors": [{ "port": 81, "tags": ["a", "b"] }]
+        });
+        let good: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "derive.kdev.dev/v1", "kind": "Gadget", "metadata": { "name": "good" }, "spec": base
+        }))
+        .expect("an object");
+        let created = api
+            .create(&PostParams::default(), &good)
+            .await
+            .expect("a valid object is accepted (without the optional `notes`)");
+        assert_eq!(
+            created.data["spec"]["object"]["data"],
+            json!({ "a": "b" }),
+            "a schemaless embedded resource keeps its fields"
+        );
+        // `optional` changes the schema only: this Rust type still needs `notes` to deserialize.
+        let typed: Api<Gadget> = Api::namespaced(client.clone(), &ns);
+        let mut with_notes = base.clone();
+        with_notes["notes"] = json!(["typed"]);
+        let gadget = Gadget::new("typed", serde_json::from_value(with_notes).expect("a GadgetSpec"));
+        typed
+            .create(&PostParams::default(), &gadget)
+            .await
+            .expect("a typed object is accepted");
+        let read = typed.get("typed").await.expect("read back as a Gadget");
+        assert_eq!((read.spec.target.port, read.spec.notes), (80, vec!["typed".to_owned()]));
 
-    let v = "derive.kdev.dev/v1";
-    let cases = [
-        ("items-pattern", json!({ "names": ["AB"] }), "spec.names[0]"),
-        ("items-max-length", json!({ "names": ["abcdef"] }), "spec.names[0]"),
-        ("max-items", json!({ "names": ["a", "b", "c", "d"] }), "spec.names"),
-        ("unique-items", json!({ "names": ["a", "a"] }), "spec.names[1]"),
-        (
-            "embedded-resource",
-            json!({ "object": { "apiVersion": "v1", "metadata": { "name": "c" } } }),
-            "spec.object.kind",
-        ),
-        ("enum-values", json!({ "mode": "medium" }), "spec.mode"),
-        ("schema-type", json!({ "since": { "a": "b" } }), "spec.since"),
-        ("required-option", json!({ "owner": null }), "spec.owner"),
-        (
-            "nested-min-length",
-            json!({ "target": { "port": 80, "bucketName": "ab" } }),
-            "spec.target.bucketName",
-        ),
-        ("nested-minimum", json!({ "target": { "port": 0 } }), "spec.target.port"),
-        (
-            "nested-in-list",
-            json!({ "mirrors": [{ "port": 70000 }] }),
-            "spec.mirrors[0].port",
-        ),
-        (
-            "nested-items",
-            json!({ "mirrors": [{ "port": 81, "tags": [""] }] }),
-            "spec.mirrors[0].tags[0]",
-        ),
-        (
-            "nested-set",
-            json!({ "mirrors": [{ "port": 81, "tags": ["a", "a"] }] }),
-            "spec.mirrors[0].tags[1]",
-        ),
-        ("type-level-pattern", json!({ "slug": "Not A Slug" }), "spec.slug"),
-        ("type-level-max-length", json!({ "slug": "a".repeat(21) }), "spec.slug"),
-    ];
-    for (case, spec, expect) in cases {
-        rejects(&api, v, "Gadget", case, &base, spec, expect).await;
-    }
-    let cel = [
-        (
-            "exactly-one-of-both",
-            json!({ "image": "nginx" }),
-            "exactly one of the fields in [git image] must be set",
-        ),
-        (
-            "exactly-one-of-none",
-            json!({ "git": null }),
-            "exactly one of the fields in [git image] must be set",
-        ),
-        (
-            "at-most-one-of",
-            json!({ "debug": true, "release": true }),
-            "at most one of the fields in [debug release] may be set",
-        ),
-        (
-            "at-least-one-of",
-            json!({ "cpu": null }),
-            "at least one of the fields in [cpu memory] must be set",
-        ),
-        ("nested-rule", json!({ "target": { "port": 22 } }), "not the ssh port"),
-        (
-            "nested-at-most-one-of",
-            json!({ "target": { "port": 80, "bucketName": "bucket", "path": "/p" } }),
-            "at most one of the fields in [bucketName path] may be set",
-        ),
-        (
-            "nested-rule-in-list",
-            json!({ "mirrors": [{ "port": 22 }] }),
-            "not the ssh port",
-        ),
-    ];
-    for (case, spec, expect) in cel {
-        rejects(&api, v, "Gadget", case, &base, spec, expect).await;
-    }
-    crds.delete(
-        crd.metadata.name.as_deref().unwrap_or_default(),
-        &DeleteParams::default(),
-    )
-    .await
-    .expect("delete the CRD");
+        let v = "derive.kdev.dev/v1";
+        let cases = [
+            ("items-pattern", json!({ "names": ["AB"] }), "spec.names[0]"),
+            ("items-max-length", json!({ "names": ["abcdef"] }), "spec.names[0]"),
+            ("max-items", json!({ "names": ["a", "b", "c", "d"] }), "spec.names"),
+            ("unique-items", json!({ "names": ["a", "a"] }), "spec.names[1]"),
+            (
+                "embedded-resource",
+                json!({ "object": { "apiVersion": "v1", "metadata": { "name": "c" } } }),
+                "spec.object.kind",
+            ),
+            ("enum-values", json!({ "mode": "medium" }), "spec.mode"),
+            ("schema-type", json!({ "since": { "a": "b" } }), "spec.since"),
+            ("required-option", json!({ "owner": null }), "spec.owner"),
+            (
+                "nested-min-length",
+                json!({ "target": { "port": 80, "bucketName": "ab" } }),
+                "spec.target.bucketName",
+            ),
+            ("nested-minimum", json!({ "target": { "port": 0 } }), "spec.target.port"),
+            (
+                "nested-in-list",
+                json!({ "mirrors": [{ "port": 70000 }] }),
+                "spec.mirrors[0].port",
+            ),
+            (
+                "nested-items",
+                json!({ "mirrors": [{ "port": 81, "tags": [""] }] }),
+                "spec.mirrors[0].tags[0]",
+            ),
+            (
+                "nested-set",
+                json!({ "mirrors": [{ "port": 81, "tags": ["a", "a"] }] }),
+                "spec.mirrors[0].tags[1]",
+            ),
+            ("type-level-pattern", json!({ "slug": "Not A Slug" }), "spec.slug"),
+            ("type-level-max-length", json!({ "slug": "a".repeat(21) }), "spec.slug"),
+        ];
+        for (case, spec, expect) in cases {
+            rejects(&api, v, "Gadget", case, &base, spec, expect).await;
+        }
+        let cel = [
+            (
+                "exactly-one-of-both",
+                json!({ "image": "nginx" }),
+                "exactly one of the fields in [git image] must be set",
+            ),
+            (
+                "exactly-one-of-none",
+                json!({ "git": null }),
+                "exactly one of the fields in [git image] must be set",
+            ),
+            (
+                "at-most-one-of",
+                json!({ "debug": true, "release": true }),
+                "at most one of the fields in [debug release] may be set",
+            ),
+            (
+                "at-least-one-of",
+                json!({ "cpu": null }),
+                "at least one of the fields in [cpu memory] must be set",
+            ),
+            ("nested-rule", json!({ "target": { "port": 22 } }), "not the ssh port"),
+            (
+                "nested-at-most-one-of",
+                json!({ "target": { "port": 80, "bucketName": "bucket", "path": "/p" } }),
+                "at most one of the fields in [bucketName path] may be set",
+            ),
+            (
+                "nested-rule-in-list",
+                json!({ "mirrors": [{ "port": 22 }] }),
+                "not the ssh port",
+            ),
+        ];
+        for (case, spec, expect) in cel {
+            rejects(&api, v, "Gadget", case, &base, spec, expect).await;
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,49 +316,70 @@ async fn the_merged_versions_are_accepted_and_served_each_with_its_own_schema() 
     let client = env.client();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = kdev::crd::merge_versions([WidgetV1::crd(), WidgetV2::crd()]).expect("one kind, one storage version");
-    install(&crds, &crd).await;
     let name = crd.metadata.name.clone().unwrap_or_default();
-    let stored = crds.get(&name).await.expect("the CRD");
-    assert_eq!(
-        stored.status.and_then(|s| s.stored_versions),
-        Some(vec!["v2".to_owned()]),
-        "objects are stored in the version marked `storage`"
-    );
-    let ns = env.namespace().await.expect("a namespace");
-    let v1: Api<WidgetV1> = Api::namespaced(client.clone(), &ns);
-    let v2: Api<WidgetV2> = Api::namespaced(client.clone(), &ns);
-    v1.create(&PostParams::default(), &WidgetV1::new("one", WidgetV1Spec { size: 2 }))
+    with_crd(&crds, &crd, async {
+        let stored = crds.get(&name).await.expect("the CRD");
+        assert_eq!(
+            stored.status.and_then(|s| s.stored_versions),
+            Some(vec!["v2".to_owned()]),
+            "objects are stored in the version marked `storage`"
+        );
+        let ns = env.namespace().await.expect("a namespace");
+        let v2: Api<WidgetV2> = Api::namespaced(client.clone(), &ns);
+        let raw1: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &WidgetV1::api_resource());
+        let raw2: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &WidgetV2::api_resource());
+        // The CRD has no conversion webhook (strategy `None`), so a field only one version declares
+        // does not survive the other: kube-apiserver prunes every object converted between versions
+        // by the target version's schema. v1's `size` is dropped on the way into v2 storage, and
+        // v2's `width`/`height` on the way out as v1. Hence the untyped reads of the other version.
+        let one = WidgetV1::new("one", WidgetV1Spec { size: 2 });
+        let one: DynamicObject = serde_json::from_value(serde_json::to_value(&one).expect("encodes")).expect("decodes");
+        let one = raw1.create(&PostParams::default(), &one).await.expect("v1 is served");
+        assert_eq!(
+            one.data.get("spec"),
+            Some(&json!({})),
+            "v1's spec.size is not in the storage version's schema"
+        );
+        v2.create(
+            &PostParams::default(),
+            &WidgetV2::new("two", WidgetV2Spec { width: 2, height: 3 }),
+        )
         .await
-        .expect("v1 is served");
-    v2.create(
-        &PostParams::default(),
-        &WidgetV2::new("two", WidgetV2Spec { width: 2, height: 3 }),
-    )
-    .await
-    .expect("v2 is served");
-    let raw1: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &WidgetV1::api_resource());
-    let raw2: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &WidgetV2::api_resource());
-    rejects(
-        &raw1,
-        "derive.kdev.dev/v1",
-        "Widget",
-        "v1-minimum",
-        &json!({}),
-        json!({ "size": 0 }),
-        "spec.size",
-    )
+        .expect("v2 is served");
+        assert_eq!(
+            v2.get("two").await.expect("two, as stored").spec,
+            WidgetV2Spec { width: 2, height: 3 }
+        );
+        let two_as_v1 = raw1.get("two").await.expect("two, read as v1");
+        assert_eq!(
+            two_as_v1.types.as_ref().map(|t| t.api_version.as_str()),
+            Some("derive.kdev.dev/v1")
+        );
+        assert_eq!(
+            two_as_v1.data.get("spec"),
+            Some(&json!({})),
+            "v2's fields are not in v1's schema"
+        );
+        rejects(
+            &raw1,
+            "derive.kdev.dev/v1",
+            "Widget",
+            "v1-minimum",
+            &json!({}),
+            json!({ "size": 0 }),
+            "spec.size",
+        )
+        .await;
+        rejects(
+            &raw2,
+            "derive.kdev.dev/v2",
+            "Widget",
+            "v2-minimum",
+            &json!({}),
+            json!({ "width": 0 }),
+            "spec.width",
+        )
+        .await;
+    })
     .await;
-    rejects(
-        &raw2,
-        "derive.kdev.dev/v2",
-        "Widget",
-        "v2-minimum",
-        &json!({}),
-        json!({ "width": 0 }),
-        "spec.width",
-    )
-    .await;
-    crds.delete(&name, &DeleteParams::default())
-        .await
-        .expect("delete the CRD");
 }

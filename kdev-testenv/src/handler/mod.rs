@@ -318,11 +318,16 @@ pub(crate) fn convert_out(res: &Resource, version: &str, stored: &Value) -> Valu
     if let Some(m) = v.as_object_mut() {
         m.insert("apiVersion".into(), Value::String(res.api_version(version)));
     }
+    if version != res.storage_version {
+        prune_to_version(res, version, &mut v);
+    }
     v
 }
 
 /// The object converted from `version` to its storage form.
 pub(crate) fn convert_in(res: &Resource, obj: Value) -> Value {
+    let from_other_version =
+        obj.get("apiVersion").and_then(Value::as_str) != Some(res.api_version(&res.storage_version).as_str());
     let mut v = match res.conversion {
         Conversion::None => obj,
         Conversion::EventsV1 => prepare::v1_event_to_core(&obj),
@@ -334,7 +339,25 @@ pub(crate) fn convert_in(res: &Resource, obj: Value) -> Value {
         };
         m.insert("apiVersion".into(), Value::String(api_version));
     }
+    if from_other_version {
+        prune_to_version(res, &res.storage_version, &mut v);
+    }
     v
+}
+
+/// Drops from a custom resource just converted to `version` what that version's schema does not
+/// specify. kube-apiserver does this after every conversion between versions, whatever the
+/// strategy (its storage codec's `schemaCoercingConverter`): with strategy `None`, a field only
+/// one version declares does not survive being stored in, or read as, another.
+pub(crate) fn prune_to_version(res: &Resource, version: &str, obj: &mut Value) {
+    if let Some(schema) = res
+        .crd
+        .as_ref()
+        .and_then(|c| c.get(version))
+        .and_then(|v| v.schema.as_ref())
+    {
+        schema.prune(obj);
+    }
 }
 
 /// An object response in the requested version (or as a Table).

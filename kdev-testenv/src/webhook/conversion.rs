@@ -152,6 +152,7 @@ pub(crate) async fn to_version(
         if let Some(o) = out.as_object_mut() {
             o.insert("metadata".into(), meta);
         }
+        crate::handler::prune_to_version(res, version, &mut out);
         objs[i] = out;
     }
     Ok(objs)

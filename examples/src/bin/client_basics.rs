@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kdev::testenv::TestEnv;
 use kube_client::api::{
@@ -141,6 +141,16 @@ async fn typed(client: &Client, ns: &str) -> Result<(), Error> {
         updated.metadata.generation
     );
 
+    // A Pod runs as a ServiceAccount, `default` unless it names one. kube-controller-manager
+    // creates `default` in a new namespace shortly after the namespace, and the API server's
+    // ServiceAccount admission rejects a Pod created before it exists: wait for it.
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    for _ in 0..300 {
+        if accounts.get_opt("default").await?.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     for (name, tier) in [("web-1", "front"), ("web-2", "front"), ("db-1", "back")] {
         let pod: Pod = serde_json::from_value(json!({
@@ -181,14 +191,26 @@ async fn dynamic(client: &Client, ns: &str) -> Result<(), Error> {
                                  "schema": { "openAPIV3Schema": { "type": "object", "properties": {
                                      "spec": { "type": "object", "properties": { "text": { "type": "string" } } } } } } }] }
     }))?;
+    let name = "notes.lesson.kdev.dev";
+    // A CRD left by an earlier run may still be terminating (its objects are deleted first):
+    // wait for it to go, or objects of its kind cannot be created.
+    for _ in 0..600 {
+        match crds.get_opt(name).await? {
+            Some(old) if old.metadata.deletion_timestamp.is_some() => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            _ => break,
+        }
+    }
     let created_crd = match crds.create(&PostParams::default(), &crd).await {
         Ok(_) => true,
         Err(kube_client::Error::Api(e)) if e.code == 409 => false,
         Err(e) => return Err(e.into()),
     };
-    for _ in 0..100 {
-        let c = crds.get("notes.lesson.kdev.dev").await?;
-        let established = c
+    let mut established = false;
+    for _ in 0..600 {
+        let c = crds.get(name).await?;
+        established = c
             .status
             .and_then(|s| s.conditions)
             .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
@@ -197,13 +219,30 @@ async fn dynamic(client: &Client, ns: &str) -> Result<(), Error> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!("CRD notes.lesson.kdev.dev is Established: the API server now serves /apis/lesson.kdev.dev/v1");
+    if !established {
+        return Err(format!("CRD {name} was not Established within 60 s").into());
+    }
+    println!("CRD {name} is Established: the API server now serves /apis/lesson.kdev.dev/v1");
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("lesson.kdev.dev", "v1", "Note"), "notes");
     let notes: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
     let note: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "lesson.kdev.dev/v1", "kind": "Note", "metadata": { "name": "first" }, "spec": { "text": "hello" }
     }))?;
-    notes.create(&PostParams::default(), &note).await?;
+    // Established means the API server accepts the kind; on a real cluster its handler for the
+    // new group can still answer 404 for a moment, so the first create retries.
+    let mut attempts = 0;
+    loop {
+        match notes.create(&PostParams::default(), &note).await {
+            Err(kube_client::Error::Api(e)) if e.code == 404 && attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            result => {
+                result?;
+                break;
+            }
+        }
+    }
     let patched = notes
         .patch(
             "first",
@@ -222,7 +261,7 @@ async fn dynamic(client: &Client, ns: &str) -> Result<(), Error> {
         listed.items.len()
     );
     if created_crd {
-        crds.delete("notes.lesson.kdev.dev", &DeleteParams::default()).await?;
+        crds.delete(name, &DeleteParams::default()).await?;
     }
     Ok(())
 }
@@ -236,7 +275,7 @@ async fn watch(client: &Client, ns: &str) -> Result<(), Error> {
         .metadata
         .resource_version
         .unwrap_or_default();
-    let mut events = cms.watch(&WatchParams::default().timeout(10), &rv).await?.boxed();
+    let mut events = cms.watch(&WatchParams::default().timeout(60), &rv).await?.boxed();
     let mut cm = ConfigMap::default();
     cm.metadata.name = Some("greeting".into());
     cm.data = Some([("hello".to_string(), "world".to_string())].into());
@@ -249,8 +288,8 @@ async fn watch(client: &Client, ns: &str) -> Result<(), Error> {
     .await?;
     let mut seen = 0;
     while seen < 2 {
-        let Ok(next) = tokio::time::timeout(Duration::from_secs(10), events.try_next()).await else {
-            println!("no more events within 10 s");
+        let Ok(next) = tokio::time::timeout(Duration::from_secs(30), events.try_next()).await else {
+            println!("no more events within 30 s");
             break;
         };
         match next? {

@@ -315,6 +315,15 @@ async fn lesson(client: &Client, crds: &Api<CustomResourceDefinition>, ns: &str)
 /// server accepted its names and serves it.
 async fn install(crds: &Api<CustomResourceDefinition>) -> Result<(), BoxError> {
     let name = Website::crd_name();
+    // One left by an earlier run may still be terminating (the API server deletes every
+    // Website first): it cannot be replaced then, only waited out.
+    wait("an earlier run's CRD to finish terminating", || async {
+        Ok(crds
+            .get_opt(name)
+            .await?
+            .is_none_or(|crd| crd.metadata.deletion_timestamp.is_none()))
+    })
+    .await?;
     match crds.create(&PostParams::default(), &Website::crd()).await {
         Ok(_) => println!("created CRD {name}"),
         Err(kube_client::Error::Api(e)) if e.code == 409 => {

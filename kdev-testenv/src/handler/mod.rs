@@ -350,14 +350,17 @@ pub(crate) fn convert_in(res: &Resource, obj: Value) -> Value {
 /// strategy (its storage codec's `schemaCoercingConverter`): with strategy `None`, a field only
 /// one version declares does not survive being stored in, or read as, another.
 pub(crate) fn prune_to_version(res: &Resource, version: &str, obj: &mut Value) {
-    if let Some(schema) = res
-        .crd
-        .as_ref()
-        .and_then(|c| c.get(version))
-        .and_then(|v| v.schema.as_ref())
-    {
+    if let Some(schema) = crd_schema(res, version) {
         schema.prune(obj);
     }
+}
+
+/// The structural schema of `version` when `res` is a custom resource.
+pub(crate) fn crd_schema<'a>(res: &'a Resource, version: &str) -> Option<&'a crate::schema::Schema> {
+    res.crd
+        .as_ref()
+        .and_then(|c| c.get(version))
+        .and_then(|v| v.schema.as_deref())
 }
 
 /// An object response in the requested version (or as a Table).

@@ -432,12 +432,7 @@ fn admit(res: &Resource, version: &str, obj: &mut Value, creating: bool, old: Op
     if let Some(m) = obj.get("metadata").and_then(Value::as_object) {
         causes.extend(meta::check_labels_and_annotations(m));
     }
-    if let Some(schema) = res
-        .crd
-        .as_ref()
-        .and_then(|c| c.get(version))
-        .and_then(|v| v.schema.as_ref())
-    {
+    if let Some(schema) = super::crd_schema(res, version) {
         schema.prune(obj);
         schema.default(obj);
         causes.extend(schema.validate(obj));

@@ -326,8 +326,9 @@ pub(crate) fn convert_out(res: &Resource, version: &str, stored: &Value) -> Valu
 
 /// The object converted from `version` to its storage form.
 pub(crate) fn convert_in(res: &Resource, obj: Value) -> Value {
-    let from_other_version =
-        obj.get("apiVersion").and_then(Value::as_str) != Some(res.api_version(&res.storage_version).as_str());
+    // Only a custom resource has per-version schemas to prune by.
+    let from_other_version = res.crd.is_some()
+        && obj.get("apiVersion").and_then(Value::as_str) != Some(res.api_version(&res.storage_version).as_str());
     let mut v = match res.conversion {
         Conversion::None => obj,
         Conversion::EventsV1 => prepare::v1_event_to_core(&obj),

@@ -357,10 +357,8 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
     /// Cancel safe: an item is taken in the same step it is returned, so dropping the
     /// future never loses one.
     pub async fn get(&self) -> Option<T> {
-        // Like tokio's own channels, `get` spends the task's cooperative budget: a worker
-        // that always finds work still yields to the other tasks of its thread now and then.
-        // Otherwise a consumer that tokio woke into this thread's LIFO slot (which other
-        // threads cannot steal from) would wait until the queue is empty.
+        // Without this, a consumer that tokio woke into this thread's LIFO slot (which other
+        // threads cannot steal from) would wait until this worker emptied the queue.
         tokio::task::coop::consume_budget().await;
         let shared = &*self.shared;
         let mut parked = Parked {

@@ -190,6 +190,10 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let rv_param = ctx.query.str("resourceVersion");
     let rv_match = ctx.query.str("resourceVersionMatch");
     let cont = ctx.query.str("continue");
+    // kube-apiserver's watch cache answers a `resourceVersion=0` list whole and ignores
+    // `limit` (the cacher's computeListLimit): one page, no continue token. Informers list
+    // this way first, so a test sees what a real cluster sends.
+    let limit = limit.filter(|_| rv_param != "0" || !cont.is_empty());
     if !rv_match.is_empty() && rv_param.is_empty() {
         return Err(ApiError::BadRequest(
             "resourceVersionMatch is forbidden unless resourceVersion is provided".into(),

@@ -165,3 +165,33 @@ async fn a_list_reports_the_latest_resource_version() {
     let rv = |s: Option<String>| s.unwrap_or_default().parse::<u64>().unwrap_or(0);
     assert!(rv(list.metadata.resource_version) >= rv(cm.metadata.resource_version));
 }
+
+#[tokio::test]
+async fn a_list_at_resource_version_0_ignores_the_limit() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    for i in 0..4 {
+        api.create(&PostParams::default(), &configmap(&format!("cm-{i}")))
+            .await
+            .expect("create");
+    }
+    // client-go's first list: `resourceVersion=0&limit=500`. The watch cache answers it whole.
+    // (kube-client leaves resourceVersion=0 out when a limit is set, hence the raw request.)
+    let req = http::Request::get(format!("/api/v1/namespaces/{ns}/configmaps?resourceVersion=0&limit=2"))
+        .body(Vec::new())
+        .expect("request");
+    let text = env.client().request_text(req).await.expect("list");
+    let list: kube_client::core::ObjectList<ConfigMap> = serde_json::from_str(&text).expect("a ConfigMapList");
+    let mut names: Vec<String> = list
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .filter(|n| n != "kube-root-ca.crt")
+        .collect();
+    names.sort();
+    assert_eq!(names, ["cm-0", "cm-1", "cm-2", "cm-3"]);
+    assert!(
+        list.metadata.continue_.unwrap_or_default().is_empty(),
+        "no continue token"
+    );
+}

@@ -157,9 +157,16 @@ where
     }
 
     /// Lists everything, `page_size` objects a page, and returns the items with the list's
-    /// resourceVersion. The first page is served from the API server's cache
-    /// (`resourceVersion=0`, as client-go does); when a page's continue token has expired
-    /// (410), the list starts over as a consistent read.
+    /// resourceVersion.
+    ///
+    /// The list is a consistent read (no resourceVersion), as kube-runtime's watcher makes it
+    /// by default, and not client-go's `resourceVersion=0`: kube-apiserver's watch cache
+    /// ignores `limit` at version 0 and sends the whole collection in one body, which the
+    /// client would then hold while decoding all of it. Paged, each page is decoded and handed
+    /// on before the next is asked for. A consistent list never goes back in time, even
+    /// against another API server of an HA control plane, and recent servers answer it from
+    /// the watch cache too (KEP-2340, consistent reads from cache). When a continue token has
+    /// expired (410), the list starts over.
     ///
     /// # Errors
     /// The API error of a page that failed.
@@ -177,30 +184,19 @@ where
         page_size: u32,
         mut each: impl FnMut(K) -> T,
     ) -> kube_client::Result<(Vec<T>, String)> {
-        let mut consistent = false;
         'again: loop {
             let mut items = Vec::new();
             let mut lp = self.list_params().limit(page_size);
-            if !consistent {
-                lp = lp.match_any();
-            }
             loop {
                 let page = match self.calls.list(lp.clone()).await {
                     Ok(p) => p,
-                    Err(kube_client::Error::Api(e)) if e.code == 410 && lp.continue_token.is_some() => {
-                        consistent = true;
-                        continue 'again;
-                    }
+                    Err(kube_client::Error::Api(e)) if e.code == 410 && lp.continue_token.is_some() => continue 'again,
                     Err(e) => return Err(e),
                 };
                 let rv = page.metadata.resource_version.clone().unwrap_or_default();
                 items.extend(page.items.into_iter().map(&mut each));
                 match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                    Some(token) => {
-                        lp = self.list_params().limit(page_size).continue_token(&token);
-                        lp.version_match = None;
-                        lp.resource_version = None;
-                    }
+                    Some(token) => lp = self.list_params().limit(page_size).continue_token(&token),
                     None => return Ok((items, rv)),
                 }
             }
@@ -227,5 +223,80 @@ where
         wp.send_initial_events = true;
         wp.bookmarks = true;
         self.calls.watch(wp, String::new()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
+    use kube_client::core::{Status, TypeMeta};
+    use parking_lot::Mutex;
+
+    use super::*;
+
+    /// Answers lists from a script and records what was asked.
+    #[derive(Default)]
+    struct Script {
+        answers: Mutex<VecDeque<kube_client::Result<ObjectList<ConfigMap>>>>,
+        asked: Mutex<Vec<ListParams>>,
+    }
+
+    impl Calls<ConfigMap> for Arc<Script> {
+        fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<ObjectList<ConfigMap>>> {
+            self.asked.lock().push(lp);
+            let answer = self.answers.lock().pop_front().expect("an answer for every list");
+            Box::pin(async move { answer })
+        }
+        fn watch(&self, _: WatchParams, _: String) -> BoxFuture<'static, kube_client::Result<WatchStream<ConfigMap>>> {
+            Box::pin(async { Ok(futures::stream::pending().boxed()) })
+        }
+    }
+
+    fn page(names: &[&str], rv: &str, next: Option<&str>) -> kube_client::Result<ObjectList<ConfigMap>> {
+        let items = names
+            .iter()
+            .map(|n| {
+                let mut cm = ConfigMap::default();
+                cm.metadata.name = Some(n.to_string());
+                cm
+            })
+            .collect();
+        Ok(ObjectList {
+            types: TypeMeta::list::<ConfigMap>(),
+            metadata: ListMeta {
+                resource_version: Some(rv.into()),
+                continue_: next.map(str::to_string),
+                ..ListMeta::default()
+            },
+            items,
+        })
+    }
+
+    #[tokio::test]
+    async fn lists_are_consistent_paged_reads_that_start_over_when_a_continue_token_expires() {
+        let script = Arc::new(Script::default());
+        let expired = Status::failure("the continue token is too old", "Expired").with_code(410);
+        script.answers.lock().extend([
+            page(&["a", "b"], "5", Some("t1")),
+            Err(kube_client::Error::Api(expired.boxed())),
+            page(&["a", "b"], "7", Some("t2")),
+            page(&["c"], "7", None),
+        ]);
+        let lw = ListWatch::with_calls(Arc::new(script.clone())).labels("app=web");
+        let (items, rv) = lw.list_all(2).await.expect("listed");
+        let names: Vec<_> = items.into_iter().filter_map(|c| c.metadata.name).collect();
+        assert_eq!((names, rv.as_str()), (vec!["a".into(), "b".into(), "c".into()], "7"));
+        let asked = script.asked.lock();
+        let tokens: Vec<_> = asked.iter().map(|lp| lp.continue_token.as_deref()).collect();
+        assert_eq!(tokens, [None, Some("t1"), None, Some("t2")]);
+        for lp in asked.iter() {
+            assert_eq!(lp.resource_version, None, "a consistent read: {lp:?}");
+            assert_eq!(lp.version_match, None, "{lp:?}");
+            assert_eq!(lp.limit, Some(2));
+            assert_eq!(lp.label_selector.as_deref(), Some("app=web"));
+        }
     }
 }

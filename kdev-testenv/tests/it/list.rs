@@ -27,6 +27,15 @@ async fn names(api: &Api<ConfigMap>, lp: &ListParams) -> Vec<String> {
     v
 }
 
+/// Creates `cm-0` .. `cm-3`.
+async fn create_four(api: &Api<ConfigMap>) {
+    for i in 0..4 {
+        api.create(&PostParams::default(), &configmap(&format!("cm-{i}")))
+            .await
+            .expect("create");
+    }
+}
+
 #[tokio::test]
 async fn label_selectors_support_every_operator() {
     let (env, ns) = setup().await;
@@ -139,11 +148,7 @@ async fn pages_come_from_one_consistent_snapshot() {
 async fn lists_without_selectors_report_remaining_items() {
     let (env, ns) = setup().await;
     let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
-    for i in 0..4 {
-        api.create(&PostParams::default(), &configmap(&format!("cm-{i}")))
-            .await
-            .expect("create");
-    }
+    create_four(&api).await;
     let page = api.list(&ListParams::default().limit(2)).await.expect("page");
     // kube-root-ca.crt is in every namespace: 5 objects, 2 returned, 3 remaining. (A real
     // kube-apiserver may serve the page from its watch cache, which leaves the count out.)
@@ -170,11 +175,7 @@ async fn a_list_reports_the_latest_resource_version() {
 async fn a_list_at_resource_version_0_ignores_the_limit() {
     let (env, ns) = setup().await;
     let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
-    for i in 0..4 {
-        api.create(&PostParams::default(), &configmap(&format!("cm-{i}")))
-            .await
-            .expect("create");
-    }
+    create_four(&api).await;
     // client-go's first list: `resourceVersion=0&limit=500`. The watch cache answers it whole.
     // (kube-client leaves resourceVersion=0 out when a limit is set, hence the raw request.)
     let req = http::Request::get(format!("/api/v1/namespaces/{ns}/configmaps?resourceVersion=0&limit=2"))

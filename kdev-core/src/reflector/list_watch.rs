@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 pub type WatchStream<K> = BoxStream<'static, kube_client::Result<WatchEvent<K>>>;
 
 /// The two calls a `ListWatch` makes, over full objects or over metadata only.
-trait Calls<K: Clone>: Send + Sync {
+pub(crate) trait Calls<K: Clone>: Send + Sync {
     fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<ObjectList<K>>>;
     fn watch(&self, wp: WatchParams, rv: String) -> BoxFuture<'static, kube_client::Result<WatchStream<K>>>;
 }
@@ -112,7 +112,7 @@ impl<K> ListWatch<K>
 where
     K: Clone + Send + Sync + 'static,
 {
-    fn with_calls(calls: Arc<dyn Calls<K>>) -> Self {
+    pub(crate) fn with_calls(calls: Arc<dyn Calls<K>>) -> Self {
         ListWatch {
             calls,
             labels: None,
@@ -226,8 +226,9 @@ where
     }
 }
 
+/// Scripted answers to a `ListWatch`'s calls, for tests of what a reflector asks and when.
 #[cfg(test)]
-mod tests {
+pub(crate) mod script {
     use std::collections::VecDeque;
 
     use k8s_openapi::api::core::v1::ConfigMap;
@@ -237,33 +238,75 @@ mod tests {
 
     use super::*;
 
-    /// Answers lists from a script and records what was asked.
+    /// One call, as the script saw it.
+    #[derive(Debug, Clone, PartialEq)]
+    pub(crate) enum Asked {
+        /// A list: its continue token, resourceVersion and limit.
+        List(ListParams),
+        /// A watch: whether it was a streaming list, and its resourceVersion.
+        Watch { initial: bool, rv: String },
+    }
+
+    /// Answers lists and watches in order and records what was asked. A call with no answer
+    /// left waits forever.
     #[derive(Default)]
-    struct Script {
-        answers: Mutex<VecDeque<kube_client::Result<ObjectList<ConfigMap>>>>,
-        asked: Mutex<Vec<ListParams>>,
+    pub(crate) struct Script {
+        lists: Mutex<VecDeque<kube_client::Result<ObjectList<ConfigMap>>>>,
+        watches: Mutex<VecDeque<kube_client::Result<Vec<WatchEvent<ConfigMap>>>>>,
+        pub(crate) asked: Mutex<Vec<Asked>>,
+    }
+
+    impl Script {
+        pub(crate) fn list(&self, answer: kube_client::Result<ObjectList<ConfigMap>>) -> &Self {
+            self.lists.lock().push_back(answer);
+            self
+        }
+        /// A watch that sends `events`, then stays open.
+        pub(crate) fn watch(&self, answer: kube_client::Result<Vec<WatchEvent<ConfigMap>>>) -> &Self {
+            self.watches.lock().push_back(answer);
+            self
+        }
+        pub(crate) fn list_watch(self: &Arc<Self>) -> ListWatch<ConfigMap> {
+            ListWatch::with_calls(Arc::new(self.clone()))
+        }
     }
 
     impl Calls<ConfigMap> for Arc<Script> {
         fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<ObjectList<ConfigMap>>> {
-            self.asked.lock().push(lp);
-            let answer = self.answers.lock().pop_front().expect("an answer for every list");
-            Box::pin(async move { answer })
+            self.asked.lock().push(Asked::List(lp));
+            match self.lists.lock().pop_front() {
+                Some(answer) => Box::pin(async move { answer }),
+                None => Box::pin(futures::future::pending()),
+            }
         }
-        fn watch(&self, _: WatchParams, _: String) -> BoxFuture<'static, kube_client::Result<WatchStream<ConfigMap>>> {
-            Box::pin(async { Ok(futures::stream::pending().boxed()) })
+        fn watch(
+            &self,
+            wp: WatchParams,
+            rv: String,
+        ) -> BoxFuture<'static, kube_client::Result<WatchStream<ConfigMap>>> {
+            let initial = wp.send_initial_events;
+            self.asked.lock().push(Asked::Watch { initial, rv });
+            match self.watches.lock().pop_front() {
+                Some(answer) => Box::pin(async move {
+                    let events = answer?;
+                    Ok(futures::stream::iter(events.into_iter().map(Ok))
+                        .chain(futures::stream::pending())
+                        .boxed())
+                }),
+                None => Box::pin(futures::future::pending()),
+            }
         }
     }
 
-    fn page(names: &[&str], rv: &str, next: Option<&str>) -> kube_client::Result<ObjectList<ConfigMap>> {
-        let items = names
-            .iter()
-            .map(|n| {
-                let mut cm = ConfigMap::default();
-                cm.metadata.name = Some(n.to_string());
-                cm
-            })
-            .collect();
+    /// A ConfigMap named `name`.
+    pub(crate) fn cm(name: &str) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(name.to_string());
+        cm
+    }
+
+    /// A list page of ConfigMaps named `names`.
+    pub(crate) fn page(names: &[&str], rv: &str, next: Option<&str>) -> kube_client::Result<ObjectList<ConfigMap>> {
         Ok(ObjectList {
             types: TypeMeta::list::<ConfigMap>(),
             metadata: ListMeta {
@@ -271,28 +314,45 @@ mod tests {
                 continue_: next.map(str::to_string),
                 ..ListMeta::default()
             },
-            items,
+            items: names.iter().map(|n| cm(n)).collect(),
         })
     }
 
+    /// An API error with `code`.
+    pub(crate) fn api_error<T>(code: u16, reason: &str) -> kube_client::Result<T> {
+        Err(kube_client::Error::Api(
+            Status::failure("scripted", reason).with_code(code).boxed(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::script::{Asked, Script, api_error, page};
+
     #[tokio::test]
     async fn lists_are_consistent_paged_reads_that_start_over_when_a_continue_token_expires() {
-        let script = Arc::new(Script::default());
-        let expired = Status::failure("the continue token is too old", "Expired").with_code(410);
-        script.answers.lock().extend([
-            page(&["a", "b"], "5", Some("t1")),
-            Err(kube_client::Error::Api(expired.boxed())),
-            page(&["a", "b"], "7", Some("t2")),
-            page(&["c"], "7", None),
-        ]);
-        let lw = ListWatch::with_calls(Arc::new(script.clone())).labels("app=web");
+        let script = std::sync::Arc::new(Script::default());
+        script
+            .list(page(&["a", "b"], "5", Some("t1")))
+            .list(api_error(410, "Expired"))
+            .list(page(&["a", "b"], "7", Some("t2")))
+            .list(page(&["c"], "7", None));
+        let lw = script.list_watch().labels("app=web");
         let (items, rv) = lw.list_all(2).await.expect("listed");
         let names: Vec<_> = items.into_iter().filter_map(|c| c.metadata.name).collect();
         assert_eq!((names, rv.as_str()), (vec!["a".into(), "b".into(), "c".into()], "7"));
         let asked = script.asked.lock();
-        let tokens: Vec<_> = asked.iter().map(|lp| lp.continue_token.as_deref()).collect();
+        let lists: Vec<_> = asked
+            .iter()
+            .map(|a| match a {
+                Asked::List(lp) => lp,
+                other => panic!("only lists: {other:?}"),
+            })
+            .collect();
+        let tokens: Vec<_> = lists.iter().map(|lp| lp.continue_token.as_deref()).collect();
         assert_eq!(tokens, [None, Some("t1"), None, Some("t2")]);
-        for lp in asked.iter() {
+        for lp in lists {
             assert_eq!(lp.resource_version, None, "a consistent read: {lp:?}");
             assert_eq!(lp.version_match, None, "{lp:?}");
             assert_eq!(lp.limit, Some(2));

@@ -27,7 +27,8 @@ pub struct Config {
     /// Objects per page of the initial list (default 500, client-go's `defaultPageSize`).
     pub page_size: u32,
     /// Try a streaming list (`sendInitialEvents`) first, falling back to a paginated list when
-    /// the server refuses it (default true; client-go 1.36 enables WatchListClient by default).
+    /// the server refuses it (then for good) or the stream fails before its initial events end
+    /// (then for that round). Default true; client-go 1.36 enables WatchListClient by default.
     pub streaming_lists: bool,
     /// Server-side watch timeouts are drawn from this range (default 5–10 minutes, as client-go's
     /// `minWatchTimeout` × [1, 2)).
@@ -244,12 +245,19 @@ where
     }
 
     /// The initial list, as a streaming list when possible, else paginated.
+    ///
+    /// A server that refuses streaming lists (400, 403, 422, or a watch that ends before the
+    /// initial events do) is not asked again. Any other failure before the initial events
+    /// end falls back to a paginated list in the same round, as client-go does
+    /// (kubernetes PR #120984): a server or proxy that breaks only the streaming path must
+    /// not keep the cache from ever syncing.
     async fn sync(&mut self) -> Result<String, Round> {
         if self.config.streaming_lists {
             match self.streaming_list().await {
                 Ok(Some(rv)) => return Ok(rv),
                 Ok(None) => self.config.streaming_lists = false,
-                Err(round) => return Err(round),
+                Err(Round::Relist) => return Err(Round::Relist),
+                Err(Round::Failed(err)) => self.status.0.lock().last_error = Some(format!("streaming list: {err}")),
             }
         }
         let sink = &self.sink;
@@ -389,9 +397,52 @@ fn failed(e: kube_client::Error) -> Round {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::ConfigMap;
+    use std::sync::Arc;
+    use std::time::Duration;
 
-    use super::settle;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use tokio_util::sync::CancellationToken;
+
+    use super::list_watch::script::{Asked, Script, api_error, page};
+    use super::{Config, Reflector, settle};
+
+    #[tokio::test]
+    async fn a_failed_streaming_list_falls_back_to_a_paginated_list_in_the_same_round() {
+        let script = Arc::new(Script::default());
+        // A proxy or aggregated server that fails only streaming lists, with a 500.
+        script
+            .watch(api_error(500, "InternalError"))
+            .list(page(&["a"], "3", None))
+            .watch(Ok(Vec::new()));
+        let (store, writer) = crate::store::store::<ConfigMap>();
+        let reflector = Reflector::new(script.list_watch(), writer, Config::default());
+        let status = reflector.status();
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(reflector.run(stop.clone()));
+        // No backoff first: the list follows the failed streaming list at once. (Without the
+        // fallback the reflector would retry the stream and never list.)
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while script.asked.lock().len() < 3 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.cancel();
+        run.await.expect("the reflector stops");
+        let asked = script.asked.lock().clone();
+        assert!(
+            matches!(
+                &asked[..],
+                [
+                    Asked::Watch { initial: true, .. },
+                    Asked::List(_),
+                    Asked::Watch { initial: false, rv },
+                ] if rv == "3"
+            ),
+            "{asked:#?}"
+        );
+        assert_eq!(status.lists(), 1);
+        assert_eq!(store.list().len(), 1);
+        assert!(status.last_error().is_some_and(|e| e.contains("streaming list")));
+    }
 
     #[test]
     fn settled_objects_keep_no_spare_room_in_their_metadata_lists() {

@@ -166,7 +166,10 @@ where
     /// on before the next is asked for. A consistent list never goes back in time, even
     /// against another API server of an HA control plane, and recent servers answer it from
     /// the watch cache too (KEP-2340, consistent reads from cache). When a continue token has
-    /// expired (410), the list starts over.
+    /// expired (410) the pages so far are dropped and the list is asked again whole, in one
+    /// unpaged request, as client-go's pager does (`FullListIfExpired`): starting over page by
+    /// page could expire again, forever, on a collection that takes longer to page through
+    /// than the server keeps its history.
     ///
     /// # Errors
     /// The API error of a page that failed.
@@ -184,21 +187,23 @@ where
         page_size: u32,
         mut each: impl FnMut(K) -> T,
     ) -> kube_client::Result<(Vec<T>, String)> {
-        'again: loop {
-            let mut items = Vec::new();
-            let mut lp = self.list_params().limit(page_size);
-            loop {
-                let page = match self.calls.list(lp.clone()).await {
-                    Ok(p) => p,
-                    Err(kube_client::Error::Api(e)) if e.code == 410 && lp.continue_token.is_some() => continue 'again,
-                    Err(e) => return Err(e),
-                };
-                let rv = page.metadata.resource_version.clone().unwrap_or_default();
-                items.extend(page.items.into_iter().map(&mut each));
-                match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                    Some(token) => lp = self.list_params().limit(page_size).continue_token(&token),
-                    None => return Ok((items, rv)),
+        let mut items = Vec::new();
+        let mut lp = self.list_params().limit(page_size);
+        loop {
+            let page = match self.calls.list(lp.clone()).await {
+                Ok(p) => p,
+                Err(kube_client::Error::Api(e)) if super::is_gone(&e) && lp.continue_token.is_some() => {
+                    items.clear();
+                    lp = self.list_params();
+                    self.calls.list(lp.clone()).await?
                 }
+                Err(e) => return Err(e),
+            };
+            let rv = page.metadata.resource_version.clone().unwrap_or_default();
+            items.extend(page.items.into_iter().map(&mut each));
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) if lp.limit.is_some() => lp = self.list_params().limit(page_size).continue_token(&token),
+                _ => return Ok((items, rv)),
             }
         }
     }
@@ -247,13 +252,17 @@ pub(crate) mod script {
         Watch { initial: bool, rv: String },
     }
 
-    /// Answers lists and watches in order and records what was asked. A call with no answer
-    /// left waits forever.
+    /// A scripted watch: its events, and whether it then closes or stays open.
+    type ScriptedWatch = (kube_client::Result<Vec<WatchEvent<ConfigMap>>>, bool);
+
+    /// Answers lists and watches in order and records what was asked, and when (tokio's
+    /// clock). A call with no answer left waits forever.
     #[derive(Default)]
     pub(crate) struct Script {
         lists: Mutex<VecDeque<kube_client::Result<ObjectList<ConfigMap>>>>,
-        watches: Mutex<VecDeque<kube_client::Result<Vec<WatchEvent<ConfigMap>>>>>,
+        watches: Mutex<VecDeque<ScriptedWatch>>,
         pub(crate) asked: Mutex<Vec<Asked>>,
+        pub(crate) asked_at: Mutex<Vec<tokio::time::Instant>>,
     }
 
     impl Script {
@@ -263,8 +272,17 @@ pub(crate) mod script {
         }
         /// A watch that sends `events`, then stays open.
         pub(crate) fn watch(&self, answer: kube_client::Result<Vec<WatchEvent<ConfigMap>>>) -> &Self {
-            self.watches.lock().push_back(answer);
+            self.watches.lock().push_back((answer, false));
             self
+        }
+        /// A watch that sends `events`, then closes (a server timeout, a dropped connection).
+        pub(crate) fn closing_watch(&self, events: Vec<WatchEvent<ConfigMap>>) -> &Self {
+            self.watches.lock().push_back((Ok(events), true));
+            self
+        }
+        /// When each call was asked, in order.
+        pub(crate) fn times(&self) -> Vec<tokio::time::Instant> {
+            self.asked_at.lock().clone()
         }
         pub(crate) fn list_watch(self: &Arc<Self>) -> ListWatch<ConfigMap> {
             ListWatch::with_calls(Arc::new(self.clone()))
@@ -274,6 +292,7 @@ pub(crate) mod script {
     impl Calls<ConfigMap> for Arc<Script> {
         fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<ObjectList<ConfigMap>>> {
             self.asked.lock().push(Asked::List(lp));
+            self.asked_at.lock().push(tokio::time::Instant::now());
             match self.lists.lock().pop_front() {
                 Some(answer) => Box::pin(async move { answer }),
                 None => Box::pin(futures::future::pending()),
@@ -286,12 +305,15 @@ pub(crate) mod script {
         ) -> BoxFuture<'static, kube_client::Result<WatchStream<ConfigMap>>> {
             let initial = wp.send_initial_events;
             self.asked.lock().push(Asked::Watch { initial, rv });
+            self.asked_at.lock().push(tokio::time::Instant::now());
             match self.watches.lock().pop_front() {
-                Some(answer) => Box::pin(async move {
-                    let events = answer?;
-                    Ok(futures::stream::iter(events.into_iter().map(Ok))
-                        .chain(futures::stream::pending())
-                        .boxed())
+                Some((answer, closes)) => Box::pin(async move {
+                    let events = futures::stream::iter(answer?.into_iter().map(Ok));
+                    Ok(if closes {
+                        events.boxed()
+                    } else {
+                        events.chain(futures::stream::pending()).boxed()
+                    })
                 }),
                 None => Box::pin(futures::future::pending()),
             }
@@ -305,8 +327,24 @@ pub(crate) mod script {
         cm
     }
 
+    /// A ConfigMap named `name` at resourceVersion `rv`.
+    pub(crate) fn cm_at(name: &str, rv: &str) -> ConfigMap {
+        let mut cm = cm(name);
+        cm.metadata.resource_version = Some(rv.to_string());
+        cm
+    }
+
     /// A list page of ConfigMaps named `names`.
     pub(crate) fn page(names: &[&str], rv: &str, next: Option<&str>) -> kube_client::Result<ObjectList<ConfigMap>> {
+        list_of(names.iter().map(|n| cm(n)).collect(), rv, next)
+    }
+
+    /// A list page of `items`.
+    pub(crate) fn list_of(
+        items: Vec<ConfigMap>,
+        rv: &str,
+        next: Option<&str>,
+    ) -> kube_client::Result<ObjectList<ConfigMap>> {
         Ok(ObjectList {
             types: TypeMeta::list::<ConfigMap>(),
             metadata: ListMeta {
@@ -314,8 +352,17 @@ pub(crate) mod script {
                 continue_: next.map(str::to_string),
                 ..ListMeta::default()
             },
-            items: names.iter().map(|n| cm(n)).collect(),
+            items,
         })
+    }
+
+    /// A watch ERROR event: the resourceVersion is too old.
+    pub(crate) fn gone() -> WatchEvent<ConfigMap> {
+        WatchEvent::Error(
+            Status::failure("too old resource version", "Expired")
+                .with_code(410)
+                .boxed(),
+        )
     }
 
     /// An API error with `code`.
@@ -331,13 +378,12 @@ mod tests {
     use super::script::{Asked, Script, api_error, page};
 
     #[tokio::test]
-    async fn lists_are_consistent_paged_reads_that_start_over_when_a_continue_token_expires() {
+    async fn lists_are_consistent_paged_reads_that_fall_back_to_one_whole_list_when_a_continue_token_expires() {
         let script = std::sync::Arc::new(Script::default());
         script
             .list(page(&["a", "b"], "5", Some("t1")))
             .list(api_error(410, "Expired"))
-            .list(page(&["a", "b"], "7", Some("t2")))
-            .list(page(&["c"], "7", None));
+            .list(page(&["a", "b", "c"], "7", None));
         let lw = script.list_watch().labels("app=web");
         let (items, rv) = lw.list_all(2).await.expect("listed");
         let names: Vec<_> = items.into_iter().filter_map(|c| c.metadata.name).collect();
@@ -350,13 +396,27 @@ mod tests {
                 other => panic!("only lists: {other:?}"),
             })
             .collect();
-        let tokens: Vec<_> = lists.iter().map(|lp| lp.continue_token.as_deref()).collect();
-        assert_eq!(tokens, [None, Some("t1"), None, Some("t2")]);
+        let shape: Vec<_> = lists
+            .iter()
+            .map(|lp| (lp.continue_token.as_deref(), lp.limit))
+            .collect();
+        // Paged, then, once the token has expired, the whole list in one request.
+        assert_eq!(shape, [(None, Some(2)), (Some("t1"), Some(2)), (None, None)]);
         for lp in lists {
             assert_eq!(lp.resource_version, None, "a consistent read: {lp:?}");
             assert_eq!(lp.version_match, None, "{lp:?}");
-            assert_eq!(lp.limit, Some(2));
             assert_eq!(lp.label_selector.as_deref(), Some("app=web"));
         }
+    }
+
+    #[tokio::test]
+    async fn an_expired_continue_token_is_known_by_its_reason_when_the_code_is_missing() {
+        let script = std::sync::Arc::new(Script::default());
+        script
+            .list(page(&["a"], "5", Some("t1")))
+            .list(api_error(0, "Expired"))
+            .list(page(&["a", "b"], "7", None));
+        let (items, rv) = script.list_watch().list_all(1).await.expect("listed");
+        assert_eq!((items.len(), rv.as_str()), (2, "7"));
     }
 }

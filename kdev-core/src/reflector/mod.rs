@@ -20,6 +20,7 @@ pub use backoff::Backoff;
 pub use list_watch::{ListWatch, WatchStream};
 pub use sink::Sink;
 
+
 /// How a reflector lists and watches. Defaults are client-go's.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -130,9 +131,10 @@ enum Round {
 ///    streaming list where the server supports it), then `add` / `update` / `delete` for every
 ///    change after that list's resourceVersion, in the server's order.
 /// 2. When a watch ends (timeout, dropped connection, server restart) the reflector watches
-///    again from the last resourceVersion it saw, without listing again.
+///    again from the last resourceVersion it saw, without listing again: at once, unless the
+///    watch closed within a second without an event, which counts as a failure (4).
 /// 3. When the server answers 410 Gone (the version is older than its history) the reflector
-///    lists again and hands the sink a fresh `replace`.
+///    waits out the backoff, lists again and hands the sink a fresh `replace`.
 /// 4. Other failures back off (800 ms doubling to 30 s, with jitter, reset after 2 minutes
 ///    without failures) and retry; the reflector never gives up until cancelled.
 ///
@@ -211,16 +213,18 @@ where
             };
             let (round, last) = round;
             resume = last;
+            // Both a failure and a relist wait out the backoff, as client-go's `BackoffUntil`
+            // does after every `ListAndWatch`: a resourceVersion that expires again and again
+            // (a list slower than the server's history is long, every reflector after an API
+            // server restart) must not turn into back-to-back full lists.
             match round {
                 Round::Relist => resume = None,
-                Round::Failed(err) => {
-                    self.status.0.lock().last_error = Some(err);
-                    let wait = backoff.failure();
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                }
+                Round::Failed(err) => self.status.0.lock().last_error = Some(err),
+            }
+            let wait = backoff.failure();
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }
@@ -228,15 +232,20 @@ where
     /// One round: list (unless resuming), then watch until the watch fails. Returns why it
     /// ended and the resourceVersion to resume from.
     async fn round(&mut self, resume: Option<String>) -> (Round, Option<String>) {
-        let mut rv = match resume {
-            Some(rv) => rv,
+        let (mut rv, mut stream) = match resume {
+            Some(rv) => (rv, None),
             None => match self.sync().await {
-                Ok(rv) => rv,
+                Ok(synced) => synced,
                 Err(round) => return (round, None),
             },
         };
         loop {
-            match self.watch(&mut rv).await {
+            // A streaming list's watch goes on carrying the changes after the list.
+            let watched = match stream.take() {
+                Some(stream) => self.consume(stream, &mut rv).await,
+                None => self.watch(&mut rv).await,
+            };
+            match watched {
                 // The watch ended normally (server timeout): watch again at once.
                 Ok(()) => continue,
                 Err(round) => return (round, Some(rv)),
@@ -244,17 +253,18 @@ where
         }
     }
 
-    /// The initial list, as a streaming list when possible, else paginated.
+    /// The initial list, as a streaming list when possible, else paginated. Returns the list's
+    /// resourceVersion and, after a streaming list, the watch that goes on from it.
     ///
-    /// A server that refuses streaming lists (400, 403, 422, or a watch that ends before the
-    /// initial events do) is not asked again. Any other failure before the initial events
-    /// end falls back to a paginated list in the same round, as client-go does
-    /// (kubernetes PR #120984): a server or proxy that breaks only the streaming path must
-    /// not keep the cache from ever syncing.
-    async fn sync(&mut self) -> Result<String, Round> {
+    /// A server that refuses streaming lists (400, 403, 422) is not asked again. Any other
+    /// failure before the initial events end (an error, a stream that closes early) falls
+    /// back to a paginated list in the same round, as client-go does (kubernetes PR #120984):
+    /// a server or proxy that breaks only the streaming path must not keep the cache from
+    /// ever syncing.
+    async fn sync(&mut self) -> Result<(String, Option<WatchStream<K>>), Round> {
         if self.config.streaming_lists {
             match self.streaming_list().await {
-                Ok(Some(rv)) => return Ok(rv),
+                Ok(Some((rv, stream))) => return Ok((rv, Some(stream))),
                 Ok(None) => self.config.streaming_lists = false,
                 Err(Round::Relist) => return Err(Round::Relist),
                 Err(Round::Failed(err)) => self.status.0.lock().last_error = Some(format!("streaming list: {err}")),
@@ -268,27 +278,29 @@ where
             .map_err(failed)?;
         self.sink.replace(items);
         self.delivered_list(&rv);
-        Ok(rv)
+        Ok((rv, None))
     }
 
-    /// A streaming list: initial events until the bookmark that ends them. `Ok(None)` when the
-    /// server does not support it.
-    async fn streaming_list(&mut self) -> Result<Option<String>, Round> {
+    /// A streaming list: initial events until the bookmark that ends them; then the list's
+    /// resourceVersion and the stream, which goes on as a watch. `Ok(None)` when the server
+    /// refuses streaming lists.
+    async fn streaming_list(&mut self) -> Result<Option<(String, WatchStream<K>)>, Round> {
         let stream = match self.lw.watch_initial(self.timeout_secs()).await {
             Ok(s) => s,
             Err(kube_client::Error::Api(e)) if matches!(e.code, 400 | 403 | 422) => return Ok(None),
             Err(e) => return Err(failed(e)),
         };
         self.status.0.lock().watches += 1;
-        let mut stream = std::pin::pin!(stream);
+        let mut stream = stream;
         let mut items = Vec::new();
         loop {
             let next = tokio::time::timeout(self.config.idle_timeout, stream.try_next()).await;
             let ev = match next {
                 Err(_) => return Err(Round::Failed("streaming list idle".into())),
                 Ok(Err(e)) => return Err(failed(e)),
-                // The server closed before the initial events ended: it does not stream lists.
-                Ok(Ok(None)) => return Ok(None),
+                // Closed before the initial events ended: a dropped connection, a proxy, or a
+                // server that ignores `sendInitialEvents`. List instead, this round.
+                Ok(Ok(None)) => return Err(Round::Failed("the stream ended before its initial events did".into())),
                 Ok(Ok(Some(ev))) => ev,
             };
             match ev {
@@ -304,17 +316,10 @@ where
                         let rv = b.metadata.resource_version;
                         self.sink.replace(items);
                         self.delivered_list(&rv);
-                        // Keep watching on this same stream: it carries the changes after the list.
-                        let mut rv_now = rv.clone();
-                        let end = self.consume(&mut stream, &mut rv_now).await;
-                        return match end {
-                            Ok(()) => Ok(Some(rv_now)),
-                            Err(Round::Relist) => Err(Round::Relist),
-                            Err(Round::Failed(_)) => Ok(Some(rv_now)),
-                        };
+                        return Ok(Some((rv, stream)));
                     }
                 }
-                WatchEvent::Error(e) if e.code == 410 => return Err(Round::Relist),
+                WatchEvent::Error(e) if is_gone(&e) => return Err(Round::Relist),
                 WatchEvent::Error(e) => return Err(Round::Failed(e.message)),
             }
         }
@@ -336,27 +341,35 @@ where
     async fn watch(&mut self, rv: &mut String) -> Result<(), Round> {
         let stream = match self.lw.watch(rv, self.timeout_secs()).await {
             Ok(s) => s,
-            Err(kube_client::Error::Api(e)) if e.code == 410 => return Err(Round::Relist),
             Err(e) => return Err(failed(e)),
         };
         self.status.0.lock().watches += 1;
-        let mut stream = std::pin::pin!(stream);
-        self.consume(&mut stream, rv).await
+        self.consume(stream, rv).await
     }
 
     /// Delivers a watch stream's events to the sink until it ends.
-    async fn consume<St>(&mut self, stream: &mut std::pin::Pin<&mut St>, rv: &mut String) -> Result<(), Round>
-    where
-        St: futures::Stream<Item = kube_client::Result<WatchEvent<K>>>,
-    {
+    ///
+    /// A watch that closes within a second without a single event is a failure, as client-go's
+    /// `VeryShortWatchError`: kube-client ends a stream quietly when its connection drops, and a
+    /// proxy or an unhealthy server that keeps closing watches at once must meet the backoff,
+    /// not a tight loop of watch requests.
+    async fn consume(&mut self, mut stream: WatchStream<K>, rv: &mut String) -> Result<(), Round> {
+        let started = tokio::time::Instant::now();
+        let mut events = 0_u64;
         loop {
             let next = tokio::time::timeout(self.config.idle_timeout, stream.next()).await;
             let ev = match next {
                 Err(_) => return Err(Round::Failed("watch idle for too long".into())),
+                Ok(None) if events == 0 && started.elapsed() < VERY_SHORT_WATCH => {
+                    return Err(Round::Failed(
+                        "very short watch: it closed within a second without an event".into(),
+                    ));
+                }
                 Ok(None) => return Ok(()),
                 Ok(Some(Err(e))) => return Err(failed(e)),
                 Ok(Some(Ok(ev))) => ev,
             };
+            events += 1;
             let new_rv = match ev {
                 WatchEvent::Added(o) => {
                     let v = o.meta().resource_version.clone();
@@ -377,7 +390,7 @@ where
                     v
                 }
                 WatchEvent::Bookmark(b) => Some(b.metadata.resource_version),
-                WatchEvent::Error(e) if e.code == 410 => return Err(Round::Relist),
+                WatchEvent::Error(e) if is_gone(&e) => return Err(Round::Relist),
                 WatchEvent::Error(e) => return Err(Round::Failed(e.message)),
             };
             if let Some(v) = new_rv.filter(|v| !v.is_empty()) {
@@ -388,11 +401,22 @@ where
     }
 }
 
+/// A watch that closes sooner than this without an event is a failure (client-go's
+/// `VeryShortWatchError`).
+const VERY_SHORT_WATCH: Duration = Duration::from_secs(1);
+
 fn failed(e: kube_client::Error) -> Round {
     match &e {
-        kube_client::Error::Api(s) if s.code == 410 => Round::Relist,
+        kube_client::Error::Api(s) if is_gone(s) => Round::Relist,
         _ => Round::Failed(e.to_string()),
     }
+}
+
+/// Whether the server says the resourceVersion is too old: 410, or reason `Expired` / `Gone`
+/// when the code is missing (client-go's `IsResourceExpired` || `IsGone`, which look at the
+/// reason first).
+pub(crate) fn is_gone(status: &kube_core::Status) -> bool {
+    status.code == 410 || matches!(status.reason.as_str(), "Expired" | "Gone")
 }
 
 #[cfg(test)]
@@ -403,7 +427,9 @@ mod tests {
     use k8s_openapi::api::core::v1::ConfigMap;
     use tokio_util::sync::CancellationToken;
 
-    use super::list_watch::script::{Asked, Script, api_error, page};
+    use kube_client::api::WatchEvent;
+
+    use super::list_watch::script::{Asked, Script, api_error, cm_at, gone, page};
     use super::{Config, Reflector, settle};
 
     #[tokio::test]
@@ -442,6 +468,128 @@ mod tests {
         assert_eq!(status.lists(), 1);
         assert_eq!(store.list().len(), 1);
         assert!(status.last_error().is_some_and(|e| e.contains("streaming list")));
+    }
+
+    /// Runs a reflector over `script` until it has made `calls` calls (or a virtual minute has
+    /// passed), then stops it.
+    async fn run_until(script: &Arc<Script>, config: Config, calls: usize) -> super::Status {
+        let (_store, writer) = crate::store::store::<ConfigMap>();
+        let reflector = Reflector::new(script.list_watch(), writer, config);
+        let status = reflector.status();
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(reflector.run(stop.clone()));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while script.asked.lock().len() < calls && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.cancel();
+        run.await.expect("the reflector stops");
+        status
+    }
+
+    fn paged() -> Config {
+        Config::default().streaming_lists(false)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_that_closes_at_once_without_an_event_waits_out_the_backoff_then_resumes() {
+        let script = Arc::new(Script::default());
+        script
+            .list(page(&["a"], "3", None))
+            .closing_watch(Vec::new())
+            .watch(Ok(Vec::new()));
+        let status = run_until(&script, paged(), 3).await;
+        let asked = script.asked.lock().clone();
+        assert!(
+            matches!(&asked[..], [Asked::List(_), Asked::Watch { rv: a, .. }, Asked::Watch { rv: b, .. }] if a == "3" && b == "3"),
+            "resumed without a relist: {asked:#?}"
+        );
+        let t = script.times();
+        assert!(
+            t[2] - t[1] >= Duration::from_millis(800),
+            "backed off: {:?}",
+            t[2] - t[1]
+        );
+        assert!(status.last_error().is_some_and(|e| e.contains("very short watch")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_that_ends_after_events_is_opened_again_at_once_from_the_last_version() {
+        let script = Arc::new(Script::default());
+        script
+            .list(page(&["a"], "3", None))
+            .closing_watch(vec![WatchEvent::Modified(cm_at("a", "4"))])
+            .watch(Ok(Vec::new()));
+        run_until(&script, paged(), 3).await;
+        let asked = script.asked.lock().clone();
+        assert!(matches!(&asked[2], Asked::Watch { rv, .. } if rv == "4"), "{asked:#?}");
+        let t = script.times();
+        assert!(
+            t[2] - t[1] < Duration::from_millis(800),
+            "no backoff: {:?}",
+            t[2] - t[1]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_relist_after_410_waits_out_the_backoff() {
+        let script = Arc::new(Script::default());
+        script
+            .list(page(&["a"], "3", None))
+            .watch(Ok(vec![gone()]))
+            .list(page(&["a"], "9", None))
+            .watch(Ok(Vec::new()));
+        let status = run_until(&script, paged(), 4).await;
+        let asked = script.asked.lock().clone();
+        assert!(
+            matches!(&asked[..], [Asked::List(_), Asked::Watch { .. }, Asked::List(_), Asked::Watch { rv, .. }] if rv == "9"),
+            "{asked:#?}"
+        );
+        let t = script.times();
+        assert!(
+            t[2] - t[1] >= Duration::from_millis(800),
+            "backed off: {:?}",
+            t[2] - t[1]
+        );
+        assert_eq!(status.lists(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_streaming_list_that_closes_early_falls_back_for_that_round_only() {
+        let script = Arc::new(Script::default());
+        script
+            .closing_watch(Vec::new())
+            .list(page(&["a"], "3", None))
+            .watch(Ok(vec![gone()]))
+            .watch(Ok(Vec::new()));
+        run_until(&script, Config::default(), 4).await;
+        let asked = script.asked.lock().clone();
+        assert!(
+            matches!(
+                &asked[..],
+                [
+                    Asked::Watch { initial: true, .. },
+                    Asked::List(_),
+                    Asked::Watch { initial: false, .. },
+                    Asked::Watch { initial: true, .. },
+                ]
+            ),
+            "streaming lists are tried again in the next round: {asked:#?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_error_without_a_code_still_relists() {
+        let script = Arc::new(Script::default());
+        let mut expired = kube_client::core::Status::failure("too old resource version", "Expired");
+        expired.code = 0;
+        script
+            .list(page(&["a"], "3", None))
+            .watch(Ok(vec![WatchEvent::Error(expired.boxed())]))
+            .list(page(&["a"], "9", None));
+        let status = run_until(&script, paged(), 3).await;
+        assert!(matches!(script.asked.lock()[2], Asked::List(_)));
+        assert_eq!(status.lists(), 2);
     }
 
     #[test]

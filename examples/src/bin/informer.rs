@@ -54,7 +54,7 @@ async fn main() -> Result<(), Error> {
             let line = match ev {
                 Event::Add { obj, .. } => format!("add {}", obj.metadata.name.clone().unwrap_or_default()),
                 Event::Update { new, .. } => format!("update {}", new.metadata.name.clone().unwrap_or_default()),
-                Event::Delete(obj) => format!("delete {}", obj.metadata.name.clone().unwrap_or_default()),
+                Event::Delete { obj, .. } => format!("delete {}", obj.metadata.name.clone().unwrap_or_default()),
             };
             seen.lock().push(line);
         },

@@ -202,7 +202,7 @@ impl<W: Object> Source for InformerSource<W> {
                         enqueue(requests, priority);
                     }
                 }
-                Event::Delete(obj) => {
+                Event::Delete { obj, .. } => {
                     if predicate.delete(&obj) {
                         enqueue(map(&obj), NORMAL_PRIORITY);
                     }

@@ -1,13 +1,11 @@
 //! Event handlers: each with its own unbounded buffer and its own task (client-go's
 //! `processorListener`).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
-
-use crate::store::Store;
 
 /// What a handler is told.
 #[derive(Debug)]
@@ -29,8 +27,15 @@ pub enum Event<K> {
         /// The object after.
         new: Arc<K>,
     },
-    /// An object was deleted; its last known state.
-    Delete(Arc<K>),
+    /// An object was deleted.
+    Delete {
+        /// Its last known state.
+        obj: Arc<K>,
+        /// True when the informer did not see the deletion itself: the object was missing from a
+        /// relist, so it was deleted while the watch was down and `obj` is the state the cache
+        /// held, not the final one (client-go's `DeletedFinalStateUnknown`).
+        final_state_unknown: bool,
+    },
 }
 
 impl<K> Clone for Event<K> {
@@ -44,7 +49,13 @@ impl<K> Clone for Event<K> {
                 old: old.clone(),
                 new: new.clone(),
             },
-            Event::Delete(o) => Event::Delete(o.clone()),
+            Event::Delete {
+                obj,
+                final_state_unknown,
+            } => Event::Delete {
+                obj: obj.clone(),
+                final_state_unknown: *final_state_unknown,
+            },
         }
     }
 }
@@ -53,7 +64,16 @@ impl<K> Clone for Event<K> {
 pub(super) struct HandlerSlot<K> {
     id: u64,
     tx: mpsc::UnboundedSender<Event<K>>,
-    pending: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
+}
+
+/// What a handler has buffered, shared by its slot, its task and its registration.
+#[derive(Debug, Default)]
+struct Counters {
+    /// Events buffered and not yet handled.
+    pending: AtomicUsize,
+    /// Initial adds (`initial: true`) buffered and not yet handled.
+    initial: AtomicUsize,
 }
 
 impl<K> HandlerSlot<K> {
@@ -63,8 +83,19 @@ impl<K> HandlerSlot<K> {
 
     /// Buffers an event for the handler; false when its task is gone.
     pub(super) fn send(&self, event: Event<K>) -> bool {
-        self.pending.fetch_add(1, Ordering::Relaxed);
-        self.tx.send(event).is_ok()
+        let initial = matches!(event, Event::Add { initial: true, .. });
+        if initial {
+            self.counters.initial.fetch_add(1, Ordering::AcqRel);
+        }
+        self.counters.pending.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(event).is_ok() {
+            return true;
+        }
+        if initial {
+            self.counters.initial.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.counters.pending.fetch_sub(1, Ordering::Relaxed);
+        false
     }
 }
 
@@ -73,7 +104,8 @@ impl<K> HandlerSlot<K> {
 #[derive(Debug, Clone)]
 pub struct Registration {
     id: u64,
-    pending: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
+    informer_synced: Arc<super::SyncFlag>,
 }
 
 impl Registration {
@@ -83,11 +115,22 @@ impl Registration {
 
     /// Events buffered for this handler and not yet handled.
     pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::Relaxed)
+        self.counters.pending.load(Ordering::Relaxed)
+    }
+
+    /// Whether this handler has handled the initial state: the informer has synced and the
+    /// handler has handled every `Add { initial: true }` it was sent, whether from the first
+    /// list or from the replay a handler added after start receives (client-go's
+    /// `ResourceEventHandlerRegistration.HasSynced`). A controller waits for this, not just for
+    /// the informer, before it trusts that its own view is complete.
+    pub fn has_synced(&self) -> bool {
+        self.informer_synced.get() && self.counters.initial.load(Ordering::Acquire) == 0
     }
 }
 
-/// Starts a handler's task, first replaying `existing` as initial adds.
+/// Starts a handler's task, first replaying `existing` as initial adds. A panic in the handler
+/// is logged and skips that one event; the handler keeps receiving the next ones (client-go,
+/// when panics are not fatal).
 ///
 /// # Panics
 /// Outside a tokio runtime (the handler's task is spawned).
@@ -95,52 +138,42 @@ pub(super) fn spawn<K, F>(
     id: u64,
     mut handler: F,
     existing: Vec<Arc<K>>,
-    resync: Option<Duration>,
-    store: Store<K>,
+    informer_synced: Arc<super::SyncFlag>,
 ) -> (HandlerSlot<K>, Registration)
 where
-    K: kube_core::Resource + Send + Sync + 'static,
+    K: Send + Sync + 'static,
     F: FnMut(Event<K>) + Send + 'static,
 {
     let (tx, mut rx) = mpsc::unbounded_channel::<Event<K>>();
-    let pending = Arc::new(AtomicUsize::new(0));
+    let counters = Arc::new(Counters::default());
     let slot = HandlerSlot {
         id,
         tx,
-        pending: pending.clone(),
+        counters: counters.clone(),
     };
     for obj in existing {
         slot.send(Event::Add { obj, initial: true });
     }
-    let counter = pending.clone();
+    let task_counters = counters.clone();
     tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
-            handler(event);
-            counter.fetch_sub(1, Ordering::Relaxed);
+            let initial = matches!(event, Event::Add { initial: true, .. });
+            if std::panic::catch_unwind(AssertUnwindSafe(|| handler(event))).is_err() {
+                tracing::error!(
+                    handler = id,
+                    "an informer event handler panicked; that event is skipped"
+                );
+            }
+            if initial {
+                task_counters.initial.fetch_sub(1, Ordering::AcqRel);
+            }
+            task_counters.pending.fetch_sub(1, Ordering::Relaxed);
         }
     });
-    if let Some(period) = resync.filter(|p| !p.is_zero()) {
-        let weak = slot.tx.downgrade();
-        let counter = pending.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            loop {
-                tick.tick().await;
-                let Some(tx) = weak.upgrade() else { return };
-                for obj in store.list() {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    if tx
-                        .send(Event::Update {
-                            old: obj.clone(),
-                            new: obj,
-                        })
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        });
-    }
-    (slot, Registration { id, pending })
+    let registration = Registration {
+        id,
+        counters,
+        informer_synced,
+    };
+    (slot, registration)
 }

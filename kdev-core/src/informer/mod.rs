@@ -56,7 +56,7 @@ pub enum Error {
 }
 
 /// Whether the initial list has been stored and dispatched, with a way to wait for it.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct SyncFlag {
     flag: AtomicBool,
     notify: Notify,
@@ -247,9 +247,15 @@ where
             .map_err(|_| Error::SyncTimeout(timeout))
     }
 
-    /// Registers a handler; it runs on its own task with its own buffer. `resync`: replay every
-    /// cached object to this handler as an `Update` with identical old and new objects at this
-    /// period (client-go's per-handler resync).
+    /// Registers a handler; it runs on its own task with its own buffer.
+    ///
+    /// `resync`: replay every cached object to this handler as an `Update` with identical old
+    /// and new objects at this period (client-go's per-handler resync). Periods under one
+    /// second are raised to one second, as client-go does. A replay is sent in step with the
+    /// informer's own events, so it never overtakes an add or a delete of the same key.
+    ///
+    /// A handler added after [`shutdown`](Self::shutdown) receives the replay of the cache and
+    /// nothing more.
     ///
     /// # Panics
     /// Outside a tokio runtime (the handler's task is spawned there).
@@ -262,8 +268,25 @@ where
         let id = d.next_id;
         let started = self.inner.started.load(Ordering::Acquire);
         let existing = if started { self.inner.store.list() } else { Vec::new() };
-        let (slot, registration) = handler::spawn(id, handler, existing, resync, self.inner.store.clone());
+        let (slot, registration) = handler::spawn(id, handler, existing, self.inner.synced.clone());
+        if self.inner.stop.is_cancelled() {
+            return registration;
+        }
         d.handlers.push(slot);
+        if let Some(period) = resync.filter(|p| !p.is_zero()) {
+            let period = if period < MINIMUM_RESYNC_PERIOD {
+                tracing::warn!(?period, "a resync period under 1 s is raised to 1 s");
+                MINIMUM_RESYNC_PERIOD
+            } else {
+                period
+            };
+            tokio::spawn(resync_handler(
+                Arc::downgrade(&self.inner),
+                self.inner.stop.clone(),
+                id,
+                period,
+            ));
+        }
         registration
     }
 
@@ -327,20 +350,31 @@ where
                 .pop(|deltas, initial| {
                     let mut d = inner.dispatch.lock();
                     for delta in deltas {
-                        let obj = match delta.object {
-                            DeltaObject::Object(o) => Some(o),
-                            DeltaObject::Tombstone(t) => t.object,
-                        };
-                        let Some(obj) = obj else { continue };
-                        match delta.kind {
-                            DeltaType::Deleted => {
-                                let old = d.writer.delete(&obj);
-                                let last = old.unwrap_or(obj);
-                                d.fanout(Event::Delete(last));
+                        match (delta.kind, delta.object) {
+                            (DeltaType::Deleted, DeltaObject::Tombstone(t)) => {
+                                // Missing from a relist: deleted while the watch was down.
+                                if let Some(obj) = d.writer.delete_key(&t.key).or(t.object) {
+                                    d.fanout(Event::Delete {
+                                        obj,
+                                        final_state_unknown: true,
+                                    });
+                                }
                             }
-                            DeltaType::Added | DeltaType::Updated | DeltaType::Replaced | DeltaType::Sync => {
-                                let old = d.writer.apply(obj.clone());
-                                match old {
+                            (DeltaType::Deleted, DeltaObject::Object(obj)) => {
+                                let old = d.writer.delete(&obj);
+                                d.fanout(Event::Delete {
+                                    obj: old.unwrap_or(obj),
+                                    final_state_unknown: false,
+                                });
+                            }
+                            (kind, object) => {
+                                let Some(obj) = object.get().cloned() else { continue };
+                                match d.writer.apply(obj.clone()) {
+                                    // An unchanged object from a relist (or a FIFO resync) is a
+                                    // sync, not a change: client-go hands it only to handlers
+                                    // due for a resync, and kdev's handlers get their resyncs
+                                    // from their own timers.
+                                    Some(old) if is_sync(kind, &*old, &*obj) => {}
                                     Some(old) => d.fanout(Event::Update { old, new: obj }),
                                     None => d.fanout(Event::Add { obj, initial }),
                                 }
@@ -359,8 +393,249 @@ where
     }
 }
 
+/// client-go's `isSync`: a `Sync` delta, or a `Replaced` one whose object has the stored
+/// object's resourceVersion.
+fn is_sync<K: Resource>(kind: DeltaType, old: &K, new: &K) -> bool {
+    match kind {
+        DeltaType::Sync => true,
+        DeltaType::Replaced => old.meta().resource_version == new.meta().resource_version,
+        _ => false,
+    }
+}
+
+/// client-go's `minimumResyncPeriod`.
+const MINIMUM_RESYNC_PERIOD: Duration = Duration::from_secs(1);
+
+/// Replays the cache to handler `id` every `period`, under the dispatch lock so the replay
+/// sits between the events around it, until the handler is removed or the informer stops. It
+/// holds the informer only while it replays.
+async fn resync_handler<K: Resource + Send + Sync + 'static>(
+    inner: std::sync::Weak<Inner<K>>,
+    stop: CancellationToken,
+    id: u64,
+    period: Duration,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let d = inner.dispatch.lock();
+        let Some(slot) = d.handlers.iter().find(|h| h.id() == id) else {
+            return;
+        };
+        for obj in inner.store.list() {
+            if !slot.send(Event::Update {
+                old: obj.clone(),
+                new: obj,
+            }) {
+                return;
+            }
+        }
+    }
+}
+
 impl<K> Dispatch<K> {
     fn fanout(&mut self, event: Event<K>) {
         self.handlers.retain(|h| h.send(event.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use parking_lot::Mutex;
+
+    use super::{Event, SharedIndexInformer};
+    use crate::reflector::Config;
+    use crate::reflector::script::{Script, cm_at, gone, list_of};
+
+    fn describe(ev: &Event<ConfigMap>) -> String {
+        let name = |o: &ConfigMap| o.metadata.name.clone().unwrap_or_default();
+        let rv = |o: &ConfigMap| o.metadata.resource_version.clone().unwrap_or_default();
+        match ev {
+            Event::Add { obj, initial } => format!("add {}{}", name(obj), if *initial { " initial" } else { "" }),
+            Event::Update { old, new } => format!("update {} {}->{}", name(new), rv(old), rv(new)),
+            Event::Delete {
+                obj,
+                final_state_unknown,
+            } => format!(
+                "delete {}{}",
+                name(obj),
+                if *final_state_unknown {
+                    " final-state-unknown"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    fn recorder() -> (Log, impl FnMut(Event<ConfigMap>) + Send + 'static) {
+        let log = Log::default();
+        let writer = log.clone();
+        (log, move |ev: Event<ConfigMap>| writer.lock().push(describe(&ev)))
+    }
+
+    /// Waits (on tokio's clock) until `log` holds `n` lines, at most a virtual minute.
+    async fn until_logged(log: &Log, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while log.lock().len() < n && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn start(script: &Arc<Script>) -> SharedIndexInformer<ConfigMap> {
+        let informer = SharedIndexInformer::new(script.list_watch(), Config::default().streaming_lists(false));
+        let runner = informer.clone();
+        tokio::spawn(async move { runner.run().await });
+        informer
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_relist_tells_handlers_what_changed_and_nothing_else() {
+        let script = Arc::new(Script::default());
+        script
+            .list(list_of(
+                vec![cm_at("a", "1"), cm_at("b", "1"), cm_at("c", "1")],
+                "10",
+                None,
+            ))
+            .watch(Ok(vec![gone()]))
+            .list(list_of(vec![cm_at("a", "1"), cm_at("b", "2")], "20", None))
+            .watch(Ok(Vec::new()));
+        let informer = SharedIndexInformer::new(script.list_watch(), Config::default().streaming_lists(false));
+        let (log, handler) = recorder();
+        informer.add_event_handler(handler, None);
+        let runner = informer.clone();
+        tokio::spawn(async move { runner.run().await });
+        until_logged(&log, 5).await;
+        // Let anything else that would come arrive.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        // `a` is unchanged by the relist: no update for it (client-go treats a Replaced delta
+        // with the same resourceVersion as a sync). `c` vanished while the watch was down.
+        assert_eq!(
+            *log.lock(),
+            [
+                "add a initial",
+                "add b initial",
+                "add c initial",
+                "update b 1->2",
+                "delete c final-state-unknown"
+            ]
+        );
+        let names: Vec<_> = informer.store().list_keys().iter().map(|k| k.to_string()).collect();
+        assert_eq!(names.len(), 2);
+        informer.shutdown();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_handler_skips_that_event_and_keeps_receiving() {
+        let script = Arc::new(Script::default());
+        script
+            .list(list_of(vec![cm_at("a", "1"), cm_at("b", "1")], "10", None))
+            .watch(Ok(Vec::new()));
+        let informer = SharedIndexInformer::new(script.list_watch(), Config::default().streaming_lists(false));
+        let (log, mut record) = recorder();
+        let registration = informer.add_event_handler(
+            move |ev: Event<ConfigMap>| {
+                if describe(&ev).starts_with("add a") {
+                    panic!("a handler bug");
+                }
+                record(ev);
+            },
+            None,
+        );
+        let runner = informer.clone();
+        tokio::spawn(async move { runner.run().await });
+        until_logged(&log, 1).await;
+        assert_eq!(*log.lock(), ["add b initial"]);
+        assert_eq!(registration.pending(), 0);
+        assert!(registration.has_synced());
+        informer.shutdown();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resyncs_go_only_to_the_handler_that_asked_at_least_a_second_apart_and_end_with_the_informer() {
+        let script = Arc::new(Script::default());
+        script
+            .list(list_of(vec![cm_at("a", "1")], "10", None))
+            .watch(Ok(Vec::new()));
+        let informer = start(&script);
+        let (every_30s, h1) = recorder();
+        let (never, h2) = recorder();
+        let (every_ms, h3) = recorder();
+        informer.add_event_handler(h1, Some(Duration::from_secs(30)));
+        informer.add_event_handler(h2, None);
+        informer.add_event_handler(h3, Some(Duration::from_millis(1)));
+        informer.wait_for_sync(Duration::from_secs(10)).await.expect("synced");
+        tokio::time::sleep(Duration::from_secs(65)).await;
+        assert_eq!(*every_30s.lock(), ["add a initial", "update a 1->1", "update a 1->1"]);
+        assert_eq!(*never.lock(), ["add a initial"]);
+        let fast = every_ms.lock().len();
+        assert!((60..=67).contains(&fast), "raised to one a second: {fast}");
+        informer.shutdown();
+        tokio::time::sleep(Duration::from_secs(65)).await;
+        assert_eq!(every_30s.lock().len(), 3, "no resync after shutdown");
+        // A handler added after shutdown gets the cache, and nothing more.
+        let (late, h4) = recorder();
+        informer.add_event_handler(h4, Some(Duration::from_secs(1)));
+        until_logged(&late, 1).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(*late.lock(), ["add a initial"]);
+    }
+
+    async fn until_synced(registration: &super::Registration) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !registration.has_synced() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(registration.has_synced());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_registration_has_synced_once_its_handler_has_handled_the_initial_adds() {
+        let script = Arc::new(Script::default());
+        script
+            .list(list_of(vec![cm_at("a", "1"), cm_at("b", "1")], "10", None))
+            .watch(Ok(Vec::new()));
+        let informer = SharedIndexInformer::new(script.list_watch(), Config::default().streaming_lists(false));
+        // The handler finishes one event per token the test sends it.
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let registration = informer.add_event_handler(
+            move |_| {
+                let _ = wait.recv();
+            },
+            None,
+        );
+        let runner = informer.clone();
+        tokio::spawn(async move { runner.run().await });
+        informer.wait_for_sync(Duration::from_secs(10)).await.expect("synced");
+        assert!(informer.has_synced());
+        assert!(!registration.has_synced(), "its initial adds are still buffered");
+        release.send(()).expect("handler waits");
+        release.send(()).expect("handler waits");
+        until_synced(&registration).await;
+        // A late handler is synced once it has handled its replay of the cache.
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let late = informer.add_event_handler(
+            move |_| {
+                let _ = wait.recv();
+            },
+            None,
+        );
+        assert!(!late.has_synced(), "its replay is still buffered");
+        release.send(()).expect("handler waits");
+        release.send(()).expect("handler waits");
+        until_synced(&late).await;
+        informer.shutdown();
     }
 }

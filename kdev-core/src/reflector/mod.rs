@@ -20,6 +20,9 @@ pub use backoff::Backoff;
 pub use list_watch::{ListWatch, WatchStream};
 pub use sink::Sink;
 
+#[cfg(test)]
+pub(crate) use list_watch::script;
+
 
 /// How a reflector lists and watches. Defaults are client-go's.
 #[derive(Debug, Clone)]

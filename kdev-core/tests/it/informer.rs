@@ -73,7 +73,7 @@ fn recording() -> (View, impl FnMut(Event<ConfigMap>) + Send + 'static) {
                     obj.metadata.resource_version.clone().unwrap_or_default(),
                 );
             }
-            Event::Delete(obj) => {
+            Event::Delete { obj, .. } => {
                 m.remove(obj.metadata.name.as_deref().unwrap_or_default());
             }
         }

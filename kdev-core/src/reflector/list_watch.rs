@@ -3,6 +3,7 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -70,13 +71,19 @@ pub struct ListWatch<K> {
     calls: Arc<dyn Calls<K>>,
     labels: Option<String>,
     fields: Option<String>,
+    request_timeout: Duration,
 }
+
+/// How long a list page, or a watch's response headers, may take by default: twice
+/// kube-apiserver's own `--request-timeout` (1 minute) for requests that are not watches.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl<K> Debug for ListWatch<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListWatch")
             .field("labels", &self.labels)
             .field("fields", &self.fields)
+            .field("request_timeout", &self.request_timeout)
             .finish()
     }
 }
@@ -117,6 +124,29 @@ where
             calls,
             labels: None,
             fields: None,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+
+    /// How long one list page, or the response to a watch request, may take before the call
+    /// fails with a timeout (default [`DEFAULT_REQUEST_TIMEOUT`]). kube-client sets no read
+    /// timeout, so without this bound a request sent on a pooled connection whose peer died
+    /// silently would wait for the kernel to give up on it, about 15 minutes on Linux. An open
+    /// watch's events are bounded by the reflector's idle timeout instead.
+    #[must_use]
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// `call`, failing with a timeout error after `request_timeout`.
+    async fn bounded<T>(&self, what: &str, call: BoxFuture<'static, kube_client::Result<T>>) -> kube_client::Result<T> {
+        match tokio::time::timeout(self.request_timeout, call).await {
+            Ok(answer) => answer,
+            Err(_) => Err(kube_client::Error::Service(Box::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer to the {what} request within {:?}", self.request_timeout),
+            )))),
         }
     }
 
@@ -190,12 +220,12 @@ where
         let mut items = Vec::new();
         let mut lp = self.list_params().limit(page_size);
         loop {
-            let page = match self.calls.list(lp.clone()).await {
+            let page = match self.bounded("list", self.calls.list(lp.clone())).await {
                 Ok(p) => p,
                 Err(kube_client::Error::Api(e)) if super::is_gone(&e) && lp.continue_token.is_some() => {
                     items.clear();
                     lp = self.list_params();
-                    self.calls.list(lp.clone()).await?
+                    self.bounded("list", self.calls.list(lp.clone())).await?
                 }
                 Err(e) => return Err(e),
             };
@@ -213,9 +243,10 @@ where
     /// # Errors
     /// The API error of the watch request (410 when `rv` is too old).
     pub async fn watch(&self, rv: &str, timeout_secs: u32) -> kube_client::Result<WatchStream<K>> {
-        self.calls
-            .watch(self.watch_params().timeout(timeout_secs), rv.to_string())
-            .await
+        let call = self
+            .calls
+            .watch(self.watch_params().timeout(timeout_secs), rv.to_string());
+        self.bounded("watch", call).await
     }
 
     /// A streaming list: a watch that starts with the current objects as ADDED events and a
@@ -227,7 +258,7 @@ where
         let mut wp = self.watch_params().timeout(timeout_secs);
         wp.send_initial_events = true;
         wp.bookmarks = true;
-        self.calls.watch(wp, String::new()).await
+        self.bounded("watch", self.calls.watch(wp, String::new())).await
     }
 }
 
@@ -407,6 +438,19 @@ mod tests {
             assert_eq!(lp.version_match, None, "{lp:?}");
             assert_eq!(lp.label_selector.as_deref(), Some("app=web"));
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_list_page_or_a_watch_with_no_answer_fails_after_the_request_timeout() {
+        // The script has no answers: every call waits forever.
+        let script = std::sync::Arc::new(Script::default());
+        let lw = script.list_watch().request_timeout(std::time::Duration::from_secs(5));
+        let started = tokio::time::Instant::now();
+        let err = lw.list_all(10).await.expect_err("timed out");
+        assert!(err.to_string().contains("no answer to the list request"), "{err}");
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(5));
+        let err = lw.watch("7", 300).await.map(|_| ()).expect_err("timed out");
+        assert!(err.to_string().contains("no answer to the watch request"), "{err}");
     }
 
     #[tokio::test]

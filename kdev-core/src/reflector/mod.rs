@@ -17,12 +17,11 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::Backoff;
-pub use list_watch::{ListWatch, WatchStream};
+pub use list_watch::{DEFAULT_REQUEST_TIMEOUT, ListWatch, WatchStream};
 pub use sink::Sink;
 
 #[cfg(test)]
 pub(crate) use list_watch::script;
-
 
 /// How a reflector lists and watches. Defaults are client-go's.
 #[derive(Debug, Clone)]

@@ -12,6 +12,10 @@ use crate::server::{self, Config, Server};
 /// The environment variable that switches [`TestEnv::start`] to a real cluster.
 pub const KUBECONFIG_ENV: &str = "KDEV_TEST_KUBECONFIG";
 
+/// The label every namespace made by [`TestEnv::namespace`] carries (value `"true"`), so that
+/// leftovers on a real cluster can be found and swept.
+pub const TEST_NAMESPACE_LABEL: &str = "kdev.dev/test-namespace";
+
 /// Why a test environment could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -74,6 +78,8 @@ pub struct TestEnv {
     server: Option<Server>,
     client: Client,
     kubeconfig: String,
+    /// The file named by `KDEV_TEST_KUBECONFIG` (a real cluster), read again for clean-up.
+    kubeconfig_path: Option<std::path::PathBuf>,
     namespaces: parking_lot::Mutex<Vec<String>>,
 }
 
@@ -92,18 +98,27 @@ impl TestEnv {
     /// [`Error`] when the server cannot start or the kubeconfig cannot be used.
     pub async fn start() -> Result<Self, Error> {
         match std::env::var(KUBECONFIG_ENV) {
-            Ok(path) if !path.is_empty() => {
-                let yaml = std::fs::read_to_string(&path).map_err(|source| Error::ReadKubeconfig { path, source })?;
-                let client = client_from(&yaml).await?;
-                Ok(TestEnv {
-                    server: None,
-                    client,
-                    kubeconfig: yaml,
-                    namespaces: Default::default(),
-                })
-            }
+            Ok(path) if !path.is_empty() => Self::real_cluster(path.into()).await,
             _ => Self::embedded(Config::default()).await,
         }
+    }
+
+    /// The real cluster of the kubeconfig file at `path`.
+    async fn real_cluster(path: std::path::PathBuf) -> Result<Self, Error> {
+        let yaml = std::fs::read_to_string(&path).map_err(|source| Error::ReadKubeconfig {
+            path: path.display().to_string(),
+            source,
+        })?;
+        // `read_from`, not `from_yaml`: relative certificate, key and exec paths are relative
+        // to the kubeconfig's folder, as kubectl reads them.
+        let client = client_from(Kubeconfig::read_from(&path)?).await?;
+        Ok(TestEnv {
+            server: None,
+            client,
+            kubeconfig: yaml,
+            kubeconfig_path: Some(path),
+            namespaces: Default::default(),
+        })
     }
 
     /// Always the embedded server, with `config`.
@@ -113,11 +128,12 @@ impl TestEnv {
     pub async fn embedded(config: Config) -> Result<Self, Error> {
         let server = Server::start(config).await?;
         let kubeconfig = server.kubeconfig();
-        let client = client_from(&kubeconfig).await?;
+        let client = client_from(Kubeconfig::from_yaml(&kubeconfig)?).await?;
         Ok(TestEnv {
             server: Some(server),
             client,
             kubeconfig,
+            kubeconfig_path: None,
             namespaces: Default::default(),
         })
     }
@@ -162,8 +178,10 @@ impl TestEnv {
         server.restart().await.map_err(|e| Error::Restart(Box::new(e)))
     }
 
-    /// Creates a namespace with a unique name (`kdev-test-xxxxxxxx`) and returns its name.
-    /// On a real cluster it is deleted when the `TestEnv` is dropped.
+    /// Creates a namespace with a unique name (`kdev-test-xxxxxxxx`), labelled
+    /// `kdev.dev/test-namespace=true`, and returns its name. On a real cluster it is deleted
+    /// when the `TestEnv` is dropped; a test process that is killed leaves its namespaces
+    /// behind, and `kubectl delete namespace -l kdev.dev/test-namespace=true` sweeps them.
     ///
     /// # Errors
     /// [`Error::Namespace`] when the API server refuses.
@@ -178,6 +196,7 @@ impl TestEnv {
         let api: kube_client::Api<Namespace> = kube_client::Api::all(self.client.clone());
         let mut ns = Namespace::default();
         ns.metadata.name = Some(name.clone());
+        ns.metadata.labels = Some([(TEST_NAMESPACE_LABEL.to_string(), "true".to_string())].into());
         api.create(&Default::default(), &ns)
             .await
             .map_err(|source| Error::Namespace {
@@ -189,8 +208,7 @@ impl TestEnv {
     }
 }
 
-async fn client_from(yaml: &str) -> Result<Client, Error> {
-    let kc = Kubeconfig::from_yaml(yaml)?;
+async fn client_from(kc: Kubeconfig) -> Result<Client, Error> {
     let mut config = ClientConfig::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
     config.read_timeout = Some(Duration::from_secs(295));
     Client::try_from(config).map_err(Error::Client)
@@ -204,14 +222,25 @@ impl Drop for TestEnv {
         }
         // A real cluster: delete the test namespaces from a thread with its own runtime, as the
         // test's runtime may be the one running this drop.
-        let yaml = self.kubeconfig.clone();
+        let Some(path) = self.kubeconfig_path.clone() else {
+            return;
+        };
         let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
+            let left = format!("test namespaces {} are left behind", namespaces.join(", "));
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return eprintln!("kdev-testenv: no runtime to clean up with ({e}): {left}"),
             };
             rt.block_on(async move {
                 use k8s_openapi::api::core::v1::Namespace;
-                let Ok(client) = client_from(&yaml).await else { return };
+                let kubeconfig = match Kubeconfig::read_from(&path) {
+                    Ok(kc) => kc,
+                    Err(e) => return eprintln!("kdev-testenv: reading {} failed ({e}): {left}", path.display()),
+                };
+                let client = match client_from(kubeconfig).await {
+                    Ok(c) => c,
+                    Err(e) => return eprintln!("kdev-testenv: no client to clean up with ({e}): {left}"),
+                };
                 let api: kube_client::Api<Namespace> = kube_client::Api::all(client);
                 for ns in namespaces {
                     if let Err(e) = api.delete(&ns, &Default::default()).await {
@@ -221,5 +250,31 @@ impl Drop for TestEnv {
             });
         });
         let _ = handle.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_kubeconfig_with_a_relative_certificate_path_is_read_from_its_own_folder() {
+        use base64::Engine as _;
+        let env = TestEnv::embedded(Config::default()).await.expect("server");
+        let yaml = env.kubeconfig().to_string();
+        let (before, rest) = yaml.split_once("certificate-authority-data: ").expect("inline CA");
+        let (data, after) = rest.split_once('\n').expect("one line");
+        let pem = base64::engine::general_purpose::STANDARD.decode(data).expect("base64");
+        // The kubeconfig names `ca.crt` beside it; the test runs from another folder.
+        let dir = std::env::temp_dir().join(format!("kdev-kubeconfig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("ca.crt"), pem).expect("ca");
+        let path = dir.join("config");
+        std::fs::write(&path, format!("{before}certificate-authority: ca.crt\n{after}")).expect("config");
+        let real = TestEnv::real_cluster(path).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let real = real.expect("the kubeconfig is usable");
+        let api: kube_client::Api<k8s_openapi::api::core::v1::Namespace> = kube_client::Api::all(real.client());
+        api.get("default").await.expect("the CA file was found and trusted");
     }
 }

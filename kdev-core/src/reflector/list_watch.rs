@@ -311,9 +311,10 @@ pub(crate) mod script {
             self.watches.lock().push_back((Ok(events), true));
             self
         }
-        /// When each call was asked, in order.
-        pub(crate) fn times(&self) -> Vec<tokio::time::Instant> {
-            self.asked_at.lock().clone()
+        /// The time between call `from` and call `to` (tokio's clock).
+        pub(crate) fn gap(&self, from: usize, to: usize) -> std::time::Duration {
+            let at = self.asked_at.lock();
+            at[to] - at[from]
         }
         pub(crate) fn list_watch(self: &Arc<Self>) -> ListWatch<ConfigMap> {
             ListWatch::with_calls(Arc::new(self.clone()))

@@ -434,7 +434,7 @@ mod tests {
     use super::list_watch::script::{Asked, Script, api_error, cm_at, gone, page};
     use super::{Config, Reflector, settle};
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_failed_streaming_list_falls_back_to_a_paginated_list_in_the_same_round() {
         let script = Arc::new(Script::default());
         // A proxy or aggregated server that fails only streaming lists, with a 500.
@@ -442,19 +442,11 @@ mod tests {
             .watch(api_error(500, "InternalError"))
             .list(page(&["a"], "3", None))
             .watch(Ok(Vec::new()));
-        let (store, writer) = crate::store::store::<ConfigMap>();
-        let reflector = Reflector::new(script.list_watch(), writer, Config::default());
-        let status = reflector.status();
-        let stop = CancellationToken::new();
-        let run = tokio::spawn(reflector.run(stop.clone()));
+        let (status, store) = run_until(&script, Config::default(), 3).await;
         // No backoff first: the list follows the failed streaming list at once. (Without the
-        // fallback the reflector would retry the stream and never list.)
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while script.asked.lock().len() < 3 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        stop.cancel();
-        run.await.expect("the reflector stops");
+        // fallback the reflector would back off, retry the stream and never list.)
+        let gap = script.gap(0, 1);
+        assert!(gap < Duration::from_millis(800), "no backoff: {gap:?}");
         let asked = script.asked.lock().clone();
         assert!(
             matches!(
@@ -474,8 +466,12 @@ mod tests {
 
     /// Runs a reflector over `script` until it has made `calls` calls (or a virtual minute has
     /// passed), then stops it.
-    async fn run_until(script: &Arc<Script>, config: Config, calls: usize) -> super::Status {
-        let (_store, writer) = crate::store::store::<ConfigMap>();
+    async fn run_until(
+        script: &Arc<Script>,
+        config: Config,
+        calls: usize,
+    ) -> (super::Status, crate::store::Store<ConfigMap>) {
+        let (store, writer) = crate::store::store::<ConfigMap>();
         let reflector = Reflector::new(script.list_watch(), writer, config);
         let status = reflector.status();
         let stop = CancellationToken::new();
@@ -486,7 +482,7 @@ mod tests {
         }
         stop.cancel();
         run.await.expect("the reflector stops");
-        status
+        (status, store)
     }
 
     fn paged() -> Config {
@@ -500,7 +496,7 @@ mod tests {
             .list(page(&["a"], "3", None))
             .closing_watch(Vec::new())
             .watch(Ok(Vec::new()));
-        let status = run_until(&script, paged(), 3).await;
+        let (status, _) = run_until(&script, paged(), 3).await;
         let asked = script.asked.lock().clone();
         assert!(
             matches!(&asked[..], [Asked::List(_), Asked::Watch { rv: a, .. }, Asked::Watch { rv: b, .. }] if a == "3" && b == "3"),
@@ -533,7 +529,7 @@ mod tests {
             .watch(Ok(vec![gone()]))
             .list(page(&["a"], "9", None))
             .watch(Ok(Vec::new()));
-        let status = run_until(&script, paged(), 4).await;
+        let (status, _) = run_until(&script, paged(), 4).await;
         let asked = script.asked.lock().clone();
         assert!(
             matches!(&asked[..], [Asked::List(_), Asked::Watch { .. }, Asked::List(_), Asked::Watch { rv, .. }] if rv == "9"),
@@ -577,7 +573,7 @@ mod tests {
             .list(page(&["a"], "3", None))
             .watch(Ok(vec![WatchEvent::Error(expired.boxed())]))
             .list(page(&["a"], "9", None));
-        let status = run_until(&script, paged(), 3).await;
+        let (status, _) = run_until(&script, paged(), 3).await;
         assert!(matches!(script.asked.lock()[2], Asked::List(_)));
         assert_eq!(status.lists(), 2);
     }

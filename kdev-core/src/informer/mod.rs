@@ -485,19 +485,33 @@ mod tests {
         (log, move |ev: Event<ConfigMap>| writer.lock().push(describe(&ev)))
     }
 
-    /// Waits (on tokio's clock) until `log` holds `n` lines, at most a virtual minute.
-    async fn until_logged(log: &Log, n: usize) {
+    /// Waits (on tokio's clock) until `done` holds, at most a minute.
+    async fn until(done: impl Fn() -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while log.lock().len() < n && tokio::time::Instant::now() < deadline {
+        while !done() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
-    fn start(script: &Arc<Script>) -> SharedIndexInformer<ConfigMap> {
-        let informer = SharedIndexInformer::new(script.list_watch(), Config::default().streaming_lists(false));
+    /// An informer over `script`, with paginated lists; start it with [`run`].
+    fn informer(script: &Arc<Script>) -> SharedIndexInformer<ConfigMap> {
+        SharedIndexInformer::new(script.list_watch(), Config::default().streaming_lists(false))
+    }
+
+    fn run(informer: &SharedIndexInformer<ConfigMap>) {
         let runner = informer.clone();
         tokio::spawn(async move { runner.run().await });
-        informer
+    }
+
+    /// A handler that finishes one event per `()` sent on the returned sender.
+    fn gated() -> (
+        std::sync::mpsc::Sender<()>,
+        impl FnMut(Event<ConfigMap>) + Send + 'static,
+    ) {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        (release, move |_| {
+            let _ = wait.recv();
+        })
     }
 
     #[tokio::test(start_paused = true)]
@@ -512,12 +526,11 @@ mod tests {
             .watch(Ok(vec![gone()]))
             .list(list_of(vec![cm_at("a", "1"), cm_at("b", "2")], "20", None))
             .watch(Ok(Vec::new()));
-        let informer = SharedIndexInformer::new(script.list_watch(), Config::default().streaming_lists(false));
+        let informer = informer(&script);
         let (log, handler) = recorder();
         informer.add_event_handler(handler, None);
-        let runner = informer.clone();
-        tokio::spawn(async move { runner.run().await });
-        until_logged(&log, 5).await;
+        run(&informer);
+        until(|| log.lock().len() >= 5).await;
         // Let anything else that would come arrive.
         tokio::time::sleep(Duration::from_secs(5)).await;
         // `a` is unchanged by the relist: no update for it (client-go treats a Replaced delta
@@ -543,7 +556,7 @@ mod tests {
         script
             .list(list_of(vec![cm_at("a", "1"), cm_at("b", "1")], "10", None))
             .watch(Ok(Vec::new()));
-        let informer = SharedIndexInformer::new(script.list_watch(), Config::default().streaming_lists(false));
+        let informer = informer(&script);
         let (log, mut record) = recorder();
         let registration = informer.add_event_handler(
             move |ev: Event<ConfigMap>| {
@@ -554,9 +567,8 @@ mod tests {
             },
             None,
         );
-        let runner = informer.clone();
-        tokio::spawn(async move { runner.run().await });
-        until_logged(&log, 1).await;
+        run(&informer);
+        until(|| !log.lock().is_empty()).await;
         assert_eq!(*log.lock(), ["add b initial"]);
         assert_eq!(registration.pending(), 0);
         assert!(registration.has_synced());
@@ -569,7 +581,8 @@ mod tests {
         script
             .list(list_of(vec![cm_at("a", "1")], "10", None))
             .watch(Ok(Vec::new()));
-        let informer = start(&script);
+        let informer = informer(&script);
+        run(&informer);
         let (every_30s, h1) = recorder();
         let (never, h2) = recorder();
         let (every_ms, h3) = recorder();
@@ -588,17 +601,9 @@ mod tests {
         // A handler added after shutdown gets the cache, and nothing more.
         let (late, h4) = recorder();
         informer.add_event_handler(h4, Some(Duration::from_secs(1)));
-        until_logged(&late, 1).await;
+        until(|| !late.lock().is_empty()).await;
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert_eq!(*late.lock(), ["add a initial"]);
-    }
-
-    async fn until_synced(registration: &super::Registration) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !registration.has_synced() && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert!(registration.has_synced());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -607,35 +612,25 @@ mod tests {
         script
             .list(list_of(vec![cm_at("a", "1"), cm_at("b", "1")], "10", None))
             .watch(Ok(Vec::new()));
-        let informer = SharedIndexInformer::new(script.list_watch(), Config::default().streaming_lists(false));
-        // The handler finishes one event per token the test sends it.
-        let (release, wait) = std::sync::mpsc::channel::<()>();
-        let registration = informer.add_event_handler(
-            move |_| {
-                let _ = wait.recv();
-            },
-            None,
-        );
-        let runner = informer.clone();
-        tokio::spawn(async move { runner.run().await });
+        let informer = informer(&script);
+        let (release, handler) = gated();
+        let registration = informer.add_event_handler(handler, None);
+        run(&informer);
         informer.wait_for_sync(Duration::from_secs(10)).await.expect("synced");
         assert!(informer.has_synced());
         assert!(!registration.has_synced(), "its initial adds are still buffered");
         release.send(()).expect("handler waits");
         release.send(()).expect("handler waits");
-        until_synced(&registration).await;
+        until(|| registration.has_synced()).await;
+        assert!(registration.has_synced());
         // A late handler is synced once it has handled its replay of the cache.
-        let (release, wait) = std::sync::mpsc::channel::<()>();
-        let late = informer.add_event_handler(
-            move |_| {
-                let _ = wait.recv();
-            },
-            None,
-        );
+        let (release, handler) = gated();
+        let late = informer.add_event_handler(handler, None);
         assert!(!late.has_synced(), "its replay is still buffered");
         release.send(()).expect("handler waits");
         release.send(()).expect("handler waits");
-        until_synced(&late).await;
+        until(|| late.has_synced()).await;
+        assert!(late.has_synced());
         informer.shutdown();
     }
 }

@@ -152,10 +152,18 @@ pub enum RunError {
 
 /// One watched type: its informer, its predicate and how its events map to requests.
 trait Source: Send + Sync {
-    /// Registers the handler that feeds `queue`; returns how to remove it.
-    fn register(&self, queue: &WorkQueue<Request>) -> Box<dyn FnOnce() + Send>;
-    /// Waits for the informer's initial list.
-    fn synced(&self, timeout: Duration) -> BoxFuture<'static, std::result::Result<(), informer::Error>>;
+    /// Registers the handler that feeds `queue`.
+    fn register(&self, queue: &WorkQueue<Request>) -> Registered;
+}
+
+/// A source's handler, registered.
+struct Registered {
+    /// Removes the handler.
+    remove: Box<dyn FnOnce() + Send>,
+    /// Waits, at most the given time, until the informer has synced and the handler has queued
+    /// every object of the initial list (controller-runtime waits on the handler's
+    /// registration too, so the workers start with the whole initial state queued).
+    synced: Box<dyn FnOnce(Duration) -> BoxFuture<'static, std::result::Result<(), informer::Error>> + Send>,
 }
 
 type MapFn<W> = Arc<dyn Fn(&W) -> Vec<Request> + Send + Sync>;
@@ -176,7 +184,7 @@ fn priority_of_update<W: Resource>(old: &Arc<W>, new: &Arc<W>) -> i32 {
 }
 
 impl<W: Object> Source for InformerSource<W> {
-    fn register(&self, queue: &WorkQueue<Request>) -> Box<dyn FnOnce() + Send> {
+    fn register(&self, queue: &WorkQueue<Request>) -> Registered {
         let (queue, predicate, map) = (queue.clone(), self.predicate.clone(), self.map.clone());
         let enqueue = move |requests: Vec<Request>, priority: i32| {
             for r in requests {
@@ -210,13 +218,11 @@ impl<W: Object> Source for InformerSource<W> {
             },
             None,
         );
-        let informer = self.informer.clone();
-        Box::new(move || informer.remove_event_handler(&registration))
-    }
-
-    fn synced(&self, timeout: Duration) -> BoxFuture<'static, std::result::Result<(), informer::Error>> {
-        let informer = self.informer.clone();
-        Box::pin(async move { informer.wait_for_sync(timeout).await })
+        let (informer, waiter) = (self.informer.clone(), registration.clone());
+        Registered {
+            remove: Box::new(move || informer.remove_event_handler(&registration)),
+            synced: Box::new(move |timeout| Box::pin(async move { waiter.wait_for_sync(timeout).await })),
+        }
     }
 }
 
@@ -588,8 +594,9 @@ where
     }
 
     /// Runs the controller until `shutdown` is cancelled: registers its handlers, starts the
-    /// informers, waits for their initial lists, then runs the workers. On shutdown it stops
-    /// taking keys, lets the reconciles in flight finish, and returns.
+    /// informers, waits until their initial lists are stored and its handlers have queued every
+    /// object in them, then runs the workers. On shutdown it stops taking keys, lets the
+    /// reconciles in flight finish, and returns.
     ///
     /// # Errors
     /// [`RunError::AlreadyStarted`] on a second call; [`RunError::CacheSync`] when an informer
@@ -599,11 +606,18 @@ where
         if inner.started.swap(true, Ordering::AcqRel) {
             return Err(RunError::AlreadyStarted(inner.name.to_string()));
         }
-        let unregister: Vec<_> = inner.sources.iter().map(|s| s.register(&inner.queue)).collect();
+        let (unregister, waits): (Vec<_>, Vec<_>) = inner
+            .sources
+            .iter()
+            .map(|s| {
+                let Registered { remove, synced } = s.register(&inner.queue);
+                (remove, synced)
+            })
+            .unzip();
         inner.factory.start();
         let synced = async {
-            for s in &inner.sources {
-                s.synced(inner.cache_sync_timeout).await?;
+            for wait in waits {
+                wait(inner.cache_sync_timeout).await?;
             }
             Ok::<(), informer::Error>(())
         };

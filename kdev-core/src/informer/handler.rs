@@ -4,8 +4,9 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// What a handler is told.
 #[derive(Debug)]
@@ -74,6 +75,8 @@ struct Counters {
     pending: AtomicUsize,
     /// Initial adds (`initial: true`) buffered and not yet handled.
     initial: AtomicUsize,
+    /// Woken when `initial` drops to zero.
+    initial_handled: Notify,
 }
 
 impl<K> HandlerSlot<K> {
@@ -91,8 +94,8 @@ impl<K> HandlerSlot<K> {
         if self.tx.send(event).is_ok() {
             return true;
         }
-        if initial {
-            self.counters.initial.fetch_sub(1, Ordering::AcqRel);
+        if initial && self.counters.initial.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.counters.initial_handled.notify_waiters();
         }
         self.counters.pending.fetch_sub(1, Ordering::Relaxed);
         false
@@ -125,6 +128,33 @@ impl Registration {
     /// the informer, before it trusts that its own view is complete.
     pub fn has_synced(&self) -> bool {
         self.informer_synced.get() && self.counters.initial.load(Ordering::Acquire) == 0
+    }
+
+    /// Waits until [`has_synced`](Self::has_synced), at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::SyncTimeout`](super::Error::SyncTimeout).
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn wait_for_sync(&self, timeout: Duration) -> Result<(), super::Error> {
+        let wait = async {
+            loop {
+                // Both futures exist before the check, so a change in between still wakes us.
+                let informer = self.informer_synced.notify.notified();
+                let handled = self.counters.initial_handled.notified();
+                if self.has_synced() {
+                    return;
+                }
+                tokio::select! {
+                    () = informer => {}
+                    () = handled => {}
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| super::Error::SyncTimeout(timeout))
     }
 }
 
@@ -164,8 +194,8 @@ where
                     "an informer event handler panicked; that event is skipped"
                 );
             }
-            if initial {
-                task_counters.initial.fetch_sub(1, Ordering::AcqRel);
+            if initial && task_counters.initial.fetch_sub(1, Ordering::AcqRel) == 1 {
+                task_counters.initial_handled.notify_waiters();
             }
             task_counters.pending.fetch_sub(1, Ordering::Relaxed);
         }

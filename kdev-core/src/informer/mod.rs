@@ -452,7 +452,7 @@ mod tests {
     use k8s_openapi::api::core::v1::ConfigMap;
     use parking_lot::Mutex;
 
-    use super::{Event, SharedIndexInformer};
+    use super::{Error, Event, SharedIndexInformer};
     use crate::reflector::Config;
     use crate::reflector::script::{Script, cm_at, gone, list_of};
 
@@ -620,8 +620,13 @@ mod tests {
         assert!(informer.has_synced());
         assert!(!registration.has_synced(), "its initial adds are still buffered");
         release.send(()).expect("handler waits");
+        let one_left = registration.wait_for_sync(Duration::from_millis(100)).await;
+        assert_eq!(one_left, Err(Error::SyncTimeout(Duration::from_millis(100))));
         release.send(()).expect("handler waits");
-        until(|| registration.has_synced()).await;
+        registration
+            .wait_for_sync(Duration::from_secs(10))
+            .await
+            .expect("handled both");
         assert!(registration.has_synced());
         // A late handler is synced once it has handled its replay of the cache.
         let (release, handler) = gated();
@@ -629,7 +634,9 @@ mod tests {
         assert!(!late.has_synced(), "its replay is still buffered");
         release.send(()).expect("handler waits");
         release.send(()).expect("handler waits");
-        until(|| late.has_synced()).await;
+        late.wait_for_sync(Duration::from_secs(10))
+            .await
+            .expect("handled the replay");
         assert!(late.has_synced());
         informer.shutdown();
     }

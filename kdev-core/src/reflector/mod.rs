@@ -145,15 +145,21 @@ enum Round {
 /// # async fn run(client: kube_client::Client) {
 /// use std::sync::Arc;
 /// use k8s_openapi::api::core::v1::ConfigMap;
-/// use kdev_core::{DeltaFifo, reflector::{Config, ListWatch, Reflector}};
+/// use kdev_core::{DeltaFifo, delta_fifo, store};
+/// use kdev_core::reflector::{Config, ListWatch, Reflector};
 /// use tokio_util::sync::CancellationToken;
 ///
-/// let fifo = Arc::new(DeltaFifo::<ConfigMap>::default());
+/// // The FIFO knows what the cache holds, so that a relist after a 410 queues a delete for
+/// // every cached object the new list no longer has.
+/// let (cache, writer) = store::store::<ConfigMap>();
+/// let fifo = Arc::new(DeltaFifo::new(delta_fifo::Config::default().known_objects(cache)));
 /// let lw = ListWatch::new(kube_client::Api::<ConfigMap>::all(client));
 /// let reflector = Reflector::new(lw, fifo.clone(), Config::default());
 /// let stop = CancellationToken::new();
 /// tokio::spawn(reflector.run(stop.clone()));
-/// // ... pop deltas from `fifo`; `stop.cancel()` ends the reflector.
+/// // ... pop deltas from `fifo` and apply them to the cache with `writer`;
+/// // `stop.cancel()` ends the reflector.
+/// # drop(writer);
 /// # }
 /// ```
 ///

@@ -109,7 +109,7 @@ async fn main() -> Result<(), Error> {
     println!("\n== 4. a late handler first gets the whole cache");
     let late: Arc<Mutex<usize>> = Arc::default();
     let count = late.clone();
-    informer.add_event_handler(
+    let registration = informer.add_event_handler(
         move |ev| {
             if let Event::Add { initial: true, .. } = ev {
                 *count.lock() += 1
@@ -117,12 +117,9 @@ async fn main() -> Result<(), Error> {
         },
         None,
     );
-    for _ in 0..200 {
-        if *late.lock() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // The registration knows when its own handler has handled the replay (client-go's
+    // per-handler HasSynced); the informer itself synced long ago.
+    registration.wait_for_sync(Duration::from_secs(30)).await?;
     println!("the late handler was replayed {} cached pod(s)", *late.lock());
 
     println!("\n== 5. a dynamic informer for any kind, found through discovery");

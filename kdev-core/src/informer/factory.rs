@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube_client::api::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta};
 use kube_client::discovery::{self, Scope};
 use kube_client::{Api, Client};
@@ -17,7 +19,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use tokio_util::task::TaskTracker;
 
-use super::{Error, SharedIndexInformer};
+use super::{Error, SharedIndexInformer, Transform};
 use crate::reflector::{self, ListWatch};
 
 /// Why the factory could not hand out an informer or sync.
@@ -88,6 +90,36 @@ struct Entry {
     started: bool,
 }
 
+/// A transform of any object's metadata: the factory's default for every type.
+type MetadataTransform = Arc<dyn Fn(&mut ObjectMeta) + Send + Sync>;
+
+/// The transforms a factory gives the informers it makes: one per cached type, else the
+/// default on metadata.
+#[derive(Default, Clone)]
+pub(crate) struct Transforms {
+    default: Option<MetadataTransform>,
+    /// `TypeId` of the cached type to its `Transform<T>`.
+    by_type: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl Transforms {
+    pub(crate) fn set_default(&mut self, transform: MetadataTransform) {
+        self.default = Some(transform);
+    }
+
+    pub(crate) fn set<T: 'static>(&mut self, transform: Transform<T>) {
+        self.by_type.insert(TypeId::of::<T>(), Arc::new(transform));
+    }
+
+    fn for_type<T: Resource + 'static>(&self) -> Option<Transform<T>> {
+        if let Some(own) = self.by_type.get(&TypeId::of::<T>()) {
+            return own.downcast_ref::<Transform<T>>().cloned();
+        }
+        let default = self.default.clone()?;
+        Some(Arc::new(move |obj: &mut T| default(obj.meta_mut())))
+    }
+}
+
 /// Hands out shared informers: asking twice for the same type, scope and selectors returns the
 /// same informer, so one watch serves every controller that needs it.
 ///
@@ -109,6 +141,7 @@ struct Entry {
 pub struct SharedInformerFactory {
     client: Client,
     config: reflector::Config,
+    transforms: Transforms,
     informers: Mutex<HashMap<Key, Entry>>,
     tracker: TaskTracker,
 }
@@ -132,9 +165,48 @@ impl SharedInformerFactory {
         SharedInformerFactory {
             client,
             config,
+            transforms: Transforms::default(),
             informers: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
         }
+    }
+
+    /// Runs `transform` on the metadata of every object of every informer this factory makes
+    /// (typed, dynamic and metadata-only), as each object is decoded and before it is stored
+    /// (client-go's `informers.WithTransform`, controller-runtime's `DefaultTransform`). A
+    /// transform set for one type with [`transform`](Self::transform) replaces it for that
+    /// type. Set it before asking for informers: an informer keeps the transform it was made
+    /// with.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn run(client: kube_client::Client) {
+    /// use kdev_core::informer::SharedInformerFactory;
+    ///
+    /// // managedFields are a third of a cached object's memory and no controller reads them.
+    /// let factory = SharedInformerFactory::new(client).default_transform(|meta| meta.managed_fields = None);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn default_transform(mut self, transform: impl Fn(&mut ObjectMeta) + Send + Sync + 'static) -> Self {
+        self.transforms.set_default(Arc::new(transform));
+        self
+    }
+
+    /// Runs `transform` on every object of the informers of type `T` this factory makes,
+    /// whatever their scope and selectors, instead of the
+    /// [`default_transform`](Self::default_transform) (controller-runtime's per-object
+    /// `Transform`). `T` is the cached type: `PartialObjectMeta<K>` for metadata-only
+    /// informers, `DynamicObject` for dynamic ones.
+    #[must_use]
+    pub fn transform<T: 'static>(mut self, transform: Transform<T>) -> Self {
+        self.transforms.set(transform);
+        self
+    }
+
+    pub(crate) fn with_transforms(mut self, transforms: Transforms) -> Self {
+        self.transforms = transforms;
+        self
     }
 
     /// The shared informer for everything `api` addresses (its type and namespace scope).
@@ -200,7 +272,8 @@ impl SharedInformerFactory {
         {
             return found.clone();
         }
-        let informer = SharedIndexInformer::new(list_watch(), self.config.clone());
+        let informer =
+            SharedIndexInformer::with_transform(list_watch(), self.config.clone(), self.transforms.for_type::<T>());
         map.insert(
             key,
             Entry {

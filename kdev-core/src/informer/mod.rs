@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use factory::Transforms;
 pub use factory::{FactoryError, SharedInformerFactory};
 use handler::HandlerSlot;
 pub use handler::{Event, Registration};

@@ -73,7 +73,7 @@ use tokio_util::sync::CancellationToken;
 pub use cache::{Cache, CacheError};
 
 use crate::controller::{self, BuildError, Controller, Object, Reconciler};
-use crate::informer::SharedInformerFactory;
+use crate::informer::{SharedInformerFactory, Transform, Transforms};
 use crate::leader_election::{self, LeaderElector, LeaseLock, Lock};
 use crate::reflector;
 use crate::workqueue;
@@ -210,6 +210,7 @@ pub struct ManagerBuilder {
     graceful_shutdown_timeout: Duration,
     handle_signals: bool,
     reflector: reflector::Config,
+    transforms: Transforms,
     campaign: Option<Arc<dyn Campaign>>,
     registry: Registry,
 }
@@ -248,6 +249,35 @@ impl ManagerBuilder {
     /// The reflector settings of the manager's informers.
     pub fn reflector_config(mut self, config: reflector::Config) -> Self {
         self.reflector = config;
+        self
+    }
+
+    /// Runs `transform` on the metadata of every object the manager's informers cache, before
+    /// it is stored (controller-runtime's `cache.Options.DefaultTransform`); see
+    /// [`SharedInformerFactory::default_transform`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn run(client: kube_client::Client) {
+    /// use kdev_core::manager::Manager;
+    ///
+    /// // The caches keep no managedFields: about a third less memory for small objects.
+    /// let manager = Manager::builder(client).default_transform(|meta| meta.managed_fields = None).build();
+    /// # }
+    /// ```
+    pub fn default_transform(
+        mut self,
+        transform: impl Fn(&mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) + Send + Sync + 'static,
+    ) -> Self {
+        self.transforms.set_default(Arc::new(transform));
+        self
+    }
+
+    /// Runs `transform` on every cached object of type `T`, instead of the
+    /// [`default_transform`](Self::default_transform) (controller-runtime's
+    /// `cache.Options.ByObject[..].Transform`); see [`SharedInformerFactory::transform`].
+    pub fn transform<T: 'static>(mut self, transform: Transform<T>) -> Self {
+        self.transforms.set(transform);
         self
     }
 
@@ -291,7 +321,10 @@ impl ManagerBuilder {
         }
         Manager {
             inner: Arc::new(Inner {
-                factory: Arc::new(SharedInformerFactory::with_config(self.client.clone(), self.reflector)),
+                factory: Arc::new(
+                    SharedInformerFactory::with_config(self.client.clone(), self.reflector)
+                        .with_transforms(self.transforms),
+                ),
                 client: self.client,
                 registry: Mutex::new(registry),
                 controller_metrics,
@@ -329,6 +362,7 @@ impl Manager {
             graceful_shutdown_timeout: Duration::from_secs(30),
             handle_signals: true,
             reflector: reflector::Config::default(),
+            transforms: Transforms::default(),
             campaign: None,
             registry: Registry::default(),
         }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kdev_core::informer::{Event, SharedIndexInformer, strip_managed_fields};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kdev_core::informer::{Event, SharedIndexInformer, SharedInformerFactory, Transform, strip_managed_fields};
+use kdev_core::manager::Manager;
 use kdev_core::reflector::{Config, ListWatch};
 use kdev_testenv::TestEnv;
 use kube_client::Api;
@@ -282,6 +284,85 @@ async fn the_transform_runs_before_objects_are_stored() {
     assert_eq!(cached.len(), 1);
     assert!(cached[0].metadata.managed_fields.is_none());
     inf.shutdown();
+}
+
+#[tokio::test]
+async fn a_factory_transform_runs_on_every_informer_it_makes_unless_the_type_has_its_own() {
+    let (env, ns, api) = setup().await;
+    api.create(&PostParams::default(), &cm("a", "x")).await.expect("create");
+    assert!(api.get("a").await.expect("get").metadata.managed_fields.is_some());
+    let meta_from_server = api.get_metadata("a").await.expect("get metadata");
+    assert!(meta_from_server.metadata.managed_fields.is_some());
+    let strip = |meta: &mut ObjectMeta| meta.managed_fields = None;
+    let gvk = kube_client::api::GroupVersionKind::gvk("", "v1", "ConfigMap");
+
+    // The default reaches typed, metadata-only and dynamic informers alike.
+    let factory = SharedInformerFactory::new(env.client()).default_transform(strip);
+    let typed = factory.informer(api.clone());
+    let meta = factory.metadata_informer(api.clone());
+    let dynamic = factory.dynamic_informer(&gvk, Some(&ns)).await.expect("discovery");
+    factory.start();
+    factory
+        .wait_for_cache_sync(Duration::from_secs(30))
+        .await
+        .expect("sync");
+    let a = typed.store().get(Some(&ns), "a").expect("a is cached");
+    assert!(a.metadata.managed_fields.is_none());
+    let a = meta.store().get(Some(&ns), "a").expect("a is cached");
+    assert!(a.metadata.managed_fields.is_none());
+    let a = dynamic.store().get(Some(&ns), "a").expect("a is cached");
+    assert!(a.metadata.managed_fields.is_none());
+    factory.shutdown().await;
+
+    // A type's own transform replaces the default for that type only.
+    let mark: Transform<ConfigMap> = Arc::new(|cm: &mut ConfigMap| {
+        cm.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert("seen-by".into(), "informer".into());
+    });
+    let factory = SharedInformerFactory::new(env.client())
+        .default_transform(strip)
+        .transform(mark);
+    let typed = factory.informer(api.clone());
+    let meta = factory.metadata_informer(api.clone());
+    factory.start();
+    factory
+        .wait_for_cache_sync(Duration::from_secs(30))
+        .await
+        .expect("sync");
+    let a = typed.store().get(Some(&ns), "a").expect("a is cached");
+    assert_eq!(
+        a.metadata
+            .annotations
+            .as_ref()
+            .and_then(|m| m.get("seen-by"))
+            .map(String::as_str),
+        Some("informer")
+    );
+    assert!(
+        a.metadata.managed_fields.is_some(),
+        "the default does not run on top of the type's own"
+    );
+    let a = meta.store().get(Some(&ns), "a").expect("a is cached");
+    assert!(a.metadata.managed_fields.is_none());
+    factory.shutdown().await;
+
+    // A manager hands its transforms to the factory its controllers and cache read from.
+    let manager = Manager::builder(env.client())
+        .handle_signals(false)
+        .default_transform(strip)
+        .build();
+    let typed = manager.factory().informer(api.clone());
+    manager.factory().start();
+    manager
+        .factory()
+        .wait_for_cache_sync(Duration::from_secs(30))
+        .await
+        .expect("sync");
+    let a = typed.store().get(Some(&ns), "a").expect("a is cached");
+    assert!(a.metadata.managed_fields.is_none());
+    manager.factory().shutdown().await;
 }
 
 #[tokio::test]

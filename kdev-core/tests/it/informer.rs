@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kdev_core::informer::{Event, SharedIndexInformer, SharedInformerFactory, Transform, strip_managed_fields};
 use kdev_core::manager::Manager;
 use kdev_core::reflector::{Config, ListWatch};
+use kdev_core::store::Store;
 use kdev_testenv::TestEnv;
 use kube_client::Api;
 use kube_client::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -295,23 +296,28 @@ async fn a_factory_transform_runs_on_every_informer_it_makes_unless_the_type_has
     assert!(meta_from_server.metadata.managed_fields.is_some());
     let strip = |meta: &mut ObjectMeta| meta.managed_fields = None;
     let gvk = kube_client::api::GroupVersionKind::gvk("", "v1", "ConfigMap");
+    async fn synced(factory: &SharedInformerFactory) {
+        factory.start();
+        factory
+            .wait_for_cache_sync(Duration::from_secs(30))
+            .await
+            .expect("sync");
+    }
+    /// Whether `a`, as `store` caches it, has no managedFields.
+    fn stripped<K: kube_core::Resource>(store: &Store<K>, ns: &str) -> bool {
+        let a = store.get(Some(ns), "a").expect("a is cached");
+        a.meta().managed_fields.is_none()
+    }
 
     // The default reaches typed, metadata-only and dynamic informers alike.
     let factory = SharedInformerFactory::new(env.client()).default_transform(strip);
     let typed = factory.informer(api.clone());
     let meta = factory.metadata_informer(api.clone());
     let dynamic = factory.dynamic_informer(&gvk, Some(&ns)).await.expect("discovery");
-    factory.start();
-    factory
-        .wait_for_cache_sync(Duration::from_secs(30))
-        .await
-        .expect("sync");
-    let a = typed.store().get(Some(&ns), "a").expect("a is cached");
-    assert!(a.metadata.managed_fields.is_none());
-    let a = meta.store().get(Some(&ns), "a").expect("a is cached");
-    assert!(a.metadata.managed_fields.is_none());
-    let a = dynamic.store().get(Some(&ns), "a").expect("a is cached");
-    assert!(a.metadata.managed_fields.is_none());
+    synced(&factory).await;
+    assert!(stripped(&typed.store(), &ns));
+    assert!(stripped(&meta.store(), &ns));
+    assert!(stripped(&dynamic.store(), &ns));
     factory.shutdown().await;
 
     // A type's own transform replaces the default for that type only.
@@ -326,26 +332,15 @@ async fn a_factory_transform_runs_on_every_informer_it_makes_unless_the_type_has
         .transform(mark);
     let typed = factory.informer(api.clone());
     let meta = factory.metadata_informer(api.clone());
-    factory.start();
-    factory
-        .wait_for_cache_sync(Duration::from_secs(30))
-        .await
-        .expect("sync");
+    synced(&factory).await;
     let a = typed.store().get(Some(&ns), "a").expect("a is cached");
-    assert_eq!(
-        a.metadata
-            .annotations
-            .as_ref()
-            .and_then(|m| m.get("seen-by"))
-            .map(String::as_str),
-        Some("informer")
-    );
+    let seen_by = a.metadata.annotations.as_ref().and_then(|m| m.get("seen-by"));
+    assert_eq!(seen_by.map(String::as_str), Some("informer"));
     assert!(
         a.metadata.managed_fields.is_some(),
         "the default does not run on top of the type's own"
     );
-    let a = meta.store().get(Some(&ns), "a").expect("a is cached");
-    assert!(a.metadata.managed_fields.is_none());
+    assert!(stripped(&meta.store(), &ns));
     factory.shutdown().await;
 
     // A manager hands its transforms to the factory its controllers and cache read from.
@@ -354,14 +349,8 @@ async fn a_factory_transform_runs_on_every_informer_it_makes_unless_the_type_has
         .default_transform(strip)
         .build();
     let typed = manager.factory().informer(api.clone());
-    manager.factory().start();
-    manager
-        .factory()
-        .wait_for_cache_sync(Duration::from_secs(30))
-        .await
-        .expect("sync");
-    let a = typed.store().get(Some(&ns), "a").expect("a is cached");
-    assert!(a.metadata.managed_fields.is_none());
+    synced(&manager.factory()).await;
+    assert!(stripped(&typed.store(), &ns));
     manager.factory().shutdown().await;
 }
 

@@ -82,7 +82,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
 use k8s_openapi::ClusterResourceScope;
 use kube_client::{Api, Client};
 use kube_core::Resource;
@@ -160,10 +159,10 @@ trait Source: Send + Sync {
 struct Registered {
     /// Removes the handler.
     remove: Box<dyn FnOnce() + Send>,
-    /// Waits, at most the given time, until the informer has synced and the handler has queued
-    /// every object of the initial list (controller-runtime waits on the handler's
-    /// registration too, so the workers start with the whole initial state queued).
-    synced: Box<dyn FnOnce(Duration) -> BoxFuture<'static, std::result::Result<(), informer::Error>> + Send>,
+    /// Synced once the informer has synced and the handler has queued every object of the
+    /// initial list (controller-runtime waits on the handler's registration too, so the
+    /// workers start with the whole initial state queued).
+    registration: informer::Registration,
 }
 
 type MapFn<W> = Arc<dyn Fn(&W) -> Vec<Request> + Send + Sync>;
@@ -218,10 +217,10 @@ impl<W: Object> Source for InformerSource<W> {
             },
             None,
         );
-        let (informer, waiter) = (self.informer.clone(), registration.clone());
+        let (informer, handle) = (self.informer.clone(), registration.clone());
         Registered {
-            remove: Box::new(move || informer.remove_event_handler(&registration)),
-            synced: Box::new(move |timeout| Box::pin(async move { waiter.wait_for_sync(timeout).await })),
+            remove: Box::new(move || informer.remove_event_handler(&handle)),
+            registration,
         }
     }
 }
@@ -606,18 +605,18 @@ where
         if inner.started.swap(true, Ordering::AcqRel) {
             return Err(RunError::AlreadyStarted(inner.name.to_string()));
         }
-        let (unregister, waits): (Vec<_>, Vec<_>) = inner
+        let (unregister, registrations): (Vec<_>, Vec<_>) = inner
             .sources
             .iter()
             .map(|s| {
-                let Registered { remove, synced } = s.register(&inner.queue);
-                (remove, synced)
+                let Registered { remove, registration } = s.register(&inner.queue);
+                (remove, registration)
             })
             .unzip();
         inner.factory.start();
         let synced = async {
-            for wait in waits {
-                wait(inner.cache_sync_timeout).await?;
+            for registration in &registrations {
+                registration.wait_for_sync(inner.cache_sync_timeout).await?;
             }
             Ok::<(), informer::Error>(())
         };

@@ -95,7 +95,7 @@ type MetadataTransform = Arc<dyn Fn(&mut ObjectMeta) + Send + Sync>;
 
 /// The transforms a factory gives the informers it makes: one per cached type, else the
 /// default on metadata.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub(crate) struct Transforms {
     default: Option<MetadataTransform>,
     /// `TypeId` of the cached type to its `Transform<T>`.

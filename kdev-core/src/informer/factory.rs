@@ -318,10 +318,11 @@ impl SharedInformerFactory {
         }
     }
 
-    /// Waits until every started informer has synced, at most `timeout` each.
+    /// Waits until every started informer has synced, at most `timeout` in all (the informers
+    /// are waited on together, not one after the other).
     ///
     /// # Errors
-    /// [`FactoryError::Sync`] for the first informer that did not sync in time.
+    /// [`FactoryError::Sync`] for an informer that did not sync in time.
     ///
     /// # Cancel safety
     /// Cancel safe.
@@ -333,9 +334,7 @@ impl SharedInformerFactory {
             .filter(|e| e.started)
             .map(|e| e.informer.wait(timeout))
             .collect();
-        for w in waits {
-            w.await?;
-        }
+        futures::future::try_join_all(waits).await?;
         Ok(())
     }
 

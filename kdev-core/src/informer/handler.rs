@@ -1,12 +1,14 @@
-//! Event handlers: each with its own unbounded buffer and its own task (client-go's
-//! `processorListener`).
+//! Event handlers: each with its own unbounded buffer and its own thread (client-go's
+//! `processorListener`, which runs on its own goroutine).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use std::sync::mpsc;
+
+use tokio::sync::Notify;
 
 /// What a handler is told.
 #[derive(Debug)]
@@ -64,7 +66,7 @@ impl<K> Clone for Event<K> {
 /// The informer's side of one handler.
 pub(super) struct HandlerSlot<K> {
     id: u64,
-    tx: mpsc::UnboundedSender<Event<K>>,
+    tx: mpsc::Sender<Event<K>>,
     counters: Arc<Counters>,
 }
 
@@ -77,6 +79,10 @@ struct Counters {
     initial: AtomicUsize,
     /// Woken when `initial` drops to zero.
     initial_handled: Notify,
+    /// Events buffered so far, in all.
+    sent: AtomicU64,
+    /// Events handled so far, in all.
+    handled: AtomicU64,
 }
 
 impl<K> HandlerSlot<K> {
@@ -92,6 +98,7 @@ impl<K> HandlerSlot<K> {
         }
         self.counters.pending.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(event).is_ok() {
+            self.counters.sent.fetch_add(1, Ordering::AcqRel);
             return true;
         }
         if initial && self.counters.initial.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -99,6 +106,16 @@ impl<K> HandlerSlot<K> {
         }
         self.counters.pending.fetch_sub(1, Ordering::Relaxed);
         false
+    }
+
+    /// How many events have been buffered for the handler so far.
+    pub(super) fn sent(&self) -> u64 {
+        self.counters.sent.load(Ordering::Acquire)
+    }
+
+    /// Whether the handler has handled at least `count` events so far.
+    pub(super) fn has_handled(&self, count: u64) -> bool {
+        self.counters.handled.load(Ordering::Acquire) >= count
     }
 }
 
@@ -158,12 +175,16 @@ impl Registration {
     }
 }
 
-/// Starts a handler's task, first replaying `existing` as initial adds. A panic in the handler
+/// Starts a handler's thread, first replaying `existing` as initial adds. A panic in the handler
 /// is logged and skips that one event; the handler keeps receiving the next ones (client-go,
 /// when panics are not fatal).
 ///
-/// # Panics
-/// Outside a tokio runtime (the handler's task is spawned).
+/// Each handler runs on its own OS thread, as each client-go listener runs on its own goroutine:
+/// a handler that blocks (a lock, a synchronous call, heavy work) holds up only itself, never a
+/// runtime worker that the reflector or another handler needs, whatever the runtime's flavour
+/// or size. The thread enters the tokio runtime the handler was added from, so a handler may
+/// still `tokio::spawn` or send on tokio channels. It ends once the informer lets go of the
+/// handler (removed, shut down or dropped) and the buffered events are handled.
 pub(super) fn spawn<K, F>(
     id: u64,
     mut handler: F,
@@ -174,7 +195,7 @@ where
     K: Send + Sync + 'static,
     F: FnMut(Event<K>) + Send + 'static,
 {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Event<K>>();
+    let (tx, rx) = mpsc::channel::<Event<K>>();
     let counters = Arc::new(Counters::default());
     let slot = HandlerSlot {
         id,
@@ -185,8 +206,10 @@ where
         slot.send(Event::Add { obj, initial: true });
     }
     let task_counters = counters.clone();
-    tokio::spawn(async move {
-        while let Some(event) = rx.recv().await {
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let run = move || {
+        let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
+        while let Ok(event) = rx.recv() {
             let initial = matches!(event, Event::Add { initial: true, .. });
             if std::panic::catch_unwind(AssertUnwindSafe(|| handler(event))).is_err() {
                 tracing::error!(
@@ -198,8 +221,17 @@ where
                 task_counters.initial_handled.notify_waiters();
             }
             task_counters.pending.fetch_sub(1, Ordering::Relaxed);
+            task_counters.handled.fetch_add(1, Ordering::AcqRel);
         }
-    });
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name(format!("kdev-handler-{id}"))
+        .spawn(run)
+    {
+        // The receiver went down with the closure: the informer drops this handler at its
+        // next event, and its registration never syncs.
+        tracing::error!(handler = id, error = %e, "could not start a thread for an informer event handler");
+    }
     let registration = Registration {
         id,
         counters,

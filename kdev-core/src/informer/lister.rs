@@ -29,12 +29,13 @@ impl<K: Resource> Lister<K> {
         Lister { store, namespace: None }
     }
 
-    /// The same cache seen through one namespace (client-go's `Lister.Namespace(ns)`).
+    /// The same cache seen through one namespace (client-go's `Lister.Namespace(ns)`). The
+    /// empty namespace means every namespace, as client-go's `metav1.NamespaceAll` does.
     #[must_use]
     pub fn namespaced(&self, namespace: &str) -> Self {
         Lister {
             store: self.store.clone(),
-            namespace: Some(namespace.to_string()),
+            namespace: Some(namespace.to_string()).filter(|ns| !ns.is_empty()),
         }
     }
 

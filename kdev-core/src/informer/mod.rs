@@ -1,5 +1,5 @@
 //! The shared index informer: one reflector feeding an indexed store and any number of event
-//! handlers, each with its own buffer and task (client-go's
+//! handlers, each with its own buffer and thread (client-go's
 //! [`tools/cache/shared_informer.go`](https://github.com/kubernetes/client-go/blob/master/tools/cache/shared_informer.go)).
 
 mod factory;
@@ -134,8 +134,10 @@ struct Dispatch<K> {
 /// # Guarantees
 /// 1. The store is updated before handlers are told; handlers see the store at least as new
 ///    as the event.
-/// 2. Each handler has its own unbounded buffer and task: a slow or blocked handler never
-///    delays the reflector, the store or another handler.
+/// 2. Each handler has its own unbounded buffer and its own thread (client-go gives each its
+///    own goroutine): a slow handler, or one that blocks, never delays the reflector, the
+///    store or another handler, on any tokio runtime. The thread enters the runtime the
+///    handler was added from, so a handler may `tokio::spawn` or send on tokio channels.
 /// 3. Events for one key reach each handler in order.
 /// 4. A handler added after the informer started first receives an `Add` (with `initial:
 ///    true`) for every cached object, then every later event (client-go's late subscription).
@@ -248,7 +250,7 @@ where
             .map_err(|_| Error::SyncTimeout(timeout))
     }
 
-    /// Registers a handler; it runs on its own task with its own buffer.
+    /// Registers a handler; it runs on its own thread with its own buffer, and may block.
     ///
     /// `resync`: replay every cached object to this handler as an `Update` with identical old
     /// and new objects at this period (client-go's per-handler resync). Periods under one
@@ -259,7 +261,7 @@ where
     /// nothing more.
     ///
     /// # Panics
-    /// Outside a tokio runtime (the handler's task is spawned there).
+    /// When `resync` is set outside a tokio runtime (the resync timer runs there).
     pub fn add_event_handler<F>(&self, handler: F, resync: Option<Duration>) -> Registration
     where
         F: FnMut(Event<K>) + Send + 'static,
@@ -318,11 +320,13 @@ where
     /// [`Error::AlreadyStarted`] on a second call.
     ///
     /// # Cancel safety
-    /// Dropping the future stops the informer.
+    /// Dropping the future shuts the informer down, as [`shutdown`](Self::shutdown) does: a
+    /// cache nobody updates any more must not go on looking synced to its readers.
     pub async fn run(&self) -> Result<(), Error> {
         if self.inner.started.swap(true, Ordering::AcqRel) {
             return Err(Error::AlreadyStarted);
         }
+        let _shutdown = OnDrop(|| self.shutdown());
         // Handlers registered before start get the initial list as Add events with `initial`.
         let sink = TransformSink {
             fifo: self.inner.fifo.clone(),
@@ -394,6 +398,16 @@ where
     }
 }
 
+/// Runs its closure when dropped: shuts an informer down when its `run` future ends or is
+/// dropped.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
 /// client-go's `isSync`: a `Sync` delta, or a `Replaced` one whose object has the stored
 /// object's resourceVersion.
 fn is_sync<K: Resource>(kind: DeltaType, old: &K, new: &K) -> bool {
@@ -410,6 +424,9 @@ const MINIMUM_RESYNC_PERIOD: Duration = Duration::from_secs(1);
 /// Replays the cache to handler `id` every `period`, under the dispatch lock so the replay
 /// sits between the events around it, until the handler is removed or the informer stops. It
 /// holds the informer only while it replays.
+///
+/// A handler still working through the previous replay skips this one: resyncs that come
+/// faster than a handler can take them would otherwise grow its buffer without bound.
 async fn resync_handler<K: Resource + Send + Sync + 'static>(
     inner: std::sync::Weak<Inner<K>>,
     stop: CancellationToken,
@@ -418,6 +435,8 @@ async fn resync_handler<K: Resource + Send + Sync + 'static>(
 ) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The handler has handled the last replay once it has handled this many events.
+    let mut last_replay_end = 0;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -428,6 +447,13 @@ async fn resync_handler<K: Resource + Send + Sync + 'static>(
         let Some(slot) = d.handlers.iter().find(|h| h.id() == id) else {
             return;
         };
+        if !slot.has_handled(last_replay_end) {
+            tracing::debug!(
+                handler = id,
+                "the handler is still on its last resync; this one is skipped"
+            );
+            continue;
+        }
         for obj in inner.store.list() {
             if !slot.send(Event::Update {
                 old: obj.clone(),
@@ -436,6 +462,7 @@ async fn resync_handler<K: Resource + Send + Sync + 'static>(
                 return;
             }
         }
+        last_replay_end = slot.sent();
     }
 }
 
@@ -453,7 +480,7 @@ mod tests {
     use k8s_openapi::api::core::v1::ConfigMap;
     use parking_lot::Mutex;
 
-    use super::{Error, Event, SharedIndexInformer};
+    use super::{Error, Event, Registration, SharedIndexInformer};
     use crate::reflector::Config;
     use crate::reflector::script::{Script, cm_at, gone, list_of};
 
@@ -486,12 +513,22 @@ mod tests {
         (log, move |ev: Event<ConfigMap>| writer.lock().push(describe(&ev)))
     }
 
-    /// Waits (on tokio's clock) until `done` holds, at most a minute.
+    /// Waits until `done` holds, at most about a minute of real time. Each step lets tokio's
+    /// clock (paused in most of these tests) move 5 ms, and the handlers, which run on their
+    /// own threads in real time, 1 ms.
     async fn until(done: impl Fn() -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while !done() && tokio::time::Instant::now() < deadline {
+        for _ in 0..60_000 {
+            if done() {
+                return;
+            }
             tokio::time::sleep(Duration::from_millis(5)).await;
+            std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// Waits until every event sent to these handlers has been handled.
+    async fn handled(registrations: &[&Registration]) {
+        until(|| registrations.iter().all(|r| r.pending() == 0)).await;
     }
 
     /// An informer over `script`, with paginated lists; start it with [`run`].
@@ -529,11 +566,12 @@ mod tests {
             .watch(Ok(Vec::new()));
         let informer = informer(&script);
         let (log, handler) = recorder();
-        informer.add_event_handler(handler, None);
+        let registration = informer.add_event_handler(handler, None);
         run(&informer);
         until(|| log.lock().len() >= 5).await;
         // Let anything else that would come arrive.
         tokio::time::sleep(Duration::from_secs(5)).await;
+        handled(&[&registration]).await;
         // `a` is unchanged by the relist: no update for it (client-go treats a Replaced delta
         // with the same resourceVersion as a sync). `c` vanished while the watch was down.
         assert_eq!(
@@ -570,6 +608,7 @@ mod tests {
         );
         run(&informer);
         until(|| !log.lock().is_empty()).await;
+        handled(&[&registration]).await;
         assert_eq!(*log.lock(), ["add b initial"]);
         assert_eq!(registration.pending(), 0);
         assert!(registration.has_synced());
@@ -587,24 +626,96 @@ mod tests {
         let (every_30s, h1) = recorder();
         let (never, h2) = recorder();
         let (every_ms, h3) = recorder();
-        informer.add_event_handler(h1, Some(Duration::from_secs(30)));
-        informer.add_event_handler(h2, None);
-        informer.add_event_handler(h3, Some(Duration::from_millis(1)));
+        let r1 = informer.add_event_handler(h1, Some(Duration::from_secs(30)));
+        let r2 = informer.add_event_handler(h2, None);
+        let r3 = informer.add_event_handler(h3, Some(Duration::from_millis(1)));
         informer.wait_for_sync(Duration::from_secs(10)).await.expect("synced");
-        tokio::time::sleep(Duration::from_secs(65)).await;
+        // Handlers that keep up: each second's events are handled before the clock moves on
+        // (a handler still on its last replay would skip the next).
+        for _ in 0..65 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            handled(&[&r1, &r2, &r3]).await;
+        }
         assert_eq!(*every_30s.lock(), ["add a initial", "update a 1->1", "update a 1->1"]);
         assert_eq!(*never.lock(), ["add a initial"]);
         let fast = every_ms.lock().len();
         assert!((60..=67).contains(&fast), "raised to one a second: {fast}");
         informer.shutdown();
         tokio::time::sleep(Duration::from_secs(65)).await;
+        handled(&[&r1]).await;
         assert_eq!(every_30s.lock().len(), 3, "no resync after shutdown");
         // A handler added after shutdown gets the cache, and nothing more.
         let (late, h4) = recorder();
-        informer.add_event_handler(h4, Some(Duration::from_secs(1)));
+        let r4 = informer.add_event_handler(h4, Some(Duration::from_secs(1)));
         until(|| !late.lock().is_empty()).await;
         tokio::time::sleep(Duration::from_secs(5)).await;
+        handled(&[&r4]).await;
         assert_eq!(*late.lock(), ["add a initial"]);
+    }
+
+    /// On a current-thread runtime a handler that blocks would stop everything if handlers ran
+    /// on the runtime: the reflector, the store and the other handlers.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_blocked_handler_holds_up_nothing_even_on_a_current_thread_runtime() {
+        let script = Arc::new(Script::default());
+        script
+            .list(list_of(vec![cm_at("a", "1"), cm_at("b", "1")], "10", None))
+            .watch(Ok(Vec::new()));
+        let informer = informer(&script);
+        let (release, blocked) = gated();
+        let stuck = informer.add_event_handler(blocked, None);
+        let (log, handler) = recorder();
+        let free = informer.add_event_handler(handler, None);
+        run(&informer);
+        informer.wait_for_sync(Duration::from_secs(10)).await.expect("synced");
+        free.wait_for_sync(Duration::from_secs(10))
+            .await
+            .expect("the other handler keeps up");
+        assert_eq!(*log.lock(), ["add a initial", "add b initial"]);
+        assert_eq!(informer.store().len(), 2);
+        assert_eq!(stuck.pending(), 2, "the blocked handler holds its events");
+        drop(release);
+        handled(&[&stuck]).await;
+        informer.shutdown();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_the_run_future_shuts_the_informer_down() {
+        let script = Arc::new(Script::default());
+        script
+            .list(list_of(vec![cm_at("a", "1")], "10", None))
+            .watch(Ok(Vec::new()));
+        let informer = informer(&script);
+        let (log, handler) = recorder();
+        let registration = informer.add_event_handler(handler, Some(Duration::from_secs(1)));
+        let runner = informer.clone();
+        let task = tokio::spawn(async move { runner.run().await });
+        informer.wait_for_sync(Duration::from_secs(10)).await.expect("synced");
+        task.abort();
+        let _ = task.await;
+        assert!(informer.inner.stop.is_cancelled());
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        handled(&[&registration]).await;
+        assert_eq!(*log.lock(), ["add a initial"], "no resync from a stopped informer");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_handler_still_on_its_last_resync_skips_the_next() {
+        let script = Arc::new(Script::default());
+        script
+            .list(list_of(vec![cm_at("a", "1"), cm_at("b", "1")], "10", None))
+            .watch(Ok(Vec::new()));
+        let informer = informer(&script);
+        let (release, blocked) = gated();
+        let registration = informer.add_event_handler(blocked, Some(Duration::from_secs(1)));
+        run(&informer);
+        informer.wait_for_sync(Duration::from_secs(10)).await.expect("synced");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        // Two initial adds and one replay of two objects, not ten replays.
+        assert_eq!(registration.pending(), 4);
+        drop(release);
+        handled(&[&registration]).await;
+        informer.shutdown();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,34 +8,181 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use kube_client::Api;
-use kube_client::api::{ListParams, ObjectList, PartialObjectMeta, WatchEvent, WatchParams};
+use kube_client::api::{ListParams, PartialObjectMeta, WatchEvent, WatchParams};
+use kube_client::{Api, Client};
 use kube_core::Resource;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
 /// A watch stream as `ListWatch` hands it out.
 pub type WatchStream<K> = BoxStream<'static, kube_client::Result<WatchEvent<K>>>;
 
+/// An object the server sent that did not decode as the `ListWatch`'s type (a custom resource
+/// whose schema changed, say). It is skipped, and reported, so that one such object cannot
+/// keep the whole list, and with it the cache, from ever loading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Undecodable {
+    /// `namespace/name`, or `name`, as far as the object's metadata could be read.
+    pub(crate) key: String,
+    /// Why it did not decode.
+    pub(crate) error: String,
+}
+
+impl std::fmt::Display for Undecodable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} did not decode and is skipped: {}", self.key, self.error)
+    }
+}
+
+/// One page of a list, its items decoded one at a time.
+pub(crate) struct Page<K> {
+    pub(crate) items: Vec<K>,
+    pub(crate) resource_version: String,
+    pub(crate) continue_: Option<String>,
+    pub(crate) undecodable: Vec<Undecodable>,
+}
+
+/// A list response with each item still raw JSON.
+#[derive(Deserialize)]
+struct RawList {
+    #[serde(default)]
+    metadata: RawListMeta,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    items: Vec<Box<RawValue>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawListMeta {
+    #[serde(default, rename = "resourceVersion")]
+    resource_version: Option<String>,
+    #[serde(default, rename = "continue")]
+    continue_: Option<String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Box<RawValue>>, D::Error> {
+    Ok(Option::deserialize(d)?.unwrap_or_default())
+}
+
+/// What an undecodable object's key is, as far as its metadata can be read.
+fn key_of(raw: &str) -> String {
+    #[derive(Deserialize, Default)]
+    struct Meta {
+        #[serde(default)]
+        namespace: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Keyed {
+        #[serde(default)]
+        metadata: Meta,
+    }
+    match serde_json::from_str::<Keyed>(raw) {
+        Ok(Keyed {
+            metadata: Meta {
+                namespace: Some(ns),
+                name: Some(name),
+            },
+        }) => format!("{ns}/{name}"),
+        Ok(Keyed {
+            metadata: Meta { name: Some(name), .. },
+        }) => name,
+        _ => "an object with no readable name".to_string(),
+    }
+}
+
+impl RawList {
+    /// Decodes the items one by one, setting aside those that do not decode as `K`.
+    fn decode<K: DeserializeOwned>(self) -> Page<K> {
+        let mut items = Vec::with_capacity(self.items.len());
+        let mut undecodable = Vec::new();
+        for raw in self.items {
+            match serde_json::from_str::<K>(raw.get()) {
+                Ok(obj) => items.push(obj),
+                Err(e) => undecodable.push(Undecodable {
+                    key: key_of(raw.get()),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        Page {
+            items,
+            resource_version: self.metadata.resource_version.unwrap_or_default(),
+            continue_: self.metadata.continue_,
+            undecodable,
+        }
+    }
+}
+
+/// Sends a list request and decodes its answer item by item.
+async fn list_raw<K: DeserializeOwned>(
+    client: Client,
+    request: Result<http::Request<Vec<u8>>, kube_core::request::Error>,
+) -> kube_client::Result<Page<K>> {
+    let request = request.map_err(kube_client::Error::BuildRequest)?;
+    let raw: RawList = client.request(request).await?;
+    Ok(raw.decode())
+}
+
+/// Opens a watch and decodes each event's object on its own. An object that does not decode
+/// becomes a `SerdeError` naming it, and the stream goes on (kube-client's own typed watch
+/// reports such an event as an empty API status, which reads as a server error).
+async fn watch_raw<K: DeserializeOwned + Clone + Send + 'static>(
+    client: Client,
+    request: Result<http::Request<Vec<u8>>, kube_core::request::Error>,
+) -> kube_client::Result<WatchStream<K>> {
+    let request = request.map_err(kube_client::Error::BuildRequest)?;
+    let events = client.request_events::<Box<RawValue>>(request).await?;
+    let decode = |raw: Box<RawValue>| -> kube_client::Result<K> {
+        serde_json::from_str::<K>(raw.get()).map_err(|e| {
+            kube_client::Error::SerdeError(serde::de::Error::custom(format!("{}: {e}", key_of(raw.get()))))
+        })
+    };
+    Ok(events
+        .map(move |event| {
+            Ok(match event? {
+                WatchEvent::Added(raw) => WatchEvent::Added(decode(raw)?),
+                WatchEvent::Modified(raw) => WatchEvent::Modified(decode(raw)?),
+                WatchEvent::Deleted(raw) => WatchEvent::Deleted(decode(raw)?),
+                WatchEvent::Bookmark(b) => WatchEvent::Bookmark(b),
+                WatchEvent::Error(e) => WatchEvent::Error(e),
+            })
+        })
+        .boxed())
+}
+
 /// The two calls a `ListWatch` makes, over full objects or over metadata only.
 pub(crate) trait Calls<K: Clone>: Send + Sync {
-    fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<ObjectList<K>>>;
+    fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<Page<K>>>;
     fn watch(&self, wp: WatchParams, rv: String) -> BoxFuture<'static, kube_client::Result<WatchStream<K>>>;
 }
 
-/// Full objects: `GET` with `Accept: application/json`.
+/// Full objects: `GET` with `Accept: application/json` (or metadata only, when `K` asks for
+/// it, as `Api<PartialObjectMeta<_>>` does).
 struct Full<K>(Api<K>);
 
 impl<K> Calls<K> for Full<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<ObjectList<K>>> {
-        let api = self.0.clone();
-        Box::pin(async move { api.list(&lp).await })
+    fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<Page<K>>> {
+        let request = kube_core::Request::new(self.0.resource_url());
+        let request = if K::metadata_api() {
+            request.list_metadata(&lp)
+        } else {
+            request.list(&lp)
+        };
+        Box::pin(list_raw(self.0.clone().into_client(), request))
     }
     fn watch(&self, wp: WatchParams, rv: String) -> BoxFuture<'static, kube_client::Result<WatchStream<K>>> {
-        let api = self.0.clone();
-        Box::pin(async move { Ok(api.watch(&wp, &rv).await?.boxed()) })
+        let request = kube_core::Request::new(self.0.resource_url());
+        let request = if K::metadata_api() {
+            request.watch_metadata(&wp, &rv)
+        } else {
+            request.watch(&wp, &rv)
+        };
+        Box::pin(watch_raw(self.0.clone().into_client(), request))
     }
 }
 
@@ -47,17 +194,17 @@ impl<K> Calls<PartialObjectMeta<K>> for Metadata<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<ObjectList<PartialObjectMeta<K>>>> {
-        let api = self.0.clone();
-        Box::pin(async move { api.list_metadata(&lp).await })
+    fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<Page<PartialObjectMeta<K>>>> {
+        let request = kube_core::Request::new(self.0.resource_url()).list_metadata(&lp);
+        Box::pin(list_raw(self.0.clone().into_client(), request))
     }
     fn watch(
         &self,
         wp: WatchParams,
         rv: String,
     ) -> BoxFuture<'static, kube_client::Result<WatchStream<PartialObjectMeta<K>>>> {
-        let api = self.0.clone();
-        Box::pin(async move { Ok(api.watch_metadata(&wp, &rv).await?.boxed()) })
+        let request = kube_core::Request::new(self.0.resource_url()).watch_metadata(&wp, &rv);
+        Box::pin(watch_raw(self.0.clone().into_client(), request))
     }
 }
 
@@ -210,12 +357,28 @@ where
     /// [`list_all`](Self::list_all), passing each object through `each` as its page arrives, so
     /// that what is kept (e.g. an `Arc`, a transformed object) is all that the list holds.
     ///
+    /// Each item is decoded on its own. One that does not decode as `K` (a custom resource
+    /// whose schema moved on, say) is left out and logged at error level, so that it cannot
+    /// keep every other object from loading.
+    ///
     /// # Errors
     /// The API error of a page that failed.
     pub async fn list_all_into<T>(
         &self,
         page_size: u32,
+        each: impl FnMut(K) -> T,
+    ) -> kube_client::Result<(Vec<T>, String)> {
+        self.list_pages(page_size, each, |skipped| tracing::error!(%skipped, "a listed object"))
+            .await
+    }
+
+    /// [`list_all_into`](Self::list_all_into), handing each object that did not decode to
+    /// `skipped`.
+    pub(crate) async fn list_pages<T>(
+        &self,
+        page_size: u32,
         mut each: impl FnMut(K) -> T,
+        mut skipped: impl FnMut(Undecodable),
     ) -> kube_client::Result<(Vec<T>, String)> {
         let mut items = Vec::new();
         let mut lp = self.list_params().limit(page_size);
@@ -229,11 +392,11 @@ where
                 }
                 Err(e) => return Err(e),
             };
-            let rv = page.metadata.resource_version.clone().unwrap_or_default();
+            page.undecodable.into_iter().for_each(&mut skipped);
             items.extend(page.items.into_iter().map(&mut each));
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            match page.continue_.filter(|c| !c.is_empty()) {
                 Some(token) if lp.limit.is_some() => lp = self.list_params().limit(page_size).continue_token(&token),
-                _ => return Ok((items, rv)),
+                _ => return Ok((items, page.resource_version)),
             }
         }
     }
@@ -269,6 +432,7 @@ pub(crate) mod script {
 
     use k8s_openapi::api::core::v1::ConfigMap;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
+    use kube_client::api::ObjectList;
     use kube_client::core::{Status, TypeMeta};
     use parking_lot::Mutex;
 
@@ -284,7 +448,10 @@ pub(crate) mod script {
     }
 
     /// A scripted watch: its events, and whether it then closes or stays open.
-    type ScriptedWatch = (kube_client::Result<Vec<WatchEvent<ConfigMap>>>, bool);
+    type ScriptedWatch = (
+        kube_client::Result<Vec<kube_client::Result<WatchEvent<ConfigMap>>>>,
+        bool,
+    );
 
     /// Answers lists and watches in order and records what was asked, and when (tokio's
     /// clock). A call with no answer left waits forever.
@@ -303,12 +470,22 @@ pub(crate) mod script {
         }
         /// A watch that sends `events`, then stays open.
         pub(crate) fn watch(&self, answer: kube_client::Result<Vec<WatchEvent<ConfigMap>>>) -> &Self {
-            self.watches.lock().push_back((answer, false));
+            self.watches
+                .lock()
+                .push_back((answer.map(|events| events.into_iter().map(Ok).collect()), false));
+            self
+        }
+        /// A watch that sends `items`, errors among them (as kube-client does for a line that
+        /// does not decode), then stays open.
+        pub(crate) fn watch_items(&self, items: Vec<kube_client::Result<WatchEvent<ConfigMap>>>) -> &Self {
+            self.watches.lock().push_back((Ok(items), false));
             self
         }
         /// A watch that sends `events`, then closes (a server timeout, a dropped connection).
         pub(crate) fn closing_watch(&self, events: Vec<WatchEvent<ConfigMap>>) -> &Self {
-            self.watches.lock().push_back((Ok(events), true));
+            self.watches
+                .lock()
+                .push_back((Ok(events.into_iter().map(Ok).collect()), true));
             self
         }
         /// The time between call `from` and call `to` (tokio's clock).
@@ -322,11 +499,19 @@ pub(crate) mod script {
     }
 
     impl Calls<ConfigMap> for Arc<Script> {
-        fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<ObjectList<ConfigMap>>> {
+        fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<Page<ConfigMap>>> {
             self.asked.lock().push(Asked::List(lp));
             self.asked_at.lock().push(tokio::time::Instant::now());
             match self.lists.lock().pop_front() {
-                Some(answer) => Box::pin(async move { answer }),
+                Some(answer) => Box::pin(async move {
+                    let list = answer?;
+                    Ok(Page {
+                        items: list.items,
+                        resource_version: list.metadata.resource_version.unwrap_or_default(),
+                        continue_: list.metadata.continue_,
+                        undecodable: Vec::new(),
+                    })
+                }),
                 None => Box::pin(futures::future::pending()),
             }
         }
@@ -340,7 +525,7 @@ pub(crate) mod script {
             self.asked_at.lock().push(tokio::time::Instant::now());
             match self.watches.lock().pop_front() {
                 Some((answer, closes)) => Box::pin(async move {
-                    let events = futures::stream::iter(answer?.into_iter().map(Ok));
+                    let events = futures::stream::iter(answer?);
                     Ok(if closes {
                         events.boxed()
                     } else {
@@ -407,7 +592,47 @@ pub(crate) mod script {
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+
     use super::script::{Asked, Script, api_error, page};
+    use super::{Page, RawList, Undecodable};
+
+    #[test]
+    fn a_page_decodes_item_by_item_and_sets_aside_what_does_not_decode() {
+        let body = r#"{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"9","continue":"t"},
+            "items":[
+              {"metadata":{"name":"a","namespace":"ns"},"data":{"k":"v"}},
+              {"metadata":{"name":"b","namespace":"ns"},"data":{"k":7}},
+              {"metadata":{"name":"c"},"immutable":"yes"},
+              {"metadata":"no"},
+              {"metadata":{"name":"d","namespace":"ns"}}
+            ]}"#;
+        let raw: RawList = serde_json::from_str(body).expect("a list");
+        let page: Page<ConfigMap> = raw.decode();
+        let names: Vec<_> = page.items.iter().filter_map(|c| c.metadata.name.as_deref()).collect();
+        assert_eq!(names, ["a", "d"]);
+        assert_eq!(
+            (page.resource_version.as_str(), page.continue_.as_deref()),
+            ("9", Some("t"))
+        );
+        let keys: Vec<_> = page.undecodable.iter().map(|u| u.key.as_str()).collect();
+        assert_eq!(keys, ["ns/b", "c", "an object with no readable name"]);
+        assert!(
+            page.undecodable[0].error.contains("invalid type"),
+            "{}",
+            page.undecodable[0]
+        );
+        // `items: null` is an empty list, as kube-core's `ObjectList` reads it.
+        let raw: RawList =
+            serde_json::from_str(r#"{"metadata":{"resourceVersion":"3"},"items":null}"#).expect("a list");
+        let page: Page<ConfigMap> = raw.decode();
+        assert!(page.items.is_empty() && page.undecodable.is_empty());
+        let shown = Undecodable {
+            key: "ns/b".into(),
+            error: "bad".into(),
+        };
+        assert_eq!(shown.to_string(), "ns/b did not decode and is skipped: bad");
+    }
 
     #[tokio::test]
     async fn lists_are_consistent_paged_reads_that_fall_back_to_one_whole_list_when_a_continue_token_expires() {

@@ -89,6 +89,8 @@ struct Progress {
     watches: u64,
     /// The last error, as text.
     last_error: Option<String>,
+    /// Objects skipped because they did not decode.
+    undecodable: u64,
 }
 
 /// A handle to read a running reflector's progress.
@@ -116,14 +118,34 @@ impl Status {
     pub fn last_error(&self) -> Option<String> {
         self.0.lock().last_error.clone()
     }
+
+    /// How many objects, in lists or watch events, did not decode as the reflector's type and
+    /// were skipped (each is logged at error level, and is the `last_error`). Not zero means
+    /// the type no longer matches what the server stores, a custom resource's schema most
+    /// often: the cache lacks those objects, or holds an older state of them.
+    pub fn undecodable(&self) -> u64 {
+        self.0.lock().undecodable
+    }
+
+    fn skipped(&self, what: impl std::fmt::Display) {
+        tracing::error!(%what, "an object the server sent did not decode and is skipped");
+        let mut p = self.0.lock();
+        p.undecodable += 1;
+        p.last_error = Some(what.to_string());
+    }
 }
 
 /// Why one list-and-watch round ended.
 enum Round {
     /// The resourceVersion is too old (410 Gone): list again.
     Relist,
-    /// A failure: back off, then resume from the last resourceVersion if there is one.
+    /// A failure on the way to the server or back (a dropped connection, a refused one, a
+    /// timeout) or a 429: back off, then resume from the last resourceVersion if there is one.
     Failed(String),
+    /// The server answered the watch with an error of its own (403, 500, 504, an `ERROR`
+    /// event): back off, then list again, as client-go does. A watch the server keeps refusing
+    /// must not leave the cache at its first list for good; a relist at least refreshes it.
+    Refused(String),
 }
 
 /// Lists and watches one resource, forever, feeding a [`Sink`].
@@ -228,6 +250,10 @@ where
             match round {
                 Round::Relist => resume = None,
                 Round::Failed(err) => self.status.0.lock().last_error = Some(err),
+                Round::Refused(err) => {
+                    resume = None;
+                    self.status.0.lock().last_error = Some(err);
+                }
             }
             let wait = backoff.failure();
             tokio::select! {
@@ -264,24 +290,28 @@ where
     /// The initial list, as a streaming list when possible, else paginated. Returns the list's
     /// resourceVersion and, after a streaming list, the watch that goes on from it.
     ///
-    /// A server that refuses streaming lists (400, 403, 422) is not asked again. Any other
-    /// failure before the initial events end (an error, a stream that closes early) falls
-    /// back to a paginated list in the same round, as client-go does (kubernetes PR #120984):
-    /// a server or proxy that breaks only the streaming path must not keep the cache from
-    /// ever syncing.
+    /// A server that does not know streaming lists (400 or 422: it rejects
+    /// `resourceVersionMatch` on a watch) is not asked again. Any other failure before the
+    /// initial events end (an error, a 403, a stream that closes early) falls back to a
+    /// paginated list in the same round, and the next round tries streaming again, as
+    /// client-go does (kubernetes PR #120984): a server or proxy that breaks only the streaming
+    /// path must not keep the cache from ever syncing, nor one passing failure turn streaming
+    /// off for good.
     async fn sync(&mut self) -> Result<(String, Option<WatchStream<K>>), Round> {
         if self.config.streaming_lists {
             match self.streaming_list().await {
                 Ok(Some((rv, stream))) => return Ok((rv, Some(stream))),
                 Ok(None) => self.config.streaming_lists = false,
                 Err(Round::Relist) => return Err(Round::Relist),
-                Err(Round::Failed(err)) => self.status.0.lock().last_error = Some(format!("streaming list: {err}")),
+                Err(Round::Failed(err) | Round::Refused(err)) => {
+                    self.status.0.lock().last_error = Some(format!("streaming list: {err}"));
+                }
             }
         }
-        let sink = &self.sink;
+        let (sink, status) = (&self.sink, &self.status);
         let (items, rv) = self
             .lw
-            .list_all_into(self.config.page_size, |o| sink.accept(settle(o)))
+            .list_pages(self.config.page_size, |o| sink.accept(settle(o)), |u| status.skipped(u))
             .await
             .map_err(failed)?;
         self.sink.replace(items);
@@ -295,7 +325,7 @@ where
     async fn streaming_list(&mut self) -> Result<Option<(String, WatchStream<K>)>, Round> {
         let stream = match self.lw.watch_initial(self.timeout_secs()).await {
             Ok(s) => s,
-            Err(kube_client::Error::Api(e)) if matches!(e.code, 400 | 403 | 422) => return Ok(None),
+            Err(kube_client::Error::Api(e)) if matches!(e.code, 400 | 422) => return Ok(None),
             Err(e) => return Err(failed(e)),
         };
         self.status.0.lock().watches += 1;
@@ -305,6 +335,10 @@ where
             let next = tokio::time::timeout(self.config.idle_timeout, stream.try_next()).await;
             let ev = match next {
                 Err(_) => return Err(Round::Failed("streaming list idle".into())),
+                Ok(Err(kube_client::Error::SerdeError(e))) => {
+                    self.status.skipped(format!("an object of the streaming list: {e}"));
+                    continue;
+                }
                 Ok(Err(e)) => return Err(failed(e)),
                 // Closed before the initial events ended: a dropped connection, a proxy, or a
                 // server that ignores `sendInitialEvents`. List instead, this round.
@@ -327,8 +361,7 @@ where
                         return Ok(Some((rv, stream)));
                     }
                 }
-                WatchEvent::Error(e) if is_gone(&e) => return Err(Round::Relist),
-                WatchEvent::Error(e) => return Err(Round::Failed(e.message)),
+                WatchEvent::Error(e) => return Err(refused(&e)),
             }
         }
     }
@@ -346,6 +379,11 @@ where
     }
 
     /// One watch from `rv`, until it ends; `rv` follows the events and bookmarks seen.
+    ///
+    /// A watch from no resourceVersion (a list that came without one, which some aggregated
+    /// APIs send) starts with an ADDED event for every object, in no particular order; `rv`
+    /// moves only once another kind of event comes, as in client-go, so that a resume cannot
+    /// skip what the server had not sent yet.
     async fn watch(&mut self, rv: &mut String) -> Result<(), Round> {
         let stream = match self.lw.watch(rv, self.timeout_secs()).await {
             Ok(s) => s,
@@ -364,6 +402,7 @@ where
     async fn consume(&mut self, mut stream: WatchStream<K>, rv: &mut String) -> Result<(), Round> {
         let started = tokio::time::Instant::now();
         let mut events = 0_u64;
+        let mut synthetic_adds = rv.is_empty();
         loop {
             let next = tokio::time::timeout(self.config.idle_timeout, stream.next()).await;
             let ev = match next {
@@ -374,13 +413,22 @@ where
                     ));
                 }
                 Ok(None) => return Ok(()),
+                Ok(Some(Err(kube_client::Error::SerdeError(e)))) => {
+                    // kube-client goes on with the next line; so does the cache. The event's
+                    // resourceVersion is unknown, so a resume sends it again (and it is
+                    // skipped again) until a later event moves `rv` past it.
+                    events += 1;
+                    self.status.skipped(format!("a watch event: {e}"));
+                    continue;
+                }
                 Ok(Some(Err(e))) => return Err(failed(e)),
                 Ok(Some(Ok(ev))) => ev,
             };
             events += 1;
+            synthetic_adds &= matches!(ev, WatchEvent::Added(_));
             let new_rv = match ev {
                 WatchEvent::Added(o) => {
-                    let v = o.meta().resource_version.clone();
+                    let v = o.meta().resource_version.clone().filter(|_| !synthetic_adds);
                     let o = self.sink.accept(settle(o));
                     self.sink.add(o);
                     v
@@ -398,8 +446,7 @@ where
                     v
                 }
                 WatchEvent::Bookmark(b) => Some(b.metadata.resource_version),
-                WatchEvent::Error(e) if is_gone(&e) => return Err(Round::Relist),
-                WatchEvent::Error(e) => return Err(Round::Failed(e.message)),
+                WatchEvent::Error(e) => return Err(refused(&e)),
             };
             if let Some(v) = new_rv.filter(|v| !v.is_empty()) {
                 *rv = v.clone();
@@ -413,10 +460,24 @@ where
 /// `VeryShortWatchError`).
 const VERY_SHORT_WATCH: Duration = Duration::from_secs(1);
 
+/// What a failed request means for the round: 410 relists; another answer of the server's
+/// own relists after the backoff, but 429 (too many requests), which resumes; a failure on the
+/// way (connection, timeout, transport) resumes from the last resourceVersion.
 fn failed(e: kube_client::Error) -> Round {
     match &e {
-        kube_client::Error::Api(s) if is_gone(s) => Round::Relist,
+        kube_client::Error::Api(s) => refused(s),
         _ => Round::Failed(e.to_string()),
+    }
+}
+
+/// What an error status from the server means for the round (see [`failed`]).
+fn refused(status: &kube_core::Status) -> Round {
+    if is_gone(status) {
+        Round::Relist
+    } else if status.code == 429 {
+        Round::Failed(status.message.clone())
+    } else {
+        Round::Refused(format!("{} ({})", status.message, status.code))
     }
 }
 
@@ -468,6 +529,95 @@ mod tests {
         assert_eq!(status.lists(), 1);
         assert_eq!(store.list().len(), 1);
         assert!(status.last_error().is_some_and(|e| e.contains("streaming list")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_the_server_refuses_relists_after_the_backoff_but_a_429_resumes() {
+        let script = Arc::new(Script::default());
+        script
+            .list(page(&["a"], "3", None))
+            .watch(api_error(429, "TooManyRequests"))
+            .watch(api_error(403, "Forbidden"))
+            .list(page(&["a", "b"], "5", None))
+            .watch(Ok(vec![WatchEvent::Error(
+                kube_core::Status::failure("etcd is unhappy", "InternalError")
+                    .with_code(500)
+                    .boxed(),
+            )]))
+            .list(page(&["a", "b", "c"], "8", None))
+            .watch(Ok(Vec::new()));
+        let (status, store) = run_until(&script, paged(), 7).await;
+        let asked = script.asked.lock().clone();
+        assert!(
+            matches!(
+                &asked[..],
+                [
+                    Asked::List(_),
+                    Asked::Watch { rv: a, .. },
+                    Asked::Watch { rv: b, .. },
+                    Asked::List(_),
+                    Asked::Watch { rv: c, .. },
+                    Asked::List(_),
+                    Asked::Watch { rv: d, .. },
+                ] if a == "3" && b == "3" && c == "5" && d == "8"
+            ),
+            "{asked:#?}"
+        );
+        // Every refusal waited out the backoff first.
+        for (from, to) in [(1, 2), (2, 3), (4, 5)] {
+            assert!(script.gap(from, to) >= Duration::from_millis(400), "{from}->{to}");
+        }
+        assert_eq!(status.lists(), 3);
+        assert_eq!(store.list().len(), 3);
+        assert!(status.last_error().is_some_and(|e| e.contains("etcd is unhappy")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_that_does_not_decode_is_skipped_and_counted_and_the_watch_goes_on() {
+        let script = Arc::new(Script::default());
+        let bad = serde_json::from_str::<ConfigMap>(r#"{"data":{"k":7}}"#).expect_err("a number is not a string");
+        script.list(page(&["a"], "3", None)).watch_items(vec![
+            Err(kube_client::Error::SerdeError(bad)),
+            Ok(WatchEvent::Added(cm_at("b", "5"))),
+        ]);
+        // There is no third call: this runs out the virtual minute, the watch's events long in.
+        let (status, store) = run_until(&script, paged(), 3).await;
+        assert_eq!(store.list().len(), 2);
+        assert_eq!(status.undecodable(), 1);
+        assert_eq!(status.last_resource_version(), "5");
+        assert!(status.last_error().is_some_and(|e| e.contains("invalid type")));
+        assert_eq!(status.lists(), 1, "no relist");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_list_without_a_resource_version_adds_do_not_move_the_resume_point() {
+        let script = Arc::new(Script::default());
+        // The watch from "" starts with an ADDED event per object, in no order.
+        script
+            .list(page(&["a"], "", None))
+            .closing_watch(vec![
+                WatchEvent::Added(cm_at("b", "7")),
+                WatchEvent::Added(cm_at("c", "5")),
+            ])
+            .closing_watch(vec![
+                WatchEvent::Added(cm_at("b", "7")),
+                WatchEvent::Modified(cm_at("c", "9")),
+                WatchEvent::Added(cm_at("d", "10")),
+            ])
+            .watch(Ok(Vec::new()));
+        let (status, store) = run_until(&script, paged(), 4).await;
+        let rvs: Vec<_> = script
+            .asked
+            .lock()
+            .iter()
+            .filter_map(|a| match a {
+                Asked::Watch { rv, .. } => Some(rv.clone()),
+                Asked::List(_) => None,
+            })
+            .collect();
+        assert_eq!(rvs, ["", "", "10"]);
+        assert_eq!(status.last_resource_version(), "10");
+        assert_eq!(store.list().len(), 4);
     }
 
     /// Runs a reflector over `script` until it has made `calls` calls (or a virtual minute has

@@ -2,6 +2,7 @@
 //! handlers that see every key's final state, a blocked handler that delays nobody, late
 //! handlers, the transform.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +48,10 @@ fn informer(api: &Api<ConfigMap>) -> SharedIndexInformer<ConfigMap> {
     )
 }
 
-fn spawn(inf: &SharedIndexInformer<ConfigMap>) {
+fn spawn<K>(inf: &SharedIndexInformer<K>)
+where
+    K: kube_core::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
     let inf = inf.clone();
     tokio::spawn(async move { inf.run().await });
 }
@@ -120,10 +124,103 @@ async fn an_informer_syncs_and_its_listers_read_the_cache() {
     names.sort();
     assert_eq!(names, ["a", "b"]);
     assert_eq!(inf.lister().namespaced("elsewhere").list(&Selector::default()).len(), 0);
+    // The empty namespace is every namespace (client-go's `NamespaceAll`).
+    assert_eq!(inf.lister().namespaced("").list(&Selector::default()).len(), 3);
     // Reads hand out the cached object itself.
     let (one, two) = (lister.get("a").expect("a"), lister.get("a").expect("a"));
     assert!(Arc::ptr_eq(&one, &two));
     inf.shutdown();
+}
+
+/// A ConfigMap read as a stricter type, which needs `data.required`: a ConfigMap without it
+/// does not decode, as a custom resource stored under an older schema does not.
+#[derive(Clone, Debug, serde::Deserialize)]
+struct Strict {
+    metadata: ObjectMeta,
+    data: StrictData,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+struct StrictData {
+    required: String,
+}
+
+impl kube_core::Resource for Strict {
+    type DynamicType = ();
+    type Scope = kube_core::NamespaceResourceScope;
+    fn kind(_: &()) -> Cow<'_, str> {
+        "ConfigMap".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "configmaps".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+fn with_data(name: &str, data: &[(&str, &str)]) -> ConfigMap {
+    let mut c = cm(name, "strict");
+    c.data = Some(data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    c
+}
+
+#[tokio::test]
+async fn objects_that_do_not_decode_are_skipped_and_counted_and_the_rest_load() {
+    let (env, ns, api) = setup().await;
+    for (name, data) in [("good-1", ("required", "yes")), ("bad-1", ("other", "no"))] {
+        api.create(&PostParams::default(), &with_data(name, &[data]))
+            .await
+            .expect("create");
+    }
+    // Both a paginated list (one page each) and a streaming list.
+    for (round, config) in [Config::default().streaming_lists(false).page_size(1), Config::default()]
+        .into_iter()
+        .enumerate()
+    {
+        let strict: Api<Strict> = Api::namespaced(env.client(), &ns);
+        let inf = SharedIndexInformer::new(ListWatch::new(strict).labels("informer-test=yes"), config);
+        spawn(&inf);
+        inf.wait_for_sync(Duration::from_secs(30))
+            .await
+            .expect("one bad object does not keep the cache from syncing");
+        let status = inf.reflector_status().expect("running");
+        assert_eq!(inf.store().len(), 1);
+        assert_eq!(status.undecodable(), 1);
+        assert!(
+            status.last_error().is_some_and(|e| e.contains("required")),
+            "{status:?}"
+        );
+        // A watch event that does not decode is skipped too, and the watch goes on.
+        api.create(
+            &PostParams::default(),
+            &with_data(&format!("bad-w{round}"), &[("other", "no")]),
+        )
+        .await
+        .expect("create");
+        api.create(
+            &PostParams::default(),
+            &with_data(&format!("good-w{round}"), &[("required", "yes")]),
+        )
+        .await
+        .expect("create");
+        eventually("the good object after the bad one", || inf.store().len() == 2).await;
+        assert_eq!(status.undecodable(), 2, "round {round}: {status:?}");
+        assert!(inf.store().list().iter().all(|s| s.data.required == "yes"));
+        inf.shutdown();
+        for name in [format!("bad-w{round}"), format!("good-w{round}")] {
+            api.delete(&name, &DeleteParams::default()).await.expect("delete");
+        }
+    }
 }
 
 #[tokio::test]

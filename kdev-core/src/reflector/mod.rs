@@ -160,7 +160,12 @@ enum Round {
 /// 3. When the server answers 410 Gone (the version is older than its history) the reflector
 ///    waits out the backoff, lists again and hands the sink a fresh `replace`.
 /// 4. Other failures back off (800 ms doubling to 30 s, with jitter, reset after 2 minutes
-///    without failures) and retry; the reflector never gives up until cancelled.
+///    without failures) and retry; the reflector never gives up until cancelled. A failure on
+///    the way to the server (a refused or dropped connection, a timeout) or a 429 then resumes
+///    from the last resourceVersion; an error the server itself answers the watch with (403,
+///    500, 504, an `ERROR` event) lists again, as client-go does.
+/// 5. An object that does not decode as `K`, in a list or a watch event, is skipped, logged and
+///    counted ([`Status::undecodable`]); the others load, and the watch goes on.
 ///
 /// # Examples
 /// ```no_run

@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use kube_client::config::{KubeConfigOptions, Kubeconfig};
+use kube_client::core::DynamicObject;
+use kube_client::discovery::ApiResource;
 use kube_client::{Client, Config as ClientConfig};
 
 use crate::faults::{Faults, Unsupported};
@@ -73,7 +75,10 @@ pub enum Error {
 /// # Caveats
 /// On a real cluster the namespaces made by [`TestEnv::namespace`] are deleted when the
 /// `TestEnv` is dropped (the delete request is sent from a short-lived thread, so drop may
-/// block for up to a few seconds). Objects a test creates outside them are not cleaned up.
+/// block for up to a few seconds). ConfigMaps and Secrets in them that still carry finalizers
+/// lose them first, so that a test that failed half-way cannot leave its namespace stuck
+/// terminating. Objects a test creates outside them are cleaned up only when the test hands
+/// them to [`TestEnv::delete_on_drop`].
 pub struct TestEnv {
     server: Option<Server>,
     client: Client,
@@ -81,6 +86,8 @@ pub struct TestEnv {
     /// The file named by `KDEV_TEST_KUBECONFIG` (a real cluster), read again for clean-up.
     kubeconfig_path: Option<std::path::PathBuf>,
     namespaces: parking_lot::Mutex<Vec<String>>,
+    /// Cluster-scoped objects to delete on drop (a real cluster).
+    cluster_objects: parking_lot::Mutex<Vec<(ApiResource, String)>>,
 }
 
 impl std::fmt::Debug for TestEnv {
@@ -118,6 +125,7 @@ impl TestEnv {
             kubeconfig: yaml,
             kubeconfig_path: Some(path),
             namespaces: Default::default(),
+            cluster_objects: Default::default(),
         })
     }
 
@@ -135,6 +143,7 @@ impl TestEnv {
             kubeconfig,
             kubeconfig_path: None,
             namespaces: Default::default(),
+            cluster_objects: Default::default(),
         })
     }
 
@@ -206,6 +215,23 @@ impl TestEnv {
         self.namespaces.lock().push(name.clone());
         Ok(name)
     }
+
+    /// Deletes the cluster-scoped object `name` of `resource` (a CRD, a ClusterRole, a webhook
+    /// configuration a test made) when this `TestEnv` is dropped, whether the test passed or
+    /// panicked. Only a real cluster needs it: the embedded server's state ends with it. An
+    /// object the test already deleted is no error.
+    ///
+    /// ```no_run
+    /// # async fn f(env: &kdev_testenv::TestEnv) {
+    /// use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    /// use kube_client::discovery::ApiResource;
+    ///
+    /// env.delete_on_drop(&ApiResource::erase::<CustomResourceDefinition>(&()), "widgets.example.com");
+    /// # }
+    /// ```
+    pub fn delete_on_drop(&self, resource: &ApiResource, name: &str) {
+        self.cluster_objects.lock().push((resource.clone(), name.to_string()));
+    }
 }
 
 async fn client_from(kc: Kubeconfig) -> Result<Client, Error> {
@@ -217,7 +243,8 @@ async fn client_from(kc: Kubeconfig) -> Result<Client, Error> {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         let namespaces = std::mem::take(&mut *self.namespaces.lock());
-        if self.server.is_some() || namespaces.is_empty() {
+        let cluster_objects = std::mem::take(&mut *self.cluster_objects.lock());
+        if self.server.is_some() || (namespaces.is_empty() && cluster_objects.is_empty()) {
             return;
         }
         // A real cluster: delete the test namespaces from a thread with its own runtime, as the
@@ -226,7 +253,11 @@ impl Drop for TestEnv {
             return;
         };
         let handle = std::thread::spawn(move || {
-            let left = format!("test namespaces {} are left behind", namespaces.join(", "));
+            let left = format!(
+                "test namespaces {} and {} cluster-scoped objects are left behind",
+                namespaces.join(", "),
+                cluster_objects.len()
+            );
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => return eprintln!("kdev-testenv: no runtime to clean up with ({e}): {left}"),
@@ -241,6 +272,18 @@ impl Drop for TestEnv {
                     Ok(c) => c,
                     Err(e) => return eprintln!("kdev-testenv: no client to clean up with ({e}): {left}"),
                 };
+                for (resource, name) in cluster_objects {
+                    let api: kube_client::Api<DynamicObject> = kube_client::Api::all_with(client.clone(), &resource);
+                    match api.delete(&name, &Default::default()).await {
+                        Err(kube_client::Error::Api(s)) if s.code == 404 => {}
+                        Err(e) => eprintln!("kdev-testenv: deleting {} {name} failed: {e}", resource.kind),
+                        Ok(_) => {}
+                    }
+                }
+                for ns in &namespaces {
+                    release_finalizers::<k8s_openapi::api::core::v1::ConfigMap>(&client, ns).await;
+                    release_finalizers::<k8s_openapi::api::core::v1::Secret>(&client, ns).await;
+                }
                 let api: kube_client::Api<Namespace> = kube_client::Api::all(client);
                 for ns in namespaces {
                     if let Err(e) = api.delete(&ns, &Default::default()).await {
@@ -250,6 +293,32 @@ impl Drop for TestEnv {
             });
         });
         let _ = handle.join();
+    }
+}
+
+/// Drops the finalizers of every `K` in namespace `ns` that has some, so that deleting the
+/// namespace cannot hang on an object whose controller (a test) is gone.
+async fn release_finalizers<K>(client: &Client, ns: &str)
+where
+    K: kube_client::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: kube_client::Api<K> = kube_client::Api::namespaced(client.clone(), ns);
+    let listed = match api.list_metadata(&Default::default()).await {
+        Ok(list) => list,
+        Err(e) => return eprintln!("kdev-testenv: listing {} in {ns} failed: {e}", K::kind(&())),
+    };
+    let clear = kube_client::api::Patch::Merge(serde_json::json!({ "metadata": { "finalizers": null } }));
+    for obj in listed.items {
+        let has_finalizers = obj.metadata.finalizers.as_ref().is_some_and(|f| !f.is_empty());
+        let Some(name) = obj.metadata.name.filter(|_| has_finalizers) else {
+            continue;
+        };
+        if let Err(e) = api.patch(&name, &Default::default(), &clear).await {
+            eprintln!("kdev-testenv: releasing the finalizers of {ns}/{name} failed: {e}");
+        }
     }
 }
 
@@ -276,5 +345,59 @@ mod tests {
         let real = real.expect("the kubeconfig is usable");
         let api: kube_client::Api<k8s_openapi::api::core::v1::Namespace> = kube_client::Api::all(real.client());
         api.get("default").await.expect("the CA file was found and trusted");
+    }
+
+    /// The clean-up a real cluster gets, run against the embedded server through its
+    /// kubeconfig: finalizers left by a failed test are released, so the namespace goes, and
+    /// cluster-scoped objects handed to `delete_on_drop` go too. (Two workers: the drop blocks
+    /// one while the embedded server answers on the other.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_a_real_cluster_env_deletes_its_namespaces_and_cluster_objects() {
+        use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let env = TestEnv::embedded(Config::default()).await.expect("server");
+        let path = std::env::temp_dir().join(format!("kdev-cleanup-{}.yaml", std::process::id()));
+        std::fs::write(&path, env.kubeconfig()).expect("kubeconfig");
+        let real = TestEnv::real_cluster(path.clone()).await.expect("usable");
+        let ns = real.namespace().await.expect("namespace");
+        let cms: kube_client::Api<ConfigMap> = kube_client::Api::namespaced(real.client(), &ns);
+        let mut held = ConfigMap::default();
+        held.metadata.name = Some("held".into());
+        held.metadata.finalizers = Some(vec!["example.com/keep".into()]);
+        cms.create(&Default::default(), &held).await.expect("create");
+        let crd: CustomResourceDefinition = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "things.cleanup.kdev.dev" },
+            "spec": {
+                "group": "cleanup.kdev.dev", "scope": "Cluster",
+                "names": { "plural": "things", "kind": "Thing" },
+                "versions": [{ "name": "v1", "served": true, "storage": true,
+                    "schema": { "openAPIV3Schema": { "type": "object" } } }]
+            }
+        }))
+        .expect("a CRD");
+        let crds: kube_client::Api<CustomResourceDefinition> = kube_client::Api::all(env.client());
+        crds.create(&Default::default(), &crd).await.expect("create the CRD");
+        real.delete_on_drop(
+            &ApiResource::erase::<CustomResourceDefinition>(&()),
+            "things.cleanup.kdev.dev",
+        );
+        // Handed over twice, or deleted by the test already: no error either way.
+        real.delete_on_drop(
+            &ApiResource::erase::<CustomResourceDefinition>(&()),
+            "things.cleanup.kdev.dev",
+        );
+        drop(real);
+        let _ = std::fs::remove_file(&path);
+        let namespaces: kube_client::Api<Namespace> = kube_client::Api::all(env.client());
+        let mut gone = false;
+        for _ in 0..100 {
+            if namespaces.get_opt(&ns).await.expect("get").is_none() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(gone, "the namespace went, its finalizer released");
+        assert!(crds.get_opt("things.cleanup.kdev.dev").await.expect("get").is_none());
     }
 }

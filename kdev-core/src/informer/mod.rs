@@ -138,7 +138,12 @@ struct Dispatch<K> {
 ///    own goroutine): a slow handler, or one that blocks, never delays the reflector, the
 ///    store or another handler, on any tokio runtime. The thread enters the runtime the
 ///    handler was added from, so a handler may `tokio::spawn` or send on tokio channels.
-/// 3. Events for one key reach each handler in order.
+/// 3. Events for one key reach each handler in order. The informer feeds a
+///    [`DeltaFifo`](crate::DeltaFifo), client-go's classic queue: keys leave it in the order
+///    they first arrived, each with all its changes since. client-go 1.36 informers feed a
+///    RealFIFO instead (`InOrderInformers`), which also keeps the order between keys; a handler
+///    must not rely on that order here (nor should it with the workqueue behind it, which
+///    reorders keys anyway).
 /// 4. A handler added after the informer started first receives an `Add` (with `initial:
 ///    true`) for every cached object, then every later event (client-go's late subscription).
 /// 5. [`has_synced`](Self::has_synced) turns true once the initial list has been stored and

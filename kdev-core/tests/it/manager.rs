@@ -214,6 +214,16 @@ fn election_config() -> kdev_core::leader_election::Config {
         .retry_period(Duration::from_millis(300))
 }
 
+/// [`election_config`] on the embedded server; client-go's defaults (15 s / 10 s / 2 s) on a
+/// real cluster, where one Lease update slower than 2 s would make the leader step down.
+fn lease_election_config(env: &TestEnv) -> kdev_core::leader_election::Config {
+    if env.is_embedded() {
+        election_config()
+    } else {
+        kdev_core::leader_election::Config::default()
+    }
+}
+
 /// Two managers on one Lease: only the leader runs its leader-only runnables; when it shuts
 /// down it releases the Lease and the other takes over; `/metrics` shows who leads.
 #[tokio::test]
@@ -225,7 +235,7 @@ async fn only_the_leading_manager_runs_leader_only_work() {
     let managers: Vec<Manager> = (0..2)
         .map(|i| {
             let lock = LeaseLock::new(env.client(), &ns, "managers", format!("manager-{i}"));
-            let elector = LeaderElector::new(lock, election_config()).expect("valid");
+            let elector = LeaderElector::new(lock, lease_election_config(&env)).expect("valid");
             let m = Manager::builder(env.client())
                 .http_addr("127.0.0.1:0".parse().expect("addr"))
                 .handle_signals(false)

@@ -225,8 +225,10 @@ async fn create_or_update_creates_updates_leaves_unchanged_and_retries_conflicts
     assert!(matches!(err, object::Error::NameChanged { .. }));
 }
 
-/// A namespaced `Widget` CRD with a status subresource, in a group unique to this test.
-async fn install_widgets(client: &Client) -> (String, ApiResource) {
+/// A namespaced `Widget` CRD with a status subresource, in a group unique to this test. On a
+/// real cluster `env` deletes it when dropped, also when the test fails half-way.
+async fn install_widgets(env: &TestEnv) -> (String, ApiResource) {
+    let client = &env.client();
     let group = format!(
         "t{}.kdev.dev",
         (0..8).map(|_| fastrand::lowercase()).collect::<String>()
@@ -251,6 +253,7 @@ async fn install_widgets(client: &Client) -> (String, ApiResource) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     crds.create(&PostParams::default(), &crd).await.unwrap();
     let name = format!("widgets.{group}");
+    env.delete_on_drop(&ApiResource::erase::<CustomResourceDefinition>(&()), &name);
     eventually("the CRD to be established", || async {
         let c = crds.get(&name).await.ok()?;
         c.status?
@@ -267,7 +270,7 @@ async fn install_widgets(client: &Client) -> (String, ApiResource) {
 #[tokio::test]
 async fn create_or_patch_sends_the_object_and_the_status_separately() {
     let (env, ns, _) = setup().await;
-    let (crd_name, ar) = install_widgets(&env.client()).await;
+    let (crd_name, ar) = install_widgets(&env).await;
     let widgets: Api<DynamicObject> = Api::namespaced_with(env.client(), &ns, &ar);
     let new = DynamicObject::new("w", &ar).within(&ns);
     let size = |n: i64| {

@@ -1,4 +1,4 @@
-//! Lesson 7 — shared informers: one watch, a local indexed cache, handlers on their own tasks,
+//! Lesson 7 — shared informers: one watch, a local indexed cache, handlers on their own threads,
 //! listers, a late handler, and informers for any kind (dynamic, metadata-only) through the factory.
 //!
 //! Run it (no cluster needed):
@@ -71,7 +71,7 @@ async fn main() -> Result<(), Error> {
         informer.store().len()
     );
 
-    println!("\n== 2. events reach the handler on its own task");
+    println!("\n== 2. events reach the handler on its own thread");
     pods.create(&PostParams::default(), &pod("web-2", "node-a", "web")?)
         .await?;
     pods.patch(

@@ -276,7 +276,7 @@ async fn a_blocked_handler_delays_neither_the_store_nor_another_handler() {
     let release_rx = Mutex::new(release_rx);
     let blocked = inf.add_event_handler(
         move |_ev| {
-            // Blocks its own task until released.
+            // Blocks its own thread until released.
             let _ = release_rx.lock().recv();
         },
         None,

@@ -177,6 +177,17 @@ impl<K: Resource + Send + Sync + 'static> RealFifo<K> {
         locked.first_population(queued);
     }
 
+    /// The newest state known for `key`: its last queued delta's object, else the
+    /// known-objects store's; `None` when its last delta is a deletion or nothing is known.
+    pub(crate) fn latest(&self, key: &str) -> Option<Arc<K>> {
+        if let Some(pending) = self.core.lock().queue.pending.get(key) {
+            return Some(&pending.last)
+                .filter(|d| d.kind != DeltaType::Deleted)
+                .and_then(|d| d.object.get().cloned());
+        }
+        self.config.known().and_then(|known| known.get_by_key(key))
+    }
+
     /// Queues a [`DeltaType::Sync`] for every known object without pending deltas
     /// (guarantee 3). Does nothing without a known-objects store.
     pub fn resync(&self) {

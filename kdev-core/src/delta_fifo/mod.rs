@@ -339,6 +339,18 @@ impl<K: Resource + Send + Sync + 'static> DeltaFifo<K> {
         self.core.lock().queue.queue.iter().cloned().collect()
     }
 
+    /// The newest state known for `key`: its last queued delta's object, else the
+    /// known-objects store's; `None` when its last delta is a deletion or nothing is known.
+    pub(crate) fn latest(&self, key: &str) -> Option<Arc<K>> {
+        if let Some(deltas) = self.core.lock().queue.items.get(key) {
+            return deltas
+                .last()
+                .filter(|d| d.kind != DeltaType::Deleted)
+                .and_then(|d| d.object.get().cloned());
+        }
+        self.config.known().and_then(|known| known.get_by_key(key))
+    }
+
     /// The pending deltas of `key`, oldest first, without removing them.
     pub fn get_by_key(&self, key: &str) -> Option<Vec<Delta<K>>> {
         self.core.lock().queue.items.get(key).cloned()

@@ -70,7 +70,7 @@ pub(super) struct HandlerSlot<K> {
     counters: Arc<Counters>,
 }
 
-/// What a handler has buffered, shared by its slot, its task and its registration.
+/// What a handler has buffered, shared by its slot, its thread and its registration.
 #[derive(Debug, Default)]
 struct Counters {
     /// Events buffered and not yet handled.
@@ -90,7 +90,7 @@ impl<K> HandlerSlot<K> {
         self.id
     }
 
-    /// Buffers an event for the handler; false when its task is gone.
+    /// Buffers an event for the handler; false when its thread is gone.
     pub(super) fn send(&self, event: Event<K>) -> bool {
         let initial = matches!(event, Event::Add { initial: true, .. });
         if initial {
@@ -184,7 +184,9 @@ impl Registration {
 /// runtime worker that the reflector or another handler needs, whatever the runtime's flavour
 /// or size. The thread enters the tokio runtime the handler was added from, so a handler may
 /// still `tokio::spawn` or send on tokio channels. It ends once the informer lets go of the
-/// handler (removed, shut down or dropped) and the buffered events are handled.
+/// handler (removed, shut down or dropped) and the buffered events are handled. A handler that
+/// holds a clone of its own informer keeps the informer, and so its own thread, alive until
+/// the informer is shut down: capture the informer's store or a lister instead.
 pub(super) fn spawn<K, F>(
     id: u64,
     mut handler: F,

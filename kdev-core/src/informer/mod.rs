@@ -99,6 +99,9 @@ impl<K: Resource + Clone + Send + Sync + 'static> Sink<K> for TransformSink<K> {
     fn delete(&mut self, obj: Arc<K>) {
         self.fifo.delete(obj);
     }
+    fn current(&self, key: &str) -> Option<Arc<K>> {
+        self.fifo.latest(key)
+    }
     fn replace(&mut self, list: Vec<Arc<K>>) {
         self.fifo.replace(list);
         // An empty first list is synced at once: there is nothing to pop.
@@ -298,7 +301,7 @@ where
         registration
     }
 
-    /// Removes a handler; its task ends after the events already buffered.
+    /// Removes a handler; its thread ends after the events already buffered.
     pub fn remove_event_handler(&self, registration: &Registration) {
         self.inner
             .dispatch
@@ -325,8 +328,10 @@ where
     /// [`Error::AlreadyStarted`] on a second call.
     ///
     /// # Cancel safety
-    /// Dropping the future shuts the informer down, as [`shutdown`](Self::shutdown) does: a
-    /// cache nobody updates any more must not go on looking synced to its readers.
+    /// Dropping the future shuts the informer down, as [`shutdown`](Self::shutdown) does: the
+    /// handlers' threads end after their buffered events and the resync timers stop, rather
+    /// than go on serving a cache nobody updates. [`has_synced`](Self::has_synced) stays true,
+    /// as client-go's `HasSynced` does after its informer stops.
     pub async fn run(&self) -> Result<(), Error> {
         if self.inner.started.swap(true, Ordering::AcqRel) {
             return Err(Error::AlreadyStarted);
@@ -518,9 +523,9 @@ mod tests {
         (log, move |ev: Event<ConfigMap>| writer.lock().push(describe(&ev)))
     }
 
-    /// Waits until `done` holds, at most about a minute of real time. Each step lets tokio's
-    /// clock (paused in most of these tests) move 5 ms, and the handlers, which run on their
-    /// own threads in real time, 1 ms.
+    /// Waits until `done` holds, for at most 60,000 steps: a few minutes of real time at worst.
+    /// Each step lets tokio's clock (paused in most of these tests) move 5 ms, and the
+    /// handlers, which run on their own threads in real time, at least 1 ms.
     async fn until(done: impl Fn() -> bool) {
         for _ in 0..60_000 {
             if done() {

@@ -43,13 +43,13 @@ pub(crate) struct Page<K> {
     pub(crate) undecodable: Vec<Undecodable>,
 }
 
-/// A list response with each item still raw JSON.
+/// A list response with each item still raw JSON, borrowed from the response body.
 #[derive(Deserialize)]
-struct RawList {
+struct RawList<'a> {
     #[serde(default)]
     metadata: RawListMeta,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    items: Vec<Box<RawValue>>,
+    #[serde(default, borrow, deserialize_with = "null_as_empty")]
+    items: Vec<&'a RawValue>,
 }
 
 #[derive(Deserialize, Default)]
@@ -60,7 +60,7 @@ struct RawListMeta {
     continue_: Option<String>,
 }
 
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Box<RawValue>>, D::Error> {
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<&'de RawValue>, D::Error> {
     Ok(Option::deserialize(d)?.unwrap_or_default())
 }
 
@@ -92,18 +92,23 @@ fn key_of(raw: &str) -> String {
     }
 }
 
-impl RawList {
+/// Decodes one object, or says which object did not decode and why.
+fn decode_object<K: DeserializeOwned>(raw: &str) -> Result<K, Undecodable> {
+    serde_json::from_str::<K>(raw).map_err(|e| Undecodable {
+        key: key_of(raw),
+        error: e.to_string(),
+    })
+}
+
+impl RawList<'_> {
     /// Decodes the items one by one, setting aside those that do not decode as `K`.
     fn decode<K: DeserializeOwned>(self) -> Page<K> {
         let mut items = Vec::with_capacity(self.items.len());
         let mut undecodable = Vec::new();
         for raw in self.items {
-            match serde_json::from_str::<K>(raw.get()) {
+            match decode_object(raw.get()) {
                 Ok(obj) => items.push(obj),
-                Err(e) => undecodable.push(Undecodable {
-                    key: key_of(raw.get()),
-                    error: e.to_string(),
-                }),
+                Err(u) => undecodable.push(u),
             }
         }
         Page {
@@ -119,35 +124,97 @@ impl RawList {
 async fn list_raw<K: DeserializeOwned>(
     client: Client,
     request: Result<http::Request<Vec<u8>>, kube_core::request::Error>,
+    name: &'static str,
 ) -> kube_client::Result<Page<K>> {
-    let request = request.map_err(kube_client::Error::BuildRequest)?;
-    let raw: RawList = client.request(request).await?;
+    let mut request = request.map_err(kube_client::Error::BuildRequest)?;
+    // What kube-client's own calls are named in its traces.
+    request.extensions_mut().insert(name);
+    let text = client.request_text(request).await?;
+    let raw: RawList<'_> = serde_json::from_str(&text).map_err(kube_client::Error::SerdeError)?;
     Ok(raw.decode())
 }
 
-/// Opens a watch and decodes each event's object on its own. An object that does not decode
-/// becomes a `SerdeError` naming it, and the stream goes on (kube-client's own typed watch
-/// reports such an event as an empty API status, which reads as a server error).
+/// Where a watch reports the objects it skips because they did not decode.
+pub(crate) type Skipped = Arc<dyn Fn(Undecodable) + Send + Sync>;
+
+/// One line of a watch stream, its object still raw: `type` and `object` may come in either
+/// order.
+#[derive(Deserialize)]
+struct RawEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    object: &'a RawValue,
+}
+
+/// Decodes one line of a watch stream. `Ok(None)`: an object that did not decode, handed to
+/// `skipped`. A line that is no event at all is an error (a `Status` one when it is a status).
+fn decode_event<K: DeserializeOwned>(line: &str, skipped: &Skipped) -> kube_client::Result<Option<WatchEvent<K>>> {
+    let event: RawEvent<'_> = match serde_json::from_str(line) {
+        Ok(event) => event,
+        Err(e) => {
+            return Err(match serde_json::from_str::<kube_core::Status>(line) {
+                Ok(status) if status.code != 0 => kube_client::Error::Api(status.boxed()),
+                _ => kube_client::Error::SerdeError(e),
+            });
+        }
+    };
+    let object = event.object.get();
+    let decoded = |wrap: fn(K) -> WatchEvent<K>| match decode_object::<K>(object) {
+        Ok(obj) => Some(wrap(obj)),
+        Err(u) => {
+            skipped(u);
+            None
+        }
+    };
+    Ok(match event.kind.as_ref() {
+        "ADDED" => decoded(WatchEvent::Added),
+        "MODIFIED" => decoded(WatchEvent::Modified),
+        "DELETED" => decoded(WatchEvent::Deleted),
+        "BOOKMARK" => Some(WatchEvent::Bookmark(
+            serde_json::from_str(object).map_err(kube_client::Error::SerdeError)?,
+        )),
+        "ERROR" => Some(WatchEvent::Error(
+            serde_json::from_str::<kube_core::Status>(object)
+                .map_err(kube_client::Error::SerdeError)?
+                .boxed(),
+        )),
+        other => {
+            return Err(kube_client::Error::SerdeError(serde::de::Error::custom(format!(
+                "a watch event of unknown type {other:?}"
+            ))));
+        }
+    })
+}
+
+/// Opens a watch and decodes it line by line, each event's object on its own: an object that
+/// does not decode goes to `skipped` and the stream goes on.
 async fn watch_raw<K: DeserializeOwned + Clone + Send + 'static>(
     client: Client,
     request: Result<http::Request<Vec<u8>>, kube_core::request::Error>,
+    name: &'static str,
+    skipped: Skipped,
 ) -> kube_client::Result<WatchStream<K>> {
-    let request = request.map_err(kube_client::Error::BuildRequest)?;
-    let events = client.request_events::<Box<RawValue>>(request).await?;
-    let decode = |raw: Box<RawValue>| -> kube_client::Result<K> {
-        serde_json::from_str::<K>(raw.get()).map_err(|e| {
-            kube_client::Error::SerdeError(serde::de::Error::custom(format!("{}: {e}", key_of(raw.get()))))
-        })
-    };
-    Ok(events
-        .map(move |event| {
-            Ok(match event? {
-                WatchEvent::Added(raw) => WatchEvent::Added(decode(raw)?),
-                WatchEvent::Modified(raw) => WatchEvent::Modified(decode(raw)?),
-                WatchEvent::Deleted(raw) => WatchEvent::Deleted(decode(raw)?),
-                WatchEvent::Bookmark(b) => WatchEvent::Bookmark(b),
-                WatchEvent::Error(e) => WatchEvent::Error(e),
-            })
+    let mut request = request.map_err(kube_client::Error::BuildRequest)?;
+    request.extensions_mut().insert(name);
+    // As kube-client does for its watches: a gzipped watch stream is one gzip member per
+    // event, which its decompression layer does not read past the first.
+    request
+        .headers_mut()
+        .entry(http::header::ACCEPT_ENCODING)
+        .or_insert(http::HeaderValue::from_static("identity"));
+    let body = client.request_stream(request).await?;
+    let lines = futures::AsyncBufReadExt::lines(body);
+    Ok(lines
+        .filter_map(move |line| {
+            let next = match line {
+                Ok(line) if line.trim().is_empty() => None,
+                Ok(line) => decode_event(&line, &skipped).transpose(),
+                // The connection ended mid-line: the end of the watch, to be resumed.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
+                Err(e) => Some(Err(kube_client::Error::ReadEvents(e))),
+            };
+            futures::future::ready(next)
         })
         .boxed())
 }
@@ -155,7 +222,12 @@ async fn watch_raw<K: DeserializeOwned + Clone + Send + 'static>(
 /// The two calls a `ListWatch` makes, over full objects or over metadata only.
 pub(crate) trait Calls<K: Clone>: Send + Sync {
     fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<Page<K>>>;
-    fn watch(&self, wp: WatchParams, rv: String) -> BoxFuture<'static, kube_client::Result<WatchStream<K>>>;
+    fn watch(
+        &self,
+        wp: WatchParams,
+        rv: String,
+        skipped: Skipped,
+    ) -> BoxFuture<'static, kube_client::Result<WatchStream<K>>>;
 }
 
 /// Full objects: `GET` with `Accept: application/json` (or metadata only, when `K` asks for
@@ -168,21 +240,26 @@ where
 {
     fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<Page<K>>> {
         let request = kube_core::Request::new(self.0.resource_url());
-        let request = if K::metadata_api() {
-            request.list_metadata(&lp)
+        let (request, name) = if K::metadata_api() {
+            (request.list_metadata(&lp), "list_metadata")
         } else {
-            request.list(&lp)
+            (request.list(&lp), "list")
         };
-        Box::pin(list_raw(self.0.clone().into_client(), request))
+        Box::pin(list_raw(self.0.clone().into_client(), request, name))
     }
-    fn watch(&self, wp: WatchParams, rv: String) -> BoxFuture<'static, kube_client::Result<WatchStream<K>>> {
+    fn watch(
+        &self,
+        wp: WatchParams,
+        rv: String,
+        skipped: Skipped,
+    ) -> BoxFuture<'static, kube_client::Result<WatchStream<K>>> {
         let request = kube_core::Request::new(self.0.resource_url());
-        let request = if K::metadata_api() {
-            request.watch_metadata(&wp, &rv)
+        let (request, name) = if K::metadata_api() {
+            (request.watch_metadata(&wp, &rv), "watch_metadata")
         } else {
-            request.watch(&wp, &rv)
+            (request.watch(&wp, &rv), "watch")
         };
-        Box::pin(watch_raw(self.0.clone().into_client(), request))
+        Box::pin(watch_raw(self.0.clone().into_client(), request, name, skipped))
     }
 }
 
@@ -196,15 +273,21 @@ where
 {
     fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<Page<PartialObjectMeta<K>>>> {
         let request = kube_core::Request::new(self.0.resource_url()).list_metadata(&lp);
-        Box::pin(list_raw(self.0.clone().into_client(), request))
+        Box::pin(list_raw(self.0.clone().into_client(), request, "list_metadata"))
     }
     fn watch(
         &self,
         wp: WatchParams,
         rv: String,
+        skipped: Skipped,
     ) -> BoxFuture<'static, kube_client::Result<WatchStream<PartialObjectMeta<K>>>> {
         let request = kube_core::Request::new(self.0.resource_url()).watch_metadata(&wp, &rv);
-        Box::pin(watch_raw(self.0.clone().into_client(), request))
+        Box::pin(watch_raw(
+            self.0.clone().into_client(),
+            request,
+            "watch_metadata",
+            skipped,
+        ))
     }
 }
 
@@ -358,8 +441,9 @@ where
     /// that what is kept (e.g. an `Arc`, a transformed object) is all that the list holds.
     ///
     /// Each item is decoded on its own. One that does not decode as `K` (a custom resource
-    /// whose schema moved on, say) is left out and logged at error level, so that it cannot
-    /// keep every other object from loading.
+    /// whose schema moved on, say) is left out of the result and logged at error level, so
+    /// that it cannot keep every other object from loading: the result can then lack objects
+    /// the server has.
     ///
     /// # Errors
     /// The API error of a page that failed.
@@ -368,61 +452,92 @@ where
         page_size: u32,
         each: impl FnMut(K) -> T,
     ) -> kube_client::Result<(Vec<T>, String)> {
-        self.list_pages(page_size, each, |skipped| tracing::error!(%skipped, "a listed object"))
-            .await
+        let (items, rv, undecodable) = self.list_pages(page_size, each).await?;
+        for skipped in undecodable {
+            tracing::error!(%skipped, "a listed object");
+        }
+        Ok((items, rv))
     }
 
-    /// [`list_all_into`](Self::list_all_into), handing each object that did not decode to
-    /// `skipped`.
+    /// [`list_all_into`](Self::list_all_into), also returning the objects that did not decode.
     pub(crate) async fn list_pages<T>(
         &self,
         page_size: u32,
         mut each: impl FnMut(K) -> T,
-        mut skipped: impl FnMut(Undecodable),
-    ) -> kube_client::Result<(Vec<T>, String)> {
+    ) -> kube_client::Result<(Vec<T>, String, Vec<Undecodable>)> {
         let mut items = Vec::new();
+        let mut undecodable = Vec::new();
         let mut lp = self.list_params().limit(page_size);
         loop {
             let page = match self.bounded("list", self.calls.list(lp.clone())).await {
                 Ok(p) => p,
                 Err(kube_client::Error::Api(e)) if super::is_gone(&e) && lp.continue_token.is_some() => {
                     items.clear();
+                    undecodable.clear();
                     lp = self.list_params();
                     self.bounded("list", self.calls.list(lp.clone())).await?
                 }
                 Err(e) => return Err(e),
             };
-            page.undecodable.into_iter().for_each(&mut skipped);
+            undecodable.extend(page.undecodable);
             items.extend(page.items.into_iter().map(&mut each));
             match page.continue_.filter(|c| !c.is_empty()) {
                 Some(token) if lp.limit.is_some() => lp = self.list_params().limit(page_size).continue_token(&token),
-                _ => return Ok((items, page.resource_version)),
+                _ => return Ok((items, page.resource_version, undecodable)),
             }
         }
     }
 
     /// Watches from `rv` with bookmarks, for at most `timeout_secs` (the server ends the watch).
+    /// An event whose object does not decode as `K` is left out of the stream and logged at
+    /// error level.
     ///
     /// # Errors
     /// The API error of the watch request (410 when `rv` is too old).
     pub async fn watch(&self, rv: &str, timeout_secs: u32) -> kube_client::Result<WatchStream<K>> {
+        self.watch_reporting(rv, timeout_secs, log_skipped()).await
+    }
+
+    /// [`watch`](Self::watch), handing each object that did not decode to `skipped`.
+    pub(crate) async fn watch_reporting(
+        &self,
+        rv: &str,
+        timeout_secs: u32,
+        skipped: Skipped,
+    ) -> kube_client::Result<WatchStream<K>> {
         let call = self
             .calls
-            .watch(self.watch_params().timeout(timeout_secs), rv.to_string());
+            .watch(self.watch_params().timeout(timeout_secs), rv.to_string(), skipped);
         self.bounded("watch", call).await
     }
 
     /// A streaming list: a watch that starts with the current objects as ADDED events and a
-    /// bookmark annotated `k8s.io/initial-events-end` (`sendInitialEvents=true`).
+    /// bookmark annotated `k8s.io/initial-events-end` (`sendInitialEvents=true`). An object
+    /// that does not decode as `K` is left out and logged at error level.
     ///
     /// # Errors
     /// The API error when the server refuses streaming lists.
     pub async fn watch_initial(&self, timeout_secs: u32) -> kube_client::Result<WatchStream<K>> {
+        self.watch_initial_reporting(timeout_secs, log_skipped()).await
+    }
+
+    /// [`watch_initial`](Self::watch_initial), handing each object that did not decode to
+    /// `skipped`.
+    pub(crate) async fn watch_initial_reporting(
+        &self,
+        timeout_secs: u32,
+        skipped: Skipped,
+    ) -> kube_client::Result<WatchStream<K>> {
         let mut wp = self.watch_params().timeout(timeout_secs);
         wp.send_initial_events = true;
         wp.bookmarks = true;
-        self.bounded("watch", self.calls.watch(wp, String::new())).await
+        self.bounded("watch", self.calls.watch(wp, String::new(), skipped))
+            .await
     }
+}
+
+fn log_skipped() -> Skipped {
+    Arc::new(|skipped| tracing::error!(%skipped, "an object in a watch"))
 }
 
 /// Scripted answers to a `ListWatch`'s calls, for tests of what a reflector asks and when.
@@ -453,11 +568,14 @@ pub(crate) mod script {
         bool,
     );
 
+    /// A scripted list page: its answer, and keys of objects on it that did not decode.
+    type ScriptedList = (kube_client::Result<ObjectList<ConfigMap>>, Vec<String>);
+
     /// Answers lists and watches in order and records what was asked, and when (tokio's
     /// clock). A call with no answer left waits forever.
     #[derive(Default)]
     pub(crate) struct Script {
-        lists: Mutex<VecDeque<kube_client::Result<ObjectList<ConfigMap>>>>,
+        lists: Mutex<VecDeque<ScriptedList>>,
         watches: Mutex<VecDeque<ScriptedWatch>>,
         pub(crate) asked: Mutex<Vec<Asked>>,
         pub(crate) asked_at: Mutex<Vec<tokio::time::Instant>>,
@@ -465,7 +583,17 @@ pub(crate) mod script {
 
     impl Script {
         pub(crate) fn list(&self, answer: kube_client::Result<ObjectList<ConfigMap>>) -> &Self {
-            self.lists.lock().push_back(answer);
+            self.lists.lock().push_back((answer, Vec::new()));
+            self
+        }
+        /// A list page on which the objects `undecodable` did not decode.
+        pub(crate) fn list_with_undecodable(
+            &self,
+            answer: kube_client::Result<ObjectList<ConfigMap>>,
+            undecodable: &[&str],
+        ) -> &Self {
+            let keys = undecodable.iter().map(|k| k.to_string()).collect();
+            self.lists.lock().push_back((answer, keys));
             self
         }
         /// A watch that sends `events`, then stays open.
@@ -503,13 +631,19 @@ pub(crate) mod script {
             self.asked.lock().push(Asked::List(lp));
             self.asked_at.lock().push(tokio::time::Instant::now());
             match self.lists.lock().pop_front() {
-                Some(answer) => Box::pin(async move {
+                Some((answer, undecodable)) => Box::pin(async move {
                     let list = answer?;
                     Ok(Page {
                         items: list.items,
                         resource_version: list.metadata.resource_version.unwrap_or_default(),
                         continue_: list.metadata.continue_,
-                        undecodable: Vec::new(),
+                        undecodable: undecodable
+                            .into_iter()
+                            .map(|key| Undecodable {
+                                key,
+                                error: "scripted".into(),
+                            })
+                            .collect(),
                     })
                 }),
                 None => Box::pin(futures::future::pending()),
@@ -519,6 +653,7 @@ pub(crate) mod script {
             &self,
             wp: WatchParams,
             rv: String,
+            _skipped: Skipped,
         ) -> BoxFuture<'static, kube_client::Result<WatchStream<ConfigMap>>> {
             let initial = wp.send_initial_events;
             self.asked.lock().push(Asked::Watch { initial, rv });
@@ -595,7 +730,37 @@ mod tests {
     use k8s_openapi::api::core::v1::ConfigMap;
 
     use super::script::{Asked, Script, api_error, page};
-    use super::{Page, RawList, Undecodable};
+    use super::{Page, RawList, Skipped, Undecodable, decode_event};
+
+    #[test]
+    fn watch_lines_decode_in_any_key_order_and_an_object_that_does_not_decode_is_set_aside() {
+        use kube_client::api::WatchEvent;
+        let skipped = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let sink = skipped.clone();
+        let report: Skipped = std::sync::Arc::new(move |u: Undecodable| sink.lock().push(u.key));
+        let event = |line: &str| decode_event::<ConfigMap>(line, &report);
+        // `object` before `type`, as `serde_json::json!` writes it.
+        let added = event(r#"{"object":{"metadata":{"name":"a","resourceVersion":"4"}},"type":"ADDED"}"#);
+        assert!(matches!(added, Ok(Some(WatchEvent::Added(cm))) if cm.metadata.name.as_deref() == Some("a")));
+        let bad = event(r#"{"type":"MODIFIED","object":{"metadata":{"name":"b","namespace":"ns"},"data":{"k":1}}}"#);
+        assert!(matches!(bad, Ok(None)));
+        assert_eq!(*skipped.lock(), ["ns/b"]);
+        let bookmark = event(
+            r#"{"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"9"}}}"#,
+        );
+        assert!(matches!(bookmark, Ok(Some(WatchEvent::Bookmark(b))) if b.metadata.resource_version == "9"));
+        let error =
+            event(r#"{"object":{"kind":"Status","code":410,"reason":"Expired","message":"too old"},"type":"ERROR"}"#);
+        assert!(matches!(error, Ok(Some(WatchEvent::Error(s))) if s.code == 410));
+        // Not events: a status outside the envelope, an unknown type, something else entirely.
+        let status = event(r#"{"kind":"Status","code":500,"message":"boom"}"#);
+        assert!(matches!(status, Err(kube_client::Error::Api(s)) if s.code == 500));
+        let unknown = event(r#"{"type":"RENAMED","object":{}}"#);
+        assert!(matches!(unknown, Err(kube_client::Error::SerdeError(e)) if e.to_string().contains("RENAMED")));
+        assert!(matches!(event("<html>"), Err(kube_client::Error::SerdeError(_))));
+        assert!(matches!(event("{}"), Err(kube_client::Error::SerdeError(_))));
+        assert_eq!(skipped.lock().len(), 1);
+    }
 
     #[test]
     fn a_page_decodes_item_by_item_and_sets_aside_what_does_not_decode() {

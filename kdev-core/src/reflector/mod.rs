@@ -247,7 +247,9 @@ where
                 r = self.round(resume.clone()) => r,
             };
             let (round, last) = round;
-            resume = last;
+            // Never resume from no resourceVersion: that watch would start with an ADDED event
+            // per object and no list, so deletions made meanwhile would never show.
+            resume = last.filter(|rv| !rv.is_empty());
             // Both a failure and a relist wait out the backoff, as client-go's `BackoffUntil`
             // does after every `ListAndWatch`: a resourceVersion that expires again and again
             // (a list slower than the server's history is long, every reflector after an API
@@ -285,6 +287,14 @@ where
                 None => self.watch(&mut rv).await,
             };
             match watched {
+                // A watch from no resourceVersion that never learnt one: watching from "" again
+                // would replay every object as ADDED with no list, and miss deletions.
+                Ok(()) if rv.is_empty() => {
+                    return (
+                        Round::Failed("the watch ended before it learnt a resourceVersion".into()),
+                        None,
+                    );
+                }
                 // The watch ended normally (server timeout): watch again at once.
                 Ok(()) => continue,
                 Err(round) => return (round, Some(rv)),
@@ -313,22 +323,48 @@ where
                 }
             }
         }
-        let (sink, status) = (&self.sink, &self.status);
-        let (items, rv) = self
+        let sink = &self.sink;
+        let (mut items, rv, undecodable) = self
             .lw
-            .list_pages(self.config.page_size, |o| sink.accept(settle(o)), |u| status.skipped(u))
+            .list_pages(self.config.page_size, |o| sink.accept(settle(o)))
             .await
             .map_err(failed)?;
+        for skipped in &undecodable {
+            self.status.skipped(skipped);
+        }
+        self.keep(&mut items, undecodable.into_iter().map(|u| u.key));
         self.sink.replace(items);
         self.delivered_list(&rv);
         Ok((rv, None))
+    }
+
+    /// Adds to a list what the sink holds for each of `keys`, objects the server listed but
+    /// that did not decode: the server still has them, so the list must not delete them.
+    fn keep(&self, items: &mut Vec<Arc<K>>, keys: impl IntoIterator<Item = String>) {
+        items.extend(keys.into_iter().filter_map(|key| self.sink.current(&key)));
+    }
+
+    /// Where a watch reports the objects it skips: counted, logged, and (while `keys` holds a
+    /// list) their keys collected.
+    fn reporter(&self, keys: Option<Arc<Mutex<Option<Vec<String>>>>>) -> list_watch::Skipped {
+        let status = self.status.clone();
+        Arc::new(move |skipped: list_watch::Undecodable| {
+            status.skipped(&skipped);
+            if let Some(keys) = &keys
+                && let Some(keys) = keys.lock().as_mut()
+            {
+                keys.push(skipped.key);
+            }
+        })
     }
 
     /// A streaming list: initial events until the bookmark that ends them; then the list's
     /// resourceVersion and the stream, which goes on as a watch. `Ok(None)` when the server
     /// refuses streaming lists.
     async fn streaming_list(&mut self) -> Result<Option<(String, WatchStream<K>)>, Round> {
-        let stream = match self.lw.watch_initial(self.timeout_secs()).await {
+        let undecodable = Arc::new(Mutex::new(Some(Vec::new())));
+        let reporter = self.reporter(Some(undecodable.clone()));
+        let stream = match self.lw.watch_initial_reporting(self.timeout_secs(), reporter).await {
             Ok(s) => s,
             Err(kube_client::Error::Api(e)) if matches!(e.code, 400 | 422) => return Ok(None),
             Err(e) => return Err(failed(e)),
@@ -340,10 +376,6 @@ where
             let next = tokio::time::timeout(self.config.idle_timeout, stream.try_next()).await;
             let ev = match next {
                 Err(_) => return Err(Round::Failed("streaming list idle".into())),
-                Ok(Err(kube_client::Error::SerdeError(e))) => {
-                    self.status.skipped(format!("an object of the streaming list: {e}"));
-                    continue;
-                }
                 Ok(Err(e)) => return Err(failed(e)),
                 // Closed before the initial events ended: a dropped connection, a proxy, or a
                 // server that ignores `sendInitialEvents`. List instead, this round.
@@ -361,6 +393,8 @@ where
                         == Some("true")
                     {
                         let rv = b.metadata.resource_version;
+                        let undecodable = undecodable.lock().take().unwrap_or_default();
+                        self.keep(&mut items, undecodable);
                         self.sink.replace(items);
                         self.delivered_list(&rv);
                         return Ok(Some((rv, stream)));
@@ -390,7 +424,11 @@ where
     /// moves only once another kind of event comes, as in client-go, so that a resume cannot
     /// skip what the server had not sent yet.
     async fn watch(&mut self, rv: &mut String) -> Result<(), Round> {
-        let stream = match self.lw.watch(rv, self.timeout_secs()).await {
+        let stream = match self
+            .lw
+            .watch_reporting(rv, self.timeout_secs(), self.reporter(None))
+            .await
+        {
             Ok(s) => s,
             Err(e) => return Err(failed(e)),
         };
@@ -418,14 +456,6 @@ where
                     ));
                 }
                 Ok(None) => return Ok(()),
-                Ok(Some(Err(kube_client::Error::SerdeError(e)))) => {
-                    // kube-client goes on with the next line; so does the cache. The event's
-                    // resourceVersion is unknown, so a resume sends it again (and it is
-                    // skipped again) until a later event moves `rv` past it.
-                    events += 1;
-                    self.status.skipped(format!("a watch event: {e}"));
-                    continue;
-                }
                 Ok(Some(Err(e))) => return Err(failed(e)),
                 Ok(Some(Ok(ev))) => ev,
             };
@@ -578,42 +608,65 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_event_that_does_not_decode_is_skipped_and_counted_and_the_watch_goes_on() {
+    async fn a_relist_keeps_what_it_could_not_decode_rather_than_delete_it() {
         let script = Arc::new(Script::default());
-        let bad = serde_json::from_str::<ConfigMap>(r#"{"data":{"k":7}}"#).expect_err("a number is not a string");
-        script.list(page(&["a"], "3", None)).watch_items(vec![
-            Err(kube_client::Error::SerdeError(bad)),
-            Ok(WatchEvent::Added(cm_at("b", "5"))),
-        ]);
-        // There is no third call: this runs out the virtual minute, the watch's events long in.
-        let (status, store) = run_until(&script, paged(), 3).await;
-        assert_eq!(store.list().len(), 2);
+        script
+            .list(page(&["a", "b", "c"], "3", None))
+            .watch(Ok(vec![gone()]))
+            // `b` is still on the server but no longer decodes; `c` is gone.
+            .list_with_undecodable(page(&["a"], "7", None), &["b"])
+            .watch(Ok(Vec::new()));
+        let (status, store) = run_until(&script, paged(), 4).await;
+        let mut names: Vec<_> = store.list().iter().filter_map(|o| o.metadata.name.clone()).collect();
+        names.sort();
+        assert_eq!(names, ["a", "b"]);
         assert_eq!(status.undecodable(), 1);
-        assert_eq!(status.last_resource_version(), "5");
-        assert!(status.last_error().is_some_and(|e| e.contains("invalid type")));
-        assert_eq!(status.lists(), 1, "no relist");
+        assert!(status.last_error().is_some_and(|e| e.contains("b did not decode")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_line_that_is_no_event_fails_the_watch_which_resumes() {
+        let script = Arc::new(Script::default());
+        let garbage = serde_json::from_str::<ConfigMap>("<html>").expect_err("not JSON");
+        script
+            .list(page(&["a"], "3", None))
+            .watch_items(vec![
+                Ok(WatchEvent::Added(cm_at("b", "5"))),
+                Err(kube_client::Error::SerdeError(garbage)),
+            ])
+            .watch(Ok(Vec::new()));
+        let (status, store) = run_until(&script, paged(), 3).await;
+        let asked = script.asked.lock().clone();
+        assert!(
+            matches!(&asked[..], [Asked::List(_), Asked::Watch { .. }, Asked::Watch { rv, .. }] if rv == "5"),
+            "{asked:#?}"
+        );
+        assert_eq!(store.list().len(), 2);
+        assert_eq!(status.undecodable(), 0, "not an object that did not decode");
+        assert_eq!(status.lists(), 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn after_a_list_without_a_resource_version_adds_do_not_move_the_resume_point() {
         let script = Arc::new(Script::default());
-        // The watch from "" starts with an ADDED event per object, in no order.
+        // The watch from "" starts with an ADDED event per object, in no order. A watch that
+        // ends before it learnt a resourceVersion leads to a list, not to another watch from "".
         script
             .list(page(&["a"], "", None))
             .closing_watch(vec![
                 WatchEvent::Added(cm_at("b", "7")),
                 WatchEvent::Added(cm_at("c", "5")),
             ])
+            .list(page(&["a", "b", "c"], "", None))
             .closing_watch(vec![
                 WatchEvent::Added(cm_at("b", "7")),
                 WatchEvent::Modified(cm_at("c", "9")),
                 WatchEvent::Added(cm_at("d", "10")),
             ])
             .watch(Ok(Vec::new()));
-        let (status, store) = run_until(&script, paged(), 4).await;
-        let rvs: Vec<_> = script
-            .asked
-            .lock()
+        let (status, store) = run_until(&script, paged(), 5).await;
+        let asked = script.asked.lock().clone();
+        let rvs: Vec<_> = asked
             .iter()
             .filter_map(|a| match a {
                 Asked::Watch { rv, .. } => Some(rv.clone()),
@@ -621,6 +674,7 @@ mod tests {
             })
             .collect();
         assert_eq!(rvs, ["", "", "10"]);
+        assert_eq!(asked.len() - rvs.len(), 2, "two lists: {asked:#?}");
         assert_eq!(status.last_resource_version(), "10");
         assert_eq!(store.list().len(), 4);
     }

@@ -32,6 +32,14 @@ pub trait Sink<K>: Send {
     fn delete(&mut self, obj: Arc<K>);
     /// A full list replaces everything known (after a list or a streaming list's initial events).
     fn replace(&mut self, list: Vec<Arc<K>>);
+    /// What the sink holds for `key` (`namespace/name`, or `name`), if anything. When an object
+    /// of a list does not decode, the reflector puts this state of it into the list it hands to
+    /// [`replace`](Self::replace), so that an object the server still has is not taken for
+    /// deleted. The default holds nothing: such an object then leaves the sink, as if deleted.
+    fn current(&self, key: &str) -> Option<Arc<K>> {
+        let _ = key;
+        None
+    }
 }
 
 impl<K: Resource + Send + Sync + 'static> Sink<K> for Arc<DeltaFifo<K>> {
@@ -46,6 +54,9 @@ impl<K: Resource + Send + Sync + 'static> Sink<K> for Arc<DeltaFifo<K>> {
     }
     fn replace(&mut self, list: Vec<Arc<K>>) {
         DeltaFifo::replace(self, list);
+    }
+    fn current(&self, key: &str) -> Option<Arc<K>> {
+        self.latest(key)
     }
 }
 
@@ -62,6 +73,9 @@ impl<K: Resource + Send + Sync + 'static> Sink<K> for Arc<RealFifo<K>> {
     fn replace(&mut self, list: Vec<Arc<K>>) {
         RealFifo::replace(self, list);
     }
+    fn current(&self, key: &str) -> Option<Arc<K>> {
+        self.latest(key)
+    }
 }
 
 impl<K: Resource + Send + Sync + 'static> Sink<K> for Writer<K> {
@@ -76,5 +90,8 @@ impl<K: Resource + Send + Sync + 'static> Sink<K> for Writer<K> {
     }
     fn replace(&mut self, list: Vec<Arc<K>>) {
         Writer::replace(self, list);
+    }
+    fn current(&self, key: &str) -> Option<Arc<K>> {
+        Writer::current(self, key)
     }
 }

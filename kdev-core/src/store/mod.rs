@@ -263,6 +263,13 @@ pub struct Writer<K> {
     store: Store<K>,
 }
 
+impl<K: Resource + Send + Sync + 'static> Writer<K> {
+    /// The stored object under `key`, as a reader would see it.
+    pub(crate) fn current(&self, key: &str) -> Option<Arc<K>> {
+        self.store.get_by_key(key)
+    }
+}
+
 impl<K> fmt::Debug for Writer<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Writer").field("store", &self.store).finish()

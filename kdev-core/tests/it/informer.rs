@@ -215,6 +215,19 @@ async fn objects_that_do_not_decode_are_skipped_and_counted_and_the_rest_load() 
         .expect("create");
         eventually("the good object after the bad one", || inf.store().len() == 2).await;
         assert_eq!(status.undecodable(), 2, "round {round}: {status:?}");
+        // An update that no longer decodes leaves the cached object as it was, not deleted.
+        let mut worse = api.get("good-1").await.expect("get");
+        worse.data = Some([("other".to_string(), "no".to_string())].into());
+        api.replace("good-1", &PostParams::default(), &worse)
+            .await
+            .expect("update");
+        eventually("the update to be skipped", || status.undecodable() == 3).await;
+        assert!(inf.lister().namespaced(&ns).get("good-1").is_some());
+        let mut fixed = api.get("good-1").await.expect("get");
+        fixed.data = Some([("required".to_string(), "yes".to_string())].into());
+        api.replace("good-1", &PostParams::default(), &fixed)
+            .await
+            .expect("update");
         assert!(inf.store().list().iter().all(|s| s.data.required == "yes"));
         inf.shutdown();
         for name in [format!("bad-w{round}"), format!("good-w{round}")] {

@@ -546,6 +546,16 @@ mod tests {
         SharedIndexInformer::new(script.list_watch(), Config::default().streaming_lists(false))
     }
 
+    /// An informer over a script that lists `names` (each at resourceVersion 1), then
+    /// watches quietly.
+    fn listing(names: &[&str]) -> SharedIndexInformer<ConfigMap> {
+        let script = Arc::new(Script::default());
+        script
+            .list(list_of(names.iter().map(|n| cm_at(n, "1")).collect(), "10", None))
+            .watch(Ok(Vec::new()));
+        informer(&script)
+    }
+
     fn run(informer: &SharedIndexInformer<ConfigMap>) {
         let runner = informer.clone();
         tokio::spawn(async move { runner.run().await });
@@ -601,11 +611,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_panicking_handler_skips_that_event_and_keeps_receiving() {
-        let script = Arc::new(Script::default());
-        script
-            .list(list_of(vec![cm_at("a", "1"), cm_at("b", "1")], "10", None))
-            .watch(Ok(Vec::new()));
-        let informer = informer(&script);
+        let informer = listing(&["a", "b"]);
         let (log, mut record) = recorder();
         let registration = informer.add_event_handler(
             move |ev: Event<ConfigMap>| {
@@ -627,11 +633,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn resyncs_go_only_to_the_handler_that_asked_at_least_a_second_apart_and_end_with_the_informer() {
-        let script = Arc::new(Script::default());
-        script
-            .list(list_of(vec![cm_at("a", "1")], "10", None))
-            .watch(Ok(Vec::new()));
-        let informer = informer(&script);
+        let informer = listing(&["a"]);
         run(&informer);
         let (every_30s, h1) = recorder();
         let (never, h2) = recorder();
@@ -667,11 +669,7 @@ mod tests {
     /// on the runtime: the reflector, the store and the other handlers.
     #[tokio::test(flavor = "current_thread")]
     async fn a_blocked_handler_holds_up_nothing_even_on_a_current_thread_runtime() {
-        let script = Arc::new(Script::default());
-        script
-            .list(list_of(vec![cm_at("a", "1"), cm_at("b", "1")], "10", None))
-            .watch(Ok(Vec::new()));
-        let informer = informer(&script);
+        let informer = listing(&["a", "b"]);
         let (release, blocked) = gated();
         let stuck = informer.add_event_handler(blocked, None);
         let (log, handler) = recorder();
@@ -691,11 +689,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn dropping_the_run_future_shuts_the_informer_down() {
-        let script = Arc::new(Script::default());
-        script
-            .list(list_of(vec![cm_at("a", "1")], "10", None))
-            .watch(Ok(Vec::new()));
-        let informer = informer(&script);
+        let informer = listing(&["a"]);
         let (log, handler) = recorder();
         let registration = informer.add_event_handler(handler, Some(Duration::from_secs(1)));
         let runner = informer.clone();
@@ -711,11 +705,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_handler_still_on_its_last_resync_skips_the_next() {
-        let script = Arc::new(Script::default());
-        script
-            .list(list_of(vec![cm_at("a", "1"), cm_at("b", "1")], "10", None))
-            .watch(Ok(Vec::new()));
-        let informer = informer(&script);
+        let informer = listing(&["a", "b"]);
         let (release, blocked) = gated();
         let registration = informer.add_event_handler(blocked, Some(Duration::from_secs(1)));
         run(&informer);
@@ -730,11 +720,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_registration_has_synced_once_its_handler_has_handled_the_initial_adds() {
-        let script = Arc::new(Script::default());
-        script
-            .list(list_of(vec![cm_at("a", "1"), cm_at("b", "1")], "10", None))
-            .watch(Ok(Vec::new()));
-        let informer = informer(&script);
+        let informer = listing(&["a", "b"]);
         let (release, handler) = gated();
         let registration = informer.add_event_handler(handler, None);
         run(&informer);

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use tokio_util::task::TaskTracker;
 
-use super::{Error, SharedIndexInformer, Transform};
+use super::{Error, Order, SharedIndexInformer, Transform};
 use crate::reflector::{self, ListWatch};
 
 /// Why the factory could not hand out an informer or sync.
@@ -142,6 +142,7 @@ pub struct SharedInformerFactory {
     client: Client,
     config: reflector::Config,
     transforms: Transforms,
+    order: Order,
     informers: Mutex<HashMap<Key, Entry>>,
     tracker: TaskTracker,
 }
@@ -166,6 +167,7 @@ impl SharedInformerFactory {
             client,
             config,
             transforms: Transforms::default(),
+            order: Order::default(),
             informers: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
         }
@@ -206,6 +208,15 @@ impl SharedInformerFactory {
 
     pub(crate) fn with_transforms(mut self, transforms: Transforms) -> Self {
         self.transforms = transforms;
+        self
+    }
+
+    /// The order in which the informers this factory makes hand their handlers the watch's
+    /// changes (default [`Order::PerKey`]; [`Order::Arrival`] is client-go 1.36's
+    /// `InOrderInformers`). Set it before asking for informers.
+    #[must_use]
+    pub fn order(mut self, order: Order) -> Self {
+        self.order = order;
         self
     }
 
@@ -272,8 +283,12 @@ impl SharedInformerFactory {
         {
             return found.clone();
         }
-        let informer =
-            SharedIndexInformer::with_transform(list_watch(), self.config.clone(), self.transforms.for_type::<T>());
+        let informer = SharedIndexInformer::with_order(
+            list_watch(),
+            self.config.clone(),
+            self.transforms.for_type::<T>(),
+            self.order,
+        );
         map.insert(
             key,
             Entry {

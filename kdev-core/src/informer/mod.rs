@@ -23,7 +23,8 @@ use handler::HandlerSlot;
 pub use handler::{Event, Registration};
 pub use lister::Lister;
 
-use crate::delta_fifo::{self, DeltaFifo, DeltaObject, DeltaType};
+use crate::delta_fifo::{self, Closed, Delta, DeltaFifo, DeltaObject, DeltaType};
+use crate::real_fifo::RealFifo;
 use crate::reflector::{self, ListWatch, Reflector, Sink};
 use crate::store::{self, Store, Writer};
 
@@ -75,10 +76,93 @@ impl SyncFlag {
     }
 }
 
+/// In which order an informer hands its handlers what the watch saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Order {
+    /// client-go's classic DeltaFIFO: keys leave in the order they first arrived, each with
+    /// every change it has had since; the order between keys is not kept (an `A` changed
+    /// after `B` was added can reach handlers before `B`'s add, when `A` was queued first).
+    #[default]
+    PerKey,
+    /// client-go 1.36's RealFIFO (`InOrderInformers`, on by default there): every change
+    /// leaves in the order it arrived, across keys too.
+    Arrival,
+}
+
+/// The queue between an informer's reflector and its handlers.
+enum Fifo<K> {
+    PerKey(DeltaFifo<K>),
+    Arrival(RealFifo<K>),
+}
+
+impl<K: Resource + Send + Sync + 'static> Fifo<K> {
+    fn new(order: Order, store: &Store<K>) -> Self {
+        let config = delta_fifo::Config::default().known_objects(store.clone());
+        match order {
+            Order::PerKey => Fifo::PerKey(DeltaFifo::new(config)),
+            Order::Arrival => Fifo::Arrival(RealFifo::new(config)),
+        }
+    }
+    fn add(&self, obj: Arc<K>) {
+        match self {
+            Fifo::PerKey(f) => f.add(obj),
+            Fifo::Arrival(f) => f.add(obj),
+        }
+    }
+    fn update(&self, obj: Arc<K>) {
+        match self {
+            Fifo::PerKey(f) => f.update(obj),
+            Fifo::Arrival(f) => f.update(obj),
+        }
+    }
+    fn delete(&self, obj: Arc<K>) {
+        match self {
+            Fifo::PerKey(f) => f.delete(obj),
+            Fifo::Arrival(f) => f.delete(obj),
+        }
+    }
+    fn replace(&self, list: Vec<Arc<K>>) {
+        match self {
+            Fifo::PerKey(f) => f.replace(list),
+            Fifo::Arrival(f) => f.replace(list),
+        }
+    }
+    fn latest(&self, key: &str) -> Option<Arc<K>> {
+        match self {
+            Fifo::PerKey(f) => f.latest(key),
+            Fifo::Arrival(f) => f.latest(key),
+        }
+    }
+    fn has_synced(&self) -> bool {
+        match self {
+            Fifo::PerKey(f) => f.has_synced(),
+            Fifo::Arrival(f) => f.has_synced(),
+        }
+    }
+    fn close(&self) {
+        match self {
+            Fifo::PerKey(f) => f.close(),
+            Fifo::Arrival(f) => f.close(),
+        }
+    }
+    /// Pops one key's deltas (per key) or one delta (in arrival order) and runs `process` on
+    /// them while the FIFO is locked.
+    async fn pop(&self, process: impl FnOnce(&mut dyn Iterator<Item = Delta<K>>, bool)) -> Result<(), Closed> {
+        match self {
+            Fifo::PerKey(f) => f.pop(|deltas, initial| process(&mut deltas.into_iter(), initial)).await,
+            Fifo::Arrival(f) => {
+                f.pop(|delta, initial| process(&mut std::iter::once(delta), initial))
+                    .await
+            }
+        }
+    }
+}
+
 /// A `Sink` that applies the transform to each object as it is decoded, before the FIFO (or
 /// the rest of a list) holds it.
 struct TransformSink<K> {
-    fifo: Arc<DeltaFifo<K>>,
+    fifo: Arc<Fifo<K>>,
     transform: Option<Transform<K>>,
     synced: Arc<SyncFlag>,
 }
@@ -118,7 +202,7 @@ struct Inner<K> {
     /// The store writer and the handlers, locked together: a store change and its
     /// notification happen as one step, so a late handler sees every object exactly once.
     dispatch: Mutex<Dispatch<K>>,
-    fifo: Arc<DeltaFifo<K>>,
+    fifo: Arc<Fifo<K>>,
     transform: Option<Transform<K>>,
     synced: Arc<SyncFlag>,
     started: AtomicBool,
@@ -141,12 +225,12 @@ struct Dispatch<K> {
 ///    own goroutine): a slow handler, or one that blocks, never delays the reflector, the
 ///    store or another handler, on any tokio runtime. The thread enters the runtime the
 ///    handler was added from, so a handler may `tokio::spawn` or send on tokio channels.
-/// 3. Events for one key reach each handler in order. The informer feeds a
-///    [`DeltaFifo`](crate::DeltaFifo), client-go's classic queue: keys leave it in the order
-///    they first arrived, each with all its changes since. client-go 1.36 informers feed a
-///    RealFIFO instead (`InOrderInformers`), which also keeps the order between keys; a handler
-///    must not rely on that order here (nor should it with the workqueue behind it, which
-///    reorders keys anyway).
+/// 3. Events for one key reach each handler in order. By default ([`Order::PerKey`]) the
+///    informer feeds a [`DeltaFifo`](crate::DeltaFifo), client-go's classic queue: keys leave
+///    it in the order they first arrived, each with all its changes since. With
+///    [`Order::Arrival`] it feeds a [`RealFifo`](crate::real_fifo::RealFifo), as client-go
+///    1.36 informers do (`InOrderInformers`), and every change reaches handlers in the order
+///    the watch saw it, across keys too. (A controller's workqueue reorders keys anyway.)
 /// 4. A handler added after the informer started first receives an `Add` (with `initial:
 ///    true`) for every cached object, then every later event (client-go's late subscription).
 /// 5. [`has_synced`](Self::has_synced) turns true once the initial list has been stored and
@@ -186,10 +270,19 @@ where
 
     /// An informer whose objects pass through `transform` before they are stored.
     pub fn with_transform(lw: ListWatch<K>, config: reflector::Config, transform: Option<Transform<K>>) -> Self {
+        Self::with_order(lw, config, transform, Order::default())
+    }
+
+    /// An informer whose objects pass through `transform` before they are stored, and whose
+    /// handlers get the watch's changes in `order`.
+    pub fn with_order(
+        lw: ListWatch<K>,
+        config: reflector::Config,
+        transform: Option<Transform<K>>,
+        order: Order,
+    ) -> Self {
         let (store, writer) = store::store::<K>();
-        let fifo = Arc::new(DeltaFifo::new(
-            delta_fifo::Config::default().known_objects(store.clone()),
-        ));
+        let fifo = Arc::new(Fifo::new(order, &store));
         SharedIndexInformer {
             inner: Arc::new(Inner {
                 lw,
@@ -219,6 +312,14 @@ where
         F: Fn(&K) -> Vec<String> + Send + Sync + 'static,
     {
         self.inner.dispatch.lock().writer.add_indexer(name, index)
+    }
+
+    /// In which order the informer hands its handlers the watch's changes.
+    pub fn order(&self) -> Order {
+        match *self.inner.fifo {
+            Fifo::PerKey(_) => Order::PerKey,
+            Fifo::Arrival(_) => Order::Arrival,
+        }
     }
 
     /// The informer's store (cheap to clone; reads never copy objects).
@@ -490,7 +591,9 @@ mod tests {
     use k8s_openapi::api::core::v1::ConfigMap;
     use parking_lot::Mutex;
 
-    use super::{Error, Event, Registration, SharedIndexInformer};
+    use kube_client::api::WatchEvent;
+
+    use super::{Error, Event, Order, Registration, SharedIndexInformer};
     use crate::reflector::Config;
     use crate::reflector::script::{Script, cm_at, gone, list_of};
 
@@ -607,6 +710,36 @@ mod tests {
         let names: Vec<_> = informer.store().list_keys().iter().map(|k| k.to_string()).collect();
         assert_eq!(names.len(), 2);
         informer.shutdown();
+    }
+
+    /// Three changes arrive together, before the informer pops any: per key, `a`'s two leave
+    /// together; in arrival order, `b`'s add comes between them.
+    #[tokio::test(start_paused = true)]
+    async fn handlers_get_changes_per_key_or_in_arrival_order() {
+        for (order, expected) in [
+            (Order::PerKey, ["add a", "update a 2->4", "add b"]),
+            (Order::Arrival, ["add a", "add b", "update a 2->4"]),
+        ] {
+            let script = Arc::new(Script::default());
+            script.list(list_of(Vec::new(), "1", None)).watch(Ok(vec![
+                WatchEvent::Added(cm_at("a", "2")),
+                WatchEvent::Added(cm_at("b", "3")),
+                WatchEvent::Modified(cm_at("a", "4")),
+            ]));
+            let informer = SharedIndexInformer::with_order(
+                script.list_watch(),
+                Config::default().streaming_lists(false),
+                None,
+                order,
+            );
+            let (log, handler) = recorder();
+            let registration = informer.add_event_handler(handler, None);
+            run(&informer);
+            until(|| log.lock().len() >= 3).await;
+            handled(&[&registration]).await;
+            assert_eq!(*log.lock(), expected, "{order:?}");
+            informer.shutdown();
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -211,6 +211,7 @@ pub struct ManagerBuilder {
     handle_signals: bool,
     reflector: reflector::Config,
     transforms: Transforms,
+    order: crate::informer::Order,
     campaign: Option<Arc<dyn Campaign>>,
     registry: Registry,
 }
@@ -281,6 +282,14 @@ impl ManagerBuilder {
         self
     }
 
+    /// The order in which the manager's informers hand their handlers the watch's changes
+    /// (default [`Order::PerKey`](crate::informer::Order::PerKey); `Order::Arrival` is
+    /// client-go 1.36's `InOrderInformers`); see [`SharedInformerFactory::order`].
+    pub fn informer_order(mut self, order: crate::informer::Order) -> Self {
+        self.order = order;
+        self
+    }
+
     /// Register the manager's metrics into this registry (e.g. one that already holds your
     /// own); default: a fresh one, reachable through [`Manager::registry`].
     pub fn registry(mut self, registry: Registry) -> Self {
@@ -323,7 +332,8 @@ impl ManagerBuilder {
             inner: Arc::new(Inner {
                 factory: Arc::new(
                     SharedInformerFactory::with_config(self.client.clone(), self.reflector)
-                        .with_transforms(self.transforms),
+                        .with_transforms(self.transforms)
+                        .order(self.order),
                 ),
                 client: self.client,
                 registry: Mutex::new(registry),
@@ -363,6 +373,7 @@ impl Manager {
             handle_signals: true,
             reflector: reflector::Config::default(),
             transforms: Transforms::default(),
+            order: crate::informer::Order::default(),
             campaign: None,
             registry: Registry::default(),
         }

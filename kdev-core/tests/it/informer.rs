@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kdev_core::informer::{Event, SharedIndexInformer, SharedInformerFactory, Transform, strip_managed_fields};
+use kdev_core::informer::{Event, Order, SharedIndexInformer, SharedInformerFactory, Transform, strip_managed_fields};
 use kdev_core::manager::Manager;
 use kdev_core::reflector::{Config, ListWatch};
 use kdev_core::store::Store;
@@ -482,7 +482,13 @@ async fn the_factory_shares_one_informer_per_type_scope_and_selectors() {
     let a = |inf: &SharedIndexInformer<ConfigMap>| inf.store().get(Some(&ns), "a").expect("a is cached");
     assert!(Arc::ptr_eq(&a(&first), &a(&again)));
     assert_eq!(selected.store().len(), 1);
+    assert_eq!(first.order(), Order::PerKey);
     factory.shutdown().await;
+    // A factory's order is every informer's it makes, and a manager's is its factory's.
+    let in_order = kdev_core::informer::SharedInformerFactory::new(env.client()).order(Order::Arrival);
+    assert_eq!(in_order.informer(api.clone()).order(), Order::Arrival);
+    let manager = Manager::builder(env.client()).informer_order(Order::Arrival).build();
+    assert_eq!(manager.factory().informer(api).order(), Order::Arrival);
 }
 
 #[tokio::test]

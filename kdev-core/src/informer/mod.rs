@@ -226,9 +226,9 @@ struct Dispatch<K> {
 ///    store or another handler, on any tokio runtime. The thread enters the runtime the
 ///    handler was added from, so a handler may `tokio::spawn` or send on tokio channels.
 /// 3. Events for one key reach each handler in order. By default ([`Order::PerKey`]) the
-///    informer feeds a [`DeltaFifo`](crate::DeltaFifo), client-go's classic queue: keys leave
+///    informer feeds a [`DeltaFifo`], client-go's classic queue: keys leave
 ///    it in the order they first arrived, each with all its changes since. With
-///    [`Order::Arrival`] it feeds a [`RealFifo`](crate::real_fifo::RealFifo), as client-go
+///    [`Order::Arrival`] it feeds a [`RealFifo`], as client-go
 ///    1.36 informers do (`InOrderInformers`), and every change reaches handlers in the order
 ///    the watch saw it, across keys too. (A controller's workqueue reorders keys anyway.)
 /// 4. A handler added after the informer started first receives an `Add` (with `initial:

@@ -79,13 +79,16 @@ fn crd(group: &str, schema: Value) -> CustomResourceDefinition {
     .expect("a valid CRD")
 }
 
-/// Installs the gadgets CRD and returns the gadgets of namespace `ns`.
-async fn install(client: &Client, group: &str, ns: &str) -> Api<DynamicObject> {
+/// Installs the gadgets CRD and returns the gadgets of namespace `ns`. On a real cluster `env`
+/// deletes the CRD when dropped, also after a failure.
+async fn install(env: &kdev_testenv::TestEnv, group: &str, ns: &str) -> Api<DynamicObject> {
+    let client = &env.client();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let name = format!("gadgets.{group}");
     crds.create(&PostParams::default(), &crd(group, schema()))
         .await
         .expect("create the CRD");
+    env.delete_on_drop(&ApiResource::erase::<CustomResourceDefinition>(&()), &name);
     eventually("the CRD to be established", || async {
         let c = crds.get(&name).await.ok()?;
         let established = c
@@ -144,7 +147,7 @@ fn assert_one_cause(s: &Status, group: &str, name: &str, (reason, field, message
 async fn a_rule_at_the_root_of_spec_rejects_objects_that_break_it() {
     let (env, ns) = setup().await;
     let group = unique_group();
-    let api = install(&env.client(), &group, &ns).await;
+    let api = install(&env, &group, &ns).await;
     let s = invalid(
         api.create(
             &PostParams::default(),
@@ -176,7 +179,7 @@ async fn a_rule_at_the_root_of_spec_rejects_objects_that_break_it() {
 async fn rules_on_nested_objects_use_message_expression_reason_and_field_path() {
     let (env, ns) = setup().await;
     let group = unique_group();
-    let api = install(&env.client(), &group, &ns).await;
+    let api = install(&env, &group, &ns).await;
     let s = invalid(
         api.create(
             &PostParams::default(),
@@ -207,7 +210,7 @@ async fn rules_on_nested_objects_use_message_expression_reason_and_field_path() 
 async fn rules_on_list_items_name_the_item() {
     let (env, ns) = setup().await;
     let group = unique_group();
-    let api = install(&env.client(), &group, &ns).await;
+    let api = install(&env, &group, &ns).await;
     let s = invalid(
         api.create(
             &PostParams::default(),
@@ -232,7 +235,7 @@ async fn rules_on_list_items_name_the_item() {
 async fn transition_rules_keep_a_field_immutable() {
     let (env, ns) = setup().await;
     let group = unique_group();
-    let api = install(&env.client(), &group, &ns).await;
+    let api = install(&env, &group, &ns).await;
     let created = api
         .create(
             &PostParams::default(),
@@ -283,7 +286,7 @@ async fn transition_rules_keep_a_field_immutable() {
 async fn optional_old_self_rules_run_on_create_too() {
     let (env, ns) = setup().await;
     let group = unique_group();
-    let api = install(&env.client(), &group, &ns).await;
+    let api = install(&env, &group, &ns).await;
     let s = invalid(
         api.create(
             &PostParams::default(),
@@ -332,7 +335,7 @@ async fn optional_old_self_rules_run_on_create_too() {
 async fn status_writes_are_checked_against_rules() {
     let (env, ns) = setup().await;
     let group = unique_group();
-    let api = install(&env.client(), &group, &ns).await;
+    let api = install(&env, &group, &ns).await;
     api.create(&PostParams::default(), &gadget(&group, "s", json!({ "a": "x" })))
         .await
         .expect("create");

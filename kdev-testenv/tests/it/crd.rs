@@ -50,10 +50,12 @@ fn unique_group() -> String {
     )
 }
 
-async fn install(client: &Client, crd: &CustomResourceDefinition) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+/// Installs `crd`; on a real cluster `env` deletes it when dropped, also after a failure.
+async fn install(env: &kdev_testenv::TestEnv, crd: &CustomResourceDefinition) {
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
     let name = crd.metadata.name.clone().unwrap_or_default();
     crds.create(&PostParams::default(), crd).await.expect("create the CRD");
+    env.delete_on_drop(&ApiResource::erase::<CustomResourceDefinition>(&()), &name);
     eventually("the CRD to be established", || async {
         let c = crds.get(&name).await.ok()?;
         let established = c
@@ -85,7 +87,7 @@ fn widget(group: &str, version: &str, name: &str, spec: Value) -> DynamicObject 
 async fn an_established_crd_is_discoverable_and_serves_its_resources() {
     let (env, ns) = setup().await;
     let group = unique_group();
-    install(&env.client(), &crd(&group, "Namespaced")).await;
+    install(&env, &crd(&group, "Namespaced")).await;
     let discovery = Discovery::new(env.client())
         .filter(&[group.as_str()])
         .run()
@@ -109,7 +111,7 @@ async fn an_established_crd_is_discoverable_and_serves_its_resources() {
 async fn custom_resources_are_validated_defaulted_and_pruned() {
     let (env, ns) = setup().await;
     let group = unique_group();
-    install(&env.client(), &crd(&group, "Namespaced")).await;
+    install(&env, &crd(&group, "Namespaced")).await;
     let api = widgets(&env.client(), &group, "v1", &ns);
     match api
         .create(
@@ -160,7 +162,7 @@ async fn custom_resources_are_validated_defaulted_and_pruned() {
 async fn the_status_subresource_of_a_custom_resource_is_separate() {
     let (env, ns) = setup().await;
     let group = unique_group();
-    install(&env.client(), &crd(&group, "Namespaced")).await;
+    install(&env, &crd(&group, "Namespaced")).await;
     let api = widgets(&env.client(), &group, "v1", &ns);
     api.create(&PostParams::default(), &widget(&group, "v1", "w", json!({ "size": 2 })))
         .await
@@ -198,7 +200,7 @@ async fn the_status_subresource_of_a_custom_resource_is_separate() {
 async fn every_served_version_reads_the_same_objects() {
     let (env, ns) = setup().await;
     let group = unique_group();
-    install(&env.client(), &crd(&group, "Namespaced")).await;
+    install(&env, &crd(&group, "Namespaced")).await;
     widgets(&env.client(), &group, "v1", &ns)
         .create(&PostParams::default(), &widget(&group, "v1", "w", json!({ "size": 2 })))
         .await
@@ -215,7 +217,7 @@ async fn every_served_version_reads_the_same_objects() {
 async fn cluster_scoped_custom_resources_have_no_namespace() {
     let (env, _ns) = setup().await;
     let group = unique_group();
-    install(&env.client(), &crd(&group, "Cluster")).await;
+    install(&env, &crd(&group, "Cluster")).await;
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(&group, "v1", "Widget"), "widgets");
     let api: Api<DynamicObject> = Api::all_with(env.client(), &ar);
     let w = api
@@ -257,7 +259,7 @@ async fn an_invalid_crd_is_rejected() {
 async fn deleting_a_crd_deletes_its_resources_and_stops_serving_them() {
     let (env, ns) = setup().await;
     let group = unique_group();
-    install(&env.client(), &crd(&group, "Namespaced")).await;
+    install(&env, &crd(&group, "Namespaced")).await;
     let api = widgets(&env.client(), &group, "v1", &ns);
     api.create(&PostParams::default(), &widget(&group, "v1", "w", json!({ "size": 2 })))
         .await
@@ -288,7 +290,7 @@ async fn server_side_apply_merges_map_lists_of_custom_resources_by_key() {
         });
         v.schema = serde_json::from_value(schema).expect("schema");
     }
-    install(&env.client(), &def).await;
+    install(&env, &def).await;
     let api = widgets(&env.client(), &group, "v1", &ns);
     let apply = |manager: &'static str, port: Value| {
         let api = api.clone();
@@ -319,7 +321,7 @@ async fn a_crd_without_list_kind_or_singular_gets_them_defaulted() {
     let mut def = crd(&group, "Namespaced");
     def.spec.names.list_kind = None;
     def.spec.names.singular = None;
-    install(&env.client(), &def).await;
+    install(&env, &def).await;
     let crds: Api<CustomResourceDefinition> = Api::all(env.client());
     let got = crds.get(&format!("widgets.{group}")).await.expect("get");
     assert_eq!(got.spec.names.list_kind.as_deref(), Some("WidgetList"));

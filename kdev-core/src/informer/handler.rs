@@ -73,13 +73,11 @@ pub(super) struct HandlerSlot<K> {
 /// What a handler has buffered, shared by its slot, its thread and its registration.
 #[derive(Debug, Default)]
 struct Counters {
-    /// Events buffered and not yet handled.
-    pending: AtomicUsize,
     /// Initial adds (`initial: true`) buffered and not yet handled.
     initial: AtomicUsize,
     /// Woken when `initial` drops to zero.
     initial_handled: Notify,
-    /// Events buffered so far, in all.
+    /// Events buffered so far, in all (what is pending is `sent - handled`).
     sent: AtomicU64,
     /// Events handled so far, in all.
     handled: AtomicU64,
@@ -96,15 +94,15 @@ impl<K> HandlerSlot<K> {
         if initial {
             self.counters.initial.fetch_add(1, Ordering::AcqRel);
         }
-        self.counters.pending.fetch_add(1, Ordering::Relaxed);
+        // Counted before it is sent, so that the handler never has handled more than was sent.
+        self.counters.sent.fetch_add(1, Ordering::AcqRel);
         if self.tx.send(event).is_ok() {
-            self.counters.sent.fetch_add(1, Ordering::AcqRel);
             return true;
         }
         if initial && self.counters.initial.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.counters.initial_handled.notify_waiters();
         }
-        self.counters.pending.fetch_sub(1, Ordering::Relaxed);
+        self.counters.sent.fetch_sub(1, Ordering::AcqRel);
         false
     }
 
@@ -135,7 +133,9 @@ impl Registration {
 
     /// Events buffered for this handler and not yet handled.
     pub fn pending(&self) -> usize {
-        self.counters.pending.load(Ordering::Relaxed)
+        let handled = self.counters.handled.load(Ordering::Acquire);
+        let sent = self.counters.sent.load(Ordering::Acquire);
+        usize::try_from(sent.saturating_sub(handled)).unwrap_or(usize::MAX)
     }
 
     /// Whether this handler has handled the initial state: the informer has synced and the
@@ -222,7 +222,6 @@ where
             if initial && task_counters.initial.fetch_sub(1, Ordering::AcqRel) == 1 {
                 task_counters.initial_handled.notify_waiters();
             }
-            task_counters.pending.fetch_sub(1, Ordering::Relaxed);
             task_counters.handled.fetch_add(1, Ordering::AcqRel);
         }
     };

@@ -92,46 +92,23 @@ pub enum Order {
 
 /// The queue between an informer's reflector and its handlers.
 enum Fifo<K> {
-    PerKey(DeltaFifo<K>),
-    Arrival(RealFifo<K>),
+    PerKey(Arc<DeltaFifo<K>>),
+    Arrival(Arc<RealFifo<K>>),
 }
 
 impl<K: Resource + Send + Sync + 'static> Fifo<K> {
     fn new(order: Order, store: &Store<K>) -> Self {
         let config = delta_fifo::Config::default().known_objects(store.clone());
         match order {
-            Order::PerKey => Fifo::PerKey(DeltaFifo::new(config)),
-            Order::Arrival => Fifo::Arrival(RealFifo::new(config)),
+            Order::PerKey => Fifo::PerKey(Arc::new(DeltaFifo::new(config))),
+            Order::Arrival => Fifo::Arrival(Arc::new(RealFifo::new(config))),
         }
     }
-    fn add(&self, obj: Arc<K>) {
+    /// The reflector's end of the queue.
+    fn sink(&self) -> Box<dyn Sink<K> + Sync> {
         match self {
-            Fifo::PerKey(f) => f.add(obj),
-            Fifo::Arrival(f) => f.add(obj),
-        }
-    }
-    fn update(&self, obj: Arc<K>) {
-        match self {
-            Fifo::PerKey(f) => f.update(obj),
-            Fifo::Arrival(f) => f.update(obj),
-        }
-    }
-    fn delete(&self, obj: Arc<K>) {
-        match self {
-            Fifo::PerKey(f) => f.delete(obj),
-            Fifo::Arrival(f) => f.delete(obj),
-        }
-    }
-    fn replace(&self, list: Vec<Arc<K>>) {
-        match self {
-            Fifo::PerKey(f) => f.replace(list),
-            Fifo::Arrival(f) => f.replace(list),
-        }
-    }
-    fn latest(&self, key: &str) -> Option<Arc<K>> {
-        match self {
-            Fifo::PerKey(f) => f.latest(key),
-            Fifo::Arrival(f) => f.latest(key),
+            Fifo::PerKey(f) => Box::new(f.clone()),
+            Fifo::Arrival(f) => Box::new(f.clone()),
         }
     }
     fn has_synced(&self) -> bool {
@@ -162,6 +139,7 @@ impl<K: Resource + Send + Sync + 'static> Fifo<K> {
 /// A `Sink` that applies the transform to each object as it is decoded, before the FIFO (or
 /// the rest of a list) holds it.
 struct TransformSink<K> {
+    queue: Box<dyn Sink<K> + Sync>,
     fifo: Arc<Fifo<K>>,
     transform: Option<Transform<K>>,
     synced: Arc<SyncFlag>,
@@ -175,19 +153,19 @@ impl<K: Resource + Clone + Send + Sync + 'static> Sink<K> for TransformSink<K> {
         Arc::new(obj)
     }
     fn add(&mut self, obj: Arc<K>) {
-        self.fifo.add(obj);
+        self.queue.add(obj);
     }
     fn update(&mut self, obj: Arc<K>) {
-        self.fifo.update(obj);
+        self.queue.update(obj);
     }
     fn delete(&mut self, obj: Arc<K>) {
-        self.fifo.delete(obj);
+        self.queue.delete(obj);
     }
     fn current(&self, key: &str) -> Option<Arc<K>> {
-        self.fifo.latest(key)
+        self.queue.current(key)
     }
     fn replace(&mut self, list: Vec<Arc<K>>) {
-        self.fifo.replace(list);
+        self.queue.replace(list);
         // An empty first list is synced at once: there is nothing to pop.
         if self.fifo.has_synced() {
             self.synced.set();
@@ -440,6 +418,7 @@ where
         let _shutdown = OnDrop(|| self.shutdown());
         // Handlers registered before start get the initial list as Add events with `initial`.
         let sink = TransformSink {
+            queue: self.inner.fifo.sink(),
             fifo: self.inner.fifo.clone(),
             transform: self.inner.transform.clone(),
             synced: self.inner.synced.clone(),

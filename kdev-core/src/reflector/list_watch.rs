@@ -230,8 +230,40 @@ pub(crate) trait Calls<K: Clone>: Send + Sync {
     ) -> BoxFuture<'static, kube_client::Result<WatchStream<K>>>;
 }
 
-/// Full objects: `GET` with `Accept: application/json` (or metadata only, when `K` asks for
-/// it, as `Api<PartialObjectMeta<_>>` does).
+/// A list of what `api` addresses: full objects, or with `metadata` only their metadata
+/// (`Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`).
+fn list_call<A: Resource + Clone, T: DeserializeOwned + 'static>(
+    api: &Api<A>,
+    lp: &ListParams,
+    metadata: bool,
+) -> BoxFuture<'static, kube_client::Result<Page<T>>> {
+    let request = kube_core::Request::new(api.resource_url());
+    let (request, name) = if metadata {
+        (request.list_metadata(lp), "list_metadata")
+    } else {
+        (request.list(lp), "list")
+    };
+    Box::pin(list_raw(api.clone().into_client(), request, name))
+}
+
+/// A watch of what `api` addresses, full objects or with `metadata` only their metadata.
+fn watch_call<A: Resource + Clone, T: DeserializeOwned + Clone + Send + 'static>(
+    api: &Api<A>,
+    wp: &WatchParams,
+    rv: &str,
+    metadata: bool,
+    skipped: Skipped,
+) -> BoxFuture<'static, kube_client::Result<WatchStream<T>>> {
+    let request = kube_core::Request::new(api.resource_url());
+    let (request, name) = if metadata {
+        (request.watch_metadata(wp, rv), "watch_metadata")
+    } else {
+        (request.watch(wp, rv), "watch")
+    };
+    Box::pin(watch_raw(api.clone().into_client(), request, name, skipped))
+}
+
+/// Full objects (or metadata only, when `K` asks for it, as `Api<PartialObjectMeta<_>>` does).
 struct Full<K>(Api<K>);
 
 impl<K> Calls<K> for Full<K>
@@ -239,13 +271,7 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<Page<K>>> {
-        let request = kube_core::Request::new(self.0.resource_url());
-        let (request, name) = if K::metadata_api() {
-            (request.list_metadata(&lp), "list_metadata")
-        } else {
-            (request.list(&lp), "list")
-        };
-        Box::pin(list_raw(self.0.clone().into_client(), request, name))
+        list_call(&self.0, &lp, K::metadata_api())
     }
     fn watch(
         &self,
@@ -253,18 +279,11 @@ where
         rv: String,
         skipped: Skipped,
     ) -> BoxFuture<'static, kube_client::Result<WatchStream<K>>> {
-        let request = kube_core::Request::new(self.0.resource_url());
-        let (request, name) = if K::metadata_api() {
-            (request.watch_metadata(&wp, &rv), "watch_metadata")
-        } else {
-            (request.watch(&wp, &rv), "watch")
-        };
-        Box::pin(watch_raw(self.0.clone().into_client(), request, name, skipped))
+        watch_call(&self.0, &wp, &rv, K::metadata_api(), skipped)
     }
 }
 
-/// Metadata only: the server answers `PartialObjectMetadata(List)` (`Accept:
-/// application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`).
+/// Metadata only: the server answers `PartialObjectMetadata(List)`.
 struct Metadata<K>(Api<K>);
 
 impl<K> Calls<PartialObjectMeta<K>> for Metadata<K>
@@ -272,8 +291,7 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     fn list(&self, lp: ListParams) -> BoxFuture<'static, kube_client::Result<Page<PartialObjectMeta<K>>>> {
-        let request = kube_core::Request::new(self.0.resource_url()).list_metadata(&lp);
-        Box::pin(list_raw(self.0.clone().into_client(), request, "list_metadata"))
+        list_call(&self.0, &lp, true)
     }
     fn watch(
         &self,
@@ -281,13 +299,7 @@ where
         rv: String,
         skipped: Skipped,
     ) -> BoxFuture<'static, kube_client::Result<WatchStream<PartialObjectMeta<K>>>> {
-        let request = kube_core::Request::new(self.0.resource_url()).watch_metadata(&wp, &rv);
-        Box::pin(watch_raw(
-            self.0.clone().into_client(),
-            request,
-            "watch_metadata",
-            skipped,
-        ))
+        watch_call(&self.0, &wp, &rv, true, skipped)
     }
 }
 

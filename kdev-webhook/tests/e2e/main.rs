@@ -2,8 +2,10 @@
 //! does (AdmissionReview and ConversionReview over HTTPS, the certificate verified against the
 //! configuration's caBundle for the Service's DNS name).
 //!
-//! A real cluster cannot reach a webhook served inside the test process, so with
-//! `KDEV_TEST_KUBECONFIG` set every test here says so and skips.
+//! Every test here runs on the embedded server (`TestEnv::embedded`), even when
+//! `KDEV_TEST_KUBECONFIG` names a real cluster: a real API server cannot reach a webhook served
+//! inside the test process, and these configurations (fixed names, failurePolicy Fail, every
+//! pod) must never be registered on a shared cluster.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,17 +31,6 @@ mod gadgets;
 
 const SERVICE_NAMESPACE: &str = "webhook-system";
 const SERVICE_NAME: &str = "kdev-webhook";
-
-/// Skips on a real cluster, which cannot call back into the test process.
-fn embedded_only() -> bool {
-    if std::env::var(kdev_testenv::KUBECONFIG_ENV).is_ok_and(|v| !v.is_empty()) {
-        eprintln!(
-            "skipping: the webhook is served inside the test process, which a real cluster's API server cannot reach"
-        );
-        return false;
-    }
-    true
-}
 
 /// A test CA issuing serving certificates for the webhook Service.
 struct Ca {
@@ -226,9 +217,6 @@ async fn in_memory() -> Setup {
 
 #[tokio::test]
 async fn the_validating_webhook_refuses_latest_images_and_allows_pinned_ones() {
-    if !embedded_only() {
-        return;
-    }
     let s = in_memory().await;
     s.register_pod_webhooks().await;
     let pods: Api<Pod> = Api::namespaced(s.env.client(), &s.ns);
@@ -277,9 +265,6 @@ async fn the_validating_webhook_refuses_latest_images_and_allows_pinned_ones() {
 
 #[tokio::test]
 async fn the_mutating_webhook_injects_a_sidecar_and_default_labels() {
-    if !embedded_only() {
-        return;
-    }
     let s = in_memory().await;
     s.register_pod_webhooks().await;
     let pods: Api<Pod> = Api::namespaced(s.env.client(), &s.ns);
@@ -331,9 +316,6 @@ async fn the_mutating_webhook_injects_a_sidecar_and_default_labels() {
 
 #[tokio::test]
 async fn the_conversion_webhook_serves_both_versions_of_a_derived_crd() {
-    if !embedded_only() {
-        return;
-    }
     let s = in_memory().await;
     let mut crd = gadgets::crd();
     crd.spec.conversion = Some(
@@ -480,9 +462,6 @@ fn der_of(pem: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_rotate_under_steady_load_without_a_failed_request() {
-    if !embedded_only() {
-        return;
-    }
     let dir: PathBuf = std::env::temp_dir().join(format!("kdev-webhook-e2e-{}-{}", std::process::id(), rand_suffix()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let ca = Ca::new();

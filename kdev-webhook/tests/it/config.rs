@@ -15,6 +15,7 @@ use kdev_webhook::config::{
 use kdev_webhook::tls::ServingCert;
 use kube_client::Api;
 use kube_client::api::{DeleteParams, PostParams};
+use kube_client::discovery::ApiResource;
 use serde_json::json;
 
 struct Allow;
@@ -46,13 +47,10 @@ fn server() -> Server {
         .unwrap()
 }
 
-/// A unique lowercase suffix for cluster-scoped names.
+/// A unique lowercase suffix for cluster-scoped names: random, so that parallel tests and
+/// test runs sharing a cluster never collide.
 pub fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{:x}{:x}", std::process::id(), nanos % 0xffff_ffff)
+    (0..10).map(|_| fastrand::lowercase()).collect()
 }
 
 /// Matches no namespace: configurations created on a real cluster must never be called.
@@ -253,6 +251,8 @@ async fn generated_configurations_are_accepted_by_the_api_server() {
     let validating = configs.validating(&server).unwrap();
     let mutating = configs.mutating(&server).unwrap();
 
+    env.delete_on_drop(&ApiResource::erase::<ValidatingWebhookConfiguration>(&()), &name);
+    env.delete_on_drop(&ApiResource::erase::<MutatingWebhookConfiguration>(&()), &name);
     let vapi: Api<ValidatingWebhookConfiguration> = Api::all(env.client());
     let mapi: Api<MutatingWebhookConfiguration> = Api::all(env.client());
     let created_v = vapi.create(&PostParams::default(), &validating).await;

@@ -1,9 +1,9 @@
 //! CA injection into webhook configurations and CRDs on an API server.
 
-use futures::FutureExt as _;
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kdev_testenv::TestEnv;
 use kdev_webhook::Server;
 use kdev_webhook::admission::{Request, Response, Validator};
 use kdev_webhook::certs::Settings;
@@ -11,9 +11,9 @@ use kdev_webhook::config::{self, ClientConfig, Configurations, FailurePolicy, Ki
 use kdev_webhook::inject::{Error, Injector};
 use kdev_webhook::tls::ServingCert;
 use kube_client::api::{DeleteParams, PostParams};
+use kube_client::discovery::ApiResource;
 use kube_client::{Api, Client};
 use serde_json::json;
-use std::panic::AssertUnwindSafe;
 
 use crate::config::{no_namespace, unique};
 
@@ -26,7 +26,14 @@ async fn allow(_req: Request) -> Response {
 
 /// Creates a validating and a mutating configuration (no caBundle, two webhooks in the
 /// validating one) named `name`, and a CRD with a conversion webhook; returns the CRD's name.
-async fn create_objects(client: &Client, name: &str, suffix: &str, annotations: Option<(&str, &str)>) -> String {
+/// All three are handed to `env` first, so they are deleted when it drops, even after a panic.
+async fn create_objects(env: &TestEnv, name: &str, suffix: &str, annotations: Option<(&str, &str)>) -> String {
+    let client = env.client();
+    let group = format!("inject{suffix}.kdev.io");
+    let crd_name = format!("widgets.{group}");
+    env.delete_on_drop(&ApiResource::erase::<ValidatingWebhookConfiguration>(&()), name);
+    env.delete_on_drop(&ApiResource::erase::<MutatingWebhookConfiguration>(&()), name);
+    env.delete_on_drop(&ApiResource::erase::<CustomResourceDefinition>(&()), &crd_name);
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let tls = ServingCert::from_pem(cert.cert.pem().as_bytes(), cert.signing_key.serialize_pem().as_bytes()).unwrap();
     let server = Server::builder()
@@ -69,11 +76,10 @@ async fn create_objects(client: &Client, name: &str, suffix: &str, annotations: 
         .await
         .unwrap();
 
-    let group = format!("inject{suffix}.kdev.io");
     let mut crd: CustomResourceDefinition = serde_json::from_value(json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("widgets.{group}")},
+        "metadata": {"name": crd_name},
         "spec": {
             "group": group,
             "scope": "Namespaced",
@@ -89,23 +95,11 @@ async fn create_objects(client: &Client, name: &str, suffix: &str, annotations: 
     if let Some((key, value)) = annotations {
         crd.metadata.annotations = Some([(key.to_string(), value.to_string())].into());
     }
-    Api::<CustomResourceDefinition>::all(client.clone())
+    Api::<CustomResourceDefinition>::all(client)
         .create(&PostParams::default(), &crd)
         .await
         .unwrap();
-    format!("widgets.{group}")
-}
-
-async fn delete_objects(client: &Client, name: &str, crd: &str) {
-    let _ = Api::<ValidatingWebhookConfiguration>::all(client.clone())
-        .delete(name, &DeleteParams::default())
-        .await;
-    let _ = Api::<MutatingWebhookConfiguration>::all(client.clone())
-        .delete(name, &DeleteParams::default())
-        .await;
-    let _ = Api::<CustomResourceDefinition>::all(client.clone())
-        .delete(crd, &DeleteParams::default())
-        .await;
+    crd_name
 }
 
 /// Every caBundle of the three objects.
@@ -151,52 +145,44 @@ async fn the_ca_bundle_is_injected_into_named_configurations_and_crds() {
     let client = env.client();
     let suffix = unique();
     let name = format!("kdev-inject-{suffix}");
-    let crd = create_objects(&client, &name, &suffix, None).await;
+    let crd = create_objects(&env, &name, &suffix, None).await;
 
-    let result = AssertUnwindSafe(async {
-        assert_eq!(bundles(&client, &name, &crd).await, vec![None; 4]);
-        let injector = Injector::new(client.clone())
-            .validating(&name)
-            .mutating(&name)
-            .crd(&crd);
-        let first = Settings::for_service("default", "kdev-nowhere")
-            .generate()
-            .unwrap()
-            .ca_pem();
-        assert_eq!(injector.inject(first.as_bytes()).await.unwrap(), 3);
-        assert_eq!(
-            bundles(&client, &name, &crd).await,
-            vec![Some(first.clone().into_bytes()); 4]
-        );
-        // Nothing to change: nothing is written.
-        let rv = Api::<ValidatingWebhookConfiguration>::all(client.clone())
-            .get(&name)
-            .await
-            .unwrap()
-            .metadata
-            .resource_version;
-        assert_eq!(injector.inject(first.as_bytes()).await.unwrap(), 0);
-        let rv_after = Api::<ValidatingWebhookConfiguration>::all(client.clone())
-            .get(&name)
-            .await
-            .unwrap()
-            .metadata
-            .resource_version;
-        assert_eq!(rv, rv_after);
-        // A rotated CA replaces the bundle everywhere.
-        let second = Settings::for_service("default", "kdev-nowhere")
-            .generate()
-            .unwrap()
-            .ca_pem();
-        assert_eq!(injector.inject(second.as_bytes()).await.unwrap(), 3);
-        assert_eq!(bundles(&client, &name, &crd).await, vec![Some(second.into_bytes()); 4]);
-    })
-    .catch_unwind()
-    .await;
-    delete_objects(&client, &name, &crd).await;
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    assert_eq!(bundles(&client, &name, &crd).await, vec![None; 4]);
+    let injector = Injector::new(client.clone())
+        .validating(&name)
+        .mutating(&name)
+        .crd(&crd);
+    let first = Settings::for_service("default", "kdev-nowhere")
+        .generate()
+        .unwrap()
+        .ca_pem();
+    assert_eq!(injector.inject(first.as_bytes()).await.unwrap(), 3);
+    assert_eq!(
+        bundles(&client, &name, &crd).await,
+        vec![Some(first.clone().into_bytes()); 4]
+    );
+    // Nothing to change: nothing is written.
+    let rv = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .get(&name)
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    assert_eq!(injector.inject(first.as_bytes()).await.unwrap(), 0);
+    let rv_after = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .get(&name)
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    assert_eq!(rv, rv_after);
+    // A rotated CA replaces the bundle everywhere.
+    let second = Settings::for_service("default", "kdev-nowhere")
+        .generate()
+        .unwrap()
+        .ca_pem();
+    assert_eq!(injector.inject(second.as_bytes()).await.unwrap(), 3);
+    assert_eq!(bundles(&client, &name, &crd).await, vec![Some(second.into_bytes()); 4]);
 }
 
 #[tokio::test]
@@ -206,32 +192,24 @@ async fn annotated_objects_are_found_and_missing_named_ones_are_an_error() {
     let suffix = unique();
     let name = format!("kdev-inject-annotated-{suffix}");
     let value = format!("operators/webhook-{suffix}");
-    let crd = create_objects(&client, &name, &suffix, Some(("kdev.io/inject-ca-from", &value))).await;
+    let crd = create_objects(&env, &name, &suffix, Some(("kdev.io/inject-ca-from", &value))).await;
 
-    let result = AssertUnwindSafe(async {
-        let ca = Settings::for_service("default", "kdev-nowhere")
-            .generate()
-            .unwrap()
-            .ca_pem();
-        let injector = Injector::new(client.clone()).annotated("kdev.io/inject-ca-from", &value);
-        assert_eq!(injector.inject(ca.as_bytes()).await.unwrap(), 3);
-        assert_eq!(
-            bundles(&client, &name, &crd).await,
-            vec![Some(ca.clone().into_bytes()); 4]
-        );
+    let ca = Settings::for_service("default", "kdev-nowhere")
+        .generate()
+        .unwrap()
+        .ca_pem();
+    let injector = Injector::new(client.clone()).annotated("kdev.io/inject-ca-from", &value);
+    assert_eq!(injector.inject(ca.as_bytes()).await.unwrap(), 3);
+    assert_eq!(
+        bundles(&client, &name, &crd).await,
+        vec![Some(ca.clone().into_bytes()); 4]
+    );
 
-        let missing = Injector::new(client.clone()).validating(format!("kdev-absent-{suffix}"));
-        assert!(matches!(
-            missing.inject(ca.as_bytes()).await,
-            Err(Error::NotFound { .. })
-        ));
-    })
-    .catch_unwind()
-    .await;
-    delete_objects(&client, &name, &crd).await;
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    let missing = Injector::new(client.clone()).validating(format!("kdev-absent-{suffix}"));
+    assert!(matches!(
+        missing.inject(ca.as_bytes()).await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 #[tokio::test]
@@ -240,48 +218,40 @@ async fn the_injector_follows_the_rotator() {
     let client = env.client();
     let suffix = unique();
     let name = format!("kdev-inject-run-{suffix}");
-    let crd = create_objects(&client, &name, &suffix, None).await;
+    let crd = create_objects(&env, &name, &suffix, None).await;
     let dir = crate::watch::temp_dir("inject-run");
 
-    let result = AssertUnwindSafe(async {
-        // A CA renewed at every rotation.
-        let settings = Settings::for_service("default", "kdev-nowhere")
-            .ca_validity(std::time::Duration::from_secs(3600))
-            .renew_at(1e-9);
-        let rotator = kdev_webhook::certs::Rotator::new(settings, &dir).unwrap();
-        let injector = Injector::new(client.clone())
-            .validating(&name)
-            .mutating(&name)
-            .crd(&crd);
-        let stop = tokio_util::sync::CancellationToken::new();
-        let task = tokio::spawn(injector.run(rotator.subscribe(), stop.clone()));
-        for round in 0..2 {
-            let bundle = if round == 0 {
-                rotator.current()
-            } else {
-                rotator.rotate().unwrap()
-            };
-            let want = vec![Some(bundle.ca_pem().into_bytes()); 4];
-            let mut seen = Vec::new();
-            for _ in 0..300 {
-                seen = bundles(&client, &name, &crd).await;
-                if seen == want {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // A CA renewed at every rotation.
+    let settings = Settings::for_service("default", "kdev-nowhere")
+        .ca_validity(std::time::Duration::from_secs(3600))
+        .renew_at(1e-9);
+    let rotator = kdev_webhook::certs::Rotator::new(settings, &dir).unwrap();
+    let injector = Injector::new(client.clone())
+        .validating(&name)
+        .mutating(&name)
+        .crd(&crd);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(injector.run(rotator.subscribe(), stop.clone()));
+    for round in 0..2 {
+        let bundle = if round == 0 {
+            rotator.current()
+        } else {
+            rotator.rotate().unwrap()
+        };
+        let want = vec![Some(bundle.ca_pem().into_bytes()); 4];
+        let mut seen = Vec::new();
+        for _ in 0..300 {
+            seen = bundles(&client, &name, &crd).await;
+            if seen == want {
+                break;
             }
-            assert_eq!(seen, want);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        stop.cancel();
-        task.await.unwrap();
-    })
-    .catch_unwind()
-    .await;
-    delete_objects(&client, &name, &crd).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
+        assert_eq!(seen, want);
     }
+    stop.cancel();
+    task.await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 struct NoLatest;
@@ -337,13 +307,10 @@ async fn wait_for_denial(client: &Client, ns: &str) -> String {
 
 #[tokio::test]
 async fn the_api_server_calls_a_generated_configuration_through_generated_and_rotated_certificates() {
-    if std::env::var_os(kdev_testenv::KUBECONFIG_ENV).is_some_and(|v| !v.is_empty()) {
-        println!(
-            "skipped on a real cluster: its API server cannot reach a webhook served on this test's loopback \
-             address (the embedded server maps the Service to it)"
-        );
-        return;
-    }
+    // Always on the embedded server, even when KDEV_TEST_KUBECONFIG names a real cluster: it
+    // maps the webhook Service to this test's loopback address, which a real API server cannot
+    // reach, and the configuration (fixed name, failurePolicy Fail, every pod) must never be
+    // registered on a shared cluster.
     let dir = crate::watch::temp_dir("inject-e2e");
     // Every rotation renews the CA too (renewal point 3.6 µs into an hour).
     let settings = Settings::for_service("webhooks", "kdev-e2e")
@@ -427,7 +394,7 @@ async fn conflicting_writes_are_retried_and_a_persistent_conflict_is_reported() 
     let client = env.client();
     let suffix = unique();
     let name = format!("kdev-inject-conflict-{suffix}");
-    let crd = create_objects(&client, &name, &suffix, None).await;
+    let crd = create_objects(&env, &name, &suffix, None).await;
     let conflicts = |times| {
         kdev_testenv::Failure::new(409)
             .verb("update")
@@ -435,35 +402,27 @@ async fn conflicting_writes_are_retried_and_a_persistent_conflict_is_reported() 
             .times(times)
     };
 
-    let result = AssertUnwindSafe(async {
-        let injector = Injector::new(client.clone()).validating(&name);
-        let ca = Settings::for_service("default", "kdev-nowhere")
-            .generate()
-            .unwrap()
-            .ca_pem();
-        // Two conflicts, then the write goes through.
-        env.faults().fail(conflicts(2)).unwrap();
-        assert_eq!(injector.inject(ca.as_bytes()).await.unwrap(), 1);
-        assert_eq!(
-            bundles(&client, &name, &crd).await[..2],
-            [Some(ca.clone().into_bytes()), Some(ca.into_bytes())]
-        );
-        // A conflict on every try: a typed error after the retries.
-        let other = Settings::for_service("default", "kdev-nowhere")
-            .generate()
-            .unwrap()
-            .ca_pem();
-        env.faults().fail(conflicts(100)).unwrap();
-        let err = injector.inject(other.as_bytes()).await.unwrap_err();
-        env.faults().clear().unwrap();
-        assert!(matches!(err, Error::Conflict { .. }), "{err}");
-    })
-    .catch_unwind()
-    .await;
-    delete_objects(&client, &name, &crd).await;
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    let injector = Injector::new(client.clone()).validating(&name);
+    let ca = Settings::for_service("default", "kdev-nowhere")
+        .generate()
+        .unwrap()
+        .ca_pem();
+    // Two conflicts, then the write goes through.
+    env.faults().fail(conflicts(2)).unwrap();
+    assert_eq!(injector.inject(ca.as_bytes()).await.unwrap(), 1);
+    assert_eq!(
+        bundles(&client, &name, &crd).await[..2],
+        [Some(ca.clone().into_bytes()), Some(ca.into_bytes())]
+    );
+    // A conflict on every try: a typed error after the retries.
+    let other = Settings::for_service("default", "kdev-nowhere")
+        .generate()
+        .unwrap()
+        .ca_pem();
+    env.faults().fail(conflicts(100)).unwrap();
+    let err = injector.inject(other.as_bytes()).await.unwrap_err();
+    env.faults().clear().unwrap();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
 }
 
 #[tokio::test]
@@ -488,6 +447,7 @@ async fn a_named_crd_without_a_conversion_webhook_is_an_error() {
         },
     }))
     .unwrap();
+    env.delete_on_drop(&ApiResource::erase::<CustomResourceDefinition>(&()), &name);
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
     crds.create(&PostParams::default(), &crd).await.unwrap();
     let result = Injector::new(client.clone()).crd(&name).inject(b"PEM").await;

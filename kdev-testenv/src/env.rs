@@ -8,11 +8,16 @@ use kube_client::core::DynamicObject;
 use kube_client::discovery::ApiResource;
 use kube_client::{Client, Config as ClientConfig};
 
+use k8s_openapi::api::core::v1::ServiceAccount;
+
 use crate::faults::{Faults, Unsupported};
 use crate::server::{self, Config, Server};
 
 /// The environment variable that switches [`TestEnv::start`] to a real cluster.
 pub const KUBECONFIG_ENV: &str = "KDEV_TEST_KUBECONFIG";
+
+/// The ServiceAccount every namespace gets, and a Pod without `serviceAccountName` runs as.
+const DEFAULT_SERVICE_ACCOUNT: &str = "default";
 
 /// The label every namespace made by [`TestEnv::namespace`] carries (value `"true"`), so that
 /// leftovers on a real cluster can be found and swept.
@@ -40,7 +45,8 @@ pub enum Error {
     /// The client could not be built.
     #[error("building the client failed")]
     Client(#[source] kube_client::Error),
-    /// Creating or deleting a test namespace failed.
+    /// Creating a test namespace, or its `default` ServiceAccount on a bare kube-apiserver,
+    /// failed.
     #[error("creating the test namespace {name} failed")]
     Namespace {
         /// The namespace.
@@ -88,6 +94,8 @@ pub struct TestEnv {
     namespaces: parking_lot::Mutex<Vec<String>>,
     /// Cluster-scoped objects to delete on drop (a real cluster).
     cluster_objects: parking_lot::Mutex<Vec<(ApiResource, String)>>,
+    /// Whether the cluster runs kube-controller-manager, once probed.
+    controllers: tokio::sync::OnceCell<bool>,
 }
 
 impl std::fmt::Debug for TestEnv {
@@ -126,6 +134,7 @@ impl TestEnv {
             kubeconfig_path: Some(path),
             namespaces: Default::default(),
             cluster_objects: Default::default(),
+            controllers: Default::default(),
         })
     }
 
@@ -144,6 +153,7 @@ impl TestEnv {
             kubeconfig_path: None,
             namespaces: Default::default(),
             cluster_objects: Default::default(),
+            controllers: Default::default(),
         })
     }
 
@@ -187,10 +197,47 @@ impl TestEnv {
         server.restart().await.map_err(|e| Error::Restart(Box::new(e)))
     }
 
+    /// Whether the cluster runs kube-controller-manager's controllers: the ones that give every
+    /// namespace a `default` ServiceAccount, garbage-collect the dependents of a deleted owner,
+    /// and finish deleting a namespace. The embedded server does all three itself; a bare
+    /// kube-apiserver (as controller-runtime's envtest runs one) does none, and a test that
+    /// relies on them checks this and skips there, saying why.
+    ///
+    /// A real cluster is probed once per `TestEnv`: kube-controller-manager's service-account
+    /// controller gives the `default` namespace a `default` ServiceAccount. A probe the server
+    /// answers with anything but 404 counts as a full cluster.
+    pub async fn has_controller_manager(&self) -> bool {
+        if self.is_embedded() {
+            return true;
+        }
+        *self
+            .controllers
+            .get_or_init(|| async {
+                let api: kube_client::Api<ServiceAccount> = kube_client::Api::namespaced(self.client(), "default");
+                match api.get_metadata_opt(DEFAULT_SERVICE_ACCOUNT).await {
+                    Ok(found) => found.is_some(),
+                    Err(e) => {
+                        eprintln!("kdev-testenv: probing for kube-controller-manager failed ({e}); assuming it runs");
+                        true
+                    }
+                }
+            })
+            .await
+    }
+
     /// Creates a namespace with a unique name (`kdev-test-xxxxxxxx`), labelled
-    /// `kdev.dev/test-namespace=true`, and returns its name. On a real cluster it is deleted
-    /// when the `TestEnv` is dropped; a test process that is killed leaves its namespaces
-    /// behind, and `kubectl delete namespace -l kdev.dev/test-namespace=true` sweeps them.
+    /// `kdev.dev/test-namespace=true`, and returns its name once it has its `default`
+    /// ServiceAccount, which the API server's ServiceAccount admission needs before it takes
+    /// a Pod there.
+    ///
+    /// On a real cluster:
+    /// - kube-controller-manager creates that ServiceAccount a moment after the namespace, and
+    ///   this waits for it (up to 30 s), as the Kubernetes e2e framework does; on a bare
+    ///   kube-apiserver ([`has_controller_manager`](Self::has_controller_manager) false), this
+    ///   creates it.
+    /// - The namespace is deleted when the `TestEnv` is dropped; a test process that is killed
+    ///   leaves its namespaces behind, and `kubectl delete namespace -l
+    ///   kdev.dev/test-namespace=true` sweeps them.
     ///
     /// # Errors
     /// [`Error::Namespace`] when the API server refuses.
@@ -213,7 +260,40 @@ impl TestEnv {
                 source,
             })?;
         self.namespaces.lock().push(name.clone());
+        if !self.is_embedded() {
+            self.default_service_account(&name)
+                .await
+                .map_err(|source| Error::Namespace {
+                    name: name.clone(),
+                    source,
+                })?;
+        }
         Ok(name)
+    }
+
+    /// Waits for namespace `ns`'s `default` ServiceAccount on a cluster that makes one, and
+    /// creates it on one that does not.
+    async fn default_service_account(&self, ns: &str) -> Result<(), kube_client::Error> {
+        let api: kube_client::Api<ServiceAccount> = kube_client::Api::namespaced(self.client(), ns);
+        if !self.has_controller_manager().await {
+            let mut sa = ServiceAccount::default();
+            sa.metadata.name = Some(DEFAULT_SERVICE_ACCOUNT.to_string());
+            return match api.create(&Default::default(), &sa).await {
+                Err(kube_client::Error::Api(s)) if s.code == 409 => Ok(()),
+                other => other.map(drop),
+            };
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while api.get_metadata_opt(DEFAULT_SERVICE_ACCOUNT).await?.is_none() {
+            if tokio::time::Instant::now() >= deadline {
+                eprintln!(
+                    "kdev-testenv: namespace {ns} still has no default ServiceAccount after 30 s; Pods there will be refused"
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
     }
 
     /// Deletes the cluster-scoped object `name` of `resource` (a CRD, a ClusterRole, a webhook
@@ -345,6 +425,39 @@ mod tests {
         let real = real.expect("the kubeconfig is usable");
         let api: kube_client::Api<k8s_openapi::api::core::v1::Namespace> = kube_client::Api::all(real.client());
         api.get("default").await.expect("the CA file was found and trusted");
+    }
+
+    /// kube-controller-manager is told apart by the `default` namespace's ServiceAccount, run
+    /// against the embedded server through its kubeconfig. (Two workers: dropping a "real"
+    /// env blocks one while the embedded server answers on the other.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cluster_without_controllers_is_told_apart_and_its_namespaces_still_get_a_service_account() {
+        let env = TestEnv::embedded(Config::default()).await.expect("server");
+        let path = std::env::temp_dir().join(format!("kdev-controllers-{}.yaml", std::process::id()));
+        std::fs::write(&path, env.kubeconfig()).expect("kubeconfig");
+        let has_account = |ns: String| {
+            let api: kube_client::Api<ServiceAccount> = kube_client::Api::namespaced(env.client(), &ns);
+            async move { api.get_opt(DEFAULT_SERVICE_ACCOUNT).await.expect("get").is_some() }
+        };
+
+        let full = TestEnv::real_cluster(path.clone()).await.expect("usable");
+        assert!(full.has_controller_manager().await);
+        let ns = full.namespace().await.expect("namespace");
+        assert!(has_account(ns).await);
+
+        // What a bare kube-apiserver looks like: no ServiceAccount in `default`.
+        let accounts: kube_client::Api<ServiceAccount> = kube_client::Api::namespaced(env.client(), "default");
+        accounts
+            .delete(DEFAULT_SERVICE_ACCOUNT, &Default::default())
+            .await
+            .expect("delete");
+        let bare = TestEnv::real_cluster(path.clone()).await.expect("usable");
+        assert!(!bare.has_controller_manager().await);
+        // The embedded server made the account already: the create's 409 is no error.
+        let ns = bare.namespace().await.expect("namespace");
+        assert!(has_account(ns).await);
+        drop((full, bare));
+        let _ = std::fs::remove_file(&path);
     }
 
     /// The clean-up a real cluster gets, run against the embedded server through its

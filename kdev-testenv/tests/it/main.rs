@@ -67,6 +67,16 @@ pub fn needs_faults(env: &TestEnv) -> bool {
     false
 }
 
+/// Skips a test that needs kube-controller-manager (garbage collection, namespace deletion, a
+/// namespace's own `default` ServiceAccount) on a bare kube-apiserver, saying why.
+pub async fn needs_controllers(env: &TestEnv) -> bool {
+    if env.has_controller_manager().await {
+        return true;
+    }
+    eprintln!("skipping: this test needs kube-controller-manager, which this cluster does not run");
+    false
+}
+
 /// The API error code of a failed call.
 pub fn code<T: std::fmt::Debug>(r: Result<T, kube_client::Error>) -> u16 {
     match r {

@@ -260,9 +260,38 @@ pub(crate) fn validate(res: &Resource, obj: &Value) -> Vec<Cause> {
                 &mut causes,
             );
         }
+        ("", "events") => check_event_namespace(obj, "involvedObject", &mut causes),
+        ("events.k8s.io", "events") => check_event_namespace(obj, "regarding", &mut causes),
         _ => {}
     }
     causes
+}
+
+/// kube-apiserver's `legacyValidateEvent`: an Event's namespace agrees with its object's. An
+/// old-style Event (no `eventTime`) about an object without a namespace lives in `default`;
+/// a new-style one in `default` or `kube-system`. The error names core/v1's field whichever
+/// API the Event came through, as the server validates its internal (core) form.
+fn check_event_namespace(obj: &Value, regarding: &str, causes: &mut Vec<Cause>) {
+    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
+    let object_ns = obj
+        .get(regarding)
+        .and_then(|r| r.get("namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let new_style = obj.get("eventTime").is_some_and(|t| !t.is_null());
+    let agrees = match (new_style, object_ns) {
+        (false, "") => ns.is_empty() || ns == "default",
+        (false, object_ns) => ns == object_ns,
+        (true, "") => ns == "default" || ns == "kube-system",
+        (true, _) => true,
+    };
+    if !agrees {
+        causes.push(Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {}: does not match event.namespace", json!(object_ns)),
+            field: "involvedObject.namespace".into(),
+        });
+    }
 }
 
 fn check_containers(cs: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {

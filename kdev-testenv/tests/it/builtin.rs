@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 
 use super::{code, setup};
 
-/// (group, version, kind, plural, namespaced, a minimal valid body without metadata.name)
-fn builtins() -> Vec<(&'static str, &'static str, &'static str, &'static str, bool, Value)> {
+/// (group, version, kind, plural, namespaced, a minimal valid body without metadata.name), for
+/// namespace `ns`.
+fn builtins(ns: &str) -> Vec<(&'static str, &'static str, &'static str, &'static str, bool, Value)> {
     let pod_spec = json!({ "containers": [{ "name": "c", "image": "busybox:1.36" }] });
     let template = json!({ "metadata": { "labels": { "app": "x" } }, "spec": pod_spec });
     let selector = json!({ "matchLabels": { "app": "x" } });
@@ -42,7 +43,7 @@ fn builtins() -> Vec<(&'static str, &'static str, &'static str, &'static str, bo
             "Event",
             "events",
             true,
-            json!({ "involvedObject": { "kind": "Pod", "name": "p" }, "reason": "Test", "message": "m", "type": "Normal" }),
+            json!({ "involvedObject": { "kind": "Pod", "name": "p", "namespace": ns }, "reason": "Test", "message": "m", "type": "Normal" }),
         ),
         (
             "apps",
@@ -92,7 +93,7 @@ fn builtins() -> Vec<(&'static str, &'static str, &'static str, &'static str, bo
             true,
             json!({
             "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "kdev.dev/test", "reportingInstance": "t",
-            "action": "Testing", "reason": "Test", "type": "Normal", "regarding": { "kind": "Pod", "name": "p" }, "note": "n" }),
+            "action": "Testing", "reason": "Test", "type": "Normal", "regarding": { "kind": "Pod", "name": "p", "namespace": ns }, "note": "n" }),
         ),
         ("", "v1", "Node", "nodes", false, json!({})),
         ("", "v1", "Namespace", "namespaces", false, json!({})),
@@ -119,7 +120,7 @@ fn builtins() -> Vec<(&'static str, &'static str, &'static str, &'static str, bo
 async fn every_builtin_resource_supports_create_get_list_and_delete() {
     let (env, ns) = setup().await;
     let suffix: String = (0..6).map(|_| fastrand::lowercase()).collect();
-    for (group, version, kind, plural, namespaced, body) in builtins() {
+    for (group, version, kind, plural, namespaced, body) in builtins(&ns) {
         let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
         let api: Api<DynamicObject> = if namespaced {
             Api::namespaced_with(env.client(), &ns, &ar)
@@ -132,6 +133,9 @@ async fn every_builtin_resource_supports_create_get_list_and_delete() {
         obj["kind"] = json!(kind);
         obj["metadata"] = json!({ "name": name });
         let obj: DynamicObject = serde_json::from_value(obj).expect("a dynamic object");
+        if !namespaced {
+            env.delete_on_drop(&ar, &name);
+        }
         let created = api
             .create(&PostParams::default(), &obj)
             .await
@@ -219,6 +223,7 @@ async fn node_status_is_a_subresource() {
     let node: Node =
         serde_json::from_value(json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": name } }))
             .expect("a node");
+    env.delete_on_drop(&ApiResource::erase::<Node>(&()), &name);
     api.create(&PostParams::default(), &node).await.expect("create");
     let status = json!({ "status": { "capacity": { "cpu": "4" } } });
     let n = api
@@ -280,4 +285,62 @@ async fn deletecollection_deletes_the_selected_objects_only() {
         .collect();
     assert_eq!(left, ["c"]);
     assert_eq!(code(api.get("a").await), 404);
+}
+
+#[tokio::test]
+async fn an_event_must_live_in_the_namespace_of_its_object() {
+    let (env, ns) = setup().await;
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(env.client(), &ns);
+    let v1: Api<EventV1> = Api::namespaced(env.client(), &ns);
+    let old_style = |name: &str, object_ns: Option<&str>| {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Event", "metadata": { "name": name },
+            "involvedObject": { "kind": "Pod", "name": "p", "namespace": object_ns },
+            "reason": "Test", "message": "m", "type": "Normal"
+        }))
+        .expect("an event")
+    };
+    let new_style = |name: &str, object_ns: Option<&str>| {
+        serde_json::from_value(json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": { "name": name },
+            "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "kdev.dev/test",
+            "reportingInstance": "t", "action": "Testing", "reason": "Test", "type": "Normal",
+            "regarding": { "kind": "Pod", "name": "p", "namespace": object_ns }
+        }))
+        .expect("an event")
+    };
+    let pp = PostParams::default();
+    for (what, result) in [
+        (
+            "old style, no object namespace",
+            core.create(&pp, &old_style("a", None)).await.map(drop),
+        ),
+        (
+            "old style, another namespace",
+            core.create(&pp, &old_style("b", Some("elsewhere"))).await.map(drop),
+        ),
+        (
+            "new style, no object namespace",
+            v1.create(&pp, &new_style("c", None)).await.map(drop),
+        ),
+    ] {
+        match result {
+            Err(kube_client::Error::Api(s)) => {
+                assert_eq!(s.code, 422, "{what}: {s:?}");
+                assert!(
+                    s.message.contains("involvedObject.namespace")
+                        && s.message.contains("does not match event.namespace"),
+                    "{what}: {}",
+                    s.message
+                );
+            }
+            other => panic!("{what}: expected 422, got {other:?}"),
+        }
+    }
+    core.create(&pp, &old_style("d", Some(&ns)))
+        .await
+        .expect("old style, same namespace");
+    v1.create(&pp, &new_style("e", Some(&ns)))
+        .await
+        .expect("new style, same namespace");
 }

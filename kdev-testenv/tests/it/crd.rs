@@ -88,11 +88,16 @@ async fn an_established_crd_is_discoverable_and_serves_its_resources() {
     let (env, ns) = setup().await;
     let group = unique_group();
     install(&env, &crd(&group, "Namespaced")).await;
-    let discovery = Discovery::new(env.client())
-        .filter(&[group.as_str()])
-        .run()
-        .await
-        .expect("discovery");
+    // A real API server publishes a new group's discovery a moment after Established.
+    let discovery = eventually("the CRD's group to be discoverable", || async {
+        let d = Discovery::new(env.client())
+            .filter(&[group.as_str()])
+            .run()
+            .await
+            .ok()?;
+        d.get(&group).is_some().then_some(d)
+    })
+    .await;
     let g = discovery.get(&group).expect("the CRD's group is discoverable");
     assert_eq!(g.preferred_version_or_latest(), "v1");
     let api = widgets(&env.client(), &group, "v1", &ns);

@@ -16,15 +16,18 @@ async fn the_server_reports_a_kubernetes_version() {
     );
 }
 
+/// The groups every cluster serves that the discovery tests check.
+const BUILTIN_GROUPS: [&str; 5] = [
+    "",
+    "apps",
+    "coordination.k8s.io",
+    "apiextensions.k8s.io",
+    "events.k8s.io",
+];
+
 async fn check_builtins(discovery: &Discovery) {
     let groups: Vec<String> = discovery.groups().map(|g| g.name().to_string()).collect();
-    for g in [
-        "",
-        "apps",
-        "coordination.k8s.io",
-        "apiextensions.k8s.io",
-        "events.k8s.io",
-    ] {
+    for g in BUILTIN_GROUPS {
         assert!(groups.iter().any(|x| x == g), "group {g:?} missing from {groups:?}");
     }
     let core = discovery.get("").expect("the core group");
@@ -61,7 +64,15 @@ async fn check_builtins(discovery: &Discovery) {
 #[tokio::test]
 async fn discovery_lists_the_builtin_groups_and_resources() {
     let (env, _ns) = setup().await;
-    let discovery = Discovery::new(env.client()).run().await.expect("discovery");
+    // Only the groups checked: kube-client's legacy discovery fails as a whole when one group
+    // does not answer, and on a real cluster some may not (a CRD another test is creating or
+    // deleting is listed under /apis before its version is served; an aggregated API whose
+    // backend is down answers 503).
+    let discovery = Discovery::new(env.client())
+        .filter(&BUILTIN_GROUPS)
+        .run()
+        .await
+        .expect("discovery");
     check_builtins(&discovery).await;
 }
 

@@ -167,6 +167,14 @@ impl TestEnv {
         &self.kubeconfig
     }
 
+    /// The kubeconfig file of a real cluster (the one `KDEV_TEST_KUBECONFIG` names); `None`
+    /// for the embedded server, whose kubeconfig exists only as [`kubeconfig`](Self::kubeconfig)'s
+    /// text. Hand the file itself, not a copy of its text, to tools such as kubectl: relative
+    /// certificate, key and exec paths in it resolve against its own folder.
+    pub fn kubeconfig_path(&self) -> Option<&std::path::Path> {
+        self.kubeconfig_path.as_deref()
+    }
+
     /// Whether this is the embedded server (`false`: a real cluster).
     pub fn is_embedded(&self) -> bool {
         self.server.is_some()

@@ -37,8 +37,24 @@ impl Kubectl {
             (0..10).map(|_| fastrand::alphanumeric()).collect::<String>()
         ));
         std::fs::create_dir_all(&dir).expect("a temp dir");
-        let kubeconfig = dir.join("kubeconfig");
-        std::fs::write(&kubeconfig, env.kubeconfig()).expect("write the kubeconfig");
+        // A real cluster's own file (its relative paths resolve against its folder, and its
+        // credentials are not copied); the embedded server's text in a file only we can read.
+        let kubeconfig = match env.kubeconfig_path() {
+            Some(path) => path.to_path_buf(),
+            None => {
+                let copy = dir.join("kubeconfig");
+                let mut file = std::fs::OpenOptions::new();
+                file.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+                std::io::Write::write_all(
+                    &mut file.open(&copy).expect("create the kubeconfig"),
+                    env.kubeconfig().as_bytes(),
+                )
+                .expect("write the kubeconfig");
+                copy
+            }
+        };
         Some(Kubectl {
             bin,
             kubeconfig,
@@ -93,6 +109,8 @@ impl Drop for Kubectl {
     }
 }
 
+/// Its pods name a scheduler nobody runs, so on a real cluster they stay Pending: no image is
+/// pulled and nothing runs.
 const DEPLOYMENT: &str = "apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -106,6 +124,7 @@ spec:
     metadata:
       labels: {app: web}
     spec:
+      schedulerName: kdev-test-scheduler
       containers:
       - name: web
         image: nginx:1.27
@@ -325,6 +344,12 @@ spec:
 "
     );
     let f = k.file("crd.yaml", &crd);
+    env.delete_on_drop(
+        &kube_client::discovery::ApiResource::erase::<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        >(&()),
+        &format!("gadgets.{group}"),
+    );
     k.ok(&["create", "-f", &f]).await;
     k.ok(&[
         "wait",

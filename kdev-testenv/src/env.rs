@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube_client::config::{KubeConfigOptions, Kubeconfig};
 use kube_client::core::DynamicObject;
 use kube_client::discovery::ApiResource;
 use kube_client::{Client, Config as ClientConfig};
-
-use k8s_openapi::api::core::v1::ServiceAccount;
 
 use crate::faults::{Faults, Unsupported};
 use crate::server::{self, Config, Server};
@@ -45,8 +44,7 @@ pub enum Error {
     /// The client could not be built.
     #[error("building the client failed")]
     Client(#[source] kube_client::Error),
-    /// Creating a test namespace, or its `default` ServiceAccount on a bare kube-apiserver,
-    /// failed.
+    /// Creating a test namespace failed.
     #[error("creating the test namespace {name} failed")]
     Namespace {
         /// The namespace.
@@ -54,6 +52,24 @@ pub enum Error {
         /// The cause.
         #[source]
         source: kube_client::Error,
+    },
+    /// Reading or creating a test namespace's `default` ServiceAccount failed.
+    #[error("getting the default ServiceAccount of test namespace {namespace} failed")]
+    ServiceAccount {
+        /// The namespace.
+        namespace: String,
+        /// The cause.
+        #[source]
+        source: kube_client::Error,
+    },
+    /// kube-controller-manager did not give a test namespace its `default` ServiceAccount in
+    /// time.
+    #[error("test namespace {namespace} still has no default ServiceAccount after {waited:?}")]
+    NoServiceAccount {
+        /// The namespace.
+        namespace: String,
+        /// How long it was waited for.
+        waited: Duration,
     },
     /// Restarting the embedded server failed, or the environment is a real cluster.
     #[error("restarting the API server failed")]
@@ -167,10 +183,12 @@ impl TestEnv {
         &self.kubeconfig
     }
 
-    /// The kubeconfig file of a real cluster (the one `KDEV_TEST_KUBECONFIG` names); `None`
-    /// for the embedded server, whose kubeconfig exists only as [`kubeconfig`](Self::kubeconfig)'s
-    /// text. Hand the file itself, not a copy of its text, to tools such as kubectl: relative
-    /// certificate, key and exec paths in it resolve against its own folder.
+    /// The kubeconfig file of a real cluster (the one `KDEV_TEST_KUBECONFIG` names, as given: a
+    /// relative path is relative to the test's working directory, which cargo sets to the
+    /// crate's folder); `None` for the embedded server, whose kubeconfig exists only as
+    /// [`kubeconfig`](Self::kubeconfig)'s text. Hand the file itself, not a copy of its text,
+    /// to tools such as kubectl: relative certificate, key and exec paths in it resolve against
+    /// its own folder.
     pub fn kubeconfig_path(&self) -> Option<&std::path::Path> {
         self.kubeconfig_path.as_deref()
     }
@@ -208,47 +226,59 @@ impl TestEnv {
     /// Whether the cluster runs kube-controller-manager's controllers: the ones that give every
     /// namespace a `default` ServiceAccount, garbage-collect the dependents of a deleted owner,
     /// and finish deleting a namespace. The embedded server does all three itself; a bare
-    /// kube-apiserver (as controller-runtime's envtest runs one) does none, and a test that
-    /// relies on them checks this and skips there, saying why.
+    /// kube-apiserver (kube-apiserver and etcd alone, as controller-runtime's envtest runs
+    /// them) does none, and a test that relies on them checks this and skips there, saying why.
     ///
     /// A real cluster is probed once per `TestEnv`: kube-controller-manager's service-account
-    /// controller gives the `default` namespace a `default` ServiceAccount. A probe the server
-    /// answers with anything but 404 counts as a full cluster.
+    /// controller gives the `default` namespace a `default` ServiceAccount, so its absence (a
+    /// 404) means no controller manager.
+    ///
+    /// # Caveats
+    /// - A probe that fails (no permission to read ServiceAccounts in `default`, a dropped
+    ///   connection) answers true, logs why, and is tried again on the next call.
+    /// - The probe is indirect: a cluster created a moment ago may not have the account yet,
+    ///   and a bare kube-apiserver where someone created `default/default` passes for a full
+    ///   cluster.
     pub async fn has_controller_manager(&self) -> bool {
         if self.is_embedded() {
             return true;
         }
-        *self
-            .controllers
-            .get_or_init(|| async {
-                let api: kube_client::Api<ServiceAccount> = kube_client::Api::namespaced(self.client(), "default");
-                match api.get_metadata_opt(DEFAULT_SERVICE_ACCOUNT).await {
-                    Ok(found) => found.is_some(),
-                    Err(e) => {
-                        eprintln!("kdev-testenv: probing for kube-controller-manager failed ({e}); assuming it runs");
-                        true
-                    }
-                }
-            })
-            .await
+        if let Some(known) = self.controllers.get() {
+            return *known;
+        }
+        let api: kube_client::Api<ServiceAccount> = kube_client::Api::namespaced(self.client(), "default");
+        match api.get_metadata_opt(DEFAULT_SERVICE_ACCOUNT).await {
+            Ok(found) => *self.controllers.get_or_init(|| async { found.is_some() }).await,
+            Err(e) => {
+                eprintln!("kdev-testenv: probing for kube-controller-manager failed ({e}); assuming it runs");
+                true
+            }
+        }
     }
 
     /// Creates a namespace with a unique name (`kdev-test-xxxxxxxx`), labelled
     /// `kdev.dev/test-namespace=true`, and returns its name once it has its `default`
-    /// ServiceAccount, which the API server's ServiceAccount admission needs before it takes
-    /// a Pod there.
+    /// ServiceAccount, which the API server's ServiceAccount admission plugin needs before it
+    /// admits a Pod there.
     ///
     /// On a real cluster:
-    /// - kube-controller-manager creates that ServiceAccount a moment after the namespace, and
-    ///   this waits for it (up to 30 s), as the Kubernetes e2e framework does; on a bare
-    ///   kube-apiserver ([`has_controller_manager`](Self::has_controller_manager) false), this
-    ///   creates it.
-    /// - The namespace is deleted when the `TestEnv` is dropped; a test process that is killed
-    ///   leaves its namespaces behind, and `kubectl delete namespace -l
+    /// - kube-controller-manager creates that ServiceAccount a moment after the namespace; this
+    ///   waits for it, up to a minute (the Kubernetes e2e framework waits likewise, up to two).
+    ///   On a bare kube-apiserver ([`has_controller_manager`](Self::has_controller_manager)
+    ///   false) nothing would, and this creates it.
+    /// - The namespace is deleted when the `TestEnv` is dropped (on a bare kube-apiserver it
+    ///   then stays `Terminating`, as no namespace controller empties it); a test process that
+    ///   is killed leaves its namespaces behind, and `kubectl delete namespace -l
     ///   kdev.dev/test-namespace=true` sweeps them.
     ///
     /// # Errors
-    /// [`Error::Namespace`] when the API server refuses.
+    /// - [`Error::Namespace`] when the API server refuses the namespace.
+    /// - [`Error::ServiceAccount`] when reading or creating its ServiceAccount fails.
+    /// - [`Error::NoServiceAccount`] when kube-controller-manager does not make it in time.
+    ///
+    /// # Cancel safety
+    /// Cancelling it after the namespace exists still leaves the namespace to the `TestEnv`'s
+    /// clean-up.
     pub async fn namespace(&self) -> Result<String, Error> {
         use k8s_openapi::api::core::v1::Namespace;
         let name = format!(
@@ -269,35 +299,40 @@ impl TestEnv {
             })?;
         self.namespaces.lock().push(name.clone());
         if !self.is_embedded() {
-            self.default_service_account(&name)
-                .await
-                .map_err(|source| Error::Namespace {
-                    name: name.clone(),
-                    source,
-                })?;
+            self.default_service_account(&name).await?;
         }
         Ok(name)
     }
 
     /// Waits for namespace `ns`'s `default` ServiceAccount on a cluster that makes one, and
     /// creates it on one that does not.
-    async fn default_service_account(&self, ns: &str) -> Result<(), kube_client::Error> {
+    async fn default_service_account(&self, ns: &str) -> Result<(), Error> {
+        let failed = |source| Error::ServiceAccount {
+            namespace: ns.to_string(),
+            source,
+        };
         let api: kube_client::Api<ServiceAccount> = kube_client::Api::namespaced(self.client(), ns);
         if !self.has_controller_manager().await {
             let mut sa = ServiceAccount::default();
             sa.metadata.name = Some(DEFAULT_SERVICE_ACCOUNT.to_string());
             return match api.create(&Default::default(), &sa).await {
                 Err(kube_client::Error::Api(s)) if s.code == 409 => Ok(()),
-                other => other.map(drop),
+                other => other.map(drop).map_err(failed),
             };
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while api.get_metadata_opt(DEFAULT_SERVICE_ACCOUNT).await?.is_none() {
+        let waited = Duration::from_secs(60);
+        let deadline = tokio::time::Instant::now() + waited;
+        while api
+            .get_metadata_opt(DEFAULT_SERVICE_ACCOUNT)
+            .await
+            .map_err(failed)?
+            .is_none()
+        {
             if tokio::time::Instant::now() >= deadline {
-                eprintln!(
-                    "kdev-testenv: namespace {ns} still has no default ServiceAccount after 30 s; Pods there will be refused"
-                );
-                break;
+                return Err(Error::NoServiceAccount {
+                    namespace: ns.to_string(),
+                    waited,
+                });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -461,7 +496,8 @@ mod tests {
             .expect("delete");
         let bare = TestEnv::real_cluster(path.clone()).await.expect("usable");
         assert!(!bare.has_controller_manager().await);
-        // The embedded server made the account already: the create's 409 is no error.
+        // The embedded server made the account already (it does for every namespace), so this
+        // shows only that the create's 409 is no error.
         let ns = bare.namespace().await.expect("namespace");
         assert!(has_account(ns).await);
         drop((full, bare));

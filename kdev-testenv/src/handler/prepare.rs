@@ -383,6 +383,46 @@ mod tests {
     use crate::registry::Registry;
 
     #[test]
+    fn an_event_agrees_with_its_object_on_the_namespace_as_kube_apiserver_checks() {
+        // (event namespace, object namespace, new style with eventTime, accepted)
+        let cases = [
+            ("default", None, false, true),
+            ("", None, false, true),
+            ("team", None, false, false),
+            ("team", Some("team"), false, true),
+            ("team", Some("other"), false, false),
+            ("default", None, true, true),
+            ("kube-system", None, true, true),
+            ("team", None, true, false),
+            ("team", Some("team"), true, true),
+            ("team", Some("other"), true, true),
+        ];
+        for (ns, object_ns, new_style, accepted) in cases {
+            for regarding in ["involvedObject", "regarding"] {
+                let mut event = json!({ "metadata": { "name": "e", "namespace": ns }, regarding: { "name": "p" } });
+                if let Some(object_ns) = object_ns {
+                    event[regarding]["namespace"] = json!(object_ns);
+                }
+                if new_style {
+                    event["eventTime"] = json!("2026-01-01T00:00:00.000000Z");
+                }
+                let mut causes = Vec::new();
+                check_event_namespace(&event, regarding, &mut causes);
+                let case = format!("{regarding} {ns:?} {object_ns:?} new_style={new_style}");
+                assert_eq!(causes.is_empty(), accepted, "{case}");
+                if let Some(c) = causes.first() {
+                    assert_eq!(c.field, "involvedObject.namespace", "{case}");
+                    let shown = json!(object_ns.unwrap_or(""));
+                    assert_eq!(
+                        c.message,
+                        format!("Invalid value: {shown}: does not match event.namespace")
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn events_round_trip_between_the_two_api_groups() {
         let v1 = json!({ "kind": "Event", "metadata": { "name": "e" }, "regarding": { "name": "p" }, "note": "hi",
                          "reason": "Started", "type": "Normal", "reportingController": "kdev", "deprecatedCount": 2 });

@@ -90,12 +90,14 @@ async fn an_established_crd_is_discoverable_and_serves_its_resources() {
     install(&env, &crd(&group, "Namespaced")).await;
     // A real API server publishes a new group's discovery a moment after Established.
     let discovery = eventually("the CRD's group to be discoverable", || async {
-        let d = Discovery::new(env.client())
-            .filter(&[group.as_str()])
-            .run()
-            .await
-            .ok()?;
-        d.get(&group).is_some().then_some(d)
+        match Discovery::new(env.client()).filter(&[group.as_str()]).run().await {
+            Ok(d) => d.get(&group).is_some().then_some(d),
+            Err(e) => {
+                // Shown with the test's output should it time out.
+                eprintln!("discovery of {group} failed, trying again: {e}");
+                None
+            }
+        }
     })
     .await;
     let g = discovery.get(&group).expect("the CRD's group is discoverable");

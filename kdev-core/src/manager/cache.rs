@@ -5,8 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::NamespaceResourceScope;
 use kube_client::{Api, Client};
-use kube_core::Selector;
+use kube_core::{Resource, Selector};
 
 use crate::controller::Object;
 use crate::informer::{self, Lister, SharedInformerFactory};
@@ -32,6 +33,8 @@ pub enum CacheError {
 /// controller that watches the same type cluster-wide) and waits for its initial list; later
 /// reads are local and hand out the cached `Arc`s, never copies. Objects from the cache are
 /// shared: clone one before changing it, and write through `Api` on the manager's client.
+/// [`namespaced`](Self::namespaced) reads one namespace through informers of that namespace
+/// only, for a controller that may not list cluster-wide.
 #[derive(Clone)]
 pub struct Cache {
     pub(super) factory: Arc<SharedInformerFactory>,
@@ -51,7 +54,23 @@ impl Cache {
     /// # Errors
     /// [`CacheError::NotSynced`] when the informer does not sync within the timeout (2 min).
     pub async fn lister<K: Object>(&self) -> Result<Lister<K>, CacheError> {
-        let informer = self.factory.informer(Api::<K>::all(self.client.clone()));
+        self.synced(Api::<K>::all(self.client.clone())).await
+    }
+
+    /// The cache of one namespace: its reads of namespaced kinds come from informers that list
+    /// and watch only `namespace`. A controller whose RBAC is a Role in that namespace, not a
+    /// ClusterRole, reads through this (controller-runtime's cache restricted to namespaces).
+    /// The informers are shared with controllers built on the same namespaced `Api`.
+    pub fn namespaced(&self, namespace: &str) -> NamespacedCache {
+        NamespacedCache {
+            cache: self.clone(),
+            namespace: namespace.to_string(),
+        }
+    }
+
+    /// The shared informer of `api`, started and synced, as a lister.
+    async fn synced<K: Object>(&self, api: Api<K>) -> Result<Lister<K>, CacheError> {
+        let informer = self.factory.informer(api);
         self.factory.start();
         informer
             .wait_for_sync(self.sync_timeout)
@@ -89,5 +108,60 @@ impl Cache {
             Some(ns) => lister.namespaced(ns).list(selector),
             None => lister.list(selector),
         })
+    }
+}
+
+/// Reads from the informers of one namespace ([`Cache::namespaced`]); every read hands out the
+/// cached `Arc`s, never copies.
+#[derive(Clone, Debug)]
+pub struct NamespacedCache {
+    cache: Cache,
+    namespace: String,
+}
+
+impl NamespacedCache {
+    /// The namespace this cache reads.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// A lister over this namespace's cache of `K`, synced, seen through the namespace
+    /// (`get` takes a bare name). The first call for a kind starts an informer that lists and
+    /// watches only this namespace.
+    ///
+    /// # Errors
+    /// [`CacheError::NotSynced`] when the informer does not sync within the timeout (2 min),
+    /// which is also how a missing permission to list or watch `K` here shows.
+    pub async fn lister<K>(&self) -> Result<Lister<K>, CacheError>
+    where
+        K: Object + Resource<Scope = NamespaceResourceScope>,
+    {
+        let lister = self
+            .cache
+            .synced(Api::<K>::namespaced(self.cache.client.clone(), &self.namespace))
+            .await?;
+        Ok(lister.namespaced(&self.namespace))
+    }
+
+    /// The cached object `name` in this namespace.
+    ///
+    /// # Errors
+    /// [`CacheError::NotSynced`], see [`lister`](Self::lister).
+    pub async fn get<K>(&self, name: &str) -> Result<Option<Arc<K>>, CacheError>
+    where
+        K: Object + Resource<Scope = NamespaceResourceScope>,
+    {
+        Ok(self.lister::<K>().await?.get(name))
+    }
+
+    /// The cached objects in this namespace matching `selector`.
+    ///
+    /// # Errors
+    /// [`CacheError::NotSynced`], see [`lister`](Self::lister).
+    pub async fn list<K>(&self, selector: &Selector) -> Result<Vec<Arc<K>>, CacheError>
+    where
+        K: Object + Resource<Scope = NamespaceResourceScope>,
+    {
+        Ok(self.lister::<K>().await?.list(selector))
     }
 }

@@ -6,7 +6,9 @@
 //!
 //! - Owns one [`SharedInformerFactory`]: every controller it builds gets its informers there,
 //!   so a type is watched once however many controllers use it. [`Manager::cache`] reads from
-//!   the same informers.
+//!   the same informers; [`Cache::namespaced`] reads one namespace through informers that
+//!   list and watch only it, for an operator whose RBAC is a Role rather than a ClusterRole
+//!   (pair it with [`Manager::controller_for`] on a namespaced `Api`).
 //! - Runs controllers and user runnables. Those that need leader election start only while
 //!   this process holds the lease and stop when it is lost (the manager then exits with
 //!   [`ManagerError::LeaderElectionLost`], as controller-runtime does, so that the process
@@ -70,7 +72,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use cache::{Cache, CacheError};
+pub use cache::{Cache, CacheError, NamespacedCache};
 
 use crate::controller::{self, BuildError, Controller, Object, Reconciler};
 use crate::informer::{SharedInformerFactory, Transform, Transforms};

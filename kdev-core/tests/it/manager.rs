@@ -207,6 +207,43 @@ async fn the_cache_reads_from_informers() {
     m.factory().shutdown().await;
 }
 
+#[tokio::test]
+async fn a_namespaced_cache_reads_one_namespace_through_informers_it_shares() {
+    let (env, ns, api) = setup().await;
+    let other = env.namespace().await.expect("a second namespace");
+    api.create(&PostParams::default(), &cm("here")).await.expect("create");
+    Api::<ConfigMap>::namespaced(env.client(), &other)
+        .create(&PostParams::default(), &cm("there"))
+        .await
+        .expect("create");
+    let m = manager(&env);
+    let cache = m.cache().namespaced(&ns);
+    assert_eq!(cache.namespace(), ns);
+    let here: Arc<ConfigMap> = cache.get("here").await.expect("synced").expect("the object");
+    assert!(
+        cache.get::<ConfigMap>("there").await.expect("synced").is_none(),
+        "another namespace is not cached"
+    );
+    let names: Vec<String> = cache
+        .list::<ConfigMap>(&Selector::default())
+        .await
+        .expect("list")
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .filter(|n| n != "kube-root-ca.crt")
+        .collect();
+    assert_eq!(names, ["here"]);
+    // One informer, of this namespace only, shared with whoever asks for the same Api.
+    assert_eq!(m.factory().len(), 1);
+    let shared = m.factory().informer(Api::<ConfigMap>::namespaced(env.client(), &ns));
+    assert_eq!(m.factory().len(), 1);
+    assert!(shared.has_synced());
+    let same = shared.lister().namespaced(&ns).get("here").expect("cached");
+    assert!(Arc::ptr_eq(&here, &same), "the same cache");
+    assert!(shared.lister().namespaced(&other).get("there").is_none());
+    m.factory().shutdown().await;
+}
+
 fn election_config() -> kdev_core::leader_election::Config {
     kdev_core::leader_election::Config::default()
         .lease_duration(Duration::from_secs(3))

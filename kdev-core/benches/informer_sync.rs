@@ -6,8 +6,9 @@
 //! allocator), which separates what the caches hold from what the allocator keeps.
 //! A fourth side, `kdev-strip`, is kdev's informer with the `strip_managed_fields` transform:
 //! what the transform saves; `kube-runtime-strip` is kube-runtime's reflector with the same
-//! change (`WatchStreamExt::modify`), the like-for-like peer. Another, `objects`, is no cache at all: it lists the ConfigMaps
-//! 500 a page and keeps each decoded object, managedFields dropped, in a `Vec<Arc<ConfigMap>>`.
+//! change (`WatchStreamExt::modify`), the like-for-like peer. Another, `objects`, is no cache
+//! at all: it lists the ConfigMaps 500 a page and keeps each decoded object, managedFields
+//! dropped, in a `Vec<Arc<ConfigMap>>`.
 //! No store, index or informer of typed objects can hold less, so its peak is the floor for
 //! any cache that hands out `Arc<ConfigMap>`.
 //!

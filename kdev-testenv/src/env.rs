@@ -111,7 +111,7 @@ pub struct TestEnv {
     /// Cluster-scoped objects to delete on drop (a real cluster).
     cluster_objects: parking_lot::Mutex<Vec<(ApiResource, String)>>,
     /// Whether the cluster runs kube-controller-manager, once probed.
-    controllers: tokio::sync::OnceCell<bool>,
+    controllers: std::sync::OnceLock<bool>,
 }
 
 impl std::fmt::Debug for TestEnv {
@@ -248,7 +248,10 @@ impl TestEnv {
         }
         let api: kube_client::Api<ServiceAccount> = kube_client::Api::namespaced(self.client(), "default");
         match api.get_metadata_opt(DEFAULT_SERVICE_ACCOUNT).await {
-            Ok(found) => *self.controllers.get_or_init(|| async { found.is_some() }).await,
+            Ok(found) => {
+                let _ = self.controllers.set(found.is_some());
+                found.is_some()
+            }
             Err(e) => {
                 eprintln!("kdev-testenv: probing for kube-controller-manager failed ({e}); assuming it runs");
                 true

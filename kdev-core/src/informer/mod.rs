@@ -433,7 +433,7 @@ where
             _ = &mut reflect => {}
             _ = &mut process => {}
         }
-        self.inner.fifo.close();
+        // `_shutdown` closes the FIFO and stops the handlers on the way out.
         Ok(())
     }
 

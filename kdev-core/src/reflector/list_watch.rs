@@ -81,13 +81,10 @@ fn key_of(raw: &str) -> String {
     match serde_json::from_str::<Keyed>(raw) {
         Ok(Keyed {
             metadata: Meta {
-                namespace: Some(ns),
+                namespace,
                 name: Some(name),
             },
-        }) => format!("{ns}/{name}"),
-        Ok(Keyed {
-            metadata: Meta { name: Some(name), .. },
-        }) => name,
+        }) => crate::store::key_from(namespace.as_deref(), &name),
         _ => "an object with no readable name".to_string(),
     }
 }

@@ -92,6 +92,6 @@ impl<K: Resource + Send + Sync + 'static> Sink<K> for Writer<K> {
         Writer::replace(self, list);
     }
     fn current(&self, key: &str) -> Option<Arc<K>> {
-        Writer::current(self, key)
+        self.reader().get_by_key(key)
     }
 }

@@ -81,8 +81,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[doc(alias = "MetaNamespaceKeyFunc")]
 pub fn key_of<K: Resource>(obj: &K) -> String {
     let meta = obj.meta();
-    let name = meta.name.as_deref().unwrap_or_default();
-    match meta.namespace.as_deref() {
+    key_from(meta.namespace.as_deref(), meta.name.as_deref().unwrap_or_default())
+}
+
+/// The cache key of `namespace` and `name` ([`key_of`]'s rule: an empty namespace is none).
+pub(crate) fn key_from(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
         Some(ns) if !ns.is_empty() => {
             let mut key = String::with_capacity(ns.len() + 1 + name.len());
             key.push_str(ns);
@@ -261,13 +265,6 @@ impl<K: Resource + Send + Sync> KnownObjects<K> for Store<K> {
 /// The unique write handle of a store. Not `Clone`: one producer owns it.
 pub struct Writer<K> {
     store: Store<K>,
-}
-
-impl<K: Resource + Send + Sync + 'static> Writer<K> {
-    /// The stored object under `key`, as a reader would see it.
-    pub(crate) fn current(&self, key: &str) -> Option<Arc<K>> {
-        self.store.get_by_key(key)
-    }
 }
 
 impl<K> fmt::Debug for Writer<K> {

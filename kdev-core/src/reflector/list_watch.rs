@@ -308,6 +308,8 @@ where
 #[derive(Clone)]
 pub struct ListWatch<K> {
     calls: Arc<dyn Calls<K>>,
+    url: Arc<str>,
+    metadata: bool,
     labels: Option<String>,
     fields: Option<String>,
     request_timeout: Duration,
@@ -320,10 +322,33 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 impl<K> Debug for ListWatch<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListWatch")
+            .field("url", &self.url)
+            .field("metadata", &self.metadata)
             .field("labels", &self.labels)
             .field("fields", &self.fields)
             .field("request_timeout", &self.request_timeout)
             .finish()
+    }
+}
+
+/// What the list and watch requests ask for, as the reflector's log lines name it: the path,
+/// then the selectors and whether only metadata is asked for, e.g.
+/// `/api/v1/namespaces/default/configmaps?labelSelector=app=web (metadata only)`.
+impl<K> std::fmt::Display for ListWatch<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)?;
+        let selectors = [("labelSelector", &self.labels), ("fieldSelector", &self.fields)];
+        let mut sep = '?';
+        for (name, value) in selectors {
+            if let Some(value) = value {
+                write!(f, "{sep}{name}={value}")?;
+                sep = '&';
+            }
+        }
+        if self.metadata {
+            f.write_str(" (metadata only)")?;
+        }
+        Ok(())
     }
 }
 
@@ -333,7 +358,8 @@ where
 {
     /// Lists and watches everything `api` addresses.
     pub fn new(api: Api<K>) -> Self {
-        Self::with_calls(Arc::new(Full(api)))
+        let url = api.resource_url().into();
+        Self::with_calls(Arc::new(Full(api)), url, false)
     }
 
     /// Lists and watches the metadata of everything `api` addresses: the objects arrive as
@@ -350,7 +376,8 @@ where
     /// # }
     /// ```
     pub fn metadata(api: Api<K>) -> ListWatch<PartialObjectMeta<K>> {
-        ListWatch::with_calls(Arc::new(Metadata(api)))
+        let url = api.resource_url().into();
+        ListWatch::with_calls(Arc::new(Metadata(api)), url, true)
     }
 }
 
@@ -358,9 +385,11 @@ impl<K> ListWatch<K>
 where
     K: Clone + Send + Sync + 'static,
 {
-    pub(crate) fn with_calls(calls: Arc<dyn Calls<K>>) -> Self {
+    pub(crate) fn with_calls(calls: Arc<dyn Calls<K>>, url: Arc<str>, metadata: bool) -> Self {
         ListWatch {
             calls,
+            url,
+            metadata,
             labels: None,
             fields: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -401,6 +430,12 @@ where
     pub fn fields(mut self, selector: &str) -> Self {
         self.fields = Some(selector.to_string()).filter(|s| !s.is_empty());
         self
+    }
+
+    /// The path the list and watch requests go to, e.g. `/api/v1/namespaces/default/configmaps`
+    /// (kube-client's `Api::resource_url`).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     fn list_params(&self) -> ListParams {
@@ -488,6 +523,13 @@ where
                 }
                 Err(e) => return Err(e),
             };
+            tracing::trace!(
+                target: "kdev_core::reflector",
+                resource = %self,
+                objects = page.items.len(),
+                more = page.continue_.as_ref().is_some_and(|c| !c.is_empty()),
+                "a list page"
+            );
             undecodable.extend(page.undecodable);
             items.extend(page.items.into_iter().map(&mut each));
             match page.continue_.filter(|c| !c.is_empty()) {
@@ -631,7 +673,7 @@ pub(crate) mod script {
             at[to] - at[from]
         }
         pub(crate) fn list_watch(self: &Arc<Self>) -> ListWatch<ConfigMap> {
-            ListWatch::with_calls(Arc::new(self.clone()))
+            ListWatch::with_calls(Arc::new(self.clone()), "/api/v1/configmaps".into(), false)
         }
     }
 
@@ -736,10 +778,12 @@ pub(crate) mod script {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use k8s_openapi::api::core::v1::ConfigMap;
 
     use super::script::{Asked, Script, api_error, page};
-    use super::{Page, RawList, Skipped, Undecodable, decode_event};
+    use super::{ListWatch, Page, RawList, Skipped, Undecodable, decode_event};
 
     #[test]
     fn watch_lines_decode_in_any_key_order_and_an_object_that_does_not_decode_is_set_aside() {
@@ -769,6 +813,24 @@ mod tests {
         assert!(matches!(event("<html>"), Err(kube_client::Error::SerdeError(_))));
         assert!(matches!(event("{}"), Err(kube_client::Error::SerdeError(_))));
         assert_eq!(skipped.lock().len(), 1);
+    }
+
+    #[test]
+    fn a_list_watch_is_named_by_its_path_its_selectors_and_whether_it_asks_for_metadata_only() {
+        let calls = Arc::new(Script::default());
+        let all = ListWatch::with_calls(Arc::new(calls.clone()), "/api/v1/configmaps".into(), false);
+        assert_eq!(all.to_string(), "/api/v1/configmaps");
+        assert_eq!(all.url(), "/api/v1/configmaps");
+        let selected = all.clone().labels("app=web").fields("metadata.name=a");
+        assert_eq!(
+            selected.to_string(),
+            "/api/v1/configmaps?labelSelector=app=web&fieldSelector=metadata.name=a"
+        );
+        let meta = ListWatch::with_calls(Arc::new(calls), "/api/v1/namespaces/ns/secrets".into(), true).fields("a=b");
+        assert_eq!(
+            meta.to_string(),
+            "/api/v1/namespaces/ns/secrets?fieldSelector=a=b (metadata only)"
+        );
     }
 
     #[test]

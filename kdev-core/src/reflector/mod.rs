@@ -167,6 +167,13 @@ enum Round {
 /// 5. An object that does not decode as `K`, in a list or a watch event, is skipped, logged and
 ///    counted ([`Status::undecodable`]); the others load, and the watch goes on.
 ///
+/// # Logs
+/// Through `tracing`, target `kdev_core::reflector`, each line with the `resource` it lists
+/// (the [`ListWatch`]'s path and selectors): an error the server answers with (a 403 from
+/// missing RBAC, a 500) at error level, a failure it retries (a dropped connection, a timeout,
+/// a very short watch) at warn, each list, each watch that ends and each 410 at debug, each list
+/// page at trace. Every line that reports a retry says when (`retry_in`).
+///
 /// # Examples
 /// ```no_run
 /// # async fn run(client: kube_client::Client) {
@@ -254,15 +261,30 @@ where
             // does after every `ListAndWatch`: a resourceVersion that expires again and again
             // (a list slower than the server's history is long, every reflector after an API
             // server restart) must not turn into back-to-back full lists.
+            let wait = backoff.failure();
+            let resource = &self.lw;
             match round {
-                Round::Relist => resume = None,
-                Round::Failed(err) => self.status.0.lock().last_error = Some(err),
+                Round::Relist => {
+                    tracing::debug!(%resource, retry_in = ?wait, "the resourceVersion is too old (410 Gone): listing again");
+                    resume = None;
+                }
+                Round::Failed(err) => {
+                    match &resume {
+                        Some(rv) => {
+                            tracing::warn!(%resource, error = %err, retry_in = ?wait, resource_version = %rv, "the watch failed: watching again from the last resourceVersion")
+                        }
+                        None => {
+                            tracing::warn!(%resource, error = %err, retry_in = ?wait, "list and watch failed: listing again")
+                        }
+                    }
+                    self.status.0.lock().last_error = Some(err);
+                }
                 Round::Refused(err) => {
+                    tracing::error!(%resource, error = %err, retry_in = ?wait, "the API server refused the list or watch: listing again");
                     resume = None;
                     self.status.0.lock().last_error = Some(err);
                 }
             }
-            let wait = backoff.failure();
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
@@ -296,7 +318,10 @@ where
                     );
                 }
                 // The watch ended normally (server timeout): watch again at once.
-                Ok(()) => continue,
+                Ok(()) => {
+                    tracing::debug!(resource = %self.lw, resource_version = %rv, "the watch ended: watching again");
+                    continue;
+                }
                 Err(round) => return (round, Some(rv)),
             }
         }
@@ -316,9 +341,13 @@ where
         if self.config.streaming_lists {
             match self.streaming_list().await {
                 Ok(Some((rv, stream))) => return Ok((rv, Some(stream))),
-                Ok(None) => self.config.streaming_lists = false,
+                Ok(None) => {
+                    tracing::debug!(resource = %self.lw, "the API server does not serve streaming lists: listing in pages from now on");
+                    self.config.streaming_lists = false;
+                }
                 Err(Round::Relist) => return Err(Round::Relist),
                 Err(Round::Failed(err) | Round::Refused(err)) => {
+                    tracing::debug!(resource = %self.lw, error = %err, "the streaming list failed: listing in pages this time");
                     self.status.0.lock().last_error = Some(format!("streaming list: {err}"));
                 }
             }
@@ -333,8 +362,9 @@ where
             self.status.skipped(skipped);
         }
         self.keep(&mut items, undecodable.into_iter().map(|u| u.key));
+        let objects = items.len();
         self.sink.replace(items);
-        self.delivered_list(&rv);
+        self.delivered_list(&rv, objects, false);
         Ok((rv, None))
     }
 
@@ -395,8 +425,9 @@ where
                         let rv = b.metadata.resource_version;
                         let undecodable = undecodable.lock().take().unwrap_or_default();
                         self.keep(&mut items, undecodable);
+                        let objects = items.len();
                         self.sink.replace(items);
-                        self.delivered_list(&rv);
+                        self.delivered_list(&rv, objects, true);
                         return Ok(Some((rv, stream)));
                     }
                 }
@@ -405,7 +436,8 @@ where
         }
     }
 
-    fn delivered_list(&self, rv: &str) {
+    fn delivered_list(&self, rv: &str, objects: usize, streaming: bool) {
+        tracing::debug!(resource = %self.lw, resource_version = %rv, objects, streaming, "listed");
         let mut p = self.status.0.lock();
         p.lists += 1;
         p.last_rv = rv.to_string();
@@ -734,6 +766,90 @@ mod tests {
         assert!(matches!(&asked[2], Asked::Watch { rv, .. } if rv == "4"), "{asked:#?}");
         let gap = script.gap(1, 2);
         assert!(gap < Duration::from_millis(800), "no backoff: {gap:?}");
+    }
+
+    /// The events logged while it is the thread's subscriber: level and rendered fields.
+    #[derive(Clone, Default)]
+    struct Logs(Arc<parking_lot::Mutex<Vec<(tracing::Level, String)>>>);
+
+    impl tracing::Subscriber for Logs {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            struct Text(String);
+            impl tracing::field::Visit for Text {
+                fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                    self.0.push_str(&format!(" {}={value:?}", field.name()));
+                }
+            }
+            let mut text = Text(String::new());
+            event.record(&mut text);
+            self.0.lock().push((*event.metadata().level(), text.0));
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_list_and_each_failed_round_is_logged_with_its_resource_and_cause() {
+        let logs = Logs::default();
+        // While only one subscriber is registered, tracing decides whether a log line is wanted
+        // by asking the subscriber of the thread that first reaches it; a line first reached by
+        // another test's thread would be turned off for good. With a second one registered it
+        // asks every registered subscriber.
+        let _second = tracing::Dispatch::new(Logs::default());
+        let _guard = tracing::subscriber::set_default(logs.clone());
+        let script = Arc::new(Script::default());
+        script
+            .list(api_error(403, "Forbidden"))
+            .list(page(&["a"], "3", None))
+            .closing_watch(Vec::new())
+            .watch(Ok(vec![gone()]))
+            .list(page(&["a", "b"], "9", None))
+            .watch(Ok(Vec::new()));
+        run_until(&script, paged(), 6).await;
+        let logs = logs.0.lock().clone();
+        let seen: Vec<(tracing::Level, &str)> = logs
+            .iter()
+            .filter(|(level, text)| *level != tracing::Level::TRACE && text.contains("resource=/api/v1/configmaps"))
+            .map(|(level, text)| {
+                let cause = [
+                    "scripted (403)",
+                    "objects=1",
+                    "very short watch",
+                    "410 Gone",
+                    "objects=2",
+                ]
+                .into_iter()
+                .find(|c| text.contains(c))
+                .unwrap_or(text);
+                (*level, cause)
+            })
+            .collect();
+        use tracing::Level;
+        assert_eq!(
+            seen,
+            [
+                (Level::ERROR, "scripted (403)"),
+                (Level::DEBUG, "objects=1"),
+                (Level::WARN, "very short watch"),
+                (Level::DEBUG, "410 Gone"),
+                (Level::DEBUG, "objects=2"),
+            ],
+            "{logs:#?}"
+        );
+        let warn = logs.iter().find(|(level, _)| *level == Level::WARN).expect("a warning");
+        assert!(
+            warn.1.contains("resource_version=3"),
+            "the watch resumes from 3: {}",
+            warn.1
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -80,10 +80,12 @@ impl<K> Queue for Events<K> {
 /// # Guarantees
 ///
 /// 1. Every queued delta is handed out once, in queue order; nothing is merged.
-/// 2. [`replace`](Self::replace) queues every listed object as [`DeltaType::Replaced`]
-///    (or `Sync`), then a [`DeletedFinalStateUnknown`](crate::delta_fifo::DeletedFinalStateUnknown)
-///    deletion for every key that exists — in the known-objects store or by the queue's own
-///    pending events — and is missing from the list.
+/// 2. [`replace`](Self::replace) queues a
+///    [`DeletedFinalStateUnknown`](crate::delta_fifo::DeletedFinalStateUnknown) deletion for
+///    every key that exists — in the known-objects store or by the queue's own pending events —
+///    and is missing from the list, then every listed object as [`DeltaType::Replaced`] (or
+///    `Sync`). The deletions come first, as in client-go's RealFIFO (DeltaFIFO, which keeps no
+///    order between keys, queues them after the list).
 /// 3. [`resync`](Self::resync) queues [`DeltaType::Sync`] for every known object without
 ///    pending deltas.
 /// 4. [`has_synced`](Self::has_synced) is true once a change was queued before the first
@@ -159,20 +161,26 @@ impl<K: Resource + Send + Sync + 'static> RealFifo<K> {
             }
         }
 
-        let mut queued = 0;
-        let mut listed: HashSet<Arc<str>, foldhash::fast::RandomState> = HashSet::default();
-        for obj in list {
-            let obj = obj.into();
-            let key: Arc<str> = key_of(&*obj).into();
-            listed.insert(Arc::clone(&key));
-            self.push(state, key, Delta::object(kind, obj));
-            queued += 1;
-        }
-        let mut gone: Vec<_> = existing.into_iter().filter(|(key, _)| !listed.contains(key)).collect();
+        // The deletions go first, then the list, as client-go's `reconcileReplacement` queues
+        // them: a handler never sees a listed object next to one the list no longer has (a
+        // new holder of a role, say, while the old one still seems to hold it).
+        let listed: Vec<(Arc<str>, Arc<K>)> = list
+            .into_iter()
+            .map(|obj| {
+                let obj = obj.into();
+                (key_of(&*obj).into(), obj)
+            })
+            .collect();
+        let keys: HashSet<&Arc<str>, foldhash::fast::RandomState> = listed.iter().map(|(key, _)| key).collect();
+        let mut gone: Vec<_> = existing.into_iter().filter(|(key, _)| !keys.contains(key)).collect();
+        drop(keys);
         gone.sort_by(|a, b| a.0.cmp(&b.0));
+        let queued = gone.len() + listed.len();
         for (key, last) in gone {
             self.push(state, Arc::clone(&key), Delta::tombstone(key, last));
-            queued += 1;
+        }
+        for (key, obj) in listed {
+            self.push(state, key, Delta::object(kind, obj));
         }
         locked.first_population(queued);
     }

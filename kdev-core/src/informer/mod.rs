@@ -456,9 +456,11 @@ where
                                 }
                             }
                             (DeltaType::Deleted, DeltaObject::Object(obj)) => {
-                                let old = d.writer.delete(&obj);
+                                // The object of the DELETED event, as client-go's `OnDelete`
+                                // gets it: its final state, with the deletion's resourceVersion.
+                                d.writer.delete(&obj);
                                 d.fanout(Event::Delete {
-                                    obj: old.unwrap_or(obj),
+                                    obj,
                                     final_state_unknown: false,
                                 });
                             }

@@ -401,7 +401,7 @@ where
         };
         self.status.0.lock().watches += 1;
         let mut stream = stream;
-        let mut items = Vec::new();
+        let mut items = Initial::default();
         loop {
             let next = tokio::time::timeout(self.config.idle_timeout, stream.try_next()).await;
             let ev = match next {
@@ -413,8 +413,9 @@ where
                 Ok(Ok(Some(ev))) => ev,
             };
             match ev {
-                WatchEvent::Added(o) | WatchEvent::Modified(o) => items.push(self.sink.accept(settle(o))),
-                WatchEvent::Deleted(_) => {}
+                WatchEvent::Added(o) => items.add(self.sink.accept(settle(o))),
+                WatchEvent::Modified(o) => items.set(self.sink.accept(settle(o))),
+                WatchEvent::Deleted(o) => items.delete(&o),
                 WatchEvent::Bookmark(b) => {
                     if b.metadata
                         .annotations
@@ -424,7 +425,12 @@ where
                     {
                         let rv = b.metadata.resource_version;
                         let undecodable = undecodable.lock().take().unwrap_or_default();
-                        self.keep(&mut items, undecodable);
+                        for key in undecodable {
+                            if let Some(kept) = self.sink.current(&key) {
+                                items.keep(key, kept);
+                            }
+                        }
+                        let items = items.into_vec();
                         let objects = items.len();
                         self.sink.replace(items);
                         self.delivered_list(&rv, objects, true);
@@ -520,6 +526,82 @@ where
                 self.status.0.lock().last_rv = v;
             }
         }
+    }
+}
+
+/// The objects of a streaming list, as its events arrive. The initial events are ADDED events,
+/// one per object; but nothing keeps a server from sending changes made after the list's
+/// snapshot before the bookmark that ends them, so a MODIFIED event replaces its key's object
+/// and a DELETED one removes it, as client-go's `watchList` does by buffering the events in a
+/// temporary store. Dropping such a delete would leave the object cached for good, since the
+/// watch goes on from the bookmark, after the delete. The index by key is built
+/// when the first such change comes: a list without one costs no more than its `Vec`.
+struct Initial<K> {
+    items: Vec<Option<Arc<K>>>,
+    at: Option<std::collections::HashMap<String, usize>>,
+}
+
+impl<K> Default for Initial<K> {
+    fn default() -> Self {
+        Initial {
+            items: Vec::new(),
+            at: None,
+        }
+    }
+}
+
+impl<K: Resource> Initial<K> {
+    fn add(&mut self, obj: Arc<K>) {
+        match &self.at {
+            Some(_) => self.set(obj),
+            None => self.items.push(Some(obj)),
+        }
+    }
+
+    /// Replaces the object of `obj`'s key, or adds it.
+    fn set(&mut self, obj: Arc<K>) {
+        let key = crate::store::key_of(&*obj);
+        let (items, at) = self.indexed();
+        match at.get(&key) {
+            Some(&i) => items[i] = Some(obj),
+            None => {
+                at.insert(key, items.len());
+                items.push(Some(obj));
+            }
+        }
+    }
+
+    fn delete(&mut self, obj: &K) {
+        let (items, at) = self.indexed();
+        if let Some(i) = at.remove(&crate::store::key_of(obj)) {
+            items[i] = None;
+        }
+    }
+
+    /// Adds `obj` under `key` unless the list has an object there: what the sink holds for an
+    /// object that did not decode.
+    fn keep(&mut self, key: String, obj: Arc<K>) {
+        let (items, at) = self.indexed();
+        at.entry(key).or_insert_with(|| {
+            items.push(Some(obj));
+            items.len() - 1
+        });
+    }
+
+    fn indexed(&mut self) -> (&mut Vec<Option<Arc<K>>>, &mut std::collections::HashMap<String, usize>) {
+        let items = &mut self.items;
+        let at = self.at.get_or_insert_with(|| {
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, o)| o.as_ref().map(|o| (crate::store::key_of(&**o), i)))
+                .collect()
+        });
+        (items, at)
+    }
+
+    fn into_vec(self) -> Vec<Arc<K>> {
+        self.items.into_iter().flatten().collect()
     }
 }
 
@@ -850,6 +932,54 @@ mod tests {
             "the watch resumes from 3: {}",
             warn.1
         );
+    }
+
+    /// The bookmark that ends a streaming list's initial events, at `rv`.
+    fn initial_events_end(rv: &str) -> WatchEvent<ConfigMap> {
+        WatchEvent::Bookmark(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": { "resourceVersion": rv, "annotations": { "k8s.io/initial-events-end": "true" } }
+            }))
+            .expect("a bookmark"),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn changes_a_streaming_list_sends_before_its_end_bookmark_apply_to_the_list() {
+        let script = Arc::new(Script::default());
+        let mut changed = cm_at("a", "7");
+        changed.data = Some([("k".to_string(), "v".to_string())].into());
+        script.watch(Ok(vec![
+            WatchEvent::Added(cm_at("a", "3")),
+            WatchEvent::Added(cm_at("b", "4")),
+            WatchEvent::Added(cm_at("c", "5")),
+            // Changes after the snapshot, before the bookmark: b deleted, a changed, d created,
+            // c deleted and created again.
+            WatchEvent::Deleted(cm_at("b", "6")),
+            WatchEvent::Modified(changed),
+            WatchEvent::Added(cm_at("d", "8")),
+            WatchEvent::Deleted(cm_at("c", "9")),
+            WatchEvent::Added(cm_at("c", "10")),
+            initial_events_end("10"),
+        ]));
+        let (status, store) = run_until(&script, Config::default(), 2).await;
+        assert_eq!(status.lists(), 1);
+        assert_eq!(status.last_resource_version(), "10");
+        let mut cached: Vec<(String, String)> = store
+            .list()
+            .iter()
+            .map(|c| {
+                (
+                    c.metadata.name.clone().unwrap_or_default(),
+                    c.metadata.resource_version.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        cached.sort();
+        let want = [("a", "7"), ("c", "10"), ("d", "8")].map(|(n, rv)| (n.to_string(), rv.to_string()));
+        assert_eq!(cached, want, "b's delete is not lost, a holds its change");
+        assert!(store.get_by_key("a").and_then(|a| a.data.clone()).is_some());
     }
 
     #[tokio::test(start_paused = true)]

@@ -132,6 +132,42 @@ async fn an_informer_syncs_and_its_listers_read_the_cache() {
     inf.shutdown();
 }
 
+#[tokio::test]
+async fn a_delete_hands_handlers_the_object_of_the_deleted_event_with_its_resource_version() {
+    let (_env, ns, api) = setup().await;
+    api.create(&PostParams::default(), &cm("doomed", "x"))
+        .await
+        .expect("create");
+    let inf = informer(&api);
+    let deleted: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+    let seen = deleted.clone();
+    inf.add_event_handler(
+        move |ev: Event<ConfigMap>| {
+            if let Event::Delete {
+                obj,
+                final_state_unknown,
+            } = ev
+            {
+                let rv = obj.metadata.resource_version.clone().unwrap_or_default();
+                seen.lock().push((rv, final_state_unknown));
+            }
+        },
+        None,
+    );
+    spawn(&inf);
+    inf.wait_for_sync(Duration::from_secs(30)).await.expect("sync");
+    let cached = inf.lister().namespaced(&ns).get("doomed").expect("cached");
+    api.delete("doomed", &DeleteParams::default()).await.expect("delete");
+    eventually("the delete", || !deleted.lock().is_empty()).await;
+    let (rv, unknown) = deleted.lock()[0].clone();
+    assert!(!unknown, "the informer saw the deletion itself");
+    // The API server stamps the deletion's resourceVersion on the object of the DELETED event
+    // (client-go's `OnDelete` gets that object): not the older one of the cached copy.
+    assert_ne!(Some(rv.as_str()), cached.metadata.resource_version.as_deref());
+    assert!(!rv.is_empty());
+    inf.shutdown();
+}
+
 /// A ConfigMap read as a stricter type, which needs `data.required`: a ConfigMap without it
 /// does not decode, as a custom resource stored under an older schema does not.
 #[derive(Clone, Debug, serde::Deserialize)]

@@ -71,11 +71,12 @@ fn replace_deletes_what_exists_by_the_store_or_the_queue_and_the_list_lacks() {
     assert_eq!(
         events[2..],
         [
-            seen("kept", DeltaType::Replaced, false, "3"),
             seen("queued-gone", DeltaType::Deleted, true, "2"),
             seen("stored-gone", DeltaType::Deleted, true, "1"),
+            seen("kept", DeltaType::Replaced, false, "3"),
         ],
-        "no second delete for stored-deleted, whose latest event already deletes it"
+        "the deletions before the list, and no second delete for stored-deleted, whose latest \
+         event already deletes it"
     );
 }
 

@@ -33,8 +33,8 @@ pub enum Event<K> {
     /// An object was deleted.
     Delete {
         /// Its last known state: the object of the watch's DELETED event (its final state,
-        /// carrying the deletion's resourceVersion), or what the cache held when
-        /// `final_state_unknown`.
+        /// carrying the deletion's resourceVersion); what the cache held when that object did
+        /// not decode, or when `final_state_unknown`.
         obj: Arc<K>,
         /// True when the informer did not see the deletion itself: the object was missing from a
         /// relist, so it was deleted while the watch was down and `obj` is the state the cache

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::Backoff;
+use list_watch::{Change, Line, Lines};
 pub use list_watch::{DEFAULT_REQUEST_TIMEOUT, ListWatch, WatchStream};
 pub use sink::Sink;
 
@@ -165,7 +166,9 @@ enum Round {
 ///    from the last resourceVersion; an error the server itself answers the watch with (403,
 ///    500, 504, an `ERROR` event) lists again, as client-go does.
 /// 5. An object that does not decode as `K`, in a list or a watch event, is skipped, logged and
-///    counted ([`Status::undecodable`]); the others load, and the watch goes on.
+///    counted ([`Status::undecodable`]); the others load, and the watch goes on. A deletion
+///    still deletes: when a DELETED event's object does not decode, the state the sink holds
+///    for its key ([`Sink::current`]) is deleted instead.
 ///
 /// # Logs
 /// Through `tracing`, target `kdev_core::reflector`, each line with the `resource` it lists
@@ -337,7 +340,7 @@ where
     /// client-go does (kubernetes PR #120984): a server or proxy that breaks only the streaming
     /// path must not keep the cache from ever syncing, nor one passing failure turn streaming
     /// off for good.
-    async fn sync(&mut self) -> Result<(String, Option<WatchStream<K>>), Round> {
+    async fn sync(&mut self) -> Result<(String, Option<Lines<K>>), Round> {
         if self.config.streaming_lists {
             match self.streaming_list().await {
                 Ok(Some((rv, stream))) => return Ok((rv, Some(stream))),
@@ -374,27 +377,11 @@ where
         items.extend(keys.into_iter().filter_map(|key| self.sink.current(&key)));
     }
 
-    /// Where a watch reports the objects it skips: counted, logged, and (while `keys` holds a
-    /// list) their keys collected.
-    fn reporter(&self, keys: Option<Arc<Mutex<Option<Vec<String>>>>>) -> list_watch::Skipped {
-        let status = self.status.clone();
-        Arc::new(move |skipped: list_watch::Undecodable| {
-            status.skipped(&skipped);
-            if let Some(keys) = &keys
-                && let Some(keys) = keys.lock().as_mut()
-            {
-                keys.push(skipped.key);
-            }
-        })
-    }
-
     /// A streaming list: initial events until the bookmark that ends them; then the list's
     /// resourceVersion and the stream, which goes on as a watch. `Ok(None)` when the server
     /// refuses streaming lists.
-    async fn streaming_list(&mut self) -> Result<Option<(String, WatchStream<K>)>, Round> {
-        let undecodable = Arc::new(Mutex::new(Some(Vec::new())));
-        let reporter = self.reporter(Some(undecodable.clone()));
-        let stream = match self.lw.watch_initial_reporting(self.timeout_secs(), reporter).await {
+    async fn streaming_list(&mut self) -> Result<Option<(String, Lines<K>)>, Round> {
+        let stream = match self.lw.watch_initial_lines(self.timeout_secs()).await {
             Ok(s) => s,
             Err(kube_client::Error::Api(e)) if matches!(e.code, 400 | 422) => return Ok(None),
             Err(e) => return Err(failed(e)),
@@ -402,20 +389,39 @@ where
         self.status.0.lock().watches += 1;
         let mut stream = stream;
         let mut items = Initial::default();
+        // The keys of the objects that did not decode, whose state the sink holds is kept.
+        let mut undecodable: Vec<String> = Vec::new();
         loop {
             let next = tokio::time::timeout(self.config.idle_timeout, stream.try_next()).await;
-            let ev = match next {
+            let line = match next {
                 Err(_) => return Err(Round::Failed("streaming list idle".into())),
                 Ok(Err(e)) => return Err(failed(e)),
                 // Closed before the initial events ended: a dropped connection, a proxy, or a
                 // server that ignores `sendInitialEvents`. List instead, this round.
                 Ok(Ok(None)) => return Err(Round::Failed("the stream ended before its initial events did".into())),
-                Ok(Ok(Some(ev))) => ev,
+                Ok(Ok(Some(line))) => line,
+            };
+            let ev = match line {
+                Line::Event(ev) => ev,
+                Line::Skipped(skipped) => {
+                    self.status.skipped(&skipped);
+                    if skipped.event == Some(Change::Deleted) {
+                        items.delete_key(&skipped.key);
+                        undecodable.retain(|key| *key != skipped.key);
+                    } else {
+                        undecodable.push(skipped.key);
+                    }
+                    continue;
+                }
             };
             match ev {
                 WatchEvent::Added(o) => items.add(self.sink.accept(settle(o))),
                 WatchEvent::Modified(o) => items.set(self.sink.accept(settle(o))),
-                WatchEvent::Deleted(o) => items.delete(&o),
+                WatchEvent::Deleted(o) => {
+                    let key = crate::store::key_of(&o);
+                    items.delete_key(&key);
+                    undecodable.retain(|k| *k != key);
+                }
                 WatchEvent::Bookmark(b) => {
                     if b.metadata
                         .annotations
@@ -424,8 +430,7 @@ where
                         == Some("true")
                     {
                         let rv = b.metadata.resource_version;
-                        let undecodable = undecodable.lock().take().unwrap_or_default();
-                        for key in undecodable {
+                        for key in std::mem::take(&mut undecodable) {
                             if let Some(kept) = self.sink.current(&key) {
                                 items.keep(key, kept);
                             }
@@ -462,11 +467,7 @@ where
     /// moves only once another kind of event comes, as in client-go, so that a resume cannot
     /// skip what the server had not sent yet.
     async fn watch(&mut self, rv: &mut String) -> Result<(), Round> {
-        let stream = match self
-            .lw
-            .watch_reporting(rv, self.timeout_secs(), self.reporter(None))
-            .await
-        {
+        let stream = match self.lw.watch_lines(rv, self.timeout_secs()).await {
             Ok(s) => s,
             Err(e) => return Err(failed(e)),
         };
@@ -480,13 +481,13 @@ where
     /// `VeryShortWatchError`: kube-client ends a stream quietly when its connection drops, and a
     /// proxy or an unhealthy server that keeps closing watches at once must meet the backoff,
     /// not a tight loop of watch requests.
-    async fn consume(&mut self, mut stream: WatchStream<K>, rv: &mut String) -> Result<(), Round> {
+    async fn consume(&mut self, mut stream: Lines<K>, rv: &mut String) -> Result<(), Round> {
         let started = tokio::time::Instant::now();
         let mut events = 0_u64;
         let mut synthetic_adds = rv.is_empty();
         loop {
             let next = tokio::time::timeout(self.config.idle_timeout, stream.next()).await;
-            let ev = match next {
+            let line = match next {
                 Err(_) => return Err(Round::Failed("watch idle for too long".into())),
                 Ok(None) if events == 0 && started.elapsed() < VERY_SHORT_WATCH => {
                     return Err(Round::Failed(
@@ -495,9 +496,28 @@ where
                 }
                 Ok(None) => return Ok(()),
                 Ok(Some(Err(e))) => return Err(failed(e)),
-                Ok(Some(Ok(ev))) => ev,
+                Ok(Some(Ok(line))) => line,
             };
             events += 1;
+            let ev = match line {
+                Line::Event(ev) => ev,
+                Line::Skipped(skipped) => {
+                    synthetic_adds &= skipped.event == Some(Change::Added);
+                    self.status.skipped(&skipped);
+                    // Gone, though its final state did not decode: the state the sink holds
+                    // goes, or it would stay cached until a relist.
+                    if skipped.event == Some(Change::Deleted)
+                        && let Some(last) = self.sink.current(&skipped.key)
+                    {
+                        self.sink.delete(last);
+                    }
+                    if let Some(v) = skipped.resource_version.filter(|v| !synthetic_adds && !v.is_empty()) {
+                        *rv = v.clone();
+                        self.status.0.lock().last_rv = v;
+                    }
+                    continue;
+                }
+            };
             synthetic_adds &= matches!(ev, WatchEvent::Added(_));
             let new_rv = match ev {
                 WatchEvent::Added(o) => {
@@ -571,9 +591,9 @@ impl<K: Resource> Initial<K> {
         }
     }
 
-    fn delete(&mut self, obj: &K) {
+    fn delete_key(&mut self, key: &str) {
         let (items, at) = self.indexed();
-        if let Some(i) = at.remove(&crate::store::key_of(obj)) {
+        if let Some(i) = at.remove(key) {
             items[i] = None;
         }
     }
@@ -648,7 +668,7 @@ mod tests {
     use kube_client::api::WatchEvent;
 
     use super::list_watch::script::{Asked, Script, api_error, cm_at, gone, page};
-    use super::{Config, Reflector, settle};
+    use super::{Change, Config, Line, Reflector, settle};
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_streaming_list_falls_back_to_a_paginated_list_in_the_same_round() {
@@ -738,14 +758,71 @@ mod tests {
         assert!(status.last_error().is_some_and(|e| e.contains("b did not decode")));
     }
 
+    /// An event whose object did not decode, with what the server sent of it.
+    fn skipped(name: &str, rv: &str, event: Change) -> kube_client::Result<Line<ConfigMap>> {
+        Ok(Line::Skipped(super::list_watch::Undecodable {
+            key: name.to_string(),
+            error: "scripted".into(),
+            resource_version: Some(rv.to_string()),
+            event: Some(event),
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_object_deleted_in_a_state_that_does_not_decode_leaves_the_cache_all_the_same() {
+        let script = Arc::new(Script::default());
+        script
+            .list(page(&["a", "b", "c"], "3", None))
+            // a changes into a state that does not decode (its cached state stays), then is
+            // deleted in that state; b is deleted in a state that does not decode.
+            .watch_lines(vec![
+                skipped("a", "4", Change::Modified),
+                skipped("a", "5", Change::Deleted),
+                skipped("b", "6", Change::Deleted),
+            ])
+            .watch(Ok(Vec::new()));
+        let (status, store) = run_until(&script, paged(), 3).await;
+        // The undecodable events moved the resume point: no list, and a resume from 6 (but the
+        // watch never ended here).
+        assert_eq!(status.last_resource_version(), "6");
+        let names: Vec<_> = store.list().iter().filter_map(|c| c.metadata.name.clone()).collect();
+        assert_eq!(
+            names,
+            ["c"],
+            "a and b are gone, though their final states did not decode"
+        );
+        assert_eq!(status.undecodable(), 3);
+        assert!(status.last_error().is_some_and(|e| e.contains("b was deleted")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_streaming_list_drops_an_object_deleted_in_a_state_that_does_not_decode() {
+        let script = Arc::new(Script::default());
+        script.watch_lines(vec![
+            Ok(Line::Event(WatchEvent::Added(cm_at("a", "3")))),
+            skipped("b", "4", Change::Added),
+            Ok(Line::Event(WatchEvent::Added(cm_at("c", "5")))),
+            skipped("a", "6", Change::Deleted),
+            Ok(Line::Event(initial_events_end("6"))),
+        ]);
+        let (status, store) = run_until(&script, Config::default(), 2).await;
+        let names: Vec<_> = store.list().iter().filter_map(|c| c.metadata.name.clone()).collect();
+        assert_eq!(
+            names,
+            ["c"],
+            "a deleted; b never decoded and the empty sink holds none of it"
+        );
+        assert_eq!(status.undecodable(), 2);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_line_that_is_no_event_fails_the_watch_which_resumes() {
         let script = Arc::new(Script::default());
         let garbage = serde_json::from_str::<ConfigMap>("<html>").expect_err("not JSON");
         script
             .list(page(&["a"], "3", None))
-            .watch_items(vec![
-                Ok(WatchEvent::Added(cm_at("b", "5"))),
+            .watch_lines(vec![
+                Ok(Line::Event(WatchEvent::Added(cm_at("b", "5")))),
                 Err(kube_client::Error::SerdeError(garbage)),
             ])
             .watch(Ok(Vec::new()));

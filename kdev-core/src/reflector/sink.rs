@@ -35,7 +35,9 @@ pub trait Sink<K>: Send {
     /// What the sink holds for `key` (`namespace/name`, or `name`), if anything. When an object
     /// of a list does not decode, the reflector puts this state of it into the list it hands to
     /// [`replace`](Self::replace), so that an object the server still has is not taken for
-    /// deleted. The default holds nothing: such an object then leaves the sink, as if deleted.
+    /// deleted; when a DELETED event's object does not decode, it hands this state to
+    /// [`delete`](Self::delete). The default holds nothing: such a listed object then leaves
+    /// the sink, as if deleted, and such a deletion is not seen.
     fn current(&self, key: &str) -> Option<Arc<K>> {
         let _ = key;
         None

@@ -143,14 +143,21 @@ pub struct SharedInformerFactory {
     config: reflector::Config,
     transforms: Transforms,
     order: Order,
-    informers: Mutex<HashMap<Key, Entry>>,
+    informers: Mutex<Informers>,
     tracker: TaskTracker,
+}
+
+/// The factory's informers, and whether it was shut down.
+#[derive(Default)]
+struct Informers {
+    map: HashMap<Key, Entry>,
+    shut_down: bool,
 }
 
 impl Debug for SharedInformerFactory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedInformerFactory")
-            .field("informers", &self.informers.lock().len())
+            .field("informers", &self.informers.lock().map.len())
             .finish()
     }
 }
@@ -168,7 +175,7 @@ impl SharedInformerFactory {
             config,
             transforms: Transforms::default(),
             order: Order::default(),
-            informers: Mutex::new(HashMap::new()),
+            informers: Mutex::default(),
             tracker: TaskTracker::new(),
         }
     }
@@ -276,8 +283,9 @@ impl SharedInformerFactory {
     where
         T: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
-        let mut map = self.informers.lock();
-        if let Some(found) = map
+        let mut informers = self.informers.lock();
+        if let Some(found) = informers
+            .map
             .get(&key)
             .and_then(|e| e.informer.as_any().downcast_ref::<SharedIndexInformer<T>>())
         {
@@ -289,7 +297,12 @@ impl SharedInformerFactory {
             self.transforms.for_type::<T>(),
             self.order,
         );
-        map.insert(
+        // After a shutdown nothing starts: an informer asked for then comes already shut down,
+        // so that waiting for its sync ends at once, with `Error::Stopped`.
+        if informers.shut_down {
+            informer.shutdown();
+        }
+        informers.map.insert(
             key,
             Entry {
                 informer: Box::new(informer.clone()),
@@ -323,9 +336,14 @@ impl SharedInformerFactory {
         Ok(self.informer(api))
     }
 
-    /// Starts every informer not started yet (call again after asking for more).
+    /// Starts every informer not started yet (call again after asking for more). Does nothing
+    /// after [`shutdown`](Self::shutdown), as client-go's factory does.
     pub fn start(&self) {
-        for entry in self.informers.lock().values_mut() {
+        let mut informers = self.informers.lock();
+        if informers.shut_down {
+            return;
+        }
+        for entry in informers.map.values_mut() {
             if !entry.started {
                 entry.started = true;
                 entry.informer.start(&self.tracker);
@@ -345,6 +363,7 @@ impl SharedInformerFactory {
         let waits: Vec<BoxFuture> = self
             .informers
             .lock()
+            .map
             .values()
             .filter(|e| e.started)
             .map(|e| e.informer.wait(timeout))
@@ -357,6 +376,7 @@ impl SharedInformerFactory {
     pub fn has_synced(&self) -> bool {
         self.informers
             .lock()
+            .map
             .values()
             .filter(|e| e.started)
             .all(|e| e.informer.synced())
@@ -364,7 +384,7 @@ impl SharedInformerFactory {
 
     /// How many informers the factory holds.
     pub fn len(&self) -> usize {
-        self.informers.lock().len()
+        self.informers.lock().map.len()
     }
 
     /// Whether the factory holds no informer.
@@ -372,12 +392,22 @@ impl SharedInformerFactory {
         self.len() == 0
     }
 
-    /// Stops every informer and waits for their tasks to end.
+    /// Stops every informer and waits for their tasks to end. After it nothing starts: see
+    /// [`start`](Self::start); informers asked for afterwards come shut down.
     pub async fn shutdown(&self) {
-        for entry in self.informers.lock().values() {
-            entry.informer.shutdown();
+        {
+            let mut informers = self.informers.lock();
+            informers.shut_down = true;
+            for entry in informers.map.values() {
+                entry.informer.shutdown();
+            }
         }
         self.tracker.close();
         self.tracker.wait().await;
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.informers.lock().shut_down
     }
 }

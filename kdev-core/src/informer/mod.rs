@@ -55,6 +55,10 @@ pub enum Error {
     /// The informer was already started.
     #[error("the informer is already running")]
     AlreadyStarted,
+    /// [`SharedIndexInformer::wait_for_sync`]: the informer was shut down before it synced (as
+    /// client-go's `WaitForCacheSync` gives up when its stop channel closes).
+    #[error("the informer was shut down before it synced")]
+    Stopped,
 }
 
 /// Whether the initial list has been stored and dispatched, with a way to wait for it.
@@ -318,7 +322,7 @@ where
     /// Waits until [`has_synced`](Self::has_synced), at most `timeout`.
     ///
     /// # Errors
-    /// [`Error::SyncTimeout`].
+    /// [`Error::SyncTimeout`]; [`Error::Stopped`] when the informer is shut down first.
     ///
     /// # Cancel safety
     /// Cancel safe.
@@ -327,14 +331,20 @@ where
             loop {
                 let notified = self.inner.synced.notify.notified();
                 if self.has_synced() {
-                    return;
+                    return Ok(());
                 }
-                notified.await;
+                if self.inner.stop.is_cancelled() {
+                    return Err(Error::Stopped);
+                }
+                tokio::select! {
+                    () = notified => {}
+                    () = self.inner.stop.cancelled() => {}
+                }
             }
         };
         tokio::time::timeout(timeout, wait)
             .await
-            .map_err(|_| Error::SyncTimeout(timeout))
+            .map_err(|_| Error::SyncTimeout(timeout))?
     }
 
     /// Registers a handler; it runs on its own thread with its own buffer, and may block.

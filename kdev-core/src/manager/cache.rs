@@ -16,7 +16,8 @@ use crate::informer::{self, Lister, SharedInformerFactory};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CacheError {
-    /// The informer for the type did not sync in time.
+    /// The informer for the type did not sync in time, or the manager is shutting down
+    /// ([`informer::Error::Stopped`]: no informer starts then).
     #[error("the cache of {kind} did not sync: {source}")]
     NotSynced {
         /// The kind.
@@ -52,7 +53,8 @@ impl Cache {
     /// A lister over the cluster-wide cache of `K`, synced.
     ///
     /// # Errors
-    /// [`CacheError::NotSynced`] when the informer does not sync within the timeout (2 min).
+    /// [`CacheError::NotSynced`] when the informer does not sync within the timeout (2 min), or
+    /// at once when the manager is shutting down.
     pub async fn lister<K: Object>(&self) -> Result<Lister<K>, CacheError> {
         self.synced(Api::<K>::all(self.client.clone())).await
     }
@@ -131,7 +133,8 @@ impl NamespacedCache {
     ///
     /// # Errors
     /// [`CacheError::NotSynced`] when the informer does not sync within the timeout (2 min),
-    /// which is also how a missing permission to list or watch `K` here shows.
+    /// which is also how a missing permission to list or watch `K` here shows, or at once when
+    /// the manager is shutting down.
     pub async fn lister<K>(&self) -> Result<Lister<K>, CacheError>
     where
         K: Object + Resource<Scope = NamespaceResourceScope>,

@@ -540,6 +540,39 @@ async fn the_factory_shares_one_informer_per_type_scope_and_selectors() {
 }
 
 #[tokio::test]
+async fn after_a_factory_shuts_down_nothing_starts_and_waiting_for_a_sync_ends_at_once() {
+    let (env, ns, api) = setup().await;
+    let factory = SharedInformerFactory::new(env.client());
+    let before = factory.informer(api.clone());
+    factory.start();
+    factory
+        .wait_for_cache_sync(Duration::from_secs(30))
+        .await
+        .expect("sync");
+    factory.shutdown().await;
+    assert!(factory.is_shut_down());
+    // A cache read of a new kind during a manager's shutdown, say: the informer it gets is
+    // shut down, is not started, and its sync is refused at once rather than timed out.
+    let late = factory.informer_with_selectors(api, "team=x", "");
+    factory.start();
+    let waited = tokio::time::timeout(Duration::from_secs(20), late.wait_for_sync(Duration::from_secs(600))).await;
+    assert!(
+        matches!(waited, Ok(Err(kdev_core::informer::Error::Stopped))),
+        "{waited:?}"
+    );
+    assert!(late.reflector_status().is_none(), "never started");
+    assert!(!late.has_synced());
+    assert!(before.has_synced(), "an informer that synced stays synced");
+    // The same for an informer shut down before it ever ran.
+    let idle = informer(&Api::<ConfigMap>::namespaced(env.client(), &ns));
+    idle.shutdown();
+    assert!(matches!(
+        idle.wait_for_sync(Duration::from_secs(600)).await,
+        Err(kdev_core::informer::Error::Stopped)
+    ));
+}
+
+#[tokio::test]
 async fn a_dynamic_informer_resolves_its_kind_through_discovery() {
     let (env, ns, api) = setup().await;
     api.create(&PostParams::default(), &cm("a", "x")).await.expect("create");

@@ -110,7 +110,8 @@
 //! 2. a review whose uid is readable but that is otherwise malformed, or whose object does not
 //!    decode into the handler's type, gets a denied review with code 400 and the decode error
 //!    (a conversion review: `result.status: Failure` with the error);
-//! 3. a body over the limit (3 MiB by default) gets 413, a slow one 408, an unknown path 404;
+//! 3. a body over the limit (7 MiB by default for an AdmissionReview, 64 MiB for a ConversionReview)
+//!    gets 413, a slow one 408, an unknown path 404;
 //! 4. a handler that panics gets a denied review with code 500 (a converter that panics, a
 //!    Failure), and the connection stays open;
 //! 5. JSON nested deeper than 128 levels is refused before it is built (HTTP 400), so no input

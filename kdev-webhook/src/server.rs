@@ -70,9 +70,15 @@ pub enum Error {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
-    /// Largest request body accepted; larger ones get HTTP 413 (default 3 MiB, kube-apiserver's
-    /// own request limit, so any object it accepts fits).
+    /// Largest AdmissionReview body accepted; larger ones get HTTP 413. Default 7 MiB, as
+    /// controller-runtime's admission webhook: an UPDATE review carries both `object` and
+    /// `oldObject`, each up to kube-apiserver's 3 MiB request limit, plus the review around them.
     pub max_body_size: usize,
+    /// Largest ConversionReview body accepted at a [conversion](Builder::conversion) path;
+    /// larger ones get HTTP 413. Default 64 MiB: kube-apiserver sends every object of a list
+    /// that needs converting (a `kubectl get` of all custom resources of a kind, an informer's
+    /// list) in one ConversionReview, so it is bounded by the size of the list, not of one object.
+    pub max_conversion_body_size: usize,
     /// Time allowed for the TLS handshake, for a request's headers and for its body (default 30 s,
     /// the longest `timeoutSeconds` a webhook configuration may set).
     pub read_timeout: Duration,
@@ -84,7 +90,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            max_body_size: 3 * 1024 * 1024,
+            max_body_size: 7 * 1024 * 1024,
+            max_conversion_body_size: 64 * 1024 * 1024,
             read_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
         }
@@ -229,9 +236,16 @@ impl Builder {
         self
     }
 
-    /// Sets the largest request body accepted.
+    /// Sets the largest AdmissionReview body accepted ([`Config::max_body_size`]).
     pub fn max_body_size(mut self, bytes: usize) -> Self {
         self.config.max_body_size = bytes;
+        self
+    }
+
+    /// Sets the largest ConversionReview body accepted at conversion paths
+    /// ([`Config::max_conversion_body_size`]).
+    pub fn max_conversion_body_size(mut self, bytes: usize) -> Self {
+        self.config.max_conversion_body_size = bytes;
         self
     }
 
@@ -531,7 +545,7 @@ impl Shared {
                 return Err(Rejection::ContentType { content_type: text });
             }
         }
-        let limit = self.config.max_body_size;
+        let limit = self.body_limit(endpoint);
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -552,6 +566,15 @@ impl Shared {
             Ok(Ok(collected)) => collected.to_bytes(),
         };
         self.answer(endpoint, &bytes).await
+    }
+
+    /// The largest body `route` accepts.
+    fn body_limit(&self, route: &Route) -> usize {
+        match route {
+            Route::Admission(_) => self.config.max_body_size,
+            #[cfg(feature = "conversion")]
+            Route::Conversion(_) => self.config.max_conversion_body_size,
+        }
     }
 
     /// Answers the review in `body` with the webhook `route`.

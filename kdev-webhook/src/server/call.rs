@@ -14,8 +14,8 @@ impl Shared {
     async fn call(&self, path: &str, body: Bytes) -> http::Response<Bytes> {
         let response = match self.routes.get(path) {
             None => Rejection::NotFound { path: path.to_string() }.into_http(),
-            Some(_) if body.len() > self.config.max_body_size => Rejection::TooLarge {
-                limit: self.config.max_body_size,
+            Some(route) if body.len() > self.body_limit(route) => Rejection::TooLarge {
+                limit: self.body_limit(route),
             }
             .into_http(),
             Some(route) => match self.answer(route, &body).await {
@@ -38,7 +38,8 @@ impl Server {
     ///
     /// The answer is exactly what a client of [`serve`](Self::serve) gets for that body: a
     /// review (HTTP 200), or an HTTP error with a `metav1.Status` body (404 for an unknown path,
-    /// 413 for a body over [`Config::max_body_size`](super::Config::max_body_size), 400 for one
+    /// 413 for a body over [`Config::max_body_size`](super::Config::max_body_size) (at a
+    /// conversion path, [`Config::max_conversion_body_size`](super::Config::max_conversion_body_size)), 400 for one
     /// that is not a review). Use it to unit-test webhooks; [`Builder::build_in_process`] gives
     /// the same without a certificate.
     ///

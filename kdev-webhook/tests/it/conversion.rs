@@ -314,3 +314,34 @@ async fn a_v1beta1_review_is_answered_in_v1beta1() {
     assert_eq!(body["apiVersion"], "apiextensions.k8s.io/v1beta1");
     assert_eq!(body["response"]["convertedObjects"], json!([v2("a", 1)]));
 }
+
+#[tokio::test]
+async fn a_conversion_review_of_a_long_list_is_not_held_to_the_admission_limit() {
+    let (_server, mut conn) = setup().await;
+    // kube-apiserver converts a whole list in one review: 12 objects of 1 MiB each.
+    let note = "n".repeat(1024 * 1024);
+    let objects: Vec<Value> = (0..12)
+        .map(|i| {
+            let mut object = v1(&format!("w{i}"), i);
+            object["metadata"]["annotations"] = json!({"note": note});
+            object
+        })
+        .collect();
+    let answer = convert(&mut conn, "/convert", &review("list", "example.com/v2", objects)).await;
+    assert_eq!(answer["result"]["status"], "Success");
+    assert_eq!(answer["convertedObjects"].as_array().unwrap().len(), 12);
+}
+
+#[tokio::test]
+async fn the_conversion_limit_is_set_apart_from_the_admission_limit() {
+    let server = Server::builder()
+        .conversion("/convert", widget_converter())
+        .max_body_size(64 * 1024)
+        .max_conversion_body_size(1024)
+        .build_in_process()
+        .unwrap();
+    let mut object = v1("a", 1);
+    object["metadata"]["annotations"] = json!({"note": "n".repeat(2048)});
+    let body = serde_json::to_vec(&review("big", "example.com/v2", vec![object])).unwrap();
+    assert_eq!(server.call("/convert", body.into()).await.status(), 413);
+}

@@ -95,20 +95,16 @@ async fn an_oversized_body_gets_413() {
 }
 
 #[tokio::test]
-async fn the_default_limit_is_3_mib() {
+async fn the_default_limit_is_7_mib_so_an_update_with_two_3_mib_objects_fits() {
     let (_server, mut conn) = setup(None).await;
-    let big = "x".repeat(3 * 1024 * 1024);
-    let mut fits = review(
-        "fits",
-        "CREATE",
-        Some(json!({"data": big[..3 * 1024 * 1024 - 1024].to_string()})),
-        None,
-        false,
-    );
-    let answer = conn.admit("/allow", &fits).await;
+    // An UPDATE carries the object and its old state, each up to kube-apiserver's 3 MiB.
+    let big = "x".repeat(3 * 1024 * 1024 - 1024);
+    let object = json!({"data": big});
+    let mut update = review("fits", "UPDATE", Some(object.clone()), Some(object), false);
+    let answer = conn.admit("/allow", &update).await;
     assert_eq!(answer["uid"], "fits");
-    fits["request"]["object"] = json!({"data": big});
-    let (code, _) = conn.post("/allow", &fits).await;
+    update["request"]["object"] = json!({"data": "x".repeat(4 * 1024 * 1024 + 1024)});
+    let (code, _) = conn.post("/allow", &update).await;
     assert_eq!(code, 413);
 }
 

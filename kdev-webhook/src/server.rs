@@ -30,6 +30,7 @@ use crate::tls::{self, ServingCert};
 use crate::wire::{self, Rejection};
 
 mod call;
+mod idle;
 
 pub use call::InProcess;
 
@@ -79,9 +80,16 @@ pub struct Config {
     /// that needs converting (a `kubectl get` of all custom resources of a kind, an informer's
     /// list) in one ConversionReview, so it is bounded by the size of the list, not of one object.
     pub max_conversion_body_size: usize,
-    /// Time allowed for the TLS handshake, for a request's headers and for its body (default 30 s,
-    /// the longest `timeoutSeconds` a webhook configuration may set).
+    /// Time allowed for the TLS handshake, for a request's headers (from the end of the handshake
+    /// for a connection's first request, from the first byte for a later one) and for its body
+    /// (default 30 s, the longest `timeoutSeconds` a webhook configuration may set).
     pub read_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request before the server closes
+    /// it (default 120 s). Keep it above the client's own idle timeout — kube-apiserver's Go
+    /// transport closes connections idle for 90 s — so that the client always closes first: a
+    /// request sent on a connection the server is closing fails with EOF, and kube-apiserver
+    /// does not retry a webhook POST.
+    pub idle_timeout: Duration,
     /// How long a graceful shutdown waits for requests in flight before closing their
     /// connections (default 30 s).
     pub shutdown_timeout: Duration,
@@ -93,6 +101,7 @@ impl Default for Config {
             max_body_size: 7 * 1024 * 1024,
             max_conversion_body_size: 64 * 1024 * 1024,
             read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
             shutdown_timeout: Duration::from_secs(30),
         }
     }
@@ -249,9 +258,16 @@ impl Builder {
         self
     }
 
-    /// Sets the read timeout (handshake, headers, body).
+    /// Sets the read timeout (handshake, headers, body; [`Config::read_timeout`]).
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.config.read_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a kept-alive connection may wait for its next request
+    /// ([`Config::idle_timeout`]).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = timeout;
         self
     }
 
@@ -481,6 +497,7 @@ async fn serve_connection<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let read_timeout = shared.config.read_timeout;
+    let idle_timeout = shared.config.idle_timeout;
     let stream = tokio::select! {
         () = graceful.cancelled() => return,
         () = force.cancelled() => return,
@@ -496,18 +513,38 @@ async fn serve_connection<IO>(
             }
         },
     };
-    let service = service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(shared.handle(req).await) }
-    });
+    // hyper's header_read_timeout would also time the wait for the next request on a kept-alive
+    // connection, closing it after 30 s; `Activity` keeps the two timeouts apart.
+    let activity = idle::Activity::new();
+    let stream = idle::Watched::new(stream, activity.clone());
+    let service = {
+        let activity = activity.clone();
+        service_fn(move |req| {
+            let shared = shared.clone();
+            let serving = activity.serving();
+            async move {
+                let response = shared.handle(req).await;
+                drop(serving);
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(read_timeout);
+    http.timer(TokioTimer::new()).header_read_timeout(None);
     let conn = http.serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
+    let expired = activity.expired(read_timeout, idle_timeout);
     tokio::select! {
         _ = conn.as_mut() => return,
         () = force.cancelled() => return,
         () = graceful.cancelled() => {}
+        expiry = expired => match expiry {
+            idle::Expiry::Head => {
+                tracing::debug!("reading a request's headers timed out");
+                return;
+            }
+            idle::Expiry::Idle => tracing::trace!("closing an idle keep-alive connection"),
+        },
     }
     conn.as_mut().graceful_shutdown();
     tokio::select! {

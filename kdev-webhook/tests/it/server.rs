@@ -5,6 +5,8 @@ use kdev_webhook::admission::{Request, Response};
 use kdev_webhook::server::Error;
 use kdev_webhook::tls::ServingCert;
 use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
 
 use crate::support::{self, Ca, Conn, Running, pod, review};
 
@@ -150,4 +152,75 @@ async fn serve_with_shutdown_returns_once_signalled() {
     let (mut server, _conn) = setup(None).await;
     server.stop.cancel();
     (&mut server.task).await.unwrap().unwrap();
+}
+
+/// A server with default timeouts serving one in-memory connection (so that virtual time only
+/// advances when both ends wait); the server and the client's end of the pipe.
+fn in_memory(ca: &Ca) -> (Running, DuplexStream) {
+    use futures::StreamExt as _;
+    let leaf = ca.leaf();
+    let tls = ServingCert::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap();
+    let server = Server::builder().raw("/allow", allow).tls(tls).build().unwrap();
+    let (client, served) = tokio::io::duplex(64 * 1024);
+    let incoming = futures::stream::iter([Ok::<_, std::io::Error>(served)]).chain(futures::stream::pending());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(server.serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned()));
+    let running = Running {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        stop,
+        task,
+    };
+    (running, client)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_keep_alive_connection_outlives_the_header_read_timeout() {
+    let ca = Ca::new();
+    let (_server, pipe) = in_memory(&ca);
+    let mut conn = support::connect_over(pipe, &ca.pem).await;
+    let request = review("first", "CREATE", Some(pod("a", json!({}))), None, false);
+    assert_eq!(conn.admit("/allow", &request).await["uid"], "first");
+    // kube-apiserver's transport keeps an idle connection for up to 90 s and reuses it.
+    tokio::time::sleep(Duration::from_secs(89)).await;
+    assert!(!conn.is_closed().await);
+    let request = review("second", "CREATE", Some(pod("a", json!({}))), None, false);
+    assert_eq!(conn.admit("/allow", &request).await["uid"], "second");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let ca = Ca::new();
+    let (_server, pipe) = in_memory(&ca);
+    let mut conn = support::connect_over(pipe, &ca.pem).await;
+    let request = review("first", "CREATE", Some(pod("a", json!({}))), None, false);
+    assert_eq!(conn.admit("/allow", &request).await["uid"], "first");
+    tokio::time::sleep(Duration::from_secs(121)).await;
+    assert!(conn.is_closed().await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn headers_that_started_arriving_are_bounded_by_the_read_timeout() {
+    let ca = Ca::new();
+    let (_server, pipe) = in_memory(&ca);
+    let mut tls = support::tls_over(pipe, &ca.pem).await;
+    let request = serde_json::to_vec(&review("first", "CREATE", Some(pod("a", json!({}))), None, false)).unwrap();
+    let head = format!(
+        "POST /allow HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        request.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&request).await.unwrap();
+    let mut answer = vec![0; 64 * 1024];
+    let n = tls.read(&mut answer).await.unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    // After 100 s idle, the first half of a request's headers, and then nothing.
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    tls.write_all(b"POST /allow HTTP/1.1\r\nhost: loc").await.unwrap();
+    tls.flush().await.unwrap();
+    // The server gives up on the headers after the read timeout (30 s), well before the idle
+    // timeout would end at 220 s: the read sees the connection end, and virtual time shows when.
+    let started = tokio::time::Instant::now();
+    let end = tls.read(&mut answer).await;
+    assert!(matches!(end, Ok(0) | Err(_)), "{end:?}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
 }

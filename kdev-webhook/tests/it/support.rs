@@ -11,6 +11,7 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 /// A self-signed CA that signs serving certificates for `localhost` and 127.0.0.1.
@@ -93,6 +94,15 @@ pub struct Conn {
 }
 
 pub async fn connect(addr: SocketAddr, ca_pem: &str) -> Conn {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    connect_over(tcp, ca_pem).await
+}
+
+/// A TLS session for `localhost` over `io`, trusting `ca_pem`.
+pub async fn tls_over<IO>(io: IO, ca_pem: &str) -> tokio_rustls::client::TlsStream<IO>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
@@ -103,11 +113,18 @@ pub async fn connect(addr: SocketAddr, ca_pem: &str) -> Conn {
         .with_root_certificates(roots)
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), io)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// One HTTPS keep-alive connection over `io` (a TCP stream, an in-memory pipe).
+pub async fn connect_over<IO>(io: IO, ca_pem: &str) -> Conn
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let tls = tls_over(io, ca_pem).await;
     let peer_cert = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
     tokio::spawn(conn);
@@ -129,6 +146,11 @@ impl Conn {
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
         (status, body)
+    }
+
+    /// Whether the server closed the connection (a request sent now would fail).
+    pub async fn is_closed(&mut self) -> bool {
+        self.sender.ready().await.is_err()
     }
 
     /// Posts a review as JSON; the status and the body as JSON.

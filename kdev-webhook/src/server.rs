@@ -208,10 +208,33 @@ impl Builder {
         self.route(path, Route::Admission(Arc::new(endpoint)))
     }
 
-    /// Serves a raw admission [`Handler`] at `path`.
+    /// Serves a raw admission [`Handler`] of a validating webhook at `path`.
+    ///
+    /// A validating webhook may not patch: a response with a `patch` (or `patchType`) is turned
+    /// into a denial with code 500 saying so, since kube-apiserver would refuse it. Serve a
+    /// handler that patches with [`raw_mutating`](Self::raw_mutating). Its generated
+    /// [configuration](crate::config) needs a [`Webhook::rule`](crate::config::Webhook::rule).
     pub fn raw<H: Handler>(mut self, path: &str, handler: H) -> Self {
         self.registered.push(Registered::untyped(path, Kind::Raw));
-        self.route(path, Route::Admission(Arc::new(Raw(handler))))
+        let endpoint = Raw {
+            handler,
+            mutating: false,
+        };
+        self.route(path, Route::Admission(Arc::new(endpoint)))
+    }
+
+    /// Serves a raw admission [`Handler`] of a mutating webhook at `path`: its responses may
+    /// carry a JSON patch, and one whose `patch` is set is sent with `patchType: JSONPatch`
+    /// whatever the handler put there. It goes into the MutatingWebhookConfiguration
+    /// ([`Kind::Mutating`]); its generated [configuration](crate::config) needs a
+    /// [`Webhook::rule`](crate::config::Webhook::rule).
+    pub fn raw_mutating<H: Handler>(mut self, path: &str, handler: H) -> Self {
+        self.registered.push(Registered::untyped(path, Kind::Mutating));
+        let endpoint = Raw {
+            handler,
+            mutating: true,
+        };
+        self.route(path, Route::Admission(Arc::new(endpoint)))
     }
 
     /// Serves CRD conversion at `path`: every object of a ConversionReview converted into the

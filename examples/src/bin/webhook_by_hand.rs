@@ -117,7 +117,9 @@ async fn main() -> Result<(), BoxError> {
     println!("\n== 2. two raw handlers, called in process with a review written by hand");
     let server = Server::builder()
         .raw("/validate-configmaps", validate)
-        .raw("/mutate-configmaps", mutate)
+        // A handler that patches is served as a mutating webhook: kube-apiserver refuses any
+        // patch from a validating one, and `raw` answers such a patch with a denial saying so.
+        .raw_mutating("/mutate-configmaps", mutate)
         .tls(tls)
         .build()?;
     let review = json!({

@@ -86,8 +86,11 @@ pub(crate) struct Mutating<K, D> {
     pub(crate) _kind: PhantomData<fn() -> K>,
 }
 
-/// A raw [`Handler`] as a route.
-pub(crate) struct Raw<H>(pub(crate) H);
+/// A raw [`Handler`] as a route, of a mutating webhook (which may patch) or a validating one.
+pub(crate) struct Raw<H> {
+    pub(crate) handler: H,
+    pub(crate) mutating: bool,
+}
 
 /// The request's `object` (`old == false`) or `oldObject`; missing is a rejection.
 fn take<O>(req: &Request, objects: &mut Objects<O>, old: bool) -> Result<O, Rejection> {
@@ -274,7 +277,20 @@ impl<H: Handler> Endpoint for Raw<H> {
             let objects: Objects<Value> = decode_both(&req, objects)?;
             req.object = objects.object;
             req.old_object = objects.old_object;
-            Ok(self.0.handle(req).await)
+            let uid = req.uid.clone();
+            let mut response = self.handler.handle(req).await;
+            if !self.mutating {
+                // kube-apiserver refuses the whole response ("validating webhook may not return
+                // response.patch"): say what to do instead.
+                if response.patch.is_some() || response.patch_type.is_some() {
+                    return Err(Rejection::PatchFromValidating { uid });
+                }
+            } else if response.patch.is_some() {
+                response.patch_type = Some(super::PatchType::JsonPatch);
+            } else {
+                response.patch_type = None;
+            }
+            Ok(response)
         })
     }
 }

@@ -197,6 +197,12 @@ pub trait Defaulter<K>: Send + Sync + 'static {
 /// Closures `Fn(Request) -> impl Future<Output = Response>` implement it. kdev sets the
 /// response's uid to the request's.
 ///
+/// A handler that patches must be a mutating webhook: serve it with
+/// [`Builder::raw_mutating`](crate::server::Builder::raw_mutating), which also sets
+/// `patchType: JSONPatch` on a response whose `patch` is set. kube-apiserver refuses any patch
+/// from a validating webhook, so a handler served with [`Builder::raw`](crate::server::Builder::raw)
+/// that returns one gets a denial with code 500 saying so, never sent as it is.
+///
 /// # Examples
 /// ```
 /// use kdev_webhook::admission::{Request, Response};

@@ -163,6 +163,14 @@ pub enum Error {
         /// The empty list.
         field: &'static str,
     },
+    /// [`Webhook::kind`] asks for a mutating webhook at a path served with
+    /// [`Builder::raw`](crate::server::Builder::raw), whose handler the server answers as a
+    /// validating one (a patch from it is refused).
+    #[error("webhook {path} is served with Builder::raw, a validating webhook: serve it with Builder::raw_mutating")]
+    RawIsValidating {
+        /// The webhook's path.
+        path: String,
+    },
     /// Settings were given for a path the server does not serve.
     #[error("settings were given for {path}, which the server does not serve")]
     UnknownPath {
@@ -200,7 +208,9 @@ pub enum Kind {
     Validating,
     /// A typed defaulter: goes into the MutatingWebhookConfiguration.
     Mutating,
-    /// A raw admission handler: validating unless [`Webhook::kind`] says mutating.
+    /// A raw admission handler served with [`Builder::raw`](crate::server::Builder::raw): a
+    /// validating webhook, which may not patch. One served with
+    /// [`Builder::raw_mutating`](crate::server::Builder::raw_mutating) is [`Kind::Mutating`].
     Raw,
     /// CRD conversion: goes into a CRD's `spec.conversion`.
     Conversion,
@@ -385,7 +395,7 @@ impl Configurations {
             let settings = own.or(&self.defaults);
             let kind = match reg.kind {
                 Kind::Raw => match settings.kind {
-                    Some(Kind::Mutating) => Kind::Mutating,
+                    Some(Kind::Mutating) => return Err(Error::RawIsValidating { path: reg.path.clone() }),
                     _ => Kind::Validating,
                 },
                 k => k,

@@ -320,8 +320,13 @@ impl Webhook {
         self
     }
 
-    /// Puts a raw handler into the mutating configuration ([`Kind::Mutating`]) or the
-    /// validating one ([`Kind::Validating`], the default). No effect on typed webhooks.
+    /// Formerly put a raw handler into the mutating configuration. The server must know
+    /// whether a raw handler may patch, so that is now said where it is served:
+    /// [`Builder::raw_mutating`](crate::server::Builder::raw_mutating) for a mutating webhook,
+    /// [`Builder::raw`](crate::server::Builder::raw) for a validating one. `Kind::Mutating` on
+    /// a path served with `raw` makes generating the configurations fail with
+    /// [`Error::RawIsValidating`](super::Error::RawIsValidating); other kinds have no effect.
+    #[deprecated(note = "serve a mutating raw handler with Builder::raw_mutating")]
     pub fn kind(mut self, kind: Kind) -> Webhook {
         self.kind = Some(kind);
         self

@@ -102,7 +102,7 @@ async fn setup() -> (Running, Conn) {
         Server::builder()
             .validating("/validate", Policy)
             .mutating("/mutate", Defaults)
-            .raw("/raw", raw)
+            .raw_mutating("/raw", raw)
             .tls(tls),
     )
     .await;
@@ -365,4 +365,63 @@ async fn a_v1beta1_review_is_answered_in_v1beta1() {
     assert_eq!(status, 200);
     assert_eq!(body["apiVersion"], "admission.k8s.io/v1beta1");
     assert_eq!(body["response"]["uid"], "b1");
+}
+
+/// A raw handler that sets `patch` by hand and no `patchType`.
+async fn patch_without_type(_req: Request) -> Response {
+    let mut response = Response::allowed();
+    response.patch = Some(br#"[{"op":"add","path":"/data/seen","value":"yes"}]"#.to_vec());
+    response
+}
+
+#[tokio::test]
+async fn a_mutating_raw_handlers_patch_is_sent_with_its_patch_type() {
+    let webhooks = Server::builder()
+        .raw_mutating("/mutate", patch_without_type)
+        .build_in_process()
+        .unwrap();
+    let cm = review(
+        "r1",
+        "CREATE",
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}})),
+        None,
+        false,
+    );
+    let answer = webhooks.call("/mutate", serde_json::to_vec(&cm).unwrap().into()).await;
+    let answer: Value = serde_json::from_slice(answer.body()).unwrap();
+    let answer = &answer["response"];
+    assert_eq!(answer["allowed"], true, "{answer}");
+    // `apply` checks patchType is JSONPatch, which kube-apiserver requires with a patch.
+    assert_eq!(apply(&cm["request"]["object"], answer)["data"]["seen"], "yes");
+}
+
+#[tokio::test]
+async fn a_patch_from_a_validating_raw_handler_is_refused_saying_why() {
+    let webhooks = Server::builder()
+        .raw("/validate", patch_without_type)
+        .raw("/with-patch", raw)
+        .build_in_process()
+        .unwrap();
+    let mut cm = review(
+        "r1",
+        "CREATE",
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}})),
+        None,
+        false,
+    );
+    cm["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "ConfigMap"});
+    for path in ["/validate", "/with-patch"] {
+        let answer = webhooks.call(path, serde_json::to_vec(&cm).unwrap().into()).await;
+        assert_eq!(answer.status(), 200);
+        let answer: Value = serde_json::from_slice(answer.body()).unwrap();
+        let answer = &answer["response"];
+        assert_eq!(answer["uid"], "r1");
+        assert_eq!(answer["allowed"], false, "{answer}");
+        assert!(answer.get("patch").is_none(), "{answer}");
+        assert!(answer.get("patchType").is_none(), "{answer}");
+        assert_eq!(answer["status"]["code"], 500);
+        let message = answer["status"]["message"].as_str().unwrap();
+        assert!(message.contains("validating webhook, which may not patch"), "{message}");
+        assert!(message.contains("Builder::raw_mutating"), "{message}");
+    }
 }

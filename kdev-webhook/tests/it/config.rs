@@ -113,16 +113,58 @@ fn typed_webhooks_take_their_rules_from_the_resource_type() {
 }
 
 #[test]
+#[allow(deprecated)]
+fn a_raw_handler_is_mutating_only_when_served_with_raw_mutating() {
+    // Served with `raw`, the server answers it as a validating webhook: asking for the mutating
+    // configuration is an error, not a webhook whose patches kube-apiserver would refuse.
+    let rule = || Rule::new("", "v1", ["configmaps"]);
+    let configs = Configurations::new("ops", ClientConfig::service("ops", "hooks"))
+        .webhook("/raw", Webhook::new().kind(Kind::Mutating).rule(rule()));
+    let err = configs.mutating(&server()).unwrap_err();
+    assert!(
+        matches!(&err, Error::RawIsValidating { path } if path == "/raw"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("Builder::raw_mutating"), "{err}");
+
+    let configs =
+        Configurations::new("ops", ClientConfig::service("ops", "hooks")).webhook("/raw", Webhook::new().rule(rule()));
+    let server = Server::builder()
+        .raw_mutating("/raw", allow)
+        .tls(tls())
+        .build()
+        .unwrap();
+    assert!(
+        configs
+            .validating(&server)
+            .unwrap()
+            .webhooks
+            .unwrap_or_default()
+            .is_empty()
+    );
+    let hooks = configs.mutating(&server).unwrap().webhooks.unwrap();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(
+        hooks[0].client_config.service.as_ref().unwrap().path.as_deref(),
+        Some("/raw")
+    );
+}
+
+#[test]
 fn every_setting_can_be_overridden_per_webhook() {
-    let server = server();
+    let server = Server::builder()
+        .validating("/validate-pods", Allow)
+        .mutating("/mutate-deployments", Noop)
+        .raw_mutating("/raw", allow)
+        .tls(tls())
+        .build()
+        .unwrap();
     let selector = no_namespace("x");
     let configs = Configurations::new("ops", ClientConfig::url("https://hooks.example.com:8443/"))
         .defaults(Webhook::new().failure_policy(FailurePolicy::Ignore))
         .webhook(
             "/raw",
-            Webhook::new()
-                .kind(Kind::Mutating)
-                .rule(Rule::new("", "v1", ["secrets"]).scope(Scope::Namespaced)),
+            Webhook::new().rule(Rule::new("", "v1", ["secrets"]).scope(Scope::Namespaced)),
         )
         .webhook(
             "/mutate-deployments",
@@ -139,7 +181,7 @@ fn every_setting_can_be_overridden_per_webhook() {
                 .reinvocation_policy(ReinvocationPolicy::IfNeeded)
                 .match_condition("not-system", "!request.userInfo.username.startsWith('system:')"),
         );
-    // The raw handler moved to the mutating configuration.
+    // The raw handler served with raw_mutating is in the mutating configuration.
     assert_eq!(configs.validating(&server).unwrap().webhooks.unwrap().len(), 1);
     let hooks = configs.mutating(&server).unwrap().webhooks.unwrap();
     assert_eq!(hooks.len(), 2);

@@ -7,7 +7,7 @@ use kdev_testenv::TestEnv;
 use kdev_webhook::Server;
 use kdev_webhook::admission::{Request, Response, Validator};
 use kdev_webhook::certs::Settings;
-use kdev_webhook::config::{self, ClientConfig, Configurations, FailurePolicy, Kind, Rule, Webhook};
+use kdev_webhook::config::{self, ClientConfig, Configurations, FailurePolicy, Rule, Webhook};
 use kdev_webhook::inject::{Error, Injector};
 use kdev_webhook::tls::ServingCert;
 use kube_client::api::{DeleteParams, PostParams};
@@ -39,7 +39,7 @@ async fn create_objects(env: &TestEnv, name: &str, suffix: &str, annotations: Op
     let server = Server::builder()
         .validating("/validate-pods", Allow)
         .raw("/validate-configmaps", allow)
-        .raw("/mutate", allow)
+        .raw_mutating("/mutate", allow)
         .tls(tls)
         .build()
         .unwrap();
@@ -54,12 +54,7 @@ async fn create_objects(env: &TestEnv, name: &str, suffix: &str, annotations: Op
             "/validate-configmaps",
             Webhook::new().rule(Rule::new("", "v1", ["configmaps"])),
         )
-        .webhook(
-            "/mutate",
-            Webhook::new()
-                .kind(Kind::Mutating)
-                .rule(Rule::new("", "v1", ["configmaps"])),
-        );
+        .webhook("/mutate", Webhook::new().rule(Rule::new("", "v1", ["configmaps"])));
     let mut validating = configs.validating(&server).unwrap();
     let mut mutating = configs.mutating(&server).unwrap();
     if let Some((key, value)) = annotations {

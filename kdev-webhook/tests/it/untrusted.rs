@@ -58,7 +58,7 @@ fn builder() -> kdev_webhook::server::Builder {
         .mutating::<Pod, _>("/mutate", Defaults)
         .validating::<Backup, _>("/validate-cr", NoLatest)
         .mutating::<Backup, _>("/mutate-cr", Defaults)
-        .raw("/raw", raw)
+        .raw_mutating("/raw", raw)
         .conversion("/convert", widget_converter())
 }
 

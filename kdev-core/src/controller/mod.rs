@@ -147,6 +147,16 @@ pub enum RunError {
         #[source]
         source: informer::Error,
     },
+    /// A worker panicked outside the reconciler (whose panics are caught and retried): in a
+    /// rate limiter, say. The other workers are stopped, as a Go controller's process would
+    /// crash, rather than go on with fewer workers and nobody told.
+    #[error("controller {controller:?}: a worker panicked: {message}")]
+    WorkerPanicked {
+        /// The controller.
+        controller: String,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 /// One watched type: its informer, its predicate and how its events map to requests.
@@ -271,8 +281,12 @@ where
             max_concurrent: 1,
             reconcile_timeout: None,
             cache_sync_timeout: Duration::from_secs(120),
-            queue_config: workqueue::Config::default()
-                .rate_limiter(workqueue::rate_limiter::default_item_based_rate_limiter()),
+            queue_config: workqueue::Config::default().rate_limiter(
+                workqueue::rate_limiter::ItemExponential::unchecked(
+                    Duration::from_millis(5),
+                    Duration::from_secs(1000),
+                ),
+            ),
             metrics: None,
             queue_metrics: None,
             need_leader_election: true,
@@ -307,19 +321,40 @@ where
     /// Reconciles `K` when an object of type `C` that it controls changes: `C`'s controller
     /// owner reference (`controller: true`) of `K`'s group and kind names the request
     /// (controller-runtime's `Owns`, with `EnqueueRequestForOwner(OnlyControllerOwner)`).
+    ///
+    /// A controller of one namespace (made from a namespaced `Api`) watches its children in
+    /// that namespace only, where owner references keep them: its RBAC may be a Role there.
     #[must_use]
     pub fn owns<C: Object>(self) -> Self
     where
         C::Scope: 'static,
     {
-        let api = Api::<C>::all(self.client.clone());
-        self.owns_with(api, Predicate::all())
+        let informer = self.scoped::<C>();
+        self.owns_informer(informer, Predicate::all())
+    }
+
+    /// The shared informer of everything of `T` in the primary `Api`'s namespace when it has
+    /// one and `T` is namespaced; else of everything of `T`.
+    fn scoped<T: Object>(&self) -> SharedIndexInformer<T>
+    where
+        T::Scope: 'static,
+    {
+        let namespace = self.api.namespace().filter(|_| !cluster_scoped::<T>());
+        self.factory.informer_in(self.client.clone(), namespace)
     }
 
     /// [`owns`](Self::owns) for the children `api` addresses (e.g. one namespace), with a
     /// predicate on their events.
     #[must_use]
-    pub fn owns_with<C: Object>(mut self, api: Api<C>, predicate: Predicate<C>) -> Self
+    pub fn owns_with<C: Object>(self, api: Api<C>, predicate: Predicate<C>) -> Self
+    where
+        C::Scope: 'static,
+    {
+        let informer = self.factory.informer(api);
+        self.owns_informer(informer, predicate)
+    }
+
+    fn owns_informer<C: Object>(mut self, informer: SharedIndexInformer<C>, predicate: Predicate<C>) -> Self
     where
         C::Scope: 'static,
     {
@@ -341,7 +376,6 @@ where
                 })
                 .collect()
         });
-        let informer = self.factory.informer(api);
         self.sources.push(Box::new(InformerSource {
             informer,
             predicate,
@@ -352,21 +386,23 @@ where
 
     /// Reconciles the requests `map` returns for every event of `W` (controller-runtime's
     /// `Watches` with `EnqueueRequestsFromMapFunc`); on updates both the old and the new
-    /// object are mapped.
+    /// object are mapped. A controller of one namespace watches namespaced `W` in that
+    /// namespace only, as controller-runtime's namespace-restricted cache does; use
+    /// [`watches_with`](Self::watches_with) and `Api::all` to watch every namespace.
     #[must_use]
     pub fn watches<W: Object>(self, map: impl Fn(&W) -> Vec<Request> + Send + Sync + 'static) -> Self
     where
         W::Scope: 'static,
     {
-        let api = Api::<W>::all(self.client.clone());
-        self.watches_with(api, map, Predicate::all())
+        let informer = self.scoped::<W>();
+        self.watches_informer(informer, Arc::new(map), Predicate::all())
     }
 
     /// [`watches`](Self::watches) for the objects `api` addresses, with a predicate on their
     /// events.
     #[must_use]
     pub fn watches_with<W: Object>(
-        mut self,
+        self,
         api: Api<W>,
         map: impl Fn(&W) -> Vec<Request> + Send + Sync + 'static,
         predicate: Predicate<W>,
@@ -375,10 +411,22 @@ where
         W::Scope: 'static,
     {
         let informer = self.factory.informer(api);
+        self.watches_informer(informer, Arc::new(map), predicate)
+    }
+
+    fn watches_informer<W: Object>(
+        mut self,
+        informer: SharedIndexInformer<W>,
+        map: MapFn<W>,
+        predicate: Predicate<W>,
+    ) -> Self
+    where
+        W::Scope: 'static,
+    {
         self.sources.push(Box::new(InformerSource {
             informer,
             predicate,
-            map: Arc::new(map),
+            map,
         }));
         self
     }
@@ -613,30 +661,57 @@ where
                 (remove, registration)
             })
             .unzip();
+        // However `run` ends, its future dropped included: the queue stops and the handlers
+        // leave the informers, which would otherwise feed a queue nobody reads.
+        let mut unregister = Some(unregister);
+        let _cleanup = crate::informer::OnDrop(|| {
+            inner.queue.shutdown();
+            for u in unregister.take().into_iter().flatten() {
+                u();
+            }
+        });
         inner.factory.start();
+        // One deadline for every source, as controller-runtime's `CacheSyncTimeout`.
+        let deadline = tokio::time::Instant::now().checked_add(inner.cache_sync_timeout);
         let synced = async {
             for registration in &registrations {
-                registration.wait_for_sync(inner.cache_sync_timeout).await?;
+                let left = deadline.map_or(inner.cache_sync_timeout, |d| {
+                    d.saturating_duration_since(tokio::time::Instant::now())
+                });
+                registration.wait_for_sync(left).await.map_err(|e| match e {
+                    informer::Error::SyncTimeout(_) => informer::Error::SyncTimeout(inner.cache_sync_timeout),
+                    other => other,
+                })?;
             }
             Ok::<(), informer::Error>(())
         };
-        let result = tokio::select! {
+        let mut result = tokio::select! {
             r = synced => r.map_err(|source| RunError::CacheSync { controller: inner.name.to_string(), source }),
             () = shutdown.cancelled() => Ok(()),
         };
         if result.is_ok() && !shutdown.is_cancelled() {
             tracing::info!(controller = %inner.name, workers = inner.max_concurrent, "starting workers");
+            let stop = shutdown.child_token();
             let mut workers = tokio::task::JoinSet::new();
             for _ in 0..inner.max_concurrent {
-                let (this, stop) = (self.clone(), shutdown.clone());
+                let (this, stop) = (self.clone(), stop.clone());
                 workers.spawn(async move { this.work(stop).await });
             }
-            while workers.join_next().await.is_some() {}
+            while let Some(joined) = workers.join_next().await {
+                if let Err(e) = joined
+                    && e.is_panic()
+                    && result.is_ok()
+                {
+                    let message = panic_message(&*e.into_panic());
+                    tracing::error!(controller = %inner.name, panic = %message, "a worker panicked: stopping the controller");
+                    stop.cancel();
+                    result = Err(RunError::WorkerPanicked {
+                        controller: inner.name.to_string(),
+                        message,
+                    });
+                }
+            }
             tracing::info!(controller = %inner.name, "all workers finished");
-        }
-        inner.queue.shutdown();
-        for u in unregister {
-            u();
         }
         result
     }
@@ -652,8 +727,10 @@ where
                     None => return,
                 },
             };
+            // Done however processing ends, a panic included: a key never marked done would
+            // never be handed out again.
+            let _done = crate::informer::OnDrop(|| queue.done(&request));
             self.process(&request).await;
-            queue.done(&request);
         }
     }
 

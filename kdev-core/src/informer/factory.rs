@@ -249,6 +249,21 @@ impl SharedInformerFactory {
         self.shared(key, || ListWatch::new(api).labels(labels).fields(fields))
     }
 
+    /// The shared informer of everything of `K` in `namespace` (or everywhere), for a `K` of
+    /// any scope: what `informer(Api::namespaced(..))` gives for a namespaced `K`.
+    pub(crate) fn informer_in<K>(&self, client: Client, namespace: Option<&str>) -> SharedIndexInformer<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let key = Key {
+            ty: TypeId::of::<K>(),
+            url: K::url_path(&(), namespace),
+            labels: String::new(),
+            fields: String::new(),
+        };
+        self.shared(key, || ListWatch::in_namespace(client, namespace))
+    }
+
     /// The shared metadata-only informer for everything `api` addresses: it caches
     /// `PartialObjectMeta<K>` (names, labels, annotations, owner references, finalizers), never
     /// specs or statuses, for controllers that only need to know which objects exist (client-go's
@@ -395,15 +410,18 @@ impl SharedInformerFactory {
     /// Stops every informer and waits for their tasks to end. After it nothing starts: see
     /// [`start`](Self::start); informers asked for afterwards come shut down.
     pub async fn shutdown(&self) {
-        {
-            let mut informers = self.informers.lock();
-            informers.shut_down = true;
-            for entry in informers.map.values() {
-                entry.informer.shutdown();
-            }
+        self.stop();
+        self.tracker.wait().await;
+    }
+
+    /// [`shutdown`](Self::shutdown) without waiting for the informers' tasks to end.
+    pub(crate) fn stop(&self) {
+        let mut informers = self.informers.lock();
+        informers.shut_down = true;
+        for entry in informers.map.values() {
+            entry.informer.shutdown();
         }
         self.tracker.close();
-        self.tracker.wait().await;
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called.

@@ -501,8 +501,8 @@ where
 }
 
 /// Runs its closure when dropped: shuts an informer down when its `run` future ends or is
-/// dropped.
-struct OnDrop<F: FnMut()>(F);
+/// dropped, marks a controller's key done however its processing ends.
+pub(crate) struct OnDrop<F: FnMut()>(pub(crate) F);
 
 impl<F: FnMut()> Drop for OnDrop<F> {
     fn drop(&mut self) {
@@ -535,7 +535,11 @@ async fn resync_handler<K: Resource + Send + Sync + 'static>(
     id: u64,
     period: Duration,
 ) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    // A period too long for the clock is no resync at all.
+    let Some(first) = tokio::time::Instant::now().checked_add(period) else {
+        return;
+    };
+    let mut tick = tokio::time::interval_at(first, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The handler has handled the last replay once it has handled this many events.
     let mut last_replay_end = 0;

@@ -132,13 +132,25 @@ struct Runnable {
     run: RunFn,
 }
 
+/// The runnables, before and while the manager runs.
+#[derive(Default)]
+struct Runnables {
+    /// Added before `run`.
+    pending: Vec<Runnable>,
+    /// While `run` runs: where a runnable added meanwhile goes, to start at once (or once
+    /// leading), as controller-runtime's runnable groups start what joins them late.
+    late: Option<mpsc::UnboundedSender<Runnable>>,
+    /// `run` has begun to stop: a runnable added now never runs.
+    stopped: bool,
+}
+
 struct Inner {
     client: Client,
     factory: Arc<SharedInformerFactory>,
     registry: Mutex<Registry>,
     controller_metrics: controller::Metrics,
     queue_metrics: workqueue::Metrics,
-    runnables: Mutex<Vec<Runnable>>,
+    runnables: Mutex<Runnables>,
     names: Mutex<HashSet<String>>,
     health: Mutex<Vec<(String, Check)>>,
     ready: Mutex<Vec<(String, Check)>>,
@@ -197,7 +209,7 @@ pub struct Manager {
 impl fmt::Debug for Manager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Manager")
-            .field("runnables", &self.inner.runnables.lock().len())
+            .field("runnables", &self.inner.runnables.lock().pending.len())
             .field("http_addr", &self.inner.http_addr)
             .field("leader_election", &self.inner.campaign.is_some())
             .finish_non_exhaustive()
@@ -341,7 +353,7 @@ impl ManagerBuilder {
                 registry: Mutex::new(registry),
                 controller_metrics,
                 queue_metrics,
-                runnables: Mutex::new(Vec::new()),
+                runnables: Mutex::default(),
                 names: Mutex::new(HashSet::new()),
                 health: Mutex::new(Vec::new()),
                 ready: Mutex::new(Vec::new()),
@@ -455,7 +467,8 @@ impl Manager {
 
     /// Adds a runnable: `run` gets a token that is cancelled when the manager stops (or this
     /// process stops leading, when `needs_leader`), and should return soon after. An error
-    /// stops the manager.
+    /// stops the manager. Added while the manager runs, it starts at once (once leading, when
+    /// `needs_leader`); added once the manager is stopping, it never runs.
     pub fn add_runnable<F, Fut>(&self, name: impl Into<String>, needs_leader: bool, run: F)
     where
         F: FnOnce(CancellationToken) -> Fut + Send + 'static,
@@ -469,11 +482,20 @@ impl Manager {
         F: FnOnce(CancellationToken) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        self.inner.runnables.lock().push(Runnable {
+        let runnable = Runnable {
             name,
             needs_leader,
             run: Box::new(move |stop| Box::pin(run(stop))),
-        });
+        };
+        let mut runnables = self.inner.runnables.lock();
+        if runnables.stopped {
+            tracing::warn!(runnable = %runnable.name, "the manager is stopping: a runnable added now does not run");
+        } else if let Some(late) = &runnables.late {
+            // The receiver lives as long as `late` is set.
+            let _ = late.send(runnable);
+        } else {
+            runnables.pending.push(runnable);
+        }
     }
 
     /// Adds a liveness check to `/healthz`.
@@ -512,6 +534,10 @@ impl Manager {
     /// Runs everything until a signal, [`shutdown_token`](Self::shutdown_token), a failing
     /// runnable or a lost lease; then shuts down gracefully (see the [module docs](self)).
     ///
+    /// # Cancel safety
+    /// Dropping the future stops the manager without the grace period: the runnables are
+    /// told to stop and aborted, the lease is released, the informers and the listener stop.
+    ///
     /// # Errors
     /// [`ManagerError`]: a second call, a listener that cannot bind, a failed runnable, a lost
     /// lease.
@@ -528,9 +554,29 @@ impl Manager {
             *inner.bound.lock() = listener.local_addr().ok();
             tokio::spawn(http::serve(listener, inner.clone(), server_stop.clone()));
         }
-        let runnables = std::mem::take(&mut *inner.runnables.lock());
+        let (late_tx, mut late_rx) = mpsc::unbounded_channel();
+        let runnables = {
+            let mut runnables = inner.runnables.lock();
+            runnables.late = Some(late_tx);
+            std::mem::take(&mut runnables.pending)
+        };
         let (mut leader_only, others): (Vec<_>, Vec<_>) = runnables.into_iter().partition(|r| r.needs_leader);
         let stop_all = CancellationToken::new();
+        let campaign_stop = CancellationToken::new();
+        // However `run` ends, its future dropped included: nothing new starts, the runnables
+        // are told to stop (the task set aborts them when dropped), the lease is released (the
+        // campaign task does it when told to stop), the informers and the listener stop.
+        let _stopped = crate::informer::OnDrop(|| {
+            let mut runnables = inner.runnables.lock();
+            runnables.stopped = true;
+            runnables.late = None;
+            drop(runnables);
+            inner.running.store(false, Ordering::Release);
+            stop_all.cancel();
+            campaign_stop.cancel();
+            inner.factory.stop();
+            server_stop.cancel();
+        });
         let mut tasks: JoinSet<(String, Result<(), BoxError>)> = JoinSet::new();
         let spawn = |tasks: &mut JoinSet<_>, r: Runnable| {
             let token = stop_all.child_token();
@@ -545,7 +591,6 @@ impl Manager {
         }
 
         let (lead_tx, mut lead_rx) = mpsc::unbounded_channel();
-        let campaign_stop = CancellationToken::new();
         let campaign = inner
             .campaign
             .clone()
@@ -571,8 +616,21 @@ impl Manager {
                         }
                     }
                     Some(false) | None if leading => break Stop::LeaderLost,
+                    // The campaign ended without ever leading (an elector already running
+                    // elsewhere, a panic in a lock): the leader-only work would never start.
+                    None => break Stop::Failed(
+                        "leader election".into(),
+                        "the election ended before this process led".into(),
+                    ),
                     _ => {}
                 },
+                Some(r) = late_rx.recv() => {
+                    if r.needs_leader && !leading && campaign.is_some() {
+                        leader_only.push(r);
+                    } else {
+                        spawn(&mut tasks, r);
+                    }
+                }
                 Some(done) = tasks.join_next() => match done {
                     Ok((_, Ok(()))) => {}
                     Ok((name, Err(e))) => break Stop::Failed(name, e),
@@ -584,6 +642,11 @@ impl Manager {
 
         // Graceful shutdown: stop intake, let in-flight work finish (not after a lost lease:
         // another process may already lead).
+        {
+            let mut runnables = inner.runnables.lock();
+            runnables.stopped = true;
+            runnables.late = None;
+        }
         inner.running.store(false, Ordering::Release);
         stop_all.cancel();
         let grace = match stop {

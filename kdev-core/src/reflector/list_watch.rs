@@ -256,38 +256,54 @@ pub(crate) trait Calls<K: Clone>: Send + Sync {
 
 /// A list of what `api` addresses: full objects, or with `metadata` only their metadata
 /// (`Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`).
-fn list_call<A: Resource + Clone, T: DeserializeOwned + 'static>(
-    api: &Api<A>,
+fn list_call<T: DeserializeOwned + 'static>(
+    at: &Endpoint,
     lp: &ListParams,
     metadata: bool,
 ) -> BoxFuture<'static, kube_client::Result<Page<T>>> {
-    let request = kube_core::Request::new(api.resource_url());
+    let request = kube_core::Request::new(&at.url);
     let (request, name) = if metadata {
         (request.list_metadata(lp), "list_metadata")
     } else {
         (request.list(lp), "list")
     };
-    Box::pin(list_raw(api.clone().into_client(), request, name))
+    Box::pin(list_raw(at.client.clone(), request, name))
 }
 
 /// A watch of what `api` addresses, full objects or with `metadata` only their metadata.
-fn watch_call<A: Resource + Clone, T: DeserializeOwned + Clone + Send + 'static>(
-    api: &Api<A>,
+fn watch_call<T: DeserializeOwned + Clone + Send + 'static>(
+    at: &Endpoint,
     wp: &WatchParams,
     rv: &str,
     metadata: bool,
 ) -> BoxFuture<'static, kube_client::Result<Lines<T>>> {
-    let request = kube_core::Request::new(api.resource_url());
+    let request = kube_core::Request::new(&at.url);
     let (request, name) = if metadata {
         (request.watch_metadata(wp, rv), "watch_metadata")
     } else {
         (request.watch(wp, rv), "watch")
     };
-    Box::pin(watch_raw(api.clone().into_client(), request, name))
+    Box::pin(watch_raw(at.client.clone(), request, name))
+}
+
+/// Where the list and watch requests go: a client and the collection's path.
+struct Endpoint {
+    client: Client,
+    url: String,
+}
+
+impl<K: Resource> From<Api<K>> for Endpoint {
+    fn from(api: Api<K>) -> Self {
+        let url = api.resource_url().to_string();
+        Endpoint {
+            client: api.into_client(),
+            url,
+        }
+    }
 }
 
 /// Full objects (or metadata only, when `K` asks for it, as `Api<PartialObjectMeta<_>>` does).
-struct Full<K>(Api<K>);
+struct Full<K>(Endpoint, std::marker::PhantomData<fn() -> K>);
 
 impl<K> Calls<K> for Full<K>
 where
@@ -302,7 +318,7 @@ where
 }
 
 /// Metadata only: the server answers `PartialObjectMetadata(List)`.
-struct Metadata<K>(Api<K>);
+struct Metadata<K>(Endpoint, std::marker::PhantomData<fn() -> K>);
 
 impl<K> Calls<PartialObjectMeta<K>> for Metadata<K>
 where
@@ -378,8 +394,25 @@ where
 {
     /// Lists and watches everything `api` addresses.
     pub fn new(api: Api<K>) -> Self {
-        let url = api.resource_url().into();
-        Self::with_calls(Arc::new(Full(api)), url, false)
+        Self::at(api.into())
+    }
+
+    /// Lists and watches the collection at `at`.
+    fn at(at: Endpoint) -> Self {
+        let url = at.url.as_str().into();
+        Self::with_calls(Arc::new(Full(at, std::marker::PhantomData)), url, false)
+    }
+
+    /// Lists and watches everything of `K` in `namespace`, or everywhere, for any `K` whatever
+    /// its scope (`Api::namespaced` wants a namespaced `K` known as such at compile time).
+    pub(crate) fn in_namespace(client: Client, namespace: Option<&str>) -> Self
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        Self::at(Endpoint {
+            client,
+            url: K::url_path(&(), namespace),
+        })
     }
 
     /// Lists and watches the metadata of everything `api` addresses: the objects arrive as
@@ -397,7 +430,7 @@ where
     /// ```
     pub fn metadata(api: Api<K>) -> ListWatch<PartialObjectMeta<K>> {
         let url = api.resource_url().into();
-        ListWatch::with_calls(Arc::new(Metadata(api)), url, true)
+        ListWatch::with_calls(Arc::new(Metadata(api.into(), std::marker::PhantomData)), url, true)
     }
 }
 

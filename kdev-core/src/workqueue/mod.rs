@@ -341,6 +341,7 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
         }
         let mut state = self.shared.state.lock();
         if state.add_after(item, delay, options.priority, self.metrics()) {
+            state.timer_moved = true;
             self.wake_one(&mut state);
         }
     }
@@ -373,8 +374,8 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
                 state.fold(&shared.intake, self.metrics());
                 state.promote(self.metrics());
                 if let Some(item) = state.take(self.metrics()) {
-                    if state.ready_len() > 0 {
-                        // Leave the rest to another consumer.
+                    if state.ready_len() > 0 || state.timer_moved {
+                        // Leave the rest, or the new earliest timer, to another consumer.
                         self.wake_one(&mut state);
                     }
                     return Some(item);

@@ -122,7 +122,7 @@ impl<T: Hash + Eq + Clone> ItemExponential<T> {
         Ok(Self::unchecked(base, max))
     }
 
-    fn unchecked(base: Duration, max: Duration) -> Self {
+    pub(crate) fn unchecked(base: Duration, max: Duration) -> Self {
         Self {
             base,
             max,

@@ -10,6 +10,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// `delay` from now. A delay too long for the clock (`Duration::MAX`, say, for "not before a
+/// long time") is a century: in practice never, and no overflow panic in a worker.
+pub(crate) fn later(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
 use super::intake::Intake;
 use super::metrics::QueueMetrics;
 pub(crate) use super::ready::Added;
@@ -64,6 +73,11 @@ pub(crate) struct State<T> {
     /// other is woken: it wakes the next itself if it leaves work behind. This keeps a
     /// burst of adds from waking every consumer for one item each.
     woken: usize,
+    /// The earliest timer moved earlier since a consumer last went to sleep: the sleepers may
+    /// sleep past it. A consumer that takes an item instead of going back to sleep wakes
+    /// another, which learns the new time (client-go's separate waiting loop needs no such
+    /// hand-over).
+    pub(crate) timer_moved: bool,
 }
 
 /// The parking spot of one consumer waiting in `get`.
@@ -109,6 +123,7 @@ impl<T: Hash + Eq + Clone> State<T> {
             sleepers: Vec::new(),
             spare: Vec::new(),
             woken: 0,
+            timer_moved: false,
         }
     }
 
@@ -140,6 +155,8 @@ impl<T: Hash + Eq + Clone> State<T> {
     /// Puts a consumer to sleep; it must call [`Self::wake_up`] when it next holds the lock
     /// (or is dropped).
     pub(crate) fn park(&mut self, sleeper: &Arc<Sleeper>) {
+        // It sleeps until the earliest timer as it is now.
+        self.timer_moved = false;
         sleeper.woken.store(false, AtomicOrdering::Relaxed);
         self.sleepers.push(Arc::clone(sleeper));
     }
@@ -219,7 +236,7 @@ impl<T: Hash + Eq + Clone> State<T> {
         if let Some(m) = metrics {
             m.retries.inc();
         }
-        let ready_at = Instant::now() + delay;
+        let ready_at = later(delay);
         let earliest = self.next_timer().is_none_or(|t| ready_at < t);
         if let Some(waiting) = self.waiting.get_mut(&item) {
             waiting.priority = waiting.priority.max(priority);

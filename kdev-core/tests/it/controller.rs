@@ -432,3 +432,63 @@ fn invalid_builds_are_refused() {
         ));
     });
 }
+
+#[tokio::test]
+async fn a_namespaced_controller_watches_its_children_and_watched_kinds_in_its_namespace_only() {
+    use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+    let (env, ns, api) = setup().await;
+    let manager = kdev_core::manager::Manager::builder(env.client()).build();
+    let _c = manager
+        .controller_for(api.clone())
+        .owns::<Secret>()
+        .watches(|_: &ServiceAccount| Vec::new())
+        .watches(|_: &Namespace| Vec::new())
+        .build(Recorder::default())
+        .expect("build");
+    let factory = manager.factory();
+    let informers = factory.len();
+    assert_eq!(informers, 4, "ConfigMaps, Secrets, ServiceAccounts, Namespaces");
+    // The children's and the watched namespaced kind's informers are those of the namespace
+    // (a Role there is enough RBAC); the cluster-scoped kind's is cluster-wide.
+    let _ = factory.informer(Api::<Secret>::namespaced(env.client(), &ns));
+    let _ = factory.informer(Api::<ServiceAccount>::namespaced(env.client(), &ns));
+    let _ = factory.informer(Api::<Namespace>::all(env.client()));
+    assert_eq!(factory.len(), informers, "no new informer: they were already there");
+    let _ = factory.informer(Api::<Secret>::all(env.client()));
+    assert_eq!(factory.len(), informers + 1);
+}
+
+/// A rate limiter that panics: a bug outside the reconciler.
+struct Broken;
+
+impl workqueue::rate_limiter::RateLimiter<Request> for Broken {
+    fn when(&self, _: &Request) -> Duration {
+        panic!("the rate limiter is broken")
+    }
+    fn forget(&self, _: &Request) {}
+    fn num_requeues(&self, _: &Request) -> u32 {
+        0
+    }
+}
+
+/// A worker that panics outside the reconciler stops the controller with an error that says
+/// so, instead of leaving it without workers (and the key stuck) while it looks healthy.
+#[tokio::test]
+async fn a_worker_that_panics_outside_the_reconciler_stops_the_controller_with_an_error() {
+    let (_env, _ns, api) = setup().await;
+    create(&api, &["fails"]).await;
+    let rec = Recorder::default();
+    rec.failures.lock().insert("fails".into(), 1);
+    let c = controller_of(&api)
+        .rate_limiter(Broken)
+        .max_concurrent_reconciles(2)
+        .build(rec.clone())
+        .expect("build");
+    let result = tokio::time::timeout(Duration::from_secs(60), c.run(CancellationToken::new()))
+        .await
+        .expect("the controller stops");
+    assert!(
+        matches!(&result, Err(controller::RunError::WorkerPanicked { message, .. }) if message.contains("broken")),
+        "{result:?}"
+    );
+}

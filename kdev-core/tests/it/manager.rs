@@ -14,6 +14,7 @@ use kube_client::Api;
 use kube_client::api::PostParams;
 use kube_core::Selector;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 
 async fn setup() -> (TestEnv, String, Api<ConfigMap>) {
     let env = TestEnv::start().await.expect("test environment");
@@ -363,4 +364,119 @@ async fn a_lost_lease_stops_the_manager() {
     let result = run.await.expect("join");
     assert!(matches!(result, Err(ManagerError::LeaderElectionLost)), "{result:?}");
     assert_eq!(stopped.load(Ordering::SeqCst), 1, "the leader-only work has ended");
+}
+
+/// A manager whose `run` future is dropped (a `select!` that another branch won, a timeout)
+/// stops as a shut-down one does: its work is told to stop, the lease is released for another
+/// replica, and the listener closes.
+#[tokio::test]
+async fn dropping_a_running_manager_releases_its_lease_and_stops_its_work() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kdev_core::leader_election::{LeaderElector, LeaseLock};
+    let (env, ns, _api) = setup().await;
+    let lock = LeaseLock::new(env.client(), &ns, "dropped", "only");
+    let elector = LeaderElector::new(lock, lease_election_config(&env)).expect("valid");
+    let m = Manager::builder(env.client())
+        .http_addr("127.0.0.1:0".parse().expect("addr"))
+        .handle_signals(false)
+        .leader_election(elector)
+        .build();
+    let (leading, told) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (l, t) = (leading.clone(), told.clone());
+    m.add_runnable("leader-only", true, move |stop| async move {
+        l.fetch_add(1, Ordering::SeqCst);
+        stop.cancelled().await;
+        t.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    });
+    tokio::select! {
+        result = m.run() => panic!("the manager stopped by itself: {result:?}"),
+        () = eventually("leading", || leading.load(Ordering::SeqCst) == 1) => {}
+    }
+    let addr = m.http_addr().expect("bound");
+    let leases: Api<Lease> = Api::namespaced(env.client(), &ns);
+    let mut released = false;
+    for _ in 0..600 {
+        let holder = leases
+            .get("dropped")
+            .await
+            .expect("the lease")
+            .spec
+            .and_then(|s| s.holder_identity)
+            .unwrap_or_default();
+        if holder.is_empty() {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(released, "the lease was released");
+    eventually("the listener to close", || {
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err()
+    })
+    .await;
+    assert!(matches!(m.run().await, Err(ManagerError::AlreadyStarted)));
+}
+
+/// A runnable, or a controller, added while the manager runs starts at once (leader-only ones
+/// once leading); one added once it stops never runs.
+#[tokio::test]
+async fn a_runnable_added_to_a_running_manager_starts() {
+    let (env, _ns, _api) = setup().await;
+    let m = manager(&env);
+    let run = spawn(&m);
+    eventually("the manager to run", || m.http_addr().is_some()).await;
+    let started = Arc::new(AtomicUsize::new(0));
+    for needs_leader in [false, true] {
+        let s = started.clone();
+        m.add_runnable(format!("late-{needs_leader}"), needs_leader, move |stop| async move {
+            s.fetch_add(1, Ordering::SeqCst);
+            stop.cancelled().await;
+            Ok(())
+        });
+    }
+    eventually("both late runnables to start", || started.load(Ordering::SeqCst) == 2).await;
+    m.shutdown_token().cancel();
+    run.await.expect("join").expect("a clean stop");
+    let s = started.clone();
+    m.add_runnable("too-late", false, move |_| async move {
+        s.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(started.load(Ordering::SeqCst), 2, "nothing starts after the stop");
+}
+
+/// An election that ends before this process ever led (here: the elector is already running
+/// elsewhere) fails the manager instead of leaving its leader-only work waiting forever.
+#[tokio::test]
+async fn an_election_that_ends_without_leading_fails_the_manager() {
+    use kdev_core::leader_election::{LeaderElector, MemoryLock};
+    let (env, _ns, _api) = setup().await;
+    let elector = LeaderElector::new(MemoryLock::new("twice", "only"), election_config()).expect("valid");
+    let stop = CancellationToken::new();
+    let other = elector.clone();
+    let (s, leading) = (stop.clone(), Arc::new(AtomicUsize::new(0)));
+    let l = leading.clone();
+    let elsewhere = tokio::spawn(async move {
+        other
+            .run(s, move |_| async move {
+                l.fetch_add(1, Ordering::SeqCst);
+            })
+            .await
+    });
+    eventually("the elector to lead elsewhere", || leading.load(Ordering::SeqCst) == 1).await;
+    let m = Manager::builder(env.client())
+        .handle_signals(false)
+        .leader_election(elector)
+        .build();
+    let result = tokio::time::timeout(Duration::from_secs(30), m.run())
+        .await
+        .expect("it ends");
+    assert!(
+        matches!(&result, Err(ManagerError::Runnable { name, .. }) if name == "leader election"),
+        "{result:?}"
+    );
+    stop.cancel();
+    let _ = elsewhere.await;
 }

@@ -186,6 +186,37 @@ async fn a_waiting_worker_wakes_for_a_timer_added_after_it_went_to_sleep() {
     assert_eq!(start.elapsed(), Duration::from_millis(40));
 }
 
+/// Two sleeping workers; an add wakes one, and a delayed add comes before that one has run.
+/// The woken worker takes the ready item and leaves: the other must still learn the timer.
+#[tokio::test(start_paused = true)]
+async fn a_timer_added_while_a_worker_is_on_its_way_still_wakes_the_other_worker() {
+    let queue = queue();
+    let worker = |queue: WorkQueue<&'static str>| tokio::spawn(async move { queue.get().await });
+    let (a, b) = (worker(queue.clone()), worker(queue.clone()));
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    queue.add("x");
+    queue.add_after("y", Duration::from_secs(1));
+    let both = tokio::time::timeout(Duration::from_secs(60), async { (a.await, b.await) }).await;
+    let (a, b) = both.expect("the timer reached a sleeping worker");
+    let mut got = [a.unwrap(), b.unwrap()];
+    got.sort();
+    assert_eq!(got, [Some("x"), Some("y")]);
+}
+
+/// `Duration::MAX` (say, a reconciler's "not for a long time") is far in the future, not an
+/// overflow panic in the worker that adds it.
+#[tokio::test(start_paused = true)]
+async fn a_delay_too_long_for_the_clock_waits_instead_of_panicking() {
+    let queue = queue();
+    queue.add_after("forever", Duration::MAX);
+    queue.add_after("soon", Duration::from_millis(5));
+    assert_eq!(queue.get().await, Some("soon"));
+    let next = tokio::time::timeout(Duration::from_secs(3600), queue.get()).await;
+    assert!(next.is_err(), "still waiting an hour later");
+}
+
 #[tokio::test(start_paused = true)]
 async fn delayed_items_come_out_in_the_order_of_their_ready_times() {
     let queue = queue();
@@ -364,6 +395,8 @@ async fn metrics_use_controller_runtime_names_and_labels() {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     for line in [
+        // Every add counts, the second of a too: the count is taken as producers add, without
+        // the queue's lock (client-go counts only the adds that queue an item).
         r#"workqueue_adds_total{name="pods",controller="pods"} 4"#,
         r#"workqueue_retries_total{name="pods",controller="pods"} 1"#,
         r#"workqueue_depth{name="pods",controller="pods",priority="0"} 1"#,

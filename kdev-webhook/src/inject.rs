@@ -20,6 +20,14 @@
 //! replaces the whole `webhooks` list, losing a webhook added meanwhile. An object whose
 //! bundle is already right is not written.
 //!
+//! # Objects created later
+//!
+//! [`Injector::run`] injects again every resync period (1 minute by default,
+//! [`Injector::resync`]) as well as on every new bundle, so an annotated object created after
+//! it started, or a named one deleted and created again (a Helm reinstall), gets the bundle
+//! within one period, not at the next CA rotation. Each pass lists the annotated kinds and
+//! reads the named objects; an object whose bundle is already right is not written.
+//!
 //! # Examples
 //!
 //! ```no_run
@@ -33,7 +41,7 @@
 //!     .mutating("my-operator")
 //!     .crd("widgets.example.com");
 //! injector.inject(rotator.current().ca_pem().as_bytes()).await?;
-//! // ...and after every CA rotation:
+//! // ...and after every CA rotation, and every minute for objects created since:
 //! let stop = tokio_util::sync::CancellationToken::new();
 //! tokio::spawn(injector.run(rotator.subscribe(), stop));
 //! # Ok(()) }
@@ -54,6 +62,9 @@ use crate::certs::Bundle;
 
 /// How many times a write that conflicts is retried.
 const CONFLICT_RETRIES: usize = 5;
+
+/// How often [`Injector::run`] injects the current bundle again by default.
+const DEFAULT_RESYNC: Duration = Duration::from_secs(60);
 
 /// Why an injection failed.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +176,7 @@ pub struct Injector {
     client: Client,
     named: Vec<(Kind, String)>,
     annotations: Vec<(String, String)>,
+    resync: Duration,
 }
 
 impl fmt::Debug for Injector {
@@ -172,6 +184,7 @@ impl fmt::Debug for Injector {
         f.debug_struct("Injector")
             .field("named", &self.named)
             .field("annotations", &self.annotations)
+            .field("resync", &self.resync)
             .finish_non_exhaustive()
     }
 }
@@ -183,7 +196,15 @@ impl Injector {
             client,
             named: Vec::new(),
             annotations: Vec::new(),
+            resync: DEFAULT_RESYNC,
         }
+    }
+
+    /// How often [`run`](Self::run) injects the current bundle again, for targets created (or
+    /// re-created) since the last pass. Default: 1 minute, a few reads and lists per minute.
+    pub fn resync(mut self, period: Duration) -> Injector {
+        self.resync = period;
+        self
     }
 
     /// Every webhook of the ValidatingWebhookConfiguration `name`.
@@ -216,7 +237,7 @@ impl Injector {
     ///
     /// # Errors
     /// The first [`Error`]: a named object missing, a named CRD without a conversion webhook,
-    /// an API error, or an object that kept changing.
+    /// an API error, or an object that kept changing. The other targets are still written.
     ///
     /// # Cancel safety
     /// Cancel safe: each object is written whole or not at all; run it again to finish.
@@ -254,6 +275,7 @@ impl Injector {
             }
         }
         let mut changed = 0;
+        let mut first_error = None;
         for (kind, name, named) in targets {
             match self.inject_one(kind, &name, &bundle).await {
                 Ok(true) => changed += 1,
@@ -261,10 +283,16 @@ impl Injector {
                 Err(Error::NoConversionWebhook { name }) if !named => {
                     tracing::warn!(crd = %name, "annotated for CA injection but has no conversion webhook; skipped");
                 }
-                Err(e) => return Err(e),
+                // One missing or failing target does not hold the bundle back from the others.
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(changed)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(changed),
+        }
     }
 
     /// Read, set, replace with the resourceVersion read; again on a conflict.
@@ -306,9 +334,15 @@ impl Injector {
     }
 
     /// Injects the CA bundle of every bundle `bundles` sees (a [`Rotator`](crate::certs::Rotator)'s
-    /// [`subscribe`](crate::certs::Rotator::subscribe)) — the current one at once — until
-    /// `stop` is cancelled. A failed injection is logged and retried with a backoff from 1 s to
-    /// 1 min.
+    /// [`subscribe`](crate::certs::Rotator::subscribe)) — the current one at once — and the
+    /// current one again every [resync period](Self::resync), until `stop` is cancelled. A
+    /// failed injection is logged and retried with a backoff from 1 s to 1 min.
+    ///
+    /// # Guarantees
+    /// 1. A new bundle is injected as soon as `bundles` sees it.
+    /// 2. A target created, re-created or reset after the last pass gets the current bundle at
+    ///    the next pass, within one resync period.
+    /// 3. A pass writes only objects whose bundle is not already the current one.
     ///
     /// # Cancel safety
     /// Cancel safe, as [`inject`](Self::inject).
@@ -317,30 +351,25 @@ impl Injector {
         mut bundles: tokio::sync::watch::Receiver<Bundle>,
         stop: tokio_util::sync::CancellationToken,
     ) {
-        let mut injected: Option<String> = None;
         let mut backoff = Duration::from_secs(1);
         loop {
             let ca = bundles.borrow_and_update().ca_pem();
-            if injected.as_deref() != Some(ca.as_str()) {
-                match self.inject(ca.as_bytes()).await {
-                    Ok(_) => {
-                        injected = Some(ca);
-                        backoff = Duration::from_secs(1);
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = &err as &dyn std::error::Error, retry = ?backoff, "CA injection failed");
-                        tokio::select! {
-                            () = stop.cancelled() => return,
-                            () = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(60));
-                        continue;
-                    }
+            let wait = match self.inject(ca.as_bytes()).await {
+                Ok(_) => {
+                    backoff = Duration::from_secs(1);
+                    self.resync
                 }
-            }
+                Err(err) => {
+                    tracing::warn!(error = &err as &dyn std::error::Error, retry = ?backoff, "CA injection failed");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    wait
+                }
+            };
             tokio::select! {
                 () = stop.cancelled() => return,
                 changed = bundles.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }

@@ -92,7 +92,7 @@
 //!    carrying the CA bundle — or [`inject::Injector`] writes the bundle into configurations
 //!    deployed with the manifests;
 //! 4. [`certs::Rotator::run`] renews before expiry and [`inject::Injector::run`] follows a
-//!    renewed CA.
+//!    renewed CA, and injects again every minute for configurations created since.
 //!
 //! # Testing a webhook without a network
 //!

@@ -304,7 +304,9 @@ async fn on_the_server(
         .next()
         .unwrap_or(0);
     println!("injected into {changed} configurations; clientConfig.caBundle now holds {bundle_len} bytes of PEM");
-    println!("(Injector::run follows the Rotator: every renewed CA is injected again)");
+    println!(
+        "(Injector::run follows the Rotator: every renewed CA is injected again, and every minute into configurations created or re-created since)"
+    );
 
     println!("\n== 6. the validating webhook at work");
     for image in ["nginx:latest", "nginx"] {

@@ -205,6 +205,20 @@ async fn annotated_objects_are_found_and_missing_named_ones_are_an_error() {
         missing.inject(ca.as_bytes()).await,
         Err(Error::NotFound { .. })
     ));
+
+    // A missing named object is reported, and the other targets still get the bundle.
+    let renewed = Settings::for_service("default", "kdev-nowhere")
+        .generate()
+        .unwrap()
+        .ca_pem();
+    let both = Injector::new(client.clone())
+        .validating(format!("kdev-absent-{suffix}"))
+        .annotated("kdev.io/inject-ca-from", &value);
+    assert!(matches!(
+        both.inject(renewed.as_bytes()).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(bundles(&client, &name, &crd).await, vec![Some(renewed.into_bytes()); 4]);
 }
 
 #[tokio::test]
@@ -451,4 +465,93 @@ async fn a_named_crd_without_a_conversion_webhook_is_an_error() {
         matches!(&result, Err(Error::NoConversionWebhook { name: n }) if *n == name),
         "{result:?}"
     );
+}
+
+/// The resourceVersions of the three objects.
+async fn versions(client: &Client, name: &str, crd: &str) -> Vec<Option<String>> {
+    vec![
+        Api::<ValidatingWebhookConfiguration>::all(client.clone())
+            .get(name)
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        Api::<MutatingWebhookConfiguration>::all(client.clone())
+            .get(name)
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .get(crd)
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+    ]
+}
+
+/// Waits (up to 30 s) until the three objects carry `want`; what they carry.
+async fn wait_for_bundles(client: &Client, name: &str, crd: &str, want: &[Option<Vec<u8>>]) -> Vec<Option<Vec<u8>>> {
+    let mut seen = Vec::new();
+    for _ in 0..600 {
+        seen = bundles(client, name, crd).await;
+        if seen == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    seen
+}
+
+#[tokio::test]
+async fn the_injector_injects_targets_created_or_recreated_after_it_started() {
+    let env = kdev_testenv::TestEnv::start().await.unwrap();
+    let client = env.client();
+    let suffix = unique();
+    let annotation = ("kdev.io/inject-ca-from", format!("test/{suffix}"));
+    let first = format!("kdev-inject-early-{suffix}");
+    let first_crd = create_objects(&env, &first, &suffix, Some((annotation.0, &annotation.1))).await;
+    let dir = crate::watch::temp_dir("inject-resync");
+    let rotator = kdev_webhook::certs::Rotator::new(Settings::for_service("default", "kdev-nowhere"), &dir).unwrap();
+    let want = vec![Some(rotator.current().ca_pem().into_bytes()); 4];
+    let injector = Injector::new(client.clone())
+        .annotated(annotation.0, &annotation.1)
+        .validating(&first)
+        .resync(std::time::Duration::from_millis(200));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(injector.run(rotator.subscribe(), stop.clone()));
+    assert_eq!(wait_for_bundles(&client, &first, &first_crd, &want).await, want);
+    let injected_versions = versions(&client, &first, &first_crd).await;
+
+    // Objects annotated after the first injection, with no CA rotation since: injected too.
+    let late = format!("kdev-inject-late-{suffix}");
+    let late_crd = create_objects(
+        &env,
+        &late,
+        &format!("{suffix}late"),
+        Some((annotation.0, &annotation.1)),
+    )
+    .await;
+    assert_eq!(wait_for_bundles(&client, &late, &late_crd, &want).await, want);
+    // The passes that found them did not write the objects already right.
+    assert_eq!(versions(&client, &first, &first_crd).await, injected_versions);
+
+    // A named configuration deleted and created again without a bundle (a Helm reinstall).
+    let api = Api::<ValidatingWebhookConfiguration>::all(client.clone());
+    let mut again = api.get(&first).await.unwrap();
+    api.delete(&first, &DeleteParams::default()).await.unwrap();
+    again.metadata.resource_version = None;
+    again.metadata.uid = None;
+    again.metadata.creation_timestamp = None;
+    again.metadata.managed_fields = None;
+    for webhook in again.webhooks.iter_mut().flatten() {
+        webhook.client_config.ca_bundle = None;
+    }
+    api.create(&PostParams::default(), &again).await.unwrap();
+    assert_eq!(wait_for_bundles(&client, &first, &first_crd, &want).await, want);
+
+    stop.cancel();
+    task.await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

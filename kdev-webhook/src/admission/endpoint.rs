@@ -235,39 +235,25 @@ where
             let mutated = encoded(&obj)?;
             drop(obj);
             let mut patch = json_patch::diff(&original, &mutated);
+            // A field `K` does not know (or an explicit null it drops) is missing from `mutated`,
+            // which the patch shows as a removal (a lost object member always does). Then put
+            // such fields back, each on the element it came from, and diff again, so the patch
+            // neither removes them nor, where the defaulter inserted or removed array elements,
+            // moves them onto another element.
             if patch
                 .0
                 .iter()
                 .any(|op| matches!(op, json_patch::PatchOperation::Remove(_)))
             {
-                // Some removals may be the type's rather than the defaulter's: fields `K` does not
-                // know, or explicit nulls it drops. What a plain decode and encode removes stays
-                // out of the patch, as controller-runtime's defaulter does by default.
                 let round_trip = encoded(&typed()?)?;
-                keep_defaulter_removals(&mut patch, &original, &round_trip);
+                if round_trip != original {
+                    let restored = super::unknown::restore(&original, &round_trip, mutated);
+                    patch = json_patch::diff(&original, &restored);
+                }
             }
             Ok(verdict.into_response().with_patch(&patch))
         })
     }
-}
-
-/// Drops from `patch` the removals that a plain round trip through the type (`original` to
-/// `round_trip`) also makes: they are the type's, not the defaulter's.
-pub(crate) fn keep_defaulter_removals(patch: &mut json_patch::Patch, original: &Value, round_trip: &Value) {
-    if original == round_trip {
-        return;
-    }
-    let type_removals: Vec<_> = json_patch::diff(original, round_trip)
-        .0
-        .into_iter()
-        .filter_map(|op| match op {
-            json_patch::PatchOperation::Remove(r) => Some(r.path),
-            _ => None,
-        })
-        .collect();
-    patch
-        .0
-        .retain(|op| !matches!(op, json_patch::PatchOperation::Remove(r) if type_removals.contains(&r.path)));
 }
 
 impl<H: Handler> Endpoint for Raw<H> {
@@ -292,24 +278,5 @@ impl<H: Handler> Endpoint for Raw<H> {
             }
             Ok(response)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn removals_caused_by_the_type_stay_out_of_the_patch() {
-        let original = json!({"a": 1, "unknown": true, "gone": 2});
-        let round_trip = json!({"a": 1, "gone": 2});
-        let mutated = json!({"a": 5, "b": 1});
-        let mut patch = json_patch::diff(&original, &mutated);
-        keep_defaulter_removals(&mut patch, &original, &round_trip);
-        let mut applied = original.clone();
-        json_patch::patch(&mut applied, &patch.0).unwrap();
-        assert_eq!(applied, json!({"a": 5, "b": 1, "unknown": true}));
     }
 }

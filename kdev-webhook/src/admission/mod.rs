@@ -5,6 +5,7 @@
 
 mod endpoint;
 mod review;
+mod unknown;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -164,8 +165,19 @@ pub trait Validator<K>: Send + Sync + 'static {
 /// kdev decodes the object straight from the request body (so `req.object` is left empty),
 /// calls [`default`](Self::default), and answers with the RFC 6902
 /// JSON patch from the object it received to the mutated one (none when nothing changed).
-/// Fields the request carried but `K` does not know are never removed by the patch: only
-/// removals the defaulter made are sent. DELETE and CONNECT requests are allowed without a call.
+/// DELETE and CONNECT requests are allowed without a call.
+///
+/// # Guarantees
+/// Fields the request carried but `K` does not know (or explicit nulls it drops) are never
+/// removed or moved by the patch: only the defaulter's own changes are sent. Where the
+/// defaulter inserts or removes array elements, each element keeps its own unknown fields:
+/// elements are matched by identity (unchanged, then by a unique `name`, the merge key of most
+/// Kubernetes lists), not by index.
+///
+/// # Caveats
+/// An element that has no `name`, that the defaulter changed, and that moved because
+/// elements were inserted or removed before it cannot be identified: it loses its unknown
+/// fields rather than be given another element's.
 ///
 /// # Examples
 /// ```

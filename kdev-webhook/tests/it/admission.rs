@@ -425,3 +425,84 @@ async fn a_patch_from_a_validating_raw_handler_is_refused_saying_why() {
         assert!(message.contains("Builder::raw_mutating"), "{message}");
     }
 }
+
+/// Removes the first container.
+struct DropFirstContainer;
+
+impl Defaulter<Pod> for DropFirstContainer {
+    async fn default(&self, _req: &Request, pod: &mut Pod) -> Verdict {
+        if let Some(spec) = pod.spec.as_mut() {
+            spec.containers.remove(0);
+        }
+        Verdict::allow()
+    }
+}
+
+/// Puts a sidecar first and pins the image of `app`.
+struct PrependSidecar;
+
+impl Defaulter<Pod> for PrependSidecar {
+    async fn default(&self, _req: &Request, pod: &mut Pod) -> Verdict {
+        if let Some(spec) = pod.spec.as_mut() {
+            for c in &mut spec.containers {
+                if c.name == "app" {
+                    c.image = Some("app:2".into());
+                }
+            }
+            let sidecar = k8s_openapi::api::core::v1::Container {
+                name: "proxy".into(),
+                image: Some("proxy:1".into()),
+                ..Default::default()
+            };
+            spec.containers.insert(0, sidecar);
+        }
+        Verdict::allow()
+    }
+}
+
+/// A pod with containers `app` and `log`, each with a field Pod does not know.
+fn pod_with_unknown_container_fields() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"containers": [
+            {"name": "app", "image": "app:1", "futureAppField": {"a": 1}},
+            {"name": "log", "image": "log:1", "futureLogField": "l"},
+        ]},
+    })
+}
+
+async fn default_with(path: &str, webhooks: &kdev_webhook::server::InProcess, original: &Value) -> Value {
+    let body = serde_json::to_vec(&review("u", "CREATE", Some(original.clone()), None, false)).unwrap();
+    let answer = webhooks.call(path, body.into()).await;
+    assert_eq!(answer.status(), 200);
+    let answer: Value = serde_json::from_slice(answer.body()).unwrap();
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    apply(original, &answer["response"])
+}
+
+#[tokio::test]
+async fn unknown_fields_stay_on_their_own_array_element_when_the_defaulter_removes_or_inserts_one() {
+    let webhooks = Server::builder()
+        .mutating("/drop-first", DropFirstContainer)
+        .mutating("/prepend", PrependSidecar)
+        .build_in_process()
+        .unwrap();
+    let original = pod_with_unknown_container_fields();
+
+    let patched = default_with("/drop-first", &webhooks, &original).await;
+    assert_eq!(
+        patched["spec"]["containers"],
+        json!([{"name": "log", "image": "log:1", "futureLogField": "l"}])
+    );
+
+    let patched = default_with("/prepend", &webhooks, &original).await;
+    assert_eq!(
+        patched["spec"]["containers"],
+        json!([
+            {"name": "proxy", "image": "proxy:1"},
+            {"name": "app", "image": "app:2", "futureAppField": {"a": 1}},
+            {"name": "log", "image": "log:1", "futureLogField": "l"},
+        ])
+    );
+}

@@ -25,9 +25,20 @@
 //! ```
 //!
 //! # Caveats
-//! Every replica of a webhook must present certificates of the one CA in the `caBundle`: run
-//! the [`Rotator`] in one place, or give every replica the same CA (mount `ca.crt` and `ca.key`
-//! from one Secret: the rotator loads a CA it finds in the directory), or use cert-manager.
+//! A [`Rotator`] is for a webhook served by **one replica**. Every replica must present a
+//! certificate of a CA in the `caBundle`, and each `Rotator` makes and renews its own CA in its
+//! own directory: with two or more replicas each running one, only the CA the injector saw is
+//! trusted and calls reaching the other replicas fail TLS verification. Its directory cannot be
+//! shared through a Secret either: a Secret volume is read-only, [`Bundle::write`] rewrites
+//! every file (`ca.key` and `ca.crt` included), and each replica would renew the CA on its own.
+//!
+//! For several replicas, issue the certificate outside the pods and mount it read-only:
+//! cert-manager's `Certificate` (its Secret mounted by every replica, cainjector filling the
+//! `caBundle`), or a bundle generated once with [`Settings::generate`] and stored in a Secret
+//! (`tls.crt`, `tls.key`, `ca.crt`; inject its `ca.crt` with
+//! [`Injector::inject`](crate::inject::Injector::inject)). Serve the mounted directory with
+//! [`ServingCert::from_dir`](crate::tls::ServingCert::from_dir), which reloads it when the
+//! kubelet swaps the Secret's files.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -484,6 +495,11 @@ fn write_atomically(path: &Path, content: &[u8], secret: bool) -> Result<(), Err
 
 /// Keeps a certificate directory current: issues a serving certificate at start, renews it at
 /// [`Settings::renew_at`] of its lifetime, and renews the CA at the same point of the CA's.
+///
+/// For a webhook served by one replica: each `Rotator` has its own CA, so replicas each running
+/// one serve certificates of different CAs while the `caBundle` trusts one of them. With several
+/// replicas, mount a certificate issued outside the pods instead (see the
+/// [module's caveats](self#caveats)).
 ///
 /// # Examples
 ///

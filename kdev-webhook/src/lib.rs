@@ -86,7 +86,8 @@
 //! # Certificates, from nothing to a called webhook
 //!
 //! 1. [`certs::Rotator::new`] writes a CA and a serving certificate for the webhook's Service
-//!    into a directory (or cert-manager mounts one there);
+//!    into a directory — for one replica, since each rotator has its own CA — or cert-manager
+//!    mounts one there (for any number of replicas; see [`certs`]' caveats);
 //! 2. [`tls::ServingCert::from_dir`] serves that directory and reloads it as it changes;
 //! 3. [`config::Configurations`] turns the server's webhooks into webhook configurations
 //!    carrying the CA bundle — or [`inject::Injector`] writes the bundle into configurations

@@ -39,7 +39,10 @@
 //! # Certificates rotated and injected in the manager
 //!
 //! The [`Rotator`](crate::certs::Rotator) and the [`Injector`](crate::inject::Injector) are
-//! plain futures; run them as runnables beside the server:
+//! plain futures; run them as runnables beside the server. This is for a webhook with **one
+//! replica**: a `Rotator` makes its own CA, so on two or more replicas each would serve
+//! certificates of a different CA while the `caBundle` holds only one, and calls reaching the
+//! others would fail TLS verification.
 //!
 //! ```no_run
 //! # async fn run(manager: kdev_core::manager::Manager) -> Result<(), Box<dyn std::error::Error>> {
@@ -53,11 +56,30 @@
 //!     rotator.run(stop).await;
 //!     Ok(())
 //! });
-//! // One writer is enough: inject from the leader only.
-//! manager.add_runnable("ca-injector", true, move |stop| async move {
+//! // The one replica injects its own CA.
+//! manager.add_runnable("ca-injector", false, move |stop| async move {
 //!     injector.run(bundles, stop).await;
 //!     Ok(())
 //! });
+//! # Ok(()) }
+//! ```
+//!
+//! With several replicas, every replica must serve a certificate of the CA in the `caBundle`:
+//! mount one issued outside the pods (cert-manager's `Certificate` Secret, cainjector filling
+//! the `caBundle`) at the certificate directory and serve it with
+//! [`ServingCert::from_dir`](crate::tls::ServingCert::from_dir), which reloads it when the kubelet
+//! updates the Secret; run no `Rotator`:
+//!
+//! ```no_run
+//! # async fn run(manager: kdev_core::manager::Manager) -> Result<(), Box<dyn std::error::Error>> {
+//! use kdev_webhook::admission::{Request, Response};
+//! use kdev_webhook::{Server, manager, tls::ServingCert};
+//!
+//! // The Secret of a cert-manager Certificate (tls.crt, tls.key, ca.crt), mounted read-only.
+//! let server = Server::builder()
+//!     .raw("/allow", |_req: Request| async { Response::allowed() })
+//!     .tls(ServingCert::from_dir("/tmp/k8s-webhook-server/serving-certs"));
+//! manager::add(&manager, server, "0.0.0.0:9443".parse()?)?;
 //! # Ok(()) }
 //! ```
 

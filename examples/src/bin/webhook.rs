@@ -120,7 +120,9 @@ async fn main() -> Result<(), BoxError> {
     let dir: PathBuf = std::env::temp_dir().join(format!("kdev-lesson-webhook-{}", std::process::id()));
     // Rotator::new makes a CA (or keeps the one in `dir`), issues the serving certificate for
     // the Service's DNS names and writes tls.crt, tls.key, ca.crt and ca.key. Rotator::run would
-    // renew it at 2/3 of its lifetime; cert-manager does the same job in a cluster.
+    // renew it at 2/3 of its lifetime; cert-manager does the same job in a cluster. A Rotator is
+    // for one replica: each has its own CA, so with several replicas mount cert-manager's Secret
+    // and serve it with ServingCert::from_dir instead (docs/webhooks.md).
     let rotator = Rotator::new(Settings::for_service(SERVICE_NAMESPACE, SERVICE_NAME), &dir)?;
     let bundle = rotator.current();
     let mut files: Vec<String> = std::fs::read_dir(&dir)?

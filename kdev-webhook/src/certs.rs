@@ -134,6 +134,7 @@ pub struct Settings {
     validity: Duration,
     ca_validity: Duration,
     renew_at: f64,
+    ca_overlap: Duration,
 }
 
 impl Default for Settings {
@@ -144,6 +145,7 @@ impl Default for Settings {
             validity: Duration::from_secs(90 * 24 * 3600),
             ca_validity: Duration::from_secs(365 * 24 * 3600),
             renew_at: 2.0 / 3.0,
+            ca_overlap: Duration::from_secs(3600),
         }
     }
 }
@@ -193,6 +195,15 @@ impl Settings {
         self
     }
 
+    /// How long a renewed CA is published in the bundle, beside the CA it replaces, before it
+    /// signs the serving certificate (default 1 hour; at most half the time the old CA has left).
+    /// The `caBundle` must trust the new CA before the server presents a certificate of it:
+    /// this is the time the injector and kube-apiserver get to pick up the new bundle.
+    pub fn ca_overlap(mut self, overlap: Duration) -> Settings {
+        self.ca_overlap = overlap;
+        self
+    }
+
     fn check(&self) -> Result<(), Error> {
         let invalid = |reason: &str| {
             Err(Error::InvalidSettings {
@@ -221,11 +232,12 @@ impl Settings {
     pub fn generate(&self) -> Result<Bundle, Error> {
         self.check()?;
         let ca = Ca::generate(self.ca_validity)?;
-        self.issue(Arc::new(ca), Vec::new())
+        self.issue(Arc::new(ca), None, Vec::new())
     }
 
-    /// A serving certificate signed by `ca`; `previous` are older CAs still trusted.
-    fn issue(&self, ca: Arc<Ca>, previous: Vec<Arc<Ca>>) -> Result<Bundle, Error> {
+    /// A serving certificate signed by `ca`; `next` is a CA published but not yet signing,
+    /// `previous` are older CAs still trusted.
+    fn issue(&self, ca: Arc<Ca>, next: Option<Arc<Ca>>, previous: Vec<Arc<Ca>>) -> Result<Bundle, Error> {
         let key = KeyPair::generate().map_err(|source| Error::Generate {
             what: "serving key",
             source,
@@ -263,6 +275,7 @@ impl Settings {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
             ca,
+            next,
             previous,
             not_before: now,
             not_after,
@@ -339,14 +352,21 @@ impl Ca {
             path: path.to_path_buf(),
             source: e,
         };
-        let der = CertificateDer::pem_slice_iter(bundle_pem.as_bytes())
-            .next()
-            .ok_or_else(|| parse(&cert_path, "no certificate".into()))?
-            .map_err(|e| parse(&cert_path, e.into()))?;
-        let (not_before, not_after) = validity_of(&der).map_err(|e| parse(&cert_path, e))?;
         let key = KeyPair::from_pem(&key_pem).map_err(|e| parse(&key_path, e.into()))?;
+        // The CA is the certificate of `ca.key`: during a CA rollover `ca.crt` lists the new CA
+        // first, before it signs (see `Rotator`).
+        let mut found = None;
+        for (index, der) in CertificateDer::pem_slice_iter(bundle_pem.as_bytes()).enumerate() {
+            let der = der.map_err(|e| parse(&cert_path, e.into()))?;
+            if public_key_of(&der).map_err(|e| parse(&cert_path, e))? == key.public_key_raw() {
+                found = Some((index, der));
+                break;
+            }
+        }
+        let (index, der) = found.ok_or_else(|| parse(&cert_path, "no certificate of ca.key".into()))?;
+        let (not_before, not_after) = validity_of(&der).map_err(|e| parse(&cert_path, e))?;
         let issuer = Issuer::from_ca_cert_der(&der, key).map_err(|e| parse(&cert_path, e.into()))?;
-        let pem = first_pem_block(&bundle_pem);
+        let pem = pem_block(&bundle_pem, index);
         Ok(Some(Ca {
             issuer,
             pem,
@@ -361,9 +381,15 @@ impl Ca {
     }
 }
 
-/// The first `-----BEGIN ...-----` to `-----END ...-----` block of `pem`, with its newline.
-fn first_pem_block(pem: &str) -> String {
-    let start = pem.find("-----BEGIN").unwrap_or(0);
+/// The `index`th `-----BEGIN ...-----` to `-----END ...-----` block of `pem`, with its newline.
+fn pem_block(pem: &str, index: usize) -> String {
+    let mut start = pem.find("-----BEGIN").unwrap_or(0);
+    for _ in 0..index {
+        start = match pem[start + 1..].find("-----BEGIN") {
+            Some(next) => start + 1 + next,
+            None => break,
+        };
+    }
     let rest = &pem[start..];
     let end = rest
         .find("-----END")
@@ -374,6 +400,12 @@ fn first_pem_block(pem: &str) -> String {
         block.push('\n');
     }
     block
+}
+
+/// A certificate's public key (the bits of its subjectPublicKey).
+fn public_key_of(der: &[u8]) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+    Ok(cert.public_key().subject_public_key.data.to_vec())
 }
 
 /// A certificate's notBefore and notAfter.
@@ -394,7 +426,11 @@ fn renew_time(not_before: SystemTime, not_after: SystemTime, fraction: f64) -> S
 pub struct Bundle {
     cert_pem: String,
     key_pem: String,
+    /// The CA that signed `cert_pem`.
     ca: Arc<Ca>,
+    /// A renewed CA, in the bundle but not yet signing (the first phase of a CA rollover).
+    next: Option<Arc<Ca>>,
+    /// Older CAs, in the bundle until they expire.
     previous: Vec<Arc<Ca>>,
     not_before: SystemTime,
     not_after: SystemTime,
@@ -421,12 +457,14 @@ impl Bundle {
         &self.key_pem
     }
 
-    /// The CA bundle, PEM (`ca.crt`): the current CA, then any previous CA still valid, so that
-    /// certificates of either verify while a new CA is rolled out. This is the `caBundle` of
-    /// webhook configurations and CRD conversion stanzas.
+    /// The CA bundle, PEM (`ca.crt`): a renewed CA not yet signing (during the first phase of a
+    /// CA rollover, see [`Rotator`]), the CA that signed the serving certificate, then any
+    /// previous CA still valid, so that certificates of each verify while a new CA is rolled
+    /// out. This is the `caBundle` of webhook configurations and CRD conversion stanzas.
     pub fn ca_pem(&self) -> String {
         let now = SystemTime::now();
-        let mut pem = self.ca.pem.clone();
+        let mut pem = self.next.as_ref().map(|ca| ca.pem.clone()).unwrap_or_default();
+        pem.push_str(&self.ca.pem);
         for ca in self.previous.iter().filter(|ca| ca.not_after > now) {
             pem.push_str(&ca.pem);
         }
@@ -438,15 +476,24 @@ impl Bundle {
         self.not_after
     }
 
-    /// When the CA expires.
+    /// When the CA that signed the serving certificate expires.
     pub fn ca_not_after(&self) -> SystemTime {
         self.ca.not_after
+    }
+
+    /// The CA that signed the serving certificate, PEM (one of the certificates of
+    /// [`ca_pem`](Self::ca_pem)).
+    pub fn signing_ca_pem(&self) -> &str {
+        &self.ca.pem
     }
 
     /// Writes `tls.crt`, `tls.key`, `ca.crt` and `ca.key` to `dir` (created if missing), each
     /// whole: a temporary file in `dir` renamed over the old one. Keys are written with mode
     /// 0600 on Unix. The key is written before the certificate, so a reader that sees the new
-    /// certificate finds its key.
+    /// certificate finds its key. `ca.key` is the key of the CA that signed the serving
+    /// certificate; a renewed CA not yet signing is only in `ca.crt`, so a process restarted
+    /// during a rollover keeps signing with the CA the `caBundle` already trusts (and starts the
+    /// rollover again when it is due).
     ///
     /// # Errors
     /// [`Error::Write`].
@@ -521,10 +568,18 @@ fn write_atomically(path: &Path, content: &[u8], secret: bool) -> Result<(), Err
 /// # Guarantees
 /// 1. After [`new`](Self::new) returns, the directory holds a valid serving certificate, its
 ///    key, and the CA bundle verifying it.
-/// 2. A CA found in the directory (`ca.crt` and `ca.key`) is kept until it is due for renewal.
-/// 3. A renewed CA is added to the bundle before the old one leaves it: `ca.crt` lists both
-///    until the old one expires. Subscribers ([`subscribe`](Self::subscribe)) see every new
-///    bundle; re-inject the `caBundle` when [`Bundle::ca_pem`] changes.
+/// 2. A CA found in the directory (the certificate of `ca.key` in `ca.crt`) is kept while it is
+///    valid; one due for renewal is renewed as below.
+/// 3. A CA is renewed in two phases, so the server never presents a certificate the published
+///    `caBundle` does not trust yet:
+///    1. when the CA is due, a new CA is made and published: `ca.crt` lists the new CA, then
+///       the old one, while the serving certificate is still signed by the old CA;
+///    2. after [`Settings::ca_overlap`] (1 hour by default), the next renewal issues the
+///       serving certificate from the new CA; the old CA stays in `ca.crt` until it expires.
+///
+///    Subscribers ([`subscribe`](Self::subscribe)) see every new bundle; re-inject the
+///    `caBundle` when [`Bundle::ca_pem`] changes (as [`Injector::run`](crate::inject::Injector::run)
+///    does).
 pub struct Rotator {
     settings: Settings,
     dir: PathBuf,
@@ -542,18 +597,30 @@ impl fmt::Debug for Rotator {
 
 impl Rotator {
     /// Loads the CA in `dir` (or makes one), issues a serving certificate, and writes the
-    /// directory.
+    /// directory. A CA found there that is due for renewal but still valid keeps signing, and
+    /// its successor is published beside it (the first phase of a renewal, see the
+    /// [guarantees](Self#guarantees)).
     ///
     /// # Errors
     /// [`Error`]: invalid settings, a CA in `dir` that does not parse, a write that fails.
     pub fn new(settings: Settings, dir: impl Into<PathBuf>) -> Result<Rotator, Error> {
         settings.check()?;
         let dir = dir.into();
-        let ca = match Ca::load(&dir)? {
-            Some(ca) if ca.renew_time(settings.renew_at) > SystemTime::now() => ca,
-            _ => Ca::generate(settings.ca_validity)?,
+        let now = SystemTime::now();
+        let (ca, next) = match Ca::load(&dir)? {
+            // A CA due for renewal but still valid keeps signing, and its successor is
+            // published first, as `rotate` does: the caBundle deployed trusts only it.
+            Some(ca) if ca.not_after > now => {
+                let next = if ca.renew_time(settings.renew_at) <= now {
+                    Some(Arc::new(Ca::generate(settings.ca_validity)?))
+                } else {
+                    None
+                };
+                (ca, next)
+            }
+            _ => (Ca::generate(settings.ca_validity)?, None),
         };
-        let bundle = settings.issue(Arc::new(ca), Vec::new())?;
+        let bundle = settings.issue(Arc::new(ca), next, Vec::new())?;
         bundle.write(&dir)?;
         let (sender, _) = watch::channel(bundle);
         Ok(Rotator { settings, dir, sender })
@@ -569,33 +636,54 @@ impl Rotator {
         self.sender.subscribe()
     }
 
-    /// Renews now: a new serving certificate, and a new CA if the CA is due. Returns the new
-    /// bundle, already written.
+    /// Renews now: a new serving certificate and, when the CA is due, the next phase of its
+    /// renewal (see the [guarantees](Self#guarantees)): a new CA published beside the old one,
+    /// or, once it has been published for [`Settings::ca_overlap`], the new CA signing. Returns
+    /// the new bundle, already written.
     ///
     /// # Errors
     /// [`Error::Generate`] or [`Error::Write`]; the previous bundle stays in place.
     pub fn rotate(&self) -> Result<Bundle, Error> {
         let current = self.current();
         let now = SystemTime::now();
-        let (ca, previous) = if current.ca.renew_time(self.settings.renew_at) <= now {
-            let mut previous = vec![current.ca.clone()];
-            previous.extend(current.previous.iter().filter(|ca| ca.not_after > now).cloned());
-            (Arc::new(Ca::generate(self.settings.ca_validity)?), previous)
-        } else {
-            (current.ca.clone(), current.previous.clone())
+        let still_valid = |cas: &[Arc<Ca>]| cas.iter().filter(|ca| ca.not_after > now).cloned().collect::<Vec<_>>();
+        let (ca, next, previous) = match &current.next {
+            // Phase 2: the new CA has been trusted long enough; it signs from now on.
+            Some(next) if self.switch_time(&current.ca, next) <= now => {
+                let mut previous = vec![current.ca.clone()];
+                previous.extend(still_valid(&current.previous));
+                (next.clone(), None, previous)
+            }
+            Some(next) => (current.ca.clone(), Some(next.clone()), still_valid(&current.previous)),
+            // Phase 1: publish the new CA; the old one keeps signing.
+            None if current.ca.renew_time(self.settings.renew_at) <= now => {
+                let next = Arc::new(Ca::generate(self.settings.ca_validity)?);
+                (current.ca.clone(), Some(next), still_valid(&current.previous))
+            }
+            None => (current.ca.clone(), None, still_valid(&current.previous)),
         };
-        let bundle = self.settings.issue(ca, previous)?;
+        let bundle = self.settings.issue(ca, next, previous)?;
         bundle.write(&self.dir)?;
         self.sender.send_replace(bundle.clone());
         Ok(bundle)
     }
 
-    /// How long until the next renewal: the serving certificate's or the CA's renewal point,
-    /// whichever comes first.
+    /// When a CA published as `next` may replace `signing`: [`Settings::ca_overlap`] after it
+    /// was made, and at the latest halfway through the time `signing` had left then.
+    fn switch_time(&self, signing: &Ca, next: &Ca) -> SystemTime {
+        let left = signing.not_after.duration_since(next.not_before).unwrap_or_default();
+        next.not_before + self.settings.ca_overlap.min(left / 2)
+    }
+
+    /// How long until the next renewal: the serving certificate's renewal point, or the CA's
+    /// (during a CA rollover, the point its new CA starts signing), whichever comes first.
     pub fn next_renewal(&self) -> Duration {
         let current = self.current();
         let serving = renew_time(current.not_before, current.not_after, self.settings.renew_at);
-        let ca = current.ca.renew_time(self.settings.renew_at);
+        let ca = match &current.next {
+            Some(next) => self.switch_time(&current.ca, next),
+            None => current.ca.renew_time(self.settings.renew_at),
+        };
         serving.min(ca).duration_since(SystemTime::now()).unwrap_or_default()
     }
 
@@ -681,6 +769,7 @@ mod tests {
     #[test]
     fn the_first_pem_block_is_cut_whole() {
         let pem = "-----BEGIN A-----\nxx\n-----END A-----\n-----BEGIN B-----\ny\n-----END B-----\n";
-        assert_eq!(first_pem_block(pem), "-----BEGIN A-----\nxx\n-----END A-----\n");
+        assert_eq!(pem_block(pem, 0), "-----BEGIN A-----\nxx\n-----END A-----\n");
+        assert_eq!(pem_block(pem, 1), "-----BEGIN B-----\ny\n-----END B-----\n");
     }
 }

@@ -114,31 +114,70 @@ fn a_restarted_rotator_keeps_the_ca_it_finds_in_the_directory() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The DER of every certificate of a PEM bundle, in order.
+fn ders(pem: &str) -> Vec<Vec<u8>> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| c.unwrap().to_vec())
+        .collect()
+}
+
 #[test]
-fn a_ca_due_for_renewal_is_replaced_and_the_old_one_stays_in_the_bundle() {
+fn a_ca_is_renewed_in_two_phases_trusted_before_it_signs() {
     let dir = temp_dir("certs-ca");
-    // A CA valid for an hour, renewed after 3.6 µs of it: due by the time it is asked.
+    // A CA valid for an hour, renewed after 3.6 µs of it: due by the time it is asked; its
+    // successor may sign as soon as it is published.
     let settings = Settings::for_service("ns", "svc")
         .ca_validity(Duration::from_secs(3600))
-        .renew_at(1e-9);
+        .renew_at(1e-9)
+        .ca_overlap(Duration::ZERO);
     let rotator = Rotator::new(settings, &dir).unwrap();
     let before = rotator.current();
-    let after = rotator.rotate().unwrap();
-    let old_ca = CertificateDer::pem_slice_iter(before.ca_pem().as_bytes())
-        .next()
-        .unwrap()
-        .unwrap()
-        .to_vec();
-    let cas: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(after.ca_pem().as_bytes())
-        .map(|c| c.unwrap().to_vec())
-        .collect();
+    let old_ca = ders(&before.ca_pem());
+    assert_eq!(old_ca.len(), 1);
+
+    // Phase 1: the new CA is published first in the bundle, and the serving certificate is
+    // still one the bundle already deployed trusts.
+    let published = rotator.rotate().unwrap();
+    let cas = ders(&published.ca_pem());
     assert_eq!(cas.len(), 2, "the bundle should hold the new CA and the old one");
-    assert_ne!(cas[0], old_ca);
-    assert_eq!(cas[1], old_ca);
-    // The new certificate verifies with the new bundle, not with the old CA alone.
-    verify(&after.ca_pem(), after.cert_pem(), "svc.ns.svc").unwrap();
-    assert!(verify(&before.ca_pem(), after.cert_pem(), "svc.ns.svc").is_err());
-    assert_eq!(std::fs::read_to_string(dir.join("ca.crt")).unwrap(), after.ca_pem());
+    assert_ne!(cas[0], old_ca[0]);
+    assert_eq!(cas[1], old_ca[0]);
+    assert_eq!(ders(published.signing_ca_pem()), old_ca);
+    verify(&before.ca_pem(), published.cert_pem(), "svc.ns.svc").unwrap();
+    verify(&published.ca_pem(), published.cert_pem(), "svc.ns.svc").unwrap();
+    assert_eq!(std::fs::read_to_string(dir.join("ca.crt")).unwrap(), published.ca_pem());
+
+    // Phase 2: the new CA signs; the bundle is unchanged and keeps the old CA.
+    let switched = rotator.rotate().unwrap();
+    assert_eq!(ders(&switched.ca_pem()), cas);
+    assert_eq!(ders(switched.signing_ca_pem()), vec![cas[0].clone()]);
+    verify(&published.ca_pem(), switched.cert_pem(), "svc.ns.svc").unwrap();
+    assert!(verify(&before.ca_pem(), switched.cert_pem(), "svc.ns.svc").is_err());
+    assert_eq!(std::fs::read_to_string(dir.join("ca.crt")).unwrap(), switched.ca_pem());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_new_ca_signs_only_after_the_overlap_and_a_restart_meanwhile_keeps_the_trusted_one() {
+    let dir = temp_dir("certs-overlap");
+    let settings = Settings::for_service("ns", "svc")
+        .ca_validity(Duration::from_secs(24 * 3600))
+        .renew_at(1e-9);
+    let rotator = Rotator::new(settings.clone(), &dir).unwrap();
+    let before = rotator.current();
+    let published = rotator.rotate().unwrap();
+    // Within the default hour of overlap, renewals keep the old CA signing and the new one
+    // published.
+    let renewed = rotator.rotate().unwrap();
+    assert_eq!(renewed.ca_pem(), published.ca_pem());
+    assert_ne!(renewed.cert_pem(), published.cert_pem());
+    verify(&before.ca_pem(), renewed.cert_pem(), "svc.ns.svc").unwrap();
+
+    // A process restarted during the rollover signs with the CA of ca.key, the old one.
+    drop(rotator);
+    let restarted = Rotator::new(settings, &dir).unwrap().current();
+    assert_eq!(ders(restarted.signing_ca_pem()), ders(before.signing_ca_pem()));
+    verify(&before.ca_pem(), restarted.cert_pem(), "svc.ns.svc").unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -166,8 +166,8 @@ pub fn remove_finalizer(meta: &mut ObjectMeta, finalizer: &str) -> bool {
 
 /// Whether `name` is a qualified name (`[prefix/]name`, prefix a DNS subdomain, name at most
 /// 63 characters of `[A-Za-z0-9_.-]` starting and ending alphanumeric), the form the API
-/// server requires of finalizers.
-fn valid_name(name: &str) -> bool {
+/// server requires of finalizers (and of an Event's `reportingController`).
+pub(crate) fn valid_name(name: &str) -> bool {
     let (prefix, local) = match name.split_once('/') {
         Some((p, l)) => (Some(p), l),
         None => (None, name),

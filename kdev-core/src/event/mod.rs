@@ -127,6 +127,11 @@ pub enum Error {
     /// The reporting controller is empty.
     #[error("the reporting controller must not be empty")]
     EmptyController,
+    /// The reporting controller is not a qualified name (`[prefix/]name`, the name at most 63
+    /// characters of `[A-Za-z0-9_.-]`, the prefix a DNS subdomain), which the API server
+    /// requires of every `events.k8s.io/v1` Event: each write would be refused.
+    #[error("invalid reporting controller {0:?}: a qualified name such as example.com/app-controller")]
+    InvalidController(String),
     /// The reporting instance is empty or longer than 128 characters.
     #[error("invalid reporting instance {0:?}: 1 to 128 characters")]
     InvalidInstance(String),
@@ -373,7 +378,8 @@ impl Recorder {
     ///
     /// # Errors
     ///
-    /// [`Error::EmptyController`]; [`Error::NoRuntime`] outside a Tokio runtime.
+    /// [`Error::EmptyController`], [`Error::InvalidController`]; [`Error::NoRuntime`] outside
+    /// a Tokio runtime.
     pub fn new(client: Client, reporting_controller: impl Into<String>) -> Result<Self, Error> {
         Self::with_config(client, Config::new(reporting_controller))
     }
@@ -382,11 +388,15 @@ impl Recorder {
     ///
     /// # Errors
     ///
-    /// [`Error::EmptyController`], [`Error::InvalidInstance`], [`Error::InvalidConfig`] (a
-    /// zero queue capacity, tries or cache size); [`Error::NoRuntime`] outside a Tokio runtime.
+    /// [`Error::EmptyController`], [`Error::InvalidController`], [`Error::InvalidInstance`],
+    /// [`Error::InvalidConfig`] (a zero queue capacity, tries or cache size);
+    /// [`Error::NoRuntime`] outside a Tokio runtime.
     pub fn with_config(client: Client, config: Config) -> Result<Self, Error> {
         if config.reporting_controller.is_empty() {
             return Err(Error::EmptyController);
+        }
+        if !crate::finalizer::valid_name(&config.reporting_controller) {
+            return Err(Error::InvalidController(config.reporting_controller));
         }
         let instance = match &config.reporting_instance {
             Some(i) if i.is_empty() || i.chars().count() > FIELD_LIMIT => {

@@ -279,32 +279,15 @@ impl<L: Lock> LeaderElector<L> {
         tracing::info!(lock = %describe, identity = self.inner.lock.identity(), "acquired the leader lease");
         self.set_leading(true);
         let leading = stop.child_token();
-        let work = tokio::spawn(on_started_leading(leading.clone()));
+        let mut work = tokio::spawn(on_started_leading(leading.clone()));
 
-        let outcome = 'lead: loop {
+        let outcome = loop {
             tokio::select! {
-                () = stop.cancelled() => break 'lead Outcome::Stopped,
+                () = stop.cancelled() => break Outcome::Stopped,
                 () = tokio::time::sleep(config.retry_period) => {}
             }
-            // One renewal round: retry every period until the renew deadline, and never past
-            // the lease this candidate last wrote.
-            let round_end = Instant::now() + config.renew_deadline;
-            loop {
-                let deadline = self.lease_bound().map_or(round_end, |b| b.min(round_end));
-                if Instant::now() >= deadline {
-                    break 'lead Outcome::Lost;
-                }
-                if self.try_acquire_or_renew(deadline).await {
-                    break;
-                }
-                if self.inner.state.lock().holder() != self.inner.lock.identity() {
-                    break 'lead Outcome::Lost;
-                }
-                let next = (Instant::now() + config.retry_period).min(deadline);
-                tokio::select! {
-                    () = stop.cancelled() => break 'lead Outcome::Stopped,
-                    () = tokio::time::sleep_until(next) => {}
-                }
+            if let Err(outcome) = self.renew_round(Some(stop)).await {
+                break outcome;
             }
         };
 
@@ -315,18 +298,67 @@ impl<L: Lock> LeaderElector<L> {
                 tracing::warn!(lock = %describe, identity = self.inner.lock.identity(), "leader election lost");
             }
             _ => {
-                if let Err(e) = work.await
-                    && e.is_panic()
-                {
-                    tracing::error!(lock = %describe, "the leading work panicked");
-                }
+                // The lease is kept, renewed, while the work winds down, as controller-runtime
+                // keeps it while its runnables drain: stopping the renewals first could let
+                // another candidate lead while this one's work still runs.
+                let lost = loop {
+                    tokio::select! {
+                        joined = &mut work => {
+                            if let Err(e) = joined
+                                && e.is_panic()
+                            {
+                                tracing::error!(lock = %describe, "the leading work panicked");
+                            }
+                            break false;
+                        }
+                        () = tokio::time::sleep(config.retry_period) => {
+                            if self.renew_round(None).await.is_err() {
+                                break true;
+                            }
+                        }
+                    }
+                };
                 self.set_leading(false);
-                if config.release_on_cancel {
+                if lost {
+                    tracing::warn!(
+                        lock = %describe,
+                        identity = self.inner.lock.identity(),
+                        "leader election lost while the leading work was stopping"
+                    );
+                } else if config.release_on_cancel {
                     self.release().await;
                 }
             }
         }
         outcome
+    }
+
+    /// One renewal round: retry every period until the renew deadline, and never past the
+    /// lease this candidate last wrote. `Err(Lost)` when the lease is lost; `Err(Stopped)`
+    /// when `stop` is cancelled between tries.
+    async fn renew_round(&self, stop: Option<&CancellationToken>) -> Result<(), Outcome> {
+        let config = &self.inner.config;
+        let round_end = Instant::now() + config.renew_deadline;
+        loop {
+            let deadline = self.lease_bound().map_or(round_end, |b| b.min(round_end));
+            if Instant::now() >= deadline {
+                return Err(Outcome::Lost);
+            }
+            if self.try_acquire_or_renew(deadline).await {
+                return Ok(());
+            }
+            if self.inner.state.lock().holder() != self.inner.lock.identity() {
+                return Err(Outcome::Lost);
+            }
+            let next = (Instant::now() + config.retry_period).min(deadline);
+            match stop {
+                Some(stop) => tokio::select! {
+                    () = stop.cancelled() => return Err(Outcome::Stopped),
+                    () = tokio::time::sleep_until(next) => {}
+                },
+                None => tokio::time::sleep_until(next).await,
+            }
+        }
     }
 
     /// Until when this candidate may still consider itself leading: the lease duration after
@@ -431,12 +463,17 @@ impl<L: Lock> LeaderElector<L> {
             }
         };
 
-        // 3. A changed record restarts its lease, measured on our clock.
-        self.observe(current.clone(), now, false);
+        // 3. A changed record restarts its lease, measured on our clock from when the answer
+        //    came back (client-go's `observedTime`): the record may have been written while the
+        //    read was in flight, so dating it from when the read was sent could end another's
+        //    lease before it ends in the holder's eyes. Only our own writes are dated from when
+        //    they were sent, the cautious end for the holder.
+        let read_at = Instant::now();
+        self.observe(current.clone(), read_at, false);
         let holder = current.record.holder_identity.as_str();
 
         // 4. Someone else holds an unexpired lease: not ours to take.
-        if !holder.is_empty() && holder != me && inner.state.lock().valid_at(now) {
+        if !holder.is_empty() && holder != me && inner.state.lock().valid_at(read_at) {
             return false;
         }
 

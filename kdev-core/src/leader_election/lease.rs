@@ -36,8 +36,9 @@ impl LeaseLock {
         }
     }
 
-    /// Labels to put on the Lease when this candidate creates it (controller-runtime's
-    /// `LeaderElectionLabels`).
+    /// Labels to put on the Lease when this candidate creates or updates it (controller-runtime's
+    /// `LeaderElectionLabels`): only these keys are set, others' labels stay, as client-go's
+    /// `LeaseLock` does.
     pub fn with_labels(mut self, labels: BTreeMap<String, String>) -> Self {
         self.labels = labels;
         self
@@ -139,6 +140,13 @@ impl Lock for LeaseLock {
                 spec: None,
             });
         lease.spec = Some(spec_of(record));
+        if !self.labels.is_empty() {
+            lease
+                .metadata
+                .labels
+                .get_or_insert_with(BTreeMap::new)
+                .extend(self.labels.clone());
+        }
         let updated = self
             .api
             .replace(&self.name, &PostParams::default(), &lease)

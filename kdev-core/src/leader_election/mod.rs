@@ -13,8 +13,10 @@
 //!    succeeds within [`renew_deadline`](Config::renew_deadline), it stops leading at once:
 //!    the token given to the leading work is cancelled and [`LeaderElector::run`] returns
 //!    [`Outcome::Lost`].
-//! 3. **Release.** On a graceful stop the leader writes an empty holder with a 1 s lease, so
-//!    a successor takes over within a retry period instead of a whole lease duration.
+//! 3. **Release.** On a graceful stop the leader keeps renewing its lease while its work winds
+//!    down (however long that takes; losing the lease meanwhile ends it as a lost one), then
+//!    writes an empty holder with a 1 s lease, so a successor takes over within a retry period
+//!    instead of a whole lease duration.
 //!
 //! # Time: local observations only
 //!

@@ -269,6 +269,135 @@ async fn a_leader_that_cannot_renew_steps_down_before_anyone_takes_over() {
     }
 }
 
+/// A lock whose reads take a while (a slow API server) and return the record as it is when
+/// they come back.
+struct SlowReads {
+    inner: MemoryLock,
+    delay: Arc<parking_lot::Mutex<Duration>>,
+}
+
+impl Lock for SlowReads {
+    fn identity(&self) -> &str {
+        self.inner.identity()
+    }
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn get(
+        &self,
+    ) -> Result<Option<kdev_core::leader_election::Versioned>, kdev_core::leader_election::LockError> {
+        let delay = *self.delay.lock();
+        tokio::time::sleep(delay).await;
+        self.inner.get().await
+    }
+    async fn create(
+        &self,
+        record: &kdev_core::leader_election::LeaderElectionRecord,
+    ) -> Result<kdev_core::leader_election::Versioned, kdev_core::leader_election::LockError> {
+        self.inner.create(record).await
+    }
+    async fn update(
+        &self,
+        record: &kdev_core::leader_election::LeaderElectionRecord,
+        version: &str,
+    ) -> Result<kdev_core::leader_election::Versioned, kdev_core::leader_election::LockError> {
+        self.inner.update(record, version).await
+    }
+}
+
+/// A follower whose read was in flight while the leader renewed must date that renewal from
+/// when its read came back, not from when it was sent: else it takes over before the leader's
+/// own bound (its renewal's send time plus the lease) has passed, and two lead at once.
+#[tokio::test(start_paused = true)]
+async fn a_renewal_seen_by_a_slow_read_is_dated_from_when_the_read_came_back() {
+    use kdev_core::leader_election::LeaderElectionRecord;
+    let config = Config::default();
+    let lease = Duration::from_secs(15);
+    let lock = MemoryLock::new("election", "a");
+    let record = || LeaderElectionRecord {
+        holder_identity: "a".into(),
+        lease_duration_seconds: 15,
+        acquire_time: Some(jiff::Timestamp::now()),
+        renew_time: Some(jiff::Timestamp::now()),
+        leader_transitions: 0,
+    };
+    let first = lock.create(&record()).await.expect("a holds the lock");
+    let delay = Arc::new(parking_lot::Mutex::new(Duration::from_secs(3)));
+    let follower = SlowReads {
+        inner: lock.candidate("b"),
+        delay: delay.clone(),
+    };
+    let elector = LeaderElector::new(follower, config).expect("valid");
+    let led_at = Arc::new(parking_lot::Mutex::new(None));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn({
+        let (elector, stop, led_at) = (elector.clone(), stop.clone(), led_at.clone());
+        async move {
+            elector
+                .run(stop, move |leading: CancellationToken| async move {
+                    *led_at.lock() = Some(Instant::now());
+                    leading.cancelled().await;
+                })
+                .await
+        }
+    });
+    // b's first read is sent now and comes back in 3 s; a renews just before it does, for
+    // the last time: a leads, in its own eyes, until 15 s after it sent that renewal.
+    tokio::time::sleep(Duration::from_millis(2900)).await;
+    let renewed_at = Instant::now();
+    lock.update(&record(), &first.version).await.expect("a renews");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    *delay.lock() = Duration::ZERO;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let led_at = led_at.lock().expect("b took over the abandoned lock");
+    assert!(
+        led_at >= renewed_at + lease,
+        "b led {:?} after a's last renewal, before a's lease of {lease:?} had passed in a's eyes",
+        led_at - renewed_at
+    );
+    stop.cancel();
+    let _ = task.await;
+}
+
+/// A leader told to stop keeps renewing its lease while its work winds down, however long
+/// that takes: nobody else may lead while the work still runs.
+#[tokio::test(start_paused = true)]
+async fn a_leader_keeps_its_lease_while_its_work_winds_down() {
+    let lock = MemoryLock::new("election", "a");
+    let a = LeaderElector::new(lock.clone(), Config::default()).expect("valid");
+    let tally = Arc::new(Tally::default());
+    let stop = CancellationToken::new();
+    let slow = tokio::spawn({
+        let (a, stop, tally) = (a.clone(), stop.clone(), tally.clone());
+        async move {
+            a.run(stop, move |leading: CancellationToken| async move {
+                tally.enter();
+                leading.cancelled().await;
+                // Forty seconds to wind down: longer than the 15 s lease.
+                tokio::time::sleep(Duration::from_secs(40)).await;
+                tally.leave();
+            })
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(a.is_leader());
+    let mut b = Candidate::start(
+        LeaderElector::new(lock.candidate("b"), Config::default()).expect("valid"),
+        &tally,
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.cancel();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(a.is_leader(), "still leading while its work winds down");
+    assert!(!b.elector.is_leader());
+    assert_eq!(slow.await.expect("campaign"), Outcome::Stopped);
+    assert!(!a.is_leader());
+    let _ = one_leader(std::slice::from_ref(&b), Duration::from_secs(10)).await;
+    assert_eq!(tally.most(), 1, "never two leaders' work at once");
+    b.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn new_leader_notifications_follow_the_holder() {
     let lock = MemoryLock::new("election", "a");
@@ -537,4 +666,46 @@ mod redis {
         assert!(holder.get().await.expect("get").is_none());
         assert!(other.create(&record("other")).await.is_ok(), "free again");
     }
+}
+
+/// A candidate's labels go on the Lease also when someone else created it (client-go's
+/// `LeaseLock` sets them on every update), and labels it does not set stay.
+#[tokio::test]
+async fn lease_lock_labels_are_set_on_a_lease_someone_else_created() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kdev_core::leader_election::LeaderElectionRecord;
+    let (_env, client, ns) = lease_setup().await;
+    let record = |holder: &str| LeaderElectionRecord {
+        holder_identity: holder.into(),
+        lease_duration_seconds: 15,
+        acquire_time: Some(jiff::Timestamp::now()),
+        renew_time: Some(jiff::Timestamp::now()),
+        leader_transitions: 0,
+    };
+    let plain = LeaseLock::new(client.clone(), &ns, "labelled", "a");
+    plain.create(&record("a")).await.expect("create");
+    let leases: kube_client::Api<Lease> = kube_client::Api::namespaced(client.clone(), &ns);
+    let mut lease = leases.get("labelled").await.expect("the lease");
+    lease.metadata.labels = Some([("team".to_string(), "infra".to_string())].into());
+    leases
+        .replace("labelled", &Default::default(), &lease)
+        .await
+        .expect("label it");
+    let labelled = LeaseLock::new(client, &ns, "labelled", "b")
+        .with_labels([("app.kubernetes.io/name".to_string(), "kdev".to_string())].into());
+    let current = labelled.get().await.expect("read").expect("there");
+    labelled.update(&record("b"), &current.version).await.expect("update");
+    let labels = leases
+        .get("labelled")
+        .await
+        .expect("the lease")
+        .metadata
+        .labels
+        .unwrap_or_default();
+    assert_eq!(labels.get("app.kubernetes.io/name").map(String::as_str), Some("kdev"));
+    assert_eq!(
+        labels.get("team").map(String::as_str),
+        Some("infra"),
+        "others' labels stay"
+    );
 }

@@ -510,3 +510,27 @@ fn toolkit_futures_are_send(api: Api<ConfigMap>, recorder: Recorder, obj: Arc<Co
     send(recorder.flush());
     send(recorder.shutdown());
 }
+
+/// The API server refuses every `events.k8s.io/v1` Event whose `reportingController` is not
+/// a qualified name: a recorder refuses such a name when made, not one event at a time.
+#[tokio::test]
+async fn a_recorder_refuses_a_reporting_controller_the_api_server_would_refuse() {
+    let (env, _ns, _api) = setup().await;
+    let long = format!("example.com/{}", "a".repeat(64));
+    for bad in ["my controller", "Example.com/app", "example.com/", long.as_str()] {
+        assert!(
+            matches!(
+                Recorder::new(env.client(), bad),
+                Err(event::Error::InvalidController(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(
+        Recorder::new(env.client(), ""),
+        Err(event::Error::EmptyController)
+    ));
+    for good in ["app-controller", "example.com/app-controller"] {
+        assert!(Recorder::new(env.client(), good).is_ok(), "{good:?}");
+    }
+}

@@ -660,12 +660,20 @@ impl Manager {
                 }
             }
         };
+        // A lease lost while draining ends the grace period: another process may lead now.
+        let lease_lost = async {
+            if !leading {
+                return std::future::pending().await;
+            }
+            while let Some(true) = lead_rx.recv().await {}
+        };
         tokio::select! {
             () = drained => {}
             () = tokio::time::sleep(grace) => {
                 tracing::warn!(timeout = ?grace, "graceful shutdown timed out; abandoning the runnables still running");
             }
             () = signals.next() => tracing::warn!("second signal: stopping at once"),
+            () = lease_lost => tracing::warn!("the lease was lost while stopping: stopping at once"),
         }
         tasks.abort_all();
         // Release the lease, then stop the caches and the listener.

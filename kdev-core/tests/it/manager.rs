@@ -480,3 +480,46 @@ async fn an_election_that_ends_without_leading_fails_the_manager() {
     stop.cancel();
     let _ = elsewhere.await;
 }
+
+/// A lease lost while the manager drains ends the grace period at once: another process may
+/// lead by now, so the leader-only work must not run on.
+#[tokio::test]
+async fn a_lease_lost_while_draining_stops_the_leader_only_work_at_once() {
+    use kdev_core::leader_election::{LeaderElector, MemoryLock};
+    let (env, _ns, _api) = setup().await;
+    let lock = MemoryLock::new("draining", "only");
+    let elector = LeaderElector::new(lock.clone(), election_config()).expect("valid");
+    let m = Manager::builder(env.client())
+        .handle_signals(false)
+        .graceful_shutdown_timeout(Duration::from_secs(600))
+        .leader_election(elector)
+        .build();
+    let (running, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (r, e) = (running.clone(), ended.clone());
+    /// Counts the end of the work, whether it returns or is aborted.
+    struct Ended(Arc<AtomicUsize>);
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    m.add_runnable("stubborn", true, move |_stop| async move {
+        let _ended = Ended(e);
+        r.fetch_add(1, Ordering::SeqCst);
+        // Ignores its stop token: only an abort ends it.
+        std::future::pending::<()>().await;
+        Ok(())
+    });
+    let run = spawn(&m);
+    eventually("leading", || running.load(Ordering::SeqCst) == 1).await;
+    m.shutdown_token().cancel();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ended.load(Ordering::SeqCst), 0, "still draining");
+    lock.set_failing(true);
+    let result = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the manager stops well before its 600 s grace period")
+        .expect("join");
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(ended.load(Ordering::SeqCst), 1, "the work was aborted");
+}

@@ -195,6 +195,49 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever a defaulter does to a list of named elements (drop some, change some,
+        /// insert new ones anywhere), each element it keeps gets back its own unknown fields
+        /// and no other.
+        #[test]
+        fn unknown_fields_stay_with_their_named_element(
+            images in proptest::collection::vec(0u8..4, 0..6),
+            keep in proptest::collection::vec(proptest::bool::ANY, 6),
+            change in proptest::collection::vec(proptest::bool::ANY, 6),
+            inserts in proptest::collection::vec((0usize..8, 0u8..4), 0..3),
+        ) {
+            let original: Vec<Value> = images
+                .iter()
+                .enumerate()
+                .map(|(i, image)| json!({"name": format!("c{i}"), "image": image, "unknownField": i}))
+                .collect();
+            let mut mutated: Vec<Value> = Vec::new();
+            let mut expected: Vec<Value> = Vec::new();
+            for (i, element) in original.iter().enumerate() {
+                if !keep[i] {
+                    continue;
+                }
+                let mut typed = known_only(element);
+                if change[i] {
+                    typed["image"] = json!(100 + i);
+                }
+                let mut with_unknown = typed.clone();
+                with_unknown["unknownField"] = json!(i);
+                mutated.push(typed);
+                expected.push(with_unknown);
+            }
+            for (n, (at, image)) in inserts.into_iter().enumerate() {
+                let at = at.min(mutated.len());
+                let new = json!({"name": format!("new{n}"), "image": image});
+                mutated.insert(at, new.clone());
+                expected.insert(at, new);
+            }
+            let original = json!({"items": original});
+            let applied = patched(&original, json!({"items": mutated}));
+            proptest::prop_assert_eq!(applied, json!({"items": expected}));
+        }
+    }
+
     #[test]
     fn an_unnamed_changed_element_of_a_shifted_array_gets_nothing_rather_than_anothers_fields() {
         let original = json!([{"image": "x", "unknownA": 1}, {"image": "y", "unknownB": 2}]);

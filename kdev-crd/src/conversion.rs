@@ -19,7 +19,10 @@
 //!
 //! The API server rejects a conversion that changes an object's metadata other than its labels
 //! and annotations. The [`Converter`] therefore keeps the object's original `metadata` and only
-//! takes the converted labels and annotations, so a conversion cannot fail that way. An object
+//! takes the converted labels and annotations, so a conversion cannot fail that way. A
+//! conversion that built its object with fresh metadata (nothing of the original's name, uid,
+//! namespace, resourceVersion... came through) keeps the original labels and annotations too,
+//! rather than drop them from the stored object for good. An object
 //! already in the desired version is returned unchanged, without a round trip through the hub.
 //! An object whose kind differs from the converter's, whose `apiVersion` is not registered, or
 //! that does not deserialize into its version's type is a [`ConversionError`], never a panic.
@@ -293,15 +296,25 @@ impl<H: Hub> Converter<H> {
         let metadata = fields.get("metadata").cloned();
         let mut converted = (target.from_hub)((source.to_hub)(object)?)?;
         if let (Some(Value::Object(original)), Value::Object(out)) = (metadata, &mut converted) {
-            let mut kept = original;
             let new_meta = out.remove("metadata");
-            for key in ["labels", "annotations"] {
-                match new_meta.as_ref().and_then(|m| m.get(key)) {
-                    Some(v) if !v.is_null() => {
-                        kept.insert(key.into(), v.clone());
-                    }
-                    _ => {
-                        kept.remove(key);
+            // A conversion that built its object afresh, without the original's metadata, did
+            // not mean to drop the labels and annotations: it never saw them. Only metadata
+            // carried over (something that identifies the object came through) speaks for them.
+            let carried_over = new_meta.as_ref().is_some_and(|m| {
+                ["uid", "name", "generateName", "namespace", "resourceVersion", "creationTimestamp"]
+                    .iter()
+                    .any(|k| original.get(*k).is_some_and(|v| !v.is_null() && m.get(*k) == Some(v)))
+            });
+            let mut kept = original;
+            if carried_over {
+                for key in ["labels", "annotations"] {
+                    match new_meta.as_ref().and_then(|m| m.get(key)) {
+                        Some(v) if !v.is_null() => {
+                            kept.insert(key.into(), v.clone());
+                        }
+                        _ => {
+                            kept.remove(key);
+                        }
                     }
                 }
             }
@@ -438,6 +451,45 @@ mod tests {
         let back = c.convert(v2, "example.com/v1").unwrap();
         assert_eq!(back["spec"], json!({ "size": 3 }));
         assert_eq!(back["apiVersion"], "example.com/v1");
+    }
+
+    widget!(Fresh, "Widget", "v3", Size);
+
+    impl Convertible<Hubby> for Fresh {
+        fn to_hub(self) -> Result<Hubby, ConversionError> {
+            Ok(Hubby {
+                metadata: ObjectMeta::default(),
+                spec: Millis {
+                    millis: u64::from(self.spec.size) * 1000,
+                },
+            })
+        }
+        fn from_hub(hub: Hubby) -> Result<Self, ConversionError> {
+            // Built afresh: the hub's metadata, labels included, is not carried over.
+            Ok(Fresh {
+                metadata: ObjectMeta::default(),
+                spec: Size {
+                    size: u32::try_from(hub.spec.millis / 1000).unwrap_or(u32::MAX),
+                },
+            })
+        }
+    }
+
+    #[test]
+    fn a_conversion_that_rebuilds_the_metadata_keeps_the_labels_and_annotations() {
+        let c = Converter::<Hubby>::new().spoke::<Spoke>().spoke::<Fresh>();
+        let mut labelled = v1(2);
+        labelled["metadata"]["labels"] = json!({ "team": "infra" });
+        labelled["metadata"]["annotations"] = json!({ "note": "keep" });
+        let v3 = c.convert(labelled, "example.com/v3").unwrap();
+        assert_eq!(v3["spec"], json!({ "size": 2 }));
+        assert_eq!(v3["metadata"]["name"], "w");
+        assert_eq!(
+            v3["metadata"]["labels"],
+            json!({ "team": "infra" }),
+            "the original labels, not none"
+        );
+        assert_eq!(v3["metadata"]["annotations"], json!({ "note": "keep" }));
     }
 
     #[test]

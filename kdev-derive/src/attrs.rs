@@ -310,6 +310,15 @@ pub(crate) fn resolve_one_of(
                     ),
                 ));
             }
+            if cel_field(&name).is_none() {
+                return Err(syn::Error::new(
+                    span,
+                    format!(
+                        "`{key}` names `{field}`, whose name on the wire, {name:?}, a CEL rule cannot name \
+                         (Kubernetes allows `[a-zA-Z_.-/][a-zA-Z0-9_.-/]*`): rename it with #[serde(rename = \"...\")]"
+                    ),
+                ));
+            }
             names.push(name);
         }
         push_rule(patch, one_of_rule(&key, &names));
@@ -317,12 +326,49 @@ pub(crate) fn resolve_one_of(
     Ok(())
 }
 
+/// CEL's reserved words, which a field name is escaped from as `__{word}__`.
+const CEL_RESERVED: [&str; 21] = [
+    "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if", "import",
+    "let", "loop", "package", "namespace", "return", "var", "void", "while",
+];
+
+/// How a CEL rule names the field `name`, as Kubernetes escapes property names: a reserved
+/// word as `__{word}__`; `__` as `__underscores__`, `.` as `__dot__`, `-` as `__dash__`, `/` as
+/// `__slash__`. `None` for a name no rule can reach (empty, starting with a digit, or with
+/// other characters).
+pub(crate) fn cel_field(name: &str) -> Option<String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-/".contains(c);
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) || !name.chars().all(allowed) {
+        return None;
+    }
+    if CEL_RESERVED.contains(&name) {
+        return Some(format!("__{name}__"));
+    }
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(c) = rest.chars().next() {
+        if let Some(after) = rest.strip_prefix("__") {
+            out.push_str("__underscores__");
+            rest = after;
+            continue;
+        }
+        match c {
+            '.' => out.push_str("__dot__"),
+            '-' => out.push_str("__dash__"),
+            '/' => out.push_str("__slash__"),
+            c => out.push(c),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    Some(out)
+}
+
 /// The CEL rule kubebuilder generates for `ExactlyOneOf`, `AtMostOneOf` and `AtLeastOneOf`
-/// (fields named by their name on the wire).
+/// (fields named by their name on the wire, escaped as Kubernetes requires).
 pub(crate) fn one_of_rule(key: &str, fields: &[String]) -> Value {
     let count = fields
         .iter()
-        .map(|f| format!("(has(self.{f})?1:0)"))
+        .map(|f| format!("(has(self.{})?1:0)", cel_field(f).unwrap_or_else(|| f.clone())))
         .collect::<Vec<_>>()
         .join("+");
     let list = fields.join(" ");
@@ -723,7 +769,24 @@ fn scale(meta: &ParseNestedMeta<'_>) -> Result<Value> {
             &m,
             &["spec_replicas_path", "status_replicas_path", "label_selector_path"],
         )?;
-        scale.insert(camel(&key), Value::String(json_path(&m)?));
+        let path = json_path(&m)?;
+        // kube-apiserver's rules for the scale subresource's paths.
+        let (ok, under) = match key.as_str() {
+            "spec_replicas_path" => (path.starts_with(".spec."), "`.spec.`"),
+            "status_replicas_path" => (path.starts_with(".status."), "`.status.`"),
+            _ => (
+                path.starts_with(".spec.") || path.starts_with(".status."),
+                "`.spec.` or `.status.`",
+            ),
+        };
+        if !ok {
+            return Err(m.error(format!("`{key}` must be a path under {under}, e.g. \"{}\"", match key.as_str() {
+                "status_replicas_path" => ".status.replicas",
+                "label_selector_path" => ".status.selector",
+                _ => ".spec.replicas",
+            })));
+        }
+        scale.insert(camel(&key), Value::String(path));
         Ok(())
     })?;
     for required in ["specReplicasPath", "statusReplicasPath"] {
@@ -896,6 +959,23 @@ mod tests {
         assert_eq!(rename("image_pull_policy", "kebab-case"), "image-pull-policy");
         assert_eq!(rename("image_pull_policy", "SCREAMING_SNAKE_CASE"), "IMAGE_PULL_POLICY");
         assert_eq!(rename("replicas", "camelCase"), "replicas");
+    }
+
+    #[test]
+    fn cel_rules_name_fields_as_kubernetes_escapes_them() {
+        assert_eq!(cel_field("image").as_deref(), Some("image"));
+        assert_eq!(cel_field("namespace").as_deref(), Some("__namespace__"));
+        assert_eq!(cel_field("my-field").as_deref(), Some("my__dash__field"));
+        assert_eq!(cel_field("a.b/c").as_deref(), Some("a__dot__b__slash__c"));
+        assert_eq!(cel_field("a__b").as_deref(), Some("a__underscores__b"));
+        assert_eq!(cel_field("snake_case").as_deref(), Some("snake_case"));
+        assert_eq!(cel_field("1st"), None);
+        assert_eq!(cel_field("a b"), None);
+        let rule = one_of_rule("exactly_one_of", &["namespace".into(), "git-repo".into()]);
+        assert_eq!(
+            rule["rule"],
+            "(has(self.__namespace__)?1:0)+(has(self.git__dash__repo)?1:0) == 1"
+        );
     }
 
     #[test]

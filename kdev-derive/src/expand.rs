@@ -63,6 +63,21 @@ pub(crate) fn custom_resource(input: &DeriveInput) -> Result<TokenStream> {
             ));
         }
     };
+    // kube-apiserver: a kind whose lowercase form is a DNS-1035 label (`Web-App` is one).
+    let lower = kind.to_lowercase();
+    let dns1035 = lower.len() <= 63
+        && lower.starts_with(|c: char| c.is_ascii_lowercase())
+        && !lower.ends_with('-')
+        && lower.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !dns1035 {
+        return Err(syn::Error::new_spanned(
+            spec_ident,
+            format!(
+                "the kind {kind:?} is not one Kubernetes accepts: lowercased, it must be a DNS-1035 label \
+                 (letters, digits and `-`, starting with a letter, at most 63 characters)"
+            ),
+        ));
+    }
     let plural = r.plural.clone().unwrap_or_else(|| plural(&kind));
     let singular = r.singular.clone().unwrap_or_else(|| kind.to_lowercase());
     let krate = r.krate.clone().unwrap_or_else(|| syn::parse_quote!(::kdev::crd));
@@ -108,6 +123,13 @@ pub(crate) fn custom_resource(input: &DeriveInput) -> Result<TokenStream> {
         subresources.insert("status".into(), json!({}));
     }
     if let Some(scale) = &r.scale {
+        if r.status.is_none() {
+            return Err(syn::Error::new_spanned(
+                spec_ident,
+                "the scale subresource reads its replica count from the status: add `status = \"...\"` \
+                 (without it the CRD has no status, and every status write would be pruned)",
+            ));
+        }
         subresources.insert("scale".into(), scale.clone());
     }
     if !subresources.is_empty() {
@@ -151,7 +173,18 @@ pub(crate) fn custom_resource(input: &DeriveInput) -> Result<TokenStream> {
         spec_ident.span(),
     );
     let vis = &input.vis;
-    let ident = r.struct_name.clone().unwrap_or_else(|| format_ident!("{}", kind));
+    let ident = match &r.struct_name {
+        Some(ident) => ident.clone(),
+        None => syn::parse_str::<syn::Ident>(&kind).map_err(|_| {
+            syn::Error::new_spanned(
+                spec_ident,
+                format!(
+                    "the kind {kind:?} is not a Rust identifier, so it cannot name the generated struct: \
+                     name it with `struct = \"...\"`"
+                ),
+            )
+        })?,
+    };
     let hub = if r.hub {
         quote!(impl #krate::conversion::Hub for #ident {})
     } else {
@@ -163,7 +196,7 @@ pub(crate) fn custom_resource(input: &DeriveInput) -> Result<TokenStream> {
         Some(span) => {
             let marker = format_ident!(
                 "__kdev__only_one_version_of_{}_{}_may_be_the_storage_version",
-                kind,
+                kind.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
                 group.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
                 span = span
             );

@@ -25,4 +25,12 @@ pub struct Target {
 fn main() {
     let crd = Backup::crd();
     assert_eq!(crd.spec.versions[0].name, "v1");
+    assert_eq!(WebApp::crd().spec.names.kind, "Web-App");
+}
+
+/// A kind that is no Rust identifier, its struct named apart.
+#[derive(CustomResource, Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[kdev(group = "example.com", version = "v1", kind = "Web-App", struct = "WebApp", storage)]
+pub struct WebAppSpec {
+    pub image: String,
 }

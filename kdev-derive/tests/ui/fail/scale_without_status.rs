@@ -1,0 +1,11 @@
+use kdev::CustomResource;
+use serde::{Deserialize, Serialize};
+
+#[derive(CustomResource, Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[kdev(group = "example.com", version = "v1")]
+#[kdev(scale(spec_replicas_path = ".spec.replicas", status_replicas_path = ".status.replicas"))]
+pub struct AppSpec {
+    pub replicas: i32,
+}
+
+fn main() {}

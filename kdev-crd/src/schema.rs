@@ -11,8 +11,11 @@
 //!    field is optional because it is not `required`, and never `nullable` unless asked;
 //! 3. `anyOf`/`oneOf` are resolved: string constants become one `enum` of strings (Rust unit
 //!    enums), integer-or-string becomes `x-kubernetes-int-or-string: true`, object variants
-//!    merge into one object whose `oneOf`/`anyOf` keeps only their `required` lists; any
-//!    other mix (an enum with both unit and data variants) becomes
+//!    (externally, internally and adjacently tagged enums) merge into one object with every
+//!    variant's properties (a property two variants type differently is joined, or kept as
+//!    given) whose `oneOf`/`anyOf` keeps, per variant, its `required` list and its tag's
+//!    `enum`, or becomes an `anyOf` when a value of one variant could match two branches; any
+//!    other mix (an externally tagged enum with both unit and data variants) becomes
 //!    `x-kubernetes-preserve-unknown-fields: true`, which the server stores as given;
 //! 4. draft 2020-12 spellings become OpenAPI v3 ones: `const` → `enum`, numeric
 //!    `exclusiveMinimum`/`exclusiveMaximum` → `minimum`/`maximum` plus the boolean form,
@@ -145,7 +148,10 @@ fn rewrite(node: Value, defs: &Map<String, Value>, stack: &mut Vec<String>) -> V
                         patches.extend(m.remove(PATCH).map(patch_list).unwrap_or_default());
                         m.insert(PATCH.into(), Value::Array(patches));
                     } else {
-                        m.entry(k.clone()).or_insert_with(|| v.clone());
+                        // The referring node's keywords win, but `properties` and `required`
+                        // join: an internally tagged newtype variant is the `$ref` to its
+                        // struct next to the tag's property.
+                        merge_keyword(&mut m, k, v.clone());
                     }
                 }
             }
@@ -321,50 +327,230 @@ fn resolve_alternatives(m: &mut Map<String, Value>, key: &str, mut branches: Vec
         return;
     }
     if all("object") {
-        let mut properties = Map::new();
-        let mut requirements = Vec::new();
-        let mut every_branch_requires = true;
-        for b in branches {
-            if let Some(Value::Object(props)) = b.get("properties") {
-                for (name, schema) in props {
-                    match properties.get_mut(name) {
-                        Some(existing) => union_enums(existing, schema),
-                        None => {
-                            properties.insert(name.clone(), schema.clone());
-                        }
-                    }
-                }
-            }
-            match b.get("required") {
-                Some(Value::Array(r)) if !r.is_empty() => requirements.push(json!({ "required": r })),
-                _ => every_branch_requires = false,
-            }
-        }
-        m.insert("type".into(), json!("object"));
-        let own = m.entry("properties").or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(own) = own {
-            for (name, schema) in properties {
-                own.entry(name).or_insert(schema);
-            }
-        }
-        if every_branch_requires {
-            m.insert(key.into(), Value::Array(requirements));
-        }
+        objects(m, key, branches);
         return;
     }
     m.remove("type");
-    m.insert("x-kubernetes-preserve-unknown-fields".into(), Value::Bool(true));
+    m.insert(PRESERVE.into(), Value::Bool(true));
 }
 
-/// Two variants' schemas of one property (an internally tagged enum's tag): join string enums.
-fn union_enums(existing: &mut Value, other: &Value) {
-    if let (Some(Value::Array(a)), Some(Value::Array(b))) = (existing.get_mut("enum"), other.get("enum")) {
-        for v in b {
-            if !a.contains(v) {
-                a.push(v.clone());
+const PRESERVE: &str = "x-kubernetes-preserve-unknown-fields";
+
+fn flag(m: &Map<String, Value>, k: &str) -> bool {
+    m.get(k) == Some(&Value::Bool(true))
+}
+
+/// Object alternatives (the variants of a data enum, tagged in any of serde's ways): one object
+/// with every variant's properties, and a `oneOf`/`anyOf` (`key`) whose branches tell the
+/// variants apart.
+///
+/// The structural part accepts any variant: a property several variants spell differently is
+/// joined ([`join_property`]), a variant that is a map (`additionalProperties`) or keeps unknown
+/// fields makes the object keep unknown fields. Each branch holds what distinguishes its
+/// variant, as value validations only: its `required` list and the `enum` of each constant
+/// property (the tag of an internally or adjacently tagged enum). A `oneOf` whose branches a
+/// value of one variant could satisfy twice (a unit variant's `{required: [tag]}` without the
+/// tag's value) would reject valid objects: it becomes an `anyOf`; and a branch that
+/// constrains nothing drops the junctor altogether.
+fn objects(m: &mut Map<String, Value>, key: &str, branches: Vec<Map<String, Value>>) {
+    let mut properties = Map::new();
+    let mut maps = Vec::new();
+    let mut open = false;
+    for b in &branches {
+        if let Some(Value::Object(props)) = b.get("properties") {
+            for (name, schema) in props {
+                match properties.get_mut(name) {
+                    Some(existing) => join_property(existing, schema),
+                    None => {
+                        properties.insert(name.clone(), schema.clone());
+                    }
+                }
             }
         }
+        match b.get("additionalProperties") {
+            Some(schema @ Value::Object(_)) => maps.push(schema.clone()),
+            Some(Value::Bool(true)) => open = true,
+            _ => {}
+        }
+        open |= flag(b, PRESERVE);
     }
+    m.insert("type".into(), json!("object"));
+    let own = m.entry("properties").or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(own) = own {
+        for (name, schema) in properties {
+            own.entry(name).or_insert(schema);
+        }
+    }
+    let has_properties = m
+        .get("properties")
+        .and_then(Value::as_object)
+        .is_some_and(|p| !p.is_empty());
+    if !has_properties {
+        m.remove("properties");
+    }
+    if let Some(first) = maps.first() {
+        // Structural schemas forbid `properties` next to `additionalProperties`.
+        if !open && !has_properties && maps.len() == branches.len() && maps.iter().all(|s| s == first) {
+            m.insert("additionalProperties".into(), first.clone());
+        } else {
+            open = true;
+        }
+    }
+    if open {
+        m.remove("additionalProperties");
+        m.insert(PRESERVE.into(), Value::Bool(true));
+    }
+    let validations: Vec<Map<String, Value>> = branches.iter().map(distinguishing).collect();
+    if validations.iter().any(Map::is_empty) {
+        return;
+    }
+    let apart = branches
+        .iter()
+        .enumerate()
+        .all(|(i, a)| branches.iter().enumerate().all(|(j, b)| i == j || excludes(a, b)));
+    let key = if apart { key } else { "anyOf" };
+    if key == "anyOf" && m.contains_key("anyOf") {
+        return;
+    }
+    m.insert(
+        key.into(),
+        Value::Array(validations.into_iter().map(Value::Object).collect()),
+    );
+}
+
+/// A variant's value validations: its `required` list and the `enum` of each property that
+/// has one (a tag's constant).
+fn distinguishing(b: &Map<String, Value>) -> Map<String, Value> {
+    let mut v = Map::new();
+    if let Some(Value::Array(r)) = b.get("required")
+        && !r.is_empty()
+    {
+        v.insert("required".into(), Value::Array(r.clone()));
+    }
+    let constants: Map<String, Value> = b
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, schema)| Some((name.clone(), json!({ "enum": schema.get("enum")?.clone() }))))
+        .collect();
+    if !constants.is_empty() {
+        v.insert("properties".into(), Value::Object(constants));
+    }
+    v
+}
+
+/// Whether no value of variant `a` satisfies variant `b`'s distinguishing validations: `b`
+/// requires a property `a` never has, or a property `a` requires has disjoint `enum`s in both.
+fn excludes(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    let required = |m: &Map<String, Value>| -> Vec<String> {
+        m.get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    let constants = |m: &Map<String, Value>, name: &str| {
+        m.get("properties")
+            .and_then(|p| p.get(name))
+            .and_then(|s| s.get("enum"))
+            .and_then(Value::as_array)
+            .cloned()
+    };
+    let a_closed = !flag(a, PRESERVE)
+        && !matches!(
+            a.get("additionalProperties"),
+            Some(Value::Object(_) | Value::Bool(true))
+        );
+    let a_has = |name: &str| a.get("properties").is_some_and(|p| p.get(name).is_some());
+    let missing = a_closed && required(b).iter().any(|r| !a_has(r));
+    let disjoint = required(a)
+        .iter()
+        .any(|r| matches!((constants(a, r), constants(b, r)), (Some(x), Some(y)) if x.iter().all(|v| !y.contains(v))));
+    missing || disjoint
+}
+
+/// Joins the schemas two variants give one property, so that the result accepts both: equal
+/// schemas (up to their descriptions) stay, enums of one type join (an internally tagged
+/// enum's tag), an integer and a string become int-or-string, objects join their properties
+/// (each required only if both require it), and anything else keeps whatever it is given.
+fn join_property(existing: &mut Value, other: &Value) {
+    let (Value::Object(a), Value::Object(b)) = (&mut *existing, other) else {
+        *existing = Value::Object(preserve());
+        return;
+    };
+    let without_description = |m: &Map<String, Value>| {
+        let mut m = m.clone();
+        m.remove("description");
+        m
+    };
+    if without_description(a) == without_description(b) {
+        return;
+    }
+    let description = a.get("description").cloned();
+    let (ta, tb) = (type_of(a).map(str::to_owned), type_of(b).map(str::to_owned));
+    if ta == tb
+        && let (Some(Value::Array(x)), Some(Value::Array(y))) = (a.get_mut("enum"), b.get("enum"))
+    {
+        for v in y {
+            if !x.contains(v) {
+                x.push(v.clone());
+            }
+        }
+        return;
+    }
+    let int_or_string = |m: &Map<String, Value>| {
+        matches!(type_of(m), Some("integer" | "string")) || flag(m, "x-kubernetes-int-or-string")
+    };
+    let closed = |m: &Map<String, Value>| !flag(m, PRESERVE) && !m.contains_key("additionalProperties");
+    let objects = ta.as_deref() == Some("object") && tb.as_deref() == Some("object");
+    let mut joined = if objects && closed(a) && closed(b) {
+        let mut props = a
+            .get("properties")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (name, schema) in b.get("properties").and_then(Value::as_object).into_iter().flatten() {
+            match props.get_mut(name) {
+                Some(existing) => join_property(existing, schema),
+                None => {
+                    props.insert(name.clone(), schema.clone());
+                }
+            }
+        }
+        let b_required = b.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
+        let required: Vec<Value> = a
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|r| b_required.contains(r))
+            .cloned()
+            .collect();
+        let mut m = Map::new();
+        m.insert("type".into(), json!("object"));
+        m.insert("properties".into(), Value::Object(props));
+        if !required.is_empty() {
+            m.insert("required".into(), Value::Array(required));
+        }
+        m
+    } else if int_or_string(a) && int_or_string(b) && ta != tb {
+        let mut m = Map::new();
+        m.insert("x-kubernetes-int-or-string".into(), Value::Bool(true));
+        m
+    } else if objects {
+        let mut m = preserve();
+        m.insert("type".into(), json!("object"));
+        m
+    } else {
+        preserve()
+    };
+    if let Some(d) = description {
+        joined.insert("description".into(), d);
+    }
+    *existing = Value::Object(joined);
 }
 
 /// `items` (and 2020-12's `prefixItems` for tuples) into one structural `items` schema.
@@ -399,28 +585,37 @@ fn items(m: &mut Map<String, Value>, defs: &Map<String, Value>, stack: &mut Vec<
 /// Merges `from` into `to`: properties and required lists are joined, `to` wins elsewhere.
 fn merge_into(to: &mut Map<String, Value>, from: Map<String, Value>) {
     for (k, v) in from {
-        match (k.as_str(), to.get_mut(&k), v) {
-            ("properties", Some(Value::Object(own)), Value::Object(more)) => {
-                for (name, schema) in more {
-                    own.entry(name).or_insert(schema);
+        if k == PATCH
+            && let Some(own) = to.get_mut(&k)
+        {
+            let mut patches = patch_list(v);
+            patches.extend(patch_list(own.take()));
+            *own = Value::Array(patches);
+        } else {
+            merge_keyword(to, &k, v);
+        }
+    }
+}
+
+/// Merges one keyword into `to`: `properties` and `required` (and CEL rules) are joined, with
+/// `to`'s schema of a property winning; for any other keyword `to` wins.
+fn merge_keyword(to: &mut Map<String, Value>, k: &str, v: Value) {
+    match (k, to.get_mut(k), v) {
+        ("properties", Some(Value::Object(own)), Value::Object(more)) => {
+            for (name, schema) in more {
+                own.entry(name).or_insert(schema);
+            }
+        }
+        ("required" | "x-kubernetes-validations", Some(Value::Array(own)), Value::Array(more)) => {
+            for r in more {
+                if !own.contains(&r) {
+                    own.push(r);
                 }
             }
-            (PATCH, Some(own), more) => {
-                let mut patches = patch_list(more);
-                patches.extend(patch_list(own.take()));
-                *own = Value::Array(patches);
-            }
-            ("required" | "x-kubernetes-validations", Some(Value::Array(own)), Value::Array(more)) => {
-                for r in more {
-                    if !own.contains(&r) {
-                        own.push(r);
-                    }
-                }
-            }
-            (_, Some(_), _) => {}
-            (_, None, v) => {
-                to.insert(k, v);
-            }
+        }
+        (_, Some(_), _) => {}
+        (_, None, v) => {
+            to.insert(k.to_owned(), v);
         }
     }
 }
@@ -860,5 +1055,212 @@ mod tests {
             json!({ "x-kubernetes-int-or-string": true }).as_object().unwrap(),
         );
         assert_eq!(schema, json!({ "x-kubernetes-int-or-string": true }));
+    }
+
+    /// The structural-schema rules on value validations (allOf/anyOf/oneOf/not): no `type`,
+    /// `description`, `default`, `additionalProperties`, `nullable`, `title` or `x-kubernetes-*`
+    /// in them, and each property they name also in the structural part next to them.
+    fn assert_structural(schema: &Value, path: &str) {
+        let Value::Object(m) = schema else { return };
+        for (name, child) in m.get("properties").and_then(Value::as_object).into_iter().flatten() {
+            assert_structural(child, &format!("{path}.{name}"));
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(child) = m.get(key) {
+                assert_structural(child, &format!("{path}.{key}"));
+            }
+        }
+        assert!(
+            !(m.contains_key("properties") && m.get("additionalProperties").is_some_and(Value::is_object)),
+            "{path}: properties and additionalProperties"
+        );
+        for (key, branch) in junctors(m) {
+            assert_value_validation(branch, m, &format!("{path}.{key}"));
+        }
+    }
+
+    fn junctors(m: &Map<String, Value>) -> Vec<(&'static str, &Value)> {
+        let mut out = Vec::new();
+        for key in ["allOf", "anyOf", "oneOf"] {
+            for b in m.get(key).and_then(Value::as_array).into_iter().flatten() {
+                out.push((key, b));
+            }
+        }
+        if let Some(not) = m.get("not") {
+            out.push(("not", not));
+        }
+        out
+    }
+
+    fn assert_value_validation(v: &Value, structural: &Map<String, Value>, path: &str) {
+        let Value::Object(v) = v else {
+            panic!("{path}: not a schema")
+        };
+        for k in v.keys() {
+            assert!(
+                ![
+                    "type",
+                    "description",
+                    "default",
+                    "additionalProperties",
+                    "nullable",
+                    "title"
+                ]
+                .contains(&k.as_str())
+                    && !k.starts_with("x-kubernetes-"),
+                "{path}: {k} in a value validation: {v:?}"
+            );
+        }
+        let props = structural.get("properties").and_then(Value::as_object);
+        for (name, child) in v.get("properties").and_then(Value::as_object).into_iter().flatten() {
+            let Some(Value::Object(outer)) = props.and_then(|p| p.get(name)) else {
+                panic!("{path}: property {name} is not in the structural part")
+            };
+            assert_value_validation(child, outer, &format!("{path}.{name}"));
+        }
+        for (key, branch) in junctors(v) {
+            assert_value_validation(branch, structural, &format!("{path}.{key}"));
+        }
+    }
+
+    /// How many of the `oneOf` branches of `schema` (`required` lists and property `enum`s
+    /// only) `value` satisfies.
+    fn one_of_matches(schema: &Value, value: &Value) -> usize {
+        let branches = schema["oneOf"].as_array().cloned().unwrap_or_default();
+        branches
+            .iter()
+            .filter(|b| {
+                let required = b["required"].as_array().cloned().unwrap_or_default();
+                let enums = b["properties"].as_object().cloned().unwrap_or_default();
+                required.iter().all(|r| value.get(r.as_str().unwrap()).is_some())
+                    && enums.iter().all(|(name, s)| {
+                        value
+                            .get(name)
+                            .is_none_or(|v| s["enum"].as_array().unwrap().contains(v))
+                    })
+            })
+            .count()
+    }
+
+    #[allow(dead_code)]
+    #[derive(JsonSchema)]
+    struct GitSource {
+        url: String,
+        rev: Option<String>,
+    }
+
+    #[allow(dead_code)]
+    #[derive(JsonSchema)]
+    #[serde(tag = "type")]
+    enum Internal {
+        Git(GitSource),
+        Empty,
+        Inline { image: String, size: u32 },
+        Named { size: String },
+    }
+
+    #[allow(dead_code)]
+    #[derive(JsonSchema)]
+    #[serde(tag = "t", content = "c")]
+    enum Adjacent {
+        Git(GitSource),
+        Empty,
+        Num(u32),
+        Text(String),
+        Inline { image: String },
+    }
+
+    #[test]
+    fn an_internally_tagged_enum_keeps_every_variant_s_fields_and_tells_variants_apart_by_the_tag() {
+        let schema = schema_for::<Internal>();
+        assert_structural(&schema, "");
+        assert_eq!(
+            schema,
+            json!({
+                "type": "object",
+                "properties": {
+                    "type": { "type": "string", "enum": ["Git", "Empty", "Inline", "Named"] },
+                    "url": { "type": "string" },
+                    "rev": { "type": "string" },
+                    "image": { "type": "string" },
+                    "size": { "x-kubernetes-int-or-string": true }
+                },
+                "oneOf": [
+                    { "required": ["type", "url"], "properties": { "type": { "enum": ["Git"] } } },
+                    { "required": ["type"], "properties": { "type": { "enum": ["Empty"] } } },
+                    { "required": ["type", "image", "size"], "properties": { "type": { "enum": ["Inline"] } } },
+                    { "required": ["type", "size"], "properties": { "type": { "enum": ["Named"] } } }
+                ]
+            })
+        );
+        for value in [
+            json!({ "type": "Git", "url": "u", "rev": "r" }),
+            json!({ "type": "Empty" }),
+            json!({ "type": "Inline", "image": "i", "size": 3 }),
+            json!({ "type": "Named", "size": "big" }),
+        ] {
+            assert_eq!(one_of_matches(&schema, &value), 1, "{value}");
+        }
+    }
+
+    #[test]
+    fn an_adjacently_tagged_enum_keeps_content_of_every_shape() {
+        let schema = schema_for::<Adjacent>();
+        assert_structural(&schema, "");
+        assert_eq!(
+            schema["properties"],
+            json!({
+                "t": { "type": "string", "enum": ["Git", "Empty", "Num", "Text", "Inline"] },
+                "c": { "x-kubernetes-preserve-unknown-fields": true }
+            }),
+            "the content differs in type between variants: it is kept as given"
+        );
+        for value in [
+            json!({ "t": "Git", "c": { "url": "u" } }),
+            json!({ "t": "Empty" }),
+            json!({ "t": "Num", "c": 1 }),
+            json!({ "t": "Text", "c": "x" }),
+            json!({ "t": "Inline", "c": { "image": "i" } }),
+        ] {
+            assert_eq!(one_of_matches(&schema, &value), 1, "{value}");
+        }
+    }
+
+    #[allow(dead_code)]
+    #[derive(JsonSchema)]
+    #[serde(tag = "t", content = "c")]
+    enum AdjacentObjects {
+        Git(GitSource),
+        Inline { image: String, url: String },
+    }
+
+    #[allow(dead_code)]
+    #[derive(JsonSchema)]
+    #[serde(untagged)]
+    enum Loose {
+        Source { url: String, rev: Option<String> },
+        Pinned { url: String, rev: String },
+    }
+
+    #[test]
+    fn object_contents_of_several_variants_join_and_indistinct_variants_use_any_of() {
+        let schema = schema_for::<AdjacentObjects>();
+        assert_structural(&schema, "");
+        assert_eq!(
+            schema["properties"]["c"],
+            json!({
+                "type": "object",
+                "properties": { "url": { "type": "string" }, "rev": { "type": "string" }, "image": { "type": "string" } },
+                "required": ["url"]
+            })
+        );
+        // A `Pinned` value is also a valid `Source`: a oneOf would reject it.
+        let schema = schema_for::<Loose>();
+        assert_structural(&schema, "");
+        assert!(schema.get("oneOf").is_none());
+        assert_eq!(
+            schema["anyOf"],
+            json!([{ "required": ["url"] }, { "required": ["url", "rev"] }])
+        );
     }
 }

@@ -5,5 +5,6 @@
 mod markers;
 mod resource;
 mod server;
+mod shapes;
 mod snapshot;
 mod ui;

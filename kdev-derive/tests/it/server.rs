@@ -383,3 +383,62 @@ async fn the_merged_versions_are_accepted_and_served_each_with_its_own_schema() 
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tagged_enums_keep_every_variant_through_a_write_and_a_read() {
+    use crate::shapes::{GitSource, Pipeline, PipelineSpec, Source, Step};
+
+    let env = TestEnv::start().await.expect("a cluster");
+    let client = env.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    with_crd(&crds, &Pipeline::crd(), async {
+        let ns = env.namespace().await.expect("a namespace");
+        let api: Api<Pipeline> = Api::namespaced(client.clone(), &ns);
+        let git = GitSource {
+            url: "https://example.com/r.git".into(),
+            rev: Some("main".into()),
+        };
+        let image = Source::Image {
+            image: "busybox".into(),
+            size: 3,
+        };
+        let specs = [
+            (Source::Git(git.clone()), Step::Fetch(git.clone())),
+            (Source::Empty, Step::Nothing),
+            (image.clone(), Step::Repeat(2)),
+            (image, Step::Run("make".into())),
+        ];
+        for (i, (source, step)) in specs.into_iter().enumerate() {
+            let spec = PipelineSpec { source, step };
+            let name = format!("p{i}");
+            api.create(&PostParams::default(), &Pipeline::new(&name, spec.clone()))
+                .await
+                .unwrap_or_else(|e| panic!("{spec:?} is accepted: {e}"));
+            let read = api.get(&name).await.expect("read back");
+            assert_eq!(read.spec, spec, "nothing is pruned");
+        }
+        let raw: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &Pipeline::api_resource());
+        let base = json!({ "source": { "type": "Empty" }, "step": { "t": "Nothing" } });
+        rejects(
+            &raw,
+            "derive.kdev.dev/v1",
+            "Pipeline",
+            "unknown-tag",
+            &base,
+            json!({ "source": { "type": "Zip" } }),
+            "spec.source.type",
+        )
+        .await;
+        rejects(
+            &raw,
+            "derive.kdev.dev/v1",
+            "Pipeline",
+            "missing-field",
+            &base,
+            json!({ "source": { "type": "Git" } }),
+            "spec.source",
+        )
+        .await;
+    })
+    .await;
+}

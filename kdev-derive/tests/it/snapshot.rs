@@ -409,11 +409,12 @@ fn crdgen_lists_every_registered_kind_once_with_its_versions_merged() {
         names,
         [
             "gadgets.derive.kdev.dev",
+            "pipelines.derive.kdev.dev",
             "webapps.derive.kdev.dev",
             "widgets.derive.kdev.dev"
         ]
     );
-    let widget = &crds[2];
+    let widget = &crds[3];
     let versions: Vec<_> = widget
         .spec
         .versions
@@ -422,6 +423,6 @@ fn crdgen_lists_every_registered_kind_once_with_its_versions_merged() {
         .collect();
     assert_eq!(versions, [("v1", false), ("v2", true)]);
     let yaml = kdev::crd::to_yaml(&crds).unwrap();
-    assert_eq!(yaml.matches("\n---\n").count(), 2, "three documents");
+    assert_eq!(yaml.matches("\n---\n").count(), 3, "four documents");
     assert!(yaml.starts_with("apiVersion: apiextensions.k8s.io/v1\n"), "{yaml}");
 }

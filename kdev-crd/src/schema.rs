@@ -20,10 +20,15 @@
 //! 4. draft 2020-12 spellings become OpenAPI v3 ones: `const` → `enum`, numeric
 //!    `exclusiveMinimum`/`exclusiveMaximum` → `minimum`/`maximum` plus the boolean form,
 //!    `examples` → `example`, sized integer formats → `int32`/`int64`;
-//! 5. what structural schemas forbid goes: `additionalProperties: false` (pruning already drops
+//! 5. maps stay maps: a map's value schema (`additionalProperties`, or the one
+//!    `patternProperties` of a map with integer keys, whose key pattern is not checked) becomes
+//!    `additionalProperties`, and a struct with a `#[serde(flatten)]` map next to its fields
+//!    keeps unknown fields (`x-kubernetes-preserve-unknown-fields: true`), since structural
+//!    schemas forbid `properties` next to `additionalProperties`;
+//! 6. what structural schemas forbid goes: `additionalProperties: false` (pruning already drops
 //!    unknown fields), `uniqueItems: true` (becomes `x-kubernetes-list-type: set` for scalar
 //!    items), `default: null`, and every keyword apiextensions.k8s.io/v1 does not know.
-//! 6. overrides that `#[kdev::schema]` left in a type's or a field's schema under [`PATCH`]
+//! 7. overrides that `#[kdev::schema]` left in a type's or a field's schema under [`PATCH`]
 //!    are applied ([`apply`]) where the type ends up, after its `$ref` is inlined: the type's
 //!    own first, then the field's.
 
@@ -227,15 +232,7 @@ fn rewrite_object(mut m: Map<String, Value>, defs: &Map<String, Value>, stack: &
         m.insert("properties".into(), Value::Object(props));
     }
     items(&mut m, defs, stack);
-    match m.remove("additionalProperties") {
-        Some(Value::Bool(true)) if !m.contains_key("properties") => {
-            m.insert("x-kubernetes-preserve-unknown-fields".into(), Value::Bool(true));
-        }
-        Some(schema @ Value::Object(_)) if !m.contains_key("properties") => {
-            m.insert("additionalProperties".into(), rewrite(schema, defs, stack));
-        }
-        _ => {}
-    }
+    map_values(&mut m, defs, stack);
     if let Some(Value::Object(not)) = m.remove("not") {
         m.insert("not".into(), Value::Object(rewrite_object(not, defs, stack)));
     }
@@ -256,6 +253,43 @@ fn rewrite_object(mut m: Map<String, Value>, defs: &Map<String, Value>, stack: &
         m.insert("x-kubernetes-preserve-unknown-fields".into(), Value::Bool(true));
     }
     m
+}
+
+/// What an object holds besides its `properties`, in structural form: `additionalProperties`
+/// (a map's values), or keys that must match a pattern (`patternProperties`, a map with
+/// integer keys), or whatever the type does not name (`unevaluatedProperties`, a flattened
+/// map). Structural schemas know neither `patternProperties` nor `additionalProperties` next to
+/// `properties`: a map's value schema becomes `additionalProperties` (its key pattern is not
+/// checked), and a struct that also keeps other keys keeps unknown fields.
+fn map_values(m: &mut Map<String, Value>, defs: &Map<String, Value>, stack: &mut Vec<String>) {
+    let additional = m.remove("additionalProperties");
+    let unevaluated = m.remove("unevaluatedProperties");
+    let patterns = match m.remove("patternProperties") {
+        Some(Value::Object(p)) if !p.is_empty() => Some(p),
+        _ => None,
+    };
+    let closed = |v: &Option<Value>| matches!(v, None | Some(Value::Bool(false)));
+    let mut values = if closed(&additional) { unevaluated } else { additional };
+    if let Some(patterns) = patterns {
+        let mut patterns = patterns.into_iter().map(|(_, schema)| schema);
+        values = match (closed(&values), patterns.next(), patterns.next()) {
+            (true, Some(only), None) => Some(only),
+            _ => Some(Value::Bool(true)),
+        };
+    }
+    let has_properties = m
+        .get("properties")
+        .and_then(Value::as_object)
+        .is_some_and(|p| !p.is_empty());
+    match values {
+        Some(schema @ Value::Object(_)) if !has_properties => {
+            m.insert("additionalProperties".into(), rewrite(schema, defs, stack));
+        }
+        Some(Value::Bool(true) | Value::Object(_)) => {
+            m.insert(PRESERVE.into(), Value::Bool(true));
+        }
+        _ => {}
+    }
 }
 
 /// `type: [T, "null"]` → `type: T`; `[integer, string]` → int-or-string; anything else → any.
@@ -1261,6 +1295,80 @@ mod tests {
         assert_eq!(
             schema["anyOf"],
             json!([{ "required": ["url"] }, { "required": ["url", "rev"] }])
+        );
+    }
+
+    #[allow(dead_code)]
+    #[derive(JsonSchema)]
+    struct Flattened {
+        name: String,
+        #[serde(flatten)]
+        extra: BTreeMap<String, serde_json::Value>,
+    }
+
+    #[allow(dead_code)]
+    #[derive(JsonSchema)]
+    struct FlattenedStrings {
+        name: String,
+        #[serde(flatten)]
+        extra: BTreeMap<String, String>,
+    }
+
+    #[allow(dead_code)]
+    #[derive(JsonSchema)]
+    #[serde(untagged)]
+    enum MapOrSource {
+        Map(BTreeMap<String, String>),
+        Source(GitSource),
+    }
+
+    #[allow(dead_code)]
+    #[derive(JsonSchema)]
+    struct Maps {
+        ports: std::collections::HashMap<u16, String>,
+        sources: BTreeMap<i32, GitSource>,
+        sizes: Option<BTreeMap<i64, u8>>,
+        either: MapOrSource,
+    }
+
+    #[test]
+    fn maps_keep_their_entries_whatever_their_keys_and_wherever_they_are() {
+        let object_with_name = json!({
+            "type": "object",
+            "properties": { "name": { "type": "string" } },
+            "required": ["name"],
+            "x-kubernetes-preserve-unknown-fields": true
+        });
+        assert_eq!(
+            schema_for::<Flattened>(),
+            object_with_name,
+            "a flattened map keeps its keys"
+        );
+        assert_eq!(schema_for::<FlattenedStrings>(), object_with_name);
+        let schema = schema_for::<Maps>();
+        assert_structural(&schema, "");
+        let props = &schema["properties"];
+        assert_eq!(
+            props["ports"],
+            json!({ "type": "object", "additionalProperties": { "type": "string" } }),
+            "a map with integer keys is a map of its values"
+        );
+        assert_eq!(
+            props["sources"]["additionalProperties"]["properties"]["url"],
+            json!({ "type": "string" })
+        );
+        assert_eq!(
+            props["sizes"],
+            json!({ "type": "object", "additionalProperties": { "type": "integer", "format": "int32", "minimum": 0, "maximum": 255 } })
+        );
+        assert_eq!(
+            props["either"],
+            json!({
+                "type": "object",
+                "properties": { "url": { "type": "string" }, "rev": { "type": "string" } },
+                "x-kubernetes-preserve-unknown-fields": true
+            }),
+            "an untagged map variant keeps its entries next to the other variant's fields"
         );
     }
 }

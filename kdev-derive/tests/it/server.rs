@@ -442,3 +442,29 @@ async fn tagged_enums_keep_every_variant_through_a_write_and_a_read() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maps_keep_every_entry_through_a_write_and_a_read() {
+    use crate::shapes::{Catalog, CatalogSpec, MapOrSource, Owner};
+
+    let env = TestEnv::start().await.expect("a cluster");
+    let client = env.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    with_crd(&crds, &Catalog::crd(), async {
+        let ns = env.namespace().await.expect("a namespace");
+        let api: Api<Catalog> = Api::namespaced(client.clone(), &ns);
+        let spec = CatalogSpec {
+            ports: [(80, "http".to_owned()), (443, "https".to_owned())].into(),
+            owner: Owner {
+                name: "me".into(),
+                extra: [("team".to_owned(), json!("a")), ("size".to_owned(), json!({ "n": 1 }))].into(),
+            },
+            either: MapOrSource::Map([("a".to_owned(), "b".to_owned())].into()),
+        };
+        api.create(&PostParams::default(), &Catalog::new("c", spec.clone()))
+            .await
+            .expect("accepted");
+        assert_eq!(api.get("c").await.expect("read back").spec, spec, "nothing is pruned");
+    })
+    .await;
+}

@@ -1,5 +1,5 @@
 //! Shapes of serde data that need care in a structural schema: internally and adjacently tagged
-//! enums with unit, newtype and struct variants.
+//! enums with unit, newtype and struct variants, and maps (integer keys, flattened, untagged).
 
 use kdev::CustomResource;
 use serde::{Deserialize, Serialize};
@@ -53,4 +53,36 @@ pub enum Step {
     Repeat(u32),
     /// A string content.
     Run(String),
+}
+
+/// A catalog: maps the Rust types serialize, which the server must not prune.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[kdev(group = "derive.kdev.dev", version = "v1", namespaced)]
+pub struct CatalogSpec {
+    /// Integer keys: schemars gives `patternProperties`.
+    pub ports: std::collections::BTreeMap<u16, String>,
+    /// A struct with a flattened map next to its fields.
+    pub owner: Owner,
+    /// A map or a struct.
+    pub either: MapOrSource,
+}
+
+/// Named, with any other keys kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Owner {
+    /// The name.
+    pub name: String,
+    /// Every other key.
+    #[serde(flatten)]
+    pub extra: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// An untagged enum with a map variant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum MapOrSource {
+    /// A git repository.
+    Source(GitSource),
+    /// A map.
+    Map(std::collections::BTreeMap<String, String>),
 }

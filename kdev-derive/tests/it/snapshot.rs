@@ -408,13 +408,14 @@ fn crdgen_lists_every_registered_kind_once_with_its_versions_merged() {
     assert_eq!(
         names,
         [
+            "catalogs.derive.kdev.dev",
             "gadgets.derive.kdev.dev",
             "pipelines.derive.kdev.dev",
             "webapps.derive.kdev.dev",
             "widgets.derive.kdev.dev"
         ]
     );
-    let widget = &crds[3];
+    let widget = &crds[4];
     let versions: Vec<_> = widget
         .spec
         .versions
@@ -423,6 +424,6 @@ fn crdgen_lists_every_registered_kind_once_with_its_versions_merged() {
         .collect();
     assert_eq!(versions, [("v1", false), ("v2", true)]);
     let yaml = kdev::crd::to_yaml(&crds).unwrap();
-    assert_eq!(yaml.matches("\n---\n").count(), 3, "four documents");
+    assert_eq!(yaml.matches("\n---\n").count(), 4, "five documents");
     assert!(yaml.starts_with("apiVersion: apiextensions.k8s.io/v1\n"), "{yaml}");
 }

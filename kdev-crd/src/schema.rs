@@ -233,8 +233,8 @@ fn rewrite_object(mut m: Map<String, Value>, defs: &Map<String, Value>, stack: &
     }
     items(&mut m, defs, stack);
     map_values(&mut m, defs, stack);
-    if let Some(Value::Object(not)) = m.remove("not") {
-        m.insert("not".into(), Value::Object(rewrite_object(not, defs, stack)));
+    if let Some(not) = m.remove("not") {
+        m.insert("not".into(), value_validation(not));
     }
     if let Some(patches) = m.remove(PATCH) {
         for patch in patch_list(patches) {
@@ -253,6 +253,56 @@ fn rewrite_object(mut m: Map<String, Value>, defs: &Map<String, Value>, stack: &
         m.insert("x-kubernetes-preserve-unknown-fields".into(), Value::Bool(true));
     }
     m
+}
+
+/// A value validation (what `not`, `allOf`, `anyOf` and `oneOf` hold) in structural form: only
+/// validations, never what structural schemas forbid there (`type`, `description`, `default`,
+/// `nullable`, `title`, `additionalProperties`, `x-kubernetes-*`), and never a `type` or
+/// `x-kubernetes-preserve-unknown-fields` added as [`rewrite`] adds them to a node. The
+/// NonZero integers' `not: {const: 0}` becomes `not: {enum: [0]}`.
+fn value_validation(node: Value) -> Value {
+    let Value::Object(mut m) = node else {
+        return Value::Object(Map::new());
+    };
+    if let Some(c) = m.remove("const") {
+        m.insert("enum".into(), Value::Array(vec![c]));
+    }
+    for (exclusive, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+        if let Some(n @ Value::Number(_)) = m.get(exclusive).cloned() {
+            m.insert(bound.into(), n);
+            m.insert(exclusive.into(), Value::Bool(true));
+        }
+    }
+    m.retain(|k, _| {
+        KNOWN.contains(&k.as_str())
+            && !matches!(
+                k.as_str(),
+                "type"
+                    | "format"
+                    | "description"
+                    | "default"
+                    | "nullable"
+                    | "title"
+                    | "additionalProperties"
+                    | "example"
+                    | "externalDocs"
+            )
+    });
+    if let Some(Value::Object(props)) = m.remove("properties") {
+        let props = props.into_iter().map(|(k, v)| (k, value_validation(v))).collect();
+        m.insert("properties".into(), Value::Object(props));
+    }
+    for key in ["items", "not"] {
+        if let Some(v) = m.remove(key) {
+            m.insert(key.into(), value_validation(v));
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        if let Some(Value::Array(branches)) = m.remove(key) {
+            m.insert(key.into(), branches.into_iter().map(value_validation).collect());
+        }
+    }
+    Value::Object(m)
 }
 
 /// What an object holds besides its `properties`, in structural form: `additionalProperties`
@@ -1369,6 +1419,41 @@ mod tests {
                 "x-kubernetes-preserve-unknown-fields": true
             }),
             "an untagged map variant keeps its entries next to the other variant's fields"
+        );
+    }
+
+    #[allow(dead_code)]
+    #[derive(JsonSchema)]
+    struct NonZeros {
+        a: std::num::NonZeroI32,
+        b: Option<std::num::NonZeroI64>,
+        c: std::num::NonZeroI8,
+        d: std::num::NonZeroU16,
+    }
+
+    #[test]
+    fn non_zero_integers_exclude_zero_in_a_structural_not() {
+        let schema = schema_for::<NonZeros>();
+        assert_structural(&schema, "");
+        let props = &schema["properties"];
+        assert_eq!(
+            props["a"],
+            json!({ "type": "integer", "format": "int32", "not": { "enum": [0] } })
+        );
+        assert_eq!(
+            props["b"],
+            json!({ "type": "integer", "format": "int64", "not": { "enum": [0] } })
+        );
+        assert_eq!(props["c"]["not"], json!({ "enum": [0] }));
+        assert_eq!(props["d"]["minimum"], json!(1));
+        let not = value_validation(json!({
+            "type": "object", "description": "d", "default": {}, "x-kubernetes-preserve-unknown-fields": true,
+            "properties": { "n": { "type": "string", "const": "x", "nullable": true } },
+            "anyOf": [{ "title": "t", "exclusiveMinimum": 3 }]
+        }));
+        assert_eq!(
+            not,
+            json!({ "properties": { "n": { "enum": ["x"] } }, "anyOf": [{ "minimum": 3, "exclusiveMinimum": true }] })
         );
     }
 }

@@ -409,7 +409,8 @@ async fn tagged_enums_keep_every_variant_through_a_write_and_a_read() {
             (image, Step::Run("make".into())),
         ];
         for (i, (source, step)) in specs.into_iter().enumerate() {
-            let spec = PipelineSpec { source, step };
+            let priority = std::num::NonZeroI32::new(i32::try_from(i).expect("small") - 1);
+            let spec = PipelineSpec { source, step, priority };
             let name = format!("p{i}");
             api.create(&PostParams::default(), &Pipeline::new(&name, spec.clone()))
                 .await
@@ -437,6 +438,16 @@ async fn tagged_enums_keep_every_variant_through_a_write_and_a_read() {
             &base,
             json!({ "source": { "type": "Git" } }),
             "spec.source",
+        )
+        .await;
+        rejects(
+            &raw,
+            "derive.kdev.dev/v1",
+            "Pipeline",
+            "zero",
+            &base,
+            json!({ "priority": 0 }),
+            "spec.priority",
         )
         .await;
     })

@@ -12,6 +12,9 @@ pub struct PipelineSpec {
     pub source: Source,
     /// Adjacently tagged: `{"t": "Num", "c": 3}`.
     pub step: Step,
+    /// Anything but zero: schemars says `not: {const: 0}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<std::num::NonZeroI32>,
 }
 
 /// A git repository.

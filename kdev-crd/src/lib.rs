@@ -69,6 +69,19 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A `default` given explicitly (`#[kdev(default = ...)]`, `default_json`) breaks the
+    /// validations of its own field (its type, `enum`, bounds, lengths, sizes or required
+    /// fields): the API server would refuse the CRD. (A default derived from
+    /// `#[serde(default)]` that does so is left out of the schema instead.)
+    #[error("{kind}: the default of spec{path} does not fit its schema: {reason}")]
+    InvalidDefault {
+        /// The resource kind.
+        kind: String,
+        /// Where the default is, in the spec's schema (`.properties.size`).
+        path: String,
+        /// What it breaks, from the default's value down (`default.limit: must be at most 5`).
+        reason: String,
+    },
     /// The CRDs do not serialize as YAML.
     #[error("writing YAML: {0}")]
     Yaml(String),
@@ -384,6 +397,17 @@ pub mod __private {
                 });
             };
             schema::apply(target, patch);
+            if !patch.contains_key("default") {
+                // The attribute may add a validation the serde default breaks (`min_length`).
+                schema::settle_default(target);
+            }
+        }
+        if let Some((path, reason)) = schema::misfit_default(&spec) {
+            return Err(Error::InvalidDefault {
+                kind: kind.to_owned(),
+                path,
+                reason,
+            });
         }
         let mut crd: Value = serde_json::from_str(crd).map_err(assemble)?;
         if let Some(Value::Object(version)) = crd.pointer_mut("/spec/versions/0") {
@@ -487,5 +511,27 @@ mod tests {
             "{err}"
         );
         assert!(matches!(merge_versions([]), Err(Error::NoVersions)));
+    }
+
+    #[test]
+    fn a_field_attribute_drops_the_serde_default_it_breaks_and_an_explicit_misfit_is_an_error() {
+        let skeleton = r#"{"metadata":{"name":"ws.example.com"},"spec":{"group":"example.com","scope":"Namespaced",
+            "names":{"kind":"W","plural":"ws"},"versions":[{"name":"v1","served":true,"storage":true}]}}"#;
+        let spec = json!({ "type": "object", "properties": { "name": { "type": "string", "default": "" } } });
+        let crd = __private::crd("W", skeleton, r#"{"name":{"minLength":1}}"#, spec.clone(), None).unwrap();
+        let schema = crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap();
+        let name = &schema.properties.as_ref().unwrap()["spec"].properties.as_ref().unwrap()["name"];
+        assert_eq!((name.min_length, name.default.is_none()), (Some(1), true));
+        let err = __private::crd("W", skeleton, r#"{"name":{"minLength":1,"default":""}}"#, spec, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "W: the default of spec.properties.name does not fit its schema: default: must have at least 1 characters"
+        );
     }
 }

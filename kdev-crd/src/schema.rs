@@ -27,7 +27,9 @@
 //!    schemas forbid `properties` next to `additionalProperties`;
 //! 6. what structural schemas forbid goes: `additionalProperties: false` (pruning already drops
 //!    unknown fields), `uniqueItems: true` (becomes `x-kubernetes-list-type: set` for scalar
-//!    items), `default: null`, and every keyword apiextensions.k8s.io/v1 does not know.
+//!    items), `default: null`, the `null`s of non-nullable fields inside a serde default, a
+//!    serde default that breaks its own node's validations ([`settle_default`]), and every
+//!    keyword apiextensions.k8s.io/v1 does not know.
 //! 7. overrides that `#[kdev::schema]` left in a type's or a field's schema under [`PATCH`]
 //!    are applied ([`apply`]) where the type ends up, after its `$ref` is inlined: the type's
 //!    own first, then the field's.
@@ -236,9 +238,11 @@ fn rewrite_object(mut m: Map<String, Value>, defs: &Map<String, Value>, stack: &
     if let Some(not) = m.remove("not") {
         m.insert("not".into(), value_validation(not));
     }
+    let mut explicit_default = false;
     if let Some(patches) = m.remove(PATCH) {
         for patch in patch_list(patches) {
             if let Value::Object(patch) = patch {
+                explicit_default |= patch.contains_key("default");
                 apply(&mut m, &patch);
             }
         }
@@ -252,7 +256,189 @@ fn rewrite_object(mut m: Map<String, Value>, defs: &Map<String, Value>, stack: &
         // `{}` or only value validations: the value can be anything.
         m.insert("x-kubernetes-preserve-unknown-fields".into(), Value::Bool(true));
     }
+    if !explicit_default {
+        settle_default(&mut m);
+    }
     m
+}
+
+/// Fits a default serde derived (`#[serde(default)]`, which schemars serializes) to its
+/// schema: `null`s of fields that are not `nullable` go (an `Option` field without
+/// `skip_serializing_if`; the server refuses them as "must be of type ..."), and a default
+/// that still breaks its schema's own validations (`""` under `min_length = 1`, `[]` under
+/// `min_items = 1`) is dropped, as [`default_misfit`] finds it: the server would refuse the
+/// whole CRD, and the Rust side still applies the serde default when it reads an object
+/// without the field.
+///
+/// A default given explicitly (`#[kdev(default = ...)]`) is left as it is, for
+/// [`default_misfit`] to report.
+pub fn settle_default(schema: &mut Map<String, Value>) {
+    let Some(mut default) = schema.remove("default") else {
+        return;
+    };
+    strip_nulls(schema, &mut default);
+    if default_misfit(schema, &default).is_none() {
+        schema.insert("default".into(), default);
+    }
+}
+
+/// Removes the `null` members of `value` whose schema (under `schema`) is not `nullable`.
+fn strip_nulls(schema: &Map<String, Value>, value: &mut Value) {
+    match value {
+        Value::Object(members) => {
+            members.retain(|name, v| !v.is_null() || child(schema, name).is_some_and(|c| flag(c, "nullable")));
+            for (name, v) in members.iter_mut() {
+                if let Some(c) = child(schema, name) {
+                    strip_nulls(c, v);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(Value::Object(item)) = schema.get("items") {
+                for v in items {
+                    strip_nulls(item, v);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The schema of the member `name` of an object: its property, or the map's value schema.
+fn child<'a>(schema: &'a Map<String, Value>, name: &str) -> Option<&'a Map<String, Value>> {
+    schema
+        .get("properties")
+        .and_then(|p| p.get(name))
+        .or_else(|| schema.get("additionalProperties"))
+        .and_then(Value::as_object)
+}
+
+/// Why `value` does not fit the structural schema `schema`, if it does not: its type, `enum`,
+/// `minLength`/`maxLength`, `minimum`/`maximum` (and their exclusive forms), `multipleOf`,
+/// `minItems`/`maxItems`, `minProperties`/`maxProperties`, `required`, and the same for each
+/// member and item. `pattern`, `format`, CEL rules and `allOf`/`anyOf`/`oneOf`/`not` are not
+/// checked (the API server checks them when the CRD is created).
+///
+/// The answer names the member first (`.spec.size: must be at least 1`), from `value` down.
+pub fn default_misfit(schema: &Map<String, Value>, value: &Value) -> Option<String> {
+    let fail = |why: String| Some(format!(": {why}"));
+    let number = |k: &str| schema.get(k).and_then(Value::as_f64);
+    if value.is_null() {
+        return if flag(schema, "nullable") {
+            None
+        } else {
+            fail("must not be null".into())
+        };
+    }
+    if flag(schema, "x-kubernetes-int-or-string") && !(value.is_string() || value.is_i64() || value.is_u64()) {
+        return fail("must be an integer or a string".into());
+    }
+    let fits = match type_of(schema) {
+        Some("string") => value.is_string(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("number") => value.is_number(),
+        Some("boolean") => value.is_boolean(),
+        Some("array") => value.is_array(),
+        Some("object") => value.is_object(),
+        _ => true,
+    };
+    if !fits {
+        return fail(format!("must be of type {}", type_of(schema).unwrap_or_default()));
+    }
+    if let Some(Value::Array(allowed)) = schema.get("enum")
+        && !allowed.contains(value)
+    {
+        return fail(format!("must be one of {}", Value::Array(allowed.clone())));
+    }
+    let count = match value {
+        Value::String(s) => Some((s.chars().count(), "minLength", "maxLength", "characters")),
+        Value::Array(a) => Some((a.len(), "minItems", "maxItems", "items")),
+        Value::Object(o) => Some((o.len(), "minProperties", "maxProperties", "properties")),
+        _ => None,
+    };
+    if let Some((n, min, max, what)) = count {
+        #[allow(clippy::cast_precision_loss)]
+        let n = n as f64;
+        if number(min).is_some_and(|m| n < m) {
+            return fail(format!("must have at least {} {what}", schema[min]));
+        }
+        if number(max).is_some_and(|m| n > m) {
+            return fail(format!("must have at most {} {what}", schema[max]));
+        }
+    }
+    if let Some(x) = value.as_f64() {
+        let exclusive = |k: &str| flag(schema, k);
+        if let Some(min) = number("minimum")
+            && (x < min || (exclusive("exclusiveMinimum") && x <= min))
+        {
+            return fail(format!("must be at least {}", schema["minimum"]));
+        }
+        if let Some(max) = number("maximum")
+            && (x > max || (exclusive("exclusiveMaximum") && x >= max))
+        {
+            return fail(format!("must be at most {}", schema["maximum"]));
+        }
+        if let Some(step) = number("multipleOf")
+            && step != 0.0
+            && (x / step).fract() != 0.0
+        {
+            return fail(format!("must be a multiple of {}", schema["multipleOf"]));
+        }
+    }
+    match value {
+        Value::Object(members) => {
+            for r in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(r) = r.as_str()
+                    && !members.contains_key(r)
+                {
+                    return fail(format!("must have the required field {r:?}"));
+                }
+            }
+            for (name, v) in members {
+                if let Some(c) = child(schema, name)
+                    && let Some(why) = default_misfit(c, v)
+                {
+                    return Some(format!(".{name}{why}"));
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(Value::Object(item)) = schema.get("items") {
+                for (i, v) in items.iter().enumerate() {
+                    if let Some(why) = default_misfit(item, v) {
+                        return Some(format!("[{i}]{why}"));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    None
+}
+
+/// The first `default` anywhere in the structural schema `schema` that does not fit its own
+/// node ([`default_misfit`]): the node's path (`.properties.size`) and why.
+pub fn misfit_default(schema: &Value) -> Option<(String, String)> {
+    let Value::Object(m) = schema else { return None };
+    if let Some(default) = m.get("default")
+        && let Some(why) = default_misfit(m, default)
+    {
+        return Some((String::new(), format!("default{why}")));
+    }
+    let props = m.get("properties").and_then(Value::as_object).into_iter().flatten();
+    let children = props
+        .map(|(name, s)| (format!(".properties.{name}"), s))
+        .chain(m.get("items").map(|s| (".items".to_owned(), s)))
+        .chain(
+            m.get("additionalProperties")
+                .map(|s| (".additionalProperties".to_owned(), s)),
+        );
+    for (path, s) in children {
+        if let Some((inner, why)) = misfit_default(s) {
+            return Some((format!("{path}{inner}"), why));
+        }
+    }
+    None
 }
 
 /// A value validation (what `not`, `allOf`, `anyOf` and `oneOf` hold) in structural form: only
@@ -1454,6 +1640,111 @@ mod tests {
         assert_eq!(
             not,
             json!({ "properties": { "n": { "enum": ["x"] } }, "anyOf": [{ "minimum": 3, "exclusiveMinimum": true }] })
+        );
+    }
+
+    #[derive(Default, JsonSchema, serde::Serialize)]
+    struct Probe {
+        timeout: Option<u32>,
+        period: u32,
+    }
+
+    #[allow(dead_code)]
+    #[derive(JsonSchema)]
+    struct WithDefaults {
+        #[serde(default)]
+        probe: Probe,
+        #[serde(default)]
+        probes: Vec<Probe>,
+    }
+
+    #[test]
+    fn a_serde_default_loses_the_nulls_its_schema_does_not_allow() {
+        let schema = schema_for::<WithDefaults>();
+        assert_eq!(schema["properties"]["probe"]["default"], json!({ "period": 0 }));
+        assert_eq!(schema["properties"]["probes"]["default"], json!([]));
+        assert_eq!(misfit_default(&schema), None);
+    }
+
+    #[test]
+    fn a_serde_default_that_breaks_its_field_s_validations_is_dropped_and_an_explicit_one_reported() {
+        let root = json!({
+            "type": "object",
+            "properties": {
+                "name": { "type": "string", "default": "", "x-kdev-patch": r#"{"minLength":1}"# },
+                "hosts": { "type": "array", "items": { "type": "string" }, "default": [],
+                           "x-kdev-patch": r#"{"minItems":1}"# },
+                "size": { "type": "integer", "default": 0, "x-kdev-patch": r#"{"default":0,"minimum":1}"# },
+                "mode": { "type": "string", "default": "b", "enum": ["a", "b"] }
+            }
+        });
+        let schema = structural(Schema::try_from(root).unwrap());
+        let props = &schema["properties"];
+        assert!(props["name"].get("default").is_none(), "{}", props["name"]);
+        assert!(props["hosts"].get("default").is_none(), "{}", props["hosts"]);
+        assert_eq!(props["mode"]["default"], "b", "a default that fits stays");
+        assert_eq!(props["size"]["default"], 0, "an explicit default stays, to be reported");
+        assert_eq!(
+            misfit_default(&schema),
+            Some((".properties.size".to_owned(), "default: must be at least 1".to_owned()))
+        );
+    }
+
+    #[test]
+    fn default_misfit_checks_the_node_s_own_keywords_down_to_members_and_items() {
+        let misfit = |schema: Value, value: Value| default_misfit(schema.as_object().unwrap(), &value);
+        assert_eq!(
+            misfit(json!({ "type": "string", "maxLength": 2 }), json!("abc")).as_deref(),
+            Some(": must have at most 2 characters")
+        );
+        assert_eq!(
+            misfit(json!({ "type": "integer" }), json!("1")).as_deref(),
+            Some(": must be of type integer")
+        );
+        assert_eq!(
+            misfit(
+                json!({ "type": "number", "maximum": 1, "exclusiveMaximum": true }),
+                json!(1.0)
+            )
+            .as_deref(),
+            Some(": must be at most 1")
+        );
+        assert_eq!(
+            misfit(json!({ "type": "integer", "multipleOf": 5 }), json!(7)).as_deref(),
+            Some(": must be a multiple of 5")
+        );
+        assert_eq!(
+            misfit(json!({ "type": "string", "enum": ["a"] }), json!("b")).as_deref(),
+            Some(r#": must be one of ["a"]"#)
+        );
+        let object = json!({
+            "type": "object", "required": ["a"],
+            "properties": { "a": { "type": "array", "maxItems": 1, "items": { "type": "integer", "minimum": 0 } } }
+        });
+        assert_eq!(
+            misfit(object.clone(), json!({})).as_deref(),
+            Some(r#": must have the required field "a""#)
+        );
+        assert_eq!(
+            misfit(object.clone(), json!({ "a": [-1] })).as_deref(),
+            Some(".a[0]: must be at least 0")
+        );
+        assert_eq!(
+            misfit(object.clone(), json!({ "a": [1, 2] })).as_deref(),
+            Some(".a: must have at most 1 items")
+        );
+        assert_eq!(misfit(object, json!({ "a": [1] })), None);
+        assert_eq!(
+            misfit(json!({ "x-kubernetes-int-or-string": true }), json!(true)).as_deref(),
+            Some(": must be an integer or a string")
+        );
+        assert_eq!(
+            misfit(json!({ "type": "integer" }), json!(null)).as_deref(),
+            Some(": must not be null")
+        );
+        assert_eq!(
+            misfit(json!({ "type": "integer", "nullable": true }), json!(null)),
+            None
         );
     }
 }

@@ -1,5 +1,6 @@
 //! Shapes of serde data that need care in a structural schema: internally and adjacently tagged
-//! enums with unit, newtype and struct variants, and maps (integer keys, flattened, untagged).
+//! enums with unit, newtype and struct variants, maps (integer keys, flattened, untagged),
+//! NonZero integers, and serde defaults.
 
 use kdev::CustomResource;
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,22 @@ pub struct PipelineSpec {
     /// Anything but zero: schemars says `not: {const: 0}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<std::num::NonZeroI32>,
+    /// A serde default with a `null` inside: `{"timeout": null, "period": 0}`.
+    #[serde(default)]
+    pub probe: Probe,
+    /// A serde default (`""`) that breaks the field's own validation: not in the schema.
+    #[kdev(min_length = 1)]
+    #[serde(default)]
+    pub label: String,
+}
+
+/// A health check.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Probe {
+    /// Seconds to wait, none for no limit.
+    pub timeout: Option<u32>,
+    /// Seconds between checks.
+    pub period: u32,
 }
 
 /// A git repository.

@@ -1524,6 +1524,16 @@ mod tests {
                 "required": ["url"]
             })
         );
+        let overlapping = json!({ "oneOf": [
+            { "type": "object", "properties": { "a": { "type": "string" } }, "required": ["a"] },
+            { "type": "object", "properties": { "a": { "type": "string" }, "b": { "type": "string" } }, "required": ["a", "b"] }
+        ] });
+        let schema = structural(Schema::try_from(overlapping).unwrap());
+        assert!(schema.get("oneOf").is_none(), "{{a, b}} matches both branches");
+        assert_eq!(
+            schema["anyOf"],
+            json!([{ "required": ["a"] }, { "required": ["a", "b"] }])
+        );
         // A `Pinned` value is also a valid `Source`: a oneOf would reject it.
         let schema = schema_for::<Loose>();
         assert_structural(&schema, "");

@@ -301,9 +301,16 @@ impl<H: Hub> Converter<H> {
             // not mean to drop the labels and annotations: it never saw them. Only metadata
             // carried over (something that identifies the object came through) speaks for them.
             let carried_over = new_meta.as_ref().is_some_and(|m| {
-                ["uid", "name", "generateName", "namespace", "resourceVersion", "creationTimestamp"]
-                    .iter()
-                    .any(|k| original.get(*k).is_some_and(|v| !v.is_null() && m.get(*k) == Some(v)))
+                [
+                    "uid",
+                    "name",
+                    "generateName",
+                    "namespace",
+                    "resourceVersion",
+                    "creationTimestamp",
+                ]
+                .iter()
+                .any(|k| original.get(*k).is_some_and(|v| !v.is_null() && m.get(*k) == Some(v)))
             });
             let mut kept = original;
             if carried_over {

@@ -328,8 +328,27 @@ pub(crate) fn resolve_one_of(
 
 /// CEL's reserved words, which a field name is escaped from as `__{word}__`.
 const CEL_RESERVED: [&str; 21] = [
-    "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if", "import",
-    "let", "loop", "package", "namespace", "return", "var", "void", "while",
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
 ];
 
 /// How a CEL rule names the field `name`, as Kubernetes escapes property names: a reserved
@@ -780,11 +799,14 @@ fn scale(meta: &ParseNestedMeta<'_>) -> Result<Value> {
             ),
         };
         if !ok {
-            return Err(m.error(format!("`{key}` must be a path under {under}, e.g. \"{}\"", match key.as_str() {
-                "status_replicas_path" => ".status.replicas",
-                "label_selector_path" => ".status.selector",
-                _ => ".spec.replicas",
-            })));
+            return Err(m.error(format!(
+                "`{key}` must be a path under {under}, e.g. \"{}\"",
+                match key.as_str() {
+                    "status_replicas_path" => ".status.replicas",
+                    "label_selector_path" => ".status.selector",
+                    _ => ".spec.replicas",
+                }
+            )));
         }
         scale.insert(camel(&key), Value::String(path));
         Ok(())

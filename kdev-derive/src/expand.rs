@@ -68,7 +68,9 @@ pub(crate) fn custom_resource(input: &DeriveInput) -> Result<TokenStream> {
     let dns1035 = lower.len() <= 63
         && lower.starts_with(|c: char| c.is_ascii_lowercase())
         && !lower.ends_with('-')
-        && lower.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && lower
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !dns1035 {
         return Err(syn::Error::new_spanned(
             spec_ident,

@@ -410,8 +410,8 @@ async fn tagged_enums_keep_every_variant_through_a_write_and_a_read() {
         ];
         for (i, (source, step)) in specs.into_iter().enumerate() {
             let priority = std::num::NonZeroI32::new(i32::try_from(i).expect("small") - 1);
-            // `timeout: None` would be written as `null`, which the server refuses for a field
-            // that is not nullable: the default checked below has that null removed.
+            // (`timeout: None` would be written as `null`, which the server drops; the serde
+            // default checked below has that null removed from the schema's `default`.)
             let probe = Probe {
                 timeout: Some(5),
                 period: 10,

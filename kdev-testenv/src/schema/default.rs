@@ -6,10 +6,23 @@ use serde_json::Value;
 use super::{Additional, Node};
 
 /// Fills missing fields, and `null`s of non-nullable fields, with their defaults, recursively.
+/// A `null` of a non-nullable field without a default is dropped first, as kube-apiserver's
+/// `PruneNonNullableNullsWithoutDefaults` does: a client that writes `"field": null` for an
+/// unset optional field is not refused.
 pub(crate) fn default(x: &mut Value, s: Option<&Node>) {
     let Some(s) = s else { return };
     match x {
         Value::Object(map) => {
+            map.retain(|key, value| {
+                let schema = match s.properties.get(key) {
+                    Some(prop) => Some(prop),
+                    None => match &s.additional {
+                        Additional::Schema(extra) => Some(&**extra),
+                        _ => None,
+                    },
+                };
+                !(is_non_nullable_null(value, schema) && schema.is_some_and(|s| s.default.is_none()))
+            });
             for (key, prop) in &s.properties {
                 let Some(default) = &prop.default else { continue };
                 match map.get(key) {
@@ -85,6 +98,24 @@ mod tests {
         assert_eq!(
             defaulted(schema, json!({"a": null, "b": null})),
             json!({"a": "x", "b": null})
+        );
+    }
+
+    #[test]
+    fn a_null_of_a_non_nullable_field_without_a_default_is_dropped() {
+        let schema = json!({"type": "object", "properties": {
+            "a": {"type": "integer"},
+            "b": {"type": "integer", "nullable": true},
+            "c": {"type": "integer", "default": 3},
+            "list": {"type": "array", "items": {"type": "integer"}},
+            "map": {"type": "object", "additionalProperties": {"type": "string"}}}});
+        assert_eq!(
+            defaulted(
+                schema,
+                json!({"a": null, "b": null, "c": null, "list": [null], "map": {"k": null, "v": "x"}})
+            ),
+            json!({"b": null, "c": 3, "list": [null], "map": {"v": "x"}}),
+            "kube-apiserver drops object fields only, never list items"
         );
     }
 

@@ -110,6 +110,22 @@ pub struct Resource {
 }
 
 impl Resource {
+    /// Whether a PUT without a resourceVersion replaces whatever is stored (kube-apiserver's
+    /// `AllowUnconditionalUpdate`): not for custom resources, Leases, CRDs and webhook
+    /// configurations, whose strategies require the version an update replaces.
+    pub fn allows_unconditional_update(&self) -> bool {
+        self.crd.is_none()
+            && !matches!(
+                (self.group.as_str(), self.plural.as_str()),
+                ("coordination.k8s.io", "leases")
+                    | ("apiextensions.k8s.io", "customresourcedefinitions")
+                    | (
+                        "admissionregistration.k8s.io",
+                        "validatingwebhookconfigurations" | "mutatingwebhookconfigurations"
+                    )
+            )
+    }
+
     /// `deployments.apps`, or `configmaps` in the core group: how errors name the resource.
     pub fn qualified(&self) -> String {
         if self.group.is_empty() {

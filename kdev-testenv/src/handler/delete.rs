@@ -226,6 +226,13 @@ pub(crate) fn delete_object(st: &mut State, res: &Arc<Resource>, ns: &str, name:
     {
         m.insert("deletionTimestamp".into(), json!(meta::now()));
         m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        // kube-apiserver's `markAsDeleting`: setting deletionTimestamp bumps the generation of
+        // an object that has one, so a controller filtering on generation changes sees it.
+        if let Some(generation) = m.get("generation").and_then(Value::as_i64)
+            && generation > 0
+        {
+            m.insert("generation".into(), json!(generation + 1));
+        }
     }
     let stored = if v == old.value {
         old

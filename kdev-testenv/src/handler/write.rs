@@ -71,6 +71,24 @@ pub(crate) fn update(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         return Err(ApiError::MethodNotAllowed);
     }
     check_type_meta(&ctx.res, ctx.version(), &obj)?;
+    // kube-apiserver's `AllowUnconditionalUpdate`: a PUT of these kinds must say which version
+    // it replaces (a patch need not; it applies to the current object).
+    let rv = obj
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if rv.is_empty() && !ctx.res.allows_unconditional_update() {
+        return Err(ApiError::Invalid {
+            kind: ctx.res.kind.clone(),
+            group: ctx.res.group.clone(),
+            name: ctx.name().to_string(),
+            causes: vec![Cause {
+                reason: "FieldValueInvalid".into(),
+                message: "Invalid value: 0x0: must be specified for an update".into(),
+                field: "metadata.resourceVersion".into(),
+            }],
+        });
+    }
     let stored = update_object(
         &mut st,
         &ctx.res,
@@ -411,6 +429,17 @@ fn meta_mut(obj: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
         .ok_or_else(|| ApiError::BadRequest("metadata must be an object".into()))
 }
 
+/// A custom resource as kube-apiserver has it once decoded: pruned and defaulted by its
+/// schema, before admission (mutating webhooks see it so, and a webhook's patch is pruned and
+/// defaulted again by [`admit`]).
+fn as_decoded(res: &Resource, version: &str, mut obj: Value) -> Value {
+    if let Some(schema) = super::crd_schema(res, version) {
+        schema.prune(&mut obj);
+        schema.default(&mut obj);
+    }
+    obj
+}
+
 /// Schema pruning, defaulting and validation for custom resources; type checks for built-ins;
 /// name, label and annotation checks for all.
 fn admit(res: &Resource, version: &str, obj: &mut Value, creating: bool, old: Option<&Value>) -> Result<(), ApiError> {
@@ -468,7 +497,7 @@ pub(crate) fn prepare_create(
     obj: Value,
     manager: Option<&str>,
 ) -> Result<Prepared, ApiError> {
-    let mut obj = intercept::at_object(None, obj)?;
+    let mut obj = intercept::at_object(None, as_decoded(res, version, obj))?;
     let m = meta_mut(&mut obj)?;
     if res.namespaced {
         let body_ns = m.get("namespace").and_then(Value::as_str).unwrap_or("");
@@ -644,7 +673,7 @@ pub(crate) fn update_object(
     {
         return Err(conflict(res, name));
     }
-    let mut new = intercept::at_object(Some(&old), new)?;
+    let mut new = intercept::at_object(Some(&old), as_decoded(res, version, new))?;
     let old_served = convert_out(res, version, &old.value);
     let old_meta = old_served.get("metadata").cloned().unwrap_or_else(|| json!({}));
     match sub {

@@ -335,3 +335,52 @@ async fn a_crd_without_list_kind_or_singular_gets_them_defaulted() {
     assert_eq!(got.spec.names.singular.as_deref(), Some("widget"));
     uninstall(&env.client(), &group).await;
 }
+
+/// A mutating webhook sees a custom resource as kube-apiserver has decoded it: pruned and
+/// defaulted by its schema, not as the client sent it (embedded server only: the webhook is
+/// served inside the test process).
+#[tokio::test]
+async fn a_mutating_webhook_sees_a_custom_resource_pruned_and_defaulted() {
+    use super::webhook_server::{allow, env_for, needs_local_webhooks, serve};
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    if !needs_local_webhooks() {
+        return;
+    }
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::<Value>::new()));
+    let record = seen.clone();
+    let hooks = serve(move |_path, review| {
+        record.lock().push(review["request"]["object"]["spec"].clone());
+        allow(review)
+    })
+    .await;
+    let (env, ns) = env_for(&hooks).await;
+    let group = unique_group();
+    install(&env, &crd(&group, "Namespaced")).await;
+    let configs: Api<MutatingWebhookConfiguration> = Api::all(env.client());
+    let config = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": { "name": format!("decoded.{group}") },
+        "webhooks": [{
+            "name": format!("decoded.{group}"), "clientConfig": hooks.client_config("/decoded"),
+            "rules": [{ "operations": ["CREATE"], "apiGroups": [group.clone()], "apiVersions": ["v1"], "resources": ["widgets"] }],
+            "sideEffects": "None", "admissionReviewVersions": ["v1"],
+        }],
+    }))
+    .expect("a configuration");
+    configs
+        .create(&PostParams::default(), &config)
+        .await
+        .expect("create configuration");
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    api.create(
+        &PostParams::default(),
+        &widget(&group, "v1", "seen", json!({ "size": 2, "junk": true })),
+    )
+    .await
+    .expect("create");
+    assert_eq!(
+        seen.lock().as_slice(),
+        [json!({ "size": 2, "color": "red" })],
+        "the unknown field pruned and the default applied before the webhook"
+    );
+}

@@ -156,6 +156,46 @@ async fn an_update_with_a_stale_resource_version_conflicts() {
     }
 }
 
+/// Most kinds take a PUT without a resourceVersion as "replace whatever is there"; a Lease (as
+/// custom resources, CRDs and webhook configurations) insists on the version it replaces.
+#[tokio::test]
+async fn an_update_without_a_resource_version_is_refused_for_a_lease_but_not_a_config_map() {
+    use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+    let (env, ns) = setup().await;
+    let maps: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    maps.create(&PostParams::default(), &configmap("any"))
+        .await
+        .expect("create");
+    let mut blind = configmap("any");
+    blind.data = Some([("key".to_string(), "blind".to_string())].into());
+    let replaced = maps
+        .replace("any", &PostParams::default(), &blind)
+        .await
+        .expect("a ConfigMap replaced without a resourceVersion");
+    assert_eq!(replaced.data, blind.data);
+
+    let leases: Api<Lease> = Api::namespaced(env.client(), &ns);
+    let mut lease = Lease::default();
+    lease.metadata.name = Some("held".into());
+    lease.spec = Some(LeaseSpec {
+        holder_identity: Some("a".into()),
+        ..LeaseSpec::default()
+    });
+    leases.create(&PostParams::default(), &lease).await.expect("create");
+    lease.spec = Some(LeaseSpec {
+        holder_identity: Some("b".into()),
+        ..LeaseSpec::default()
+    });
+    match leases.replace("held", &PostParams::default(), &lease).await {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{s:?}");
+            assert!(s.message.contains("metadata.resourceVersion"), "{}", s.message);
+            assert!(s.message.contains("must be specified for an update"), "{}", s.message);
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn an_update_that_changes_nothing_keeps_the_resource_version() {
     let (env, ns) = setup().await;
@@ -289,6 +329,29 @@ async fn an_object_with_a_finalizer_stays_until_the_finalizer_is_removed() {
         api.get_opt("held").await.ok().filter(Option::is_none)
     })
     .await;
+}
+
+/// Marking an object for deletion bumps its generation (kube-apiserver's `markAsDeleting`), so
+/// a controller that only reacts to generation changes still sees the deletion begin.
+#[tokio::test]
+async fn marking_an_object_for_deletion_bumps_its_generation() {
+    let (env, ns) = setup().await;
+    let api: Api<Deployment> = Api::namespaced(env.client(), &ns);
+    let mut d = deployment("leaving", 1);
+    d.metadata.finalizers = Some(vec!["kdev.dev/hold".into()]);
+    let created = api.create(&PostParams::default(), &d).await.expect("create");
+    let before = created.metadata.generation.expect("a generation");
+    api.delete("leaving", &DeleteParams::default()).await.expect("delete");
+    let marked = api.get("leaving").await.expect("still there");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert_eq!(marked.metadata.generation, Some(before + 1));
+    api.patch(
+        "leaving",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+    )
+    .await
+    .expect("remove finalizer");
 }
 
 #[tokio::test]

@@ -158,6 +158,53 @@ pub fn check_labels_and_annotations(meta: &Map<String, Value>) -> Vec<Cause> {
             None => causes.push(type_cause("metadata.annotations", "object")),
         }
     }
+    causes.extend(check_owner_references(meta));
+    causes
+}
+
+/// apimachinery's `ValidateOwnerReferences`: each reference names an apiVersion with a version,
+/// a kind, a name and a uid, and at most one is the controller.
+fn check_owner_references(meta: &Map<String, Value>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let Some(refs) = meta.get("ownerReferences").and_then(Value::as_array) else {
+        return causes;
+    };
+    let field = "metadata.ownerReferences";
+    let mut controller: Option<String> = None;
+    for r in refs {
+        let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
+        let (api_version, kind, name) = (text("apiVersion"), text("kind"), text("name"));
+        let version = api_version.rsplit_once('/').map_or(api_version, |(_, v)| v);
+        for (key, value, what) in [
+            ("apiVersion", version, "version"),
+            ("kind", kind, "kind"),
+            ("name", name, "name"),
+            ("uid", text("uid"), "uid"),
+        ] {
+            if value.is_empty() {
+                let shown = if key == "apiVersion" { api_version } else { value };
+                causes.push(Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!("Invalid value: \"{shown}\": {what} must not be empty"),
+                    field: format!("{field}.{key}"),
+                });
+            }
+        }
+        if r.get("controller").and_then(Value::as_bool) == Some(true) {
+            let this = format!("{kind}/{name}");
+            match &controller {
+                Some(first) => causes.push(Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!(
+                        "Invalid value: \"\": Only one reference can have Controller set to true. Found \"true\" in \
+                         references for {first} and {this}"
+                    ),
+                    field: field.into(),
+                }),
+                None => controller = Some(this),
+            }
+        }
+    }
     causes
 }
 

@@ -413,3 +413,53 @@ async fn dry_run_create_stores_nothing() {
     .expect("dry run");
     assert_eq!(code(api.get("dry").await), 404);
 }
+
+/// Owner references are validated as kube-apiserver does: each needs an apiVersion with a
+/// version, a kind, a name and a uid, and only one may be the controller.
+#[tokio::test]
+async fn owner_references_need_their_fields_and_one_controller_at_most() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let owner = |name: &str, uid: &str, controller: bool| json!({ "apiVersion": "v1", "kind": "ConfigMap", "name": name, "uid": uid, "controller": controller });
+    let with_owners = |name: &str, owners: serde_json::Value| -> ConfigMap {
+        let mut cm = configmap(name);
+        cm.metadata.owner_references = Some(serde_json::from_value(owners).expect("owner references"));
+        cm
+    };
+    let no_uid = api
+        .create(
+            &PostParams::default(),
+            &with_owners("a", json!([owner("o", "", false)])),
+        )
+        .await;
+    match no_uid {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            assert!(s.message.contains("uid must not be empty"), "{}", s.message);
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let two = api
+        .create(
+            &PostParams::default(),
+            &with_owners("b", json!([owner("o1", "u1", true), owner("o2", "u2", true)])),
+        )
+        .await;
+    match two {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            assert!(
+                s.message.contains("Only one reference can have Controller set to true"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    api.create(
+        &PostParams::default(),
+        &with_owners("c", json!([owner("o1", "u1", true), owner("o2", "u2", false)])),
+    )
+    .await
+    .expect("one controller and a plain owner are fine");
+}

@@ -5,11 +5,13 @@ mod admitted;
 mod crd;
 mod delete;
 mod discovery;
+mod event;
 pub(crate) mod intercept;
 mod prepare;
 mod read;
 mod table;
 mod watch;
+mod webhook_configuration;
 mod write;
 
 use std::sync::Arc;

@@ -636,6 +636,12 @@ fn go_quote(s: &str) -> String {
 /// Label keys and values as `k8s.io/apimachinery/pkg/api/validate/content` checks them.
 mod validate;
 
+/// Go's `validation.IsQualifiedName` (the rule of label keys, `[prefix/]name`): the problems,
+/// empty when `name` is valid.
+pub(crate) fn qualified_name(name: &str) -> Vec<String> {
+    validate::label_key(name)
+}
+
 /// The label selector lexer and parser, token for token as Go's `labels` package.
 mod label_parser;
 

@@ -88,6 +88,8 @@ impl Hook {
         self.spec.get("failurePolicy").and_then(Value::as_str) == Some("Ignore")
     }
 
+    /// `timeoutSeconds`: a stored configuration has 1–30 (validated, defaulted to 10 on every
+    /// write); anything else read here falls back to 10 s rather than waiting without bound.
     fn timeout(&self) -> Duration {
         let secs = self
             .spec
@@ -288,9 +290,7 @@ fn conditions_match(hook: &Hook, obj: Option<&Value>, old: Option<&Value>, reque
     for c in &conditions {
         let name = c.get("name").and_then(Value::as_str).unwrap_or("");
         let expr = c.get("expression").and_then(Value::as_str).unwrap_or("");
-        let outcome = guard(expr)
-            .and_then(|()| cel::Program::compile(expr).map_err(|e| e.to_string()))
-            .and_then(|p| p.execute(&ctx).map_err(|e| e.to_string()));
+        let outcome = compile_condition(expr).and_then(|p| p.execute(&ctx).map_err(|e| e.to_string()));
         match outcome {
             Ok(cel::Value::Bool(true)) => {}
             Ok(cel::Value::Bool(false)) => return Ok(false),
@@ -308,6 +308,13 @@ fn conditions_match(hook: &Hook, obj: Option<&Value>, old: Option<&Value>, reque
         Some(e) => Err(e),
         None => Ok(true),
     }
+}
+
+/// Compiles a `matchConditions` expression: what the configuration's validation checks (the
+/// expression is parsed, not type-checked) and what each admission evaluates.
+pub(crate) fn compile_condition(expr: &str) -> Result<cel::Program, String> {
+    guard(expr)?;
+    cel::Program::compile(expr).map_err(|e| e.to_string())
 }
 
 /// Refuses expressions the CEL parser would recurse too deeply on: the server must not crash on

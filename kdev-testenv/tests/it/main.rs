@@ -9,6 +9,7 @@ mod cel;
 mod crd;
 mod crud;
 mod discovery;
+mod event;
 mod faults;
 mod gc;
 mod kubectl;
@@ -18,6 +19,7 @@ mod patch;
 mod robustness;
 mod watch;
 mod webhook;
+mod webhook_configuration;
 mod webhook_conversion;
 mod webhook_server;
 

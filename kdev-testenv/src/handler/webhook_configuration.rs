@@ -141,11 +141,65 @@ fn validate_webhook(hook: &Value, mutating: bool, path: &str, causes: &mut Vec<C
             "the timeout value must be between 1 and 30 seconds",
         ));
     }
+    for key in ["namespaceSelector", "objectSelector"] {
+        if let Some(sel) = hook.get(key).filter(|v| !v.is_null()) {
+            label_selector(sel, &format!("{path}.{key}"), causes);
+        }
+    }
     if mutating {
         one_of(hook, "reinvocationPolicy", &["IfNeeded", "Never"], path, causes);
     }
     client_config(hook.get("clientConfig"), &format!("{path}.clientConfig"), causes);
     match_conditions(hook.get("matchConditions"), &format!("{path}.matchConditions"), causes);
+}
+
+/// `metav1validation.ValidateLabelSelector` (label values in selectors must be valid).
+fn label_selector(sel: &Value, path: &str, causes: &mut Vec<Cause>) {
+    let labels_at = format!("{path}.matchLabels");
+    for (k, v) in sel.get("matchLabels").and_then(Value::as_object).into_iter().flatten() {
+        for e in crate::selector::qualified_name(k) {
+            causes.push(Cause::invalid_str(&labels_at, k, &e));
+        }
+        let v = v.as_str().unwrap_or("");
+        for e in crate::selector::label_value_problems(v) {
+            causes.push(Cause::invalid_str(&labels_at, v, &e));
+        }
+    }
+    for (i, req) in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let at = format!("{path}.matchExpressions[{i}]");
+        let values = strs(req.get("values"));
+        match str_of(req, "operator") {
+            "In" | "NotIn" if values.is_empty() => causes.push(Cause::required(
+                &format!("{at}.values"),
+                "must be specified when `operator` is 'In' or 'NotIn'",
+            )),
+            "Exists" | "DoesNotExist" if !values.is_empty() => causes.push(Cause::forbidden(
+                &format!("{at}.values"),
+                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+            )),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            op => causes.push(Cause::invalid_str(
+                &format!("{at}.operator"),
+                op,
+                "not a valid selector operator",
+            )),
+        }
+        let key = str_of(req, "key");
+        for e in crate::selector::qualified_name(key) {
+            causes.push(Cause::invalid_str(&format!("{at}.key"), key, &e));
+        }
+        for (j, v) in values.iter().enumerate() {
+            for e in crate::selector::label_value_problems(v) {
+                causes.push(Cause::invalid_str(&format!("{at}.values[{j}]"), v, &e));
+            }
+        }
+    }
 }
 
 /// `utilvalidation.IsFullyQualifiedName`: a DNS subdomain of at least three labels.
@@ -704,6 +758,34 @@ mod tests {
         assert_eq!(
             m,
             "Unsupported value: \"Global\": supported values: \"*\", \"Cluster\", \"Namespaced\""
+        );
+    }
+
+    #[test]
+    fn selectors_are_valid_label_selectors() {
+        let ok = json!({ "matchLabels": { "example.com/team": "a" },
+                         "matchExpressions": [{ "key": "tier", "operator": "In", "values": ["web"] },
+                                              { "key": "x", "operator": "Exists" }] });
+        assert_eq!(causes_of(false, |h| h["objectSelector"] = ok), vec![]);
+        let bad = json!({ "matchLabels": { "team": "not valid" },
+                          "matchExpressions": [{ "key": "tier", "operator": "In" },
+                                               { "key": "x", "operator": "Exists", "values": ["a"] },
+                                               { "key": "bad key", "operator": "Near", "values": ["-a"] }] });
+        let fields: Vec<String> = causes_of(false, |h| h["namespaceSelector"] = bad)
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        let at = |s: &str| format!("webhooks[0].namespaceSelector.{s}");
+        assert_eq!(
+            fields,
+            [
+                at("matchLabels"),
+                at("matchExpressions[0].values"),
+                at("matchExpressions[1].values"),
+                at("matchExpressions[2].operator"),
+                at("matchExpressions[2].key"),
+                at("matchExpressions[2].values[0]"),
+            ]
         );
     }
 

@@ -642,6 +642,11 @@ pub(crate) fn qualified_name(name: &str) -> Vec<String> {
     validate::label_key(name)
 }
 
+/// Go's `validation.IsValidLabelValue`: the problems, empty when `value` is valid.
+pub(crate) fn label_value_problems(value: &str) -> Vec<String> {
+    validate::label_value(value)
+}
+
 /// The label selector lexer and parser, token for token as Go's `labels` package.
 mod label_parser;
 

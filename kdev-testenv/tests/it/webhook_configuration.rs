@@ -218,6 +218,12 @@ async fn invalid_webhook_configurations_are_refused_with_kube_apiserver_causes()
             Some("Unsupported value: \"Loose\": supported values: \"Equivalent\", \"Exact\""),
         ),
         (
+            "selector In without values",
+            |h| h["objectSelector"] = json!({ "matchExpressions": [{ "key": "tier", "operator": "In" }] }),
+            "webhooks[0].objectSelector.matchExpressions[0].values",
+            Some("Required value: must be specified when `operator` is 'In' or 'NotIn'"),
+        ),
+        (
             "duplicate match condition names",
             |h| {
                 h["matchConditions"] =

@@ -86,7 +86,8 @@ use cache::{Lru, SpamFilter};
 /// The longest note `events.k8s.io/v1` accepts, in bytes.
 pub const NOTE_LIMIT: usize = 1024;
 
-/// The longest reason, action and reporting instance `events.k8s.io/v1` accepts.
+/// The longest reason, action and reporting instance `events.k8s.io/v1` accepts, in bytes
+/// (kube-apiserver measures them with Go's `len`).
 const FIELD_LIMIT: usize = 128;
 
 /// `Normal` or `Warning`, the two event types.
@@ -132,8 +133,8 @@ pub enum Error {
     /// requires of every `events.k8s.io/v1` Event: each write would be refused.
     #[error("invalid reporting controller {0:?}: a qualified name such as example.com/app-controller")]
     InvalidController(String),
-    /// The reporting instance is empty or longer than 128 characters.
-    #[error("invalid reporting instance {0:?}: 1 to 128 characters")]
+    /// The reporting instance is empty or longer than 128 bytes.
+    #[error("invalid reporting instance {0:?}: 1 to 128 bytes")]
     InvalidInstance(String),
     /// A setting is out of range.
     #[error("invalid recorder config: {0}")]
@@ -150,7 +151,7 @@ pub struct Config {
     /// `reportingController`, e.g. `example.com/app-controller`. Required.
     pub reporting_controller: String,
     /// `reportingInstance`. Default: `<reporting controller>-<hostname>`, cut to 128
-    /// characters, as client-go.
+    /// bytes (at a character boundary), as client-go.
     pub reporting_instance: Option<String>,
     /// How many writes may wait to be sent; more are dropped. Default 1000.
     pub queue_capacity: usize,
@@ -228,7 +229,7 @@ pub enum Published {
     Spam,
     /// Dropped: the queue was full.
     QueueFull,
-    /// Dropped: reason or action empty or longer than 128 characters.
+    /// Dropped: reason or action empty or longer than 128 bytes.
     Invalid,
     /// Dropped: the recorder was shut down.
     ShutDown,
@@ -399,13 +400,13 @@ impl Recorder {
             return Err(Error::InvalidController(config.reporting_controller));
         }
         let instance = match &config.reporting_instance {
-            Some(i) if i.is_empty() || i.chars().count() > FIELD_LIMIT => {
+            Some(i) if i.is_empty() || i.len() > FIELD_LIMIT => {
                 return Err(Error::InvalidInstance(i.clone()));
             }
             Some(i) => i.clone(),
             None => {
                 let default = format!("{}-{}", config.reporting_controller, hostname());
-                default.chars().take(FIELD_LIMIT).collect()
+                truncate(&default, FIELD_LIMIT).to_string()
             }
         };
         if config.queue_capacity == 0 {
@@ -450,7 +451,7 @@ impl Recorder {
     /// goes through the spam filter and the series cache, then a write is queued for the
     /// background task. Returns what happened to it; ignoring that is fine.
     ///
-    /// `reason` (CamelCase: why) and `action` (what was done) must have 1 to 128 characters;
+    /// `reason` (CamelCase: why) and `action` (what was done) must have 1 to 128 bytes;
     /// `note` is cut to [`NOTE_LIMIT`] bytes.
     pub fn publish(
         &self,
@@ -462,14 +463,10 @@ impl Recorder {
         note: &str,
     ) -> Published {
         let counters = &self.shared.counters;
-        let bad = |s: &str| s.is_empty() || s.chars().count() > FIELD_LIMIT;
+        let bad = |s: &str| s.is_empty() || s.len() > FIELD_LIMIT;
         if bad(reason) || bad(action) {
             counters.dropped_invalid.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                reason,
-                action,
-                "dropping event: reason and action need 1 to 128 characters"
-            );
+            tracing::warn!(reason, action, "dropping event: reason and action need 1 to 128 bytes");
             return Published::Invalid;
         }
         let note = truncate(note, NOTE_LIMIT);

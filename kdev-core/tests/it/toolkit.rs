@@ -478,6 +478,19 @@ async fn long_notes_are_cut_to_the_api_limit() {
         recorder.publish(&event::reference(&target), None, EventType::Normal, "", "Describe", "x"),
         Published::Invalid
     );
+    // The API server counts bytes: 65 two-byte characters are 130, over the 128 allowed.
+    let wide = "é".repeat(65);
+    assert_eq!(
+        recorder.publish(
+            &event::reference(&target),
+            None,
+            EventType::Normal,
+            &wide,
+            "Describe",
+            "x"
+        ),
+        Published::Invalid
+    );
     recorder.flush().await;
     let events = events_of(&env.client(), &ns, controller).await;
     assert_eq!(events.len(), 1);

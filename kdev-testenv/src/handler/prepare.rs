@@ -282,9 +282,9 @@ pub(crate) fn validate(res: &Resource, obj: &Value) -> Vec<Cause> {
 /// The checks of an update that compare the new object with the old one (both in the request's
 /// version), to be added to [`validate`]'s: an Event updated through events.k8s.io/v1 keeps its
 /// immutable fields and its series is checked again when it changed (`ValidateEventUpdate`).
-// The write path does not pass the old object to the type checks yet: until `write::admit`
-// calls this for an update, these rules are tested here but not enforced.
-#[allow(dead_code)]
+/// The checks of an update that compare it with the object it replaces (kube-apiserver's
+/// `ValidateEventUpdate` for events.k8s.io/v1 Events: a changed series validated again and the
+/// immutable fields kept).
 pub(crate) fn validate_update(res: &Resource, old: &Value, new: &Value) -> Vec<Cause> {
     match (res.group.as_str(), res.plural.as_str()) {
         ("events.k8s.io", "events") => event::validate_v1_update(&v1_event_to_core(new), &v1_event_to_core(old)),

@@ -469,6 +469,9 @@ fn admit(res: &Resource, version: &str, obj: &mut Value, creating: bool, old: Op
         causes.extend(rules);
     } else {
         causes.extend(prepare::validate(res, obj));
+        if let Some(old) = old {
+            causes.extend(prepare::validate_update(res, old, obj));
+        }
     }
     if res.group == "apiextensions.k8s.io" {
         causes.extend(crate::schema::validate_crd(obj));

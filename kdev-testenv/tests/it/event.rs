@@ -228,3 +228,19 @@ async fn a_core_v1_event_with_an_event_time_names_its_reporter() {
         .collect();
     assert_eq!(found, ["reportingController", "reportingInstance", "action", "reason"]);
 }
+
+/// An events.k8s.io/v1 Event's reason, note, type and reporter are fixed once written.
+#[tokio::test]
+async fn an_events_k8s_io_event_keeps_its_reason() {
+    let (env, ns) = setup().await;
+    let api: Api<Event> = Api::namespaced(env.client(), &ns);
+    let e: Event = serde_json::from_value(event("fixed", &ns)).expect("an event");
+    api.create(&PostParams::default(), &e).await.expect("create");
+    let change = json!({ "reason": "Changed" });
+    let found = fields(
+        "a changed reason",
+        api.patch("fixed", &PatchParams::default(), &Patch::Merge(&change))
+            .await,
+    );
+    assert!(found.iter().any(|(f, _)| f == "reason"), "{found:?}");
+}

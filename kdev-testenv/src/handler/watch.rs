@@ -58,9 +58,10 @@ pub(crate) fn watch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
         ));
     }
+    // `timeoutSeconds=0` is no timeout asked for, as kube-apiserver reads it: its default.
     let timeout = match ctx.query.uint("timeoutSeconds")? {
-        Some(s) => Duration::from_secs(s),
-        None => Duration::from_secs(1800 + fastrand::u64(..1800)),
+        Some(s) if s > 0 => Duration::from_secs(s),
+        _ => Duration::from_secs(1800 + fastrand::u64(..1800)),
     };
     let from: Option<u64> = match rv_param {
         "" | "0" => None,
@@ -91,6 +92,13 @@ pub(crate) fn watch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     };
     {
         let mut st = ctx.shared.state.lock();
+        // A version the server has not reached yet: kube-apiserver's watch cache waits up to 3 s
+        // for it, then refuses the watch with 504 (`Too large resource version`).
+        if let Some(rv) = from
+            && rv > st.rv()
+        {
+            return Err(super::read::too_large(rv, st.rv()));
+        }
         // Initial events: with sendInitialEvents=true, or a plain watch from "" / "0" (kube-apiserver
         // sends the current state as ADDED events first in both cases).
         let initial = match send_initial {

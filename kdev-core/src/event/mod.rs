@@ -26,7 +26,8 @@
 //!    random), and giving up at once on other API errors (AlreadyExists, a terminating
 //!    namespace, validation). [`Recorder::flush`] waits until everything queued is sent.
 //!
-//! Event objects are named `<regarding name>.<hex nanoseconds>` and live in the regarding
+//! Event objects are named `<regarding name>.<hex nanoseconds>` (the name made a DNS subdomain
+//! when it is not one, as `events.k8s.io/v1` requires) and live in the regarding
 //! object's namespace (`default` for cluster-scoped objects); notes are cut to 1 KiB, the
 //! `events.k8s.io/v1` limit. The recorder remembers at most 4096 series and 4096 buckets.
 //!
@@ -362,6 +363,31 @@ fn hostname() -> String {
 }
 
 /// `s` cut to at most `max` bytes, on a character boundary.
+/// `<name>.<hex nanoseconds>`, the name client-go gives an Event, made a DNS subdomain as
+/// `events.k8s.io/v1` requires: an object named otherwise (a ClusterRole
+/// `system:aggregate-to-admin`) has its name lowercased, other characters turned into `-`, and
+/// cut to fit in 253 characters.
+fn event_name(regarding: &str, nanos: i128) -> String {
+    let suffix = format!(".{nanos:x}");
+    let mut base: String = regarding
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '.' | '-') => c,
+            _ => '-',
+        })
+        .collect();
+    base.truncate(253 - suffix.len());
+    // Each dot-separated label must start and end with a letter or digit.
+    let base = base
+        .split('.')
+        .map(|label| label.trim_matches('-'))
+        .filter(|label| !label.is_empty())
+        .collect::<Vec<_>>()
+        .join(".");
+    let base = if base.is_empty() { "event".to_string() } else { base };
+    format!("{base}{suffix}")
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
@@ -557,7 +583,7 @@ impl Recorder {
             .clone()
             .filter(|ns| !ns.is_empty())
             .unwrap_or_else(|| "default".to_string());
-        let name = format!("{}.{:x}", regarding.name.as_deref().unwrap_or_default(), nanos);
+        let name = event_name(regarding.name.as_deref().unwrap_or_default(), nanos);
         Event {
             metadata: ObjectMeta {
                 name: Some(name),
@@ -630,6 +656,20 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_names_are_dns_subdomains_whatever_the_object_is_called() {
+        assert_eq!(event_name("web-1", 255), "web-1.ff");
+        assert_eq!(
+            event_name("system:aggregate-to-admin", 16),
+            "system-aggregate-to-admin.10"
+        );
+        assert_eq!(event_name("Weird_Name.", 1), "weird-name.1");
+        assert_eq!(event_name(":", 1), "event.1");
+        let long = event_name(&"a".repeat(300), 1);
+        assert_eq!(long.len(), 253);
+        assert!(long.ends_with("a.1"));
+    }
 
     #[test]
     fn notes_are_cut_on_a_character_boundary() {

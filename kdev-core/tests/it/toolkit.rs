@@ -547,3 +547,28 @@ async fn a_recorder_refuses_a_reporting_controller_the_api_server_would_refuse()
         assert!(Recorder::new(env.client(), good).is_ok(), "{good:?}");
     }
 }
+
+/// An Event about an object whose name is no DNS subdomain (a ClusterRole `system:...`) gets a
+/// name the API server accepts, instead of being refused.
+#[tokio::test]
+async fn an_event_about_an_object_named_with_a_colon_is_written() {
+    use k8s_openapi::api::core::v1::ObjectReference;
+    let (env, _ns, _api) = setup().await;
+    let controller = format!("toolkit.kdev.dev/colon-{}", fastrand::u32(..));
+    let recorder = Recorder::new(env.client(), controller.as_str()).unwrap();
+    let regarding = ObjectReference {
+        api_version: Some("rbac.authorization.k8s.io/v1".into()),
+        kind: Some("ClusterRole".into()),
+        name: Some("system:kdev-test-role".into()),
+        ..ObjectReference::default()
+    };
+    let published = recorder.publish(&regarding, None, EventType::Normal, "Checked", "Check", "x");
+    assert_eq!(published, Published::Created);
+    recorder.flush().await;
+    let events = events_of(&env.client(), "default", &controller).await;
+    assert_eq!(events.len(), 1, "written to the default namespace");
+    let name = events[0].metadata.name.clone().unwrap_or_default();
+    assert!(name.starts_with("system-kdev-test-role."), "{name}");
+    let events_api: Api<KubeEvent> = Api::namespaced(env.client(), "default");
+    let _ = events_api.delete(&name, &Default::default()).await;
+}

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::{Ctx, convert_out, object_response, render, render_metadata, table};
 use crate::registry::{Resource, get_path};
+use crate::schema::Cause;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{ObjKey, Stored};
@@ -194,10 +195,14 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     // `limit` (the cacher's computeListLimit): one page, no continue token. Informers list
     // this way first, so a test sees what a real cluster sends.
     let limit = limit.filter(|_| rv_param != "0" || !cont.is_empty());
-    if !rv_match.is_empty() && rv_param.is_empty() {
-        return Err(ApiError::BadRequest(
-            "resourceVersionMatch is forbidden unless resourceVersion is provided".into(),
-        ));
+    let options = list_option_causes(rv_param, rv_match, cont, ctx.query.get("sendInitialEvents").is_some());
+    if !options.is_empty() {
+        return Err(ApiError::Invalid {
+            kind: "ListOptions".into(),
+            group: "meta.k8s.io".into(),
+            name: String::new(),
+            causes: options,
+        });
     }
     if !cont.is_empty() && !rv_param.is_empty() && rv_param != "0" {
         return Err(ApiError::BadRequest(
@@ -332,6 +337,53 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
 fn key_of(o: &Stored) -> (&str, &str) {
     let m = &o.value["metadata"];
     (m["namespace"].as_str().unwrap_or(""), m["name"].as_str().unwrap_or(""))
+}
+
+/// apimachinery's `ValidateListOptions` for a list (not a watch): what kube-apiserver answers
+/// 422 Invalid `ListOptions` for.
+fn list_option_causes(rv: &str, rv_match: &str, cont: &str, send_initial: bool) -> Vec<Cause> {
+    let forbidden = |field: &str, detail: &str| Cause {
+        reason: "FieldValueForbidden".into(),
+        message: format!("Forbidden: {detail}"),
+        field: field.into(),
+    };
+    let mut causes = Vec::new();
+    if !rv_match.is_empty() {
+        if rv.is_empty() {
+            causes.push(forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
+        }
+        if !cont.is_empty() {
+            causes.push(forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden when continue is provided",
+            ));
+        }
+        if rv_match != "Exact" && rv_match != "NotOlderThan" {
+            causes.push(Cause {
+                reason: "FieldValueNotSupported".into(),
+                message: format!(
+                    "Unsupported value: {rv_match:?}: supported values: \"Exact\", \"NotOlderThan\", \"\""
+                ),
+                field: "resourceVersionMatch".into(),
+            });
+        }
+        if rv_match == "Exact" && rv == "0" {
+            causes.push(forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ));
+        }
+    }
+    if send_initial {
+        causes.push(forbidden(
+            "sendInitialEvents",
+            "sendInitialEvents is forbidden for list",
+        ));
+    }
+    causes
 }
 
 pub(crate) fn too_large(rv: u64, current: u64) -> ApiError {

@@ -44,13 +44,6 @@ pub(crate) fn watch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
                 "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
             ));
         }
-        if send_initial == Some(true) && !bookmarks {
-            return Err(invalid_watch(
-                ctx,
-                "allowWatchBookmarks",
-                "sendInitialEvents requires allowWatchBookmarks=true",
-            ));
-        }
     } else if !rv_match.is_empty() {
         return Err(invalid_watch(
             ctx,
@@ -118,7 +111,9 @@ pub(crate) fn watch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
                             stream.pending.push_back(b);
                         }
                     }
-                    if send_initial == Some(true) {
+                    // The bookmark that ends the initial events comes only to a watch that
+                    // allows bookmarks (kube-apiserver's `isInitialEventsEndBookmarkRequired`).
+                    if send_initial == Some(true) && bookmarks {
                         st.bookmark(&stream.storage, id, true);
                     }
                 }

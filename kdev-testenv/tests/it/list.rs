@@ -224,3 +224,33 @@ async fn a_list_at_resource_version_0_ignores_the_limit() {
     })
     .await;
 }
+
+/// List options kube-apiserver refuses with 422 Invalid `ListOptions` (kube-client refuses the
+/// first itself, so the requests go raw).
+#[tokio::test]
+async fn list_options_kube_apiserver_forbids_are_refused_as_invalid() {
+    let (env, ns) = setup().await;
+    let client = env.client();
+    for (query, detail) in [
+        (
+            "resourceVersionMatch=Exact&resourceVersion=0",
+            "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+        ),
+        (
+            "resourceVersionMatch=NotOlderThan",
+            "resourceVersionMatch is forbidden unless resourceVersion is provided",
+        ),
+        ("sendInitialEvents=true", "sendInitialEvents is forbidden for list"),
+    ] {
+        let request = http::Request::get(format!("/api/v1/namespaces/{ns}/configmaps?{query}"))
+            .body(Vec::new())
+            .expect("a request");
+        match client.request_text(request).await {
+            Err(kube_client::Error::Api(s)) => {
+                assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{query}: {s:?}");
+                assert!(s.message.contains(detail), "{query}: {}", s.message);
+            }
+            other => panic!("{query}: expected Invalid, got {other:?}"),
+        }
+    }
+}

@@ -245,6 +245,15 @@ async fn a_namespaced_cache_reads_one_namespace_through_informers_it_shares() {
     m.factory().shutdown().await;
 }
 
+/// Counts the end of a runnable's work, whether it returns or is aborted.
+struct Ended(Arc<AtomicUsize>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 fn election_config() -> kdev_core::leader_election::Config {
     kdev_core::leader_election::Config::default()
         .lease_duration(Duration::from_secs(3))
@@ -345,13 +354,6 @@ async fn a_lost_lease_stops_the_manager() {
         .build();
     let (running, stopped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (r, s) = (running.clone(), stopped.clone());
-    /// Counts the end of the work, whether it returns or is aborted.
-    struct Ended(Arc<AtomicUsize>);
-    impl Drop for Ended {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     m.add_runnable("leader-only", true, move |stop| async move {
         let _ended = Ended(s);
         r.fetch_add(1, Ordering::SeqCst);
@@ -496,13 +498,6 @@ async fn a_lease_lost_while_draining_stops_the_leader_only_work_at_once() {
         .build();
     let (running, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (r, e) = (running.clone(), ended.clone());
-    /// Counts the end of the work, whether it returns or is aborted.
-    struct Ended(Arc<AtomicUsize>);
-    impl Drop for Ended {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     m.add_runnable("stubborn", true, move |_stop| async move {
         let _ended = Ended(e);
         r.fetch_add(1, Ordering::SeqCst);

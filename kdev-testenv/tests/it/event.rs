@@ -7,7 +7,7 @@ use kube_client::Api;
 use kube_client::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use super::setup;
+use super::{causes, setup};
 
 fn event(name: &str, ns: &str) -> Value {
     json!({
@@ -27,19 +27,6 @@ fn dynamic(mut v: Value) -> DynamicObject {
     v["apiVersion"] = json!("events.k8s.io/v1");
     v["kind"] = json!("Event");
     serde_json::from_value(v).expect("an object")
-}
-
-/// The fields of the causes of a refused write.
-fn fields<T: std::fmt::Debug>(what: &str, r: Result<T, kube_client::Error>) -> Vec<(String, String)> {
-    match r {
-        Err(kube_client::Error::Api(s)) => {
-            assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{what}: {s:?}");
-            s.details
-                .map(|d| d.causes.into_iter().map(|c| (c.field, c.message)).collect())
-                .unwrap_or_default()
-        }
-        other => panic!("{what}: expected 422 Invalid, got {other:?}"),
-    }
 }
 
 #[tokio::test]
@@ -171,7 +158,7 @@ async fn events_k8s_io_events_are_refused_as_kube_apiserver_refuses_them() {
     for (i, (what, change, field, message)) in cases.into_iter().enumerate() {
         let mut e = event(&format!("bad-{i}"), &ns);
         change(&mut e);
-        let found = fields(what, api.create(&pp, &dynamic(e)).await);
+        let found = causes(what, api.create(&pp, &dynamic(e)).await);
         let hit = found
             .iter()
             .any(|(f, m)| f == field && (message.is_empty() || m == message));
@@ -193,7 +180,7 @@ async fn a_changed_series_is_validated_again() {
     api.create(&PostParams::default(), &e).await.expect("create");
     let pp = PatchParams::default();
     let bad = json!({ "series": { "count": 1, "lastObservedTime": "2026-01-01T00:00:01.000000Z" } });
-    let found = fields("series of one", api.patch("series", &pp, &Patch::Merge(&bad)).await);
+    let found = causes("series of one", api.patch("series", &pp, &Patch::Merge(&bad)).await);
     assert!(found.iter().any(|(f, _)| f == "series.count"), "{found:?}");
     let good = json!({ "series": { "count": 2, "lastObservedTime": "2026-01-01T00:00:01.000000Z" } });
     let patched = api
@@ -221,7 +208,7 @@ async fn a_core_v1_event_with_an_event_time_names_its_reporter() {
         "eventTime": "2026-01-01T00:00:00.000000Z", "message": "m", "type": "Normal",
     }))
     .expect("an event");
-    let found: Vec<String> = fields("new style", api.create(&pp, &new_style).await)
+    let found: Vec<String> = causes("new style", api.create(&pp, &new_style).await)
         .into_iter()
         .filter(|(_, m)| m == "Required value")
         .map(|(f, _)| f)
@@ -237,7 +224,7 @@ async fn an_events_k8s_io_event_keeps_its_reason() {
     let e: Event = serde_json::from_value(event("fixed", &ns)).expect("an event");
     api.create(&PostParams::default(), &e).await.expect("create");
     let change = json!({ "reason": "Changed" });
-    let found = fields(
+    let found = causes(
         "a changed reason",
         api.patch("fixed", &PatchParams::default(), &Patch::Merge(&change))
             .await,

@@ -79,6 +79,19 @@ pub async fn needs_controllers(env: &TestEnv) -> bool {
     false
 }
 
+/// The `(field, message)` causes of a write refused with 422 Invalid.
+pub fn causes<T: std::fmt::Debug>(what: &str, r: Result<T, kube_client::Error>) -> Vec<(String, String)> {
+    match r {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{what}: {s:?}");
+            s.details
+                .map(|d| d.causes.into_iter().map(|c| (c.field, c.message)).collect())
+                .unwrap_or_default()
+        }
+        other => panic!("{what}: expected 422 Invalid, got {other:?}"),
+    }
+}
+
 /// The API error code of a failed call.
 pub fn code<T: std::fmt::Debug>(r: Result<T, kube_client::Error>) -> u16 {
     match r {

@@ -7,7 +7,7 @@ use kube_client::Api;
 use kube_client::api::{ApiResource, DeleteParams, DynamicObject, PostParams};
 use serde_json::{Value, json};
 
-use super::setup;
+use super::{causes, setup};
 use kdev_testenv::TestEnv;
 
 fn hook(name: &str) -> Value {
@@ -33,19 +33,6 @@ fn config(ar: &ApiResource, name: &str, webhooks: Vec<Value>) -> DynamicObject {
     let mut obj = DynamicObject::new(name, ar);
     obj.data = json!({ "webhooks": webhooks });
     obj
-}
-
-/// The `(field, message)` causes of a refused write.
-fn causes<T: std::fmt::Debug>(what: &str, r: Result<T, kube_client::Error>) -> Vec<(String, String)> {
-    match r {
-        Err(kube_client::Error::Api(s)) => {
-            assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{what}: {s:?}");
-            s.details
-                .map(|d| d.causes.into_iter().map(|c| (c.field, c.message)).collect())
-                .unwrap_or_default()
-        }
-        other => panic!("{what}: expected 422 Invalid, got {other:?}"),
-    }
 }
 
 #[tokio::test]

@@ -165,6 +165,15 @@ struct Inner {
 }
 
 impl Inner {
+    /// From now on no runnable starts, and `/readyz` says the manager is not running.
+    fn stop_intake(&self) {
+        let mut runnables = self.runnables.lock();
+        runnables.stopped = true;
+        runnables.late = None;
+        drop(runnables);
+        self.running.store(false, Ordering::Release);
+    }
+
     fn health_results(&self) -> Vec<(String, Result<(), String>)> {
         let mut out = vec![("ping".to_string(), Ok(()))];
         if let Some(c) = &self.campaign {
@@ -567,11 +576,7 @@ impl Manager {
         // are told to stop (the task set aborts them when dropped), the lease is released (the
         // campaign task does it when told to stop), the informers and the listener stop.
         let _stopped = crate::informer::OnDrop(|| {
-            let mut runnables = inner.runnables.lock();
-            runnables.stopped = true;
-            runnables.late = None;
-            drop(runnables);
-            inner.running.store(false, Ordering::Release);
+            inner.stop_intake();
             stop_all.cancel();
             campaign_stop.cancel();
             inner.factory.stop();
@@ -642,12 +647,7 @@ impl Manager {
 
         // Graceful shutdown: stop intake, let in-flight work finish (not after a lost lease:
         // another process may already lead).
-        {
-            let mut runnables = inner.runnables.lock();
-            runnables.stopped = true;
-            runnables.late = None;
-        }
-        inner.running.store(false, Ordering::Release);
+        inner.stop_intake();
         stop_all.cancel();
         let grace = match stop {
             Stop::LeaderLost => Duration::ZERO,

@@ -499,8 +499,7 @@ where
                 Ok(Some(Ok(line))) => line,
             };
             events += 1;
-            let ev = match line {
-                Line::Event(ev) => ev,
+            let new_rv = match line {
                 Line::Skipped(skipped) => {
                     synthetic_adds &= skipped.event == Some(Change::Added);
                     self.status.skipped(&skipped);
@@ -511,35 +510,33 @@ where
                     {
                         self.sink.delete(last);
                     }
-                    if let Some(v) = skipped.resource_version.filter(|v| !synthetic_adds && !v.is_empty()) {
-                        *rv = v.clone();
-                        self.status.0.lock().last_rv = v;
+                    skipped.resource_version.filter(|_| !synthetic_adds)
+                }
+                Line::Event(ev) => {
+                    synthetic_adds &= matches!(ev, WatchEvent::Added(_));
+                    match ev {
+                        WatchEvent::Added(o) => {
+                            let v = o.meta().resource_version.clone().filter(|_| !synthetic_adds);
+                            let o = self.sink.accept(settle(o));
+                            self.sink.add(o);
+                            v
+                        }
+                        WatchEvent::Modified(o) => {
+                            let v = o.meta().resource_version.clone();
+                            let o = self.sink.accept(settle(o));
+                            self.sink.update(o);
+                            v
+                        }
+                        WatchEvent::Deleted(o) => {
+                            let v = o.meta().resource_version.clone();
+                            let o = self.sink.accept(settle(o));
+                            self.sink.delete(o);
+                            v
+                        }
+                        WatchEvent::Bookmark(b) => Some(b.metadata.resource_version),
+                        WatchEvent::Error(e) => return Err(refused(&e)),
                     }
-                    continue;
                 }
-            };
-            synthetic_adds &= matches!(ev, WatchEvent::Added(_));
-            let new_rv = match ev {
-                WatchEvent::Added(o) => {
-                    let v = o.meta().resource_version.clone().filter(|_| !synthetic_adds);
-                    let o = self.sink.accept(settle(o));
-                    self.sink.add(o);
-                    v
-                }
-                WatchEvent::Modified(o) => {
-                    let v = o.meta().resource_version.clone();
-                    let o = self.sink.accept(settle(o));
-                    self.sink.update(o);
-                    v
-                }
-                WatchEvent::Deleted(o) => {
-                    let v = o.meta().resource_version.clone();
-                    let o = self.sink.accept(settle(o));
-                    self.sink.delete(o);
-                    v
-                }
-                WatchEvent::Bookmark(b) => Some(b.metadata.resource_version),
-                WatchEvent::Error(e) => return Err(refused(&e)),
             };
             if let Some(v) = new_rv.filter(|v| !v.is_empty()) {
                 *rv = v.clone();

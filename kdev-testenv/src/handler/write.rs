@@ -59,7 +59,7 @@ pub(crate) fn update(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             ctx.name(),
             new,
             Some(&ctx.manager()),
-            None,
+            sub,
             ctx.dry_run(),
         )?;
         return Ok(wire::json_value(
@@ -146,13 +146,13 @@ pub(crate) fn patch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             .as_ref()
             .and_then(|c| c.get(ctx.version()))
             .map(|v| v.apply.clone());
-        let merged = match crd_schema {
-            Some(schema) => {
-                crate::patch::apply_with(&schema, live.as_ref(), &applied, &manager, force, &now, &api_version)
-            }
-            None => crate::patch::apply(live.as_ref(), &applied, &manager, force, &now, &api_version),
-        }
-        .map_err(|e| patch_error(&ctx.res, ctx.name(), e))?;
+        let schema =
+            crd_schema.unwrap_or_else(|| Arc::new(crate::patch::Schema::for_kind(&ctx.res.group, &ctx.res.kind)));
+        let writer = crate::patch::Writer::new(&manager, &api_version, &now)
+            .through(sub)
+            .resetting(reset_fields(&ctx.res, sub));
+        let merged = crate::patch::apply_as(&schema, live.as_ref(), &applied, force, &writer)
+            .map_err(|e| patch_error(&ctx.res, ctx.name(), e))?;
         let (code, stored) = match old {
             None if sub.is_none() => (
                 StatusCode::CREATED,
@@ -215,7 +215,7 @@ pub(crate) fn patch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             ctx.name(),
             new,
             Some(&manager),
-            None,
+            sub,
             ctx.dry_run(),
         )?;
         return Ok(wire::json_value(
@@ -555,7 +555,7 @@ pub(crate) fn prepare_create(
     prepare::on_create(res, &mut obj);
     admit(res, version, &mut obj, true, None)?;
     if let Some(manager) = manager {
-        record_update(res, version, None, &mut obj, manager);
+        record_update(res, version, None, &mut obj, manager, None);
     }
     intercept::before_store(&obj)?;
     Ok(Prepared {
@@ -681,7 +681,9 @@ pub(crate) fn update_object(
     let old_meta = old_served.get("metadata").cloned().unwrap_or_else(|| json!({}));
     match sub {
         Some("status") => {
+            // Only the status and the managed fields (which track this write) come through.
             let status = new.get("status").cloned();
+            let managed = new.pointer("/metadata/managedFields").cloned();
             new = old_served.clone();
             if let Some(m) = new.as_object_mut() {
                 match status {
@@ -689,6 +691,11 @@ pub(crate) fn update_object(
                     None => m.remove("status"),
                 };
             }
+            let m = meta_mut(&mut new)?;
+            match managed {
+                Some(mf) => m.insert("managedFields".into(), mf),
+                None => m.remove("managedFields"),
+            };
         }
         _ if res.status => {
             if let Some(m) = new.as_object_mut() {
@@ -716,10 +723,15 @@ pub(crate) fn update_object(
         };
     }
     m.remove("selfLink");
-    if !m.contains_key("managedFields")
-        && let Some(mf) = old_meta.get("managedFields")
-    {
-        m.insert("managedFields".into(), mf.clone());
+    // A write without managed fields (or with an empty list) keeps the stored ones.
+    let keeps_managed = m
+        .get("managedFields")
+        .is_none_or(|mf| mf.is_null() || mf.as_array().is_some_and(Vec::is_empty));
+    if keeps_managed {
+        match old_meta.get("managedFields") {
+            Some(mf) => m.insert("managedFields".into(), mf.clone()),
+            None => m.remove("managedFields"),
+        };
     }
     if old_meta.get("deletionTimestamp").is_some() {
         let had: Vec<&Value> = old_meta
@@ -754,13 +766,7 @@ pub(crate) fn update_object(
         meta_mut(&mut new)?.insert("generation".into(), json!(g));
     }
     if let Some(manager) = manager {
-        crate::patch::record_update(
-            Some(&old_served),
-            &mut new,
-            manager,
-            &meta::now(),
-            &res.api_version(version),
-        );
+        record_update(res, version, Some(&old_served), &mut new, manager, sub);
     }
     intercept::before_store(&new)?;
     let new = convert_in(res, new);
@@ -772,22 +778,49 @@ pub(crate) fn update_object(
     Ok(delete::after_update(st, res, stored))
 }
 
-/// Gives `manager` an Update entry in managedFields for what it changed (CRD list types included).
-fn record_update(res: &Resource, version: &str, old: Option<&Value>, new: &mut Value, manager: &str) {
+/// Gives `manager` an Update entry in managedFields for what it changed through `sub` (CRD list
+/// types included).
+fn record_update(
+    res: &Resource,
+    version: &str,
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    sub: Option<&str>,
+) {
     let (now, api_version) = (meta::now(), res.api_version(version));
-    match res.crd.as_ref().and_then(|c| c.get(version)) {
-        Some(v) => crate::patch::record_update_with(&v.apply, old, new, manager, &now, &api_version),
-        None => crate::patch::record_update(old, new, manager, &now, &api_version),
+    let schema = match res.crd.as_ref().and_then(|c| c.get(version)) {
+        Some(v) => v.apply.clone(),
+        None => Arc::new(crate::patch::Schema::for_kind(&res.group, &res.kind)),
+    };
+    let writer = crate::patch::Writer::new(manager, &api_version, &now).through(sub);
+    crate::patch::record_update_as(&schema, old, new, &writer);
+}
+
+/// The top-level fields a write through `sub` cannot set, which its managed fields leave out
+/// (the strategies' `GetResetFields`): `status` on an object with a status subresource, `spec`
+/// on the status subresource.
+fn reset_fields(res: &Resource, sub: Option<&str>) -> &'static [&'static str] {
+    match sub {
+        Some("status") => &["spec"],
+        None if res.status => &["status"],
+        _ => &[],
     }
 }
 
-/// Equal apart from resourceVersion and managedFields: such a write changes nothing.
+/// Equal apart from resourceVersion and the times of managed fields: such a write changes nothing
+/// (kube-apiserver skips a write whose only change is a managed-fields timestamp). A change of
+/// ownership alone is a change.
 fn same_content(old: &Value, new: &Value) -> bool {
     let strip = |v: &Value| {
         let mut v = v.clone();
         if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("resourceVersion");
-            m.remove("managedFields");
+            if let Some(Value::Array(entries)) = m.get_mut("managedFields") {
+                for entry in entries.iter_mut().filter_map(Value::as_object_mut) {
+                    entry.remove("time");
+                }
+            }
         }
         v
     };

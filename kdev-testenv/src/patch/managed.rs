@@ -4,12 +4,83 @@
 
 use serde_json::{Map, Value, json};
 
-use super::fields::{FieldSet, compare, item_elements, path_string, strip, to_field_set};
+use super::fields::{FieldSet, compare, field, item_elements, path_string, strip, to_field_set};
 use super::schema::{ListType, Schema, child_path};
 use super::{Error, Result};
 
 /// Manager name kube-apiserver gives the fields of an object first applied without managed fields.
 const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+
+/// Who writes, and through which endpoint: this decides which `metadata.managedFields` entry a write
+/// lands in and which fields it can neither own nor conflict on.
+///
+/// kube-apiserver keys a manager's entry by its name, its operation (and, for updates, the API
+/// version) and the subresource the request went through, so a controller applying its status
+/// through `/status` and a user applying the spec under the same name own two separate entries.
+/// Fields an endpoint's strategy resets (`GetResetFields`: `status` on an object with a status
+/// subresource, `spec` on `/status`) are left out of ownership and conflicts.
+#[derive(Debug, Clone, Copy)]
+pub struct Writer<'a> {
+    /// The field manager.
+    pub manager: &'a str,
+    /// The API version of the request, e.g. `apps/v1` (recorded for updates).
+    pub api_version: &'a str,
+    /// The time to record (RFC 3339).
+    pub now: &'a str,
+    /// The subresource the request went through (`status`, `scale`), `None` for the object itself.
+    pub subresource: Option<&'a str>,
+    /// Top-level fields the endpoint resets, e.g. `["status"]`.
+    pub reset: &'a [&'a str],
+}
+
+impl<'a> Writer<'a> {
+    /// A write by `manager` to the object itself, with nothing reset.
+    pub fn new(manager: &'a str, api_version: &'a str, now: &'a str) -> Self {
+        Writer {
+            manager,
+            api_version,
+            now,
+            subresource: None,
+            reset: &[],
+        }
+    }
+
+    /// This write, through `subresource`.
+    pub fn through(self, subresource: Option<&'a str>) -> Self {
+        Writer { subresource, ..self }
+    }
+
+    /// This write, with `reset` left out of ownership and conflicts.
+    pub fn resetting(self, reset: &'a [&'a str]) -> Self {
+        Writer { reset, ..self }
+    }
+
+    fn owns(&self, entry: &Entry, operation: Operation) -> bool {
+        entry.manager == self.manager
+            && entry.operation == operation
+            && entry.subresource.as_deref() == self.subresource
+            && (operation == Operation::Apply || entry.api_version == self.api_version)
+    }
+
+    fn entry(&self, operation: Operation, set: FieldSet) -> Entry {
+        Entry {
+            manager: self.manager.into(),
+            operation,
+            api_version: self.api_version.into(),
+            time: Some(self.now.into()),
+            subresource: self.subresource.map(str::to_owned),
+            set,
+        }
+    }
+
+    /// `set` without the fields this endpoint resets.
+    fn keep(&self, mut set: FieldSet) -> FieldSet {
+        for name in self.reset {
+            set.remove_tree(&[field(name)]);
+        }
+        set
+    }
+}
 
 /// The `operation` of a managed fields entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -242,6 +313,15 @@ pub fn apply_with(
     now: &str,
     api_version: &str,
 ) -> Result<Value> {
+    apply_as(schema, live, applied, force, &Writer::new(manager, api_version, now))
+}
+
+/// Server-side apply by `writer`, as [`apply_with`], keyed by the writer's subresource and leaving out
+/// the fields its endpoint resets.
+///
+/// # Errors
+/// As [`apply_with`].
+pub fn apply_as(schema: &Schema, live: Option<&Value>, applied: &Value, force: bool, writer: &Writer) -> Result<Value> {
     if !applied.is_object() {
         return Err(Error::InvalidApplyConfig(
             "the apply configuration must be an object".into(),
@@ -253,23 +333,21 @@ pub fn apply_with(
     let live_obj = without_managed_fields(live);
     let mut entries = decode_entries(live.and_then(|l| l.pointer("/metadata/managedFields"))).unwrap_or_default();
     if entries.is_empty() {
-        let existing = compare(&json!({}), &live_obj, schema).changed();
+        let existing = writer.keep(compare(&json!({}), &live_obj, schema).changed());
         if !existing.is_empty() {
             entries.push(Entry {
                 manager: BEFORE_FIRST_APPLY.into(),
                 operation: Operation::Update,
-                api_version: api_version.into(),
-                time: Some(now.into()),
+                api_version: writer.api_version.into(),
+                time: Some(writer.now.into()),
                 subresource: None,
                 set: existing,
             });
         }
     }
     let mut merged = merge_applied(&live_obj, applied, "", schema);
-    let applied_set = strip(&to_field_set(applied, schema));
-    let mine = entries
-        .iter()
-        .position(|e| e.manager == manager && e.operation == Operation::Apply && e.subresource.is_none());
+    let applied_set = writer.keep(strip(&to_field_set(applied, schema)));
+    let mine = entries.iter().position(|e| writer.owns(e, Operation::Apply));
     let mut owned = applied_set.clone();
     for (i, entry) in entries.iter().enumerate() {
         if Some(i) != mine {
@@ -277,11 +355,12 @@ pub fn apply_with(
         }
     }
     if let Some(last) = mine.and_then(|i| entries.get(i)) {
-        let doomed = last.set.difference(&owned);
+        let doomed = writer.keep(last.set.difference(&owned));
         prune(&mut merged, &doomed, Some(&owned), "", schema, &[]);
     }
     let comparison = compare(&live_obj, &merged, schema);
-    let changed = comparison.changed();
+    let changed = writer.keep(comparison.changed());
+    let removed = writer.keep(comparison.removed);
     let mut conflicts = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         if Some(i) != mine {
@@ -299,26 +378,19 @@ pub fn apply_with(
     }
     for (i, entry) in entries.iter_mut().enumerate() {
         if Some(i) != mine {
-            entry.set = entry.set.difference(&changed).difference(&comparison.removed);
+            entry.set = entry.set.difference(&changed).difference(&removed);
         }
     }
     let touched = merged != live_obj;
     match mine.and_then(|i| entries.get_mut(i)) {
         Some(entry) => {
             entry.set = applied_set;
-            entry.api_version = api_version.into();
+            entry.api_version = writer.api_version.into();
             if touched || entry.time.is_none() {
-                entry.time = Some(now.into());
+                entry.time = Some(writer.now.into());
             }
         }
-        None => entries.push(Entry {
-            manager: manager.into(),
-            operation: Operation::Apply,
-            api_version: api_version.into(),
-            time: Some(now.into()),
-            subresource: None,
-            set: applied_set,
-        }),
+        None => entries.push(writer.entry(Operation::Apply, applied_set)),
     }
     store_entries(&mut merged, entries);
     Ok(merged)
@@ -434,6 +506,12 @@ pub fn record_update_with(
     now: &str,
     api_version: &str,
 ) {
+    record_update_as(schema, old, new, &Writer::new(manager, api_version, now));
+}
+
+/// Records a create, update or non-apply patch by `writer`, as [`record_update_with`], in the
+/// writer's entry for its subresource and leaving out the fields its endpoint resets.
+pub fn record_update_as(schema: &Schema, old: Option<&Value>, new: &mut Value, writer: &Writer) {
     let requested = new.pointer("/metadata/managedFields");
     let reset =
         matches!(requested, Some(Value::Array(list)) if matches!(list.as_slice(), [only] if *only == json!({})));
@@ -447,30 +525,18 @@ pub fn record_update_with(
     };
     let empty = Value::Object(Map::new());
     let comparison = compare(old.filter(|o| o.is_object()).unwrap_or(&empty), new, schema);
-    let changed = comparison.changed();
+    let changed = writer.keep(comparison.changed());
+    let removed = writer.keep(comparison.removed);
     for entry in &mut entries {
-        entry.set = entry.set.difference(&changed).difference(&comparison.removed);
+        entry.set = entry.set.difference(&changed).difference(&removed);
     }
     if !changed.is_empty() {
-        let mine = entries.iter_mut().find(|e| {
-            e.manager == manager
-                && e.operation == Operation::Update
-                && e.api_version == api_version
-                && e.subresource.is_none()
-        });
-        match mine {
+        match entries.iter_mut().find(|e| writer.owns(e, Operation::Update)) {
             Some(entry) => {
                 entry.set.union(&changed);
-                entry.time = Some(now.into());
+                entry.time = Some(writer.now.into());
             }
-            None => entries.push(Entry {
-                manager: manager.into(),
-                operation: Operation::Update,
-                api_version: api_version.into(),
-                time: Some(now.into()),
-                subresource: None,
-                set: changed,
-            }),
+            None => entries.push(writer.entry(Operation::Update, changed)),
         }
     }
     store_entries(new, entries);

@@ -4,8 +4,9 @@
 //!
 //! Every function takes the current object and the decoded patch body and returns the patched object
 //! (or a typed [`Error`] whose [`Error::status_code`] is the HTTP code kube-apiserver answers with).
-//! Server-side apply and managed-field tracking live in [`apply`], [`apply_with`], [`record_update`]
-//! and [`record_update_with`].
+//! Server-side apply and managed-field tracking live in [`apply`], [`apply_with`], [`apply_as`],
+//! [`record_update`], [`record_update_with`] and [`record_update_as`]; a [`Writer`] says which
+//! manager writes through which subresource.
 
 mod fields;
 mod managed;
@@ -16,7 +17,8 @@ use serde_json::Value;
 
 pub use fields::{FieldSet, path_string, to_field_set};
 pub use managed::{
-    Conflict, Operation, apply, apply_with, conflicts_message, default_manager, record_update, record_update_with,
+    Conflict, Operation, Writer, apply, apply_as, apply_with, conflicts_message, default_manager, record_update,
+    record_update_as, record_update_with,
 };
 pub use schema::{ListKey, ListType, Schema, supports_strategic};
 pub use strategic::strategic_merge;

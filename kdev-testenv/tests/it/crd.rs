@@ -384,3 +384,136 @@ async fn a_mutating_webhook_sees_a_custom_resource_pruned_and_defaulted() {
         "the unknown field pruned and the default applied before the webhook"
     );
 }
+
+/// `(manager, operation, subresource)` of each managed fields entry that owns `field` (a top-level
+/// `f:` element such as `f:status`).
+fn owners_of(obj: &DynamicObject, field: &str) -> Vec<(String, String, String)> {
+    let mut owners: Vec<(String, String, String)> = obj
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|e| e.fields_v1.as_ref().is_some_and(|f| f.0.get(field).is_some()))
+        .map(|e| {
+            (
+                e.manager.clone().unwrap_or_default(),
+                e.operation.clone().unwrap_or_default(),
+                e.subresource.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    owners.sort();
+    owners
+}
+
+#[tokio::test]
+async fn server_side_apply_through_status_is_its_own_managed_fields_entry() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    install(&env, &crd(&group, "Namespaced")).await;
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    let object = |body: Value| {
+        let mut obj = json!({ "apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": { "name": "w" } });
+        obj.as_object_mut()
+            .expect("an object")
+            .extend(body.as_object().cloned().unwrap_or_default());
+        obj
+    };
+    api.patch(
+        "w",
+        &PatchParams::apply("ctl"),
+        &Patch::Apply(object(json!({ "spec": { "size": 2 } }))),
+    )
+    .await
+    .expect("apply the spec");
+    let w = api
+        .patch_status(
+            "w",
+            &PatchParams::apply("ctl"),
+            &Patch::Apply(object(json!({ "status": { "ready": true } }))),
+        )
+        .await
+        .expect("apply the status");
+    assert_eq!(w.data["status"]["ready"], json!(true));
+    assert_eq!(w.data["spec"]["size"], json!(2), "a status apply leaves the spec alone");
+    assert_eq!(owners_of(&w, "f:spec"), [("ctl".into(), "Apply".into(), String::new())]);
+    assert_eq!(
+        owners_of(&w, "f:status"),
+        [("ctl".into(), "Apply".into(), "status".into())]
+    );
+
+    // Another manager changing the status conflicts with the status entry, unless it forces.
+    let theirs = object(json!({ "status": { "ready": false } }));
+    match api
+        .patch_status("w", &PatchParams::apply("other"), &Patch::Apply(&theirs))
+        .await
+    {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!(s.code, 409, "{s:?}");
+            assert!(
+                s.message.contains(r#"conflict with "ctl" with subresource "status""#),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let w = api
+        .patch_status("w", &PatchParams::apply("other").force(), &Patch::Apply(&theirs))
+        .await
+        .expect("a forced status apply");
+    assert_eq!(w.data["status"]["ready"], json!(false));
+    assert_eq!(
+        owners_of(&w, "f:status"),
+        [("other".into(), "Apply".into(), "status".into())]
+    );
+
+    // The spec cannot be set through /status, so it cannot conflict there either.
+    let w = api
+        .patch_status(
+            "w",
+            &PatchParams::apply("other"),
+            &Patch::Apply(object(json!({ "spec": { "size": 5 }, "status": { "ready": false } }))),
+        )
+        .await
+        .expect("a status apply that names the spec");
+    assert_eq!(w.data["spec"]["size"], json!(2));
+    assert_eq!(owners_of(&w, "f:spec"), [("ctl".into(), "Apply".into(), String::new())]);
+    uninstall(&env.client(), &group).await;
+}
+
+#[tokio::test]
+async fn writes_to_an_object_with_a_status_subresource_never_own_its_status() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    install(&env, &crd(&group, "Namespaced")).await;
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    let applied = json!({ "apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": { "name": "w" },
+                          "spec": { "size": 1 }, "status": { "ready": true } });
+    let w = api
+        .patch("w", &PatchParams::apply("ctl"), &Patch::Apply(&applied))
+        .await
+        .expect("apply");
+    assert!(
+        w.data.get("status").is_none_or(|s| s.get("ready").is_none()),
+        "{:?}",
+        w.data
+    );
+    assert_eq!(owners_of(&w, "f:status"), []);
+
+    // A merge patch of the status records an Update entry for the status subresource.
+    let pp = PatchParams {
+        field_manager: Some("status-writer".into()),
+        ..PatchParams::default()
+    };
+    let w = api
+        .patch_status("w", &pp, &Patch::Merge(json!({ "status": { "replicas": 3 } })))
+        .await
+        .expect("patch the status");
+    assert_eq!(
+        owners_of(&w, "f:status"),
+        [("status-writer".into(), "Update".into(), "status".into())]
+    );
+    assert_eq!(owners_of(&w, "f:spec"), [("ctl".into(), "Apply".into(), String::new())]);
+    uninstall(&env.client(), &group).await;
+}

@@ -167,6 +167,39 @@ async fn server_side_apply_conflicts_with_another_manager_unless_forced() {
 }
 
 #[tokio::test]
+async fn a_manager_applying_a_value_already_set_shares_its_ownership() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let with = |value: &str| json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "cfg" }, "data": { "a": value } });
+    api.patch("cfg", &PatchParams::apply("first"), &Patch::Apply(with("1")))
+        .await
+        .expect("first apply");
+    let cm = api
+        .patch("cfg", &PatchParams::apply("second"), &Patch::Apply(with("1")))
+        .await
+        .expect("the same value, from a second manager");
+    let mut managers: Vec<String> = cm
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    managers.sort();
+    assert_eq!(managers, ["first", "second"], "both own data.a");
+    match api
+        .patch("cfg", &PatchParams::apply("first"), &Patch::Apply(with("2")))
+        .await
+    {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!(s.code, 409, "{s:?}");
+            assert!(s.message.contains("conflict with \"second\""), "{}", s.message);
+        }
+        other => panic!("a co-owner's value changed without a conflict: {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn an_unknown_patch_type_is_unsupported_media_type() {
     let (env, ns) = setup().await;
     api_create_and_raw_patch(&env, &ns).await;

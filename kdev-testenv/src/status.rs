@@ -84,6 +84,20 @@ pub enum ApiError {
     /// 410 Gone / Expired: a resourceVersion or continue token older than the history.
     #[error("{0}")]
     Expired(String),
+    /// 410 Gone / Expired for a continue token older than the history, with a fresh token in
+    /// `metadata.continue` that continues the list from the same key at the latest version (an
+    /// inconsistent list), as kube-apiserver's `handleCompactedErrorForPaging` sends.
+    #[error(
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list \
+         without the continue parameter, or use the continue token in this response to retrieve the remainder of \
+         the results. Continuing with the provided token results in an inconsistent list - objects that were \
+         created, modified, or deleted between the time the first chunk was returned and now may show up in the \
+         list."
+    )]
+    ContinueExpired {
+        /// The token that continues at the latest version.
+        token: String,
+    },
     /// 413 RequestEntityTooLarge.
     #[error("the request entity is too large: limit is {0} bytes")]
     TooLarge(usize),
@@ -130,7 +144,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Expired(_) => StatusCode::GONE,
+            Self::Expired(_) | Self::ContinueExpired { .. } => StatusCode::GONE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -151,7 +165,7 @@ impl ApiError {
             Self::BadRequest(_) => "BadRequest",
             Self::Forbidden { .. } => "Forbidden",
             Self::MethodNotAllowed => "MethodNotAllowed",
-            Self::Expired(_) => "Expired",
+            Self::Expired(_) | Self::ContinueExpired { .. } => "Expired",
             Self::TooLarge(_) => "RequestEntityTooLarge",
             Self::NotAcceptable(_) => "NotAcceptable",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
@@ -219,6 +233,9 @@ impl ApiError {
         };
         if let (Some(d), Some(map)) = (details, status.as_object_mut()) {
             map.insert("details".into(), d);
+        }
+        if let Self::ContinueExpired { token } = self {
+            status["metadata"] = json!({ "continue": token });
         }
         status
     }

@@ -166,21 +166,45 @@ impl Filter {
     }
 }
 
-/// A continue token: the list's resourceVersion and the last key returned.
-fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
+/// The resourceVersion of a continue token that continues at the latest version, as
+/// kube-apiserver hands out with a 410 for an expired token.
+const LATEST: i64 = -1;
+
+/// A continue token, as kube-apiserver's `storage.EncodeContinue`: unpadded URL-safe base64 of the
+/// list's resourceVersion (or [`LATEST`]) and the key after the last one returned.
+fn encode_continue(rv: i64, ns: &str, name: &str) -> String {
     let raw = json!({ "v": "meta.k8s.io/v1", "rv": rv, "start": format!("{ns}/{name}\u{0}") });
-    base64::engine::general_purpose::URL_SAFE.encode(raw.to_string())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.to_string())
 }
 
-fn decode_continue(token: &str) -> Result<(u64, String, String), ApiError> {
-    let bad = || ApiError::BadRequest(format!("continue key is not valid: {token:?}"));
-    let raw = base64::engine::general_purpose::URL_SAFE
-        .decode(token)
-        .map_err(|_| bad())?;
-    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
-    let rv = v["rv"].as_u64().ok_or_else(bad)?;
-    let start = v["start"].as_str().ok_or_else(bad)?.trim_end_matches('\u{0}');
-    let (ns, name) = start.split_once('/').ok_or_else(bad)?;
+/// The resourceVersion and the last key of a continue token, refused as `storage.DecodeContinue`
+/// refuses it.
+fn decode_continue(token: &str) -> Result<(i64, String, String), ApiError> {
+    let bad = |why: &str| ApiError::BadRequest(format!("invalid continue token: continue key is not valid: {why}"));
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|e| bad(&e.to_string()))?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|e| bad(&e.to_string()))?;
+    match v["v"].as_str() {
+        Some("meta.k8s.io/v1") => {}
+        other => {
+            return Err(bad(&format!(
+                "server does not recognize this encoded version {}",
+                other.unwrap_or_default()
+            )));
+        }
+    }
+    let rv = v["rv"].as_i64().unwrap_or(0);
+    if rv == 0 || rv < LATEST {
+        return Err(bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"));
+    }
+    let start = v["start"].as_str().unwrap_or_default().trim_end_matches('\u{0}');
+    if start.is_empty() {
+        return Err(bad("encoded start key empty (version meta.k8s.io/v1)"));
+    }
+    let (ns, name) = start
+        .split_once('/')
+        .ok_or_else(|| bad("encoded start key is not a key"))?;
     Ok((rv, ns.to_string(), name.to_string()))
 }
 
@@ -215,17 +239,18 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         let current = st.rv();
         let (items, list_rv, after): (Snapshot, u64, Option<ObjKey>) = if !cont.is_empty() {
             let (rv, ns, name) = decode_continue(cont)?;
-            let items = st.snapshot_at(ctx.storage(), rv).ok_or_else(|| {
-                ApiError::Expired(
-                    "The provided continue parameter is too old to display a consistent list result. You can start \
-                     a new list without the continue parameter, or use the continue token in this response to \
-                     retrieve the remainder of the results. Continuing with the provided token results in an \
-                     inconsistent list - objects that were created, modified, or deleted between the time the first \
-                     chunk was returned and now may show up in the list."
-                        .into(),
-                )
-            })?;
-            (items, rv, Some((ns, name)))
+            match u64::try_from(rv) {
+                Ok(rv) => {
+                    let items = st
+                        .snapshot_at(ctx.storage(), rv)
+                        .ok_or_else(|| ApiError::ContinueExpired {
+                            token: encode_continue(LATEST, &ns, &name),
+                        })?;
+                    (items, rv, Some((ns, name)))
+                }
+                // The rest of the list, as it is now.
+                Err(_) => (st.keep_snapshot(ctx.storage()), current, Some((ns, name))),
+            }
         } else {
             let wanted: Option<u64> = match rv_param {
                 "" | "0" => None,
@@ -276,7 +301,7 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             if limit.is_some_and(|l| page.len() >= l) {
                 let last: &Arc<Stored> = page.last().unwrap_or(o);
                 let (ns, name) = key_of(last);
-                next = Some(encode_continue(list_rv, ns, name));
+                next = Some(encode_continue(list_rv.try_into().unwrap_or(i64::MAX), ns, name));
                 idx -= 1;
                 break;
             }

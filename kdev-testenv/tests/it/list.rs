@@ -254,3 +254,76 @@ async fn list_options_kube_apiserver_forbids_are_refused_as_invalid() {
         }
     }
 }
+
+/// Fault injection, so the embedded server only: a continue token older than the history gets
+/// 410 Expired with a fresh token in `metadata.continue`, which lists the rest as it is now.
+#[tokio::test]
+async fn an_expired_continue_token_comes_back_with_one_for_the_rest_as_it_is_now() {
+    let (env, ns) = setup().await;
+    if !super::needs_faults(&env) {
+        return;
+    }
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    for i in 0..5 {
+        api.create(&PostParams::default(), &labelled(&format!("cm-{i}"), &[("set", "x")]))
+            .await
+            .expect("create");
+    }
+    let lp = ListParams::default().labels("set=x").limit(2);
+    let first = api.list(&lp).await.expect("page 1");
+    let token = first.metadata.continue_.clone().expect("a continue token");
+    let late = api
+        .create(&PostParams::default(), &labelled("cm-9", &[("set", "x")]))
+        .await
+        .expect("a late create");
+    api.delete("cm-3", &Default::default()).await.expect("delete");
+    env.faults().compact_history().expect("embedded");
+
+    let req = http::Request::get(format!(
+        "/api/v1/namespaces/{ns}/configmaps?labelSelector=set%3Dx&limit=2&continue={token}"
+    ))
+    .body(Vec::new())
+    .expect("request");
+    let resp = env.client().send(req.map(Into::into)).await.expect("send");
+    assert_eq!(resp.status(), 410);
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .expect("a body")
+        .to_bytes();
+    let status: serde_json::Value = serde_json::from_slice(&body).expect("a Status");
+    assert_eq!(status["reason"], json!("Expired"), "{status}");
+    let fresh = status["metadata"]["continue"].as_str().expect("a fresh continue token");
+
+    let mut names = Vec::new();
+    let mut next = Some(fresh.to_string());
+    while let Some(t) = next {
+        let page = api.list(&lp.clone().continue_token(&t)).await.expect("next page");
+        assert_ne!(page.metadata.resource_version, first.metadata.resource_version);
+        names.extend(page.items.into_iter().filter_map(|c| c.metadata.name));
+        next = page.metadata.continue_.filter(|c| !c.is_empty());
+    }
+    // After cm-1, as the store is now: without the deleted cm-3, with the late cm-9.
+    assert_eq!(
+        names,
+        ["cm-2", "cm-4", "cm-9"],
+        "late create at {:?}",
+        late.metadata.resource_version
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_continue_token_is_a_bad_request() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    for token in [
+        "not base64!",
+        "e30",
+        "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MCwic3RhcnQiOiJhL2IifQ",
+    ] {
+        assert_eq!(
+            code(api.list(&ListParams::default().limit(1).continue_token(token)).await),
+            400,
+            "{token}"
+        );
+    }
+}

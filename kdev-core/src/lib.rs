@@ -70,7 +70,7 @@
 //! | [`reflector`] | `cache.Reflector`, `ListWatch` | list then watch, resume, relist on 410, backoff; feeds a FIFO or a store |
 //! | [`store`] | `cache.Indexer`, `ThreadSafeStore` | the indexed cache: one writer, many readers, `Arc<K>` |
 //! | [`delta_fifo`] | `cache.DeltaFIFO` | per-key change lists between reflector and informer |
-//! | [`real_fifo`] | `cache.RealFIFO` | every event in order, no coalescing (informers since 1.36) |
+//! | [`real_fifo`] | `cache.RealFIFO` | every event in order, no coalescing (informers' default since 1.33) |
 //! | [`workqueue`] | `util/workqueue` | dedup, delays, rate limiters, priorities, metrics |
 //! | [`finalizer`] | controller-runtime's `controllerutil` finalizer helpers | run clean-up before deletion: add, clean up, remove |
 //! | [`owner`] | controller-runtime's `SetControllerReference` | owner and controller references, garbage collection |

@@ -1,4 +1,4 @@
-//! The in-order FIFO that client-go's informers use since 1.36: every event delivered in
+//! The in-order FIFO that client-go's informers use by default since 1.33: every event delivered in
 //! arrival order, no per-key coalescing
 //! ([`tools/cache/the_real_fifo.go`](https://github.com/kubernetes/client-go/blob/master/tools/cache/the_real_fifo.go)).
 //!

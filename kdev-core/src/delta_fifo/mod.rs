@@ -11,7 +11,7 @@
 //! | unit handed out | every pending delta of one key, together | one delta |
 //! | order | keys by first arrival; a key that changes again keeps its place | every event in arrival order |
 //! | coalescing | per key (a consumer sees a key once for many changes) | none |
-//! | client-go | the informer FIFO up to 1.35 | the informer FIFO from 1.36 (`InOrderInformers` GA) |
+//! | client-go | the informer FIFO up to 1.32 (later only with `InOrderInformers` off, until 1.36 locks it on) | the informer FIFO by default from 1.33 (`InOrderInformers`) |
 //!
 //! Use the `DeltaFifo` when a consumer wants one call per object with its whole recent
 //! history, e.g. to skip intermediate states. Use the `RealFifo` when the order of events

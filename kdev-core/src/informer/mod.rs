@@ -89,7 +89,7 @@ pub enum Order {
     /// after `B` was added can reach handlers before `B`'s add, when `A` was queued first).
     #[default]
     PerKey,
-    /// client-go 1.36's RealFIFO (`InOrderInformers`, on by default there): every change
+    /// client-go's RealFIFO (`InOrderInformers`, on by default since 1.33): every change
     /// leaves in the order it arrived, across keys too.
     Arrival,
 }

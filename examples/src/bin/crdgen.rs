@@ -1,5 +1,5 @@
-//! crdgen: prints the YAML of every CustomResourceDefinition this crate defines — what
-//! `make manifests` is to kubebuilder users.
+//! crdgen: prints the YAML of the CustomResourceDefinitions of the lessons `crd` and
+//! `operator` — what `make manifests` is to kubebuilder users.
 //!
 //! ```text
 //! cargo run -p kdev-examples --bin crdgen > crds.yaml
@@ -19,9 +19,10 @@
 //! }
 //! ```
 //!
-//! The examples crate has binaries only: its two resources are defined by the lessons `crd`
-//! (Website) and `operator` (MyApp), which this binary includes as modules so that they are
-//! linked in. Their `main` functions are not called.
+//! The examples crate has binaries only, so this binary includes the lessons `crd` (Website)
+//! and `operator` (MyApp) as modules to link their resources in; their `main` functions are
+//! not called. The `conversion` lesson's WebApp is not included: its CRD is complete only with
+//! the conversion stanza the lesson writes at run time, once its webhook server exists.
 
 #[allow(dead_code)]
 #[path = "crd.rs"]

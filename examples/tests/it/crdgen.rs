@@ -1,4 +1,4 @@
-//! `crdgen` prints every CRD the examples define, as YAML the API server accepts.
+//! `crdgen` prints the CRDs of the `crd` and `operator` lessons, as YAML the API server accepts.
 
 use std::process::Command;
 

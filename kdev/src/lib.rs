@@ -2,11 +2,12 @@
 //! controller-runtime, with the server sides (webhooks, scheduler extenders, node plugins)
 //! that extension authors otherwise write by hand.
 //!
-//! This facade re-exports the kdev crates. Today it carries [`kdev_core`] (the queueing
+//! This facade re-exports the kdev crates. It always carries [`kdev_core`] (the queueing
 //! primitives, reflectors and informers, the controller runtime with its manager and leader
-//! election, and the operator toolkit) and, behind the `testenv` feature, the embedded API
-//! server. The derive macro, webhooks, the scheduler extender and node plugins join it as
-//! they land, each behind a cargo feature.
+//! election, and the operator toolkit); behind cargo features it carries the embedded API
+//! server (`testenv`), the `CustomResource` derive macro and its CRD runtime (`derive`), and
+//! admission and conversion webhooks (`webhook`). The scheduler extender and node plugins
+//! join it as they land, each behind a feature of its own.
 //!
 //! # Example
 //!

@@ -28,6 +28,17 @@ pub fn uid() -> String {
     out
 }
 
+/// A name generated from `generateName`, as kube-apiserver's `SimpleNameGenerator`: the prefix cut
+/// to 58 bytes (on a character boundary), then five random characters, so the name fits 63.
+pub fn generated_name(prefix: &str) -> String {
+    const MAX_PREFIX: usize = 63 - 5;
+    let mut end = prefix.len().min(MAX_PREFIX);
+    while !prefix.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{}", &prefix[..end], name_suffix())
+}
+
 /// The five-character suffix kube-apiserver appends to `generateName`.
 pub fn name_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";

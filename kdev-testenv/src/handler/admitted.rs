@@ -174,27 +174,30 @@ fn options(ctx: &Ctx, kind: &str) -> Value {
     o
 }
 
+/// The `DeleteOptions` webhooks see: the body's when there is one, else the query's (as
+/// kube-apiserver reads them).
 fn delete_options(ctx: &Ctx) -> Value {
     let mut o: Value = if ctx.body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
+        let mut o = json!({});
+        for key in ["propagationPolicy", "gracePeriodSeconds", "orphanDependents"] {
+            if let Some(v) = ctx.query.get(key) {
+                o[key] = match (v.parse::<i64>(), v) {
+                    (Ok(n), _) => json!(n),
+                    (_, "true") => json!(true),
+                    (_, "false") => json!(false),
+                    _ => json!(v),
+                };
+            }
+        }
+        if let Some(v) = ctx.query.get("dryRun") {
+            o["dryRun"] = json!([v]);
+        }
+        o
     } else {
         ctx.body_json().unwrap_or_else(|_| json!({}))
     };
     if !o.is_object() {
         o = json!({});
-    }
-    for key in ["propagationPolicy", "gracePeriodSeconds"] {
-        if let Some(v) = ctx.query.get(key)
-            && o.get(key).is_none()
-        {
-            o[key] = match v.parse::<i64>() {
-                Ok(n) => json!(n),
-                Err(_) => json!(v),
-            };
-        }
-    }
-    if ctx.dry_run() {
-        o["dryRun"] = json!(["All"]);
     }
     o["kind"] = json!("DeleteOptions");
     o["apiVersion"] = json!("meta.k8s.io/v1");
@@ -210,7 +213,10 @@ fn attributes(ctx: &Ctx, op: Operation, request_version: &str, name: &str, optio
         sub: ctx.route.subresource.clone().unwrap_or_default(),
         name: name.to_string(),
         namespace: ctx.ns().to_string(),
-        dry_run: ctx.dry_run(),
+        dry_run: options
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v == "All")),
         options,
     }
 }

@@ -250,7 +250,7 @@ pub(crate) fn delete_all_instances(st: &mut State, crd: &Value) {
             m["namespace"].as_str().unwrap_or("").to_string(),
             m["name"].as_str().unwrap_or("").to_string(),
         );
-        delete::delete_object(st, &res, &ns, &name, Propagation::Background);
+        delete::delete_object(st, &res, &ns, &name, Some(Propagation::Background));
     }
 }
 

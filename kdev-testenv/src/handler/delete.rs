@@ -13,6 +13,7 @@ use super::read::Filter;
 use super::{Ctx, crd, object_response, read, render};
 use crate::meta;
 use crate::registry::Resource;
+use crate::schema::Cause;
 use crate::status::{ApiError, deleted};
 use crate::store::{ObjKey, State, Stored};
 use crate::wire::{self, Body};
@@ -37,39 +38,92 @@ pub(crate) enum Deletion {
 }
 
 struct Options {
-    propagation: Propagation,
+    /// The policy the request names; `None` keeps the finalizers the object has.
+    propagation: Option<Propagation>,
+    /// `orphanDependents`, deprecated but still honoured.
+    orphan_dependents: Option<bool>,
+    dry_run: bool,
     uid: Option<String>,
     rv: Option<String>,
 }
 
+/// The `DeleteOptions` of a request: from the body when there is one, else from the query (as
+/// kube-apiserver's `handlers/delete.go` reads them), checked as `ValidateDeleteOptions`.
 fn options(ctx: &Ctx) -> Result<Options, ApiError> {
     let body: Value = if ctx.body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
+        let mut o = json!({});
+        for key in ["propagationPolicy", "orphanDependents", "dryRun"] {
+            if let Some(v) = ctx.query.get(key) {
+                o[key] = match key {
+                    "orphanDependents" => json!(v == "true"),
+                    "dryRun" => json!([v]),
+                    _ => json!(v),
+                };
+            }
+        }
+        o
     } else {
         ctx.body_json()?
     };
-    let policy = body
-        .get("propagationPolicy")
-        .and_then(Value::as_str)
-        .or_else(|| ctx.query.get("propagationPolicy"))
-        .unwrap_or("");
-    let orphan = body
-        .get("orphanDependents")
-        .and_then(Value::as_bool)
-        .or_else(|| ctx.query.get("orphanDependents").map(|v| v == "true"));
-    let propagation = match (policy, orphan) {
-        ("Foreground", _) => Propagation::Foreground,
-        ("Orphan", _) | ("", Some(true)) => Propagation::Orphan,
-        ("Background" | "", _) => Propagation::Background,
-        (other, _) => {
-            return Err(ApiError::BadRequest(format!(
-                "propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
-            )));
+    let policy = body.get("propagationPolicy").and_then(Value::as_str);
+    let orphan_dependents = body.get("orphanDependents").and_then(Value::as_bool);
+    let dry_run: Vec<&str> = body
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut causes = Vec::new();
+    if let (Some(p), Some(_)) = (policy, orphan_dependents) {
+        causes.push(Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {p:?}: orphanDependents and deletionPropagation cannot be both set"),
+            field: "propagationPolicy".into(),
+        });
+    }
+    let propagation = match policy {
+        None => orphan_dependents.map(|o| {
+            if o {
+                Propagation::Orphan
+            } else {
+                Propagation::Background
+            }
+        }),
+        Some("Foreground") => Some(Propagation::Foreground),
+        Some("Background") => Some(Propagation::Background),
+        Some("Orphan") => Some(Propagation::Orphan),
+        Some(other) => {
+            causes.push(Cause {
+                reason: "FieldValueNotSupported".into(),
+                message: format!(
+                    "Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                ),
+                field: "propagationPolicy".into(),
+            });
+            None
         }
     };
+    for (i, value) in dry_run.iter().enumerate() {
+        if *value != "All" {
+            causes.push(Cause {
+                reason: "FieldValueNotSupported".into(),
+                message: format!("Unsupported value: {value:?}: supported values: \"All\""),
+                field: format!("dryRun[{i}]"),
+            });
+        }
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::Invalid {
+            kind: "DeleteOptions".into(),
+            group: "meta.k8s.io".into(),
+            name: String::new(),
+            causes,
+        });
+    }
     let pre = body.get("preconditions");
     Ok(Options {
         propagation,
+        orphan_dependents,
+        dry_run: !dry_run.is_empty(),
         uid: pre.and_then(|p| p.get("uid")).and_then(Value::as_str).map(String::from),
         rv: pre
             .and_then(|p| p.get("resourceVersion"))
@@ -89,28 +143,50 @@ pub(crate) fn delete(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         .get(ctx.storage(), ctx.ns(), ctx.name())
         .cloned()
         .ok_or_else(|| read::not_found(ctx))?;
-    let precondition = |what: &str, want: &str, have: &str| ApiError::Conflict {
-        qualified: ctx.res.qualified(),
+    // `rest.BeforeDelete`'s early precondition check, against the kind.
+    let kind = match ctx.res.group.as_str() {
+        "" => ctx.res.kind.clone(),
+        group => format!("{}.{group}", ctx.res.kind),
+    };
+    let precondition = |detail: String| ApiError::Conflict {
+        qualified: kind.clone(),
         name: ctx.name().to_string(),
-        detail: format!("Precondition failed: {what} in precondition: {want}, {what} in object meta: {have}"),
+        detail,
     };
     if let Some(uid) = &opts.uid
         && uid != old.uid()
     {
-        return Err(precondition("UID", uid, old.uid()));
+        return Err(precondition(format!(
+            "the UID in the precondition ({uid}) does not match the UID in record ({}). The object might have been \
+             deleted and then recreated",
+            old.uid()
+        )));
     }
     if let Some(rv) = &opts.rv
         && *rv != old.rv.to_string()
     {
-        return Err(precondition("ResourceVersion", rv, &old.rv.to_string()));
+        return Err(precondition(format!(
+            "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The \
+             object might have been modified",
+            old.rv
+        )));
     }
-    if ctx.dry_run() {
-        return Ok(object_response(ctx, StatusCode::OK, &old));
-    }
-    let outcome = delete_object(&mut st, &ctx.res, ctx.ns(), ctx.name(), opts.propagation);
+    let outcome = if opts.dry_run {
+        preview(&st, &ctx.res, &old, &opts)
+    } else {
+        delete_object(&mut st, &ctx.res, ctx.ns(), ctx.name(), opts.propagation)
+    };
     drop(st);
     Ok(match outcome {
-        Deletion::Pending(obj) => object_response(ctx, StatusCode::OK, &obj),
+        Deletion::Pending(obj) => {
+            // kube-apiserver answers 202 only to a cascading delete asked for the deprecated way.
+            let code = if opts.orphan_dependents == Some(false) {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            object_response(ctx, code, &obj)
+        }
         Deletion::Gone(last) if returns_object(&ctx.res) => object_response(ctx, StatusCode::OK, &last),
         Deletion::Gone(last) => {
             wire::json_value(StatusCode::OK, &deleted(&ctx.res.qualified(), ctx.name(), last.uid()))
@@ -118,9 +194,69 @@ pub(crate) fn delete(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     })
 }
 
-/// Pods, namespaces and custom resources answer a delete with the object; the rest with a Status.
+/// What deleting `old` would answer, changing nothing (`dryRun=All`): the object marked for
+/// deletion when finalizers would hold it, else its last state.
+fn preview(st: &State, res: &Arc<Resource>, old: &Arc<Stored>, opts: &Options) -> Deletion {
+    let fins = gc_finalizers(&finalizers(&old.value), opts.propagation);
+    let deleting = old.value.pointer("/metadata/deletionTimestamp").is_some();
+    let is_namespace = res.group.is_empty() && res.plural == "namespaces";
+    if fins.is_empty() && !deleting && !is_namespace {
+        return Deletion::Gone(old.clone());
+    }
+    let mut v = old.value.clone();
+    set_finalizers(&mut v, &fins);
+    if !deleting {
+        mark(&mut v);
+        if is_namespace {
+            v["status"]["phase"] = json!("Terminating");
+        }
+    }
+    Deletion::Pending(Stored::new(v, st.rv()))
+}
+
+/// Pods, namespaces, Services, ServiceAccounts and custom resources answer a delete with the
+/// object (their stores' `ReturnDeletedObject`); the rest with a Status.
 fn returns_object(res: &Resource) -> bool {
-    res.crd.is_some() || (res.group.is_empty() && matches!(res.plural.as_str(), "pods" | "namespaces"))
+    res.crd.is_some()
+        || (res.group.is_empty()
+            && matches!(
+                res.plural.as_str(),
+                "pods" | "namespaces" | "services" | "serviceaccounts"
+            ))
+}
+
+/// The finalizers after a delete asking for `policy`, as kube-apiserver's
+/// `deletionFinalizersForGarbageCollection`: an explicit policy replaces the orphan and foreground
+/// finalizers with its own (none for background); no policy keeps them.
+fn gc_finalizers(current: &[String], policy: Option<Propagation>) -> Vec<String> {
+    let Some(policy) = policy else {
+        return current.to_vec();
+    };
+    let mut out: Vec<String> = current
+        .iter()
+        .filter(|f| *f != ORPHAN && *f != FOREGROUND)
+        .cloned()
+        .collect();
+    match policy {
+        Propagation::Orphan => out.push(ORPHAN.into()),
+        Propagation::Foreground => out.push(FOREGROUND.into()),
+        Propagation::Background => {}
+    }
+    out
+}
+
+/// Sets the deletionTimestamp (kube-apiserver's `markAsDeleting`): setting it bumps the generation
+/// of an object that has one, so a controller filtering on generation changes sees it.
+fn mark(v: &mut Value) {
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.insert("deletionTimestamp".into(), json!(meta::now()));
+        m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        if let Some(generation) = m.get("generation").and_then(Value::as_i64)
+            && generation > 0
+        {
+            m.insert("generation".into(), json!(generation + 1));
+        }
+    }
 }
 
 /// DELETE of a collection, with selectors.
@@ -133,18 +269,15 @@ pub(crate) fn delete_collection(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         .into_iter()
         .filter(|o| filter.matches(&ctx.res, ctx.version(), &o.value))
         .collect();
-    let mut items = Vec::new();
-    for o in targets {
-        let (ns, name) = key_of(&o.value);
-        if ctx.dry_run() {
-            items.push(o);
-            continue;
-        }
-        match delete_object(&mut st, &ctx.res, &ns, &name, opts.propagation) {
-            Deletion::Gone(x) | Deletion::Pending(x) => items.push(x),
+    // The answer is the list as it was before the deletes, as kube-apiserver's DeleteCollection.
+    let rv = st.rv();
+    if !opts.dry_run {
+        for o in &targets {
+            let (ns, name) = key_of(&o.value);
+            delete_object(&mut st, &ctx.res, &ns, &name, opts.propagation);
         }
     }
-    let rv = st.rv();
+    let items = targets;
     drop(st);
     let mut buf = BytesMut::new();
     buf.put_slice(
@@ -192,7 +325,13 @@ fn set_finalizers(v: &mut Value, f: &[String]) {
 
 /// Deletes one object under the lock: immediately when nothing holds it, otherwise by setting
 /// its deletionTimestamp and letting the finalizers run.
-pub(crate) fn delete_object(st: &mut State, res: &Arc<Resource>, ns: &str, name: &str, prop: Propagation) -> Deletion {
+pub(crate) fn delete_object(
+    st: &mut State,
+    res: &Arc<Resource>,
+    ns: &str,
+    name: &str,
+    prop: Option<Propagation>,
+) -> Deletion {
     let Some(old) = st.get(&res.storage, ns, name).cloned() else {
         return Deletion::Gone(Stored::new(json!({}), st.rv()));
     };
@@ -200,19 +339,8 @@ pub(crate) fn delete_object(st: &mut State, res: &Arc<Resource>, ns: &str, name:
     if res.group.is_empty() && res.plural == "namespaces" {
         return delete_namespace(st, res, name, old);
     }
-    let mut fins = finalizers(&old.value);
+    let fins = gc_finalizers(&finalizers(&old.value), prop);
     let deleting = old.value.pointer("/metadata/deletionTimestamp").is_some();
-    let extra = match prop {
-        Propagation::Orphan => Some(ORPHAN),
-        Propagation::Foreground => Some(FOREGROUND),
-        Propagation::Background => None,
-    };
-    if let Some(f) = extra
-        && !fins.iter().any(|x| x == f)
-        && !st.dependents_of(old.uid()).is_empty()
-    {
-        fins.push(f.to_string());
-    }
     if fins.is_empty() && !deleting {
         return match remove_now(st, &res.storage, &key) {
             Some(last) => Deletion::Gone(last),
@@ -221,25 +349,20 @@ pub(crate) fn delete_object(st: &mut State, res: &Arc<Resource>, ns: &str, name:
     }
     let mut v = old.value.clone();
     set_finalizers(&mut v, &fins);
-    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut)
-        && !deleting
-    {
-        m.insert("deletionTimestamp".into(), json!(meta::now()));
-        m.insert("deletionGracePeriodSeconds".into(), json!(0));
-        // kube-apiserver's `markAsDeleting`: setting deletionTimestamp bumps the generation of
-        // an object that has one, so a controller filtering on generation changes sees it.
-        if let Some(generation) = m.get("generation").and_then(Value::as_i64)
-            && generation > 0
-        {
-            m.insert("generation".into(), json!(generation + 1));
-        }
+    if !deleting {
+        mark(&mut v);
     }
     let stored = if v == old.value {
         old
     } else {
         st.put(&res.storage, key, v)
     };
-    run_finalizers(st, res, stored)
+    // The garbage collector's finalizers run at once here; the answer is still the object as
+    // marked, as kube-apiserver answers before its garbage collector acts.
+    match run_finalizers(st, res, stored.clone()) {
+        Deletion::Gone(_) if !deleting => Deletion::Pending(stored),
+        other => other,
+    }
 }
 
 /// The server-side finalizers: orphan, foregroundDeletion, and the CRD clean-up.
@@ -267,7 +390,7 @@ fn run_finalizers(st: &mut State, res: &Arc<Resource>, obj: Arc<Stored>) -> Dele
     if fins.iter().any(|f| f == FOREGROUND) {
         for (storage, dkey) in st.dependents_of(&uid) {
             if let Some(dres) = resource_of_storage(st, &storage) {
-                delete_object(st, &dres, &dkey.0, &dkey.1, Propagation::Foreground);
+                delete_object(st, &dres, &dkey.0, &dkey.1, Some(Propagation::Foreground));
             }
         }
         return check_foreground(st, res, &key);
@@ -433,7 +556,7 @@ fn after_remove(st: &mut State, storage: &str, last: &Arc<Stored>) {
             }
             st.put(&dstorage, dkey, v);
         } else if let Some(dres) = resource_of_storage(st, &dstorage) {
-            delete_object(st, &dres, &dkey.0, &dkey.1, Propagation::Background);
+            delete_object(st, &dres, &dkey.0, &dkey.1, Some(Propagation::Background));
         }
     }
     // An owner waiting in foreground deletion may now be free to go.
@@ -492,7 +615,7 @@ fn delete_namespace(st: &mut State, res: &Arc<Resource>, name: &str, old: Arc<St
         };
         for o in st.list(&storage, Some(name)) {
             let (ons, oname) = key_of(&o.value);
-            delete_object(st, &ores, &ons, &oname, Propagation::Background);
+            delete_object(st, &ores, &ons, &oname, Some(Propagation::Background));
         }
     }
     check_namespace_done(st, name);

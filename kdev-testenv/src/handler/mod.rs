@@ -236,6 +236,11 @@ async fn dispatch(
         (&Method::DELETE, false) => "deletecollection",
         _ => return Err(ApiError::MethodNotAllowed),
     };
+    // Across namespaces, kube-apiserver serves a namespaced resource for list and watch only: a
+    // create or a collection delete there is 405, never a write to every namespace.
+    if res.namespaced && route.namespace.is_none() && matches!(verb, "create" | "deletecollection") {
+        return Err(ApiError::MethodNotAllowed);
+    }
     let resource_name = match &route.subresource {
         Some(sub) => format!("{}/{sub}", route.plural),
         None => route.plural.clone(),

@@ -217,7 +217,18 @@ pub(crate) fn spec_changed(res: &Resource, old: &Value, new: &Value) -> bool {
     };
     let skip = |k: &str| k == "metadata" || k == "apiVersion" || k == "kind" || (res.status && k == "status");
     let keys: std::collections::BTreeSet<&String> = o.keys().chain(n.keys()).filter(|k| !skip(k)).collect();
-    keys.into_iter().any(|k| o.get(k) != n.get(k))
+    if keys.into_iter().any(|k| o.get(k) != n.get(k)) {
+        return true;
+    }
+    // A Deployment's annotations are copied to its ReplicaSets, so kube-apiserver's deployment
+    // strategy counts them as desired state too (no annotations and `{}` are the same).
+    let annotations = |v: &Value| {
+        v.pointer("/metadata/annotations")
+            .and_then(Value::as_object)
+            .filter(|a| !a.is_empty())
+            .cloned()
+    };
+    res.group == "apps" && res.plural == "deployments" && annotations(old) != annotations(new)
 }
 
 /// Checks built-in types need for the examples and controllers to behave (a small subset of

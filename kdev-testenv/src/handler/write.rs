@@ -77,6 +77,22 @@ pub(crate) fn update(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .unwrap_or("");
+    // A PUT's uid is a precondition (`DefaultUpdatedObjectInfo.Preconditions`): a copy of an object
+    // since deleted and re-created does not overwrite its successor.
+    let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+    if let Some(current) = st.get(ctx.storage(), ctx.ns(), ctx.name())
+        && !uid.is_empty()
+        && uid != current.uid()
+    {
+        return Err(ApiError::Conflict {
+            qualified: ctx.res.qualified(),
+            name: ctx.name().to_string(),
+            detail: format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                current.uid()
+            ),
+        });
+    }
     if rv.is_empty() && !ctx.res.allows_unconditional_update() {
         return Err(ApiError::Invalid {
             kind: ctx.res.kind.clone(),
@@ -153,6 +169,7 @@ pub(crate) fn patch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             .resetting(reset_fields(&ctx.res, sub));
         let merged = crate::patch::apply_as(&schema, live.as_ref(), &applied, force, &writer)
             .map_err(|e| patch_error(&ctx.res, ctx.name(), e))?;
+        check_name(ctx, &merged)?;
         let (code, stored) = match old {
             None if sub.is_none() => (
                 StatusCode::CREATED,
@@ -205,6 +222,9 @@ pub(crate) fn patch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         }
     }
     .map_err(|e| patch_error(&ctx.res, ctx.name(), e))?;
+    if sub != Some("scale") {
+        check_name(ctx, &doc)?;
+    }
     if sub == Some("scale") {
         let new = apply_scale(ctx, &old, &doc)?;
         let stored = update_object(
@@ -236,6 +256,26 @@ pub(crate) fn patch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     )?;
     drop(st);
     Ok(object_response(ctx, StatusCode::OK, &stored))
+}
+
+/// kube-apiserver's `checkName` for a patched object: its name must be the URL's, and its
+/// namespace, when it has one, the URL's.
+fn check_name(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
+    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    if name != ctx.name() {
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({name}) does not match the name on the URL ({})",
+            ctx.name()
+        )));
+    }
+    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
+    if !ns.is_empty() && !ctx.ns().is_empty() && ns != ctx.ns() {
+        return Err(ApiError::BadRequest(format!(
+            "the namespace of the object ({ns}) does not match the namespace on the URL ({})",
+            ctx.ns()
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn patch_error(res: &Resource, name: &str, e: crate::patch::Error) -> ApiError {
@@ -525,7 +565,7 @@ pub(crate) fn prepare_create(
     let generate = m.get("generateName").and_then(Value::as_str).unwrap_or("").to_string();
     let (name, generated) = match (given.is_empty(), generate.is_empty()) {
         (false, _) => (given, None),
-        (true, false) => (format!("{generate}{}", meta::name_suffix()), Some(generate)),
+        (true, false) => (meta::generated_name(&generate), Some(generate)),
         (true, true) => {
             return Err(invalid(
                 res,
@@ -606,7 +646,7 @@ pub(crate) fn commit_create(
             if st.get(&res.storage, ns, &name).is_none() {
                 break;
             }
-            name = format!("{prefix}{}", meta::name_suffix());
+            name = meta::generated_name(&prefix);
         }
         meta_mut(&mut obj)?.insert("name".into(), json!(name));
     }
@@ -675,6 +715,22 @@ pub(crate) fn update_object(
         && rv != old.rv.to_string()
     {
         return Err(conflict(res, name));
+    }
+    // A patch cannot change the uid (`ValidateObjectMetaUpdate`); a PUT's was checked as a
+    // precondition before.
+    if let Some(uid) = new.pointer("/metadata/uid").and_then(Value::as_str)
+        && !uid.is_empty()
+        && uid != old.uid()
+    {
+        return Err(invalid(
+            res,
+            name,
+            vec![Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!("Invalid value: {}: field is immutable", json!(uid)),
+                field: "metadata.uid".into(),
+            }],
+        ));
     }
     let mut new = intercept::at_object(Some(&old), as_decoded(res, version, new))?;
     let old_served = convert_out(res, version, &old.value);

@@ -463,3 +463,75 @@ async fn owner_references_need_their_fields_and_one_controller_at_most() {
     .await
     .expect("one controller and a plain owner are fine");
 }
+
+#[tokio::test]
+async fn an_annotation_change_bumps_a_deployments_generation() {
+    let (env, ns) = setup().await;
+    let api: Api<Deployment> = Api::namespaced(env.client(), &ns);
+    api.create(&PostParams::default(), &deployment("web", 1))
+        .await
+        .expect("create");
+    let annotated = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": { "kdev.dev/note": "a" } } })),
+        )
+        .await
+        .expect("annotate");
+    // Annotations are copied to the ReplicaSets, so the deployment strategy counts them.
+    assert_eq!(annotated.metadata.generation, Some(2));
+}
+
+#[tokio::test]
+async fn a_generated_name_fits_in_63_characters() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let prefix = "p".repeat(60);
+    let mut cm = configmap("");
+    cm.metadata.name = None;
+    cm.metadata.generate_name = Some(prefix.clone());
+    let made = api.create(&PostParams::default(), &cm).await.expect("create");
+    let name = made.metadata.name.unwrap_or_default();
+    assert_eq!(name.len(), 63, "{name}");
+    assert!(name.starts_with(&prefix[..58]), "{name}");
+}
+
+#[tokio::test]
+async fn a_stale_copy_of_a_re_created_object_does_not_overwrite_it() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let mut old = api
+        .create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("create");
+    api.delete("a", &DeleteParams::default()).await.expect("delete");
+    api.create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("re-create");
+    // A ConfigMap may be replaced without a resourceVersion; its uid is still a precondition.
+    old.metadata.resource_version = None;
+    assert_eq!(code(api.replace("a", &PostParams::default(), &old).await), 409);
+    // A patch cannot change the uid at all.
+    let patch = json!({ "metadata": { "uid": old.metadata.uid } });
+    assert_eq!(
+        code(api.patch("a", &PatchParams::default(), &Patch::Merge(&patch)).await),
+        422
+    );
+}
+
+#[tokio::test]
+async fn server_side_apply_creates_only_the_object_the_url_names() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let applied = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "b" } });
+    assert_eq!(
+        code(
+            api.patch("a", &PatchParams::apply("kdev-test"), &Patch::Apply(&applied))
+                .await
+        ),
+        400
+    );
+    assert_eq!(code(api.get("b").await), 404);
+    assert_eq!(code(api.get("a").await), 404);
+}

@@ -8,6 +8,7 @@ mod builtin;
 mod cel;
 mod crd;
 mod crud;
+mod delete;
 mod discovery;
 mod event;
 mod faults;

@@ -1,6 +1,6 @@
 //! Lesson 4 — the DeltaFIFO and the in-order FIFO: delta types, popping a key with its
 //! whole history, collapsed deletes, relists with tombstones, resync, has_synced, and the
-//! same events through the RealFIFO that client-go's informers use since 1.36.
+//! same events through the RealFIFO that client-go's informers use by default since 1.33.
 //!
 //! Run it (no cluster needed):
 //!

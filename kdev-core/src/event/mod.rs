@@ -1,7 +1,8 @@
 //! Recording [events](https://kubernetes.io/docs/reference/kubernetes-api/cluster-resources/event-v1/)
 //! (`events.k8s.io/v1`) about objects, as client-go's
 //! [`tools/events`](https://github.com/kubernetes/client-go/tree/master/tools/events) does:
-//! aggregated into series, spam-filtered, sent in the background.
+//! aggregated into series and sent in the background; on top of that, spam-filtered as
+//! client-go's older `tools/record` does.
 //!
 //! An event tells humans (`kubectl describe`, `kubectl events`) what a controller did to an
 //! object and why: `Normal`/`Warning`, a CamelCase `reason` (`ScalingReplicaSet`), an

@@ -219,8 +219,8 @@ impl SharedInformerFactory {
     }
 
     /// The order in which the informers this factory makes hand their handlers the watch's
-    /// changes (default [`Order::PerKey`]; [`Order::Arrival`] is client-go 1.36's
-    /// `InOrderInformers`). Set it before asking for informers.
+    /// changes (default [`Order::PerKey`]; [`Order::Arrival`] is client-go's
+    /// `InOrderInformers`, on by default since 1.33). Set it before asking for informers.
     #[must_use]
     pub fn order(mut self, order: Order) -> Self {
         self.order = order;

@@ -210,8 +210,8 @@ struct Dispatch<K> {
 /// 3. Events for one key reach each handler in order. By default ([`Order::PerKey`]) the
 ///    informer feeds a [`DeltaFifo`], client-go's classic queue: keys leave
 ///    it in the order they first arrived, each with all its changes since. With
-///    [`Order::Arrival`] it feeds a [`RealFifo`], as client-go
-///    1.36 informers do (`InOrderInformers`), and every change reaches handlers in the order
+///    [`Order::Arrival`] it feeds a [`RealFifo`], as client-go's
+///    informers do by default since 1.33 (`InOrderInformers`), and every change reaches handlers in the order
 ///    the watch saw it, across keys too. (A controller's workqueue reorders keys anyway.)
 /// 4. A handler added after the informer started first receives an `Add` (with `initial:
 ///    true`) for every cached object, then every later event (client-go's late subscription).

@@ -307,7 +307,7 @@ impl ManagerBuilder {
 
     /// The order in which the manager's informers hand their handlers the watch's changes
     /// (default [`Order::PerKey`](crate::informer::Order::PerKey); `Order::Arrival` is
-    /// client-go 1.36's `InOrderInformers`); see [`SharedInformerFactory::order`].
+    /// client-go's `InOrderInformers`, on by default since 1.33); see [`SharedInformerFactory::order`].
     pub fn informer_order(mut self, order: crate::informer::Order) -> Self {
         self.order = order;
         self

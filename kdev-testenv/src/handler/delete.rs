@@ -102,14 +102,16 @@ fn options(ctx: &Ctx) -> Result<Options, ApiError> {
             None
         }
     };
-    for (i, value) in dry_run.iter().enumerate() {
-        if *value != "All" {
-            causes.push(Cause {
-                reason: "FieldValueNotSupported".into(),
-                message: format!("Unsupported value: {value:?}: supported values: \"All\""),
-                field: format!("dryRun[{i}]"),
-            });
-        }
+    if dry_run.iter().any(|v| *v != "All") {
+        let values: Vec<String> = dry_run.iter().map(|v| format!("{v:?}")).collect();
+        causes.push(Cause {
+            reason: "FieldValueNotSupported".into(),
+            message: format!(
+                "Unsupported value: []string{{{}}}: supported values: \"All\"",
+                values.join(", ")
+            ),
+            field: "dryRun".into(),
+        });
     }
     if !causes.is_empty() {
         return Err(ApiError::Invalid {

@@ -241,6 +241,28 @@ async fn dispatch(
     if res.namespaced && route.namespace.is_none() && matches!(verb, "create" | "deletecollection") {
         return Err(ApiError::MethodNotAllowed);
     }
+    // `ValidateCreateOptions` and its kin: `dryRun` may only be `All`.
+    let options_kind = match verb {
+        "create" => Some("CreateOptions"),
+        "update" => Some("UpdateOptions"),
+        "patch" => Some("PatchOptions"),
+        _ => None,
+    };
+    if let Some(kind) = options_kind
+        && let Some(dry_run) = query.get("dryRun")
+        && dry_run != "All"
+    {
+        return Err(ApiError::Invalid {
+            kind: kind.into(),
+            group: "meta.k8s.io".into(),
+            name: String::new(),
+            causes: vec![crate::schema::Cause {
+                reason: "FieldValueNotSupported".into(),
+                message: format!("Unsupported value: []string{{{dry_run:?}}}: supported values: \"All\""),
+                field: "dryRun".into(),
+            }],
+        });
+    }
     let resource_name = match &route.subresource {
         Some(sub) => format!("{}/{sub}", route.plural),
         None => route.plural.clone(),

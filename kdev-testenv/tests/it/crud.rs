@@ -535,3 +535,21 @@ async fn server_side_apply_creates_only_the_object_the_url_names() {
     assert_eq!(code(api.get("b").await), 404);
     assert_eq!(code(api.get("a").await), 404);
 }
+
+#[tokio::test]
+async fn a_dry_run_other_than_all_is_refused() {
+    let (env, ns) = setup().await;
+    let req = http::Request::post(format!("/api/v1/namespaces/{ns}/configmaps?dryRun=true"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&configmap("dry")).expect("json"))
+        .expect("a request");
+    match env.client().request_text(req).await {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            assert!(s.message.contains("dryRun"), "{}", s.message);
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    assert_eq!(code(api.get("dry").await), 404, "nothing was created");
+}

@@ -187,9 +187,10 @@ impl<T: Hash + Eq + Clone + Send> InFlight for Shared<T> {
 /// - Workers must call [`done`](Self::done) for every item [`get`](Self::get) returned, or
 ///   the item is never handed out again. [`forget`](Self::forget) only clears the rate
 ///   limiter's memory of the item; it does not replace `done`.
-/// - There is no background task: a delayed item joins the ready items when a worker
-///   waiting in `get` wakes at its time, or at the next `get`, `len` or shutdown. When all
-///   workers are busy past that time, keys added meanwhile may come out before it.
+/// - There is no background task. While any worker waits in `get`, one of them sleeps
+///   until the earliest delayed item's time, so the item is handed out then. When every
+///   worker is busy past that time, the item becomes ready at the next `get`, `len` or
+///   shutdown, and keys added meanwhile may come out before it.
 ///
 /// # Memory usage
 ///
@@ -257,8 +258,10 @@ impl<T: Hash + Eq + Clone> Drop for Parked<'_, T> {
     fn drop(&mut self) {
         if self.parked {
             let mut state = self.shared.state.lock();
-            if self.unpark(&mut state) && (state.ready_len() > 0 || !self.shared.intake.is_empty()) {
-                // Woken for work it will not do: pass the wake on.
+            let woken = self.unpark(&mut state);
+            if state.owes_wake() || (woken && !self.shared.intake.is_empty()) {
+                // Woken for work it will not do, or it was to wake for the earliest timer:
+                // pass that on.
                 state.wake_one();
                 self.shared.intake.set_need_wake(state.need_wake());
             }
@@ -341,7 +344,6 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
         }
         let mut state = self.shared.state.lock();
         if state.add_after(item, delay, options.priority, self.metrics()) {
-            state.timer_moved = true;
             self.wake_one(&mut state);
         }
     }
@@ -374,8 +376,8 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
                 state.fold(&shared.intake, self.metrics());
                 state.promote(self.metrics());
                 if let Some(item) = state.take(self.metrics()) {
-                    if state.ready_len() > 0 || state.timer_moved {
-                        // Leave the rest, or the new earliest timer, to another consumer.
+                    if state.owes_wake() {
+                        // Leave the rest, or the earliest timer, to another consumer.
                         self.wake_one(&mut state);
                     }
                     return Some(item);

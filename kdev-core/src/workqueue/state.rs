@@ -73,11 +73,15 @@ pub(crate) struct State<T> {
     /// other is woken: it wakes the next itself if it leaves work behind. This keeps a
     /// burst of adds from waking every consumer for one item each.
     woken: usize,
-    /// The earliest timer moved earlier since a consumer last went to sleep: the sleepers may
-    /// sleep past it. A consumer that takes an item instead of going back to sleep wakes
-    /// another, which learns the new time (client-go's separate waiting loop needs no such
-    /// hand-over).
-    pub(crate) timer_moved: bool,
+    /// The consumer that went to sleep last while timers were waiting: it sleeps until the
+    /// earliest timer as it was then, so no later than the earliest one now unless
+    /// [`Self::timer_unwatched`] is set.
+    watcher: Option<Arc<Sleeper>>,
+    /// No sleeping consumer is known to wake by the earliest timer: it moved earlier, or the
+    /// watcher stopped sleeping (woken, timed out or cancelled). A consumer that leaves `get`
+    /// then wakes another, which goes to sleep until the earliest timer and so becomes the
+    /// watcher (client-go's separate waiting loop needs no such hand-over).
+    timer_unwatched: bool,
 }
 
 /// The parking spot of one consumer waiting in `get`.
@@ -123,7 +127,8 @@ impl<T: Hash + Eq + Clone> State<T> {
             sleepers: Vec::new(),
             spare: Vec::new(),
             woken: 0,
-            timer_moved: false,
+            watcher: None,
+            timer_unwatched: false,
         }
     }
 
@@ -156,7 +161,8 @@ impl<T: Hash + Eq + Clone> State<T> {
     /// (or is dropped).
     pub(crate) fn park(&mut self, sleeper: &Arc<Sleeper>) {
         // It sleeps until the earliest timer as it is now.
-        self.timer_moved = false;
+        self.timer_unwatched = false;
+        self.watcher = (!self.timers.is_empty()).then(|| Arc::clone(sleeper));
         sleeper.woken.store(false, AtomicOrdering::Relaxed);
         self.sleepers.push(Arc::clone(sleeper));
     }
@@ -169,8 +175,23 @@ impl<T: Hash + Eq + Clone> State<T> {
             true
         } else {
             self.sleepers.retain(|s| !Arc::ptr_eq(s, sleeper));
+            self.stops_sleeping(sleeper);
             false
         }
+    }
+
+    /// `sleeper` left the sleepers: if it was the watcher, nobody watches the timers now.
+    fn stops_sleeping(&mut self, sleeper: &Arc<Sleeper>) {
+        if self.watcher.as_ref().is_some_and(|w| Arc::ptr_eq(w, sleeper)) {
+            self.watcher = None;
+            self.timer_unwatched = !self.timers.is_empty();
+        }
+    }
+
+    /// Whether a consumer leaving `get` (with an item, or cancelled) must wake another: items
+    /// are ready, or no sleeper will wake for the earliest timer.
+    pub(crate) fn owes_wake(&self) -> bool {
+        self.ready_len() > 0 || (self.timer_unwatched && !self.timers.is_empty())
     }
 
     /// Wakes one sleeping consumer, unless one is already on its way.
@@ -180,6 +201,7 @@ impl<T: Hash + Eq + Clone> State<T> {
         {
             self.woken += 1;
             sleeper.wake();
+            self.stops_sleeping(&sleeper);
         }
     }
 
@@ -189,6 +211,8 @@ impl<T: Hash + Eq + Clone> State<T> {
             self.woken += 1;
             sleeper.wake();
         }
+        self.watcher = None;
+        self.timer_unwatched = !self.timers.is_empty();
     }
 
     /// Items ready to be handed out.
@@ -222,7 +246,8 @@ impl<T: Hash + Eq + Clone> State<T> {
     }
 
     /// client-go's `AddAfter`: the earlier ready time wins for an item already waiting.
-    /// Returns whether the earliest timer moved earlier.
+    /// Returns whether the earliest timer moved earlier: a sleeper must then be woken to
+    /// learn it.
     pub(crate) fn add_after(
         &mut self,
         item: T,
@@ -251,6 +276,7 @@ impl<T: Hash + Eq + Clone> State<T> {
                 seq: self.seq,
                 item,
             });
+            self.timer_unwatched |= earliest;
             return earliest;
         }
         let seq = self.next_seq();
@@ -263,6 +289,7 @@ impl<T: Hash + Eq + Clone> State<T> {
             },
         );
         self.timers.push(Timer { ready_at, seq, item });
+        self.timer_unwatched |= earliest;
         earliest
     }
 

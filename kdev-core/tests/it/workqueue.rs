@@ -444,3 +444,74 @@ async fn unfinished_work_is_reported_at_scrape_time() {
         "a dropped queue is no longer reported"
     );
 }
+
+/// One `get`, with the time it returned.
+fn one_get(queue: &WorkQueue<&'static str>) -> tokio::task::JoinHandle<(Option<&'static str>, Instant)> {
+    let queue = queue.clone();
+    tokio::spawn(async move { (queue.get().await, Instant::now()) })
+}
+
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Two workers sleep; a delayed add wakes one, which goes back to sleep until its time. A
+/// later timer wakes nobody: only that worker knows when to look. It takes the first item
+/// at its time and leaves; the other worker must still take the second at its time.
+#[tokio::test(start_paused = true)]
+async fn a_timer_is_served_after_the_worker_sleeping_until_the_earliest_one_takes_it_and_leaves() {
+    let queue = queue();
+    let start = Instant::now();
+    let (first, second) = (one_get(&queue), one_get(&queue));
+    settle().await;
+    queue.add_after("a", Duration::from_secs(1));
+    settle().await;
+    queue.add_after("b", Duration::from_secs(2));
+    let both = tokio::time::timeout(Duration::from_secs(60), async { (first.await, second.await) }).await;
+    let (first, second) = both.expect("the second timer reached the other worker");
+    let mut got = [first.unwrap(), second.unwrap()].map(|(item, at)| (item, at - start));
+    got.sort();
+    assert_eq!(
+        got,
+        [(Some("a"), Duration::from_secs(1)), (Some("b"), Duration::from_secs(2))]
+    );
+}
+
+/// As above, but the worker that knows the timer is woken by an add and takes that item.
+#[tokio::test(start_paused = true)]
+async fn a_timer_is_served_after_the_worker_sleeping_until_it_takes_a_plain_add_and_leaves() {
+    let queue = queue();
+    let start = Instant::now();
+    let (first, second) = (one_get(&queue), one_get(&queue));
+    settle().await;
+    queue.add_after("later", Duration::from_secs(1));
+    settle().await;
+    queue.add("now");
+    let both = tokio::time::timeout(Duration::from_secs(60), async { (first.await, second.await) }).await;
+    let (first, second) = both.expect("the timer reached the other worker");
+    let mut got = [first.unwrap(), second.unwrap()].map(|(item, at)| (item, at - start));
+    got.sort();
+    assert_eq!(
+        got,
+        [(Some("later"), Duration::from_secs(1)), (Some("now"), Duration::ZERO)]
+    );
+}
+
+/// As above, but the worker that knows the timer is cancelled while it sleeps.
+#[tokio::test(start_paused = true)]
+async fn a_timer_is_served_after_the_worker_sleeping_until_it_is_cancelled() {
+    let queue = queue();
+    let start = Instant::now();
+    let (first, second) = (one_get(&queue), one_get(&queue));
+    settle().await;
+    queue.add_after("a", Duration::from_secs(1));
+    settle().await;
+    // The most recent sleeper (the second) was woken and went back to sleep until 1 s.
+    second.abort();
+    assert!(second.await.is_err(), "cancelled before its time");
+    let got = tokio::time::timeout(Duration::from_secs(60), first).await;
+    let (item, at) = got.expect("the timer reached the other worker").unwrap();
+    assert_eq!((item, at - start), (Some("a"), Duration::from_secs(1)));
+}

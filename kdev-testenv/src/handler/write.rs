@@ -737,15 +737,26 @@ pub(crate) fn update_object(
     let old_meta = old_served.get("metadata").cloned().unwrap_or_else(|| json!({}));
     match sub {
         Some("status") => {
-            // Only the status and the managed fields (which track this write) come through.
+            // The status and the managed fields (which track this write) come through; for a
+            // built-in type, the metadata too, but for what its status strategy resets.
             let status = new.get("status").cloned();
             let managed = new.pointer("/metadata/managedFields").cloned();
+            let metadata = new.get("metadata").cloned().filter(|_| res.crd.is_none());
             new = old_served.clone();
             if let Some(m) = new.as_object_mut() {
                 match status {
                     Some(s) => m.insert("status".into(), s),
                     None => m.remove("status"),
                 };
+                if let Some(Value::Object(mut metadata)) = metadata {
+                    for k in status_resets_metadata(res) {
+                        match old_meta.get(*k) {
+                            Some(v) => metadata.insert((*k).to_string(), v.clone()),
+                            None => metadata.remove(*k),
+                        };
+                    }
+                    m.insert("metadata".into(), Value::Object(metadata));
+                }
             }
             let m = meta_mut(&mut new)?;
             match managed {
@@ -817,7 +828,7 @@ pub(crate) fn update_object(
         intercept::before_store(&old_served)?;
         return Ok(old);
     }
-    if res.generation && prepare::spec_changed(res, &old_served, &new) {
+    if res.generation && sub != Some("status") && prepare::spec_changed(res, &old_served, &new) {
         let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
         meta_mut(&mut new)?.insert("generation".into(), json!(g));
     }
@@ -851,6 +862,17 @@ fn record_update(
     };
     let writer = crate::patch::Writer::new(manager, &api_version, &now).through(sub);
     crate::patch::record_update_as(&schema, old, new, &writer);
+}
+
+/// The metadata fields a built-in type's status strategy keeps from the stored object
+/// (`PrepareForUpdate`: a pod's owner references, a Deployment's labels); the rest of the
+/// metadata a `/status` write may change, as kube-apiserver lets it.
+fn status_resets_metadata(res: &Resource) -> &'static [&'static str] {
+    match (res.group.as_str(), res.plural.as_str()) {
+        ("", "pods") => &["ownerReferences"],
+        ("apps", "deployments") => &["labels"],
+        _ => &[],
+    }
 }
 
 /// The top-level fields a write through `sub` cannot set, which its managed fields leave out

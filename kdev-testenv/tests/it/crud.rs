@@ -553,3 +553,31 @@ async fn a_dry_run_other_than_all_is_refused() {
     let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
     assert_eq!(code(api.get("dry").await), 404, "nothing was created");
 }
+
+#[tokio::test]
+async fn a_status_write_of_a_built_in_type_keeps_its_metadata_changes_but_reset_ones() {
+    let (env, ns) = setup().await;
+    let api: Api<Deployment> = Api::namespaced(env.client(), &ns);
+    api.create(&PostParams::default(), &deployment("web", 1))
+        .await
+        .expect("create");
+    let d = api
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({ "metadata": { "annotations": { "kdev.dev/seen": "yes" }, "labels": { "tier": "x" } } }),
+            ),
+        )
+        .await
+        .expect("patch status");
+    // The deployment status strategy resets the spec and the labels, nothing else.
+    let annotations = d.metadata.annotations.unwrap_or_default();
+    assert_eq!(annotations.get("kdev.dev/seen").map(String::as_str), Some("yes"));
+    assert!(!d.metadata.labels.unwrap_or_default().contains_key("tier"));
+    assert_eq!(
+        d.metadata.generation,
+        Some(1),
+        "a status write never bumps the generation"
+    );
+}

@@ -23,13 +23,15 @@ pub enum ApiError {
     /// 404 NotFound for a path that serves nothing.
     #[error("the server could not find the requested resource")]
     NoRoute,
-    /// 409 AlreadyExists.
-    #[error("{qualified} \"{name}\" already exists")]
+    /// 409 AlreadyExists; kube-apiserver's message says when the existing object is being deleted.
+    #[error("{}{qualified} \"{name}\" already exists", if *.deleting { "object is being deleted: " } else { "" })]
     AlreadyExists {
         /// Qualified resource, as in `NotFound`.
         qualified: String,
         /// The object's name.
         name: String,
+        /// Whether the existing object has a deletionTimestamp.
+        deleting: bool,
     },
     /// 409 Conflict: a stale resourceVersion or a failed precondition.
     #[error("Operation cannot be fulfilled on {qualified} \"{name}\": {detail}")]
@@ -203,7 +205,7 @@ impl ApiError {
         });
         let details = match self {
             Self::NotFound { qualified, name }
-            | Self::AlreadyExists { qualified, name }
+            | Self::AlreadyExists { qualified, name, .. }
             | Self::Conflict { qualified, name, .. }
             | Self::Forbidden { qualified, name, .. } => Some(details(qualified, name, &[])),
             Self::ApplyConflict {

@@ -650,9 +650,10 @@ pub(crate) fn commit_create(
         }
         meta_mut(&mut obj)?.insert("name".into(), json!(name));
     }
-    if st.get(&res.storage, ns, &name).is_some() {
+    if let Some(existing) = st.get(&res.storage, ns, &name) {
         return Err(ApiError::AlreadyExists {
             qualified: res.qualified(),
+            deleting: existing.value.pointer("/metadata/deletionTimestamp").is_some(),
             name,
         });
     }

@@ -581,3 +581,29 @@ async fn a_status_write_of_a_built_in_type_keeps_its_metadata_changes_but_reset_
         "a status write never bumps the generation"
     );
 }
+
+#[tokio::test]
+async fn creating_the_name_of_an_object_being_deleted_says_so() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let mut held = configmap("held");
+    held.metadata.finalizers = Some(vec!["kdev.dev/hold".into()]);
+    api.create(&PostParams::default(), &held).await.expect("create");
+    api.delete("held", &DeleteParams::default())
+        .await
+        .expect("mark for deletion");
+    match api.create(&PostParams::default(), &configmap("held")).await {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (409, "AlreadyExists"));
+            assert!(s.message.starts_with("object is being deleted: "), "{}", s.message);
+        }
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    api.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+    )
+    .await
+    .expect("release");
+}

@@ -29,7 +29,6 @@
 //! # }
 //! ```
 
-mod intake;
 mod metrics;
 pub mod rate_limiter;
 mod ready;
@@ -43,11 +42,10 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use self::intake::Intake;
 pub use self::metrics::Metrics;
 use self::metrics::{InFlight, QueueMetrics};
 pub use self::rate_limiter::{RateLimiter, default_controller_rate_limiter};
-use self::state::{Done, Sleeper, State};
+use self::state::{Added, Done, Sleeper, State};
 
 /// The priority of ordinary adds.
 pub const NORMAL_PRIORITY: i32 = 0;
@@ -145,7 +143,6 @@ struct Shared<T> {
     state: Mutex<State<T>>,
     /// The queue's item hasher: `done` hashes before taking the lock.
     hasher: foldhash::fast::RandomState,
-    intake: Intake<T>,
     /// Woken when the processing set empties during a drain.
     drained: Notify,
     rate_limiter: Arc<dyn RateLimiter<T>>,
@@ -194,7 +191,8 @@ impl<T: Hash + Eq + Clone + Send> InFlight for Shared<T> {
 ///
 /// # Memory usage
 ///
-/// Each queued item is stored once, plus a 12-byte index record; a taken item leaves a
+/// Each queued item is stored once, plus a 12-byte index record: an add of an item already
+/// queued or being processed keeps nothing of it. A taken item leaves a
 /// stale record behind until a sweep, which runs once stale records outnumber queued
 /// items four to one. Items being processed are stored once more (the copy `get` returns
 /// is a clone). The rate limiter keeps one counter per item it has not forgotten: call
@@ -202,9 +200,10 @@ impl<T: Hash + Eq + Clone + Send> InFlight for Shared<T> {
 ///
 /// # Performance
 ///
-/// `add` appends to a short-locked intake buffer and never waits for the lock the workers
-/// use; the next `get` moves the whole buffer into the queue at once. `cargo bench -p
-/// kdev-core --bench workqueue_throughput` compares it with client-go's queue.
+/// As in client-go, `add` queues the item under the queue's lock, so the depth gauge and the
+/// queue-duration clock start at the add; the lock is held for one hash-table probe.
+/// `cargo bench -p kdev-core --bench workqueue_throughput` compares it with client-go's
+/// queue.
 #[doc(alias = "workqueue")]
 #[doc(alias = "RateLimitingInterface")]
 pub struct WorkQueue<T> {
@@ -248,9 +247,7 @@ impl<T: Hash + Eq + Clone> Parked<'_, T> {
             return false;
         }
         self.parked = false;
-        let woken = self.sleeper.as_ref().is_some_and(|sleeper| state.wake_up(sleeper));
-        self.shared.intake.set_need_wake(state.need_wake());
-        woken
+        self.sleeper.as_ref().is_some_and(|sleeper| state.wake_up(sleeper))
     }
 }
 
@@ -258,12 +255,11 @@ impl<T: Hash + Eq + Clone> Drop for Parked<'_, T> {
     fn drop(&mut self) {
         if self.parked {
             let mut state = self.shared.state.lock();
-            let woken = self.unpark(&mut state);
-            if state.owes_wake() || (woken && !self.shared.intake.is_empty()) {
+            self.unpark(&mut state);
+            if state.owes_wake() {
                 // Woken for work it will not do, or it was to wake for the earliest timer:
                 // pass that on.
                 state.wake_one();
-                self.shared.intake.set_need_wake(state.need_wake());
             }
         }
     }
@@ -280,7 +276,6 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(hasher.clone())),
             hasher,
-            intake: Intake::new(),
             drained: Notify::new(),
             rate_limiter: config.rate_limiter,
             metrics,
@@ -303,21 +298,10 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
     }
 
     fn add_now(&self, item: T, priority: i32) {
-        if !self.shared.intake.push_add(item, priority) {
-            return;
+        let mut state = self.shared.state.lock();
+        if state.add(item, priority, self.metrics()) == Added::Ready {
+            state.wake_one();
         }
-        if let Some(m) = self.metrics() {
-            m.adds.inc();
-        }
-        if self.shared.intake.needs_wake() {
-            let mut state = self.shared.state.lock();
-            self.wake_one(&mut state);
-        }
-    }
-
-    fn wake_one(&self, state: &mut State<T>) {
-        state.wake_one();
-        self.shared.intake.set_need_wake(state.need_wake());
     }
 
     /// Adds `item` once `delay` has passed (client-go's `AddAfter`). A zero delay adds at
@@ -344,7 +328,7 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
         }
         let mut state = self.shared.state.lock();
         if state.add_after(item, delay, options.priority, self.metrics()) {
-            self.wake_one(&mut state);
+            state.wake_one();
         }
     }
 
@@ -373,12 +357,11 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
             let deadline = {
                 let mut state = shared.state.lock();
                 parked.unpark(&mut state);
-                state.fold(&shared.intake, self.metrics());
                 state.promote(self.metrics());
                 if let Some(item) = state.take(self.metrics()) {
                     if state.owes_wake() {
                         // Leave the rest, or the earliest timer, to another consumer.
-                        self.wake_one(&mut state);
+                        state.wake_one();
                     }
                     return Some(item);
                 }
@@ -387,11 +370,6 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
                 }
                 state.park(parked.sleeper.get_or_insert_with(Arc::default));
                 parked.parked = true;
-                shared.intake.set_need_wake(state.need_wake());
-                // An add that ran before `need_wake` was set did not wake anyone: look again.
-                if !shared.intake.is_empty() {
-                    continue;
-                }
                 state.next_timer()
             };
             let Some(sleeper) = parked.sleeper.clone() else {
@@ -417,7 +395,7 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
         let mut state = self.shared.state.lock();
         let released = match state.done(item, hash, self.metrics()) {
             Done::Requeued => {
-                self.wake_one(&mut state);
+                state.wake_one();
                 None
             }
             Done::Released(copy) => Some(copy),
@@ -446,9 +424,8 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
     /// items being processed do not count.
     pub fn len(&self) -> usize {
         let mut state = self.shared.state.lock();
-        let folded = state.fold(&self.shared.intake, self.metrics());
-        if folded + state.promote(self.metrics()) > 0 {
-            self.wake_one(&mut state);
+        if state.promote(self.metrics()) > 0 {
+            state.wake_one();
         }
         state.ready_len()
     }
@@ -461,7 +438,6 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
     /// Stops intake without waiting (guarantee (d), client-go's `ShutDown`). A concurrent
     /// [`shutdown_with_drain`](Self::shutdown_with_drain) stops waiting.
     pub fn shutdown(&self) {
-        self.shared.intake.close();
         self.shut_down(false);
         self.shared.drained.notify_waiters();
     }
@@ -474,7 +450,6 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
     /// Cancel safe: the queue is shut down on the first poll; dropping the future only stops
     /// the waiting.
     pub async fn shutdown_with_drain(&self) {
-        self.shared.intake.close();
         self.shut_down(true);
         crate::wait::until(&self.shared.state, &self.shared.drained, |state| {
             (state.processing_len() == 0 || !state.draining).then_some(())
@@ -488,7 +463,6 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
         // waiting loop would have added them by now.
         state.promote(self.metrics());
         state.shut_down(drain);
-        self.shared.intake.set_need_wake(state.need_wake());
     }
 
     /// Whether the queue is shutting down (client-go's `ShuttingDown`).

@@ -52,12 +52,14 @@ fn hash32(hash: u64) -> u32 {
     (hash >> 32) as u32
 }
 
-/// An item being processed. `again` holds the priority of adds made meanwhile (guarantee (c)).
+/// An item being processed. `again` holds the priority of adds made meanwhile (guarantee (c))
+/// and, with metrics on, when the first of them was made: its queue duration starts there,
+/// as in client-go.
 struct Processing<T> {
     hash: u64,
     item: T,
     started: Option<Instant>,
-    again: Option<i32>,
+    again: Option<(i32, Option<Instant>)>,
 }
 
 /// What an `add` did, so the caller knows whom to wake.
@@ -189,7 +191,10 @@ impl<T: Hash + Eq + Clone> Ready<T> {
     pub(crate) fn add(&mut self, item: T, priority: i32, metrics: Option<&QueueMetrics>) -> Added {
         let hash = self.hasher.hash_one(&item);
         if let Some(processing) = self.processing.find_mut(hash, |p| p.item == item) {
-            processing.again = Some(processing.again.map_or(priority, |p| p.max(priority)));
+            processing.again = Some(match processing.again {
+                Some((p, at)) => (p.max(priority), at),
+                None => (priority, metrics.map(|_| Instant::now())),
+            });
             return Added::Nothing;
         }
         let lanes = &self.lanes;
@@ -321,9 +326,8 @@ impl<T: Hash + Eq + Clone> Ready<T> {
             m.work_duration.observe(started.elapsed().as_secs_f64());
         }
         match processing.again {
-            Some(priority) => {
-                let now = metrics.map(|_| Instant::now());
-                self.enqueue(hash, processing.item, priority, now, metrics);
+            Some((priority, added_at)) => {
+                self.enqueue(hash, processing.item, priority, added_at, metrics);
                 Done::Requeued
             }
             None => Done::Released(processing.item),

@@ -19,7 +19,6 @@ pub(crate) fn later(delay: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-use super::intake::Intake;
 use super::metrics::QueueMetrics;
 pub(crate) use super::ready::Added;
 pub(crate) use super::ready::Done;
@@ -67,8 +66,6 @@ pub(crate) struct State<T> {
     pub(crate) draining: bool,
     /// Consumers asleep in `get`, the most recent last.
     sleepers: Vec<Arc<Sleeper>>,
-    /// The other half of the intake's double buffer.
-    spare: Vec<(T, i32)>,
     /// Sleepers woken that have not yet looked at the queue. While one is on its way, no
     /// other is woken: it wakes the next itself if it leaves work behind. This keeps a
     /// burst of adds from waking every consumer for one item each.
@@ -125,36 +122,10 @@ impl<T: Hash + Eq + Clone> State<T> {
             shutting_down: false,
             draining: false,
             sleepers: Vec::new(),
-            spare: Vec::new(),
             woken: 0,
             watcher: None,
             timer_unwatched: false,
         }
-    }
-
-    /// Moves everything producers added into the queue, in order; returns how many items
-    /// became ready. Items accepted by the intake are taken even during shutdown: they
-    /// were added before it.
-    pub(crate) fn fold(&mut self, intake: &Intake<T>, metrics: Option<&QueueMetrics>) -> usize {
-        intake.swap(&mut self.spare);
-        if self.spare.is_empty() {
-            return 0;
-        }
-        let mut batch = std::mem::take(&mut self.spare);
-        let mut ready = 0;
-        for (item, priority) in batch.drain(..) {
-            // `adds` was counted when the intake accepted the item.
-            if self.ready.add(item, priority, metrics) == Added::Ready {
-                ready += 1;
-            }
-        }
-        self.spare = batch;
-        ready
-    }
-
-    /// Whether a producer must wake a consumer: one sleeps and none is on its way.
-    pub(crate) fn need_wake(&self) -> bool {
-        !self.sleepers.is_empty() && self.woken == 0
     }
 
     /// Puts a consumer to sleep; it must call [`Self::wake_up`] when it next holds the lock

@@ -395,8 +395,8 @@ async fn metrics_use_controller_runtime_names_and_labels() {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     for line in [
-        // Every add counts, the second of a too: the count is taken as producers add, without
-        // the queue's lock (client-go counts only the adds that queue an item).
+        // Every add counts, the second of a too (client-go counts only the adds that queue
+        // an item).
         r#"workqueue_adds_total{name="pods",controller="pods"} 4"#,
         r#"workqueue_retries_total{name="pods",controller="pods"} 1"#,
         r#"workqueue_depth{name="pods",controller="pods",priority="0"} 1"#,
@@ -514,4 +514,125 @@ async fn a_timer_is_served_after_the_worker_sleeping_until_it_is_cancelled() {
     let got = tokio::time::timeout(Duration::from_secs(60), first).await;
     let (item, at) = got.expect("the timer reached the other worker").unwrap();
     assert_eq!((item, at - start), (Some("a"), Duration::from_secs(1)));
+}
+
+fn metrics_text(registry: &prometheus_client::registry::Registry) -> String {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    text
+}
+
+fn named_queue(name: &str) -> (WorkQueue<String>, prometheus_client::registry::Registry) {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = workqueue::Metrics::register(&mut registry);
+    let queue = WorkQueue::new(workqueue::Config::default().name(name).metrics(&metrics));
+    (queue, registry)
+}
+
+#[tokio::test]
+async fn depth_counts_items_added_while_every_worker_is_busy() {
+    let (queue, registry) = named_queue("busy");
+    for i in 0..100 {
+        queue.add(format!("key-{i}"));
+        queue.add(format!("key-{i}"));
+    }
+    let text = metrics_text(&registry);
+    let line = r#"workqueue_depth{name="busy",controller="busy",priority="0"} 100"#;
+    assert!(text.contains(line), "missing {line:?} in\n{text}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn queue_duration_counts_from_the_add_not_from_the_next_get() {
+    let (queue, registry) = named_queue("late");
+    queue.add("a".to_string());
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(queue.get().await.as_deref(), Some("a"));
+    let text = metrics_text(&registry);
+    let sum = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"workqueue_queue_duration_seconds_sum{name="late",controller="late"} "#))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(
+        sum.is_some_and(|s| (s - 60.0).abs() < 0.01),
+        "queue duration sum {sum:?} in\n{text}"
+    );
+}
+
+/// client-go starts an item's queue-duration clock at its first add while it was being
+/// processed, not at `done`.
+#[tokio::test(start_paused = true)]
+async fn queue_duration_of_an_item_added_while_processing_counts_from_that_add() {
+    let (queue, registry) = named_queue("again");
+    queue.add("a".to_string());
+    let a = queue.get().await.unwrap();
+    queue.add("a".to_string());
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    queue.done(&a);
+    assert_eq!(queue.get().await.as_deref(), Some("a"));
+    let text = metrics_text(&registry);
+    let sum = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"workqueue_queue_duration_seconds_sum{name="again",controller="again"} "#))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(
+        sum.is_some_and(|s| (s - 30.0).abs() < 0.01),
+        "queue duration sum {sum:?} in\n{text}"
+    );
+}
+
+/// A key whose live copies are counted.
+#[derive(Debug)]
+struct Counted {
+    key: u32,
+    live: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Counted {
+    fn new(key: u32, live: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        live.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self {
+            key,
+            live: live.clone(),
+        }
+    }
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        Self::new(self.key, &self.live)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl PartialEq for Counted {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Counted {}
+
+impl std::hash::Hash for Counted {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+
+#[tokio::test]
+async fn repeated_adds_while_every_worker_is_busy_keep_one_copy() {
+    let live = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let queue = WorkQueue::<Counted>::default();
+    for _ in 0..10_000 {
+        queue.add(Counted::new(7, &live));
+    }
+    assert_eq!(
+        live.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the queue's one copy"
+    );
 }

@@ -636,3 +636,17 @@ async fn repeated_adds_while_every_worker_is_busy_keep_one_copy() {
         "the queue's one copy"
     );
 }
+
+/// client-go's order: `done` puts an item added meanwhile behind the adds made before it.
+#[tokio::test]
+async fn an_item_requeued_by_done_comes_after_items_added_before_done() {
+    let queue = queue();
+    queue.add("x");
+    assert_eq!(queue.get().await, Some("x"));
+    queue.add("x");
+    assert_eq!(queue.len(), 0, "x is being processed");
+    queue.add("y");
+    queue.done(&"x");
+    assert_eq!(queue.get().await, Some("y"));
+    assert_eq!(queue.get().await, Some("x"));
+}

@@ -44,16 +44,14 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SanType,
-};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
-use time::OffsetDateTime;
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose, SanType};
 use tokio::sync::watch;
+
+mod ca;
+
+use ca::{Ca, Trusted, backdated, datetime, renew_time};
 
 /// The serving certificate's file name.
 pub const CERT_FILE: &str = "tls.crt";
@@ -235,9 +233,58 @@ impl Settings {
         self.issue(Arc::new(ca), None, Vec::new())
     }
 
+    /// The bundle that follows `current`: a new serving certificate, and, when the CA is due,
+    /// the next phase of its renewal ([`Rotator`]'s guarantees): a new CA published beside the
+    /// signing one, or, once published for [`ca_overlap`](Self::ca_overlap), the new CA
+    /// signing. A signing CA that has expired with no successor published is replaced at once:
+    /// no certificate of it verifies any more, so there is nothing to roll over from.
+    fn renew(&self, current: &Bundle) -> Result<Bundle, Error> {
+        let now = SystemTime::now();
+        let still_valid = |cas: &[Trusted]| cas.iter().filter(|ca| ca.not_after > now).cloned().collect::<Vec<_>>();
+        let (ca, next, previous) = match &current.next {
+            // Phase 2: the new CA has been trusted long enough; it signs from now on.
+            Some(next) if self.switch_time(&current.ca, next) <= now => {
+                let mut previous = vec![current.ca.trusted()];
+                previous.extend(current.previous.iter().cloned());
+                (next.clone(), None, still_valid(&previous))
+            }
+            Some(next) => (current.ca.clone(), Some(next.clone()), still_valid(&current.previous)),
+            None if current.ca.not_after <= now => {
+                let ca = Arc::new(Ca::generate(self.ca_validity)?);
+                (ca, None, still_valid(&current.previous))
+            }
+            // Phase 1: publish the new CA; the old one keeps signing.
+            None if current.ca.renew_time(self.renew_at) <= now => {
+                let next = Arc::new(Ca::generate(self.ca_validity)?);
+                (current.ca.clone(), Some(next), still_valid(&current.previous))
+            }
+            None => (current.ca.clone(), None, still_valid(&current.previous)),
+        };
+        self.issue(ca, next, previous)
+    }
+
+    /// When `bundle` is next due for [`renew`](Self::renew): the serving certificate's
+    /// renewal point, or the CA's (during a CA rollover, the point its new CA starts signing),
+    /// whichever comes first.
+    fn renewal_time(&self, bundle: &Bundle) -> SystemTime {
+        let serving = renew_time(bundle.not_before, bundle.not_after, self.renew_at);
+        let ca = match &bundle.next {
+            Some(next) => self.switch_time(&bundle.ca, next),
+            None => bundle.ca.renew_time(self.renew_at),
+        };
+        serving.min(ca)
+    }
+
+    /// When a CA published as `next` may replace `signing`: [`ca_overlap`](Self::ca_overlap)
+    /// after it was made, and at the latest halfway through the time `signing` had left then.
+    fn switch_time(&self, signing: &Ca, next: &Ca) -> SystemTime {
+        let left = signing.not_after.duration_since(next.not_before).unwrap_or_default();
+        next.not_before + self.ca_overlap.min(left / 2)
+    }
+
     /// A serving certificate signed by `ca`; `next` is a CA published but not yet signing,
     /// `previous` are older CAs still trusted.
-    fn issue(&self, ca: Arc<Ca>, next: Option<Arc<Ca>>, previous: Vec<Arc<Ca>>) -> Result<Bundle, Error> {
+    fn issue(&self, ca: Arc<Ca>, next: Option<Arc<Ca>>, previous: Vec<Trusted>) -> Result<Bundle, Error> {
         let key = KeyPair::generate().map_err(|source| Error::Generate {
             what: "serving key",
             source,
@@ -264,8 +311,7 @@ impl Settings {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let now = SystemTime::now();
         let not_after = (now + self.validity).min(ca.not_after);
-        params.not_before =
-            datetime(now - Duration::from_secs(60).min(now.duration_since(UNIX_EPOCH).unwrap_or_default()));
+        params.not_before = backdated(now);
         params.not_after = datetime(not_after);
         let cert = params.signed_by(&key, &ca.issuer).map_err(|source| Error::Generate {
             what: "serving certificate",
@@ -283,144 +329,6 @@ impl Settings {
     }
 }
 
-fn datetime(t: SystemTime) -> OffsetDateTime {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-/// A CA: its certificate, its signing key, and its lifetime.
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-    key_pem: String,
-    not_before: SystemTime,
-    not_after: SystemTime,
-}
-
-impl fmt::Debug for Ca {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ca")
-            .field("not_after", &self.not_after)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Ca {
-    fn generate(validity: Duration) -> Result<Ca, Error> {
-        let key = KeyPair::generate().map_err(|source| Error::Generate { what: "CA key", source })?;
-        let mut params = CertificateParams::default();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, "kdev-webhook-ca");
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let now = SystemTime::now();
-        let not_after = now + validity;
-        params.not_before =
-            datetime(now - Duration::from_secs(60).min(now.duration_since(UNIX_EPOCH).unwrap_or_default()));
-        params.not_after = datetime(not_after);
-        let cert = params
-            .self_signed(&key)
-            .map_err(|source| Error::Generate { what: "CA", source })?;
-        let key_pem = key.serialize_pem();
-        Ok(Ca {
-            pem: cert.pem(),
-            key_pem,
-            issuer: Issuer::new(params, key),
-            not_before: now,
-            not_after,
-        })
-    }
-
-    /// The CA in `dir` (`ca.crt`, its first certificate, and `ca.key`), if both files exist.
-    fn load(dir: &Path) -> Result<Option<Ca>, Error> {
-        let (cert_path, key_path) = (dir.join(CA_FILE), dir.join(CA_KEY_FILE));
-        let read = |path: &Path| match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(Error::Read {
-                path: path.to_path_buf(),
-                source,
-            }),
-        };
-        let (Some(bundle_pem), Some(key_pem)) = (read(&cert_path)?, read(&key_path)?) else {
-            return Ok(None);
-        };
-        let parse = |path: &Path, e: Box<dyn std::error::Error + Send + Sync>| Error::Parse {
-            path: path.to_path_buf(),
-            source: e,
-        };
-        let key = KeyPair::from_pem(&key_pem).map_err(|e| parse(&key_path, e.into()))?;
-        // The CA is the certificate of `ca.key`: during a CA rollover `ca.crt` lists the new CA
-        // first, before it signs (see `Rotator`).
-        let mut found = None;
-        for (index, der) in CertificateDer::pem_slice_iter(bundle_pem.as_bytes()).enumerate() {
-            let der = der.map_err(|e| parse(&cert_path, e.into()))?;
-            if public_key_of(&der).map_err(|e| parse(&cert_path, e))? == key.public_key_raw() {
-                found = Some((index, der));
-                break;
-            }
-        }
-        let (index, der) = found.ok_or_else(|| parse(&cert_path, "no certificate of ca.key".into()))?;
-        let (not_before, not_after) = validity_of(&der).map_err(|e| parse(&cert_path, e))?;
-        let issuer = Issuer::from_ca_cert_der(&der, key).map_err(|e| parse(&cert_path, e.into()))?;
-        let pem = pem_block(&bundle_pem, index);
-        Ok(Some(Ca {
-            issuer,
-            pem,
-            key_pem,
-            not_before,
-            not_after,
-        }))
-    }
-
-    fn renew_time(&self, fraction: f64) -> SystemTime {
-        renew_time(self.not_before, self.not_after, fraction)
-    }
-}
-
-/// The `index`th `-----BEGIN ...-----` to `-----END ...-----` block of `pem`, with its newline.
-fn pem_block(pem: &str, index: usize) -> String {
-    let mut start = pem.find("-----BEGIN").unwrap_or(0);
-    for _ in 0..index {
-        start = match pem[start + 1..].find("-----BEGIN") {
-            Some(next) => start + 1 + next,
-            None => break,
-        };
-    }
-    let rest = &pem[start..];
-    let end = rest
-        .find("-----END")
-        .and_then(|e| rest[e..].find('\n').map(|n| e + n + 1).or(Some(rest.len())))
-        .unwrap_or(rest.len());
-    let mut block = rest[..end].to_string();
-    if !block.ends_with('\n') {
-        block.push('\n');
-    }
-    block
-}
-
-/// A certificate's public key (the bits of its subjectPublicKey).
-fn public_key_of(der: &[u8]) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
-    Ok(cert.public_key().subject_public_key.data.to_vec())
-}
-
-/// A certificate's notBefore and notAfter.
-fn validity_of(der: &[u8]) -> Result<(SystemTime, SystemTime), Box<dyn std::error::Error + Send + Sync>> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
-    let at = |t: i64| UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or(0));
-    let validity = cert.validity();
-    Ok((at(validity.not_before.timestamp()), at(validity.not_after.timestamp())))
-}
-
-fn renew_time(not_before: SystemTime, not_after: SystemTime, fraction: f64) -> SystemTime {
-    let lifetime = not_after.duration_since(not_before).unwrap_or_default();
-    not_before + lifetime.mul_f64(fraction)
-}
-
 /// A serving certificate, its key and the CA bundle that verifies it.
 #[derive(Clone)]
 pub struct Bundle {
@@ -430,8 +338,8 @@ pub struct Bundle {
     ca: Arc<Ca>,
     /// A renewed CA, in the bundle but not yet signing (the first phase of a CA rollover).
     next: Option<Arc<Ca>>,
-    /// Older CAs, in the bundle until they expire.
-    previous: Vec<Arc<Ca>>,
+    /// Older CAs, in the bundle until they expire; only their certificates are kept.
+    previous: Vec<Trusted>,
     not_before: SystemTime,
     not_after: SystemTime,
 }
@@ -644,47 +552,19 @@ impl Rotator {
     /// # Errors
     /// [`Error::Generate`] or [`Error::Write`]; the previous bundle stays in place.
     pub fn rotate(&self) -> Result<Bundle, Error> {
-        let current = self.current();
-        let now = SystemTime::now();
-        let still_valid = |cas: &[Arc<Ca>]| cas.iter().filter(|ca| ca.not_after > now).cloned().collect::<Vec<_>>();
-        let (ca, next, previous) = match &current.next {
-            // Phase 2: the new CA has been trusted long enough; it signs from now on.
-            Some(next) if self.switch_time(&current.ca, next) <= now => {
-                let mut previous = vec![current.ca.clone()];
-                previous.extend(still_valid(&current.previous));
-                (next.clone(), None, previous)
-            }
-            Some(next) => (current.ca.clone(), Some(next.clone()), still_valid(&current.previous)),
-            // Phase 1: publish the new CA; the old one keeps signing.
-            None if current.ca.renew_time(self.settings.renew_at) <= now => {
-                let next = Arc::new(Ca::generate(self.settings.ca_validity)?);
-                (current.ca.clone(), Some(next), still_valid(&current.previous))
-            }
-            None => (current.ca.clone(), None, still_valid(&current.previous)),
-        };
-        let bundle = self.settings.issue(ca, next, previous)?;
+        let bundle = self.settings.renew(&self.current())?;
         bundle.write(&self.dir)?;
         self.sender.send_replace(bundle.clone());
         Ok(bundle)
     }
 
-    /// When a CA published as `next` may replace `signing`: [`Settings::ca_overlap`] after it
-    /// was made, and at the latest halfway through the time `signing` had left then.
-    fn switch_time(&self, signing: &Ca, next: &Ca) -> SystemTime {
-        let left = signing.not_after.duration_since(next.not_before).unwrap_or_default();
-        next.not_before + self.settings.ca_overlap.min(left / 2)
-    }
-
     /// How long until the next renewal: the serving certificate's renewal point, or the CA's
     /// (during a CA rollover, the point its new CA starts signing), whichever comes first.
     pub fn next_renewal(&self) -> Duration {
-        let current = self.current();
-        let serving = renew_time(current.not_before, current.not_after, self.settings.renew_at);
-        let ca = match &current.next {
-            Some(next) => self.switch_time(&current.ca, next),
-            None => current.ca.renew_time(self.settings.renew_at),
-        };
-        serving.min(ca).duration_since(SystemTime::now()).unwrap_or_default()
+        self.settings
+            .renewal_time(&self.current())
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
     }
 
     /// Renews at every renewal point until `stop` is cancelled. A renewal that fails is logged
@@ -764,12 +644,5 @@ mod tests {
             .generate()
             .unwrap();
         assert!(bundle.not_after() <= bundle.ca_not_after());
-    }
-
-    #[test]
-    fn the_first_pem_block_is_cut_whole() {
-        let pem = "-----BEGIN A-----\nxx\n-----END A-----\n-----BEGIN B-----\ny\n-----END B-----\n";
-        assert_eq!(pem_block(pem, 0), "-----BEGIN A-----\nxx\n-----END A-----\n");
-        assert_eq!(pem_block(pem, 1), "-----BEGIN B-----\ny\n-----END B-----\n");
     }
 }

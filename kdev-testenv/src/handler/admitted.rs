@@ -10,7 +10,7 @@ use http::{HeaderValue, Response, header};
 use http_body_util::{BodyExt, StreamBody};
 use serde_json::{Value, json};
 
-use super::intercept::{self, Intercept, Step};
+use super::intercept::{self, Intercept, Stamp, Step};
 use super::{Ctx, convert_out, delete, read, write};
 use crate::registry::Resource;
 use crate::server::Shared;
@@ -373,6 +373,13 @@ async fn write_admitted(
         let Some(finalized) = i.finalized else {
             return result;
         };
+        // A new object is committed with the name, uid and timestamp the validating webhooks
+        // saw, and they see its generated name (kube-apiserver names it before validation).
+        let stamp = (op == Operation::Create).then(|| Stamp::of(&finalized)).flatten();
+        let mut attrs = attrs;
+        if let Some(stamp) = &stamp {
+            attrs.name.clone_from(&stamp.name);
+        }
         let final_view = if scale {
             read::scale_of(&ctx.res, &finalized)
         } else {
@@ -380,7 +387,7 @@ async fn write_admitted(
         };
         admission::validate(&ctx.shared, &attrs, Some(&final_view), old_view.as_ref(), warnings).await?;
         let step = Step::Commit { obj: candidate, old_rv };
-        let (result, i) = intercept::run(Intercept::new(step), || run(ctx, verb));
+        let (result, i) = intercept::run(Intercept::new(step).stamped(stamp), || run(ctx, verb));
         if i.stale {
             continue;
         }

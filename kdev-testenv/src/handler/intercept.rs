@@ -43,10 +43,35 @@ pub(crate) struct Captured {
     pub old: Option<Arc<Stored>>,
 }
 
+/// What a finalize gave a new object that its commit must keep: the validating webhooks saw
+/// them, and kube-apiserver stores the very object they validated.
+#[derive(Debug, Clone)]
+pub(crate) struct Stamp {
+    /// The name (generated, for `generateName`).
+    pub name: String,
+    /// The uid.
+    pub uid: String,
+    /// The creationTimestamp.
+    pub created: String,
+}
+
+impl Stamp {
+    /// The stamp of a finalized new object, if it has all three.
+    pub(crate) fn of(obj: &Value) -> Option<Stamp> {
+        let text = |k: &str| obj.pointer(k).and_then(Value::as_str).map(str::to_owned);
+        Some(Stamp {
+            name: text("/metadata/name")?,
+            uid: text("/metadata/uid")?,
+            created: text("/metadata/creationTimestamp")?,
+        })
+    }
+}
+
 /// One interception and what it found.
 #[derive(Debug)]
 pub(crate) struct Intercept {
     step: Step,
+    stamp: Option<Stamp>,
     hit: bool,
     finalizing: bool,
     /// Set by a capture.
@@ -61,12 +86,21 @@ impl Intercept {
     pub(crate) fn new(step: Step) -> Self {
         Intercept {
             step,
+            stamp: None,
             hit: false,
             finalizing: false,
             captured: None,
             finalized: None,
             stale: false,
         }
+    }
+}
+
+impl Intercept {
+    /// This interception, committing a new object with what its finalize gave it.
+    pub(crate) fn stamped(mut self, stamp: Option<Stamp>) -> Self {
+        self.stamp = stamp;
+        self
     }
 }
 
@@ -128,5 +162,15 @@ pub(crate) fn before_store(obj: &Value) -> Result<(), ApiError> {
             }
             _ => Ok(()),
         }
+    })
+}
+
+/// The name, uid and creationTimestamp a commit must keep from its finalize, if any.
+pub(crate) fn stamp() -> Option<Stamp> {
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|i| matches!(i.step, Step::Commit { .. }))
+            .and_then(|i| i.stamp.clone())
     })
 }

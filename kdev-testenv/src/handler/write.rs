@@ -541,6 +541,7 @@ pub(crate) fn prepare_create(
     manager: Option<&str>,
 ) -> Result<Prepared, ApiError> {
     let mut obj = intercept::at_object(None, as_decoded(res, version, obj))?;
+    let stamp = intercept::stamp();
     let m = meta_mut(&mut obj)?;
     if res.namespaced {
         let body_ns = m.get("namespace").and_then(Value::as_str).unwrap_or("");
@@ -565,7 +566,12 @@ pub(crate) fn prepare_create(
     let generate = m.get("generateName").and_then(Value::as_str).unwrap_or("").to_string();
     let (name, generated) = match (given.is_empty(), generate.is_empty()) {
         (false, _) => (given, None),
-        (true, false) => (meta::generated_name(&generate), Some(generate)),
+        (true, false) => (
+            stamp
+                .as_ref()
+                .map_or_else(|| meta::generated_name(&generate), |s| s.name.clone()),
+            Some(generate),
+        ),
         (true, true) => {
             return Err(invalid(
                 res,
@@ -579,8 +585,16 @@ pub(crate) fn prepare_create(
         }
     };
     m.insert("name".into(), json!(name));
-    m.insert("uid".into(), json!(meta::uid()));
-    m.insert("creationTimestamp".into(), json!(meta::now()));
+    match &stamp {
+        Some(stamp) => {
+            m.insert("uid".into(), json!(stamp.uid));
+            m.insert("creationTimestamp".into(), json!(stamp.created));
+        }
+        None => {
+            m.insert("uid".into(), json!(meta::uid()));
+            m.insert("creationTimestamp".into(), json!(meta::now()));
+        }
+    }
     for k in ["deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
         m.remove(k);
     }

@@ -102,9 +102,14 @@ async fn a_validating_webhook_sees_the_review_kube_apiserver_sends_and_its_denia
     )
     .await;
     let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
-    api.create(&PostParams::default(), &configmap("fine"))
+    let fine = api
+        .create(&PostParams::default(), &configmap("fine"))
         .await
         .expect("allowed");
+    let mut generated = configmap("");
+    generated.metadata.name = None;
+    generated.metadata.generate_name = Some("gen-".into());
+    let generated = api.create(&PostParams::default(), &generated).await.expect("allowed");
     let s = status(api.create(&PostParams::default(), &configmap("forbidden")).await);
     assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
     assert_eq!(
@@ -117,7 +122,7 @@ async fn a_validating_webhook_sees_the_review_kube_apiserver_sends_and_its_denia
     );
 
     let reviews = hooks.calls_to("/validate");
-    assert_eq!(reviews.len(), 2);
+    assert_eq!(reviews.len(), 3);
     let r = &reviews[0];
     assert_eq!(r["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(r["kind"], "AdmissionReview");
@@ -139,9 +144,16 @@ async fn a_validating_webhook_sees_the_review_kube_apiserver_sends_and_its_denia
         (Some("fine"), Some(ns.as_str()))
     );
     assert_eq!(req["object"]["data"]["key"], "value");
-    assert!(
-        req["object"]["metadata"]["uid"].is_string(),
-        "validating webhooks see the object as it will be stored"
+    // Validating webhooks see the object as it is stored: its uid and timestamp, and the name
+    // generated for a generateName.
+    assert_eq!(req["object"]["metadata"]["uid"].as_str(), fine.metadata.uid.as_deref());
+    let created = fine.metadata.creation_timestamp.map(|t| json!(t));
+    assert_eq!(Some(&req["object"]["metadata"]["creationTimestamp"]), created.as_ref());
+    let generated_review = &reviews[1]["request"];
+    assert_eq!(generated_review["name"].as_str(), generated.metadata.name.as_deref());
+    assert_eq!(
+        generated_review["object"]["metadata"]["uid"].as_str(),
+        generated.metadata.uid.as_deref()
     );
     assert!(req["oldObject"].is_null());
     assert_eq!(req["dryRun"], false);

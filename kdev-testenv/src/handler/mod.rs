@@ -186,12 +186,49 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incomi
         Ok(resp) => resp,
         Err(e) => wire::error(&e),
     };
-    for w in warnings {
-        if let Ok(v) = http::HeaderValue::from_str(&format!("299 - {}", Value::String(w))) {
+    for w in warning_headers(&warnings) {
+        if let Ok(v) = http::HeaderValue::from_bytes(w.as_bytes()) {
             resp.headers_mut().append(header::WARNING, v);
         }
     }
     resp
+}
+
+/// The `Warning` headers for a response's warnings, as kube-apiserver's warning recorder writes
+/// them: empty and repeated texts and texts with control characters are dropped, and once the
+/// headers pass 4096 bytes every warning is cut to 256 characters.
+fn warning_headers(warnings: &[String]) -> Vec<String> {
+    const TOTAL_LIMIT: usize = 4 * 1024;
+    const PER_WARNING_LIMIT: usize = 256;
+    let mut seen = std::collections::HashSet::new();
+    let texts: Vec<&str> = warnings
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !t.is_empty() && seen.insert(*t))
+        .collect();
+    let header = |text: &str| {
+        if text.chars().any(char::is_control) {
+            return None;
+        }
+        let mut quoted = String::from("\"");
+        for c in text.chars() {
+            match c {
+                '"' => quoted.push_str("\\\""),
+                '\\' => quoted.push_str("\\\\"),
+                c => quoted.push(c),
+            }
+        }
+        quoted.push('"');
+        Some(format!("299 - {quoted}"))
+    };
+    let whole: Vec<String> = texts.iter().filter_map(|t| header(t)).collect();
+    if whole.iter().map(String::len).sum::<usize>() <= TOTAL_LIMIT {
+        return whole;
+    }
+    texts
+        .iter()
+        .filter_map(|t| header(&t.chars().take(PER_WARNING_LIMIT).collect::<String>()))
+        .collect()
 }
 
 async fn dispatch(
@@ -406,4 +443,30 @@ pub(crate) fn object_response(ctx: &Ctx, code: StatusCode, stored: &Stored) -> R
         );
     }
     wire::json(code, render(&ctx.res, ctx.version(), stored))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::warning_headers;
+
+    #[test]
+    fn warnings_are_deduplicated_filtered_and_cut_once_they_pass_the_limit() {
+        let w = |texts: &[&str]| warning_headers(&texts.iter().map(|t| t.to_string()).collect::<Vec<_>>());
+        assert_eq!(w(&["a", "", "a", "b\nc", "d"]), ["299 - \"a\"", "299 - \"d\""]);
+        let long = "x".repeat(1000);
+        let many: Vec<String> = (0..5).map(|i| format!("{i}{long}")).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        let headers = w(&refs);
+        assert_eq!(headers.len(), 5);
+        // 256 characters between the quotes.
+        assert!(
+            headers.iter().all(|h| h.len() == "299 - \"\"".len() + 256),
+            "{headers:?}"
+        );
+        assert_eq!(
+            w(&[&long]),
+            [format!("299 - \"{long}\"")],
+            "one long warning fits the total"
+        );
+    }
 }

@@ -611,7 +611,8 @@ async fn warnings_bad_answers_and_custom_denials() {
     let Some((hooks, env, ns)) = setup_with(|path, review| match path {
         "/warn" => Reply::json(answer(
             review,
-            json!({ "allowed": true, "warnings": ["mind the gap", "and the \"quotes\""] }),
+            // kube-apiserver drops the empty and the repeated warning.
+            json!({ "allowed": true, "warnings": ["mind the gap", "", "and the \"quotes\"", "mind the gap"] }),
         )),
         "/bad-uid" => Reply::json(json!({ "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "response": { "uid": "someone-else", "allowed": true } })),

@@ -50,17 +50,24 @@ use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsag
 use tokio::sync::watch;
 
 mod ca;
+mod shared;
 
 use ca::{Ca, Trusted, backdated, datetime, renew_time};
+pub use shared::SharedRotator;
 
-/// The serving certificate's file name.
+/// The serving certificate's file name (and key in a [`SharedRotator`]'s Secret).
 pub const CERT_FILE: &str = "tls.crt";
-/// The serving key's file name.
+/// The serving key's file name (and key in a [`SharedRotator`]'s Secret).
 pub const KEY_FILE: &str = "tls.key";
-/// The CA bundle's file name.
+/// The CA bundle's file name (and key in a [`SharedRotator`]'s Secret).
 pub const CA_FILE: &str = "ca.crt";
-/// The CA key's file name.
+/// The CA key's file name (and key in a [`SharedRotator`]'s Secret): the key of the CA that
+/// signs the serving certificate.
 pub const CA_KEY_FILE: &str = "ca.key";
+/// The key, in a [`SharedRotator`]'s Secret, of a CA published in `ca.crt` but not yet signing
+/// (the first phase of a CA rollover), so that any replica can carry out the second phase. It is
+/// never written to a certificate directory.
+pub const CA_NEXT_KEY: &str = "ca-next.key";
 
 /// controller-runtime's default certificate directory, `<tmp>/k8s-webhook-server/serving-certs`
 /// (`webhook.Options.CertDir`).
@@ -120,6 +127,46 @@ pub enum Error {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// Reading, creating or updating a [`SharedRotator`]'s Secret failed.
+    #[error("{step} Secret {secret} failed")]
+    Api {
+        /// `reading`, `creating` or `updating`.
+        step: &'static str,
+        /// The Secret, `namespace/name`.
+        secret: String,
+        /// The cause.
+        #[source]
+        source: kube_client::Error,
+    },
+    /// A value of a [`SharedRotator`]'s Secret does not parse. The Secret is left untouched.
+    #[error("parsing {key} of Secret {secret} failed")]
+    ParseSecret {
+        /// The Secret, `namespace/name`.
+        secret: String,
+        /// The key whose value is wrong (`ca.crt` when it holds no certificate of `ca.key`).
+        key: &'static str,
+        /// What is wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A [`SharedRotator`]'s Secret has data but lacks a key of the bundle: it was made by
+    /// something else. The Secret is left untouched.
+    #[error("Secret {secret} has no {key}")]
+    MissingKey {
+        /// The Secret, `namespace/name`.
+        secret: String,
+        /// The missing key.
+        key: &'static str,
+    },
+    /// A [`SharedRotator`]'s Secret kept changing between read and write.
+    #[error(
+        "Secret {secret} kept changing; gave up after {} conflicts",
+        shared::CONFLICT_RETRIES
+    )]
+    Conflict {
+        /// The Secret, `namespace/name`.
+        secret: String,
     },
 }
 

@@ -25,7 +25,7 @@ fn der(pem: &str) -> Vec<u8> {
 }
 
 /// Verifies `cert_pem` for `name` against the roots in `ca_pem`, as a TLS client would.
-fn verify(ca_pem: &str, cert_pem: &str, name: &str) -> Result<(), rustls::Error> {
+pub fn verify(ca_pem: &str, cert_pem: &str, name: &str) -> Result<(), rustls::Error> {
     let mut roots = rustls::RootCertStore::empty();
     for ca in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(ca.unwrap()).unwrap();
@@ -115,7 +115,7 @@ fn a_restarted_rotator_keeps_the_ca_it_finds_in_the_directory() {
 }
 
 /// The DER of every certificate of a PEM bundle, in order.
-fn ders(pem: &str) -> Vec<Vec<u8>> {
+pub fn ders(pem: &str) -> Vec<Vec<u8>> {
     CertificateDer::pem_slice_iter(pem.as_bytes())
         .map(|c| c.unwrap().to_vec())
         .collect()

@@ -418,6 +418,18 @@ fn public_handles_and_futures_are_send_and_sync() {
         send(&injector.inject(b"PEM"));
         send(&injector.run(bundles, stop));
     };
+    let _ = |client: kube_client::Client, rotator: kdev_webhook::certs::SharedRotator| {
+        send(&kdev_webhook::certs::SharedRotator::new(
+            client,
+            "ns",
+            "certs",
+            kdev_webhook::certs::Settings::for_service("a", "b"),
+            "/tmp/certs",
+        ));
+        send(&rotator.rotate());
+        send_sync(&rotator);
+        send(&rotator.run(tokio_util::sync::CancellationToken::new()));
+    };
     let _ = |webhook: kdev_webhook::manager::Webhook| {
         send_sync(&webhook);
         send(&webhook.local_addr());

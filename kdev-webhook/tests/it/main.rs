@@ -2,6 +2,7 @@
 
 mod admission;
 mod certs;
+mod certs_shared;
 mod config;
 mod conversion;
 mod fixtures;

@@ -286,27 +286,27 @@ fn conditions_match(hook: &Hook, obj: Option<&Value>, old: Option<&Value>, reque
         let v = cel::to_value(v).map_err(|e| e.to_string())?;
         ctx.add_variable_from_value(name, v);
     }
-    let mut error = None;
+    // As the matchconditions matcher: any false condition skips the webhook; otherwise every
+    // error is reported, each naming its expression, aggregated as Go's `NewAggregate` prints.
+    let mut errors = Vec::new();
     for c in &conditions {
-        let name = c.get("name").and_then(Value::as_str).unwrap_or("");
         let expr = c.get("expression").and_then(Value::as_str).unwrap_or("");
         let outcome = compile_condition(expr).and_then(|p| p.execute(&ctx).map_err(|e| e.to_string()));
         match outcome {
             Ok(cel::Value::Bool(true)) => {}
             Ok(cel::Value::Bool(false)) => return Ok(false),
             Ok(other) => {
-                error.get_or_insert(format!(
-                    "expression '{name}' resulted in error: expected a bool, got {other:?}"
+                errors.push(format!(
+                    "expression '{expr}' resulted in error: expected a bool, got {other:?}"
                 ));
             }
-            Err(e) => {
-                error.get_or_insert(format!("expression '{name}' resulted in error: {e}"));
-            }
+            Err(e) => errors.push(format!("expression '{expr}' resulted in error: {e}")),
         }
     }
-    match error {
-        Some(e) => Err(e),
-        None => Ok(true),
+    match errors.as_slice() {
+        [] => Ok(true),
+        [one] => Err(one.clone()),
+        many => Err(format!("[{}]", many.join(", "))),
     }
 }
 
@@ -606,11 +606,18 @@ async fn invoke(
             let _ = e;
             return Ok(None);
         }
+        // kube-apiserver fails closed with a Forbidden naming the object, not a webhook failure.
         Err(e) => {
-            return Err(calling_failed(
-                &hook.name,
-                &format!("failed to evaluate match conditions: {e}"),
-            ));
+            let qualified = attrs.res.qualified();
+            let message = match attrs.name.as_str() {
+                "" => format!("{qualified} is forbidden: {e}"),
+                name => format!("{qualified} {name:?} is forbidden: {e}"),
+            };
+            return Err(ApiError::Forbidden {
+                qualified,
+                name: attrs.name.clone(),
+                message,
+            });
         }
     }
     check_dry_run(hook, attrs)?;

@@ -795,10 +795,14 @@ async fn match_conditions_skip_or_fail_by_policy() {
     broken["matchConditions"] = json!([{ "name": "oops", "expression": "object.no.such.field == 1" }]);
     validating(&env, "broken", vec![broken]).await;
     let cm = api.get("skip-me").await.expect("get");
+    // A condition that cannot be evaluated fails closed (failurePolicy Fail) with a Forbidden
+    // naming the object and the expression, and the webhook is not called.
     let s = status(api.replace("skip-me", &PostParams::default(), &cm).await);
-    assert_eq!(s.code, 500);
+    assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"), "{s:?}");
     assert!(
-        s.message.contains("failed calling webhook \"broken.example.com\""),
+        s.message.starts_with(
+            "configmaps \"skip-me\" is forbidden: expression 'object.no.such.field == 1' resulted in error: "
+        ),
         "{}",
         s.message
     );

@@ -334,7 +334,8 @@ impl Injector {
     }
 
     /// Injects the CA bundle of every bundle `bundles` sees (a [`Rotator`](crate::certs::Rotator)'s
-    /// [`subscribe`](crate::certs::Rotator::subscribe)) — the current one at once — and the
+    /// [`subscribe`](crate::certs::Rotator::subscribe), or a
+    /// [`SharedRotator`](crate::certs::SharedRotator)'s) — the current one at once — and the
     /// current one again every [resync period](Self::resync), until `stop` is cancelled. A
     /// failed injection is logged and retried with a backoff from 1 s to 1 min.
     ///

@@ -70,7 +70,7 @@
 //! | [`conversion`] (feature `conversion`) | CRD conversion webhooks: the ConversionReview v1 types, served from kdev-crd's [`Convert`](conversion::Convert) (hub and spoke) |
 //! | [`server`] | [`Server`], its builder, limits and timeouts; in-process calls ([`Server::call`], [`server::InProcess`]) for unit tests |
 //! | [`tls`] | the serving certificate, from memory or from files reloaded as they change (file watch plus poll) |
-//! | [`certs`] | a self-signed CA and serving certificate for a Service, written to a directory and rotated before expiry |
+//! | [`certs`] | a self-signed CA and serving certificate for a Service, written to a directory and rotated before expiry; for several replicas, kept in one Secret they share |
 //! | [`config`] | ValidatingWebhookConfiguration, MutatingWebhookConfiguration and a CRD's conversion stanza generated from the server's webhooks |
 //! | [`inject`] | the `caBundle` patched into existing webhook configurations and CRDs, as cert-manager's cainjector |
 //! | [`metrics`] | controller-runtime's `controller_runtime_webhook_*` and `certwatcher_*` metrics |
@@ -86,14 +86,16 @@
 //! # Certificates, from nothing to a called webhook
 //!
 //! 1. [`certs::Rotator::new`] writes a CA and a serving certificate for the webhook's Service
-//!    into a directory — for one replica, since each rotator has its own CA — or cert-manager
-//!    mounts one there (for any number of replicas; see [`certs`]' caveats);
+//!    into a directory — for one replica, since each rotator has its own CA —,
+//!    [`certs::SharedRotator::new`] does the same from one Secret every replica shares (for any
+//!    number of replicas), or cert-manager mounts one there (see [`certs`]' caveats);
 //! 2. [`tls::ServingCert::from_dir`] serves that directory and reloads it as it changes;
 //! 3. [`config::Configurations`] turns the server's webhooks into webhook configurations
 //!    carrying the CA bundle — or [`inject::Injector`] writes the bundle into configurations
 //!    deployed with the manifests;
-//! 4. [`certs::Rotator::run`] renews before expiry and [`inject::Injector::run`] follows a
-//!    renewed CA, and injects again every minute for configurations created since.
+//! 4. [`certs::Rotator::run`] (or [`certs::SharedRotator::run`], which also adopts what another
+//!    replica renewed) renews before expiry and [`inject::Injector::run`] follows a renewed CA,
+//!    and injects again every minute for configurations created since.
 //!
 //! # Testing a webhook without a network
 //!

@@ -64,11 +64,36 @@
 //! # Ok(()) }
 //! ```
 //!
-//! With several replicas, every replica must serve a certificate of the CA in the `caBundle`:
-//! mount one issued outside the pods (cert-manager's `Certificate` Secret, cainjector filling
-//! the `caBundle`) at the certificate directory and serve it with
+//! With several replicas, every replica must serve a certificate of the CA in the `caBundle`.
+//! A [`SharedRotator`](crate::certs::SharedRotator) keeps one bundle for all of them in a
+//! Secret (created by the first replica, renewed by whichever finds it due, adopted by the
+//! others within a minute); run it in place of the `Rotator`, on every replica, leader or not:
+//!
+//! ```no_run
+//! # async fn run(manager: kdev_core::manager::Manager) -> Result<(), Box<dyn std::error::Error>> {
+//! use kdev_webhook::certs::{Settings, SharedRotator};
+//! use kdev_webhook::inject::Injector;
+//!
+//! let settings = Settings::for_service("operators", "my-webhook");
+//! let client = manager.client().clone();
+//! let rotator = SharedRotator::new(client, "operators", "my-webhook-certs", settings, "/tmp/serving-certs").await?;
+//! let injector = Injector::new(manager.client().clone()).validating("my-operator");
+//! let bundles = rotator.subscribe();
+//! manager.add_runnable("certificate-rotator", false, move |stop| async move {
+//!     rotator.run(stop).await;
+//!     Ok(())
+//! });
+//! manager.add_runnable("ca-injector", false, move |stop| async move {
+//!     injector.run(bundles, stop).await;
+//!     Ok(())
+//! });
+//! # Ok(()) }
+//! ```
+//!
+//! Or mount a certificate issued outside the pods (cert-manager's `Certificate` Secret,
+//! cainjector filling the `caBundle`) at the certificate directory and serve it with
 //! [`ServingCert::from_dir`](crate::tls::ServingCert::from_dir), which reloads it when the kubelet
-//! updates the Secret; run no `Rotator`:
+//! updates the Secret; run no rotator:
 //!
 //! ```no_run
 //! # async fn run(manager: kdev_core::manager::Manager) -> Result<(), Box<dyn std::error::Error>> {

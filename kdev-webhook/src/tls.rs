@@ -122,8 +122,9 @@ impl ServingCert {
         }
     }
 
-    /// `tls.crt` and `tls.key` in `dir`: what [`certs::Rotator`](crate::certs::Rotator) and
-    /// cert-manager's Secrets provide (controller-runtime's `CertDir`).
+    /// `tls.crt` and `tls.key` in `dir`: what [`certs::Rotator`](crate::certs::Rotator),
+    /// [`certs::SharedRotator`](crate::certs::SharedRotator) and cert-manager's Secrets provide
+    /// (controller-runtime's `CertDir`).
     pub fn from_dir(dir: impl AsRef<Path>) -> ServingCert {
         let dir = dir.as_ref();
         ServingCert::from_files(dir.join("tls.crt"), dir.join("tls.key"))

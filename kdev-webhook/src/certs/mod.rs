@@ -24,20 +24,33 @@
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 //!
+//! # One replica or several
+//!
+//! | | keeps the bundle in | for |
+//! |---|---|---|
+//! | [`Rotator`] | its directory (`ca.key` beside the certificates) | a webhook served by one replica |
+//! | [`SharedRotator`] | one Secret every replica reads, and a directory per replica | any number of replicas |
+//!
+//! Both renew the same way (the serving certificate at [`Settings::renew_at`] of its lifetime,
+//! the CA in two phases), write the same files, and send every new bundle to subscribers, such
+//! as [`Injector::run`](crate::inject::Injector::run).
+//!
 //! # Caveats
 //! A [`Rotator`] is for a webhook served by **one replica**. Every replica must present a
 //! certificate of a CA in the `caBundle`, and each `Rotator` makes and renews its own CA in its
 //! own directory: with two or more replicas each running one, only the CA the injector saw is
 //! trusted and calls reaching the other replicas fail TLS verification. Its directory cannot be
-//! shared through a Secret either: a Secret volume is read-only, [`Bundle::write`] rewrites
-//! every file (`ca.key` and `ca.crt` included), and each replica would renew the CA on its own.
+//! shared through a Secret volume either: a Secret volume is read-only, [`Bundle::write`]
+//! rewrites every file (`ca.key` and `ca.crt` included), and each replica would renew the CA on
+//! its own.
 //!
-//! For several replicas, issue the certificate outside the pods and mount it read-only:
-//! cert-manager's `Certificate` (its Secret mounted by every replica, cainjector filling the
-//! `caBundle`), or a bundle generated once with [`Settings::generate`] and stored in a Secret
-//! (`tls.crt`, `tls.key`, `ca.crt`; inject its `ca.crt` with
-//! [`Injector::inject`](crate::inject::Injector::inject)). Serve the mounted directory with
-//! [`ServingCert::from_dir`](crate::tls::ServingCert::from_dir), which reloads it when the
+//! For several replicas, use a [`SharedRotator`]: the bundle lives in one Secret, read through
+//! the API by every replica and renewed by whichever finds it due, and each replica writes it to
+//! its own directory. It needs `get`, `create` and `update` on Secrets (see its caveats for
+//! RBAC), and it never overwrites a Secret of that name that does not hold a bundle of this
+//! module. Or issue the certificate outside the pods and mount it read-only: cert-manager's
+//! `Certificate` (its Secret mounted by every replica, cainjector filling the `caBundle`), served
+//! with [`ServingCert::from_dir`](crate::tls::ServingCert::from_dir), which reloads it when the
 //! kubelet swaps the Secret's files.
 
 use std::fmt;
@@ -500,8 +513,8 @@ fn write_atomically(path: &Path, content: &[u8], secret: bool) -> Result<(), Err
 ///
 /// For a webhook served by one replica: each `Rotator` has its own CA, so replicas each running
 /// one serve certificates of different CAs while the `caBundle` trusts one of them. With several
-/// replicas, mount a certificate issued outside the pods instead (see the
-/// [module's caveats](self#caveats)).
+/// replicas, use a [`SharedRotator`], which keeps one bundle for all of them in a Secret (see
+/// the [module's caveats](self#caveats)).
 ///
 /// # Examples
 ///

@@ -205,6 +205,16 @@ fn delete_options(ctx: &Ctx) -> Value {
 }
 
 fn attributes(ctx: &Ctx, op: Operation, request_version: &str, name: &str, options: Value) -> Attributes {
+    // kube-apiserver's request info reads `/namespaces/{name}` as that namespace, so a review of
+    // a namespace's update or delete carries its name as `namespace` too.
+    let namespace = match (
+        ctx.res.group.as_str(),
+        ctx.res.plural.as_str(),
+        ctx.route.name.as_deref(),
+    ) {
+        ("", "namespaces", Some(name)) => name.to_string(),
+        _ => ctx.ns().to_string(),
+    };
     Attributes {
         op,
         res: ctx.res.clone(),
@@ -212,7 +222,7 @@ fn attributes(ctx: &Ctx, op: Operation, request_version: &str, name: &str, optio
         request_version: request_version.to_string(),
         sub: ctx.route.subresource.clone().unwrap_or_default(),
         name: name.to_string(),
-        namespace: ctx.ns().to_string(),
+        namespace,
         dry_run: options
             .get("dryRun")
             .and_then(Value::as_array)
@@ -274,14 +284,10 @@ async fn delete_many(ctx: &Ctx, request_version: &str, warnings: &mut Vec<String
         .filter(|o| filter.matches(&ctx.res, ctx.version(), &o.value))
         .map(|o| convert_out(&ctx.res, ctx.version(), &o.value))
         .collect();
+    // kube-apiserver admits each object with the collection request's attributes: no name, the
+    // request's namespace; only `oldObject` tells the objects apart.
+    let attrs = attributes(ctx, Operation::Delete, request_version, "", delete_options(ctx));
     for old in targets {
-        let name = old.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-        let mut attrs = attributes(ctx, Operation::Delete, request_version, name, delete_options(ctx));
-        attrs.namespace = old
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
         admission::mutate(&ctx.shared, &attrs, None, Some(&old), warnings).await?;
         admission::validate(&ctx.shared, &attrs, None, Some(&old), warnings).await?;
     }

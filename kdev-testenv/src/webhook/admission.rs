@@ -390,14 +390,15 @@ fn review_request(attrs: &Attributes, version: &str, obj: Option<&Value>, old: O
 /// Sends the review and checks the answer as `VerifyAdmissionResponse` does.
 async fn call(shared: &Shared, hook: &Hook, request: Value, mutating: bool) -> Result<Answer, CallError> {
     let versions = strs(hook.spec.get("admissionReviewVersions"));
-    let api_version = if versions.contains(&"v1") {
-        "admission.k8s.io/v1"
-    } else if versions.contains(&"v1beta1") {
-        "admission.k8s.io/v1beta1"
-    } else {
-        return Err(CallError::Calling(format!(
-            "webhook does not accept known AdmissionReview versions (v1, v1beta1), accepts {versions:?}"
-        )));
+    // The first version the webhook lists that the server knows (`CreateAdmissionObjects`).
+    let api_version = match versions.iter().find(|v| matches!(**v, "v1" | "v1beta1")) {
+        Some(&"v1beta1") => "admission.k8s.io/v1beta1",
+        Some(_) => "admission.k8s.io/v1",
+        None => {
+            return Err(CallError::Calling(format!(
+                "webhook does not accept known AdmissionReview versions (v1, v1beta1), accepts {versions:?}"
+            )));
+        }
     };
     let uid = request.get("uid").and_then(Value::as_str).unwrap_or("").to_string();
     let review = json!({ "apiVersion": api_version, "kind": "AdmissionReview", "request": request });
@@ -438,7 +439,8 @@ async fn call(shared: &Shared, hook: &Hook, request: Value, mutating: bool) -> R
         if patch.is_some() {
             return Err(invalid("validating webhooks may not return response.patch".into()));
         }
-        if patch_type.is_some() {
+        // Any patchType at all, even an empty one (Go decodes it into a non-nil pointer).
+        if response.get("patchType").is_some_and(|t| !t.is_null()) {
             return Err(invalid("validating webhooks may not return response.patchType".into()));
         }
     }

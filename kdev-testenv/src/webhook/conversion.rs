@@ -66,15 +66,17 @@ pub(crate) async fn to_version(
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let review_api = if review_versions.is_empty() || review_versions.contains(&"v1") {
-        "apiextensions.k8s.io/v1"
-    } else if review_versions.contains(&"v1beta1") {
-        "apiextensions.k8s.io/v1beta1"
-    } else {
-        return Err(fail(format!(
-            "failed: webhook does not accept known ConversionReview versions (v1, v1beta1), accepts {review_versions:?}"
-        )));
+    // The first version the webhook lists that the server knows, in the webhook's order.
+    let review_api = match review_versions.iter().find(|v| matches!(**v, "v1" | "v1beta1")) {
+        Some(v) => format!("apiextensions.k8s.io/{v}"),
+        None if review_versions.is_empty() => "apiextensions.k8s.io/v1".to_string(),
+        None => {
+            return Err(fail(format!(
+                "failed: webhook does not accept known ConversionReview versions (v1, v1beta1), accepts {review_versions:?}"
+            )));
+        }
     };
+    let review_api = review_api.as_str();
     let uid = crate::meta::uid();
     let inputs: Vec<Value> = pending.iter().map(|i| objs[*i].clone()).collect();
     let review = json!({

@@ -617,6 +617,8 @@ async fn warnings_bad_answers_and_custom_denials() {
         "/bad-uid" => Reply::json(json!({ "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "response": { "uid": "someone-else", "allowed": true } })),
         "/bad-patch" => patch(review, json!([{ "op": "remove", "path": "/nowhere/at/all" }])),
+        // Any patchType from a validating webhook is refused, even an empty one.
+        "/patch-type" => Reply::json(answer(review, json!({ "allowed": true, "patchType": "" }))),
         "/invalid" => Reply::json(answer(
             review,
             json!({ "allowed": false,
@@ -644,6 +646,7 @@ async fn warnings_bad_answers_and_custom_denials() {
         vec![
             on("/warn", "warn.example.com"),
             on("/bad-uid", "bad-uid.example.com"),
+            on("/patch-type", "patch-type.example.com"),
             on("/invalid", "invalid.example.com"),
         ],
     )
@@ -686,6 +689,18 @@ async fn warnings_bad_answers_and_custom_denials() {
             .await,
     );
     assert_eq!((s.code, s.reason.as_str()), (500, "InternalError"));
+
+    let s = status(
+        api.create(&PostParams::default(), &labelled("t", json!({ "case": "patch-type" })))
+            .await,
+    );
+    assert_eq!(s.code, 500);
+    assert!(
+        s.message
+            .contains("validating webhooks may not return response.patchType"),
+        "{}",
+        s.message
+    );
 
     let s = status(
         api.create(&PostParams::default(), &labelled("i", json!({ "case": "invalid" })))
@@ -976,4 +991,69 @@ async fn a_create_in_a_missing_namespace_fails_before_any_webhook() {
         (404, "namespaces \"no-such-namespace\" not found")
     );
     assert!(hooks.calls.lock().is_empty());
+}
+
+#[tokio::test]
+async fn collection_deletes_namespaces_and_review_versions_are_sent_as_kube_apiserver_sends_them() {
+    let Some((hooks, env, ns)) = setup_with(|_, review| {
+        // Answer in the version asked.
+        let mut reply = answer(review, json!({ "allowed": true }));
+        reply["apiVersion"] = review["apiVersion"].clone();
+        Reply::json(reply)
+    })
+    .await
+    else {
+        return;
+    };
+    let mut deletes = hook(
+        "deletes.example.com",
+        hooks.client_config("/deletes"),
+        json!([rule(json!(["DELETE"]), json!(["configmaps"]))]),
+    );
+    // The first version the webhook lists wins, not the newest.
+    deletes["admissionReviewVersions"] = json!(["v1beta1", "v1"]);
+    let namespaces = hook(
+        "namespaces.example.com",
+        hooks.client_config("/namespaces"),
+        json!([rule(json!(["UPDATE"]), json!(["namespaces"]))]),
+    );
+    validating(&env, "shapes", vec![deletes, namespaces]).await;
+
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    for name in ["a", "b"] {
+        api.create(&PostParams::default(), &labelled(name, json!({ "set": "x" })))
+            .await
+            .expect("create");
+    }
+    api.delete_collection(
+        &DeleteParams::default(),
+        &kube_client::api::ListParams::default().labels("set=x"),
+    )
+    .await
+    .expect("delete the collection");
+    let reviews = hooks.calls_to("/deletes");
+    assert_eq!(reviews.len(), 2);
+    let mut old_names = Vec::new();
+    for r in &reviews {
+        assert_eq!(r["apiVersion"], "admission.k8s.io/v1beta1");
+        // Every object is admitted with the collection request's attributes.
+        assert_eq!(r["request"]["name"].as_str().unwrap_or_default(), "", "{r}");
+        assert_eq!(r["request"]["namespace"].as_str(), Some(ns.as_str()));
+        old_names.push(r["request"]["oldObject"]["metadata"]["name"].clone());
+    }
+    assert_eq!(old_names, [json!("a"), json!("b")]);
+
+    let nss: Api<Namespace> = Api::all(env.client());
+    nss.patch(
+        &ns,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "labels": { "kdev.dev/seen": "yes" } } })),
+    )
+    .await
+    .expect("label the namespace");
+    let reviews = hooks.calls_to("/namespaces");
+    assert_eq!(reviews.len(), 1);
+    // A namespace's own requests carry its name as their namespace.
+    assert_eq!(reviews[0]["request"]["namespace"].as_str(), Some(ns.as_str()));
+    assert_eq!(reviews[0]["request"]["name"].as_str(), Some(ns.as_str()));
 }

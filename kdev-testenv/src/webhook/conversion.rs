@@ -60,7 +60,13 @@ pub(crate) async fn to_version(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let fail = |what: String| ApiError::Internal(format!("conversion webhook for {} {what}", gvk(&from, &res.kind)));
+    // Not a Status error in kube-apiserver: a 500 with no reason, the message as it is.
+    let fail = |what: String| ApiError::Status {
+        code: 500,
+        reason: String::new(),
+        message: format!("conversion webhook for {} {what}", gvk(&from, &res.kind)),
+        details: None,
+    };
     let review_versions: Vec<&str> = conversion
         .pointer("/webhook/conversionReviewVersions")
         .and_then(Value::as_array)
@@ -95,12 +101,26 @@ pub(crate) async fn to_version(
     let answer: Value =
         serde_json::from_slice(&answer).map_err(|e| fail(format!("failed: the response could not be decoded: {e}")))?;
     let invalid = |why: String| fail(format!("returned invalid response: {why}"));
+    // v1 answers are checked for their kind and uid; v1beta1 ones never were (kube-apiserver
+    // keeps that for compatibility).
+    let v1 = review_api == "apiextensions.k8s.io/v1";
+    if v1 {
+        let (av, kind) = (
+            answer.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
+            answer.get("kind").and_then(Value::as_str).unwrap_or(""),
+        );
+        if (av, kind) != (review_api, "ConversionReview") {
+            return Err(invalid(format!(
+                "expected webhook response of apiextensions.k8s.io/v1, Kind=ConversionReview, got {av}, Kind={kind}"
+            )));
+        }
+    }
     let response = answer
         .get("response")
         .filter(|r| r.is_object())
         .ok_or_else(|| invalid("no response provided".into()))?;
     let got_uid = response.get("uid").and_then(Value::as_str).unwrap_or("");
-    if got_uid != uid {
+    if v1 && got_uid != uid {
         return Err(invalid(format!("expected response.uid={uid:?}, got {got_uid:?}")));
     }
     let result = response.get("result").cloned().unwrap_or_else(|| json!({}));
@@ -141,14 +161,55 @@ pub(crate) async fn to_version(
                 res.kind
             )));
         }
-        // kube-apiserver keeps the original metadata; the webhook may change labels and annotations only.
+        // `validateConvertedObject`: the same object, by name, namespace and uid.
+        let text = |o: &Value, k: &str| o.pointer(k).and_then(Value::as_str).unwrap_or("").to_string();
+        for (what, key) in [
+            ("name", "/metadata/name"),
+            ("namespace", "/metadata/namespace"),
+            ("UID", "/metadata/uid"),
+        ] {
+            let (want, got) = (text(&objs[i], key), text(&out, key));
+            if want != got {
+                return Err(fail(format!(
+                    "returned invalid converted object at index {n}: must have the same {what}: {want} != {got}"
+                )));
+            }
+        }
+        // `restoreObjectMeta`: the original metadata, with the webhook's labels and annotations.
+        let bad_meta = |why: String| fail(format!("returned invalid metadata in object at index {n}: {why}"));
+        let om = match out.get("metadata") {
+            Some(Value::Object(om)) => om.clone(),
+            Some(other) => {
+                return Err(bad_meta(format!(
+                    "invalid metadata of type {} in converted object",
+                    type_name(other)
+                )));
+            }
+            None => return Err(bad_meta("missing metadata in converted object".into())),
+        };
         let mut meta = objs[i].get("metadata").cloned().unwrap_or_else(|| json!({}));
-        if let (Some(m), Some(om)) = (meta.as_object_mut(), out.get("metadata").and_then(Value::as_object)) {
+        if let Some(m) = meta.as_object_mut() {
             for key in ["labels", "annotations"] {
                 match om.get(key) {
-                    Some(v) => m.insert(key.into(), v.clone()),
-                    None => m.remove(key),
-                };
+                    None | Some(Value::Null) => {
+                        m.remove(key);
+                    }
+                    Some(Value::Object(entries)) => {
+                        if let Some((k, v)) = entries.iter().find(|(_, v)| !v.is_string()) {
+                            return Err(bad_meta(format!(
+                                "invalid metadata.{key}[{k}] of type {} in converted object",
+                                type_name(v)
+                            )));
+                        }
+                        m.insert(key.into(), Value::Object(entries.clone()));
+                    }
+                    Some(other) => {
+                        return Err(bad_meta(format!(
+                            "invalid metadata.{key} of type {} in converted object",
+                            type_name(other)
+                        )));
+                    }
+                }
             }
         }
         if let Some(o) = out.as_object_mut() {
@@ -171,4 +232,16 @@ pub(crate) async fn one_to_version(
         .await?
         .pop()
         .unwrap_or(Value::Null))
+}
+
+/// The Go type a JSON value decodes to, as kube-apiserver's messages print it.
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "float64",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
 }

@@ -336,6 +336,79 @@ mod tests {
     }
 
     #[test]
+    fn list_and_map_types_are_checked() {
+        let at = |field: Value| {
+            let mut c = crd();
+            c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["l"] = field;
+            rendered(&c)
+        };
+        let p = "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[l]";
+        let item = json!({"type": "object", "properties": {"name": {"type": "string"}, "port": {"type": "integer", "default": 80}}});
+        assert_eq!(
+            at(
+                json!({"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name", "port"], "items": item})
+            ),
+            [format!(
+                "{p}.items.properties[name].default: Required value: this property is in x-kubernetes-list-map-keys, so it must have a default or be a required property"
+            )]
+        );
+        let mut required = item.clone();
+        required["required"] = json!(["name"]);
+        assert_eq!(
+            at(
+                json!({"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name", "port"], "items": required})
+            ),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            at(json!({"type": "array", "x-kubernetes-list-type": "map", "items": required})),
+            [format!(
+                "{p}.x-kubernetes-list-map-keys: Required value: must not be empty if x-kubernetes-list-type is map"
+            )]
+        );
+        assert_eq!(
+            at(
+                json!({"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["nope"], "items": required})
+            ),
+            [format!(
+                "{p}.x-kubernetes-list-map-keys: Invalid value: []string{{\"nope\"}}: entries must all be names of item properties"
+            )]
+        );
+        assert_eq!(
+            at(
+                json!({"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "object", "properties": {"a": {"type": "string"}}}})
+            ),
+            [format!(
+                "{p}.items.x-kubernetes-map-type: Invalid value: null: must be atomic as item of a list with x-kubernetes-list-type=set"
+            )]
+        );
+        assert_eq!(
+            at(json!({"type": "array", "x-kubernetes-list-type": "bag", "items": {"type": "string"}})),
+            [format!(
+                "{p}.x-kubernetes-list-type: Unsupported value: \"bag\": supported values: \"atomic\", \"set\", \"map\""
+            )]
+        );
+        assert_eq!(
+            at(json!({"type": "array", "x-kubernetes-list-map-keys": ["a"], "items": {"type": "string"}})),
+            [format!(
+                "{p}.x-kubernetes-list-type: Required value: must be map if x-kubernetes-list-map-keys is non-empty"
+            )]
+        );
+        assert_eq!(
+            at(json!({"type": "string", "x-kubernetes-map-type": "atomic"})),
+            [format!(
+                "{p}.type: Invalid value: \"string\": must be object if x-kubernetes-map-type is specified"
+            )]
+        );
+        assert_eq!(
+            at(json!({"type": "object", "x-kubernetes-preserve-unknown-fields": false})),
+            [format!(
+                "{p}.x-kubernetes-preserve-unknown-fields: Invalid value: false: must be true or undefined"
+            )]
+        );
+    }
+
+    #[test]
     fn a_valid_crd_has_no_causes() {
         assert_eq!(rendered(&crd()), Vec::<String>::new());
     }

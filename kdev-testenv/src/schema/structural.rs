@@ -52,6 +52,7 @@ fn openapi(schema: &Value, path: &str, out: &mut Vec<Cause>) {
     if s.get("type").and_then(Value::as_str) == Some("null") {
         out.push(Cause::forbidden(&format!("{path}.type"), "type cannot be set to null"));
     }
+    list_and_map_types(s, path, out);
     if s.get("uniqueItems") == Some(&Value::Bool(true)) {
         out.push(Cause::forbidden(
             &format!("{path}.uniqueItems"),
@@ -93,6 +94,193 @@ fn openapi(schema: &Value, path: &str, out: &mut Vec<Cause>) {
             .enumerate()
         {
             openapi(branch, &format!("{path}.{junctor}[{i}]"), out);
+        }
+    }
+}
+
+/// The `x-kubernetes-list-type`, `-list-map-keys`, `-map-type` and `-preserve-unknown-fields`
+/// rules of `ValidateCustomResourceDefinitionOpenAPISchema` and `validateMapListKeysMapSet`.
+fn list_and_map_types(s: &Map<String, Value>, path: &str, out: &mut Vec<Cause>) {
+    let at = |k: &str| format!("{path}.{k}");
+    let ty = type_of(s);
+    if s.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(false)) {
+        out.push(Cause::invalid(
+            &at("x-kubernetes-preserve-unknown-fields"),
+            &Value::Bool(false),
+            "must be true or undefined",
+        ));
+    }
+    if let Some(map_type) = s.get("x-kubernetes-map-type") {
+        if !matches!(map_type.as_str(), Some("atomic" | "granular")) {
+            out.push(Cause::not_supported(
+                &at("x-kubernetes-map-type"),
+                map_type,
+                &["atomic".into(), "granular".into()],
+            ));
+        }
+        match ty {
+            "object" => {}
+            "" => out.push(Cause::required(
+                &at("type"),
+                "must be object if x-kubernetes-map-type is specified",
+            )),
+            other => out.push(Cause::invalid_str(
+                &at("type"),
+                other,
+                "must be object if x-kubernetes-map-type is specified",
+            )),
+        }
+    }
+    let list_type = s.get("x-kubernetes-list-type");
+    let keys: Vec<&str> = s
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let keys_value = || {
+        let quoted: Vec<String> = keys.iter().map(|k| super::cause::go_quote(k)).collect();
+        format!("[]string{{{}}}", quoted.join(", "))
+    };
+    if let Some(list_type) = list_type {
+        if !matches!(list_type.as_str(), Some("atomic" | "set" | "map")) {
+            out.push(Cause::not_supported(
+                &at("x-kubernetes-list-type"),
+                list_type,
+                &["atomic".into(), "set".into(), "map".into()],
+            ));
+        }
+        match ty {
+            "array" => {}
+            "" => out.push(Cause::required(
+                &at("type"),
+                "must be array if x-kubernetes-list-type is specified",
+            )),
+            other => out.push(Cause::invalid_str(
+                &at("type"),
+                other,
+                "must be array if x-kubernetes-list-type is specified",
+            )),
+        }
+    }
+    let items = s.get("items").and_then(Value::as_object);
+    match list_type.and_then(Value::as_str) {
+        Some("set") if ty == "array" => {
+            if let Some(items) = items {
+                let atomic = match type_of(items) {
+                    "array" => items
+                        .get("x-kubernetes-list-type")
+                        .is_none_or(|t| t.as_str() == Some("atomic")),
+                    "object" => items.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic"),
+                    _ => true,
+                };
+                if !atomic {
+                    let (k, v) = if type_of(items) == "array" {
+                        ("x-kubernetes-list-type", items.get("x-kubernetes-list-type"))
+                    } else {
+                        ("x-kubernetes-map-type", items.get("x-kubernetes-map-type"))
+                    };
+                    out.push(Cause::invalid_raw(
+                        &format!("{path}.items.{k}"),
+                        &v.and_then(Value::as_str)
+                            .map_or("null".to_string(), |t| format!("\"{t}\"")),
+                        "must be atomic as item of a list with x-kubernetes-list-type=set",
+                    ));
+                }
+                if flag(items, "nullable") {
+                    out.push(Cause::forbidden(
+                        &format!("{path}.items.nullable"),
+                        "cannot be nullable when x-kubernetes-list-type is set",
+                    ));
+                }
+            }
+        }
+        Some("map") => {
+            if keys.is_empty() {
+                out.push(Cause::required(
+                    &at("x-kubernetes-list-map-keys"),
+                    "must not be empty if x-kubernetes-list-type is map",
+                ));
+            }
+            match items {
+                None => out.push(Cause::required(
+                    &at("items"),
+                    "must have a schema if x-kubernetes-list-type is map",
+                )),
+                Some(items) if type_of(items) != "object" => out.push(Cause::invalid_str(
+                    &format!("{path}.items.type"),
+                    type_of(items),
+                    "must be object if parent array's x-kubernetes-list-type is map",
+                )),
+                Some(items) => {
+                    let props = items.get("properties").and_then(Value::as_object);
+                    let required: Vec<&str> = items
+                        .get("required")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    let mut seen = Vec::new();
+                    for k in &keys {
+                        let key_path = format!("{path}.items.properties[{k}]");
+                        match props.and_then(|p| p.get(*k)).and_then(Value::as_object) {
+                            Some(prop) => {
+                                if matches!(type_of(prop), "array" | "object") {
+                                    out.push(Cause::invalid_str(
+                                        &format!("{key_path}.type"),
+                                        "object",
+                                        "must be a scalar type if parent array's x-kubernetes-list-type is map",
+                                    ));
+                                }
+                                if !required.contains(k) && prop.get("default").is_none() {
+                                    out.push(Cause::required(
+                                        &format!("{key_path}.default"),
+                                        "this property is in x-kubernetes-list-map-keys, so it must have a default or be a required property",
+                                    ));
+                                }
+                                if flag(prop, "nullable") {
+                                    out.push(Cause::forbidden(
+                                        &format!("{key_path}.nullable"),
+                                        "this property is in x-kubernetes-list-map-keys, so it cannot be nullable",
+                                    ));
+                                }
+                            }
+                            None => out.push(Cause::invalid_raw(
+                                &at("x-kubernetes-list-map-keys"),
+                                &keys_value(),
+                                "entries must all be names of item properties",
+                            )),
+                        }
+                        if seen.contains(k) {
+                            out.push(Cause::invalid_raw(
+                                &at("x-kubernetes-list-map-keys"),
+                                &keys_value(),
+                                "must not contain duplicate entries",
+                            ));
+                        }
+                        seen.push(*k);
+                    }
+                    if flag(items, "nullable") {
+                        out.push(Cause::forbidden(
+                            &format!("{path}.items.nullable"),
+                            "cannot be nullable when x-kubernetes-list-type is map",
+                        ));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    if !keys.is_empty() {
+        match list_type.and_then(Value::as_str) {
+            Some("map") => {}
+            None => out.push(Cause::required(
+                &at("x-kubernetes-list-type"),
+                "must be map if x-kubernetes-list-map-keys is non-empty",
+            )),
+            Some(other) => out.push(Cause::invalid_str(
+                &at("x-kubernetes-list-type"),
+                other,
+                "must be map if x-kubernetes-list-map-keys is non-empty",
+            )),
         }
     }
 }

@@ -239,6 +239,41 @@ async fn cluster_scoped_custom_resources_have_no_namespace() {
     uninstall(&env.client(), &group).await;
 }
 
+/// kubebuilder's best-known install failure: a list-map key that is neither required nor
+/// defaulted.
+#[tokio::test]
+async fn a_list_map_key_must_be_required_or_defaulted() {
+    let (env, _ns) = setup().await;
+    let group = unique_group();
+    let mut def = crd(&group, "Namespaced");
+    for v in &mut def.spec.versions {
+        let mut schema = serde_json::to_value(&v.schema).expect("json");
+        schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["ports"] = json!({
+            "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+            "items": { "type": "object", "properties": { "name": { "type": "string" }, "port": { "type": "integer" } } }
+        });
+        v.schema = serde_json::from_value(schema).expect("schema");
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    match crds.create(&PostParams::default(), &def).await {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!(s.code, 422);
+            assert!(
+                s.message.contains(
+                    "properties[ports].items.properties[name].default: Required value: this property is in \
+                     x-kubernetes-list-map-keys, so it must have a default or be a required property"
+                ),
+                "{}",
+                s.message
+            );
+        }
+        other => {
+            uninstall(&env.client(), &group).await;
+            panic!("expected Invalid, got {other:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_invalid_crd_is_rejected() {
     let (env, _ns) = setup().await;

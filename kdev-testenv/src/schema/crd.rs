@@ -400,6 +400,16 @@ mod tests {
                 "{p}.type: Invalid value: \"string\": must be object if x-kubernetes-map-type is specified"
             )]
         );
+        let bad = at(json!({"type": "string", "pattern": "("}));
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(
+            bad[0].starts_with(&format!(
+                "{p}.pattern: Invalid value: \"(\": must be a valid regular expression, but isn't: error parsing regexp: "
+            )),
+            "{bad:?}"
+        );
+        // Go reads a brace that repeats nothing as a literal.
+        assert_eq!(at(json!({"type": "string", "pattern": "^a{}$"})), Vec::<String>::new());
         assert_eq!(
             at(json!({"type": "object", "x-kubernetes-preserve-unknown-fields": false})),
             [format!(

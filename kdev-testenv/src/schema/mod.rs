@@ -96,6 +96,7 @@ mod cel;
 mod crd;
 mod default;
 mod format;
+mod goregex;
 mod prune;
 mod structural;
 mod validate;
@@ -362,7 +363,7 @@ impl Node {
             .filter(|f| SUPPORTED_FORMATS.contains(f))
             .map(str::to_owned);
         if let Some(p) = kw.string("pattern")? {
-            let compiled = Regex::new(p).map_err(|e| Error::Pattern {
+            let compiled = goregex::compile(p).map_err(|e| Error::Pattern {
                 pointer: format!("{pointer}/pattern"),
                 source: Box::new(e),
             })?;

@@ -446,6 +446,17 @@ fn is_int_or_string_pair(any_of: Option<&Value>) -> bool {
 
 /// Value validations (allOf/anyOf/oneOf/not) may not say anything structural.
 fn value_validation(s: &Map<String, Value>, skip_any_of: bool, skip_first: bool, path: &str, out: &mut Vec<Cause>) {
+    if let Some(pattern) = s.get("pattern").and_then(Value::as_str).filter(|p| !p.is_empty())
+        && let Err(e) = super::goregex::compile(pattern)
+    {
+        // The wording after "isn't:" is the regex crate's, not Go's.
+        let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+        out.push(Cause::invalid_str(
+            &format!("{path}.pattern"),
+            pattern,
+            &format!("must be a valid regular expression, but isn't: error parsing regexp: {first}"),
+        ));
+    }
     let branches = |k: &str| {
         s.get(k)
             .and_then(Value::as_array)

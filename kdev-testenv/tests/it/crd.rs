@@ -552,3 +552,35 @@ async fn writes_to_an_object_with_a_status_subresource_never_own_its_status() {
     assert_eq!(owners_of(&w, "f:spec"), [("ctl".into(), "Apply".into(), String::new())]);
     uninstall(&env.client(), &group).await;
 }
+
+/// Patterns are Go regular expressions: `\d` is ASCII, and a brace that repeats nothing is a
+/// literal.
+#[tokio::test]
+async fn schema_patterns_are_go_regular_expressions() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    let mut def = crd(&group, "Namespaced");
+    for v in &mut def.spec.versions {
+        let mut schema = serde_json::to_value(&v.schema).expect("json");
+        let props = &mut schema["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        props["code"] = json!({ "type": "string", "pattern": r"^\d+$" });
+        props["braces"] = json!({ "type": "string", "pattern": "^a{}$" });
+        v.schema = serde_json::from_value(schema).expect("schema");
+    }
+    install(&env, &def).await;
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    api.create(
+        &PostParams::default(),
+        &widget(
+            &group,
+            "v1",
+            "ascii",
+            json!({ "size": 1, "code": "12", "braces": "a{}" }),
+        ),
+    )
+    .await
+    .expect("ASCII digits and a literal brace match");
+    let arabic = widget(&group, "v1", "arabic", json!({ "size": 1, "code": "١٢" }));
+    assert_eq!(code(api.create(&PostParams::default(), &arabic).await), 422);
+    uninstall(&env.client(), &group).await;
+}

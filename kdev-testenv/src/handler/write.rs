@@ -504,7 +504,13 @@ fn admit(res: &Resource, version: &str, obj: &mut Value, creating: bool, old: Op
     if let Some(schema) = super::crd_schema(res, version) {
         schema.prune(obj);
         schema.default(obj);
-        causes.extend(schema.validate(obj));
+        let mut found = schema.validate(obj);
+        // Validation ratcheting (GA in 1.33): an update keeps a value that broke a schema
+        // tightened since it was written.
+        if let Some(old) = old {
+            found.retain(|c| !ratcheted(c, old, obj));
+        }
+        causes.extend(found);
         let rules = schema.validate_rules(obj, old, &causes);
         causes.extend(rules);
     } else {
@@ -521,6 +527,59 @@ fn admit(res: &Resource, version: &str, obj: &mut Value, creating: bool, old: Op
     } else {
         Err(invalid(res, &name, causes))
     }
+}
+
+/// Whether a schema error of an update is ratcheted away: the value it is about is the same as
+/// before. A missing required field is judged by the object that misses it, an item of a list by
+/// the whole list (kube-apiserver correlates map-list items by key; here any list change counts).
+fn ratcheted(cause: &Cause, old: &Value, new: &Value) -> bool {
+    let mut segments = field_segments(&cause.field);
+    if cause.reason == "FieldValueRequired" {
+        segments.pop();
+    }
+    if let Some(first_index) = segments.iter().position(|s| matches!(s, Segment::Index(_))) {
+        segments.truncate(first_index);
+    }
+    value_at(old, &segments) == value_at(new, &segments)
+}
+
+fn value_at<'a>(mut v: &'a Value, segments: &[Segment]) -> Option<&'a Value> {
+    for s in segments {
+        v = match s {
+            Segment::Key(k) => v.get(k.as_str())?,
+            Segment::Index(i) => v.get(*i)?,
+        };
+    }
+    Some(v)
+}
+
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// The steps of a `field.Path` as kube prints it: `spec.ports[0].name`, `spec.labels[a.b]`.
+fn field_segments(path: &str) -> Vec<Segment> {
+    let mut out = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(inner) = rest.strip_prefix('[') {
+            let end = inner.find(']').unwrap_or(inner.len());
+            let key = &inner[..end];
+            out.push(match key.parse() {
+                Ok(i) => Segment::Index(i),
+                Err(_) => Segment::Key(key.to_string()),
+            });
+            rest = inner.get(end + 1..).unwrap_or("");
+            rest = rest.strip_prefix('.').unwrap_or(rest);
+        } else {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            out.push(Segment::Key(rest[..end].to_string()));
+            rest = &rest[end..];
+            rest = rest.strip_prefix('.').unwrap_or(rest);
+        }
+    }
+    out
 }
 
 /// An object ready to be stored: named, stamped, defaulted, validated, in storage form.

@@ -584,3 +584,59 @@ async fn schema_patterns_are_go_regular_expressions() {
     assert_eq!(code(api.create(&PostParams::default(), &arabic).await), 422);
     uninstall(&env.client(), &group).await;
 }
+
+/// Validation ratcheting (GA in Kubernetes 1.33): after a schema is tightened, an object that
+/// breaks it can still be updated as long as the offending value stays as it was.
+#[tokio::test]
+async fn an_update_keeps_a_value_a_tightened_schema_refuses() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    let mut def = crd(&group, "Namespaced");
+    let set_maximum = |def: &mut CustomResourceDefinition, max: i64| {
+        for v in &mut def.spec.versions {
+            let mut schema = serde_json::to_value(&v.schema).expect("json");
+            schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["size"]["maximum"] = json!(max);
+            v.schema = serde_json::from_value(schema).expect("schema");
+        }
+    };
+    set_maximum(&mut def, 100);
+    install(&env, &def).await;
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    api.create(
+        &PostParams::default(),
+        &widget(&group, "v1", "big", json!({ "size": 20 })),
+    )
+    .await
+    .expect("create within the first schema");
+
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    let mut current = crds.get(&format!("widgets.{group}")).await.expect("get the CRD");
+    set_maximum(&mut current, 10);
+    crds.replace(&format!("widgets.{group}"), &PostParams::default(), &current)
+        .await
+        .expect("tighten the schema");
+    eventually("the tightened schema to apply", || async {
+        let probe = widget(&group, "v1", "probe", json!({ "size": 20 }));
+        (code(api.create(&PostParams::default(), &probe).await) == 422).then_some(())
+    })
+    .await;
+
+    let labelled = json!({ "metadata": { "labels": { "seen": "yes" } } });
+    api.patch("big", &PatchParams::default(), &Patch::Merge(&labelled))
+        .await
+        .expect("an update that leaves spec.size alone is ratcheted");
+    api.patch_status(
+        "big",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": { "ready": true } })),
+    )
+    .await
+    .expect("a status write is ratcheted too");
+    let bigger = json!({ "spec": { "size": 30 } });
+    assert_eq!(
+        code(api.patch("big", &PatchParams::default(), &Patch::Merge(&bigger)).await),
+        422,
+        "a changed value is validated"
+    );
+    uninstall(&env.client(), &group).await;
+}

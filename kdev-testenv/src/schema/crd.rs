@@ -117,6 +117,15 @@ fn versions(crd: &Value, out: &mut Vec<Cause>) {
     let mut unique = true;
     let mut storage = 0;
     let mut structural_ok = true;
+    // kube-apiserver keeps a field every version has alike once, at the top of the spec, and
+    // reports its problems there (`spec.validation`, `spec.subresources`,
+    // `spec.additionalPrinterColumns`).
+    let identical = |field: &str| versions.iter().all(|v| v.get(field) == versions[0].get(field));
+    let (same_schema, same_subresources, same_columns) = (
+        identical("schema"),
+        identical("subresources"),
+        identical("additionalPrinterColumns"),
+    );
     for (i, version) in versions.iter().enumerate() {
         let path = format!("spec.versions[{i}]");
         let name = str_at(version, "/name");
@@ -126,26 +135,47 @@ fn versions(crd: &Value, out: &mut Vec<Cause>) {
         if let Some(err) = dns1035_label(name) {
             out.push(Cause::invalid_str(&format!("{path}.name"), name, &err));
         }
+        let first = i == 0;
         match version.pointer("/schema/openAPIV3Schema") {
-            Some(schema) if !schema.is_null() => {
-                let structural = structural::check(schema, &format!("{path}.schema.openAPIV3Schema"));
+            Some(schema) if !schema.is_null() && (first || !same_schema) => {
+                let at = if same_schema {
+                    "spec.validation.openAPIV3Schema".to_string()
+                } else {
+                    format!("{path}.schema.openAPIV3Schema")
+                };
+                let structural = structural::check(schema, &at);
                 structural_ok &= structural.is_empty();
                 out.extend(structural);
             }
+            Some(schema) if !schema.is_null() => {}
             _ => out.push(Cause::required(
                 &format!("{path}.schema.openAPIV3Schema"),
                 "schemas are required",
             )),
         }
-        subresources(version.get("subresources"), &format!("{path}.subresources"), out);
-        for (j, col) in version
-            .get("additionalPrinterColumns")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            column(col, &format!("{path}.additionalPrinterColumns[{j}]"), out);
+        if first || !same_subresources {
+            let at = if same_subresources {
+                "spec.subresources".to_string()
+            } else {
+                format!("{path}.subresources")
+            };
+            subresources(version.get("subresources"), &at, out);
+        }
+        if first || !same_columns {
+            let at = if same_columns {
+                "spec.additionalPrinterColumns".to_string()
+            } else {
+                format!("{path}.additionalPrinterColumns")
+            };
+            for (j, col) in version
+                .get("additionalPrinterColumns")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                column(col, &format!("{at}[{j}]"), out);
+            }
         }
     }
     if structural_ok {
@@ -342,7 +372,7 @@ mod tests {
             c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["l"] = field;
             rendered(&c)
         };
-        let p = "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[l]";
+        let p = "spec.validation.openAPIV3Schema.properties[spec].properties[l]";
         let item = json!({"type": "object", "properties": {"name": {"type": "string"}, "port": {"type": "integer", "default": 80}}});
         assert_eq!(
             at(
@@ -419,6 +449,27 @@ mod tests {
     }
 
     #[test]
+    fn fields_alike_in_every_version_are_reported_once_at_the_top_of_the_spec() {
+        let mut c = crd();
+        let mut v2 = c["spec"]["versions"][0].clone();
+        v2["name"] = json!("v2");
+        v2["storage"] = json!(false);
+        c["spec"]["versions"].as_array_mut().unwrap().push(v2);
+        c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["a"] = json!({});
+        c["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["properties"]["a"] = json!({});
+        let once = "spec.validation.openAPIV3Schema.properties[a].type: Required value: must not be empty for specified object fields";
+        assert_eq!(rendered(&c), [once]);
+        c["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["properties"]["b"] = json!({"type": "string"});
+        assert_eq!(
+            rendered(&c),
+            [
+                "spec.versions[0].schema.openAPIV3Schema.properties[a].type: Required value: must not be empty for specified object fields",
+                "spec.versions[1].schema.openAPIV3Schema.properties[a].type: Required value: must not be empty for specified object fields",
+            ]
+        );
+    }
+
+    #[test]
     fn a_valid_crd_has_no_causes() {
         assert_eq!(rendered(&crd()), Vec::<String>::new());
     }
@@ -474,39 +525,39 @@ mod tests {
         let table = [
             (
                 json!({"type": "object", "properties": {"spec": {}}}),
-                "spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields",
+                "spec.validation.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields",
             ),
             (
                 json!({"type": "object", "properties": {"a": {"$ref": "#/x", "type": "string"}}}),
-                "spec.versions[0].schema.openAPIV3Schema.properties[a].$ref: Forbidden: $ref is not supported",
+                "spec.validation.openAPIV3Schema.properties[a].$ref: Forbidden: $ref is not supported",
             ),
             (
                 json!({"type": "object", "properties": {"a": {"type": "object", "properties": {"b": {"type": "string"}}, "additionalProperties": {"type": "string"}}}}),
-                "spec.versions[0].schema.openAPIV3Schema.properties[a].additionalProperties: Forbidden: additionalProperties and properties are mutual exclusive",
+                "spec.validation.openAPIV3Schema.properties[a].additionalProperties: Forbidden: additionalProperties and properties are mutual exclusive",
             ),
             (
                 json!({"type": "object", "properties": {"a": {"type": "string", "anyOf": [{"type": "string"}]}}}),
-                "spec.versions[0].schema.openAPIV3Schema.properties[a].anyOf[0].type: Forbidden: must be empty to be structural",
+                "spec.validation.openAPIV3Schema.properties[a].anyOf[0].type: Forbidden: must be empty to be structural",
             ),
             (
                 json!({"type": "object", "properties": {"a": {"type": "string", "allOf": [{"description": "d"}]}}}),
-                "spec.versions[0].schema.openAPIV3Schema.properties[a].allOf[0].description: Forbidden: must be empty to be structural",
+                "spec.validation.openAPIV3Schema.properties[a].allOf[0].description: Forbidden: must be empty to be structural",
             ),
             (
                 json!({"type": "object", "properties": {"metadata": {"type": "object", "properties": {"labels": {"type": "object"}}}}}),
-                "spec.versions[0].schema.openAPIV3Schema.properties[metadata]: Forbidden: must not specify anything other than name and generateName, but metadata is implicitly specified",
+                "spec.validation.openAPIV3Schema.properties[metadata]: Forbidden: must not specify anything other than name and generateName, but metadata is implicitly specified",
             ),
             (
                 json!({"type": "array", "items": {"type": "string"}}),
-                r#"spec.versions[0].schema.openAPIV3Schema.type: Invalid value: "array": must be object at the root"#,
+                r#"spec.validation.openAPIV3Schema.type: Invalid value: "array": must be object at the root"#,
             ),
             (
                 json!({"type": "object", "properties": {"l": {"type": "array"}}}),
-                "spec.versions[0].schema.openAPIV3Schema.properties[l].items: Required value: must be specified",
+                "spec.validation.openAPIV3Schema.properties[l].items: Required value: must be specified",
             ),
             (
                 json!({"type": "object", "properties": {"r": {"type": "integer", "default": "x"}}}),
-                r#"spec.versions[0].schema.openAPIV3Schema.properties[r].default: Invalid value: "string": r in body must be of type integer: "string""#,
+                r#"spec.validation.openAPIV3Schema.properties[r].default: Invalid value: "string": r in body must be of type integer: "string""#,
             ),
         ];
         for (schema, want) in table {
@@ -525,10 +576,10 @@ mod tests {
         assert_eq!(
             rendered(&c),
             [
-                r#"spec.versions[0].subresources.scale.specReplicasPath: Invalid value: ".status.replicas": should be a json path under .spec"#,
-                "spec.versions[0].additionalPrinterColumns[0].name: Required value",
-                r#"spec.versions[0].additionalPrinterColumns[0].type: Invalid value: "float": must be one of boolean,date,integer,number,string"#,
-                r#"spec.versions[0].additionalPrinterColumns[0].jsonPath: Invalid value: "spec": must be a simple json path starting with ."#,
+                r#"spec.subresources.scale.specReplicasPath: Invalid value: ".status.replicas": should be a json path under .spec"#,
+                "spec.additionalPrinterColumns[0].name: Required value",
+                r#"spec.additionalPrinterColumns[0].type: Invalid value: "float": must be one of boolean,date,integer,number,string"#,
+                r#"spec.additionalPrinterColumns[0].jsonPath: Invalid value: "spec": must be a simple json path starting with ."#,
             ]
         );
     }

@@ -226,6 +226,16 @@ pub(crate) fn on_written(st: &mut State, stored: &Arc<Stored>) {
         names.entry("listKind").or_insert_with(|| json!(res.list_kind));
         names.entry("singular").or_insert_with(|| json!(res.singular));
     }
+    // Objects stored before read with the defaults of the storage version's schema now, as
+    // kube-apiserver defaults what it reads from etcd.
+    if let Some(schema) = res
+        .crd
+        .as_ref()
+        .and_then(|c| c.get(&res.storage_version))
+        .and_then(|v| v.schema.clone())
+    {
+        st.reread(&res.storage, |obj| schema.default(obj));
+    }
     st.register(res);
     if v != *crd {
         let name = v

@@ -199,6 +199,22 @@ impl State {
         stored
     }
 
+    /// Rewrites how the objects of `storage` read, in place: each keeps its resourceVersion and
+    /// no watch event is sent, as when kube-apiserver applies a new schema's defaults to objects
+    /// as it reads them from etcd. Kept list snapshots are left as they were.
+    pub fn reread(&mut self, storage: &str, mut f: impl FnMut(&mut Value)) {
+        let Some(table) = self.tables.get_mut(storage) else {
+            return;
+        };
+        for stored in table.objects.values_mut() {
+            let mut value = stored.value.clone();
+            f(&mut value);
+            if value != stored.value {
+                *stored = Stored::new(value, stored.rv);
+            }
+        }
+    }
+
     /// Removes an object; the DELETED event carries its last state at a new resourceVersion.
     pub fn remove(&mut self, storage: &str, key: &ObjKey) -> Option<Arc<Stored>> {
         let rv = self.rv + 1;

@@ -640,3 +640,40 @@ async fn an_update_keeps_a_value_a_tightened_schema_refuses() {
     );
     uninstall(&env.client(), &group).await;
 }
+
+/// Defaults added to a schema apply to objects stored before, as they are read.
+#[tokio::test]
+async fn a_new_default_applies_to_objects_stored_before() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    install(&env, &crd(&group, "Namespaced")).await;
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    let before = api
+        .create(
+            &PostParams::default(),
+            &widget(&group, "v1", "old", json!({ "size": 1 })),
+        )
+        .await
+        .expect("create");
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    let mut current = crds.get(&format!("widgets.{group}")).await.expect("get the CRD");
+    for v in &mut current.spec.versions {
+        let mut schema = serde_json::to_value(&v.schema).expect("json");
+        schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["mode"] =
+            json!({ "type": "string", "default": "fast" });
+        v.schema = serde_json::from_value(schema).expect("schema");
+    }
+    crds.replace(&format!("widgets.{group}"), &PostParams::default(), &current)
+        .await
+        .expect("add a default");
+    let read = eventually("the new default on the stored object", || async {
+        let w = api.get("old").await.ok()?;
+        (w.data["spec"]["mode"] == json!("fast")).then_some(w)
+    })
+    .await;
+    assert_eq!(
+        read.metadata.resource_version, before.metadata.resource_version,
+        "defaulting on read writes nothing"
+    );
+    uninstall(&env.client(), &group).await;
+}

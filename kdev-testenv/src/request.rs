@@ -129,9 +129,10 @@ impl Query {
         self.get(key).unwrap_or("")
     }
 
-    /// A boolean parameter (`true`, `1`).
+    /// A boolean parameter, read as kube-apiserver's `Convert_Slice_string_To_bool` reads it:
+    /// present and neither `0` nor `false` (in any case) is true.
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true" | "1" | "True"))
+        self.get(key).is_some_and(is_true)
     }
 
     /// A non-negative integer parameter.
@@ -173,6 +174,12 @@ fn hex(c: u8) -> Option<u8> {
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
     }
+}
+
+/// A query parameter's truth as kube-apiserver's parameter codec reads it: anything but `0` and
+/// `false` (in any case).
+pub(crate) fn is_true(v: &str) -> bool {
+    v != "0" && !v.eq_ignore_ascii_case("false")
 }
 
 #[cfg(test)]
@@ -229,6 +236,11 @@ mod tests {
         let q = Query::parse(Some("labelSelector=app%3Dweb%2Ctier+in+%28a%29&watch=true"));
         assert_eq!(q.get("labelSelector"), Some("app=web,tier in (a)"));
         assert!(q.flag("watch"));
+        let flags = Query::parse(Some("a=True&b=t&c=FALSE&d=0&e=yes"));
+        assert_eq!(
+            ["a", "b", "c", "d", "e", "f"].map(|k| flags.flag(k)),
+            [true, true, false, false, true, false]
+        );
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
 }

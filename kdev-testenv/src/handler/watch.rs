@@ -30,10 +30,7 @@ use crate::wire::Body;
 pub(crate) fn watch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let filter = Filter::from_ctx(ctx)?;
     let bookmarks = ctx.query.flag("allowWatchBookmarks");
-    let send_initial = match ctx.query.get("sendInitialEvents") {
-        None | Some("") => None,
-        Some(v) => Some(matches!(v, "true" | "1")),
-    };
+    let send_initial = ctx.query.get("sendInitialEvents").map(crate::request::is_true);
     let rv_param = ctx.query.str("resourceVersion");
     let rv_match = ctx.query.str("resourceVersionMatch");
     if send_initial.is_some() {

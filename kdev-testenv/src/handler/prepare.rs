@@ -233,7 +233,7 @@ pub(crate) fn spec_changed(res: &Resource, old: &Value, new: &Value) -> bool {
 
 /// Checks built-in types need for the examples and controllers to behave (a small subset of
 /// kube-apiserver's validation; see the README's list of differences).
-pub(crate) fn validate(res: &Resource, obj: &Value) -> Vec<Cause> {
+pub(crate) fn validate(res: &Resource, obj: &Value, updating: bool) -> Vec<Cause> {
     let mut causes = Vec::new();
     let required = |field: &str| Cause {
         reason: "FieldValueRequired".into(),
@@ -279,7 +279,9 @@ pub(crate) fn validate(res: &Resource, obj: &Value) -> Vec<Cause> {
             );
         }
         ("", "events") => causes.extend(event::validate_core(obj)),
-        // The strict checks of a create; an update is checked as a create too (see the README).
+        // The strict checks of a create; an update gets `legacyValidateEvent` only, and
+        // [`validate_update`]'s comparisons (`ValidateEventUpdate`).
+        ("events.k8s.io", "events") if updating => causes.extend(event::validate_core(&v1_event_to_core(obj))),
         ("events.k8s.io", "events") => causes.extend(event::validate_v1_create(&v1_event_to_core(obj))),
         ("admissionregistration.k8s.io", plural) => causes.extend(webhook_configuration::validate(
             obj,
@@ -290,9 +292,6 @@ pub(crate) fn validate(res: &Resource, obj: &Value) -> Vec<Cause> {
     causes
 }
 
-/// The checks of an update that compare the new object with the old one (both in the request's
-/// version), to be added to [`validate`]'s: an Event updated through events.k8s.io/v1 keeps its
-/// immutable fields and its series is checked again when it changed (`ValidateEventUpdate`).
 /// The checks of an update that compare it with the object it replaces (kube-apiserver's
 /// `ValidateEventUpdate` for events.k8s.io/v1 Events: a changed series validated again and the
 /// immutable fields kept).

@@ -514,7 +514,7 @@ fn admit(res: &Resource, version: &str, obj: &mut Value, creating: bool, old: Op
         let rules = schema.validate_rules(obj, old, &causes);
         causes.extend(rules);
     } else {
-        causes.extend(prepare::validate(res, obj));
+        causes.extend(prepare::validate(res, obj, old.is_some()));
         if let Some(old) = old {
             causes.extend(prepare::validate_update(res, old, obj));
         }

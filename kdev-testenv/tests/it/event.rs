@@ -231,3 +231,30 @@ async fn an_events_k8s_io_event_keeps_its_reason() {
     );
     assert!(found.iter().any(|(f, _)| f == "reason"), "{found:?}");
 }
+
+/// An update through events.k8s.io/v1 is checked as `ValidateEventUpdate` checks it (the legacy
+/// rules and the immutable fields), not as a create: an Event first written through core/v1
+/// without the new fields can be labelled through events.k8s.io/v1.
+#[tokio::test]
+async fn a_core_v1_event_can_be_updated_through_events_k8s_io() {
+    let (env, ns) = setup().await;
+    let core: Api<CoreEvent> = Api::namespaced(env.client(), &ns);
+    let old_style: CoreEvent = serde_json::from_value(json!({
+        "metadata": { "name": "old" }, "involvedObject": { "kind": "Pod", "name": "p", "namespace": ns },
+        "reason": "Tested", "message": "m", "type": "Normal", "count": 1,
+    }))
+    .expect("an event");
+    core.create(&PostParams::default(), &old_style)
+        .await
+        .expect("create through core/v1");
+    let events: Api<Event> = Api::namespaced(env.client(), &ns);
+    let labelled = json!({ "metadata": { "labels": { "seen": "yes" } } });
+    let e = events
+        .patch("old", &PatchParams::default(), &Patch::Merge(&labelled))
+        .await
+        .expect("an update through events.k8s.io/v1");
+    assert_eq!(
+        e.metadata.labels.unwrap_or_default().get("seen").map(String::as_str),
+        Some("yes")
+    );
+}

@@ -30,9 +30,20 @@ use crate::wire::Body;
 pub(crate) fn watch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let filter = Filter::from_ctx(ctx)?;
     let bookmarks = ctx.query.flag("allowWatchBookmarks");
-    let send_initial = ctx.query.get("sendInitialEvents").map(crate::request::is_true);
     let rv_param = ctx.query.str("resourceVersion");
     let rv_match = ctx.query.str("resourceVersionMatch");
+    // kube-apiserver 1.34+ (the WatchList feature, on by default) reads a plain watch from ""
+    // or "0" as `sendInitialEvents=true&resourceVersionMatch=NotOlderThan`
+    // (`SetListOptionsDefaults`): the same ADDED events first, then, when bookmarks are allowed,
+    // the bookmark that ends them.
+    let legacy_watch =
+        ctx.query.get("sendInitialEvents").is_none() && rv_match.is_empty() && matches!(rv_param, "" | "0");
+    let send_initial = match ctx.query.get("sendInitialEvents") {
+        Some(v) => Some(crate::request::is_true(v)),
+        None if legacy_watch => Some(true),
+        None => None,
+    };
+    let rv_match = if legacy_watch { "NotOlderThan" } else { rv_match };
     if send_initial.is_some() {
         if rv_match != "NotOlderThan" {
             return Err(invalid_watch(

@@ -170,6 +170,44 @@ async fn a_streaming_list_ends_its_initial_events_with_a_bookmark() {
     assert_eq!(initial, ["a", "b"]);
 }
 
+/// kube-apiserver 1.34+ reads a plain watch from "0" with bookmarks as a streaming list (the
+/// WatchList feature, on by default): the initial ADDED events end with the same bookmark.
+#[tokio::test]
+async fn a_plain_watch_from_zero_ends_its_initial_events_with_a_bookmark() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    for n in ["a", "b"] {
+        api.create(&PostParams::default(), &configmap(n)).await.expect("create");
+    }
+    // kube-client's default watch parameters allow bookmarks.
+    let wp = WatchParams::default().timeout(20);
+    assert!(wp.bookmarks);
+    let mut stream = api.watch(&wp, "0").await.expect("watch").boxed();
+    let mut initial = Vec::new();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(20), stream.try_next())
+            .await
+            .expect("the initial-events-end bookmark in time");
+        match ev.expect("no error").expect("open") {
+            WatchEvent::Added(o) => initial.push(o.metadata.name.unwrap_or_default()),
+            WatchEvent::Bookmark(b)
+                if b.metadata
+                    .annotations
+                    .get("k8s.io/initial-events-end")
+                    .map(String::as_str)
+                    == Some("true") =>
+            {
+                break;
+            }
+            WatchEvent::Bookmark(_) => {}
+            other => panic!("unexpected {}", kind_of(&other)),
+        }
+    }
+    initial.retain(|n| n != "kube-root-ca.crt");
+    initial.sort();
+    assert_eq!(initial, ["a", "b"]);
+}
+
 #[tokio::test]
 async fn a_watch_ends_after_its_timeout() {
     let (env, ns) = setup().await;

@@ -82,6 +82,25 @@ pub enum Error {
         /// What it breaks, from the default's value down (`default.limit: must be at most 5`).
         reason: String,
     },
+    /// A list breaks the rules kube-apiserver puts on its `x-kubernetes-list-type`
+    /// (`#[kdev(list_type = ...)]`, `list_map_keys(...)`, `unique_items`): the API server would
+    /// refuse the CRD. A `map` list needs `list_map_keys`, items that are objects, and keys that
+    /// are scalar fields of the items, never nullable, and required or defaulted (kubebuilder's
+    /// "this property is in x-kubernetes-list-map-keys, so it must have a default or be a
+    /// required property"); a `set` list needs scalar or atomic items; the items of neither may
+    /// be nullable.
+    #[error("{kind}: the list {path} breaks the rules of its list type: {reason}")]
+    InvalidListType {
+        /// The resource kind.
+        kind: String,
+        /// Where the list is, in the schema of the spec or the status
+        /// (`spec.properties.ports`, `status.properties.conditions`).
+        path: String,
+        /// The key of a `map` list at fault (as in `list_map_keys`), if one is.
+        key: Option<String>,
+        /// What is wrong, and how to fix it.
+        reason: String,
+    },
     /// The CRDs do not serialize as YAML.
     #[error("writing YAML: {0}")]
     Yaml(String),
@@ -288,8 +307,9 @@ pub fn merge_versions(crds: impl IntoIterator<Item = CustomResourceDefinition>) 
 ///
 /// # Errors
 ///
-/// A resource whose CRD does not assemble ([`Error::UnknownField`], [`Error::Assemble`]), or a
-/// kind whose versions do not merge (see [`merge_versions`]).
+/// A resource whose CRD does not assemble ([`Error::UnknownField`], [`Error::Assemble`]) or
+/// that the API server would refuse ([`Error::InvalidDefault`], [`Error::InvalidListType`]), or
+/// a kind whose versions do not merge (see [`merge_versions`]).
 pub fn registered() -> Result<Vec<CustomResourceDefinition>> {
     let mut kinds: std::collections::BTreeMap<String, Vec<CustomResourceDefinition>> = Default::default();
     for registered in inventory::iter::<__private::Registered> {
@@ -408,6 +428,16 @@ pub mod __private {
                 path,
                 reason,
             });
+        }
+        for (root, schema) in [("spec", Some(&spec)), ("status", status.as_ref())] {
+            if let Some(misfit) = schema.and_then(schema::list_type_misfit) {
+                return Err(Error::InvalidListType {
+                    kind: kind.to_owned(),
+                    path: format!("{root}{}", misfit.path),
+                    key: misfit.key,
+                    reason: misfit.reason,
+                });
+            }
         }
         let mut crd: Value = serde_json::from_str(crd).map_err(assemble)?;
         if let Some(Value::Object(version)) = crd.pointer_mut("/spec/versions/0") {
@@ -532,6 +562,38 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "W: the default of spec.properties.name does not fit its schema: default: must have at least 1 characters"
+        );
+    }
+
+    #[test]
+    fn a_list_the_server_would_refuse_for_its_list_type_is_an_error_naming_it_in_the_spec_or_the_status() {
+        let skeleton = r#"{"metadata":{"name":"ws.example.com"},"spec":{"group":"example.com","scope":"Namespaced",
+            "names":{"kind":"W","plural":"ws"},"versions":[{"name":"v1","served":true,"storage":true}]}}"#;
+        let ports = json!({ "type": "object", "properties": { "ports": { "type": "array", "items": {
+            "type": "object", "properties": { "name": { "type": "string" } } } } } });
+        let keyed = r#"{"ports":{"x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"]}}"#;
+        let err = __private::crd("W", skeleton, keyed, ports.clone(), None).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidListType { path, key: Some(key), .. }
+                if path == "spec.properties.ports" && key == "name"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().starts_with(
+                "W: the list spec.properties.ports breaks the rules of its list type: the key \"name\" is optional \
+                 and has no default"
+            ),
+            "{err}"
+        );
+        let defaulted = r#"{"ports":{"x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],
+            "items":{"properties":{"name":{"default":"http"}}}}}"#;
+        assert!(__private::crd("W", skeleton, defaulted, ports.clone(), None).is_ok());
+        let mut status = ports.clone();
+        status["properties"]["ports"]["x-kubernetes-list-type"] = json!("set");
+        let err = __private::crd("W", skeleton, "{}", json!({ "type": "object" }), Some(status)).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidListType { path, key: None, .. } if path == "status.properties.ports"),
+            "{err:?}"
         );
     }
 }

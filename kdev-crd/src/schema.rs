@@ -34,6 +34,10 @@
 //!    are applied ([`apply`]) where the type ends up, after its `$ref` is inlined: the type's
 //!    own first, then the field's.
 
+mod list_type;
+
+pub(crate) use list_type::misfit as list_type_misfit;
+
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};

@@ -3,7 +3,9 @@
 
 use proc_macro2::Span;
 use serde_json::{Map, Number, Value, json};
+use syn::ext::IdentExt;
 use syn::meta::ParseNestedMeta;
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ExprLit, ExprUnary, Lit, LitStr, Result, Token, UnOp};
 
@@ -256,6 +258,9 @@ pub(crate) fn type_schema(attrs: &[Attribute]) -> Result<(Option<syn::Path>, Map
             type_schema_key(&meta, &key, &mut patch)
         })?;
     }
+    if let Some(attr) = attrs.iter().find(|a| a.path().is_ident("kdev")) {
+        check_list_keys(&patch, attr.span())?;
+    }
     Ok((krate, patch))
 }
 
@@ -436,6 +441,11 @@ pub(crate) fn field(attrs: &[Attribute]) -> Result<Field> {
     Ok(out)
 }
 
+/// What the attributes alone show a list's type breaks: keys without a `map` list or a `map`
+/// list without keys, nullable items of a `set` or `map` list (`list_map_keys` itself refuses
+/// no key and a key named twice). (What needs the item type's
+/// schema, that each key is a required or defaulted scalar field of the items and that a set's
+/// items are atomic, kdev-crd checks when it assembles the CRD: `Error::InvalidListType`.)
 fn check_list_keys(patch: &Map<String, Value>, span: Span) -> Result<()> {
     let list_type = patch.get("x-kubernetes-list-type").and_then(Value::as_str);
     let has_keys = patch.contains_key("x-kubernetes-list-map-keys");
@@ -447,6 +457,14 @@ fn check_list_keys(patch: &Map<String, Value>, span: Span) -> Result<()> {
     }
     if has_keys && list_type != Some("map") {
         return Err(syn::Error::new(span, "`list_map_keys` needs `list_type = \"map\"`"));
+    }
+    if let Some(t @ ("set" | "map")) = list_type
+        && patch.get("items").and_then(|i| i.get("nullable")) == Some(&Value::Bool(true))
+    {
+        return Err(syn::Error::new(
+            span,
+            format!("the items of a `list_type = \"{t}\"` list cannot be `nullable`: drop it from `items(...)`"),
+        ));
     }
     Ok(())
 }
@@ -534,7 +552,7 @@ fn schema_key(
             patch.insert(k("x-kubernetes-list-type"), Value::String(v));
         }
         "list_map_keys" => {
-            let keys = idents(meta)?;
+            let keys = list_map_keys(meta)?;
             patch.insert(
                 k("x-kubernetes-list-map-keys"),
                 Value::Array(keys.into_iter().map(Value::String).collect()),
@@ -592,6 +610,30 @@ fn idents(meta: &ParseNestedMeta<'_>) -> Result<Vec<String>> {
         names.push(name.ok_or_else(|| key.error("expected a field name"))?);
         Ok(())
     })?;
+    Ok(names)
+}
+
+/// `(name, protocol)`: the keys of a `map` list, at least one, each once.
+fn list_map_keys(meta: &ParseNestedMeta<'_>) -> Result<Vec<String>> {
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let keys = Punctuated::<syn::Ident, Token![,]>::parse_terminated_with(&content, syn::Ident::parse_any)?;
+    if keys.is_empty() {
+        return Err(meta.error(
+            "`list_map_keys()` names no key: name the fields that identify an item, e.g. `list_map_keys(name)`",
+        ));
+    }
+    let mut names: Vec<String> = Vec::new();
+    for key in keys {
+        let name = key.to_string().trim_start_matches("r#").to_owned();
+        if names.contains(&name) {
+            return Err(syn::Error::new(
+                key.span(),
+                format!("`list_map_keys` names `{name}` twice: name each key once"),
+            ));
+        }
+        names.push(name);
+    }
     Ok(names)
 }
 
@@ -1007,6 +1049,34 @@ mod tests {
         assert_eq!(
             err.as_deref(),
             Some("unknown kdev attribute `min_lenght`: did you mean `min_length`?")
+        );
+    }
+
+    #[test]
+    fn list_map_keys_name_each_key_once_and_list_items_are_not_nullable() {
+        let err = |attr: Attribute| field(&[attr]).err().map(|e| e.to_string());
+        assert_eq!(
+            err(syn::parse_quote!(#[kdev(list_type = "map", list_map_keys())])).as_deref(),
+            Some("`list_map_keys()` names no key: name the fields that identify an item, e.g. `list_map_keys(name)`")
+        );
+        assert_eq!(
+            err(syn::parse_quote!(#[kdev(list_type = "map", list_map_keys(name, port, name))])).as_deref(),
+            Some("`list_map_keys` names `name` twice: name each key once")
+        );
+        assert_eq!(
+            err(syn::parse_quote!(#[kdev(list_type = "set", items(nullable))])).as_deref(),
+            Some("the items of a `list_type = \"set\"` list cannot be `nullable`: drop it from `items(...)`")
+        );
+        assert_eq!(
+            err(syn::parse_quote!(#[kdev(list_type = "atomic", items(nullable))])),
+            None
+        );
+        let attr: Attribute = syn::parse_quote!(#[kdev(list_type = "map", list_map_keys(type, r#port))]);
+        let keys = field(&[attr]).map(|f| f.patch["x-kubernetes-list-map-keys"].clone());
+        assert_eq!(
+            keys.ok(),
+            Some(json!(["type", "port"])),
+            "keywords and raw identifiers name keys"
         );
     }
 

@@ -312,7 +312,11 @@ pub(crate) fn custom_resource(input: &DeriveInput) -> Result<TokenStream> {
             /// # Errors
             ///
             /// When a field attribute names a field missing from the spec's schema, or the
-            /// assembled CRD does not parse (a schemars attribute produced an invalid keyword).
+            /// assembled CRD does not parse (a schemars attribute produced an invalid keyword),
+            /// or the API server would refuse it: an explicit default that breaks its field's
+            /// validations (`InvalidDefault`), a list that breaks the rules of its list type
+            /// (`InvalidListType`: a `map` list's key that is not a required or defaulted
+            /// scalar field of the items, a `set` of objects that are not atomic).
             #vis fn try_crd() -> ::core::result::Result<#crd_type, #krate::Error> {
                 #p::crd(
                     #kind,

@@ -74,7 +74,7 @@ use proc_macro::TokenStream;
 /// | `required`, `optional` (default: optional for `Option<T>` and `#[serde(default)]`, as schemars says; these change the schema only, the Rust type must still accept what the schema allows) | `+required`, `+optional` | the parent's `required` | any |
 /// | `validation(rule, message, message_expression, reason, field_path, optional_old_self)` | `XValidation` | `x-kubernetes-validations` | any |
 /// | `immutable` | `+k8s:immutable` | the rule `self == oldSelf` | any |
-/// | `list_type = "atomic" \| "set" \| "map"`, `list_map_keys(a, b)` | `listType`, `listMapKey` | `x-kubernetes-list-type`, `-list-map-keys` | lists |
+/// | `list_type = "atomic" \| "set" \| "map"`, `list_map_keys(a, b)` (keys by their names on the wire; see [list types](#list-types)) | `listType`, `listMapKey` | `x-kubernetes-list-type`, `-list-map-keys` | lists |
 /// | `map_type`, `struct_type = "atomic" \| "granular"` | `mapType`, `structType` | `x-kubernetes-map-type` | maps, structs |
 /// | `preserve_unknown_fields` | `pruning:PreserveUnknownFields` | `x-kubernetes-preserve-unknown-fields` | any |
 /// | `embedded_resource` | `EmbeddedResource` | `x-kubernetes-embedded-resource` | objects |
@@ -82,6 +82,23 @@ use proc_macro::TokenStream;
 /// | `schemaless` | `Schemaless` | the schema is replaced by `x-kubernetes-preserve-unknown-fields` | any |
 ///
 /// An unknown attribute is a compile error suggesting the closest known one.
+///
+/// # List types
+///
+/// kube-apiserver refuses a CRD whose lists break the rules of their list type, and so does
+/// kdev: what the attributes alone show is a compile error (`list_map_keys` without
+/// `list_type = "map"`, none or a key twice, `items(nullable)` in a `set` or `map` list); what
+/// needs the item type's schema is `kdev::crd::Error::InvalidListType` from `try_crd()` (and a
+/// panic from `crd()`), naming the list and the fix:
+///
+/// - a `map` list holds objects, and each key is a field of them that is a string, number or
+///   boolean, not `nullable`, and **required or defaulted**: an `Option<String>` key needs
+///   `#[kdev(required)]` (with `#[kdev::schema]` on the item type) or `#[kdev(default = ...)]`,
+///   as kubebuilder's "this property is in x-kubernetes-list-map-keys, so it must have a
+///   default or be a required property";
+/// - a `set` list (also `unique_items` on a list of objects) holds scalars, or objects marked
+///   `#[kdev(struct_type = "atomic")]`, or lists that are not sets or maps themselves;
+/// - the items of neither are `nullable`.
 ///
 /// # Left out
 ///

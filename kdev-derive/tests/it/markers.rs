@@ -1,7 +1,7 @@
 //! The markers the WebApp of `resource.rs` does not show: item validations, enum values on a
 //! string, `schema_type`, `schemaless`, examples, external docs, `required`/`optional`
-//! overrides, CRD labels and annotations, the one-of helpers, and field attributes on nested
-//! types through `#[kdev::schema]`.
+//! overrides, CRD labels and annotations, the one-of helpers, field attributes on nested
+//! types through `#[kdev::schema]`, and `map` and `set` lists of objects.
 
 use kdev::CustomResource;
 use serde::{Deserialize, Serialize};
@@ -68,6 +68,41 @@ pub struct GadgetSpec {
     /// A name with the validations of its own type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slug: Option<Slug>,
+    /// Listeners keyed by name and protocol: keys that are `Option`s, made required or defaulted.
+    #[kdev(list_type = "map", list_map_keys(name, protocol))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<Listener>,
+    /// Distinct pairs: a set of atomic objects.
+    #[kdev(list_type = "set")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pairs: Vec<Pair>,
+}
+
+/// A listener, an item of a `map` list.
+#[kdev::schema]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Listener {
+    /// A key, required although it is an Option.
+    #[kdev(required)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A key with a default.
+    #[kdev(default = "TCP")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// The port.
+    pub port: i32,
+}
+
+/// Two names, compared whole: an item of a `set` list.
+#[kdev::schema]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[kdev(struct_type = "atomic")]
+pub struct Pair {
+    /// The first.
+    pub a: String,
+    /// The second.
+    pub b: String,
 }
 
 /// A lowercase name: validations on a type, wherever it is used.

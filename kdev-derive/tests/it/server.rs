@@ -200,7 +200,9 @@ async fn the_markers_crd_is_accepted_and_each_marker_rejects_a_bad_object() {
             "names": ["ab"], "since": "2024-01-01T00:00:00Z", "slug": "a-slug",
             "object": { "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" }, "data": { "a": "b" } },
             "target": { "port": 80, "bucketName": "bucket" },
-            "mirrors": [{ "port": 81, "tags": ["a", "b"] }]
+            "mirrors": [{ "port": 81, "tags": ["a", "b"] }],
+            "listeners": [{ "name": "http", "port": 80 }, { "name": "http", "protocol": "UDP", "port": 80 }],
+            "pairs": [{ "a": "x", "b": "y" }, { "a": "y", "b": "x" }]
         });
         let good: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "derive.kdev.dev/v1", "kind": "Gadget", "metadata": { "name": "good" }, "spec": base
@@ -214,6 +216,10 @@ async fn the_markers_crd_is_accepted_and_each_marker_rejects_a_bad_object() {
             created.data["spec"]["object"]["data"],
             json!({ "a": "b" }),
             "a schemaless embedded resource keeps its fields"
+        );
+        assert_eq!(
+            created.data["spec"]["listeners"][0]["protocol"], "TCP",
+            "a list-map key's default is applied"
         );
         // `optional` changes the schema only: this Rust type still needs `notes` to deserialize.
         let typed: Api<Gadget> = Api::namespaced(client.clone(), &ns);
@@ -261,6 +267,21 @@ async fn the_markers_crd_is_accepted_and_each_marker_rejects_a_bad_object() {
                 "nested-set",
                 json!({ "mirrors": [{ "port": 81, "tags": ["a", "a"] }] }),
                 "spec.mirrors[0].tags[1]",
+            ),
+            (
+                "list-map-duplicate-key",
+                json!({ "listeners": [{ "name": "a", "port": 1 }, { "name": "a", "protocol": "TCP", "port": 2 }] }),
+                "spec.listeners[1]",
+            ),
+            (
+                "list-map-required-key",
+                json!({ "listeners": [{ "port": 1 }] }),
+                "spec.listeners[0].name",
+            ),
+            (
+                "set-of-atomic-objects",
+                json!({ "pairs": [{ "a": "x", "b": "y" }, { "a": "x", "b": "y" }] }),
+                "spec.pairs[1]",
             ),
             ("type-level-pattern", json!({ "slug": "Not A Slug" }), "spec.slug"),
             ("type-level-max-length", json!({ "slug": "a".repeat(21) }), "spec.slug"),

@@ -83,6 +83,26 @@ fn widget(group: &str, version: &str, name: &str, spec: Value) -> DynamicObject 
         .expect("a widget")
 }
 
+/// Sets the schema of `spec.<name>` in every version of `def`.
+fn set_spec_property(def: &mut CustomResourceDefinition, name: &str, property: Value) {
+    for v in &mut def.spec.versions {
+        let mut schema = serde_json::to_value(&v.schema).expect("json");
+        schema["openAPIV3Schema"]["properties"]["spec"]["properties"][name] = property.clone();
+        v.schema = serde_json::from_value(schema).expect("schema");
+    }
+}
+
+/// Applies `change` to the installed CRD of `group` and writes it back.
+async fn change_crd(client: &Client, group: &str, change: impl FnOnce(&mut CustomResourceDefinition)) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = format!("widgets.{group}");
+    let mut current = crds.get(&name).await.expect("get the CRD");
+    change(&mut current);
+    crds.replace(&name, &PostParams::default(), &current)
+        .await
+        .expect("update the CRD");
+}
+
 #[tokio::test]
 async fn an_established_crd_is_discoverable_and_serves_its_resources() {
     let (env, ns) = setup().await;
@@ -246,14 +266,14 @@ async fn a_list_map_key_must_be_required_or_defaulted() {
     let (env, _ns) = setup().await;
     let group = unique_group();
     let mut def = crd(&group, "Namespaced");
-    for v in &mut def.spec.versions {
-        let mut schema = serde_json::to_value(&v.schema).expect("json");
-        schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["ports"] = json!({
+    set_spec_property(
+        &mut def,
+        "ports",
+        json!({
             "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
             "items": { "type": "object", "properties": { "name": { "type": "string" }, "port": { "type": "integer" } } }
-        });
-        v.schema = serde_json::from_value(schema).expect("schema");
-    }
+        }),
+    );
     let crds: Api<CustomResourceDefinition> = Api::all(env.client());
     match crds.create(&PostParams::default(), &def).await {
         Err(kube_client::Error::Api(s)) => {
@@ -324,14 +344,14 @@ async fn server_side_apply_merges_map_lists_of_custom_resources_by_key() {
     let (env, ns) = setup().await;
     let group = unique_group();
     let mut def = crd(&group, "Namespaced");
-    for v in &mut def.spec.versions {
-        let mut schema = serde_json::to_value(&v.schema).expect("json");
-        schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["ports"] = json!({
+    set_spec_property(
+        &mut def,
+        "ports",
+        json!({
             "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
             "items": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" }, "port": { "type": "integer" } } }
-        });
-        v.schema = serde_json::from_value(schema).expect("schema");
-    }
+        }),
+    );
     install(&env, &def).await;
     let api = widgets(&env.client(), &group, "v1", &ns);
     let apply = |manager: &'static str, port: Value| {
@@ -560,13 +580,8 @@ async fn schema_patterns_are_go_regular_expressions() {
     let (env, ns) = setup().await;
     let group = unique_group();
     let mut def = crd(&group, "Namespaced");
-    for v in &mut def.spec.versions {
-        let mut schema = serde_json::to_value(&v.schema).expect("json");
-        let props = &mut schema["openAPIV3Schema"]["properties"]["spec"]["properties"];
-        props["code"] = json!({ "type": "string", "pattern": r"^\d+$" });
-        props["braces"] = json!({ "type": "string", "pattern": "^a{}$" });
-        v.schema = serde_json::from_value(schema).expect("schema");
-    }
+    set_spec_property(&mut def, "code", json!({ "type": "string", "pattern": r"^\d+$" }));
+    set_spec_property(&mut def, "braces", json!({ "type": "string", "pattern": "^a{}$" }));
     install(&env, &def).await;
     let api = widgets(&env.client(), &group, "v1", &ns);
     api.create(
@@ -591,15 +606,9 @@ async fn schema_patterns_are_go_regular_expressions() {
 async fn an_update_keeps_a_value_a_tightened_schema_refuses() {
     let (env, ns) = setup().await;
     let group = unique_group();
+    let size = |max: i64| json!({ "type": "integer", "minimum": 1, "maximum": max });
     let mut def = crd(&group, "Namespaced");
-    let set_maximum = |def: &mut CustomResourceDefinition, max: i64| {
-        for v in &mut def.spec.versions {
-            let mut schema = serde_json::to_value(&v.schema).expect("json");
-            schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["size"]["maximum"] = json!(max);
-            v.schema = serde_json::from_value(schema).expect("schema");
-        }
-    };
-    set_maximum(&mut def, 100);
+    set_spec_property(&mut def, "size", size(100));
     install(&env, &def).await;
     let api = widgets(&env.client(), &group, "v1", &ns);
     api.create(
@@ -609,12 +618,7 @@ async fn an_update_keeps_a_value_a_tightened_schema_refuses() {
     .await
     .expect("create within the first schema");
 
-    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
-    let mut current = crds.get(&format!("widgets.{group}")).await.expect("get the CRD");
-    set_maximum(&mut current, 10);
-    crds.replace(&format!("widgets.{group}"), &PostParams::default(), &current)
-        .await
-        .expect("tighten the schema");
+    change_crd(&env.client(), &group, |def| set_spec_property(def, "size", size(10))).await;
     eventually("the tightened schema to apply", || async {
         let probe = widget(&group, "v1", "probe", json!({ "size": 20 }));
         (code(api.create(&PostParams::default(), &probe).await) == 422).then_some(())
@@ -655,17 +659,10 @@ async fn a_new_default_applies_to_objects_stored_before() {
         )
         .await
         .expect("create");
-    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
-    let mut current = crds.get(&format!("widgets.{group}")).await.expect("get the CRD");
-    for v in &mut current.spec.versions {
-        let mut schema = serde_json::to_value(&v.schema).expect("json");
-        schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["mode"] =
-            json!({ "type": "string", "default": "fast" });
-        v.schema = serde_json::from_value(schema).expect("schema");
-    }
-    crds.replace(&format!("widgets.{group}"), &PostParams::default(), &current)
-        .await
-        .expect("add a default");
+    change_crd(&env.client(), &group, |def| {
+        set_spec_property(def, "mode", json!({ "type": "string", "default": "fast" }));
+    })
+    .await;
     let read = eventually("the new default on the stored object", || async {
         let w = api.get("old").await.ok()?;
         (w.data["spec"]["mode"] == json!("fast")).then_some(w)

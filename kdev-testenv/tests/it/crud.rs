@@ -7,7 +7,7 @@ use kube_client::Api;
 use kube_client::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use super::{code, configmap, eventually, needs_controllers, setup};
+use super::{HOLD, code, configmap, eventually, held, needs_controllers, release, setup};
 
 fn deployment(name: &str, replicas: i32) -> Deployment {
     serde_json::from_value(json!({
@@ -304,9 +304,7 @@ async fn a_new_pod_is_pending_until_bound() {
 async fn an_object_with_a_finalizer_stays_until_the_finalizer_is_removed() {
     let (env, ns) = setup().await;
     let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
-    let mut cm = configmap("held");
-    cm.metadata.finalizers = Some(vec!["kdev.dev/hold".into()]);
-    api.create(&PostParams::default(), &cm).await.expect("create");
+    api.create(&PostParams::default(), &held("held")).await.expect("create");
     api.delete("held", &DeleteParams::default()).await.expect("delete");
     let held = api.get("held").await.expect("still there");
     assert!(held.metadata.deletion_timestamp.is_some());
@@ -318,13 +316,7 @@ async fn an_object_with_a_finalizer_stays_until_the_finalizer_is_removed() {
         )
         .await;
     assert_eq!(code(adding), 422, "no new finalizers while deleting");
-    api.patch(
-        "held",
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
-    )
-    .await
-    .expect("remove finalizer");
+    release(&api, "held").await;
     eventually("the object to go", || async {
         api.get_opt("held").await.ok().filter(Option::is_none)
     })
@@ -338,20 +330,14 @@ async fn marking_an_object_for_deletion_bumps_its_generation() {
     let (env, ns) = setup().await;
     let api: Api<Deployment> = Api::namespaced(env.client(), &ns);
     let mut d = deployment("leaving", 1);
-    d.metadata.finalizers = Some(vec!["kdev.dev/hold".into()]);
+    d.metadata.finalizers = Some(vec![HOLD.into()]);
     let created = api.create(&PostParams::default(), &d).await.expect("create");
     let before = created.metadata.generation.expect("a generation");
     api.delete("leaving", &DeleteParams::default()).await.expect("delete");
     let marked = api.get("leaving").await.expect("still there");
     assert!(marked.metadata.deletion_timestamp.is_some());
     assert_eq!(marked.metadata.generation, Some(before + 1));
-    api.patch(
-        "leaving",
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
-    )
-    .await
-    .expect("remove finalizer");
+    release(&api, "leaving").await;
 }
 
 #[tokio::test]
@@ -586,9 +572,7 @@ async fn a_status_write_of_a_built_in_type_keeps_its_metadata_changes_but_reset_
 async fn creating_the_name_of_an_object_being_deleted_says_so() {
     let (env, ns) = setup().await;
     let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
-    let mut held = configmap("held");
-    held.metadata.finalizers = Some(vec!["kdev.dev/hold".into()]);
-    api.create(&PostParams::default(), &held).await.expect("create");
+    api.create(&PostParams::default(), &held("held")).await.expect("create");
     api.delete("held", &DeleteParams::default())
         .await
         .expect("mark for deletion");
@@ -599,11 +583,5 @@ async fn creating_the_name_of_an_object_being_deleted_says_so() {
         }
         other => panic!("expected AlreadyExists, got {other:?}"),
     }
-    api.patch(
-        "held",
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
-    )
-    .await
-    .expect("release");
+    release(&api, "held").await;
 }

@@ -4,10 +4,10 @@
 
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube_client::Api;
-use kube_client::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube_client::api::{DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 
-use super::{code, configmap, eventually, needs_controllers, setup};
+use super::{code, configmap, eventually, held, needs_controllers, release, setup};
 
 /// A raw DELETE of `path` with `options` as its body: the status code and the decoded answer.
 async fn raw_delete(env: &kdev_testenv::TestEnv, path: &str, options: Value) -> (u16, Value) {
@@ -113,20 +113,12 @@ async fn a_foreground_or_orphan_delete_answers_with_the_object_marked_with_its_f
 async fn a_cascading_delete_asked_the_deprecated_way_is_accepted_while_finalizers_hold_the_object() {
     let (env, ns) = setup().await;
     let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
-    let mut held = configmap("held");
-    held.metadata.finalizers = Some(vec!["kdev.dev/hold".into()]);
-    api.create(&PostParams::default(), &held).await.expect("create");
+    api.create(&PostParams::default(), &held("held")).await.expect("create");
     let path = format!("/api/v1/namespaces/{ns}/configmaps/held");
     let (code, marked) = raw_delete(&env, &path, json!({ "orphanDependents": false })).await;
     assert_eq!(code, 202, "{marked}");
     assert!(marked["metadata"]["deletionTimestamp"].is_string(), "{marked}");
-    api.patch(
-        "held",
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
-    )
-    .await
-    .expect("release");
+    release(&api, "held").await;
 }
 
 #[tokio::test]

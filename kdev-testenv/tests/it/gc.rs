@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube_client::Api;
 use kube_client::api::{DeleteParams, PostParams, PropagationPolicy};
 
-use super::{configmap, eventually, needs_controllers, setup};
+use super::{HOLD, configmap, eventually, held, needs_controllers, release, setup};
 
 async fn owner_and_child(api: &Api<ConfigMap>, block: bool) -> (ConfigMap, ConfigMap) {
     let owner = api
@@ -62,7 +62,7 @@ async fn foreground_deletion_removes_the_dependents_before_the_owner() {
         block_owner_deletion: Some(true),
         controller: None,
     }]);
-    hold.metadata.finalizers = Some(vec!["kdev.dev/hold".into()]);
+    hold.metadata.finalizers = Some(vec![HOLD.into()]);
     api.create(&PostParams::default(), &hold).await.expect("held child");
     api.delete("owner", &DeleteParams::foreground()).await.expect("delete");
     gone(&api, "child").await;
@@ -75,13 +75,7 @@ async fn foreground_deletion_removes_the_dependents_before_the_owner() {
             .iter()
             .any(|f| f == "foregroundDeletion")
     );
-    api.patch(
-        "held-child",
-        &Default::default(),
-        &kube_client::api::Patch::Merge(serde_json::json!({ "metadata": { "finalizers": null } })),
-    )
-    .await
-    .expect("release the child");
+    release(&api, "held-child").await;
     gone(&api, "held-child").await;
     gone(&api, "owner").await;
 }
@@ -135,9 +129,7 @@ async fn deleting_a_namespace_deletes_its_contents_then_the_namespace() {
 async fn a_terminating_namespace_refuses_new_content() {
     let (env, ns) = setup().await;
     let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
-    let mut held = configmap("held");
-    held.metadata.finalizers = Some(vec!["kdev.dev/hold".into()]);
-    api.create(&PostParams::default(), &held).await.expect("create");
+    api.create(&PostParams::default(), &held("held")).await.expect("create");
     let nss: Api<Namespace> = Api::all(env.client());
     nss.delete(&ns, &DeleteParams::default())
         .await
@@ -151,13 +143,7 @@ async fn a_terminating_namespace_refuses_new_content() {
         Err(kube_client::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden")),
         other => panic!("expected Forbidden, got {other:?}"),
     }
-    api.patch(
-        "held",
-        &Default::default(),
-        &kube_client::api::Patch::Merge(serde_json::json!({ "metadata": { "finalizers": null } })),
-    )
-    .await
-    .expect("release");
+    release(&api, "held").await;
     // Only the namespace controller finishes the deletion.
     if !needs_controllers(&env).await {
         return;

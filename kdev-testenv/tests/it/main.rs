@@ -45,6 +45,27 @@ pub fn configmap(name: &str) -> ConfigMap {
     cm
 }
 
+/// A finalizer tests put on objects to keep them after a delete; [`release`] takes it off.
+pub const HOLD: &str = "kdev.dev/hold";
+
+/// A ConfigMap that a [`HOLD`] finalizer keeps after a delete.
+pub fn held(name: &str) -> ConfigMap {
+    let mut cm = configmap(name);
+    cm.metadata.finalizers = Some(vec![HOLD.into()]);
+    cm
+}
+
+/// Takes every finalizer off `name`, letting its delete finish.
+pub async fn release<K>(api: &kube_client::Api<K>, name: &str)
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let none = serde_json::json!({ "metadata": { "finalizers": null } });
+    api.patch(name, &Default::default(), &kube_client::api::Patch::Merge(&none))
+        .await
+        .expect("release the finalizers");
+}
+
 /// Polls `check` until it returns `Some`, for at most 30 s (a real cluster is asynchronous).
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where

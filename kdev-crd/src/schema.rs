@@ -420,6 +420,19 @@ pub fn default_misfit(schema: &Map<String, Value>, value: &Value) -> Option<Stri
     None
 }
 
+/// The schemas directly below a structural schema node, each with its path from the node
+/// (`.properties.size`, `.items`, `.additionalProperties`).
+pub(crate) fn child_schemas(m: &Map<String, Value>) -> impl Iterator<Item = (String, &Value)> {
+    let props = m.get("properties").and_then(Value::as_object).into_iter().flatten();
+    props
+        .map(|(name, s)| (format!(".properties.{name}"), s))
+        .chain(m.get("items").map(|s| (".items".to_owned(), s)))
+        .chain(
+            m.get("additionalProperties")
+                .map(|s| (".additionalProperties".to_owned(), s)),
+        )
+}
+
 /// The first `default` anywhere in the structural schema `schema` that does not fit its own
 /// node ([`default_misfit`]): the node's path (`.properties.size`) and why.
 pub fn misfit_default(schema: &Value) -> Option<(String, String)> {
@@ -429,15 +442,7 @@ pub fn misfit_default(schema: &Value) -> Option<(String, String)> {
     {
         return Some((String::new(), format!("default{why}")));
     }
-    let props = m.get("properties").and_then(Value::as_object).into_iter().flatten();
-    let children = props
-        .map(|(name, s)| (format!(".properties.{name}"), s))
-        .chain(m.get("items").map(|s| (".items".to_owned(), s)))
-        .chain(
-            m.get("additionalProperties")
-                .map(|s| (".additionalProperties".to_owned(), s)),
-        );
-    for (path, s) in children {
+    for (path, s) in child_schemas(m) {
         if let Some((inner, why)) = misfit_default(s) {
             return Some((format!("{path}{inner}"), why));
         }

@@ -30,15 +30,7 @@ pub(crate) fn misfit(schema: &Value) -> Option<Misfit> {
         misfit.path = String::new();
         return Some(misfit);
     }
-    let props = m.get("properties").and_then(Value::as_object).into_iter().flatten();
-    let children = props
-        .map(|(name, s)| (format!(".properties.{name}"), s))
-        .chain(m.get("items").map(|s| (".items".to_owned(), s)))
-        .chain(
-            m.get("additionalProperties")
-                .map(|s| (".additionalProperties".to_owned(), s)),
-        );
-    for (path, s) in children {
+    for (path, s) in super::child_schemas(m) {
         if let Some(mut misfit) = misfit(s) {
             misfit.path = format!("{path}{}", misfit.path);
             return Some(misfit);

@@ -949,13 +949,15 @@ fn status_resets_metadata(res: &Resource) -> &'static [&'static str] {
     }
 }
 
-/// The top-level fields a write through `sub` cannot set, which its managed fields leave out
-/// (the strategies' `GetResetFields`): `status` on an object with a status subresource, `spec`
-/// on the status subresource.
+/// The fields a write through `sub` cannot set, which its managed fields leave out (the
+/// strategies' `GetResetFields`): `status` on an object with a status subresource; through the
+/// status subresource the `spec`, and the metadata [`status_resets_metadata`] names.
 fn reset_fields(res: &Resource, sub: Option<&str>) -> &'static [&'static str] {
-    match sub {
-        Some("status") => &["spec"],
-        None if res.status => &["status"],
+    match (sub, res.group.as_str(), res.plural.as_str()) {
+        (Some("status"), "", "pods") => &["spec", "metadata.ownerReferences"],
+        (Some("status"), "apps", "deployments") => &["spec", "metadata.labels"],
+        (Some("status"), ..) => &["spec"],
+        (None, ..) if res.status => &["status"],
         _ => &[],
     }
 }

@@ -29,7 +29,7 @@ pub struct Writer<'a> {
     pub now: &'a str,
     /// The subresource the request went through (`status`, `scale`), `None` for the object itself.
     pub subresource: Option<&'a str>,
-    /// Top-level fields the endpoint resets, e.g. `["status"]`.
+    /// Fields the endpoint resets, as dotted paths: `["status"]`, `["spec", "metadata.labels"]`.
     pub reset: &'a [&'a str],
 }
 
@@ -75,8 +75,9 @@ impl<'a> Writer<'a> {
 
     /// `set` without the fields this endpoint resets.
     fn keep(&self, mut set: FieldSet) -> FieldSet {
-        for name in self.reset {
-            set.remove_tree(&[field(name)]);
+        for path in self.reset {
+            let path: Vec<String> = path.split('.').map(field).collect();
+            set.remove_tree(&path);
         }
         set
     }
@@ -791,6 +792,28 @@ mod tests {
             panic!("expected a conflict")
         };
         assert_eq!(conflicts[0].manager, "before-first-apply");
+    }
+
+    #[test]
+    fn a_writer_through_status_owns_neither_its_reset_paths_nor_conflicts_on_them() {
+        let schema = Schema::for_kind("apps", "Deployment");
+        let live = apply_with(&schema, None, &deployment(1), "user", false, T0, "apps/v1").unwrap();
+        let mut status = deployment(5);
+        status["metadata"]["labels"] = json!({"app": "other"});
+        status["status"] = json!({"replicas": 3});
+        let writer = Writer::new("ctl", "apps/v1", T1)
+            .through(Some("status"))
+            .resetting(&["spec", "metadata.labels"]);
+        // The spec and the labels belong to "user", but through /status they are reset: no conflict.
+        let out = apply_as(&schema, Some(&live), &status, false, &writer).unwrap();
+        let entry = out["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["manager"] == "ctl")
+            .unwrap();
+        assert_eq!(entry["subresource"], json!("status"));
+        assert_eq!(entry["fieldsV1"], json!({"f:status": {"f:replicas": {}}}));
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod crd;
 mod delete;
 mod discovery;
 mod event;
+mod field_validation;
 pub(crate) mod intercept;
 mod prepare;
 mod read;
@@ -197,7 +198,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incomi
 /// The `Warning` headers for a response's warnings, as kube-apiserver's warning recorder writes
 /// them: empty and repeated texts and texts with control characters are dropped, and once the
 /// headers pass 4096 bytes every warning is cut to 256 characters.
-fn warning_headers(warnings: &[String]) -> Vec<String> {
+pub(crate) fn warning_headers(warnings: &[String]) -> Vec<String> {
     const TOTAL_LIMIT: usize = 4 * 1024;
     const PER_WARNING_LIMIT: usize = 256;
     let mut seen = std::collections::HashSet::new();

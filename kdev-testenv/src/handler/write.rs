@@ -16,6 +16,11 @@ use crate::wire::{self, Body};
 
 /// POST to a collection (or `pods/{name}/binding`).
 pub(crate) fn create(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let directive = super::field_validation::directive(ctx, "CreateOptions")?;
+    super::field_validation::run(directive, || create_unvalidated(ctx))
+}
+
+fn create_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     match ctx.route.subresource.as_deref() {
         Some("binding") => return binding(ctx),
         Some(_) => return Err(ApiError::MethodNotAllowed),
@@ -42,6 +47,11 @@ pub(crate) fn create(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
 
 /// PUT of an object, its `status` or its `scale`.
 pub(crate) fn update(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let directive = super::field_validation::directive(ctx, "UpdateOptions")?;
+    super::field_validation::run(directive, || update_unvalidated(ctx))
+}
+
+fn update_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let obj = ctx.body_json()?;
     let sub = ctx.route.subresource.as_deref();
     let mut st = ctx.shared.state.lock();
@@ -122,6 +132,11 @@ pub(crate) fn update(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
 
 /// PATCH: JSON patch, merge patch, strategic merge patch, or server-side apply.
 pub(crate) fn patch(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let directive = super::field_validation::directive(ctx, "PatchOptions")?;
+    super::field_validation::run(directive, || patch_unvalidated(ctx))
+}
+
+fn patch_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let content_type = ctx
         .headers
         .get(header::CONTENT_TYPE)
@@ -472,12 +487,14 @@ fn meta_mut(obj: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
 /// A custom resource as kube-apiserver has it once decoded: pruned and defaulted by its
 /// schema, before admission (mutating webhooks see it so, and a webhook's patch is pruned and
 /// defaulted again by [`admit`]).
-fn as_decoded(res: &Resource, version: &str, mut obj: Value) -> Value {
+fn as_decoded(res: &Resource, version: &str, mut obj: Value) -> Result<Value, ApiError> {
     if let Some(schema) = super::crd_schema(res, version) {
-        schema.prune(&mut obj);
+        // Decoding is where kube-apiserver finds unknown fields (`fieldValidation`).
+        let unknown = schema.prune_reporting(&mut obj);
+        super::field_validation::unknown(&res.kind, version, &unknown)?;
         schema.default(&mut obj);
     }
-    obj
+    Ok(obj)
 }
 
 /// Schema pruning, defaulting and validation for custom resources; type checks for built-ins;
@@ -599,7 +616,7 @@ pub(crate) fn prepare_create(
     obj: Value,
     manager: Option<&str>,
 ) -> Result<Prepared, ApiError> {
-    let mut obj = intercept::at_object(None, as_decoded(res, version, obj))?;
+    let mut obj = intercept::at_object(None, as_decoded(res, version, obj)?)?;
     let stamp = intercept::stamp();
     let m = meta_mut(&mut obj)?;
     if res.namespaced {
@@ -806,7 +823,7 @@ pub(crate) fn update_object(
             }],
         ));
     }
-    let mut new = intercept::at_object(Some(&old), as_decoded(res, version, new))?;
+    let mut new = intercept::at_object(Some(&old), as_decoded(res, version, new)?)?;
     let old_served = convert_out(res, version, &old.value);
     let old_meta = old_served.get("metadata").cloned().unwrap_or_else(|| json!({}));
     match sub {

@@ -287,6 +287,12 @@ impl Schema {
         prune::prune_root(obj, &self.root);
     }
 
+    /// Prunes as [`prune`](Self::prune) does and returns the paths of the fields dropped, as
+    /// kube-apiserver reports unknown fields (`spec.ports[0].nmae`), for `fieldValidation`.
+    pub fn prune_reporting(&self, obj: &mut Value) -> Vec<String> {
+        prune::prune_root_reporting(obj, &self.root)
+    }
+
     /// The `x-kubernetes-list-map-keys` of the list at `path` when that list is
     /// `x-kubernetes-list-type: map`.
     ///

@@ -26,19 +26,68 @@ const OBJECT_META_FIELDS: &[&str] = &[
 
 /// Prunes a whole resource: the root behaves as an embedded resource whose metadata is kept as is.
 pub(crate) fn prune_root(obj: &mut Value, root: &Node) {
-    prune(obj, Some(root), true);
+    prune(obj, Some(root), true, &mut Pruned::default());
 }
 
-fn prune(x: &mut Value, s: Option<&Node>, is_root: bool) {
+/// Prunes a whole resource as [`prune_root`] does, returning the paths of the fields it dropped
+/// as kube-apiserver names unknown fields (`spec.ports[0].nmae`).
+pub(crate) fn prune_root_reporting(obj: &mut Value, root: &Node) -> Vec<String> {
+    let mut pruned = Pruned {
+        paths: Some(Vec::new()),
+        ..Pruned::default()
+    };
+    prune(obj, Some(root), true, &mut pruned);
+    pruned.paths.unwrap_or_default()
+}
+
+/// Where the walk is, and the dropped fields' paths when they are asked for.
+#[derive(Default)]
+struct Pruned {
+    at: Vec<String>,
+    paths: Option<Vec<String>>,
+}
+
+impl Pruned {
+    fn dropped(&mut self, key: &str) {
+        if let Some(paths) = &mut self.paths {
+            let mut path = self.at.concat();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(key);
+            paths.push(path);
+        }
+    }
+
+    fn within<T>(&mut self, step: String, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.at.push(step);
+        let out = f(self);
+        self.at.pop();
+        out
+    }
+}
+
+fn field_step(at: &[String], key: &str) -> String {
+    if at.is_empty() {
+        key.to_string()
+    } else {
+        format!(".{key}")
+    }
+}
+
+fn prune(x: &mut Value, s: Option<&Node>, is_root: bool, pruned: &mut Pruned) {
     if let Some(s) = s
         && s.preserve_unknown
     {
-        skip_prune(x, s, is_root);
+        skip_prune(x, s, is_root, pruned);
         return;
     }
     match x {
         Value::Object(map) => {
             let Some(s) = s else {
+                for key in map.keys() {
+                    pruned.dropped(key);
+                }
                 map.clear();
                 return;
             };
@@ -47,18 +96,22 @@ fn prune(x: &mut Value, s: Option<&Node>, is_root: bool) {
                 if embedded && keep_resource_field(key, value, is_root) {
                     return true;
                 }
+                let step = field_step(&pruned.at, key);
                 if let Some(prop) = s.properties.get(key) {
-                    prune(value, Some(prop), false);
+                    pruned.within(step, |p| prune(value, Some(prop), false, p));
                     true
                 } else {
                     match &s.additional {
-                        Additional::Unset => false,
+                        Additional::Unset => {
+                            pruned.dropped(key);
+                            false
+                        }
                         Additional::Bool(_) => {
-                            prune(value, None, false);
+                            pruned.within(step, |p| prune(value, None, false, p));
                             true
                         }
                         Additional::Schema(extra) => {
-                            prune(value, Some(extra), false);
+                            pruned.within(step, |p| prune(value, Some(extra), false, p));
                             true
                         }
                     }
@@ -67,8 +120,8 @@ fn prune(x: &mut Value, s: Option<&Node>, is_root: bool) {
         }
         Value::Array(items) => {
             let item_schema = s.and_then(|s| s.items.as_deref());
-            for item in items {
-                prune(item, item_schema, false);
+            for (i, item) in items.iter_mut().enumerate() {
+                pruned.within(format!("[{i}]"), |p| prune(item, item_schema, false, p));
             }
         }
         _ => {}
@@ -76,7 +129,7 @@ fn prune(x: &mut Value, s: Option<&Node>, is_root: bool) {
 }
 
 /// Under `x-kubernetes-preserve-unknown-fields` unknown keys stay, but specified ones are pruned.
-fn skip_prune(x: &mut Value, s: &Node, is_root: bool) {
+fn skip_prune(x: &mut Value, s: &Node, is_root: bool, pruned: &mut Pruned) {
     match x {
         Value::Object(map) => {
             let embedded = is_root || s.embedded;
@@ -84,19 +137,20 @@ fn skip_prune(x: &mut Value, s: &Node, is_root: bool) {
                 if embedded && keep_resource_field(key, value, is_root) {
                     continue;
                 }
+                let step = field_step(&pruned.at, key);
                 if let Some(prop) = s.properties.get(key) {
-                    prune(value, Some(prop), false);
+                    pruned.within(step, |p| prune(value, Some(prop), false, p));
                 } else if let Additional::Schema(extra) = &s.additional {
-                    prune(value, Some(extra), false);
+                    pruned.within(step, |p| prune(value, Some(extra), false, p));
                 } else if matches!(s.additional, Additional::Bool(_)) {
-                    prune(value, None, false);
+                    pruned.within(step, |p| prune(value, None, false, p));
                 }
             }
         }
         Value::Array(items) => {
             if let Some(item_schema) = s.items.as_deref() {
-                for item in items {
-                    skip_prune(item, item_schema, false);
+                for (i, item) in items.iter_mut().enumerate() {
+                    pruned.within(format!("[{i}]"), |p| skip_prune(item, item_schema, false, p));
                 }
             }
         }

@@ -674,3 +674,48 @@ async fn a_new_default_applies_to_objects_stored_before() {
     );
     uninstall(&env.client(), &group).await;
 }
+
+/// Unknown fields of a custom resource: `fieldValidation=Strict` refuses them, the default
+/// (`Warn`) drops them with a warning.
+#[tokio::test]
+async fn unknown_fields_are_refused_under_strict_and_warned_about_by_default() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    install(&env, &crd(&group, "Namespaced")).await;
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    let typo = widget(&group, "v1", "typo", json!({ "size": 1, "colour": "red" }));
+    let post = |query: &str| {
+        http::Request::post(format!("/apis/{group}/v1/namespaces/{ns}/widgets{query}"))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&typo).expect("json"))
+            .expect("a request")
+    };
+    match env.client().request_text(post("?fieldValidation=Strict")).await {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!(s.code, 400, "{s:?}");
+            assert!(
+                s.message
+                    .ends_with(r#"cannot be handled as a Widget: strict decoding error: unknown field "spec.colour""#),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("expected 400, got {other:?}"),
+    }
+    let resp = env.client().send(post("").map(Into::into)).await.expect("send");
+    assert_eq!(resp.status(), 201);
+    let warnings: Vec<&str> = resp
+        .headers()
+        .get_all("warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert_eq!(warnings, [r#"299 - "unknown field \"spec.colour\"""#]);
+    let stored = api.get("typo").await.expect("created");
+    assert!(stored.data["spec"].get("colour").is_none(), "pruned");
+
+    let strict = PatchParams::default().validation_strict();
+    let patch = json!({ "spec": { "sise": 2 } });
+    assert_eq!(code(api.patch("typo", &strict, &Patch::Merge(&patch)).await), 400);
+    uninstall(&env.client(), &group).await;
+}

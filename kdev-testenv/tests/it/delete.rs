@@ -7,7 +7,7 @@ use kube_client::Api;
 use kube_client::api::{DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 
-use super::{code, configmap, eventually, held, needs_controllers, release, setup};
+use super::{code, configmap, eventually, held, needs_controllers, raw, release, setup};
 
 /// A raw DELETE of `path` with `options` as its body: the status code and the decoded answer.
 async fn raw_delete(env: &kdev_testenv::TestEnv, path: &str, options: Value) -> (u16, Value) {
@@ -15,13 +15,8 @@ async fn raw_delete(env: &kdev_testenv::TestEnv, path: &str, options: Value) -> 
         .header("content-type", "application/json")
         .body(serde_json::to_vec(&options).expect("json"))
         .expect("a request");
-    let resp = env.client().send(req.map(Into::into)).await.expect("send");
-    let code = resp.status().as_u16();
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .expect("a body")
-        .to_bytes();
-    (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    let answer = raw(env, req).await;
+    (answer.code, answer.body)
 }
 
 #[tokio::test]

@@ -284,13 +284,9 @@ async fn an_expired_continue_token_comes_back_with_one_for_the_rest_as_it_is_now
     ))
     .body(Vec::new())
     .expect("request");
-    let resp = env.client().send(req.map(Into::into)).await.expect("send");
-    assert_eq!(resp.status(), 410);
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .expect("a body")
-        .to_bytes();
-    let status: serde_json::Value = serde_json::from_slice(&body).expect("a Status");
+    let answer = super::raw(&env, req).await;
+    assert_eq!(answer.code, 410);
+    let status = answer.body;
     assert_eq!(status["reason"], json!("Expired"), "{status}");
     let fresh = status["metadata"]["continue"].as_str().expect("a fresh continue token");
 

@@ -45,6 +45,38 @@ pub fn configmap(name: &str) -> ConfigMap {
     cm
 }
 
+/// What a raw request got back: its status code, its `Warning` headers and its body as JSON
+/// (`Null` when it is not JSON). For what `kube::Client` does not expose.
+pub struct Raw {
+    /// The HTTP status code.
+    pub code: u16,
+    /// The `Warning` headers, in order.
+    pub warnings: Vec<String>,
+    /// The body.
+    pub body: serde_json::Value,
+}
+
+/// Sends `req` through the environment's client, whatever its status code.
+pub async fn raw(env: &TestEnv, req: http::Request<Vec<u8>>) -> Raw {
+    let resp = env.client().send(req.map(Into::into)).await.expect("send");
+    let code = resp.status().as_u16();
+    let warnings = resp
+        .headers()
+        .get_all("warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .expect("a body")
+        .to_bytes();
+    Raw {
+        code,
+        warnings,
+        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    }
+}
+
 /// A finalizer tests put on objects to keep them after a delete; [`release`] takes it off.
 pub const HOLD: &str = "kdev.dev/hold";
 

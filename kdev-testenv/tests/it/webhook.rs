@@ -659,15 +659,12 @@ async fn warnings_bad_answers_and_custom_denials() {
         .header("content-type", "application/json")
         .body(body)
         .expect("request");
-    let resp = env.client().send(req.map(Into::into)).await.expect("send");
-    assert_eq!(resp.status(), 201);
-    let warnings: Vec<&str> = resp
-        .headers()
-        .get_all("warning")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    assert_eq!(warnings, ["299 - \"mind the gap\"", "299 - \"and the \\\"quotes\\\"\""]);
+    let answer = super::raw(&env, req).await;
+    assert_eq!(answer.code, 201);
+    assert_eq!(
+        answer.warnings,
+        ["299 - \"mind the gap\"", "299 - \"and the \\\"quotes\\\"\""]
+    );
 
     let s = status(
         api.create(&PostParams::default(), &labelled("u", json!({ "case": "bad-uid" })))

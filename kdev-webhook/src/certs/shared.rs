@@ -80,7 +80,9 @@ const SECRET_TYPE: &str = "kubernetes.io/tls";
 ///       another replica created it first (409 AlreadyExists), it reads that one and goes on as
 ///       below, so replicas started together end with the same bundle;
 ///    2. present, it parses it; a Secret it cannot parse is an error ([`Error::ParseSecret`],
-///       [`Error::MissingKey`]) and is never written (see the caveats);
+///       [`Error::MissingKey`]) and is never written (see the caveats); one whose every value is
+///       empty is filled in, and one with a CA but an empty or missing `tls.crt` or `tls.key`
+///       gets a serving certificate issued from that CA (see the caveats on RBAC);
 ///    3. if the bundle is due (the serving certificate past [`Settings::renew_at`] of its
 ///       lifetime, or a CA rollover phase due, as a [`Rotator`](super::Rotator)'s guarantees
 ///       describe), or its serving certificate does not verify for the settings' names against
@@ -102,8 +104,12 @@ const SECRET_TYPE: &str = "kubernetes.io/tls";
 /// - **RBAC.** Each replica's ServiceAccount needs `get`, `create` and `update` on Secrets in the
 ///   namespace. `resourceNames` can restrict `get` and `update` to the one Secret but not
 ///   `create` (the name is not known when a create is authorized), so `create` comes without
-///   it; to avoid granting it, deploy the Secret with the manifests with empty values
-///   (`tls.crt: ""`, `tls.key: ""`): a Secret whose every value is empty is filled in.
+///   it; to avoid granting it, deploy the Secret with the manifests, preferably with no data
+///   (`type: kubernetes.io/tls` and no `data`), or with empty values (`tls.crt: ""`,
+///   `tls.key: ""`): a Secret whose every value is empty is filled in. Re-applying a manifest
+///   with empty values (`kubectl apply`, `helm upgrade`) empties `tls.crt` and `tls.key` but
+///   keeps the `ca.crt` and `ca.key` written since: such a Secret is repaired, with a serving
+///   certificate issued from the CA it holds, so the `caBundle` stays valid.
 ///
 ///   ```yaml
 ///   rules:
@@ -348,10 +354,12 @@ impl SecretRef {
             };
             let data = secret.data.get_or_insert_with(BTreeMap::new);
             let renewed = match parse(&self.reference, data)? {
-                Some(bundle) if !force && !due(settings, &bundle) => return Ok((bundle, Outcome::Read)),
-                Some(bundle) => settings.renew(&bundle)?,
+                Parsed::Bundle(bundle) if !force && !due(settings, &bundle) => return Ok((bundle, Outcome::Read)),
+                Parsed::Bundle(bundle) => settings.renew(&bundle)?,
+                // Deployed empty and re-applied: the CA is kept, the serving certificate reissued.
+                Parsed::CaOnly { ca, next, previous } => settings.issue(ca, next, previous)?,
                 // Deployed empty, to be filled.
-                None => settings.generate()?,
+                Parsed::Empty => settings.generate()?,
             };
             put(data, &renewed);
             // The object as read carries its resourceVersion: a write by anyone since is a 409.
@@ -424,11 +432,26 @@ fn fits(settings: &Settings, bundle: &Bundle) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// The bundle in a Secret's data; `None` when it has no value but empty ones (a Secret deployed
-/// empty to be filled). Keys other than the bundle's are ignored.
-fn parse(secret: &str, data: &BTreeMap<String, ByteString>) -> Result<Option<Bundle>, Error> {
+/// What a Secret's data holds.
+enum Parsed {
+    /// No value but empty ones: a Secret deployed empty, to be filled.
+    Empty,
+    /// A CA (`ca.crt`, `ca.key`, and `ca-next.key` if present) but an empty or missing `tls.crt`
+    /// or `tls.key`: a Secret deployed empty and later re-applied, which resets those two only.
+    /// A serving certificate is issued from the CA, which is kept.
+    CaOnly {
+        ca: Arc<Ca>,
+        next: Option<Arc<Ca>>,
+        previous: Vec<Trusted>,
+    },
+    /// A whole bundle.
+    Bundle(Bundle),
+}
+
+/// The bundle in a Secret's data. Keys other than the bundle's are ignored.
+fn parse(secret: &str, data: &BTreeMap<String, ByteString>) -> Result<Parsed, Error> {
     if data.values().all(|value| value.0.is_empty()) {
-        return Ok(None);
+        return Ok(Parsed::Empty);
     }
     let bad = |key: &'static str| {
         move |source: BoxError| Error::ParseSecret {
@@ -448,21 +471,16 @@ fn parse(secret: &str, data: &BTreeMap<String, ByteString>) -> Result<Option<Bun
             key,
         })
     };
-    let (cert_pem, key_pem, ca_pem, ca_key) = (
-        required(CERT_FILE)?,
-        required(KEY_FILE)?,
-        required(CA_FILE)?,
-        required(CA_KEY_FILE)?,
-    );
+    let (ca_pem, ca_key) = (required(CA_FILE)?, required(CA_KEY_FILE)?);
     let find = |key: &'static str, key_pem: &str| {
         Ca::find(ca_pem, key_pem).map_err(|e| match e {
             FindError::Key(source) => bad(key)(source),
             FindError::Bundle(source) => bad(CA_FILE)(source),
         })
     };
-    let ca = find(CA_KEY_FILE, ca_key)?;
+    let ca = Arc::new(find(CA_KEY_FILE, ca_key)?);
     let next = text(CA_NEXT_KEY)?
-        .map(|key_pem| find(CA_NEXT_KEY, key_pem))
+        .map(|key_pem| find(CA_NEXT_KEY, key_pem).map(Arc::new))
         .transpose()?;
     let mut previous = Vec::new();
     for block in pem_blocks(ca_pem) {
@@ -475,6 +493,10 @@ fn parse(secret: &str, data: &BTreeMap<String, ByteString>) -> Result<Option<Bun
             .map_err(bad(CA_FILE))?;
         previous.push(Trusted { pem, not_after });
     }
+    let (cert_pem, key_pem) = match (text(CERT_FILE)?, text(KEY_FILE)?) {
+        (Some(cert_pem), Some(key_pem)) if !cert_pem.is_empty() && !key_pem.is_empty() => (cert_pem, key_pem),
+        _ => return Ok(Parsed::CaOnly { ca, next, previous }),
+    };
     KeyPair::from_pem(key_pem).map_err(|e| bad(KEY_FILE)(e.into()))?;
     let leaf = pem_blocks(cert_pem)
         .next()
@@ -482,11 +504,11 @@ fn parse(secret: &str, data: &BTreeMap<String, ByteString>) -> Result<Option<Bun
     let (not_before, not_after) = cert_der(leaf)
         .and_then(|der| lifetime_of(&der))
         .map_err(bad(CERT_FILE))?;
-    Ok(Some(Bundle {
+    Ok(Parsed::Bundle(Bundle {
         cert_pem: cert_pem.to_string(),
         key_pem: key_pem.to_string(),
-        ca: Arc::new(ca),
-        next: next.map(Arc::new),
+        ca,
+        next,
         previous,
         not_before,
         not_after,
@@ -527,6 +549,13 @@ async fn write_dir(dir: &Path, bundle: &Bundle) -> Result<(), Error> {
 mod tests {
     use super::*;
 
+    fn bundle_of(parsed: Parsed) -> Bundle {
+        match parsed {
+            Parsed::Bundle(bundle) => bundle,
+            Parsed::Empty | Parsed::CaOnly { .. } => panic!("not a whole bundle"),
+        }
+    }
+
     fn data_of(bundle: &Bundle) -> BTreeMap<String, ByteString> {
         let mut data = BTreeMap::new();
         put(&mut data, bundle);
@@ -537,7 +566,7 @@ mod tests {
     fn a_bundle_read_back_from_secret_data_is_the_same_bundle() {
         let settings = Settings::for_service("ns", "svc");
         let bundle = settings.generate().unwrap();
-        let read = parse("ns/s", &data_of(&bundle)).unwrap().unwrap();
+        let read = bundle_of(parse("ns/s", &data_of(&bundle)).unwrap());
         assert_eq!(read.cert_pem, bundle.cert_pem);
         assert_eq!(read.ca_pem(), bundle.ca_pem());
         assert_eq!(read.ca.key_pem, bundle.ca.key_pem);
@@ -555,7 +584,7 @@ mod tests {
         let published = settings.renew(&first).unwrap();
         let data = data_of(&published);
         assert!(data.contains_key(CA_NEXT_KEY));
-        let read = parse("ns/s", &data).unwrap().unwrap();
+        let read = bundle_of(parse("ns/s", &data).unwrap());
         assert_eq!(read.ca_pem(), published.ca_pem());
         assert_eq!(read.ca.pem, first.ca.pem);
         let next = read.next.as_ref().unwrap();
@@ -566,7 +595,7 @@ mod tests {
         let switched = settings.clone().ca_overlap(Duration::ZERO).renew(&read).unwrap();
         let data = data_of(&switched);
         assert!(!data.contains_key(CA_NEXT_KEY));
-        let read = parse("ns/s", &data).unwrap().unwrap();
+        let read = bundle_of(parse("ns/s", &data).unwrap());
         assert_eq!(read.ca.pem, next.pem);
         assert_eq!(read.previous.len(), 1);
         assert_eq!(read.previous[0].pem, first.ca.pem);
@@ -603,7 +632,28 @@ mod tests {
         ));
         // Empty values only: a Secret deployed to be filled.
         let empty = BTreeMap::from([(CERT_FILE.to_string(), ByteString(Vec::new()))]);
-        assert!(parse("ns/s", &empty).unwrap().is_none());
+        assert!(matches!(parse("ns/s", &empty), Ok(Parsed::Empty)));
+    }
+
+    #[test]
+    fn a_bundle_whose_serving_certificate_was_emptied_keeps_its_ca() {
+        let bundle = Settings::for_service("ns", "svc").generate().unwrap();
+        let mut emptied = data_of(&bundle);
+        emptied.insert(CERT_FILE.into(), ByteString(Vec::new()));
+        emptied.insert(KEY_FILE.into(), ByteString(Vec::new()));
+        let mut removed = data_of(&bundle);
+        removed.remove(CERT_FILE);
+        removed.remove(KEY_FILE);
+        for data in [emptied, removed] {
+            match parse("ns/s", &data) {
+                Ok(Parsed::CaOnly { ca, next, previous }) => {
+                    assert_eq!(ca.pem, bundle.ca.pem);
+                    assert_eq!(ca.key_pem, bundle.ca.key_pem);
+                    assert!(next.is_none() && previous.is_empty());
+                }
+                _ => panic!("the CA of a Secret with no serving certificate was not read"),
+            }
+        }
     }
 
     #[test]

@@ -299,3 +299,44 @@ async fn a_secret_deployed_with_empty_values_is_filled() {
     assert_dir_holds(&dir, &bundle);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_secret_whose_empty_manifest_was_applied_again_is_repaired_with_its_ca() {
+    let env = kdev_testenv::TestEnv::start().await.unwrap();
+    let client = env.client();
+    let ns = env.namespace().await.unwrap();
+    let (dir_a, dir_b) = (temp_dir("shared-reapplied-a"), temp_dir("shared-reapplied-b"));
+    create_secret(
+        &client,
+        &ns,
+        SECRET,
+        "kubernetes.io/tls",
+        &[("tls.crt", ""), ("tls.key", "")],
+    )
+    .await;
+    let first = SharedRotator::new(client.clone(), &ns, SECRET, settings(), &dir_a)
+        .await
+        .unwrap()
+        .current();
+    // `kubectl apply` of the same manifest: tls.crt and tls.key are reset, ca.crt and ca.key stay.
+    let api = Api::<Secret>::namespaced(client.clone(), &ns);
+    let mut secret = read_secret(&client, &ns, SECRET).await;
+    let data = secret.data.as_mut().unwrap();
+    data.insert("tls.crt".into(), ByteString(Vec::new()));
+    data.insert("tls.key".into(), ByteString(Vec::new()));
+    api.replace(SECRET, &PostParams::default(), &secret).await.unwrap();
+
+    let repaired = SharedRotator::new(client.clone(), &ns, SECRET, settings(), &dir_b)
+        .await
+        .unwrap()
+        .current();
+    assert_eq!(repaired.signing_ca_pem(), first.signing_ca_pem());
+    assert_eq!(repaired.ca_pem(), first.ca_pem());
+    verify(&first.ca_pem(), repaired.cert_pem(), "svc.ns.svc").unwrap();
+    let secret = read_secret(&client, &ns, SECRET).await;
+    assert_eq!(value(&secret, "tls.crt").as_deref(), Some(repaired.cert_pem()));
+    assert_eq!(value(&secret, "tls.key").as_deref(), Some(repaired.key_pem()));
+    assert_dir_holds(&dir_b, &repaired);
+    let _ = std::fs::remove_dir_all(&dir_a);
+    let _ = std::fs::remove_dir_all(&dir_b);
+}

@@ -78,7 +78,10 @@ const SECRET_TYPE: &str = "kubernetes.io/tls";
 /// 1. [`new`](Self::new) reads the Secret:
 ///    1. missing, it generates a bundle and creates the Secret (`type: kubernetes.io/tls`); if
 ///       another replica created it first (409 AlreadyExists), it reads that one and goes on as
-///       below, so replicas started together end with the same bundle;
+///       below, so replicas started together end with the same bundle. A Secret deleted or
+///       emptied later is written back by [`run`](Self::run) and [`rotate`](Self::rotate) with
+///       the bundle the replica holds (renewed if due, with the same CA), never with a new CA
+///       that no `caBundle` trusts yet;
 ///    2. present, it parses it; a Secret it cannot parse is an error ([`Error::ParseSecret`],
 ///       [`Error::MissingKey`]) and is never written (see the caveats); one whose every value is
 ///       empty is filled in, and one with a CA but an empty or missing `tls.crt` or `tls.key`
@@ -179,7 +182,7 @@ impl SharedRotator {
         settings.check()?;
         let secret = SecretRef::new(client, namespace.into(), name.into());
         let dir = dir.into();
-        let (bundle, _) = secret.sync(&settings, false).await?;
+        let (bundle, _) = secret.sync(&settings, None, false).await?;
         write_dir(&dir, &bundle).await?;
         let (sender, _) = watch::channel(bundle);
         Ok(SharedRotator {
@@ -282,7 +285,8 @@ impl SharedRotator {
 
     /// Syncs with the Secret; writes the directory and tells subscribers if the bundle changed.
     async fn refresh(&self, force: bool) -> Result<Bundle, Error> {
-        let (bundle, outcome) = self.secret.sync(&self.settings, force).await?;
+        let current = self.current();
+        let (bundle, outcome) = self.secret.sync(&self.settings, Some(&current), force).await?;
         let changed = {
             let current = self.sender.borrow();
             current.cert_pem != bundle.cert_pem || current.ca_pem() != bundle.ca_pem()
@@ -337,11 +341,29 @@ impl SecretRef {
     /// Reads the Secret and brings it up to date: creates it when missing, renews the bundle in
     /// it when due (always, with `force`), and otherwise takes it as it is. Returns the bundle
     /// now in the Secret.
-    async fn sync(&self, settings: &Settings, force: bool) -> Result<(Bundle, Outcome), Error> {
+    ///
+    /// A Secret missing or emptied while this replica holds `current` gets `current` back
+    /// (renewed if due, with the same CA): a new CA would be trusted by no `caBundle` yet while
+    /// other replicas still serve certificates of the old one. Only with no `current` (the
+    /// first sync of [`SharedRotator::new`]) is a new CA generated.
+    async fn sync(
+        &self,
+        settings: &Settings,
+        current: Option<&Bundle>,
+        force: bool,
+    ) -> Result<(Bundle, Outcome), Error> {
+        // What to write to a Secret that holds no bundle.
+        let restore = || -> Result<Bundle, Error> {
+            match current {
+                Some(bundle) if force || due(settings, bundle) => settings.renew(bundle),
+                Some(bundle) => Ok(bundle.clone()),
+                None => settings.generate(),
+            }
+        };
         for _ in 0..CONFLICT_RETRIES {
             let found = self.api.get_opt(&self.name).await.map_err(self.api_error("reading"))?;
             let Some(mut secret) = found else {
-                let bundle = settings.generate()?;
+                let bundle = restore()?;
                 match self.api.create(&PostParams::default(), &self.new_secret(&bundle)).await {
                     Ok(_) => {
                         tracing::info!(secret = %self.reference, "created the Secret of the serving certificate");
@@ -358,8 +380,8 @@ impl SecretRef {
                 Parsed::Bundle(bundle) => settings.renew(&bundle)?,
                 // Deployed empty and re-applied: the CA is kept, the serving certificate reissued.
                 Parsed::CaOnly { ca, next, previous } => settings.issue(ca, next, previous)?,
-                // Deployed empty, to be filled.
-                Parsed::Empty => settings.generate()?,
+                // Deployed empty, to be filled (or emptied since: this replica's bundle goes back).
+                Parsed::Empty => restore()?,
             };
             put(data, &renewed);
             // The object as read carries its resourceVersion: a write by anyone since is a 409.
@@ -368,7 +390,9 @@ impl SecretRef {
                     tracing::info!(secret = %self.reference, "renewed the serving certificate in its Secret");
                     return Ok((renewed, Outcome::Written));
                 }
-                Err(kube_client::Error::Api(status)) if status.code == 409 => continue,
+                // 409: written by another since it was read; 404: deleted since (created again
+                // on the next round).
+                Err(kube_client::Error::Api(status)) if status.code == 409 || status.code == 404 => continue,
                 Err(source) => return Err(self.api_error("updating")(source)),
             }
         }

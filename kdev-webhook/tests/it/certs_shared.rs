@@ -340,3 +340,39 @@ async fn a_secret_whose_empty_manifest_was_applied_again_is_repaired_with_its_ca
     let _ = std::fs::remove_dir_all(&dir_a);
     let _ = std::fs::remove_dir_all(&dir_b);
 }
+
+#[tokio::test]
+async fn a_secret_deleted_or_emptied_gets_the_replicas_bundle_back_with_its_ca() {
+    let env = kdev_testenv::TestEnv::start().await.unwrap();
+    let client = env.client();
+    let ns = env.namespace().await.unwrap();
+    let dir = temp_dir("shared-restore");
+    let api = Api::<Secret>::namespaced(client.clone(), &ns);
+    let rotator = SharedRotator::new(client.clone(), &ns, SECRET, settings(), &dir)
+        .await
+        .unwrap();
+    let first = rotator.current();
+
+    // Deleted: created again with a certificate of the CA the caBundle trusts.
+    api.delete(SECRET, &Default::default()).await.unwrap();
+    let restored = rotator.rotate().await.unwrap();
+    assert_eq!(restored.signing_ca_pem(), first.signing_ca_pem());
+    assert_eq!(restored.ca_pem(), first.ca_pem());
+    let secret = read_secret(&client, &ns, SECRET).await;
+    assert_eq!(value(&secret, "ca.crt"), Some(first.ca_pem()));
+    assert_eq!(value(&secret, "tls.crt").as_deref(), Some(restored.cert_pem()));
+
+    // Emptied: filled with the same CA.
+    let mut secret = secret;
+    for value in secret.data.as_mut().unwrap().values_mut() {
+        value.0.clear();
+    }
+    api.replace(SECRET, &PostParams::default(), &secret).await.unwrap();
+    let restored = rotator.rotate().await.unwrap();
+    assert_eq!(restored.signing_ca_pem(), first.signing_ca_pem());
+    let secret = read_secret(&client, &ns, SECRET).await;
+    assert_eq!(value(&secret, "ca.crt"), Some(first.ca_pem()));
+    assert_eq!(value(&secret, "ca.key").as_deref().map(str::is_empty), Some(false));
+    assert_dir_holds(&dir, &restored);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -195,10 +195,11 @@ impl SharedRotator {
     }
 
     /// How often [`run`](Self::run) reads the Secret for a bundle another replica wrote
-    /// (default 1 minute: one GET per replica per minute).
+    /// (default 1 minute: one GET per replica per minute; at least 1 second, a shorter period
+    /// is taken as 1 second).
     #[must_use]
     pub fn resync(mut self, period: Duration) -> SharedRotator {
-        self.resync = period;
+        self.resync = period.max(MIN_RENEWAL_WAIT);
         self
     }
 
@@ -263,7 +264,7 @@ impl SharedRotator {
                     self.wait()
                 }
                 Err(err) => {
-                    let retry = backoff.min(self.resync);
+                    let retry = retry_after(backoff, self.resync);
                     tracing::warn!(
                         secret = %self.secret.reference,
                         error = &err as &dyn std::error::Error,
@@ -280,7 +281,7 @@ impl SharedRotator {
     /// Until the next pass of `run`: the renewal point (at least [`MIN_RENEWAL_WAIT`]) or the
     /// resync period, whichever comes first.
     fn wait(&self) -> Duration {
-        self.next_renewal().max(MIN_RENEWAL_WAIT).min(self.resync)
+        wait_for(self.next_renewal(), self.resync)
     }
 
     /// Syncs with the Secret; writes the directory and tells subscribers if the bundle changed.
@@ -300,6 +301,18 @@ impl SharedRotator {
         }
         Ok(bundle)
     }
+}
+
+/// Until the next pass of `run` when the bundle is due in `next_renewal`: that (at least
+/// [`MIN_RENEWAL_WAIT`]) or the resync period (likewise), whichever comes first.
+fn wait_for(next_renewal: Duration, resync: Duration) -> Duration {
+    next_renewal.max(MIN_RENEWAL_WAIT).min(resync.max(MIN_RENEWAL_WAIT))
+}
+
+/// Until the next pass of `run` after a failed one: the backoff, at most the resync period,
+/// and at least [`MIN_BACKOFF`] either way.
+fn retry_after(backoff: Duration, resync: Duration) -> Duration {
+    backoff.min(resync.max(MIN_BACKOFF))
 }
 
 /// What [`SecretRef::sync`] did.
@@ -657,6 +670,21 @@ mod tests {
         // Empty values only: a Secret deployed to be filled.
         let empty = BTreeMap::from([(CERT_FILE.to_string(), ByteString(Vec::new()))]);
         assert!(matches!(parse("ns/s", &empty), Ok(Parsed::Empty)));
+    }
+
+    #[test]
+    fn run_never_passes_more_than_once_a_second_whatever_the_resync_period() {
+        for resync in [Duration::ZERO, Duration::from_millis(1)] {
+            assert_eq!(wait_for(Duration::ZERO, resync), MIN_RENEWAL_WAIT);
+            assert_eq!(wait_for(Duration::from_secs(3600), resync), MIN_RENEWAL_WAIT);
+            assert_eq!(retry_after(MIN_BACKOFF, resync), MIN_BACKOFF);
+            assert_eq!(retry_after(MAX_BACKOFF, resync), MIN_BACKOFF);
+        }
+        let resync = Duration::from_secs(30);
+        assert_eq!(wait_for(Duration::from_secs(3600), resync), resync);
+        assert_eq!(wait_for(Duration::from_secs(5), resync), Duration::from_secs(5));
+        assert_eq!(retry_after(MAX_BACKOFF, resync), resync);
+        assert_eq!(retry_after(Duration::from_secs(2), resync), Duration::from_secs(2));
     }
 
     #[test]

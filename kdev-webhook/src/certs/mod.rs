@@ -99,7 +99,8 @@ const MAX_VALIDITY: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The settings cannot give a certificate (no name, a zero validity, a bad renewal point).
+    /// The settings cannot give a certificate (no name, an IP address given as a DNS name, a
+    /// zero validity, a bad renewal point).
     #[error("invalid certificate settings: {reason}")]
     InvalidSettings {
         /// What is wrong.
@@ -220,7 +221,9 @@ impl Settings {
         ])
     }
 
-    /// Adds DNS names.
+    /// Adds DNS names. An IP address is not a DNS name (a TLS client checks it against the
+    /// certificate's IP addresses only): add it with [`ip`](Self::ip); given here, it makes the
+    /// settings invalid.
     pub fn dns_names<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Settings {
         self.dns_names.extend(names.into_iter().map(Into::into));
         self
@@ -270,6 +273,11 @@ impl Settings {
         };
         if self.dns_names.is_empty() && self.ips.is_empty() {
             return invalid("no DNS name and no IP address");
+        }
+        if let Some(name) = self.dns_names.iter().find(|name| name.parse::<IpAddr>().is_ok()) {
+            return Err(Error::InvalidSettings {
+                reason: format!("{name} is an IP address, not a DNS name: add it with Settings::ip"),
+            });
         }
         if self.validity < Duration::from_secs(1) || self.ca_validity < Duration::from_secs(1) {
             return invalid("validity must be at least one second");
@@ -688,6 +696,14 @@ mod tests {
             assert!(matches!(bad.generate(), Err(Error::InvalidSettings { .. })), "{bad:?}");
         }
         assert!(Settings::for_service("a", "b").renew_at(1.0).generate().is_err());
+        for ip in ["10.0.0.5", "::1", "fd00::5"] {
+            let err = Settings::for_service("a", "b").dns_names([ip]).generate().unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidSettings { reason } if reason.contains("Settings::ip")),
+                "{err:?}"
+            );
+        }
+        assert!(Settings::default().ip("10.0.0.5".parse().unwrap()).generate().is_ok());
         assert!(
             Settings::for_service("a", "b")
                 .validity(Duration::ZERO)

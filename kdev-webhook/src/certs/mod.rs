@@ -305,11 +305,13 @@ impl Settings {
     /// the next phase of its renewal ([`Rotator`]'s guarantees): a new CA published beside the
     /// signing one, or, once published for [`ca_overlap`](Self::ca_overlap), the new CA
     /// signing. A signing CA that has expired with no successor published is replaced at once:
-    /// no certificate of it verifies any more, so there is nothing to roll over from.
+    /// no certificate of it verifies any more, so there is nothing to roll over from. A
+    /// published successor that has expired itself (nothing renewed for longer than its
+    /// validity) is dropped, never promoted: the CA goes on as if none had been published.
     fn renew(&self, current: &Bundle) -> Result<Bundle, Error> {
         let now = SystemTime::now();
         let still_valid = |cas: &[Trusted]| cas.iter().filter(|ca| ca.not_after > now).cloned().collect::<Vec<_>>();
-        let (ca, next, previous) = match &current.next {
+        let (ca, next, previous) = match current.next.as_ref().filter(|next| next.not_after > now) {
             // Phase 2: the new CA has been trusted long enough; it signs from now on.
             Some(next) if self.switch_time(&current.ca, next) <= now => {
                 let mut previous = vec![current.ca.trusted()];
@@ -710,6 +712,31 @@ mod tests {
                 .generate()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn an_expired_next_ca_is_never_promoted() {
+        let settings = Settings::for_service("ns", "svc")
+            .ca_validity(Duration::from_secs(3600))
+            .renew_at(1e-9)
+            .ca_overlap(Duration::ZERO);
+        let published = settings.renew(&settings.generate().unwrap()).unwrap();
+        let next = published.next.as_ref().unwrap();
+        // Nobody ran for longer than either CA's validity.
+        let expired = |ca: &Ca| {
+            let mut ca = Ca::find(&ca.pem, &ca.key_pem).unwrap();
+            ca.not_after = SystemTime::now() - Duration::from_secs(1);
+            Arc::new(ca)
+        };
+        let mut stale = published.clone();
+        stale.ca = expired(&published.ca);
+        stale.next = Some(expired(next));
+        let renewed = settings.renew(&stale).unwrap();
+        assert_ne!(renewed.ca.pem, next.pem, "an expired CA was promoted");
+        assert_ne!(renewed.ca.pem, published.ca.pem);
+        assert!(renewed.ca.not_after > SystemTime::now());
+        assert!(renewed.next.is_none());
+        assert_eq!(renewed.ca_pem(), renewed.ca.pem);
     }
 
     #[test]

@@ -167,7 +167,9 @@ impl SharedRotator {
     /// - [`Error::ParseSecret`] or [`Error::MissingKey`] when the Secret holds something other
     ///   than a bundle; it is left untouched;
     /// - [`Error::Conflict`] when the Secret kept changing under five writes in a row;
-    /// - [`Error::Generate`], or [`Error::Write`] for the directory.
+    /// - [`Error::Generate`], or [`Error::Write`] for the directory. The Secret may already
+    ///   hold the bundle written to it then (created or renewed); a replica started again reads
+    ///   it from there.
     ///
     /// # Cancel safety
     /// Cancel safe: the Secret is written whole or not at all, and the directory is written
@@ -230,7 +232,11 @@ impl SharedRotator {
     /// again. Returns the new bundle.
     ///
     /// # Errors
-    /// As [`new`](Self::new); the Secret and the directory keep the previous bundle.
+    /// As [`new`](Self::new). On an error before the Secret is replaced, the Secret and the
+    /// directory keep the previous bundle. On [`Error::Write`] for the directory, the Secret
+    /// already holds the new bundle while the directory (and [`current`](Self::current)) may
+    /// still hold the previous one, or part of the new one; the next pass of
+    /// [`run`](Self::run) writes the directory again.
     ///
     /// # Cancel safety
     /// Cancel safe, as [`new`](Self::new).

@@ -143,6 +143,10 @@ pub struct SharedRotator {
     dir: PathBuf,
     resync: Duration,
     sender: watch::Sender<Bundle>,
+    /// Held through a refresh, so that concurrent [`rotate`](SharedRotator::rotate) calls
+    /// never interleave their writes to the directory (one bundle's key beside another's
+    /// certificate).
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for SharedRotator {
@@ -193,6 +197,7 @@ impl SharedRotator {
             dir,
             resync: DEFAULT_RESYNC,
             sender,
+            refreshing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -292,6 +297,7 @@ impl SharedRotator {
 
     /// Syncs with the Secret; writes the directory and tells subscribers if the bundle changed.
     async fn refresh(&self, force: bool) -> Result<Bundle, Error> {
+        let _refreshing = self.refreshing.lock().await;
         let current = self.current();
         let (bundle, outcome) = self.secret.sync(&self.settings, Some(&current), force).await?;
         let changed = {

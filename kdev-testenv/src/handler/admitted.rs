@@ -177,28 +177,11 @@ fn options(ctx: &Ctx, kind: &str) -> Value {
 /// The `DeleteOptions` webhooks see: the body's when there is one, else the query's (as
 /// kube-apiserver reads them).
 fn delete_options(ctx: &Ctx) -> Value {
-    let mut o: Value = if ctx.body.iter().all(u8::is_ascii_whitespace) {
-        let mut o = json!({});
-        for key in ["propagationPolicy", "gracePeriodSeconds", "orphanDependents"] {
-            if let Some(v) = ctx.query.get(key) {
-                o[key] = match (v.parse::<i64>(), v) {
-                    (Ok(n), _) => json!(n),
-                    (_, "true") => json!(true),
-                    (_, "false") => json!(false),
-                    _ => json!(v),
-                };
-            }
-        }
-        if let Some(v) = ctx.query.get("dryRun") {
-            o["dryRun"] = json!([v]);
-        }
-        o
-    } else {
-        ctx.body_json().unwrap_or_else(|_| json!({}))
-    };
-    if !o.is_object() {
-        o = json!({});
-    }
+    // A body that does not decode fails the delete itself, with its 400.
+    let mut o = delete::options_value(ctx)
+        .ok()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
     o["kind"] = json!("DeleteOptions");
     o["apiVersion"] = json!("meta.k8s.io/v1");
     o

@@ -47,24 +47,32 @@ struct Options {
     rv: Option<String>,
 }
 
-/// The `DeleteOptions` of a request: from the body when there is one, else from the query (as
-/// kube-apiserver's `handlers/delete.go` reads them), checked as `ValidateDeleteOptions`.
+/// The `DeleteOptions` of a request as JSON: the body when there is one, else built from the
+/// query, as kube-apiserver's `handlers/delete.go` reads them (the query is ignored when there
+/// is a body).
+pub(crate) fn options_value(ctx: &Ctx) -> Result<Value, ApiError> {
+    if !ctx.body.iter().all(u8::is_ascii_whitespace) {
+        return ctx.body_json();
+    }
+    let mut o = json!({});
+    if let Some(v) = ctx.query.get("propagationPolicy") {
+        o["propagationPolicy"] = json!(v);
+    }
+    if let Some(v) = ctx.query.get("orphanDependents") {
+        o["orphanDependents"] = json!(crate::request::is_true(v));
+    }
+    if let Some(v) = ctx.query.get("gracePeriodSeconds") {
+        o["gracePeriodSeconds"] = v.parse::<i64>().map_or_else(|_| json!(v), |n| json!(n));
+    }
+    if let Some(v) = ctx.query.get("dryRun") {
+        o["dryRun"] = json!([v]);
+    }
+    Ok(o)
+}
+
+/// The `DeleteOptions` of a request ([`options_value`]), checked as `ValidateDeleteOptions`.
 fn options(ctx: &Ctx) -> Result<Options, ApiError> {
-    let body: Value = if ctx.body.iter().all(u8::is_ascii_whitespace) {
-        let mut o = json!({});
-        for key in ["propagationPolicy", "orphanDependents", "dryRun"] {
-            if let Some(v) = ctx.query.get(key) {
-                o[key] = match key {
-                    "orphanDependents" => json!(v == "true"),
-                    "dryRun" => json!([v]),
-                    _ => json!(v),
-                };
-            }
-        }
-        o
-    } else {
-        ctx.body_json()?
-    };
+    let body = options_value(ctx)?;
     let policy = body.get("propagationPolicy").and_then(Value::as_str);
     let orphan_dependents = body.get("orphanDependents").and_then(Value::as_bool);
     let dry_run: Vec<&str> = body

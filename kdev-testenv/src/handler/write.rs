@@ -179,9 +179,11 @@ fn patch_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             .map(|v| v.apply.clone());
         let schema =
             crd_schema.unwrap_or_else(|| Arc::new(crate::patch::Schema::for_kind(&ctx.res.group, &ctx.res.kind)));
+        let reset = reset_fields(&ctx.res, sub);
+        let reset: Vec<&str> = reset.iter().map(String::as_str).collect();
         let writer = crate::patch::Writer::new(&manager, &api_version, &now)
             .through(sub)
-            .resetting(reset_fields(&ctx.res, sub));
+            .resetting(&reset);
         let merged = crate::patch::apply_as(&schema, live.as_ref(), &applied, force, &writer)
             .map_err(|e| patch_error(&ctx.res, ctx.name(), e))?;
         check_name(ctx, &merged)?;
@@ -969,13 +971,13 @@ fn status_resets_metadata(res: &Resource) -> &'static [&'static str] {
 /// The fields a write through `sub` cannot set, which its managed fields leave out (the
 /// strategies' `GetResetFields`): `status` on an object with a status subresource; through the
 /// status subresource the `spec`, and the metadata [`status_resets_metadata`] names.
-fn reset_fields(res: &Resource, sub: Option<&str>) -> &'static [&'static str] {
-    match (sub, res.group.as_str(), res.plural.as_str()) {
-        (Some("status"), "", "pods") => &["spec", "metadata.ownerReferences"],
-        (Some("status"), "apps", "deployments") => &["spec", "metadata.labels"],
-        (Some("status"), ..) => &["spec"],
-        (None, ..) if res.status => &["status"],
-        _ => &[],
+fn reset_fields(res: &Resource, sub: Option<&str>) -> Vec<String> {
+    match sub {
+        Some("status") => std::iter::once("spec".to_string())
+            .chain(status_resets_metadata(res).iter().map(|f| format!("metadata.{f}")))
+            .collect(),
+        None if res.status => vec!["status".to_string()],
+        _ => Vec::new(),
     }
 }
 

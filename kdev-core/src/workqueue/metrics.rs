@@ -41,7 +41,7 @@ type HistogramFamily = Family<QueueLabels, Histogram, fn() -> Histogram>;
 /// | metric | type | labels |
 /// |---|---|---|
 /// | `workqueue_depth` | gauge | `name`, `controller`, `priority` |
-/// | `workqueue_adds_total` | counter: every add, also of an item already queued (client-go counts only the adds that queue an item) | `name`, `controller` |
+/// | `workqueue_adds_total` | counter: the adds that queue an item, or mark one being processed for requeueing (client-go's count: repeated adds count once) | `name`, `controller` |
 /// | `workqueue_queue_duration_seconds` | histogram, buckets 10 ns · 10^i, i < 12 | `name`, `controller` |
 /// | `workqueue_work_duration_seconds` | histogram, same buckets | `name`, `controller` |
 /// | `workqueue_unfinished_work_seconds` | gauge | `name`, `controller` |

@@ -52,14 +52,25 @@ fn hash32(hash: u64) -> u32 {
     (hash >> 32) as u32
 }
 
-/// An item being processed. `again` holds the priority of adds made meanwhile (guarantee (c))
-/// and, with metrics on, when the first of them was made: its queue duration starts there,
-/// as in client-go.
+/// An item being processed. `again` is set by the adds made meanwhile (guarantee (c)).
 struct Processing<T> {
     hash: u64,
     item: T,
     started: Option<Instant>,
-    again: Option<(i32, Option<Instant>)>,
+    again: Option<Again>,
+}
+
+/// The adds of an item made while it was being processed.
+struct Again {
+    /// The highest priority they asked for: the item is queued there by `done`.
+    priority: i32,
+    /// With metrics on, when the first of them was made: the queue duration starts there, as
+    /// in client-go.
+    added_at: Option<Instant>,
+    /// With metrics on, the depth gauge the first of them raised. client-go counts an item
+    /// added while processing in the depth at once (it is "dirty"), though `Get` cannot hand
+    /// it out until `Done`; `done` moves the count to the lane the item is queued in.
+    counted: Option<Gauge>,
 }
 
 /// What an `add` did, so the caller knows whom to wake.
@@ -191,10 +202,24 @@ impl<T: Hash + Eq + Clone> Ready<T> {
     pub(crate) fn add(&mut self, item: T, priority: i32, metrics: Option<&QueueMetrics>) -> Added {
         let hash = self.hasher.hash_one(&item);
         if let Some(processing) = self.processing.find_mut(hash, |p| p.item == item) {
-            processing.again = Some(match processing.again {
-                Some((p, at)) => (p.max(priority), at),
-                None => (priority, metrics.map(|_| Instant::now())),
-            });
+            match &mut processing.again {
+                Some(again) => again.priority = again.priority.max(priority),
+                None => {
+                    // The first add since the item was taken: client-go's `Add` counts it
+                    // (the later ones find the item dirty and count nothing).
+                    let counted = metrics.map(|m| {
+                        m.adds.inc();
+                        let depth = m.depth(priority);
+                        depth.inc();
+                        depth
+                    });
+                    processing.again = Some(Again {
+                        priority,
+                        added_at: metrics.map(|_| Instant::now()),
+                        counted,
+                    });
+                }
+            }
             return Added::Nothing;
         }
         let lanes = &self.lanes;
@@ -215,7 +240,10 @@ impl<T: Hash + Eq + Clone> Ready<T> {
         let entry = match found {
             Entry::Occupied(entry) => entry,
             Entry::Vacant(vacant) => {
-                let now = metrics.map(|_| Instant::now());
+                let now = metrics.map(|m| {
+                    m.adds.inc();
+                    Instant::now()
+                });
                 let id = push(&mut self.lanes, metrics, priority, Some(item), now) as u32;
                 vacant.insert(Loc {
                     hash: short,
@@ -326,8 +354,11 @@ impl<T: Hash + Eq + Clone> Ready<T> {
             m.work_duration.observe(started.elapsed().as_secs_f64());
         }
         match processing.again {
-            Some((priority, added_at)) => {
-                self.enqueue(hash, processing.item, priority, added_at, metrics);
+            Some(again) => {
+                if let Some(depth) = again.counted {
+                    depth.dec(); // `enqueue` counts it in its lane
+                }
+                self.enqueue(hash, processing.item, again.priority, again.added_at, metrics);
                 Done::Requeued
             }
             None => Done::Released(processing.item),

@@ -210,9 +210,6 @@ impl<T: Hash + Eq + Clone> State<T> {
         if self.shutting_down {
             return Added::Nothing;
         }
-        if let Some(m) = metrics {
-            m.adds.inc();
-        }
         self.ready.add(item, priority, metrics)
     }
 

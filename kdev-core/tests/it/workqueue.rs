@@ -395,9 +395,8 @@ async fn metrics_use_controller_runtime_names_and_labels() {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     for line in [
-        // Every add counts, the second of a too (client-go counts only the adds that queue
-        // an item).
-        r#"workqueue_adds_total{name="pods",controller="pods"} 4"#,
+        // The second add of a finds it queued and does not count, as in client-go.
+        r#"workqueue_adds_total{name="pods",controller="pods"} 3"#,
         r#"workqueue_retries_total{name="pods",controller="pods"} 1"#,
         r#"workqueue_depth{name="pods",controller="pods",priority="0"} 1"#,
         r#"workqueue_depth{name="pods",controller="pods",priority="-100"} 1"#,
@@ -539,6 +538,51 @@ async fn depth_counts_items_added_while_every_worker_is_busy() {
     let text = metrics_text(&registry);
     let line = r#"workqueue_depth{name="busy",controller="busy",priority="0"} 100"#;
     assert!(text.contains(line), "missing {line:?} in\n{text}");
+}
+
+#[tokio::test]
+async fn an_item_added_while_processing_counts_once_in_depth_and_adds() {
+    // client-go's `Add` marks the item dirty and counts it (depth and adds) at once, though
+    // `Get` hands it out only after `Done`; further adds count nothing.
+    let (queue, registry) = named_queue("again");
+    queue.add("a".to_string());
+    let item = queue.get().await.unwrap();
+    let depth = |n: usize| format!(r#"workqueue_depth{{name="again",controller="again",priority="0"}} {n}"#);
+    let adds = |n: usize| format!(r#"workqueue_adds_total{{name="again",controller="again"}} {n}"#);
+    for _ in 0..3 {
+        queue.add("a".to_string());
+    }
+    let text = metrics_text(&registry);
+    for line in [depth(1), adds(2)] {
+        assert!(text.contains(&line), "missing {line:?} in\n{text}");
+    }
+    queue.done(&item);
+    let text = metrics_text(&registry);
+    for line in [depth(1), adds(2)] {
+        assert!(text.contains(&line), "after done, missing {line:?} in\n{text}");
+    }
+    let again = queue.get().await.unwrap();
+    let text = metrics_text(&registry);
+    assert!(text.contains(&depth(0)), "after the second get, depth 0 in\n{text}");
+    queue.done(&again);
+    assert_eq!(queue.len(), 0);
+}
+
+#[tokio::test]
+async fn a_raised_priority_moves_the_count_of_an_item_added_while_processing() {
+    let (queue, registry) = named_queue("raise");
+    queue.add_with("a".to_string(), AddOptions::default().priority(LOW_PRIORITY));
+    let item = queue.get().await.unwrap();
+    queue.add_with("a".to_string(), AddOptions::default().priority(LOW_PRIORITY));
+    queue.add("a".to_string());
+    queue.done(&item);
+    let text = metrics_text(&registry);
+    for line in [
+        r#"workqueue_depth{name="raise",controller="raise",priority="0"} 1"#,
+        r#"workqueue_depth{name="raise",controller="raise",priority="-100"} 0"#,
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
 }
 
 #[tokio::test(start_paused = true)]

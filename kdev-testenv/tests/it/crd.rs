@@ -600,6 +600,58 @@ async fn schema_patterns_are_go_regular_expressions() {
     uninstall(&env.client(), &group).await;
 }
 
+/// String formats are checked as kube-apiserver's strfmt checks them: a URI is what Go's
+/// `url.ParseRequestURI` accepts, ISBNs and card numbers carry a valid check digit, and an
+/// unknown format accepts anything.
+#[tokio::test]
+async fn string_formats_are_checked_as_kube_apiserver_checks_them() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    let mut def = crd(&group, "Namespaced");
+    for (name, format) in [
+        ("link", "uri"),
+        ("book", "isbn"),
+        ("card", "creditcard"),
+        ("ssn", "ssn"),
+        ("shade", "rgbcolor"),
+        ("note", "no-such-format"),
+    ] {
+        set_spec_property(&mut def, name, json!({ "type": "string", "format": format }));
+    }
+    install(&env, &def).await;
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    let good = json!({
+        "size": 1, "link": "https://example.com/a?b=c", "book": "978-0321751041",
+        "card": "4111 1111 1111 1111", "ssn": "123-45-6789", "shade": "rgb(0, 128, 255)", "note": "anything"
+    });
+    api.create(&PostParams::default(), &widget(&group, "v1", "good", good))
+        .await
+        .expect("well-formed values are accepted");
+    let bad = json!({
+        "size": 1, "link": "example.com", "book": "978-0321751042",
+        "card": "4111 1111 1111 1112", "ssn": "123456789", "shade": "rgb(256,0,0)"
+    });
+    match api
+        .create(&PostParams::default(), &widget(&group, "v1", "bad", bad))
+        .await
+    {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+            for want in [
+                r#"spec.link in body must be of type uri: "example.com""#,
+                r#"spec.book in body must be of type isbn: "978-0321751042""#,
+                r#"spec.card in body must be of type creditcard: "4111 1111 1111 1112""#,
+                r#"spec.ssn in body must be of type ssn: "123456789""#,
+                r#"spec.shade in body must be of type rgbcolor: "rgb(256,0,0)""#,
+            ] {
+                assert!(s.message.contains(want), "{want} in {}", s.message);
+            }
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    uninstall(&env.client(), &group).await;
+}
+
 /// Validation ratcheting (GA in Kubernetes 1.33): after a schema is tightened, an object that
 /// breaks it can still be updated as long as the offending value stays as it was.
 #[tokio::test]

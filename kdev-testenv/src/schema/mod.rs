@@ -141,36 +141,6 @@ pub enum Error {
 /// A `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Formats kube-apiserver keeps in CR schemas; every other format is stripped and not checked
-/// (`apiextensions-apiserver/pkg/apiserver/validation/formats.go`).
-const SUPPORTED_FORMATS: &[&str] = &[
-    "bsonobjectid",
-    "uri",
-    "email",
-    "hostname",
-    "ipv4",
-    "ipv6",
-    "cidr",
-    "mac",
-    "uuid",
-    "uuid3",
-    "uuid4",
-    "uuid5",
-    "isbn",
-    "isbn10",
-    "isbn13",
-    "creditcard",
-    "ssn",
-    "hexcolor",
-    "rgbcolor",
-    "byte",
-    "password",
-    "date",
-    "duration",
-    "datetime",
-    "date-time",
-];
-
 /// What an object node says about keys missing from `properties`.
 #[derive(Debug, Clone, Default)]
 pub(crate) enum Additional {
@@ -364,10 +334,7 @@ impl Node {
         if node.int_or_string {
             node.types = vec!["integer".to_owned(), "string".to_owned()];
         }
-        node.format = kw
-            .string("format")?
-            .filter(|f| SUPPORTED_FORMATS.contains(f))
-            .map(str::to_owned);
+        node.format = kw.string("format")?.filter(|f| format::supported(f)).map(str::to_owned);
         if let Some(p) = kw.string("pattern")? {
             let compiled = goregex::compile(p).map_err(|e| Error::Pattern {
                 pointer: format!("{pointer}/pattern"),

@@ -614,6 +614,10 @@ async fn string_formats_are_checked_as_kube_apiserver_checks_them() {
         ("card", "creditcard"),
         ("ssn", "ssn"),
         ("shade", "rgbcolor"),
+        // Format names are compared without their dashes, as go-openapi compares them.
+        ("spare", "credit-card"),
+        // Checked since Kubernetes 1.34.
+        ("label", "k8s-short-name"),
         ("note", "no-such-format"),
     ] {
         set_spec_property(&mut def, name, json!({ "type": "string", "format": format }));
@@ -622,14 +626,16 @@ async fn string_formats_are_checked_as_kube_apiserver_checks_them() {
     let api = widgets(&env.client(), &group, "v1", &ns);
     let good = json!({
         "size": 1, "link": "https://example.com/a?b=c", "book": "978-0321751041",
-        "card": "4111 1111 1111 1111", "ssn": "123-45-6789", "shade": "rgb(0, 128, 255)", "note": "anything"
+        "card": "4111 1111 1111 1111", "ssn": "123-45-6789", "shade": "rgb(0, 128, 255)",
+        "spare": "4111111111111111", "label": "web-1", "note": "anything"
     });
     api.create(&PostParams::default(), &widget(&group, "v1", "good", good))
         .await
         .expect("well-formed values are accepted");
     let bad = json!({
         "size": 1, "link": "example.com", "book": "978-0321751042",
-        "card": "4111 1111 1111 1112", "ssn": "123456789", "shade": "rgb(256,0,0)"
+        "card": "4111 1111 1111 1112", "ssn": "123456789", "shade": "rgb(256,0,0)",
+        "spare": "4111111111111112", "label": "Web_1"
     });
     match api
         .create(&PostParams::default(), &widget(&group, "v1", "bad", bad))
@@ -643,6 +649,8 @@ async fn string_formats_are_checked_as_kube_apiserver_checks_them() {
                 r#"spec.card in body must be of type creditcard: "4111 1111 1111 1112""#,
                 r#"spec.ssn in body must be of type ssn: "123456789""#,
                 r#"spec.shade in body must be of type rgbcolor: "rgb(256,0,0)""#,
+                r#"spec.spare in body must be of type credit-card: "4111111111111112""#,
+                r#"spec.label in body must be of type k8s-short-name: "Web_1""#,
             ] {
                 assert!(s.message.contains(want), "{want} in {}", s.message);
             }

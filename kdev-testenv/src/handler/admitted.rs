@@ -149,15 +149,17 @@ fn conflict(res: &Resource, name: &str) -> ApiError {
     }
 }
 
-/// The synchronous verb.
-fn run(ctx: &Ctx, verb: &str) -> Result<Response<Body>, ApiError> {
+/// The synchronous verb; the warnings of a write's decoding are added to `warnings`. A write run
+/// again around the webhooks decodes the same body again: its repeated warnings are dropped with
+/// the other repeated texts when the headers are written.
+fn run(ctx: &Ctx, verb: &str, warnings: &mut Vec<String>) -> Result<Response<Body>, ApiError> {
     match verb {
         "get" => read::get(ctx),
         "list" => read::list(ctx),
         "watch" => super::watch::watch(ctx),
-        "create" => write::create(ctx),
-        "update" => write::update(ctx),
-        "patch" => write::patch(ctx),
+        "create" => write::create(ctx, warnings),
+        "update" => write::update(ctx, warnings),
+        "patch" => write::patch(ctx, warnings),
         "delete" => delete::delete(ctx),
         _ => delete::delete_collection(ctx),
     }
@@ -227,7 +229,7 @@ async fn admit(
     // webhook cannot lock its own configuration.
     let configuration = ctx.res.group == "admissionregistration.k8s.io";
     if !writes || binding || configuration || !admission::any_configured(&ctx.shared) {
-        return run(ctx, verb);
+        return run(ctx, verb, warnings);
     }
     match verb {
         "delete" => delete_one(ctx, request_version, warnings).await,
@@ -238,7 +240,7 @@ async fn admit(
 
 async fn delete_one(ctx: &Ctx, request_version: &str, warnings: &mut Vec<String>) -> Result<Response<Body>, ApiError> {
     if ctx.route.subresource.is_some() {
-        return run(ctx, "delete");
+        return run(ctx, "delete", warnings);
     }
     let old = ctx
         .shared
@@ -247,13 +249,13 @@ async fn delete_one(ctx: &Ctx, request_version: &str, warnings: &mut Vec<String>
         .get(ctx.storage(), ctx.ns(), ctx.name())
         .cloned();
     let Some(old) = old else {
-        return run(ctx, "delete");
+        return run(ctx, "delete", warnings);
     };
     let old = convert_out(&ctx.res, ctx.version(), &old.value);
     let attrs = attributes(ctx, Operation::Delete, request_version, ctx.name(), delete_options(ctx));
     admission::mutate(&ctx.shared, &attrs, None, Some(&old), warnings).await?;
     admission::validate(&ctx.shared, &attrs, None, Some(&old), warnings).await?;
-    run(ctx, "delete")
+    run(ctx, "delete", warnings)
 }
 
 async fn delete_many(ctx: &Ctx, request_version: &str, warnings: &mut Vec<String>) -> Result<Response<Body>, ApiError> {
@@ -274,7 +276,7 @@ async fn delete_many(ctx: &Ctx, request_version: &str, warnings: &mut Vec<String
         admission::mutate(&ctx.shared, &attrs, None, Some(&old), warnings).await?;
         admission::validate(&ctx.shared, &attrs, None, Some(&old), warnings).await?;
     }
-    run(ctx, "deletecollection")
+    run(ctx, "deletecollection", warnings)
 }
 
 /// Replaces the replicas of `obj` by those of a (mutated) Scale.
@@ -299,7 +301,7 @@ async fn write_admitted(
 ) -> Result<Response<Body>, ApiError> {
     let scale = ctx.route.subresource.as_deref() == Some("scale");
     for _ in 0..RETRIES {
-        let (result, i) = intercept::run(Intercept::new(Step::Capture), || run(ctx, verb));
+        let (result, i) = intercept::run(Intercept::new(Step::Capture), || run(ctx, verb, warnings));
         let Some(captured) = i.captured else {
             return result;
         };
@@ -326,7 +328,7 @@ async fn write_admitted(
             && ctx.shared.state.lock().get("/namespaces", "", ctx.ns()).is_none()
         {
             let step = Step::Commit { obj, old_rv: None };
-            return intercept::run(Intercept::new(step), || run(ctx, verb)).0;
+            return intercept::run(Intercept::new(step), || run(ctx, verb, warnings)).0;
         }
         let attrs = attributes(ctx, op, request_version, &name, options(ctx, kind));
         let old_rv = captured.old.as_ref().map(|o| o.rv);
@@ -346,16 +348,24 @@ async fn write_admitted(
         let mutated = admission::mutate(&ctx.shared, &attrs, Some(view), old_view.as_ref(), warnings)
             .await?
             .unwrap_or(Value::Null);
-        let candidate = if scale {
+        let mut candidate = if scale {
             with_scale(&ctx.res, obj, &mutated)
         } else {
             mutated
         };
+        // kube-apiserver decodes the mutated object into its type again, without strictness: a
+        // field a webhook added that a built-in type does not know is dropped silently (a custom
+        // resource's is pruned by the write's own admission step).
+        if ctx.res.crd.is_none()
+            && let Some(unknown) = super::typed::Unknown::of(&ctx.res.group, ctx.version(), &ctx.res.kind, &candidate)
+        {
+            unknown.drop_from(&mut candidate);
+        }
         let step = Step::Finalize {
             obj: candidate.clone(),
             old_rv,
         };
-        let (result, i) = intercept::run(Intercept::new(step), || run(ctx, verb));
+        let (result, i) = intercept::run(Intercept::new(step), || run(ctx, verb, warnings));
         if i.stale {
             continue;
         }
@@ -376,7 +386,7 @@ async fn write_admitted(
         };
         admission::validate(&ctx.shared, &attrs, Some(&final_view), old_view.as_ref(), warnings).await?;
         let step = Step::Commit { obj: candidate, old_rv };
-        let (result, i) = intercept::run(Intercept::new(step).stamped(stamp), || run(ctx, verb));
+        let (result, i) = intercept::run(Intercept::new(step).stamped(stamp), || run(ctx, verb, warnings));
         if i.stale {
             continue;
         }

@@ -11,6 +11,7 @@ pub(crate) mod intercept;
 mod prepare;
 mod read;
 mod table;
+mod typed;
 mod watch;
 mod webhook_configuration;
 mod write;

@@ -1,7 +1,7 @@
 //! Every built-in resource the server promises: created, read, listed and deleted through the
 //! dynamic client, plus the per-type behaviour examples rely on.
 
-use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
 use k8s_openapi::api::events::v1::Event as EventV1;
 use kube_client::Api;
 use kube_client::api::{
@@ -343,4 +343,359 @@ async fn an_event_must_live_in_the_namespace_of_its_object() {
     v1.create(&pp, &new_style("e", Some(&ns)))
         .await
         .expect("new style, same namespace");
+}
+
+/// A raw write of `body` to the ConfigMaps of `ns`: `POST` to the collection, or `method` to
+/// `name` with `content_type`, with `query` appended.
+fn configmap_request(
+    ns: &str,
+    method: &str,
+    name: Option<&str>,
+    query: &str,
+    content_type: &str,
+    body: &str,
+) -> http::Request<Vec<u8>> {
+    let path = match name {
+        Some(name) => format!("/api/v1/namespaces/{ns}/configmaps/{name}{query}"),
+        None => format!("/api/v1/namespaces/{ns}/configmaps{query}"),
+    };
+    http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", content_type)
+        .body(body.as_bytes().to_vec())
+        .expect("a request")
+}
+
+fn unknown_warning(path: &str) -> String {
+    format!(r#"299 - "unknown field \"{path}\"""#)
+}
+
+/// A ConfigMap named `name` with a top-level field and a metadata field its type does not know.
+fn configmap_with_unknown_fields(name: &str) -> String {
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "bogus": 1,
+        "metadata": { "name": name, "bogusMeta": "x" },
+        "data": { "a": "b" },
+    })
+    .to_string()
+}
+
+/// Unknown fields of a built-in object are dropped, as kube-apiserver's typed decoder drops
+/// them: with a warning each by default and under `Warn`, silently under `Ignore`; `Strict`
+/// refuses the create with 400.
+#[tokio::test]
+async fn unknown_fields_of_a_created_builtin_object_follow_field_validation() {
+    let (env, ns) = setup().await;
+    let api: Api<DynamicObject> = Api::namespaced_with(env.client(), &ns, &ApiResource::erase::<ConfigMap>(&()));
+    let both = [unknown_warning("bogus"), unknown_warning("metadata.bogusMeta")];
+    for (name, query, warnings) in [
+        ("default", "", both.to_vec()),
+        ("warn", "?fieldValidation=Warn", both.to_vec()),
+        ("ignore", "?fieldValidation=Ignore", vec![]),
+    ] {
+        let req = configmap_request(
+            &ns,
+            "POST",
+            None,
+            query,
+            "application/json",
+            &configmap_with_unknown_fields(name),
+        );
+        let answer = super::raw(&env, req).await;
+        assert_eq!(answer.code, 201, "{name}: {:?}", answer.body);
+        assert_eq!(answer.warnings, warnings, "{name}");
+        assert!(answer.body.get("bogus").is_none(), "{name}: {}", answer.body);
+        let stored = api.get(name).await.expect("created");
+        let stored = serde_json::to_value(&stored).expect("json");
+        assert!(stored.get("bogus").is_none(), "{name}: {stored}");
+        assert!(stored["metadata"].get("bogusMeta").is_none(), "{name}: {stored}");
+        assert_eq!(stored["data"], json!({ "a": "b" }), "{name}");
+    }
+
+    let req = configmap_request(
+        &ns,
+        "POST",
+        None,
+        "?fieldValidation=Strict",
+        "application/json",
+        &configmap_with_unknown_fields("strict"),
+    );
+    let answer = super::raw(&env, req).await;
+    assert_eq!((answer.code, answer.body["reason"].as_str()), (400, Some("BadRequest")));
+    let message = answer.body["message"].as_str().unwrap_or("");
+    assert!(
+        message.ends_with(
+            r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "bogus", unknown field "metadata.bogusMeta""#
+        ),
+        "{message}"
+    );
+    assert_eq!(code(api.get("strict").await), 404, "nothing was created");
+
+    // The warnings are recorded as the body is decoded, before validation fails.
+    let req = configmap_request(
+        &ns,
+        "POST",
+        None,
+        "",
+        "application/json",
+        &configmap_with_unknown_fields("Not_A_Name"),
+    );
+    let answer = super::raw(&env, req).await;
+    assert_eq!(answer.code, 422, "{}", answer.body);
+    assert_eq!(answer.warnings, both);
+}
+
+/// The paths of unknown fields inside lists carry the item's index, as kube-apiserver's strict
+/// decoder prints them.
+#[tokio::test]
+async fn an_unknown_field_in_a_list_item_is_named_with_its_index() {
+    let (env, ns) = setup().await;
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "p" },
+        "spec": { "containers": [
+            { "name": "a", "image": "busybox:1.36" },
+            { "name": "b", "image": "busybox:1.36", "imagePullPolcy": "Always" },
+        ] },
+    });
+    let req = http::Request::post(format!("/api/v1/namespaces/{ns}/pods?fieldValidation=Strict"))
+        .header("content-type", "application/json")
+        .body(pod.to_string().into_bytes())
+        .expect("a request");
+    let answer = super::raw(&env, req).await;
+    assert_eq!(answer.code, 400, "{}", answer.body);
+    let message = answer.body["message"].as_str().unwrap_or("");
+    assert!(
+        message.ends_with(r#"strict decoding error: unknown field "spec.containers[1].imagePullPolcy""#),
+        "{message}"
+    );
+}
+
+/// A PUT decodes its body as a create does.
+#[tokio::test]
+async fn unknown_fields_of_an_updated_builtin_object_follow_field_validation() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    api.create(&PostParams::default(), &super::configmap("cm"))
+        .await
+        .expect("create");
+    let put = |query: &str| {
+        configmap_request(
+            &ns,
+            "PUT",
+            Some("cm"),
+            query,
+            "application/json",
+            &configmap_with_unknown_fields("cm"),
+        )
+    };
+
+    let answer = super::raw(&env, put("?fieldValidation=Strict")).await;
+    assert_eq!(answer.code, 400, "{}", answer.body);
+    let message = answer.body["message"].as_str().unwrap_or("");
+    assert!(
+        message.ends_with(r#"strict decoding error: unknown field "bogus", unknown field "metadata.bogusMeta""#),
+        "{message}"
+    );
+    assert_eq!(
+        api.get("cm").await.expect("still there").data,
+        super::configmap("cm").data,
+        "unchanged"
+    );
+
+    let answer = super::raw(&env, put("")).await;
+    assert_eq!(answer.code, 200, "{}", answer.body);
+    assert_eq!(
+        answer.warnings,
+        [unknown_warning("bogus"), unknown_warning("metadata.bogusMeta")]
+    );
+    assert!(answer.body.get("bogus").is_none(), "{}", answer.body);
+
+    let answer = super::raw(&env, put("?fieldValidation=Ignore")).await;
+    assert_eq!(answer.code, 200, "{}", answer.body);
+    assert!(answer.warnings.is_empty(), "{:?}", answer.warnings);
+    assert!(answer.body.get("bogus").is_none(), "{}", answer.body);
+}
+
+/// JSON, merge and strategic merge patches decode the patched object: its unknown fields are
+/// warned about and dropped, or refused under `Strict` with 422 on field `patch`.
+#[tokio::test]
+async fn unknown_fields_a_patch_adds_to_a_builtin_object_follow_field_validation() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    api.create(&PostParams::default(), &super::configmap("cm"))
+        .await
+        .expect("create");
+    let patches = [
+        ("application/merge-patch+json", r#"{"bogus": 1, "data": {"k2": "v2"}}"#),
+        (
+            "application/strategic-merge-patch+json",
+            r#"{"bogus": 1, "data": {"k2": "v2"}}"#,
+        ),
+        (
+            "application/json-patch+json",
+            r#"[{"op": "add", "path": "/bogus", "value": 1}, {"op": "add", "path": "/data/k2", "value": "v2"}]"#,
+        ),
+    ];
+    for (content_type, body) in patches {
+        let patch = |query: &str| configmap_request(&ns, "PATCH", Some("cm"), query, content_type, body);
+
+        let answer = super::raw(&env, patch("?fieldValidation=Strict")).await;
+        assert_eq!(
+            (answer.code, answer.body["reason"].as_str()),
+            (422, Some("Invalid")),
+            "{content_type}: {}",
+            answer.body
+        );
+        let message = answer.body["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains("patch: Invalid value: ")
+                && message.ends_with(r#"strict decoding error: unknown field "bogus""#),
+            "{content_type}: {message}"
+        );
+        assert_eq!(answer.body["details"]["causes"][0]["field"], "patch", "{content_type}");
+
+        let answer = super::raw(&env, patch("")).await;
+        assert_eq!(answer.code, 200, "{content_type}: {}", answer.body);
+        assert_eq!(answer.warnings, [unknown_warning("bogus")], "{content_type}");
+        assert!(answer.body.get("bogus").is_none(), "{content_type}: {}", answer.body);
+        assert_eq!(answer.body["data"]["k2"], "v2", "{content_type}");
+
+        let answer = super::raw(&env, patch("?fieldValidation=Ignore")).await;
+        assert_eq!(answer.code, 200, "{content_type}: {}", answer.body);
+        assert!(answer.warnings.is_empty(), "{content_type}: {:?}", answer.warnings);
+
+        let stored = serde_json::to_value(api.get("cm").await.expect("there")).expect("json");
+        assert!(stored.get("bogus").is_none(), "{content_type}: {stored}");
+        api.patch(
+            "cm",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "data": { "k2": null } })),
+        )
+        .await
+        .expect("reset");
+    }
+}
+
+/// A write through an admission webhook keeps the unknown-field warnings of its decoding, ahead
+/// of the webhook's own; fields a mutating webhook adds that the type does not know are dropped
+/// silently, as kube-apiserver decodes a webhook's patched object.
+#[tokio::test]
+async fn unknown_field_warnings_survive_admission_webhooks() {
+    use super::webhook_server::{Reply, answer, deny, env_for, needs_local_webhooks, patch, serve};
+    if !needs_local_webhooks() {
+        return;
+    }
+    let hooks = serve(|path, review| match path {
+        "/mutate" => patch(review, json!([{ "op": "add", "path": "/fromWebhook", "value": 1 }])),
+        _ if review["request"]["name"] == "denied" => deny(review, "not this one"),
+        _ => Reply::json(answer(
+            review,
+            json!({ "allowed": true, "warnings": ["from the webhook"] }),
+        )),
+    })
+    .await;
+    let (env, ns) = env_for(&hooks).await;
+    let hook = |name: &str, path: &str| {
+        json!({
+            "name": name, "clientConfig": hooks.client_config(path), "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "rules": [{ "operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"] }],
+        })
+    };
+    let configuration = |kind: &str, webhook: Value| {
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+            "metadata": { "name": "fields" }, "webhooks": [webhook],
+        })
+    };
+    let mutating: Api<DynamicObject> = Api::all_with(
+        env.client(),
+        &ApiResource::erase::<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration>(&()),
+    );
+    let validating: Api<DynamicObject> = Api::all_with(
+        env.client(),
+        &ApiResource::erase::<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration>(&()),
+    );
+    let pp = PostParams::default();
+    let m = configuration("MutatingWebhookConfiguration", hook("mutate.example.com", "/mutate"));
+    mutating
+        .create(&pp, &serde_json::from_value(m).expect("a configuration"))
+        .await
+        .expect("create the mutating configuration");
+    let v = configuration("ValidatingWebhookConfiguration", hook("warn.example.com", "/warn"));
+    validating
+        .create(&pp, &serde_json::from_value(v).expect("a configuration"))
+        .await
+        .expect("create the validating configuration");
+
+    let req = configmap_request(
+        &ns,
+        "POST",
+        None,
+        "",
+        "application/json",
+        &configmap_with_unknown_fields("cm"),
+    );
+    let answer = super::raw(&env, req).await;
+    assert_eq!(answer.code, 201, "{}", answer.body);
+    assert_eq!(
+        answer.warnings,
+        [
+            unknown_warning("bogus"),
+            unknown_warning("metadata.bogusMeta"),
+            r#"299 - "from the webhook""#.to_string()
+        ]
+    );
+    assert!(answer.body.get("bogus").is_none(), "{}", answer.body);
+    assert!(answer.body.get("fromWebhook").is_none(), "{}", answer.body);
+
+    let put = configmap_request(
+        &ns,
+        "PUT",
+        Some("cm"),
+        "",
+        "application/json",
+        &configmap_with_unknown_fields("cm"),
+    );
+    let answer = super::raw(&env, put).await;
+    assert_eq!(answer.code, 200, "{}", answer.body);
+    assert_eq!(
+        answer.warnings.first(),
+        Some(&unknown_warning("bogus")),
+        "{:?}",
+        answer.warnings
+    );
+
+    let req = configmap_request(
+        &ns,
+        "POST",
+        None,
+        "?fieldValidation=Strict",
+        "application/json",
+        &configmap_with_unknown_fields("strict"),
+    );
+    assert_eq!(super::raw(&env, req).await.code, 400);
+}
+
+/// Server-side apply converts the applied configuration to its typed form before anything else:
+/// a field the type does not know fails the apply, whatever `fieldValidation` says, with the
+/// plain error kube-apiserver answers with 500 (kubernetes/kubernetes#122480).
+#[tokio::test]
+async fn server_side_apply_refuses_fields_the_builtin_type_does_not_know() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let applied = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\nbogus: 1\ndata:\n  a: b\n";
+    for query in ["?fieldManager=test", "?fieldManager=test&fieldValidation=Ignore"] {
+        let req = configmap_request(&ns, "PATCH", Some("cm"), query, "application/apply-patch+yaml", applied);
+        let answer = super::raw(&env, req).await;
+        assert_eq!(answer.code, 500, "{query}: {}", answer.body);
+        let message = answer.body["message"].as_str().unwrap_or("");
+        assert_eq!(
+            message,
+            "failed to create typed patch object (/cm; /v1, Kind=ConfigMap): .bogus: field not declared in schema",
+            "{query}"
+        );
+    }
+    assert_eq!(code(api.get("cm").await), 404, "nothing was created");
 }

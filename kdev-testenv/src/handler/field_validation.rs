@@ -101,6 +101,16 @@ pub(crate) fn patching(patched: Patched) {
     });
 }
 
+/// Whether an unknown field would now be refused showing the object: a JSON or merge patch under
+/// `Strict`. Lets a caller that is about to drop fields render the object first, and only then.
+pub(crate) fn shows_object() -> bool {
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|s| s.directive == Directive::Strict && matches!(s.patch, Some(Patched::Object)))
+    })
+}
+
 /// Reports the unknown fields dropped from a `kind` object written in `version`: an error under
 /// `Strict`, warnings under `Warn`; nothing outside a [`run`] (the server's own writes).
 ///

@@ -222,11 +222,10 @@ fn patch_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     }
 
     let old = old.ok_or_else(|| read::not_found(ctx))?;
-    // kube-apiserver's patch handler refuses unknown fields of a built-in object with 422 on
-    // field `patch`. Custom resources keep the decoder's 400 here, a known difference: kube
-    // answers 422 for them too.
+    // kube-apiserver's patch handler refuses unknown fields of the patched object with 422 on
+    // field `patch` (`jsonPatcher.applyPatchToCurrentObject`), custom resources included.
     let body = ctx.body_json()?;
-    if ctx.res.crd.is_none() && sub != Some("scale") {
+    if sub != Some("scale") {
         super::field_validation::patching(if content_type == "application/strategic-merge-patch+json" {
             super::field_validation::Patched::Strategic(body.clone())
         } else {
@@ -538,10 +537,10 @@ fn meta_mut(obj: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
 /// Decoding is where kube-apiserver finds unknown fields (`fieldValidation`).
 fn as_decoded(res: &Resource, version: &str, mut obj: Value) -> Result<Value, ApiError> {
     if let Some(schema) = super::crd_schema(res, version) {
+        // A refused patch shows the patched object as it came, unknown fields included.
+        let patched = super::field_validation::shows_object().then(|| obj.to_string());
         let unknown = schema.prune_reporting(&mut obj);
-        // A patch of a custom resource is refused with the decoder's wording (see
-        // `patch_unvalidated`), which shows no object.
-        super::field_validation::unknown(&res.kind, version, &unknown, String::new)?;
+        super::field_validation::unknown(&res.kind, version, &unknown, || patched.unwrap_or_default())?;
         schema.default(&mut obj);
     } else if res.crd.is_none()
         && let Some(unknown) = super::typed::Unknown::of(&res.group, version, &res.kind, &obj)

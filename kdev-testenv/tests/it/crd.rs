@@ -768,8 +768,25 @@ async fn unknown_fields_are_refused_under_strict_and_warned_about_by_default() {
     let stored = api.get("typo").await.expect("created");
     assert!(stored.data["spec"].get("colour").is_none(), "pruned");
 
+    // A patch is refused as kube-apiserver's patch handler refuses it: 422 on field `patch`.
     let strict = PatchParams::default().validation_strict();
     let patch = json!({ "spec": { "sise": 2 } });
-    assert_eq!(code(api.patch("typo", &strict, &Patch::Merge(&patch)).await), 400);
+    match api.patch("typo", &strict, &Patch::Merge(&patch)).await {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{s:?}");
+            assert!(
+                s.message
+                    .contains(r#"strict decoding error: unknown field "spec.sise""#),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+    let kept = api.get("typo").await.expect("kept");
+    assert_eq!(
+        kept.metadata.resource_version, stored.metadata.resource_version,
+        "unchanged"
+    );
     uninstall(&env.client(), &group).await;
 }

@@ -19,7 +19,9 @@
 //!    `x-kubernetes-preserve-unknown-fields: true`, which the server stores as given;
 //! 4. draft 2020-12 spellings become OpenAPI v3 ones: `const` → `enum`, numeric
 //!    `exclusiveMinimum`/`exclusiveMaximum` → `minimum`/`maximum` plus the boolean form,
-//!    `examples` → `example`, sized integer formats → `int32`/`int64`;
+//!    `examples` → `example`, sized integer formats → `int32`/`int64`, bounded by their Rust
+//!    type's range (`u32` gets `maximum: 4294967295`, since the API server does not read
+//!    `format` as a limit);
 //! 5. maps stay maps: a map's value schema (`additionalProperties`, or the one
 //!    `patternProperties` of a map with integer keys, whose key pattern is not checked) becomes
 //!    `additionalProperties`, and a struct with a `#[serde(flatten)]` map next to its fields
@@ -218,6 +220,20 @@ fn rewrite_object(mut m: Map<String, Value>, defs: &Map<String, Value>, stack: &
         if let Some(n @ Value::Number(_)) = m.get(exclusive).cloned() {
             m.insert(bound.into(), n);
             m.insert(exclusive.into(), Value::Bool(true));
+        }
+    }
+    if let Some(Value::String(f)) = m.get("format") {
+        let range = match f.as_str() {
+            "int8" => Some((i64::from(i8::MIN), i64::from(i8::MAX))),
+            "int16" => Some((i64::from(i16::MIN), i64::from(i16::MAX))),
+            "int32" => Some((i64::from(i32::MIN), i64::from(i32::MAX))),
+            "uint8" => Some((0, i64::from(u8::MAX))),
+            "uint16" => Some((0, i64::from(u16::MAX))),
+            "uint32" => Some((0, i64::from(u32::MAX))),
+            _ => None,
+        };
+        if m.get("type") == Some(&json!("integer")) {
+            bound_integer(&mut m, range);
         }
     }
     if let Some(Value::String(f)) = m.get("format") {
@@ -498,6 +514,40 @@ fn value_validation(node: Value) -> Value {
         }
     }
     Value::Object(m)
+}
+
+/// Keeps an integer field of a sized Rust type within that type's range, which schemars leaves
+/// open for 32-bit types (an `i32` has no bounds, a `u32` only `minimum: 0`): the API server
+/// reads `format: int32` as a hint, not a limit, so without bounds it stores a value like
+/// 5000000000 that the operator's own type then cannot decode, and every cache skips the
+/// object. A bound the field sets itself is kept where it is tighter. Whole-number bounds are
+/// written as integers (`minimum: 0`, not `0.0`).
+fn bound_integer(m: &mut Map<String, Value>, range: Option<(i64, i64)>) {
+    let limits = [
+        ("minimum", "exclusiveMinimum", range.map(|r| r.0)),
+        ("maximum", "exclusiveMaximum", range.map(|r| r.1)),
+    ];
+    for (key, exclusive, limit) in limits {
+        let own = m.get(key).and_then(Value::as_f64);
+        if let Some(limit) = limit {
+            let looser = own.is_none_or(|own| {
+                if key == "minimum" {
+                    own < limit as f64
+                } else {
+                    own > limit as f64
+                }
+            });
+            if looser {
+                m.insert(key.into(), json!(limit));
+                m.remove(exclusive);
+                continue;
+            }
+        }
+        let whole = own.filter(|own| own.fract() == 0.0 && own.abs() < 9.0e15);
+        if let Some(own) = whole.filter(|_| m.get(key).is_some_and(|v| !v.is_i64())) {
+            m.insert(key.into(), json!(own as i64));
+        }
+    }
 }
 
 /// What an object holds besides its `properties`, in structural form: `additionalProperties`
@@ -1636,6 +1686,40 @@ mod tests {
         d: std::num::NonZeroU16,
     }
 
+    #[allow(dead_code)]
+    #[derive(JsonSchema)]
+    struct Widths {
+        unsigned: u32,
+        signed: i32,
+        #[schemars(range(min = 1, max = 10))]
+        small: u32,
+        #[schemars(range(max = 1e12))]
+        loose: u32,
+        wide: u64,
+    }
+
+    #[test]
+    fn thirty_two_bit_integers_are_bounded_by_their_rust_type() {
+        let schema = schema_for::<Widths>();
+        let props = &schema["properties"];
+        assert_eq!(
+            props["unsigned"],
+            json!({ "type": "integer", "format": "int64", "minimum": 0, "maximum": 4294967295_u64 })
+        );
+        assert_eq!(
+            props["signed"],
+            json!({ "type": "integer", "format": "int32", "minimum": -2147483648, "maximum": 2147483647 })
+        );
+        assert_eq!(
+            props["small"],
+            json!({ "type": "integer", "format": "int64", "minimum": 1, "maximum": 10 }),
+            "a tighter bound of the field's own is kept"
+        );
+        assert_eq!(props["loose"]["maximum"], json!(4294967295_u64), "a looser one is not");
+        assert_eq!(props["wide"], json!({ "type": "integer", "format": "int64", "minimum": 0 }));
+        assert!(props["wide"]["minimum"].is_i64(), "whole-number bounds are integers");
+    }
+
     #[test]
     fn non_zero_integers_exclude_zero_in_a_structural_not() {
         let schema = schema_for::<NonZeros>();
@@ -1643,7 +1727,10 @@ mod tests {
         let props = &schema["properties"];
         assert_eq!(
             props["a"],
-            json!({ "type": "integer", "format": "int32", "not": { "enum": [0] } })
+            json!({
+                "type": "integer", "format": "int32", "minimum": -2147483648, "maximum": 2147483647,
+                "not": { "enum": [0] }
+            })
         );
         assert_eq!(
             props["b"],

@@ -232,7 +232,7 @@ fn rewrite_object(mut m: Map<String, Value>, defs: &Map<String, Value>, stack: &
             "uint32" => Some((0, i64::from(u32::MAX))),
             _ => None,
         };
-        if m.get("type") == Some(&json!("integer")) {
+        if let Some(range) = range.filter(|_| m.get("type") == Some(&json!("integer"))) {
             bound_integer(&mut m, range);
         }
     }
@@ -520,32 +520,20 @@ fn value_validation(node: Value) -> Value {
 /// open for 32-bit types (an `i32` has no bounds, a `u32` only `minimum: 0`): the API server
 /// reads `format: int32` as a hint, not a limit, so without bounds it stores a value like
 /// 5000000000 that the operator's own type then cannot decode, and every cache skips the
-/// object. A bound the field sets itself is kept where it is tighter. Whole-number bounds are
-/// written as integers (`minimum: 0`, not `0.0`).
-fn bound_integer(m: &mut Map<String, Value>, range: Option<(i64, i64)>) {
-    let limits = [
-        ("minimum", "exclusiveMinimum", range.map(|r| r.0)),
-        ("maximum", "exclusiveMaximum", range.map(|r| r.1)),
-    ];
-    for (key, exclusive, limit) in limits {
+/// object. A bound the field sets itself is kept where it is tighter.
+fn bound_integer(m: &mut Map<String, Value>, (lo, hi): (i64, i64)) {
+    for (key, exclusive, limit) in [("minimum", "exclusiveMinimum", lo), ("maximum", "exclusiveMaximum", hi)] {
         let own = m.get(key).and_then(Value::as_f64);
-        if let Some(limit) = limit {
-            let looser = own.is_none_or(|own| {
-                if key == "minimum" {
-                    own < limit as f64
-                } else {
-                    own > limit as f64
-                }
-            });
-            if looser {
-                m.insert(key.into(), json!(limit));
-                m.remove(exclusive);
-                continue;
+        let looser = own.is_none_or(|own| {
+            if key == "minimum" {
+                own < limit as f64
+            } else {
+                own > limit as f64
             }
-        }
-        let whole = own.filter(|own| own.fract() == 0.0 && own.abs() < 9.0e15);
-        if let Some(own) = whole.filter(|_| m.get(key).is_some_and(|v| !v.is_i64())) {
-            m.insert(key.into(), json!(own as i64));
+        });
+        if looser {
+            m.insert(key.into(), json!(limit));
+            m.remove(exclusive);
         }
     }
 }
@@ -1716,8 +1704,11 @@ mod tests {
             "a tighter bound of the field's own is kept"
         );
         assert_eq!(props["loose"]["maximum"], json!(4294967295_u64), "a looser one is not");
-        assert_eq!(props["wide"], json!({ "type": "integer", "format": "int64", "minimum": 0 }));
-        assert!(props["wide"]["minimum"].is_i64(), "whole-number bounds are integers");
+        assert_eq!(
+            props["wide"]["maximum"],
+            Value::Null,
+            "64-bit types keep what schemars gives"
+        );
     }
 
     #[test]

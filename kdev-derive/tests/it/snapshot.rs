@@ -155,6 +155,8 @@ fn the_generated_crd_is_exactly_the_expected_json() {
                                         "settings": {
                                             "additionalProperties": {
                                                 "format": "int32",
+                                                "maximum": 2147483647.0,
+                                                "minimum": -2147483648.0,
                                                 "type": "integer"
                                             },
                                             "default": {
@@ -209,6 +211,8 @@ fn the_generated_crd_is_exactly_the_expected_json() {
                                         "replicas": {
                                             "description": "Running copies.",
                                             "format": "int32",
+                                            "maximum": 2147483647.0,
+                                            "minimum": -2147483648.0,
                                             "type": "integer"
                                         }
                                     },

@@ -1106,7 +1106,7 @@ pub(crate) fn validate(root: &Node, new: &Value, old: Option<&Value>) -> Vec<Cau
     })
 }
 
-fn has_rules(node: &Node, depth: usize) -> bool {
+pub(crate) fn has_rules(node: &Node, depth: usize) -> bool {
     depth < 512
         && (!node.rules.is_empty()
             || node.properties.values().any(|n| has_rules(n, depth + 1))

@@ -152,7 +152,8 @@ impl Registration {
     /// Waits until [`has_synced`](Self::has_synced), at most `timeout`.
     ///
     /// # Errors
-    /// [`Error::SyncTimeout`](super::Error::SyncTimeout).
+    /// [`Error::SyncTimeout`](super::Error::SyncTimeout), with the informer's last list or
+    /// watch error.
     ///
     /// # Cancel safety
     /// Cancel safe.
@@ -173,7 +174,7 @@ impl Registration {
         };
         tokio::time::timeout(timeout, wait)
             .await
-            .map_err(|_| super::Error::SyncTimeout(timeout))
+            .map_err(|_| self.informer_synced.timed_out(timeout))
     }
 }
 

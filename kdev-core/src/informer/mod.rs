@@ -50,8 +50,16 @@ pub fn strip_managed_fields<K: Resource>() -> Transform<K> {
 #[non_exhaustive]
 pub enum Error {
     /// [`SharedIndexInformer::wait_for_sync`] timed out.
-    #[error("the informer did not sync within {0:?}")]
-    SyncTimeout(Duration),
+    #[error("the informer did not sync within {timeout:?}{}", last_error.as_ref().map(|e| format!("; the last list or watch failed: {e}")).unwrap_or_default())]
+    SyncTimeout {
+        /// How long the caller waited.
+        timeout: Duration,
+        /// The last error the informer's list or watch met while it waited, which is most
+        /// often why it did not sync: a 403 (missing RBAC), a 404 (a CRD not installed, a
+        /// wrong group or version), a server that cannot be reached. `None` when nothing
+        /// failed, only took long (a large list, a slow handler).
+        last_error: Option<String>,
+    },
     /// The informer was already started.
     #[error("the informer is already running")]
     AlreadyStarted,
@@ -61,11 +69,13 @@ pub enum Error {
     Stopped,
 }
 
-/// Whether the initial list has been stored and dispatched, with a way to wait for it.
+/// Whether the initial list has been stored and dispatched, with a way to wait for it, and
+/// the progress of the reflector that fills it (to say why it has not synced).
 #[derive(Debug, Default)]
 struct SyncFlag {
     flag: AtomicBool,
     notify: Notify,
+    status: Mutex<Option<reflector::Status>>,
 }
 
 impl SyncFlag {
@@ -77,6 +87,14 @@ impl SyncFlag {
 
     fn get(&self) -> bool {
         self.flag.load(Ordering::Acquire)
+    }
+
+    /// The error of a wait that ran out after `timeout`.
+    fn timed_out(&self, timeout: Duration) -> Error {
+        Error::SyncTimeout {
+            timeout,
+            last_error: self.status.lock().as_ref().and_then(reflector::Status::last_error),
+        }
     }
 }
 
@@ -189,7 +207,6 @@ struct Inner<K> {
     synced: Arc<SyncFlag>,
     started: AtomicBool,
     stop: CancellationToken,
-    status: Mutex<Option<reflector::Status>>,
 }
 
 struct Dispatch<K> {
@@ -280,7 +297,6 @@ where
                 synced: Arc::new(SyncFlag::default()),
                 started: AtomicBool::new(false),
                 stop: CancellationToken::new(),
-                status: Mutex::new(None),
             }),
         }
     }
@@ -344,7 +360,7 @@ where
         };
         tokio::time::timeout(timeout, wait)
             .await
-            .map_err(|_| Error::SyncTimeout(timeout))?
+            .map_err(|_| self.inner.synced.timed_out(timeout))?
     }
 
     /// Registers a handler; it runs on its own thread with its own buffer, and may block.
@@ -401,7 +417,7 @@ where
 
     /// The reflector's progress (None before `run`).
     pub fn reflector_status(&self) -> Option<reflector::Status> {
-        self.inner.status.lock().clone()
+        self.inner.synced.status.lock().clone()
     }
 
     /// Stops the informer: the reflector ends, then the handlers after their buffered events.
@@ -434,7 +450,7 @@ where
             synced: self.inner.synced.clone(),
         };
         let reflector = Reflector::new(self.inner.lw.clone(), sink, self.inner.config.clone());
-        *self.inner.status.lock() = Some(reflector.status());
+        *self.inner.synced.status.lock() = Some(reflector.status());
         let stop = self.inner.stop.clone();
         let reflect = reflector.run(stop.clone());
         let process = self.process();
@@ -857,7 +873,10 @@ mod tests {
         assert!(!registration.has_synced(), "its initial adds are still buffered");
         release.send(()).expect("handler waits");
         let one_left = registration.wait_for_sync(Duration::from_millis(100)).await;
-        assert_eq!(one_left, Err(Error::SyncTimeout(Duration::from_millis(100))));
+        assert!(
+            matches!(one_left, Err(Error::SyncTimeout { timeout, .. }) if timeout == Duration::from_millis(100)),
+            "{one_left:?}"
+        );
         release.send(()).expect("handler waits");
         registration
             .wait_for_sync(Duration::from_secs(10))

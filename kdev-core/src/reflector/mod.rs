@@ -642,6 +642,13 @@ fn refused(status: &kube_core::Status) -> Round {
         Round::Relist
     } else if status.code == 429 {
         Round::Failed(status.message.clone())
+    } else if status.code == 404 {
+        // A list or watch finds no resource at its path: the resource is not served.
+        Round::Refused(format!(
+            "{} (404): the API server does not serve this resource (is its CRD installed, and are the \
+             group and version right?)",
+            status.message
+        ))
     } else {
         Round::Refused(format!("{} ({})", status.message, status.code))
     }

@@ -709,3 +709,40 @@ async fn handlers_see_the_final_state_of_every_key_under_faults() {
     }
     inf.shutdown();
 }
+
+/// An informer of a resource the server does not serve (a CRD not installed) never syncs; the
+/// timeout says why, with the 404 its list met, instead of only how long it waited.
+#[tokio::test]
+async fn a_sync_timeout_carries_the_last_list_error() {
+    let (env, ns, _api) = setup().await;
+    let gvk = kube_client::api::GroupVersionKind::gvk("notinstalled.kdev.dev", "v1", "Widget");
+    let resource = kube_client::api::ApiResource::from_gvk_with_plural(&gvk, "widgets");
+    let api: Api<kube_client::api::DynamicObject> = Api::namespaced_with(env.client(), &ns, &resource);
+    let informer = SharedIndexInformer::new(ListWatch::new(api), Config::default());
+    spawn(&informer);
+    let mut waits = 0;
+    let last_error = loop {
+        // The first list fails at once; its error is kept once the round ends.
+        waits += 1;
+        assert!(waits <= 30, "no list error after 60 s");
+        match informer.wait_for_sync(Duration::from_secs(2)).await {
+            Err(kdev_core::informer::Error::SyncTimeout {
+                last_error: Some(e), ..
+            }) => break e,
+            Err(kdev_core::informer::Error::SyncTimeout { last_error: None, .. }) => continue,
+            other => panic!("expected a sync timeout, got {other:?}"),
+        }
+    };
+    assert!(last_error.contains("(404)"), "{last_error}");
+    assert!(last_error.contains("is its CRD installed"), "{last_error}");
+    let message = informer
+        .wait_for_sync(Duration::from_millis(10))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with("the informer did not sync within 10ms; the last list or watch failed: "),
+        "{message}"
+    );
+    informer.shutdown();
+}

@@ -26,7 +26,11 @@
 //! 4. **Being deleted, without our finalizer**: nothing to do; the closure is not called and
 //!    `T::default()` is returned (for [`Action`](crate::controller::Action): done).
 //!
-//! [`Error`] converts into [`controller::Error`](crate::controller::Error) with `?`.
+//! [`Error`] converts into [`controller::Error`] with `?`, and is retried with backoff. To stop
+//! retries for an error that retrying cannot fix (an invalid spec), let the closure return
+//! `controller::Error` and fail with [`controller::Error::terminal`]: the conversion of
+//! `Error<controller::Error>` keeps the closure's error terminal, as a `reconcile.TerminalError`
+//! stays terminal through controller-runtime's wrapping. See [`finalizer`] for such a reconciler.
 //!
 //! # Example
 //!
@@ -68,7 +72,7 @@
 //! ```
 
 use std::error::Error as StdError;
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -80,6 +84,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use crate::controller;
+
 /// What the closure passed to [`finalizer`] is asked to do.
 #[derive(Debug, Clone)]
 pub enum Event<K> {
@@ -90,10 +96,15 @@ pub enum Event<K> {
     Cleanup(Arc<K>),
 }
 
-/// Why [`finalizer`] failed.
+/// Why [`finalizer`] failed; `E` is the closure's error.
+///
+/// It implements [`std::error::Error`] when `E` does, and so converts into
+/// [`controller::Error`] with `?` (retried with backoff). `Error<controller::Error>` has its own
+/// conversion, which keeps a [terminal](controller::Error::terminal) error from the closure
+/// terminal; every other variant is retried.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error<E: StdError + 'static> {
+pub enum Error<E> {
     /// The closure failed on [`Event::Apply`].
     #[error("apply failed")]
     Apply(#[source] E),
@@ -208,6 +219,42 @@ fn object_key(meta: &ObjectMeta) -> String {
 /// `obj` is the object as the reconcile sees it (from the cache); `api` must be able to
 /// patch it (an `Api` for its namespace, or cluster-wide for cluster-scoped objects).
 ///
+/// The closure's error `E` may be any type. With [`controller::Error`], the closure can use
+/// `?` on any error and return [`controller::Error::terminal`] for what retrying cannot fix;
+/// `?` on the result then hands the controller a terminal error, which it does not retry.
+///
+/// # Examples
+///
+/// A reconciler that refuses an invalid spec for good, but retries a failed clean-up:
+///
+/// ```
+/// use std::sync::Arc;
+/// use k8s_openapi::api::core::v1::ConfigMap;
+/// use kdev_core::controller::{Action, Context, Error, Reconciler};
+/// use kdev_core::finalizer::{Event, finalizer};
+/// use kube_client::Api;
+///
+/// struct Guard;
+///
+/// impl Reconciler<ConfigMap> for Guard {
+///     async fn reconcile(&self, cm: Arc<ConfigMap>, ctx: Context) -> Result<Action, Error> {
+///         let ns = ctx.request().namespace.as_deref().unwrap_or_default();
+///         let api: Api<ConfigMap> = Api::namespaced(ctx.client().clone(), ns);
+///         let action = finalizer(&api, "example.com/cleanup", cm, |event| async move {
+///             match event {
+///                 Event::Apply(cm) if cm.data.is_none() => {
+///                     Err(Error::terminal("data is required")) // not retried
+///                 }
+///                 Event::Apply(_) => Ok(Action::done()),
+///                 Event::Cleanup(_) => Err(Error::msg("the volume is still attached")), // retried
+///             }
+///         })
+///         .await?; // stays terminal
+///         Ok(action)
+///     }
+/// }
+/// ```
+///
 /// # Errors
 ///
 /// - [`Error::Apply`] / [`Error::Cleanup`]: the closure failed (on clean-up the finalizer stays);
@@ -231,7 +278,6 @@ where
     F: FnOnce(Event<K>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
     T: Default,
-    E: StdError + 'static,
 {
     if !valid_name(finalizer_name) {
         return Err(Error::InvalidName(finalizer_name.to_string()));
@@ -288,7 +334,6 @@ async fn patch_finalizers<K, E>(
 ) -> Result<Result<K, kube_client::Error>, Error<E>>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
-    E: StdError + 'static,
 {
     let name = meta.name.as_deref().ok_or(Error::UnnamedObject)?;
     let rv = meta
@@ -298,6 +343,77 @@ where
         .ok_or_else(|| Error::NoResourceVersion(object_key(meta)))?;
     let patch = json!({ "metadata": { "resourceVersion": rv, "finalizers": finalizers } });
     Ok(api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await)
+}
+
+impl<E> Error<E> {
+    /// The same error with the closure's error mapped by `f`.
+    fn map_closure_error<F>(self, f: impl FnOnce(E) -> F) -> Error<F> {
+        match self {
+            Error::Apply(e) => Error::Apply(f(e)),
+            Error::Cleanup(e) => Error::Cleanup(f(e)),
+            Error::AddFinalizer {
+                object,
+                finalizer,
+                source,
+            } => Error::AddFinalizer {
+                object,
+                finalizer,
+                source,
+            },
+            Error::RemoveFinalizer {
+                object,
+                finalizer,
+                source,
+            } => Error::RemoveFinalizer {
+                object,
+                finalizer,
+                source,
+            },
+            Error::UnnamedObject => Error::UnnamedObject,
+            Error::NoResourceVersion(object) => Error::NoResourceVersion(object),
+            Error::InvalidName(name) => Error::InvalidName(name),
+        }
+    }
+}
+
+/// Keeps the closure's error [terminal](controller::Error::terminal) when it was, so that the
+/// controller does not retry it; every other error is retried. The source chain is this
+/// error's step (`apply failed`), then the closure's error and its sources.
+impl From<Error<controller::Error>> for controller::Error {
+    fn from(e: Error<controller::Error>) -> Self {
+        let mut terminal = false;
+        let e = e.map_closure_error(|inner| {
+            terminal = inner.is_terminal();
+            Cause(inner.into_source())
+        });
+        if terminal {
+            controller::Error::terminal(e)
+        } else {
+            controller::Error::retry(e)
+        }
+    }
+}
+
+/// The source of a closure's [`controller::Error`], standing in for it in a converted
+/// [`Error`] (which must be a [`std::error::Error`]; `controller::Error` is not one).
+struct Cause(Box<dyn StdError + Send + Sync + 'static>);
+
+impl Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl StdError for Cause {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.source()
+    }
 }
 
 #[cfg(test)]
@@ -316,6 +432,43 @@ mod tests {
         assert!(remove_finalizer(&mut meta, "a.io/x"));
         assert!(!has_finalizer(&meta, "a.io/x"));
         assert!(has_finalizer(&meta, "a.io/y"));
+    }
+
+    /// The chain of messages below `e`.
+    fn chain(e: &controller::Error) -> Vec<String> {
+        let mut out = vec![];
+        let mut next: Option<&(dyn StdError + 'static)> = Some(e.source());
+        while let Some(e) = next {
+            out.push(e.to_string());
+            next = e.source();
+        }
+        out
+    }
+
+    #[test]
+    fn a_terminal_error_from_the_closure_stays_terminal() {
+        let apply = controller::Error::from(Error::Apply(controller::Error::terminal("bad spec")));
+        assert!(apply.is_terminal());
+        assert_eq!(chain(&apply), ["apply failed", "bad spec"]);
+        let gone = std::io::Error::other("volume gone for good");
+        let cleanup = controller::Error::from(Error::Cleanup(controller::Error::terminal(gone)));
+        assert!(cleanup.is_terminal());
+        assert_eq!(chain(&cleanup), ["cleanup failed", "volume gone for good"]);
+        assert_eq!(cleanup.to_string(), "terminal error: cleanup failed");
+    }
+
+    #[test]
+    fn other_finalizer_errors_are_retried() {
+        let inner = controller::Error::from(std::io::Error::other("busy"));
+        let apply = controller::Error::from(Error::Apply(inner));
+        assert!(!apply.is_terminal());
+        assert_eq!(chain(&apply), ["apply failed", "busy"]);
+        let bad = controller::Error::from(Error::<controller::Error>::InvalidName("x/".into()));
+        assert!(!bad.is_terminal());
+        // Through the blanket conversion, for a closure error that is a `std::error::Error`.
+        let io = controller::Error::from(Error::Cleanup(std::io::Error::other("busy")));
+        assert!(!io.is_terminal());
+        assert_eq!(chain(&io), ["cleanup failed", "busy"]);
     }
 
     #[test]

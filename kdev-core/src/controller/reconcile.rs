@@ -96,6 +96,12 @@ impl Action {
 /// the queue's per-key exponential backoff. [`Error::terminal`] marks an error that retrying
 /// cannot fix: it is recorded (logged and counted) and the key is not requeued until its
 /// object changes again (controller-runtime's `reconcile.TerminalError`).
+///
+/// It is not itself a [`std::error::Error`] (that would clash with the conversion from every
+/// error, as for `anyhow::Error`). [`finalizer`](crate::finalizer::finalizer) therefore
+/// accepts any closure error type, so that its closure can return this one: a
+/// [`finalizer::Error<Error>`](crate::finalizer::Error) converts back with `?` and keeps the
+/// closure's error terminal.
 pub struct Error {
     source: Box<dyn StdError + Send + Sync + 'static>,
     terminal: bool,
@@ -131,6 +137,11 @@ impl Error {
     /// The underlying error.
     pub fn source(&self) -> &(dyn StdError + Send + Sync + 'static) {
         &*self.source
+    }
+
+    /// The underlying error, by value (for conversions that wrap it and keep the flag).
+    pub(crate) fn into_source(self) -> Box<dyn StdError + Send + Sync + 'static> {
+        self.source
     }
 }
 

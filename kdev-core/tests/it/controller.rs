@@ -1,7 +1,7 @@
 //! The controller runtime on kdev-testenv (and on a real cluster): every object reconciled,
-//! errors retried with backoff, terminal errors not retried, panics caught, one key never
-//! reconciled twice at once, owned and watched objects mapped to requests, predicates, initial
-//! list at low priority, and the controller metrics.
+//! errors retried with backoff, terminal errors not retried (also from inside the finalizer
+//! helper), panics caught, one key never reconciled twice at once, owned and watched objects
+//! mapped to requests, predicates, initial list at low priority, and the controller metrics.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kdev_core::controller::{self, Action, Context, Controller, Error, Reconciler, Request, predicate};
+use kdev_core::finalizer::{Event, finalizer};
 use kdev_core::workqueue;
 use kdev_testenv::TestEnv;
 use kube_client::Api;
@@ -185,6 +186,116 @@ async fn errors_are_retried_with_backoff_and_terminal_errors_are_not() {
     }
     stop.cancel();
     task.await.expect("the controller stops");
+}
+
+const FINALIZER: &str = "controller-test.kdev.dev/cleanup";
+
+/// A reconciler that runs under [`finalizer`] and answers with `controller::Error` from inside
+/// the closure: `doomed` has an invalid spec (terminal on Apply), `stuck` cannot be cleaned up
+/// (terminal on Cleanup), `flaky` fails `failures` times on Apply before it succeeds.
+#[derive(Clone, Default)]
+struct Guarded {
+    /// `name step` per closure call.
+    calls: Arc<Mutex<Vec<String>>>,
+    failures: Arc<AtomicUsize>,
+}
+
+impl Guarded {
+    fn count(&self, call: &str) -> usize {
+        self.calls.lock().iter().filter(|c| *c == call).count()
+    }
+}
+
+impl Reconciler<ConfigMap> for Guarded {
+    async fn reconcile(&self, obj: Arc<ConfigMap>, ctx: Context) -> Result<Action, Error> {
+        let ns = ctx.request().namespace.clone().expect("namespaced");
+        let api: Api<ConfigMap> = Api::namespaced(ctx.client().clone(), &ns);
+        let action = finalizer(&api, FINALIZER, obj, |event| async move {
+            let (obj, step) = match event {
+                Event::Apply(obj) => (obj, "apply"),
+                Event::Cleanup(obj) => (obj, "cleanup"),
+            };
+            let name = obj.metadata.name.clone().unwrap_or_default();
+            self.calls.lock().push(format!("{name} {step}"));
+            match (name.as_str(), step) {
+                ("doomed", "apply") | ("stuck", "cleanup") => {
+                    Err(Error::terminal(format!("{name}: {step} cannot be fixed by retrying")))
+                }
+                ("flaky", "apply")
+                    if self
+                        .failures
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok() =>
+                {
+                    Err(Error::msg(format!("{name}: busy")))
+                }
+                _ => Ok(Action::done()),
+            }
+        })
+        .await?;
+        Ok(action)
+    }
+}
+
+/// `finalizer::Error<controller::Error>` converts with `?`, and a terminal error returned by
+/// the closure stays terminal on the way to the controller (as a `reconcile.TerminalError`
+/// wrapped by a helper in controller-runtime).
+#[tokio::test]
+async fn a_terminal_error_from_inside_the_finalizer_closure_is_not_retried() {
+    let (_env, _ns, api) = setup().await;
+    for name in ["doomed", "stuck", "flaky"] {
+        // Created with the finalizer, so adding it causes no extra reconcile to count.
+        let mut obj = cm(name);
+        obj.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        api.create(&PostParams::default(), &obj).await.expect("create");
+    }
+    let rec = Guarded::default();
+    rec.failures.store(3, Ordering::SeqCst);
+    let mut registry = Registry::default();
+    let metrics = controller::Metrics::register(&mut registry);
+    let queue_metrics = workqueue::Metrics::register(&mut registry);
+    let c = controller_of(&api)
+        .named("finalizer-test")
+        .metrics(&metrics, &queue_metrics)
+        .build(rec.clone())
+        .expect("build");
+    let (stop, task) = start(&c);
+    // An ordinary error from the closure is still retried: three failures, then success.
+    eventually("the flaky object to succeed", || rec.count("flaky apply") == 4).await;
+    eventually("the doomed and stuck objects", || {
+        rec.count("doomed apply") >= 1 && rec.count("stuck apply") >= 1
+    })
+    .await;
+    api.delete("stuck", &DeleteParams::default()).await.expect("delete");
+    eventually("the stuck object's clean-up", || rec.count("stuck cleanup") >= 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rec.count("flaky apply"), 4, "no call after success");
+    assert_eq!(rec.count("doomed apply"), 1, "a terminal Apply error is not retried");
+    assert_eq!(rec.count("stuck apply"), 1);
+    assert_eq!(rec.count("stuck cleanup"), 1, "a terminal Cleanup error is not retried");
+    let stuck = api.get("stuck").await.expect("a failed clean-up keeps the object");
+    assert_eq!(stuck.metadata.finalizers.as_deref(), Some(&[FINALIZER.to_string()][..]));
+
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    for line in [
+        r#"controller_runtime_reconcile_total{controller="finalizer-test",result="success"} 2"#,
+        r#"controller_runtime_reconcile_total{controller="finalizer-test",result="error"} 5"#,
+        r#"controller_runtime_reconcile_errors_total{controller="finalizer-test"} 5"#,
+        r#"controller_runtime_terminal_reconcile_errors_total{controller="finalizer-test"} 2"#,
+        r#"workqueue_retries_total{name="finalizer-test",controller="finalizer-test"} 3"#,
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    stop.cancel();
+    task.await.expect("the controller stops");
+    // Let them go.
+    for name in ["doomed", "stuck", "flaky"] {
+        let unguard = Patch::Merge(json!({"metadata": {"finalizers": null}}));
+        api.patch(name, &PatchParams::default(), &unguard)
+            .await
+            .expect("remove the finalizer");
+    }
 }
 
 #[tokio::test]

@@ -831,9 +831,9 @@ where
                 count(|m| &m.errors);
                 if e.is_terminal() {
                     count(|m| &m.terminal);
-                    tracing::error!(error = %e, "reconciler error (terminal, not retried)");
+                    tracing::error!(error = %chain(&e), "reconciler error (terminal, not retried)");
                 } else {
-                    tracing::error!(error = %e, "reconciler error");
+                    tracing::error!(error = %chain(&e), "reconciler error");
                     queue.add_rate_limited(request.clone());
                 }
                 "error"
@@ -883,4 +883,44 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 pub fn dedup(requests: impl IntoIterator<Item = Request>) -> Vec<Request> {
     let mut seen = HashSet::new();
     requests.into_iter().filter(|r| seen.insert(r.clone())).collect()
+}
+
+/// A reconcile error with its causes, `outer: inner: innermost`, for the log: a wrapper such as
+/// the finalizer's "apply failed" says little without what failed inside it. A cause whose
+/// text the message already holds (an error that prints its source) is not repeated.
+fn chain(e: &Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source().source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("apply failed")]
+    struct Outer(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("list failed: {0}")]
+    struct Echo(#[source] std::io::Error);
+
+    #[test]
+    fn a_logged_reconcile_error_names_its_causes_once() {
+        let inner = || std::io::Error::other("bucket missing");
+        assert_eq!(
+            chain(&Error::terminal(Outer(inner()))),
+            "terminal error: apply failed: bucket missing"
+        );
+        assert_eq!(chain(&Error::retry(Echo(inner()))), "list failed: bucket missing");
+    }
 }

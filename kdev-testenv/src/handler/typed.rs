@@ -41,6 +41,12 @@ impl Unknown {
         })
     }
 
+    /// The fields of an object that `known` lacks, where `known` is the object as its schema
+    /// keeps it (a custom resource pruned by its structural schema).
+    pub(crate) fn with_known(known: Value) -> Unknown {
+        Unknown { known }
+    }
+
     /// The paths of the unknown fields of `obj` as kube-apiserver's strict decoder names them
     /// (`spec.template.spec.containers[0].bogus`), object keys in sorted order.
     ///

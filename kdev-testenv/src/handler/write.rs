@@ -188,9 +188,22 @@ fn patch_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         let merged = crate::patch::apply_as(&schema, live.as_ref(), &applied, force, &writer)
             .map_err(|e| patch_error(&ctx.res, ctx.name(), e))?;
         check_name(ctx, &merged)?;
-        if ctx.res.crd.is_none()
-            && let Some(unknown) = super::typed::Unknown::of(&ctx.res.group, ctx.version(), &ctx.res.kind, &merged)
-        {
+        // Server-side apply converts the applied object to its typed form whatever
+        // `fieldValidation` says, and a field the type or the CRD's schema does not declare
+        // fails that conversion: a 500 (kubernetes/kubernetes#122480, #139253).
+        let unknown = match super::crd_schema(&ctx.res, ctx.version()) {
+            _ if sub == Some("scale") => None,
+            Some(crd) => {
+                let mut known = merged.clone();
+                crd.prune(&mut known);
+                Some(super::typed::Unknown::with_known(known))
+            }
+            None if ctx.res.crd.is_none() => {
+                super::typed::Unknown::of(&ctx.res.group, ctx.version(), &ctx.res.kind, &merged)
+            }
+            None => None,
+        };
+        if let Some(unknown) = unknown {
             let paths = unknown.apply_paths(&merged, &schema);
             if !paths.is_empty() {
                 return Err(not_declared(&ctx.res, ctx.version(), &applied, &paths));

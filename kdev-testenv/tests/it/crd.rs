@@ -799,3 +799,37 @@ async fn unknown_fields_are_refused_under_strict_and_warned_about_by_default() {
     );
     uninstall(&env.client(), &group).await;
 }
+
+/// Server-side apply converts the applied object to its schema's typed form whatever
+/// `fieldValidation` says: a field the schema does not declare fails with kube-apiserver's 500
+/// (kubernetes/kubernetes#139253), and nothing is written.
+#[tokio::test]
+async fn server_side_apply_refuses_fields_the_schema_does_not_declare() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    install(&env, &crd(&group, "Namespaced")).await;
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    let mut applied = widget(&group, "v1", "w", json!({ "size": 1, "bogus": true }));
+    applied.metadata.namespace = Some(ns.clone());
+    for params in [PatchParams::apply("ctl"), PatchParams::apply("ctl").validation_ignore()] {
+        match api.patch("w", &params, &Patch::Apply(&applied)).await {
+            Err(kube_client::Error::Api(s)) => {
+                assert_eq!(s.code, 500, "{s:?}");
+                assert_eq!(
+                    s.message,
+                    format!(
+                        "failed to create typed patch object ({ns}/w; {group}/v1, Kind=Widget): .spec.bogus: field not \
+                         declared in schema"
+                    )
+                );
+            }
+            other => panic!("expected 500, got {other:?}"),
+        }
+    }
+    assert_eq!(code(api.get("w").await), 404, "nothing was created");
+    applied.data["spec"] = json!({ "size": 1 });
+    api.patch("w", &PatchParams::apply("ctl"), &Patch::Apply(&applied))
+        .await
+        .expect("an apply of declared fields");
+    uninstall(&env.client(), &group).await;
+}

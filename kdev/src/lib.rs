@@ -46,9 +46,39 @@
 //! | `leader-election-redis` | no | `kdev::leader_election::RedisLock`: leader election on a Redis key |
 //! | `derive` | no | `#[derive(kdev::CustomResource)]` and its runtime `kdev::crd` (structural schemas from schemars) |
 //! | `webhook` | no | `kdev::webhook`: admission and conversion webhook server, certificate reload, typed validators and defaulters, self-signed certificates and rotation, webhook configurations, CA injection, the server as a Manager runnable with its metrics (`kdev::webhook::manager`) |
+//! | `rustls-tls` | no | HTTPS to a real cluster: kube-client's `rustls-tls` on the `ring` provider (kube's feature name). Without a TLS stack, `Client::try_default` against an `https://` server fails with `TlsRequired` |
 //!
-//! kdev never enables a k8s-openapi version feature; your binary picks one, e.g.
-//! `k8s-openapi = { version = "0.29", features = ["latest"] }`.
+//! # Dependencies
+//!
+//! The crates whose types appear in kdev's API are re-exported, so an operator names them
+//! through kdev and never has to match their versions:
+//!
+//! | re-export | crate | where kdev's API uses it |
+//! |---|---|---|
+//! | [`kdev::kube_client`](kube_client) | kube-client | `Client`, `Api`, `Config`, `kube_client::Error` everywhere a request is made |
+//! | [`kdev::kube_core`](kube_core) | kube-core | `Resource`, `ResourceExt`, `ObjectMeta` helpers, the traits the derive implements |
+//! | [`kdev::prometheus_client`](prometheus_client) | prometheus-client | `Manager::registry()`, every `Metrics::register` |
+//! | [`kdev::serde_json`](serde_json) | serde_json | schemas, conversion and admission objects, `object::Error` |
+//! | [`kdev::CancellationToken`](CancellationToken) | tokio-util | the stop signal of every `run(stop)`, `Manager::shutdown_token()` |
+//! | `kdev::schemars` (feature `derive`) | schemars 1 | the `JsonSchema` every spec and status type derives |
+//!
+//! Derives are the exception: a derive macro's generated code names its crate at a path of
+//! its own choosing. schemars' `JsonSchema` derive writes `schemars::...` paths, so
+//! `use kdev::schemars;` in the module is enough for `#[derive(schemars::JsonSchema)]`.
+//! prometheus-client's `EncodeLabelSet` derive writes `::prometheus_client::...`: if you derive
+//! it, depend on `prometheus-client` yourself, on kdev's minor version (0.25).
+//!
+//! k8s-openapi, serde and tokio stay dependencies of your binary: kdev never enables a
+//! k8s-openapi version feature (your binary picks the Kubernetes version, e.g.
+//! `k8s-openapi = { version = "0.29", features = ["latest"] }`), and serde's derives and
+//! `#[tokio::main]` name their crates at the root. An operator's `[dependencies]`:
+//!
+//! ```toml
+//! kdev = { version = "0.1", features = ["derive", "rustls-tls"] }
+//! k8s-openapi = { version = "0.29", features = ["latest"] }
+//! serde = { version = "1", features = ["derive"] }
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread", "signal"] }
+//! ```
 
 pub use kdev_core;
 pub use kdev_core::{DeltaFifo, RealFifo, Store, WorkQueue};
@@ -56,6 +86,25 @@ pub use kdev_core::{
     condition, controller, delta_fifo, event, finalizer, informer, leader_election, manager, object, owner, real_fifo,
     reflector, store, workqueue,
 };
+/// The Kubernetes client kdev's API takes and returns: `Client`, `Api`, `Config`, `Error`.
+pub use kube_client;
+/// Kubernetes object traits and types without a client: `Resource`, `ResourceExt`, the traits
+/// `#[derive(CustomResource)]` implements.
+pub use kube_core;
+/// Prometheus metrics: the `Registry` of `Manager::registry()`, and the types to register your
+/// own metrics in it.
+pub use prometheus_client;
+/// JSON schemas of Rust types, from `#[derive(schemars::JsonSchema)]`: what
+/// [`CustomResource`] builds a CRD's schema from. `use kdev::schemars;` lets that derive find it
+/// without a schemars dependency of your own.
+#[cfg(feature = "derive")]
+pub use schemars;
+/// JSON values: CRD schemas, conversion and admission payloads.
+pub use serde_json;
+/// The stop signal of kdev's long-running tasks: `Manager::shutdown_token`, `Controller::run`,
+/// `LeaderElector::run`; its `cancelled_owned()` is the future the webhook server's
+/// `serve_with_shutdown` waits on.
+pub use tokio_util::sync::CancellationToken;
 
 /// The embedded Kubernetes API server: [`TestEnv`](kdev_testenv::TestEnv) for tests and
 /// examples, [`Server`](kdev_testenv::Server) for `kdev-testenv serve`.
@@ -79,7 +128,8 @@ pub use kdev_crd as crd;
 ///
 /// ```
 /// use kdev::CustomResource;
-/// use kube_core::{Resource, ResourceExt};
+/// use kdev::kube_core::{Resource, ResourceExt};
+/// use kdev::{schemars, serde_json}; // schemars' derive finds its crate through this import
 /// use serde::{Deserialize, Serialize};
 ///
 /// /// Run `replicas` copies of `image`.

@@ -387,6 +387,28 @@ pub mod __private {
 
     inventory::collect!(Registered);
 
+    /// `schemars::JsonSchema`, as the derive requires it of the spec and status types: a
+    /// missing impl is reported with this trait's message, which says what to add, instead of
+    /// schemars' bound and a list of every type that implements it.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` does not implement `schemars::JsonSchema`, so `#[derive(CustomResource)]` cannot build the CRD's schema from it",
+        label = "`{Self}` has no JSON schema",
+        note = "add `#[derive(schemars::JsonSchema)]` to `{Self}`",
+        note = "without a schemars dependency of your own, `use kdev::schemars;` lets that derive find it"
+    )]
+    pub trait CrdSchema: schemars::JsonSchema {}
+
+    // An unsatisfied `CrdSchema` is reported as itself, with the message above, not as the
+    // schemars bound this impl would need.
+    #[diagnostic::do_not_recommend]
+    impl<T: schemars::JsonSchema + ?Sized> CrdSchema for T {}
+
+    /// [`schema_for`](crate::schema::schema_for) with the bound the derive's error message
+    /// comes from.
+    pub fn schema_for<T: CrdSchema + ?Sized>() -> Value {
+        crate::schema::schema_for::<T>()
+    }
+
     /// Builds the CRD from the derive's skeleton (`crd`, a CRD without its schema, as JSON),
     /// its field overrides (`patches`: wire field name, or `""` for the spec itself → schema
     /// keywords) and the spec and status schemas.

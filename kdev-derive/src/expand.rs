@@ -246,7 +246,7 @@ pub(crate) fn custom_resource(input: &DeriveInput) -> Result<TokenStream> {
                 status: ::core::option::Option<#status>,
             },
             quote!(status: wire.status,),
-            quote!(::core::option::Option::Some(#krate::schema::schema_for::<#status>())),
+            quote!(::core::option::Option::Some(#p::schema_for::<#status>())),
             quote! {
                 impl #p::kube_core::object::HasStatus for #ident {
                     type Status = #status;
@@ -322,7 +322,7 @@ pub(crate) fn custom_resource(input: &DeriveInput) -> Result<TokenStream> {
                     #kind,
                     #skeleton,
                     #patches,
-                    #krate::schema::schema_for::<#spec_ident>(),
+                    #p::schema_for::<#spec_ident>(),
                     #status_schema,
                 )
             }

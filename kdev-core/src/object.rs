@@ -16,7 +16,8 @@
 //!   opinion about; the API server merges, tracks ownership per field, and reports conflicts
 //!   with other managers (or takes over with `force`). No read needed.
 //!
-//! [`patch_status`] merge-patches the status subresource.
+//! [`patch_status`] merge-patches the status subresource with the fields given;
+//! [`patch_status_from`] makes it exactly a given status, removing the fields it lacks.
 //!
 //! # Example
 //!
@@ -426,6 +427,42 @@ where
     )
     .await
     .map_err(|source| Error::WriteStatus { object, source })
+}
+
+/// Makes the status of `current` exactly `status`: merge-patches the status subresource with
+/// the difference between the two, so a field `status` no longer has (an `Option` now `None`,
+/// skipped when serialized) is removed with `null`, and unchanged fields are not sent
+/// (controller-runtime's `Status().Patch(ctx, obj, client.MergeFrom(orig))`). `current` is the
+/// object as the reconcile read it, typically from the cache. Returns the object, or `current`
+/// unchanged, without a request, when the status already matches.
+///
+/// Use [`patch_status`] to send only the fields you set, whatever the object holds.
+///
+/// # Errors
+///
+/// [`Error::WriteStatus`]; [`Error::Serialize`] if `current` or `status` does not serialize.
+pub async fn patch_status_from<K>(api: &Api<K>, current: &K, status: &impl Serialize) -> Result<K, Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let name = current.meta().name.clone().unwrap_or_default();
+    let object = key(api, &name);
+    let serialize = |source| Error::Serialize {
+        object: object.clone(),
+        source,
+    };
+    let before = serde_json::to_value(current)
+        .map_err(serialize)?
+        .get_mut("status")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
+    let after = serde_json::to_value(status).map_err(serialize)?;
+    let Some(diff) = merge_diff(&before, &after) else {
+        return Ok(current.clone());
+    };
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": diff })))
+        .await
+        .map_err(|source| Error::WriteStatus { object, source })
 }
 
 /// Server-side applies `obj` as `field_manager` and returns the result (`PatchParams::apply`).

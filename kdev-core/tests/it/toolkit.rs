@@ -332,6 +332,22 @@ async fn create_or_patch_sends_the_object_and_the_status_separately() {
         (w.data["status"]["phase"].as_str(), w.data["spec"]["size"].as_i64()),
         (Some("Running"), Some(3))
     );
+    assert_eq!(
+        w.data["status"]["ready"],
+        json!(true),
+        "patch_status keeps what it does not name"
+    );
+
+    // patch_status_from makes the status exactly the one given: `ready` goes.
+    let w = object::patch_status_from(&widgets, &w, &json!({ "phase": "Stopped" }))
+        .await
+        .unwrap();
+    assert_eq!(w.data["status"], json!({ "phase": "Stopped" }));
+    let rv = w.metadata.resource_version.clone();
+    let same = object::patch_status_from(&widgets, &w, &json!({ "phase": "Stopped" }))
+        .await
+        .unwrap();
+    assert_eq!(same.metadata.resource_version, rv, "an unchanged status sends nothing");
 
     let crds: Api<CustomResourceDefinition> = Api::all(env.client());
     crds.delete(&crd_name, &DeleteParams::default()).await.unwrap();
@@ -519,6 +535,7 @@ fn toolkit_futures_are_send(api: Api<ConfigMap>, recorder: Recorder, obj: Arc<Co
         |_: &mut ConfigMap| Ok::<_, Busy>(()),
     ));
     send(object::patch_status(&api, "x", &json!({})));
+    send(object::patch_status_from(&api, &obj, &json!({})));
     send(object::apply(&api, &obj, "m", false));
     send(recorder.flush());
     send(recorder.shutdown());

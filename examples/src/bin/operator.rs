@@ -344,7 +344,8 @@ async fn lesson(client: &Client, ns: &str, embedded: bool) -> Result<(), BoxErro
         .leader_election_lease(ns, OPERATOR)
         .graceful_shutdown_timeout(Duration::from_secs(10))
         .build();
-    let recorder = Recorder::new(client.clone(), OPERATOR)?;
+    // The manager's recorder: it sends what it still holds when the manager stops.
+    let recorder = manager.event_recorder(OPERATOR)?;
     manager
         .controller_for(Api::<MyApp>::namespaced(client.clone(), ns))
         .named("myapp")
@@ -443,7 +444,6 @@ async fn lesson(client: &Client, ns: &str, embedded: bool) -> Result<(), BoxErro
     println!("\n== 9. stopping the manager (what SIGTERM does): in-flight reconciles finish, the lease is released");
     manager.shutdown_token().cancel();
     running.await??;
-    recorder.shutdown().await;
     let mut metrics = String::new();
     prometheus_client::encoding::text::encode(&mut metrics, &manager.registry())?;
     println!("metrics (leader_election_master_status is 0: the lease was released):");

@@ -17,8 +17,9 @@
 //!   plus your checks) and `/metrics` (the controller, work-queue and leader-election metrics in
 //!   the OpenMetrics text format, plus anything registered in [`Manager::registry`]).
 //! - Stops on SIGTERM or SIGINT (or [`Manager::shutdown_token`]): stops taking new work, lets
-//!   the reconciles in flight finish for at most the graceful-shutdown timeout (30 s), releases
-//!   the lease, and returns. A second signal stops at once.
+//!   the reconciles in flight finish for at most the graceful-shutdown timeout (30 s), sends
+//!   the events its [`Manager::event_recorder`]s still hold, releases the lease, and returns.
+//!   A second signal stops at once.
 //!
 //! # Example
 //!
@@ -56,7 +57,7 @@
 mod cache;
 mod http;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -75,6 +76,7 @@ use tokio_util::sync::CancellationToken;
 pub use cache::{Cache, CacheError, NamespacedCache};
 
 use crate::controller::{self, BuildError, Controller, Object, Reconciler};
+use crate::event::Recorder;
 use crate::informer::{SharedInformerFactory, Transform, Transforms};
 use crate::leader_election::{self, LeaderElector, LeaseLock, Lock};
 use crate::reflector;
@@ -162,6 +164,8 @@ struct Inner {
     shutdown: CancellationToken,
     started: AtomicBool,
     running: AtomicBool,
+    /// The event recorders handed out, by reporting controller; flushed at shutdown.
+    recorders: Mutex<HashMap<String, Recorder>>,
 }
 
 impl Inner {
@@ -374,6 +378,7 @@ impl ManagerBuilder {
                 shutdown: CancellationToken::new(),
                 started: AtomicBool::new(false),
                 running: AtomicBool::new(false),
+                recorders: Mutex::default(),
             }),
         }
     }
@@ -428,6 +433,27 @@ impl Manager {
             client: self.inner.client.clone(),
             sync_timeout: Duration::from_secs(120),
         }
+    }
+
+    /// An event recorder reporting as `reporting_controller`, using the manager's client
+    /// (controller-runtime's `mgr.GetEventRecorderFor`). Every call with the same name returns
+    /// the same recorder (its clones share the spam filter, the series cache and the sending
+    /// task), and the manager sends what the recorders still hold before [`run`](Self::run)
+    /// returns, within the graceful shutdown timeout; so a controller's last events are not
+    /// lost at shutdown.
+    ///
+    /// # Errors
+    ///
+    /// As [`Recorder::new`]: a `reporting_controller` the API server would refuse (it must be
+    /// a qualified name, such as `example.com/my-controller`), or no Tokio runtime.
+    pub fn event_recorder(&self, reporting_controller: &str) -> Result<Recorder, crate::event::Error> {
+        let mut recorders = self.inner.recorders.lock();
+        if let Some(recorder) = recorders.get(reporting_controller) {
+            return Ok(recorder.clone());
+        }
+        let recorder = Recorder::new(self.inner.client.clone(), reporting_controller)?;
+        recorders.insert(reporting_controller.to_owned(), recorder.clone());
+        Ok(recorder)
     }
 
     /// The metrics registry `/metrics` serves; register your own metrics here.
@@ -658,6 +684,12 @@ impl Manager {
                 if let Ok((name, Err(e))) = done {
                     tracing::warn!(runnable = %name, error = %e, "runnable failed while stopping");
                 }
+            }
+            // Then the events the stopped controllers recorded: the recorders close and send
+            // what they hold.
+            let recorders: Vec<Recorder> = inner.recorders.lock().values().cloned().collect();
+            for recorder in &recorders {
+                recorder.shutdown().await;
             }
         };
         // A lease lost while draining ends the grace period: another process may lead now.

@@ -518,3 +518,43 @@ async fn a_lease_lost_while_draining_stops_the_leader_only_work_at_once() {
     assert!(result.is_ok(), "{result:?}");
     assert_eq!(ended.load(Ordering::SeqCst), 1, "the work was aborted");
 }
+
+/// A manager's event recorders are shared by name and send what they hold before `run`
+/// returns, so a controller's last events are not lost at shutdown.
+#[tokio::test]
+async fn the_manager_flushes_its_event_recorders_at_shutdown() {
+    let (env, ns, api) = setup().await;
+    let target = api.create(&PostParams::default(), &cm("noted")).await.expect("create");
+    let m = manager(&env);
+    let controller = "manager.kdev.dev/recorder";
+    let recorder = m.event_recorder(controller).expect("a recorder");
+    assert!(m.event_recorder("Not A Name").is_err(), "a name the API server refuses");
+    let running = spawn(&m);
+    eventually("the manager to run", || m.ready()).await;
+    let regarding = kdev_core::event::reference(&target);
+    for reason in ["First", "Last"] {
+        m.event_recorder(controller).expect("the same recorder").publish(
+            &regarding,
+            None,
+            kdev_core::event::EventType::Normal,
+            reason,
+            "Noted",
+            "a note",
+        );
+    }
+    m.shutdown_token().cancel();
+    running.await.expect("join").expect("a clean stop");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client(), &ns);
+    let mut reasons: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter(|e| e.reporting_controller.as_deref() == Some(controller))
+        .filter_map(|e| e.reason)
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons, ["First", "Last"]);
+    assert_eq!(recorder.stats().created, 2, "one recorder behind both names");
+}

@@ -395,8 +395,9 @@ impl From<Error<controller::Error>> for controller::Error {
 }
 
 /// The source of a closure's [`controller::Error`], standing in for it in a converted
-/// [`Error`] (which must be a [`std::error::Error`]; `controller::Error` is not one).
-struct Cause(Box<dyn StdError + Send + Sync + 'static>);
+/// [`Error`] or [`object::Error`](crate::object::Error) (which must be a
+/// [`std::error::Error`]; `controller::Error` is not one).
+pub(crate) struct Cause(pub(crate) Box<dyn StdError + Send + Sync + 'static>);
 
 impl Debug for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -45,7 +45,6 @@
 //! ```
 
 use std::convert::Infallible;
-use std::error::Error as StdError;
 use std::fmt::Debug;
 use std::time::Duration;
 
@@ -73,9 +72,15 @@ pub enum OperationResult {
 }
 
 /// Why a write failed. `E` is the error type of the caller's closure.
+///
+/// It implements [`std::error::Error`] when `E` does, and so converts into
+/// [`controller::Error`](crate::controller::Error) with `?` (retried with backoff).
+/// `Error<controller::Error>` has its own conversion, which keeps a
+/// [terminal](crate::controller::Error::terminal) error from the closure terminal; every other
+/// variant is retried.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error<E: StdError + 'static = Infallible> {
+pub enum Error<E = Infallible> {
     /// The caller's closure failed; nothing was written.
     #[error("mutate function failed")]
     Mutate(#[source] E),
@@ -126,6 +131,39 @@ pub enum Error<E: StdError + 'static = Infallible> {
     },
 }
 
+impl<E> Error<E> {
+    /// The same error with the closure's error mapped by `f`.
+    fn map_mutate<F>(self, f: impl FnOnce(E) -> F) -> Error<F> {
+        match self {
+            Error::Mutate(e) => Error::Mutate(f(e)),
+            Error::NameChanged { object } => Error::NameChanged { object },
+            Error::UnnamedObject => Error::UnnamedObject,
+            Error::Get { object, source } => Error::Get { object, source },
+            Error::Write { object, source } => Error::Write { object, source },
+            Error::WriteStatus { object, source } => Error::WriteStatus { object, source },
+            Error::Serialize { object, source } => Error::Serialize { object, source },
+        }
+    }
+}
+
+/// A [terminal](crate::controller::Error::terminal) error from the closure stays terminal: the
+/// controller does not retry it; every other error is retried. The source chain is
+/// `mutate function failed`, then the closure's error and its sources.
+impl From<Error<crate::controller::Error>> for crate::controller::Error {
+    fn from(e: Error<crate::controller::Error>) -> Self {
+        let mut terminal = false;
+        let e = e.map_mutate(|inner| {
+            terminal = inner.is_terminal();
+            crate::finalizer::Cause(inner.into_source())
+        });
+        if terminal {
+            crate::controller::Error::terminal(e)
+        } else {
+            crate::controller::Error::retry(e)
+        }
+    }
+}
+
 /// Attempts of client-go's `retry.DefaultRetry`: 5 steps, 10 ms apart, 10 % jitter.
 const RETRY_STEPS: u32 = 5;
 const RETRY_INTERVAL: Duration = Duration::from_millis(10);
@@ -147,7 +185,7 @@ fn key<K: Resource>(api: &Api<K>, name: &str) -> String {
 }
 
 /// `obj`'s name; [`Error::UnnamedObject`] when it has none (or an empty one).
-fn name_of<K: Resource, E: StdError + 'static>(obj: &K) -> Result<String, Error<E>> {
+fn name_of<K: Resource, E>(obj: &K) -> Result<String, Error<E>> {
     obj.meta()
         .name
         .clone()
@@ -164,7 +202,7 @@ fn fresh<K: Default + Resource>(api: &Api<K>, name: &str) -> K {
 }
 
 /// Runs `mutate` on `obj` and checks it kept its identity.
-fn run_mutate<K: Resource, E: StdError + 'static>(
+fn run_mutate<K: Resource, E>(
     obj: &mut K,
     mutate: &mut impl FnMut(&mut K) -> Result<(), E>,
     object: &str,
@@ -179,7 +217,7 @@ fn run_mutate<K: Resource, E: StdError + 'static>(
     Ok(())
 }
 
-fn to_json<K: Serialize, E: StdError + 'static>(obj: &K, object: &str) -> Result<Value, Error<E>> {
+fn to_json<K: Serialize, E>(obj: &K, object: &str) -> Result<Value, Error<E>> {
     serde_json::to_value(obj).map_err(|source| Error::Serialize {
         object: object.to_string(),
         source,
@@ -218,7 +256,6 @@ pub async fn create_or_update<K, E>(
 ) -> Result<(OperationResult, K), Error<E>>
 where
     K: Resource + Default + Clone + Serialize + DeserializeOwned + Debug,
-    E: StdError + 'static,
 {
     create_or_update_from(api, fresh(api, name), mutate).await
 }
@@ -236,7 +273,6 @@ pub async fn create_or_update_from<K, E>(
 ) -> Result<(OperationResult, K), Error<E>>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
-    E: StdError + 'static,
 {
     let name = name_of(&new)?;
     let object = key(api, &name);
@@ -303,7 +339,6 @@ pub async fn create_or_patch<K, E>(
 ) -> Result<(OperationResult, K), Error<E>>
 where
     K: Resource + Default + Clone + Serialize + DeserializeOwned + Debug,
-    E: StdError + 'static,
 {
     create_or_patch_from(api, fresh(api, name), mutate).await
 }
@@ -321,7 +356,6 @@ pub async fn create_or_patch_from<K, E>(
 ) -> Result<(OperationResult, K), Error<E>>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
-    E: StdError + 'static,
 {
     let name = name_of(&new)?;
     let name = name.as_str();
@@ -499,6 +533,25 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller;
+
+    #[test]
+    fn a_terminal_error_from_the_closure_stays_terminal() {
+        let mutate = controller::Error::from(Error::Mutate(controller::Error::terminal("bad spec")));
+        assert!(mutate.is_terminal());
+        assert_eq!(mutate.to_string(), "terminal error: mutate function failed");
+        assert_eq!(
+            mutate.source().source().map(|e| e.to_string()).as_deref(),
+            Some("bad spec")
+        );
+        let retried = controller::Error::from(Error::Mutate(controller::Error::msg("try again")));
+        assert!(!retried.is_terminal());
+        let unnamed = controller::Error::from(Error::<controller::Error>::UnnamedObject);
+        assert!(!unnamed.is_terminal());
+        // A closure error that is a std error converts as before.
+        let io = controller::Error::from(Error::Mutate(std::io::Error::other("disk")));
+        assert!(!io.is_terminal());
+    }
 
     #[test]
     fn merge_diff_sends_changes_and_nulls_for_removals() {

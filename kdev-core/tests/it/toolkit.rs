@@ -589,3 +589,18 @@ async fn an_event_about_an_object_named_with_a_colon_is_written() {
     let events_api: Api<KubeEvent> = Api::namespaced(env.client(), "default");
     let _ = events_api.delete(&name, &Default::default()).await;
 }
+
+/// A mutate closure may return the reconciler's own error, terminal ones included, and `?`
+/// brings it back (terminal still) into the reconcile's result.
+#[allow(dead_code)]
+async fn a_mutate_closure_may_return_a_controller_error(
+    api: Api<ConfigMap>,
+) -> Result<(), kdev_core::controller::Error> {
+    object::create_or_update(&api, "x", |_: &mut ConfigMap| {
+        Err(kdev_core::controller::Error::terminal(
+            "the spec asks for the impossible",
+        ))
+    })
+    .await?;
+    Ok(())
+}

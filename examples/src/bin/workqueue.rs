@@ -144,6 +144,7 @@ async fn main() {
     {
         println!("  {line}");
     }
+    println!("3 adds, 2 counted: the second add of default/a found it queued (client-go counts so too)");
 
     println!("\nlesson complete");
 }

@@ -42,7 +42,7 @@
 //!     .crd("widgets.example.com");
 //! injector.inject(rotator.current().ca_pem().as_bytes()).await?;
 //! // ...and after every CA rotation, and every minute for objects created since:
-//! let stop = tokio_util::sync::CancellationToken::new();
+//! let stop = kdev_webhook::CancellationToken::new();
 //! tokio::spawn(injector.run(rotator.subscribe(), stop));
 //! # Ok(()) }
 //! ```

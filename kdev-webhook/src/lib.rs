@@ -11,8 +11,7 @@
 //! ```
 //! use k8s_openapi::api::core::v1::Pod;
 //! use kdev_webhook::admission::{Defaulter, Request, Validator, Verdict};
-//! use kdev_webhook::{Server, server, tls::ServingCert};
-//! use tokio_util::sync::CancellationToken;
+//! use kdev_webhook::{CancellationToken, Server, certs, server, tls::ServingCert};
 //!
 //! struct NoLatest;
 //!
@@ -40,8 +39,9 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
-//! let tls = ServingCert::from_pem(cert.cert.pem().as_bytes(), cert.signing_key.serialize_pem().as_bytes())?;
+//! // A CA and a certificate it signs; kube-apiserver trusts `bundle.ca_pem()` (the caBundle).
+//! let bundle = certs::Settings::default().dns_names(["localhost"]).generate()?;
+//! let tls = ServingCert::from_pem(bundle.cert_pem().as_bytes(), bundle.key_pem().as_bytes())?;
 //! let server = Server::builder()
 //!     .validating("/validate-pods", NoLatest)
 //!     .mutating("/mutate-pods", Labels)
@@ -173,3 +173,7 @@ pub mod tls;
 mod wire;
 
 pub use server::Server;
+/// The token [`Server::serve_with_incoming_shutdown`] and the certificate rotators stop on
+/// (`cancelled_owned()` is the server's shutdown future), re-exported so that no
+/// `tokio-util` dependency of your own is needed.
+pub use tokio_util::sync::CancellationToken;

@@ -18,6 +18,7 @@
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kdev::CancellationToken;
 use kdev::CustomResource;
 use kdev::crd::conversion::{ConversionError, Convert, Converter, Convertible};
 use kdev::testenv::{Config, TestEnv};
@@ -30,7 +31,6 @@ use kube_client::{Api, Client};
 use kube_core::crd::v1::CustomResourceExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -20,13 +20,13 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Namespace;
+use kdev::CancellationToken;
 use kdev::leader_election::{Config, LeaderElector, LeaseLock, Lock, Outcome, RedisLock};
 use kdev::testenv::TestEnv;
 use kube_client::api::{DeleteParams, PostParams, WatchEvent, WatchParams};
 use kube_client::{Api, Client};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 

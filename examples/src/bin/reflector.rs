@@ -13,12 +13,12 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
+use kdev::CancellationToken;
 use kdev::reflector::{Backoff, Config, ListWatch, Reflector, Status};
 use kdev::store::{self, Store};
 use kdev::testenv::{Failure, TestEnv};
 use kube_client::Api;
 use kube_client::api::{DeleteParams, PostParams};
-use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;

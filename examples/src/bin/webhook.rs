@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::core::v1::{Container, Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use kdev::CancellationToken;
 use kdev::testenv::{Config, TestEnv};
 use kdev::webhook::admission::{Defaulter, Request, Validator, Verdict};
 use kdev::webhook::certs::{Rotator, Settings};
@@ -31,7 +32,6 @@ use kdev::webhook::{Server, server};
 use kube_client::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube_client::{Api, Client};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

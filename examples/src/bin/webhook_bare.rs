@@ -19,6 +19,7 @@ use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kdev::CancellationToken;
 use kdev::testenv::TestEnv;
 use kdev::webhook::admission::{Request, Validator, Verdict};
 use kdev::webhook::config::{ClientConfig, Configurations, Webhook};
@@ -28,7 +29,6 @@ use kube_client::api::{DeleteParams, PostParams};
 use kube_client::{Api, Client};
 use rcgen::{CertificateParams, KeyPair};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kdev::CancellationToken;
 use kdev::testenv::{Config, TestEnv};
 use kdev::webhook::admission::{PatchType, Request, Response, Review};
 use kdev::webhook::tls::ServingCert;
@@ -28,7 +29,6 @@ use kube_client::api::{DeleteParams, PostParams};
 use kube_client::{Api, Client};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -101,12 +101,20 @@ use serde_json::Value;
 ///
 /// Implement it (it has no methods) on the hub's type, usually the storage version. There is
 /// one hub per kind.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not the hub of its kind's versions",
+    note = "mark the hub version's spec struct with `#[kdev(hub)]` (usually the storage version), or implement `kdev_crd::conversion::Hub` for `{Self}`"
+)]
 pub trait Hub: Resource<DynamicType = ()> + Serialize + DeserializeOwned + 'static {}
 
 /// A spoke version of a kind: converts to and from the kind's [`Hub`] `H`.
 ///
 /// Both directions are pure functions; return a [`ConversionError`] for an object that cannot
 /// be represented in the other version (the API server turns it into a failed request).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not convert to and from the hub `{H}`",
+    note = "implement `kdev_crd::conversion::Convertible<{H}>` for `{Self}` (`to_hub` and `from_hub`), or give the hub version `#[kdev(hub)]` if `{Self}` is meant to be it"
+)]
 pub trait Convertible<H: Hub>: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Sized + 'static {
     /// Converts this object into the hub version.
     fn to_hub(self) -> Result<H, ConversionError>;

@@ -108,14 +108,21 @@ pub enum Error {
     #[error("merging versions: no CustomResourceDefinition given")]
     NoVersions,
     /// [`merge_versions`] got CRDs that do not describe the same kind: they differ in `what`.
-    #[error("merging versions of {kind}: the versions disagree on {what}: {first:?} vs {other:?}")]
+    #[error(
+        "merging versions of {kind}: versions {first_version} and {other_version} disagree on {what}: {first:?} vs {other:?}{}",
+        if *what == "spec.scope" { " (a derived kind is cluster-scoped unless #[kdev(namespaced)] says otherwise; give every version the same scope)" } else { "" }
+    )]
     Mismatch {
         /// The resource kind (of the first CRD).
         kind: String,
         /// What differs: `spec.group`, `spec.names.kind`, `spec.names.plural`, `spec.scope`, ...
         what: &'static str,
+        /// The version names of the first CRD (the one merged so far).
+        first_version: String,
         /// The first CRD's value.
         first: String,
+        /// The version names of the CRD that differs.
+        other_version: String,
         /// The differing value.
         other: String,
     },
@@ -244,12 +251,22 @@ pub fn merge_versions(crds: impl IntoIterator<Item = CustomResourceDefinition>) 
             ),
             ("spec.scope", a.scope.clone(), b.scope.clone()),
         ];
+        let names = |crd: &CustomResourceDefinition| {
+            crd.spec
+                .versions
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         for (what, first, other) in checks {
             if first != other {
                 return Err(Error::Mismatch {
                     kind,
                     what,
+                    first_version: names(&merged),
                     first,
+                    other_version: names(&crd),
                     other,
                 });
             }
@@ -556,6 +573,17 @@ mod tests {
                 }
             ),
             "{err}"
+        );
+        let mut cluster = version("Widget", "v2", false);
+        cluster.spec.scope = "Cluster".into();
+        let err = merge_versions([version("Widget", "v1", true), cluster]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "merging versions of Widget: versions v1 and v2 disagree on spec.scope: {:?} vs \"Cluster\" (a derived \
+                 kind is cluster-scoped unless #[kdev(namespaced)] says otherwise; give every version the same scope)",
+                version("Widget", "v1", true).spec.scope
+            )
         );
         let err = merge_versions([version("Widget", "v1", true), version("Widget", "v1", false)]).unwrap_err();
         assert!(

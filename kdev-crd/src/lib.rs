@@ -109,7 +109,7 @@ pub enum Error {
     NoVersions,
     /// [`merge_versions`] got CRDs that do not describe the same kind: they differ in `what`.
     #[error(
-        "merging versions of {kind}: versions {first_version} and {other_version} disagree on {what}: {first:?} vs {other:?}{}",
+        "merging versions of {kind}: versions {versions} disagree on {what}: {first:?} vs {other:?}{}",
         if *what == "spec.scope" { " (a derived kind is cluster-scoped unless #[kdev(namespaced)] says otherwise; give every version the same scope)" } else { "" }
     )]
     Mismatch {
@@ -117,12 +117,11 @@ pub enum Error {
         kind: String,
         /// What differs: `spec.group`, `spec.names.kind`, `spec.names.plural`, `spec.scope`, ...
         what: &'static str,
-        /// The version names of the first CRD (the one merged so far).
-        first_version: String,
+        /// Which versions differ: those merged so far, then those of the CRD that differs
+        /// (`v1 and v2`).
+        versions: String,
         /// The first CRD's value.
         first: String,
-        /// The version names of the CRD that differs.
-        other_version: String,
         /// The differing value.
         other: String,
     },
@@ -264,9 +263,8 @@ pub fn merge_versions(crds: impl IntoIterator<Item = CustomResourceDefinition>) 
                 return Err(Error::Mismatch {
                     kind,
                     what,
-                    first_version: names(&merged),
+                    versions: format!("{} and {}", names(&merged), names(&crd)),
                     first,
-                    other_version: names(&crd),
                     other,
                 });
             }

@@ -41,7 +41,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // A CA and a certificate it signs; kube-apiserver trusts `bundle.ca_pem()` (the caBundle).
 //! let bundle = certs::Settings::default().dns_names(["localhost"]).generate()?;
-//! let tls = ServingCert::from_pem(bundle.cert_pem().as_bytes(), bundle.key_pem().as_bytes())?;
+//! let tls = ServingCert::from_bundle(&bundle)?;
 //! let server = Server::builder()
 //!     .validating("/validate-pods", NoLatest)
 //!     .mutating("/mutate-pods", Labels)

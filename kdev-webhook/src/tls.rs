@@ -97,6 +97,16 @@ impl ServingCert {
         })
     }
 
+    /// The serving certificate and key of a [`certs::Bundle`](crate::certs::Bundle), such as
+    /// [`certs::Settings::generate`](crate::certs::Settings::generate) makes (fixed: for a
+    /// certificate that rotates, serve the rotator's files with [`from_files`](Self::from_files)).
+    ///
+    /// # Errors
+    /// As [`from_pem`](Self::from_pem).
+    pub fn from_bundle(bundle: &crate::certs::Bundle) -> Result<ServingCert, Error> {
+        Self::from_pem(bundle.cert_pem().as_bytes(), bundle.key_pem().as_bytes())
+    }
+
     /// The certificate chain and key in PEM files (controller-runtime's `tls.crt` and `tls.key`),
     /// read when the server starts and re-read when they change: the directories holding them
     /// are watched (inotify, kqueue or FSEvents), and the files are also re-read every

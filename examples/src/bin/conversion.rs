@@ -219,10 +219,7 @@ async fn main() -> Result<(), BoxError> {
     let bundle = Settings::for_service(SERVICE_NAMESPACE, SERVICE_NAME).generate()?;
     let server = Server::builder()
         .conversion("/convert", Narrated(Converter::<WebAppV2>::new().spoke::<WebAppV1>()))
-        .tls(ServingCert::from_pem(
-            bundle.cert_pem().as_bytes(),
-            bundle.key_pem().as_bytes(),
-        )?)
+        .tls(ServingCert::from_bundle(&bundle)?)
         .build()?;
     let conversion = Configurations::new("kdev-lesson", ClientConfig::service(SERVICE_NAMESPACE, SERVICE_NAME))
         .ca_bundle(bundle.ca_pem().into_bytes())

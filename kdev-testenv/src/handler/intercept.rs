@@ -9,6 +9,12 @@
 //!    see that final object;
 //! 3. **commit**: the verb runs again with the mutated object and stores it.
 //!
+//! A custom resource whose CRD converts through a webhook, written in a version other than the
+//! storage version, is handled in the request's version as kube-apiserver handles it: the verb
+//! sees the stored object it replaces already converted to that version ([`Intercept::converting`]),
+//! and never stores: it stops before storing (a **prepare**, or the finalize above) and its caller
+//! converts the final object to the storage version and stores it.
+//!
 //! The old object must keep its resourceVersion between the steps; when another write slipped in,
 //! the step reports `stale` and the whole write starts over (as kube-apiserver's
 //! `GuaranteedUpdate` retries). The interception is per thread and covers exactly one synchronous
@@ -19,6 +25,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::registry::Resource;
 use crate::status::ApiError;
 use crate::store::Stored;
 
@@ -31,6 +38,9 @@ pub(crate) enum Step {
     Finalize { obj: Value, old_rv: Option<u64> },
     /// Use this object and store it.
     Commit { obj: Value, old_rv: Option<u64> },
+    /// Use the verb's own object, compute the final one, record it (and the incoming object and
+    /// the old one, as a capture does) and stop before storing.
+    Prepare,
 }
 
 /// What one write was found to be.
@@ -80,6 +90,9 @@ pub(crate) struct Intercept {
     pub finalized: Option<Value>,
     /// The old object changed between the steps.
     pub stale: bool,
+    /// Set by [`Intercept::converting`]: the stored object the write replaces, in the request's
+    /// version, with its resourceVersion (`None`: there was none).
+    converting: Option<Option<(u64, Value)>>,
 }
 
 impl Intercept {
@@ -92,6 +105,7 @@ impl Intercept {
             captured: None,
             finalized: None,
             stale: false,
+            converting: None,
         }
     }
 }
@@ -100,6 +114,15 @@ impl Intercept {
     /// This interception, committing a new object with what its finalize gave it.
     pub(crate) fn stamped(mut self, stamp: Option<Stamp>) -> Self {
         self.stamp = stamp;
+        self
+    }
+
+    /// This interception, for a write in a version whose objects reach the storage version only
+    /// through the conversion webhook: the verb sees `old` (the stored object and its
+    /// resourceVersion, converted to the request's version) as the object it replaces; when it
+    /// finds another one, the write is `stale`.
+    pub(crate) fn converting(mut self, old: Option<(u64, Value)>) -> Self {
+        self.converting = Some(old);
         self
     }
 }
@@ -144,6 +167,34 @@ pub(crate) fn at_object(old: Option<&Arc<Stored>>, obj: Value) -> Result<Value, 
                 }
                 i.finalizing = matches!(i.step, Step::Finalize { .. });
                 Ok(m.clone())
+            }
+            Step::Prepare => {
+                i.captured = Some(Captured {
+                    obj: obj.clone(),
+                    old: old.cloned(),
+                });
+                i.finalizing = true;
+                Ok(obj)
+            }
+        }
+    })
+}
+
+/// The stored object `old` as the verb sees it in `version`: converted by its caller when the
+/// write is [converting](Intercept::converting) (a stale write stops here), else by
+/// [`convert_out`](super::convert_out).
+pub(crate) fn old_in(res: &Resource, version: &str, old: &Stored) -> Result<Value, ApiError> {
+    CURRENT.with(|c| {
+        let mut slot = c.borrow_mut();
+        let Some(i) = slot.as_mut() else {
+            return Ok(super::convert_out(res, version, &old.value));
+        };
+        match &i.converting {
+            None => Ok(super::convert_out(res, version, &old.value)),
+            Some(Some((rv, view))) if *rv == old.rv => Ok(view.clone()),
+            Some(_) => {
+                i.stale = true;
+                Err(stop())
             }
         }
     })

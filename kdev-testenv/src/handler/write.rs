@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::{Response, StatusCode, header};
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, convert_in, convert_out, delete, intercept, object_response, prepare, read};
+use super::{Ctx, convert_in, delete, intercept, object_response, prepare, read};
 use crate::meta;
 use crate::registry::Resource;
 use crate::schema::Cause;
@@ -171,7 +171,10 @@ fn patch_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         }
         check_type_meta(&ctx.res, ctx.version(), &applied)?;
         let force = ctx.query.flag("force");
-        let live = old.as_ref().map(|o| convert_out(&ctx.res, ctx.version(), &o.value));
+        let live = old
+            .as_ref()
+            .map(|o| intercept::old_in(&ctx.res, ctx.version(), o))
+            .transpose()?;
         let crd_schema = ctx
             .res
             .crd
@@ -248,7 +251,7 @@ fn patch_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let doc = if sub == Some("scale") {
         read::scale_of(&ctx.res, &old.value)
     } else {
-        convert_out(&ctx.res, ctx.version(), &old.value)
+        intercept::old_in(&ctx.res, ctx.version(), &old)?
     };
     let doc = match content_type.as_str() {
         "application/json-patch+json" => crate::patch::json_patch(&doc, &body),
@@ -412,7 +415,7 @@ fn apply_scale(ctx: &Ctx, old: &Stored, scale: &Value) -> Result<Value, ApiError
     {
         return Err(conflict(&ctx.res, ctx.name()));
     }
-    let mut new = convert_out(&ctx.res, ctx.version(), &old.value);
+    let mut new = intercept::old_in(&ctx.res, ctx.version(), old)?;
     set_path(&mut new, &paths.spec_replicas, json!(replicas));
     Ok(new)
 }
@@ -894,7 +897,7 @@ pub(crate) fn update_object(
         ));
     }
     let mut new = intercept::at_object(Some(&old), as_decoded(res, version, new)?)?;
-    let old_served = convert_out(res, version, &old.value);
+    let old_served = intercept::old_in(res, version, &old)?;
     let old_meta = old_served.get("metadata").cloned().unwrap_or_else(|| json!({}));
     match sub {
         Some("status") => {
@@ -1004,6 +1007,43 @@ pub(crate) fn update_object(
     let key = (ns.to_string(), name.to_string());
     let stored = st.put(&res.storage, key.clone(), new);
     Ok(delete::after_update(st, res, stored))
+}
+
+/// Stores a custom resource its caller converted to the storage version through the CRD's
+/// conversion webhook, after the write defaulted and validated it in the request's version
+/// (kube-apiserver does not validate it again in the storage version). `old_rv` is the
+/// resourceVersion of the object it replaces (`None` for a new object), and `generated` the
+/// generateName prefix of a generated name. `None` when the object changed since: the write
+/// starts over.
+pub(crate) fn commit_converted(
+    st: &mut State,
+    res: &Arc<Resource>,
+    ns: &str,
+    obj: Value,
+    old_rv: Option<u64>,
+    generated: Option<String>,
+    dry_run: bool,
+) -> Result<Option<Arc<Stored>>, ApiError> {
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let Some(old_rv) = old_rv else {
+        let prepared = Prepared { obj, name, generated };
+        return commit_create(st, res, ns, prepared, dry_run).map(Some);
+    };
+    let Some(old) = st.get(&res.storage, ns, &name).filter(|o| o.rv == old_rv).cloned() else {
+        return Ok(None);
+    };
+    if same_content(&old.value, &obj) {
+        return Ok(Some(old));
+    }
+    if dry_run {
+        return Ok(Some(Stored::new(obj, old.rv)));
+    }
+    let stored = st.put(&res.storage, (ns.to_string(), name), obj);
+    Ok(Some(delete::after_update(st, res, stored)))
 }
 
 /// Gives `manager` an Update entry in managedFields for what it changed through `sub` (CRD list

@@ -564,7 +564,9 @@ fn check_dry_run(hook: &Hook, attrs: &Attributes) -> Result<(), ApiError> {
     }
 }
 
-/// Objects at the webhook's version (converted when the webhook matched another version).
+/// Objects at the webhook's version (converted when the webhook matched another version). A
+/// conversion that fails fails the request as kube-apiserver's dispatchers report it
+/// (`apierrors.NewInternalError` around the conversion's error, whatever the `failurePolicy`).
 async fn at_version(
     shared: &Shared,
     attrs: &Attributes,
@@ -575,15 +577,27 @@ async fn at_version(
     if version == attrs.version || attrs.is_scale() {
         return Ok((obj.cloned(), old.cloned()));
     }
-    let obj = match obj {
-        Some(o) => Some(conversion::one_to_version(shared, &attrs.res, o.clone(), version).await?),
-        None => None,
+    let convert = |o: Option<Value>| async move {
+        match o {
+            Some(o) => conversion::one_to_version(shared, &attrs.res, o, version)
+                .await
+                .map(Some)
+                .map_err(internal_error),
+            None => Ok(None),
+        }
     };
-    let old = match old {
-        Some(o) => Some(conversion::one_to_version(shared, &attrs.res, o.clone(), version).await?),
-        None => None,
-    };
-    Ok((obj, old))
+    Ok((convert(obj.cloned()).await?, convert(old.cloned()).await?))
+}
+
+/// `apierrors.NewInternalError(err)`: a 500 InternalError whose one cause is the error.
+fn internal_error(e: ApiError) -> ApiError {
+    let message = e.to_string();
+    ApiError::Status {
+        code: 500,
+        reason: "InternalError".into(),
+        message: format!("Internal error occurred: {message}"),
+        details: Some(json!({ "causes": [{ "message": message }] })),
+    }
 }
 
 /// One invocation of one webhook: matching, the call, and what its failure means.

@@ -61,6 +61,15 @@ fn version(name: &str, storage: bool, field: &str) -> Value {
 }
 
 async fn install(client: &Client, conversion: Value) {
+    install_versions(
+        client,
+        json!([version("v1", true, "size"), version("v2", false, "replicas")]),
+        conversion,
+    )
+    .await;
+}
+
+async fn install_versions(client: &Client, versions: Value, conversion: Value) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = serde_json::from_value(json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -68,7 +77,7 @@ async fn install(client: &Client, conversion: Value) {
         "spec": {
             "group": GROUP, "scope": "Namespaced",
             "names": { "plural": "widgets", "singular": "widget", "kind": "Widget" },
-            "versions": [version("v1", true, "size"), version("v2", false, "replicas")],
+            "versions": versions,
             "conversion": conversion,
         },
     }))
@@ -362,4 +371,278 @@ async fn an_equivalent_match_sends_the_object_in_the_version_the_rule_names() {
     assert_eq!(req["requestResource"]["version"], "v2");
     assert_eq!(req["object"]["apiVersion"], "conv.example.com/v1");
     assert_eq!(req["object"]["spec"], json!({ "size": 6 }));
+}
+
+/// Versions whose schemas differ beyond the field's name: v1 (storage) bounds `size` and lets
+/// `mode` and `status.phase` be any string; v2 defaults `mode`, limits it and `status.phase` to
+/// enums and forbids lowering `replicas` (a transition rule). Each has its printer column.
+fn strict_versions() -> Value {
+    let schema = |spec: Value, phase: Value| {
+        json!({ "openAPIV3Schema": { "type": "object", "properties": {
+            "spec": spec,
+            "status": { "type": "object", "properties": { "phase": phase } } } } })
+    };
+    json!([
+        {
+            "name": "v1", "served": true, "storage": true, "subresources": { "status": {} },
+            "schema": schema(
+                json!({ "type": "object", "properties": {
+                    "size": { "type": "integer", "maximum": 5 }, "mode": { "type": "string" } } }),
+                json!({ "type": "string" }),
+            ),
+            "additionalPrinterColumns": [{ "name": "Size", "type": "integer", "jsonPath": ".spec.size" }],
+        },
+        {
+            "name": "v2", "served": true, "storage": false, "subresources": { "status": {} },
+            "schema": schema(
+                json!({ "type": "object",
+                    "x-kubernetes-validations": [{
+                        "rule": "!has(oldSelf.replicas) || (has(self.replicas) && self.replicas >= oldSelf.replicas)",
+                        "message": "replicas may not decrease" }],
+                    "properties": {
+                        "replicas": { "type": "integer" },
+                        "mode": { "type": "string", "enum": ["fast", "slow"], "default": "fast" } } }),
+                json!({ "type": "string", "enum": ["Ready", "Pending"] }),
+            ),
+            "additionalPrinterColumns": [{ "name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas" }],
+        },
+    ])
+}
+
+async fn setup_strict() -> Option<(WebhookServer, TestEnv, String)> {
+    if !needs_local_webhooks() {
+        return None;
+    }
+    let hooks = serve(|_, review| convert(review)).await;
+    let (env, ns) = env_for(&hooks).await;
+    install_versions(
+        &env.client(),
+        strict_versions(),
+        json!({ "strategy": "Webhook", "webhook": {
+            "clientConfig": hooks.service_config("/convert"), "conversionReviewVersions": ["v1"] } }),
+    )
+    .await;
+    Some((hooks, env, ns))
+}
+
+fn api_status<T: std::fmt::Debug>(result: Result<T, kube_client::Error>) -> kube_client::core::Status {
+    match result {
+        Err(kube_client::Error::Api(s)) => *s,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_write_in_a_served_version_is_defaulted_and_validated_in_that_version_before_it_is_converted() {
+    let Some((hooks, env, ns)) = setup_strict().await else {
+        return;
+    };
+    let v1 = widgets(&env.client(), "v1", &ns);
+    let v2 = widgets(&env.client(), "v2", &ns);
+    let refused = api_status(
+        v2.create(
+            &PostParams::default(),
+            &widget("v2", "bad", json!({ "replicas": 1, "mode": "medium" })),
+        )
+        .await,
+    );
+    assert_eq!((refused.code, refused.reason.as_str()), (422, "Invalid"));
+    // v2's enum, and v2's CEL rule left unchecked because of it (v1 has neither).
+    assert_eq!(
+        refused.message,
+        r#"Widget.conv.example.com "bad" is invalid: [spec.mode: Unsupported value: "medium": supported values: "fast", "slow", <nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation]"#
+    );
+    assert!(
+        hooks.calls_to("/convert").is_empty(),
+        "an invalid object never reaches the conversion webhook"
+    );
+
+    // v2's default applies; v1's bound on `size` does not (the converted object is not
+    // validated again).
+    let created = v2
+        .create(&PostParams::default(), &widget("v2", "a", json!({ "replicas": 7 })))
+        .await
+        .expect("valid in v2");
+    assert_eq!(created.data["spec"], json!({ "replicas": 7, "mode": "fast" }));
+    let managed = created.metadata.managed_fields.unwrap_or_default();
+    assert_eq!(
+        managed.first().and_then(|m| m.api_version.as_deref()),
+        Some("conv.example.com/v2"),
+        "fields are managed in the version they were written in"
+    );
+    assert_eq!(
+        v1.get("a").await.expect("get v1").data["spec"],
+        json!({ "size": 7, "mode": "fast" })
+    );
+    // A dry run is validated in v2 the same way and stores nothing.
+    let dry = v2
+        .create(
+            &PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &widget("v2", "dry", json!({ "replicas": 9 })),
+        )
+        .await
+        .expect("dry run");
+    assert_eq!(dry.data["spec"], json!({ "replicas": 9, "mode": "fast" }));
+    assert!(v1.get_opt("dry").await.expect("get").is_none());
+}
+
+#[tokio::test]
+async fn an_update_in_a_served_version_sees_the_stored_object_in_that_version() {
+    let Some((_hooks, env, ns)) = setup_strict().await else {
+        return;
+    };
+    let v1 = widgets(&env.client(), "v1", &ns);
+    let v2 = widgets(&env.client(), "v2", &ns);
+    v1.create(&PostParams::default(), &widget("v1", "a", json!({ "size": 3 })))
+        .await
+        .expect("create in the storage version");
+    let mut current = v2.get("a").await.expect("get v2");
+    assert_eq!(current.data["spec"], json!({ "replicas": 3 }));
+
+    // v2's transition rule compares with the stored object converted to v2.
+    current.data["spec"] = json!({ "replicas": 2 });
+    let refused = api_status(v2.replace("a", &PostParams::default(), &current).await);
+    assert_eq!(refused.code, 422);
+    assert!(
+        refused
+            .message
+            .starts_with(r#"Widget.conv.example.com "a" is invalid: spec: "#)
+            && refused.message.ends_with("replicas may not decrease"),
+        "{}",
+        refused.message
+    );
+    let refused = api_status(
+        v2.patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": 1 } })),
+        )
+        .await,
+    );
+    assert_eq!(refused.code, 422, "{}", refused.message);
+
+    // A valid update is defaulted in v2 and stored in v1, whose bound it need not meet.
+    let patched = v2
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": 6 } })),
+        )
+        .await
+        .expect("merge patch in v2");
+    assert_eq!(patched.data["spec"], json!({ "replicas": 6, "mode": "fast" }));
+    assert_eq!(
+        v1.get("a").await.expect("get v1").data["spec"],
+        json!({ "size": 6, "mode": "fast" })
+    );
+
+    // The status is validated against v2's status schema.
+    let refused = api_status(
+        v2.patch_status(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "phase": "Bogus" } })),
+        )
+        .await,
+    );
+    assert!(
+        refused.message.starts_with(
+            r#"Widget.conv.example.com "a" is invalid: [status.phase: Unsupported value: "Bogus": supported values: "Ready", "Pending", "#
+        ),
+        "{}",
+        refused.message
+    );
+    v2.patch_status(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": { "phase": "Ready" } })),
+    )
+    .await
+    .expect("a valid status");
+    assert_eq!(
+        v1.get("a").await.expect("get v1").data["status"],
+        json!({ "phase": "Ready" })
+    );
+}
+
+#[tokio::test]
+async fn a_table_in_a_served_version_has_that_versions_columns() {
+    let Some((_hooks, env, ns)) = setup_strict().await else {
+        return;
+    };
+    let v2 = widgets(&env.client(), "v2", &ns);
+    v2.create(&PostParams::default(), &widget("v2", "a", json!({ "replicas": 3 })))
+        .await
+        .expect("create in v2");
+    let table = |path: String| {
+        let client = env.client();
+        async move {
+            let req = http::Request::get(path)
+                .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+                .body(Vec::new())
+                .expect("a request");
+            client.request::<Value>(req).await.expect("a Table")
+        }
+    };
+    let base = format!("/apis/{GROUP}/v2/namespaces/{ns}/widgets");
+    for t in [table(format!("{base}/a")).await, table(base.clone()).await] {
+        assert_eq!(t["kind"], "Table");
+        let columns: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(columns, ["Name", "Replicas", "Age"]);
+        assert_eq!(t["rows"][0]["cells"][0], "a");
+        assert_eq!(t["rows"][0]["cells"][1], 3);
+    }
+}
+
+#[tokio::test]
+async fn a_conversion_for_an_admission_webhook_that_fails_is_an_internal_error() {
+    if !needs_local_webhooks() {
+        return;
+    }
+    let hooks = serve(|path, review| match path {
+        "/convert" => convert(review),
+        _ => super::webhook_server::allow(review),
+    })
+    .await;
+    let (env, ns) = env_for(&hooks).await;
+    install(
+        &env.client(),
+        json!({ "strategy": "Webhook", "webhook": {
+            "clientConfig": hooks.service_config("/convert"), "conversionReviewVersions": ["v1"] } }),
+    )
+    .await;
+    let configs: Api<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration> =
+        Api::all(env.client());
+    let cfg = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": { "name": "widgets" },
+        "webhooks": [{
+            "name": "v1-only.example.com", "clientConfig": hooks.client_config("/validate"), "sideEffects": "None",
+            "admissionReviewVersions": ["v1"], "failurePolicy": "Ignore",
+            "rules": [{ "operations": ["CREATE"], "apiGroups": [GROUP], "apiVersions": ["v1"], "resources": ["widgets"] }],
+        }],
+    }))
+    .expect("configuration");
+    configs.create(&PostParams::default(), &cfg).await.expect("create");
+    let v2 = widgets(&env.client(), "v2", &ns);
+    let mut w = widget("v2", "bad", json!({ "replicas": 1 }));
+    w.metadata.labels = Some([("fail".to_string(), "yes".to_string())].into());
+    let s = api_status(v2.create(&PostParams::default(), &w).await);
+    assert_eq!((s.code, s.reason.as_str()), (500, "InternalError"));
+    assert!(
+        s.message
+            .starts_with("Internal error occurred: conversion webhook for conv.example.com/v2, Kind=Widget"),
+        "{}",
+        s.message
+    );
+    assert!(s.message.ends_with("cannot convert this one"), "{}", s.message);
+    assert!(hooks.calls_to("/validate").is_empty());
 }

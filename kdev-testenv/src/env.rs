@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube_client::config::{KubeConfigOptions, Kubeconfig};
 use kube_client::core::DynamicObject;
 use kube_client::discovery::ApiResource;
@@ -74,6 +75,74 @@ pub enum Error {
     /// Restarting the embedded server failed, or the environment is a real cluster.
     #[error("restarting the API server failed")]
     Restart(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Creating, replacing or reading a CustomResourceDefinition failed (a 422 names what the
+    /// API server found wrong with it).
+    #[error("installing the CustomResourceDefinition {name} failed")]
+    Crd {
+        /// The CRD's name.
+        name: String,
+        /// The cause.
+        #[source]
+        source: kube_client::Error,
+    },
+    /// [`TestEnv::send`] got no answer.
+    #[error("sending the request failed")]
+    Send(#[source] kube_client::Error),
+    /// A CustomResourceDefinition was stored but not established: the API server does not
+    /// serve it (its names conflict with another's, or it took too long).
+    #[error("the CustomResourceDefinition {name} is not established: {reason}")]
+    CrdNotEstablished {
+        /// The CRD's name.
+        name: String,
+        /// The condition that says why, or how long it was waited for.
+        reason: String,
+    },
+}
+
+/// What the API server answered a [`TestEnv::send`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Answer {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The `Warning` headers as sent (`299 - "unknown field \"spec.x\""`).
+    pub warning_headers: Vec<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The text of each warning, without the `299 - ` code and agent and unquoted
+    /// (`unknown field "spec.x"`); a header not in that form is given whole.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warning_headers.iter().map(|h| warning_text(h)).collect()
+    }
+
+    /// The body as JSON (`Value::Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The text of a `Warning` header (RFC 7234: `code agent "text" [date]`), unescaped.
+fn warning_text(header: &str) -> String {
+    let quoted = header
+        .split_once(' ')
+        .and_then(|(_, rest)| rest.split_once(' '))
+        .map(|(_, q)| q);
+    let Some(quoted) = quoted.and_then(|q| q.strip_prefix('"')) else {
+        return header.to_owned();
+    };
+    let mut text = String::new();
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => text.extend(chars.next()),
+            '"' => return text,
+            c => text.push(c),
+        }
+    }
+    header.to_owned()
 }
 
 /// A cluster for one test: its client, its kubeconfig, fresh namespaces, and faults.
@@ -342,6 +411,135 @@ impl TestEnv {
         Ok(())
     }
 
+    /// Sends `request` (a path and query relative to the server, like `/api/v1/namespaces`)
+    /// through [`client`](Self::client) and returns the answer whatever its status, with the
+    /// `Warning` headers kube-client's typed calls drop: how a test checks the warnings of
+    /// `fieldValidation`, of a deprecated API or of an admission webhook.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let env = kdev_testenv::TestEnv::start().await?;
+    /// let ns = env.namespace().await?;
+    /// let body = serde_json::json!({
+    ///     "apiVersion": "v1", "kind": "ConfigMap",
+    ///     "metadata": { "name": "typo" }, "dta": { "a": "b" }
+    /// });
+    /// let request = http::Request::post(format!("/api/v1/namespaces/{ns}/configmaps"))
+    ///     .header("content-type", "application/json")
+    ///     .body(serde_json::to_vec(&body)?)?;
+    /// let answer = env.send(request).await?;
+    /// assert_eq!(answer.status, 201);
+    /// assert_eq!(answer.warnings(), [r#"unknown field "dta""#]);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Send`] when no answer came (the connection failed, or the body could not be
+    /// read); an answer with an error status is an `Ok`.
+    pub async fn send(&self, request: http::Request<Vec<u8>>) -> Result<Answer, Error> {
+        let response = self.client().send(request.map(Into::into)).await.map_err(Error::Send)?;
+        let status = response.status().as_u16();
+        let warning_headers = response
+            .headers()
+            .get_all(http::header::WARNING)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .map_err(|e| Error::Send(kube_client::Error::Service(e.into())))?
+            .to_bytes();
+        Ok(Answer {
+            status,
+            warning_headers,
+            body: body.to_vec(),
+        })
+    }
+
+    /// Installs `crd` (creates it, or replaces the one of that name) and waits until the API
+    /// server serves its kind (its `Established` condition), at most 60 s; on a real cluster it
+    /// is deleted when this `TestEnv` is dropped ([`delete_on_drop`](Self::delete_on_drop)).
+    /// Returns the CRD as established.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    ///
+    /// let env = kdev_testenv::TestEnv::start().await?;
+    /// let crd: CustomResourceDefinition = serde_json::from_value(serde_json::json!({
+    ///     "metadata": { "name": "widgets.example.com" },
+    ///     "spec": {
+    ///         "group": "example.com", "scope": "Namespaced",
+    ///         "names": { "plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList" },
+    ///         "versions": [{ "name": "v1", "served": true, "storage": true,
+    ///             "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } }]
+    ///     }
+    /// }))?;
+    /// let established = env.install_crd(&crd).await?;
+    /// assert!(established.status.is_some());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Crd`] when the API server refuses the CRD (422 with what is wrong);
+    /// [`Error::CrdNotEstablished`] when its names conflict with another CRD's
+    /// (`NamesAccepted` false) or it is not established within 60 s.
+    pub async fn install_crd(&self, crd: &CustomResourceDefinition) -> Result<CustomResourceDefinition, Error> {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let failed = |source| Error::Crd {
+            name: name.clone(),
+            source,
+        };
+        let api: kube_client::Api<CustomResourceDefinition> = kube_client::Api::all(self.client());
+        let mut wanted = crd.clone();
+        wanted.metadata.resource_version = None;
+        wanted.metadata.managed_fields = None;
+        wanted.status = None;
+        match api.create(&Default::default(), &wanted).await {
+            Ok(_) => {}
+            Err(kube_client::Error::Api(s)) if s.code == 409 => {
+                let current = api.get(&name).await.map_err(failed)?;
+                wanted.metadata.resource_version = current.metadata.resource_version;
+                api.replace(&name, &Default::default(), &wanted).await.map_err(failed)?;
+            }
+            Err(e) => return Err(failed(e)),
+        }
+        self.delete_on_drop(&ApiResource::erase::<CustomResourceDefinition>(&()), &name);
+        let waited = Duration::from_secs(60);
+        let deadline = tokio::time::Instant::now() + waited;
+        loop {
+            let current = api.get(&name).await.map_err(failed)?;
+            let conditions = current
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_deref())
+                .unwrap_or_default();
+            let condition = |type_: &str| conditions.iter().find(|c| c.type_ == type_);
+            if condition("Established").is_some_and(|c| c.status == "True") {
+                return Ok(current);
+            }
+            if let Some(c) = condition("NamesAccepted").filter(|c| c.status == "False") {
+                return Err(Error::CrdNotEstablished {
+                    name,
+                    reason: format!(
+                        "NamesAccepted is False ({}): {}",
+                        c.reason.as_deref().unwrap_or(""),
+                        c.message.as_deref().unwrap_or("")
+                    ),
+                });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::CrdNotEstablished {
+                    name,
+                    reason: format!("not Established after {waited:?}"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Deletes the cluster-scoped object `name` of `resource` (a CRD, a ClusterRole, a webhook
     /// configuration a test made) when this `TestEnv` is dropped, whether the test passed or
     /// panicked. Only a real cluster needs it: the embedded server's state ends with it. An
@@ -451,6 +649,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_warning_header_gives_its_unquoted_text() {
+        assert_eq!(
+            warning_text(r#"299 - "unknown field \"spec.x\"""#),
+            r#"unknown field "spec.x""#
+        );
+        assert_eq!(
+            warning_text(r#"299 kube-apiserver "a \\ b" "Tue, 24 Nov 2026 10:00:00 GMT""#),
+            r"a \ b"
+        );
+        assert_eq!(warning_text("not a warning"), "not a warning");
+        assert_eq!(warning_text(r#"299 - "unterminated"#), r#"299 - "unterminated"#);
+    }
 
     #[tokio::test]
     async fn a_kubeconfig_with_a_relative_certificate_path_is_read_from_its_own_folder() {

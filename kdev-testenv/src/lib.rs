@@ -94,6 +94,6 @@ mod tls;
 mod webhook;
 mod wire;
 
-pub use env::{Error, KUBECONFIG_ENV, TEST_NAMESPACE_LABEL, TestEnv};
+pub use env::{Answer, Error, KUBECONFIG_ENV, TEST_NAMESPACE_LABEL, TestEnv};
 pub use faults::{Failure, Faults, Unsupported};
 pub use server::{Config, Error as ServerError, Server};

@@ -833,3 +833,44 @@ async fn server_side_apply_refuses_fields_the_schema_does_not_declare() {
         .expect("an apply of declared fields");
     uninstall(&env.client(), &group).await;
 }
+
+/// `TestEnv::install_crd` creates, or replaces, a CRD and returns once the API server serves it.
+#[tokio::test]
+async fn install_crd_creates_or_replaces_and_waits_until_established() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    let mut def = crd(&group, "Namespaced");
+    let installed = env.install_crd(&def).await.expect("install");
+    let established = |c: &CustomResourceDefinition| {
+        c.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+    };
+    assert!(established(&installed));
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    api.create(&PostParams::default(), &widget(&group, "v1", "w", json!({ "size": 2 })))
+        .await
+        .expect("the kind is served at once");
+
+    set_spec_property(&mut def, "mode", json!({ "type": "string", "default": "fast" }));
+    let replaced = env.install_crd(&def).await.expect("install again");
+    assert!(established(&replaced));
+    let schema = serde_json::to_value(&replaced.spec.versions[0].schema).expect("json");
+    assert_eq!(
+        schema.pointer("/openAPIV3Schema/properties/spec/properties/mode/default"),
+        Some(&json!("fast")),
+        "the second install replaced the first"
+    );
+
+    let mut broken = crd(&unique_group(), "Namespaced");
+    broken.spec.scope = "Everywhere".into();
+    match env.install_crd(&broken).await {
+        Err(kdev_testenv::Error::Crd {
+            source: kube_client::Error::Api(s),
+            ..
+        }) => assert_eq!(s.code, 422, "{s:?}"),
+        other => panic!("expected a refused CRD, got {other:?}"),
+    }
+    uninstall(&env.client(), &group).await;
+}

@@ -155,7 +155,7 @@ enum Round {
 /// 1. The sink first gets `replace` with the complete list (paginated, 500 a page, or a
 ///    streaming list where the server supports it), then `add` / `update` / `delete` for every
 ///    change after that list's resourceVersion, in the server's order.
-/// 2. When a watch ends (timeout, dropped connection, server restart) the reflector watches
+/// 2. When a watch ends (timeout, dropped or broken connection, server restart) the reflector watches
 ///    again from the last resourceVersion it saw, without listing again: at once, unless the
 ///    watch closed within a second without an event, which counts as a failure (4).
 /// 3. When the server answers 410 Gone (the version is older than its history) the reflector
@@ -477,10 +477,13 @@ where
 
     /// Delivers a watch stream's events to the sink until it ends.
     ///
+    /// A connection that breaks while the stream is read (a server restart, a proxy closing it,
+    /// a reset) ends the watch as a close does, to be resumed at once: client-go's stream
+    /// watcher takes such read errors (`IsProbableEOF`, timeouts) for the end of the stream.
+    ///
     /// A watch that closes within a second without a single event is a failure, as client-go's
-    /// `VeryShortWatchError`: kube-client ends a stream quietly when its connection drops, and a
-    /// proxy or an unhealthy server that keeps closing watches at once must meet the backoff,
-    /// not a tight loop of watch requests.
+    /// `VeryShortWatchError`: a proxy or an unhealthy server that keeps closing watches at once
+    /// must meet the backoff, not a tight loop of watch requests.
     async fn consume(&mut self, mut stream: Lines<K>, rv: &mut String) -> Result<(), Round> {
         let started = tokio::time::Instant::now();
         let mut events = 0_u64;
@@ -495,6 +498,15 @@ where
                     ));
                 }
                 Ok(None) => return Ok(()),
+                Ok(Some(Err(kube_client::Error::ReadEvents(e)))) => {
+                    if events == 0 && started.elapsed() < VERY_SHORT_WATCH {
+                        return Err(Round::Failed(format!(
+                            "very short watch: its connection broke within a second without an event: {e}"
+                        )));
+                    }
+                    tracing::debug!(resource = %self.lw, error = %e, "the watch connection broke: watching again");
+                    return Ok(());
+                }
                 Ok(Some(Err(e))) => return Err(failed(e)),
                 Ok(Some(Ok(line))) => line,
             };
@@ -897,6 +909,46 @@ mod tests {
 
     fn paged() -> Config {
         Config::default().streaming_lists(false)
+    }
+
+    /// A read error on the watch's connection.
+    fn broken() -> kube_client::Result<Line<ConfigMap>> {
+        Err(kube_client::Error::ReadEvents(std::io::Error::other(
+            "error reading a body from connection: connection reset by peer",
+        )))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_whose_connection_breaks_is_resumed_at_once_as_client_go_resumes_it() {
+        let script = Arc::new(Script::default());
+        script
+            .list(page(&["a"], "3", None))
+            // A server restart: events, then the connection breaks mid-stream.
+            .watch_lines(vec![Ok(Line::Event(WatchEvent::Added(cm_at("b", "4")))), broken()])
+            .watch(Ok(Vec::new()));
+        let (status, store) = run_until(&script, paged(), 3).await;
+        let asked = script.asked.lock().clone();
+        assert!(
+            matches!(&asked[..], [Asked::List(_), Asked::Watch { .. }, Asked::Watch { rv, .. }] if rv == "4"),
+            "{asked:#?}"
+        );
+        let gap = script.gap(1, 2);
+        assert!(gap < Duration::from_millis(800), "no backoff: {gap:?}");
+        assert_eq!((status.lists(), store.list().len()), (1, 2));
+        assert_eq!(status.last_error(), None, "not a failure");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_whose_connection_breaks_at_once_waits_out_the_backoff() {
+        let script = Arc::new(Script::default());
+        script
+            .list(page(&["a"], "3", None))
+            .watch_lines(vec![broken()])
+            .watch(Ok(Vec::new()));
+        let (status, _) = run_until(&script, paged(), 3).await;
+        assert!(script.gap(1, 2) >= Duration::from_millis(400), "backed off");
+        assert_eq!(status.lists(), 1, "resumed, not relisted");
+        assert!(status.last_error().is_some_and(|e| e.contains("very short watch")));
     }
 
     #[tokio::test(start_paused = true)]

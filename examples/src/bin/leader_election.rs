@@ -112,16 +112,14 @@ impl<L: Lock> Candidate<L> {
     }
 
     /// A crash: the process vanishes mid-term. Aborting the campaign means no release is ever
-    /// written; the lock keeps naming this candidate until its lease runs out.
+    /// written; the lock keeps naming this candidate until its lease runs out. Dropping `run`'s
+    /// future also aborts the work it spawned, as the process's death would.
     async fn crash(&mut self) {
         if let Some(task) = self.campaign.take() {
             task.abort();
             let _ = task.await;
         }
         self.watcher.abort();
-        // The work that `run` spawned would have died with the process: end it too. Its
-        // campaign is gone, so this releases nothing.
-        self.stop.cancel();
     }
 
     /// A graceful stop (SIGTERM): the work ends first, then the lock is released.

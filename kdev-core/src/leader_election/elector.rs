@@ -234,6 +234,14 @@ impl<L: Lock> LeaderElector<L> {
     /// spawned; the token is cancelled when leading ends. On a graceful stop `run` waits for
     /// that future (so your work has stopped before the lock is released), then releases the
     /// lock; when leadership is lost it returns at once, without waiting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future (an aborted task, the losing branch of a `select!`) ends the
+    /// campaign as if the process had died: while leading, the work's token is cancelled and
+    /// its task aborted, so that it cannot go on acting once another candidate takes the lease;
+    /// the lease is not released (it expires after `lease_duration`), and [`is_leader`](Self::is_leader)
+    /// turns false. `run` may then be called again.
     pub async fn run<F, Fut>(&self, stop: CancellationToken, on_started_leading: F) -> Outcome
     where
         F: FnOnce(CancellationToken) -> Fut,
@@ -242,9 +250,8 @@ impl<L: Lock> LeaderElector<L> {
         if self.inner.running.swap(true, Ordering::AcqRel) {
             return Outcome::AlreadyRunning;
         }
-        let outcome = self.campaign(&stop, on_started_leading).await;
-        self.inner.running.store(false, Ordering::Release);
-        outcome
+        let _running = crate::informer::OnDrop(|| self.inner.running.store(false, Ordering::Release));
+        self.campaign(&stop, on_started_leading).await
     }
 
     async fn campaign<F, Fut>(&self, stop: &CancellationToken, on_started_leading: F) -> Outcome
@@ -280,6 +287,20 @@ impl<L: Lock> LeaderElector<L> {
         self.set_leading(true);
         let leading = stop.child_token();
         let mut work = tokio::spawn(on_started_leading(leading.clone()));
+        // Until `campaign` returns: if its future is dropped, the work must not outlive it.
+        let returned = AtomicBool::new(false);
+        let task = work.abort_handle();
+        let _abandon = crate::informer::OnDrop(|| {
+            if !returned.swap(true, Ordering::AcqRel) {
+                leading.cancel();
+                task.abort();
+                self.set_leading(false);
+                tracing::warn!(
+                    lock = %self.inner.lock.describe(),
+                    "the leader election's run future was dropped while leading: the leading work is aborted, the lease left to expire"
+                );
+            }
+        });
 
         let outcome = loop {
             tokio::select! {
@@ -294,6 +315,8 @@ impl<L: Lock> LeaderElector<L> {
         leading.cancel();
         match outcome {
             Outcome::Lost => {
+                // The work winds down on its own, told by its token: `run` does not wait.
+                returned.store(true, Ordering::Release);
                 self.set_leading(false);
                 tracing::warn!(lock = %describe, identity = self.inner.lock.identity(), "leader election lost");
             }
@@ -318,6 +341,7 @@ impl<L: Lock> LeaderElector<L> {
                         }
                     }
                 };
+                returned.store(true, Ordering::Release);
                 self.set_leading(false);
                 if lost {
                     tracing::warn!(

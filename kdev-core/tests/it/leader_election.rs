@@ -709,3 +709,52 @@ async fn lease_lock_labels_are_set_on_a_lease_someone_else_created() {
         "others' labels stay"
     );
 }
+
+/// Dropping `run`'s future while leading is a crash of the campaign: the leading work must not
+/// go on (another candidate takes the lease once it expires), the candidate no longer says it
+/// leads, and `run` may be called again.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_run_future_aborts_the_leading_work() {
+    struct Alive(Arc<AtomicBool>);
+    impl Drop for Alive {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Release);
+        }
+    }
+    let lock = MemoryLock::new("election", "a");
+    let elector = LeaderElector::new(lock.candidate("a"), fast_config()).expect("valid");
+    let alive = Arc::new(AtomicBool::new(false));
+    let campaign = tokio::spawn({
+        let (elector, alive) = (elector.clone(), alive.clone());
+        async move {
+            elector
+                .run(
+                    CancellationToken::new(),
+                    move |_leading: CancellationToken| async move {
+                        alive.store(true, Ordering::Release);
+                        let _alive = Alive(alive);
+                        // Work that ignores its token: only an abort ends it.
+                        std::future::pending::<()>().await;
+                    },
+                )
+                .await
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(elector.is_leader() && alive.load(Ordering::Acquire)) {
+        assert!(Instant::now() < deadline, "never led");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    campaign.abort();
+    assert!(campaign.await.is_err_and(|e| e.is_cancelled()));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(!alive.load(Ordering::Acquire), "the leading work was aborted");
+    assert!(!elector.is_leader());
+    let stop = CancellationToken::new();
+    stop.cancel();
+    assert_eq!(
+        elector.run(stop, |_: CancellationToken| async {}).await,
+        Outcome::Stopped,
+        "not AlreadyRunning"
+    );
+}

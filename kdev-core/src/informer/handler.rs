@@ -153,7 +153,9 @@ impl Registration {
     ///
     /// # Errors
     /// [`Error::SyncTimeout`](super::Error::SyncTimeout), with the informer's last list or
-    /// watch error.
+    /// watch error; [`Error::Stopped`](super::Error::Stopped) at once when the informer is shut
+    /// down before it synced (it never will). A handler added after the informer synced still
+    /// gets its replay after a shutdown, and its registration syncs.
     ///
     /// # Cancel safety
     /// Cancel safe.
@@ -164,17 +166,22 @@ impl Registration {
                 let informer = self.informer_synced.notify.notified();
                 let handled = self.counters.initial_handled.notified();
                 if self.has_synced() {
-                    return;
+                    return Ok(());
+                }
+                let stop = &self.informer_synced.stop;
+                if stop.is_cancelled() && !self.informer_synced.get() {
+                    return Err(super::Error::Stopped);
                 }
                 tokio::select! {
                     () = informer => {}
                     () = handled => {}
+                    () = stop.cancelled(), if !stop.is_cancelled() => {}
                 }
             }
         };
         tokio::time::timeout(timeout, wait)
             .await
-            .map_err(|_| self.informer_synced.timed_out(timeout))
+            .map_err(|_| self.informer_synced.timed_out(timeout))?
     }
 }
 

@@ -76,6 +76,8 @@ struct SyncFlag {
     flag: AtomicBool,
     notify: Notify,
     status: Mutex<Option<reflector::Status>>,
+    /// The informer's stop token: once cancelled before the flag is set, it never will be.
+    stop: CancellationToken,
 }
 
 impl SyncFlag {
@@ -282,6 +284,7 @@ where
     ) -> Self {
         let (store, writer) = store::store::<K>();
         let fifo = Arc::new(Fifo::new(order, &store));
+        let stop = CancellationToken::new();
         SharedIndexInformer {
             inner: Arc::new(Inner {
                 lw,
@@ -294,9 +297,12 @@ where
                 }),
                 fifo,
                 transform,
-                synced: Arc::new(SyncFlag::default()),
+                synced: Arc::new(SyncFlag {
+                    stop: stop.clone(),
+                    ..SyncFlag::default()
+                }),
                 started: AtomicBool::new(false),
-                stop: CancellationToken::new(),
+                stop,
             }),
         }
     }

@@ -570,6 +570,21 @@ async fn after_a_factory_shuts_down_nothing_starts_and_waiting_for_a_sync_ends_a
         idle.wait_for_sync(Duration::from_secs(600)).await,
         Err(kdev_core::informer::Error::Stopped)
     ));
+    // And for a handler's registration on such an informer, before and after the shutdown.
+    let unsynced = informer(&Api::<ConfigMap>::namespaced(env.client(), &ns));
+    let registration = unsynced.add_event_handler(|_| {}, None);
+    let waiting = tokio::spawn(async move { registration.wait_for_sync(Duration::from_secs(600)).await });
+    unsynced.shutdown();
+    let waited = tokio::time::timeout(Duration::from_secs(20), waiting).await;
+    assert!(
+        matches!(waited, Ok(Ok(Err(kdev_core::informer::Error::Stopped)))),
+        "{waited:?}"
+    );
+    let late = unsynced.add_event_handler(|_| {}, None);
+    assert!(matches!(
+        late.wait_for_sync(Duration::from_secs(600)).await,
+        Err(kdev_core::informer::Error::Stopped)
+    ));
 }
 
 #[tokio::test]

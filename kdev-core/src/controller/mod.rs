@@ -679,7 +679,10 @@ where
                     d.saturating_duration_since(tokio::time::Instant::now())
                 });
                 registration.wait_for_sync(left).await.map_err(|e| match e {
-                    informer::Error::SyncTimeout { last_error, .. } => informer::Error::SyncTimeout {
+                    informer::Error::SyncTimeout {
+                        resource, last_error, ..
+                    } => informer::Error::SyncTimeout {
+                        resource,
                         timeout: inner.cache_sync_timeout,
                         last_error,
                     },

@@ -35,8 +35,9 @@ pub enum FactoryError {
         #[source]
         source: kube_client::Error,
     },
-    /// An informer did not sync in time.
-    #[error("waiting for the caches to sync failed")]
+    /// An informer did not sync in time (the error names it, and what its list or watch last
+    /// failed with).
+    #[error("waiting for the caches to sync failed: {0}")]
     Sync(#[from] Error),
 }
 

@@ -50,8 +50,11 @@ pub fn strip_managed_fields<K: Resource>() -> Transform<K> {
 #[non_exhaustive]
 pub enum Error {
     /// [`SharedIndexInformer::wait_for_sync`] timed out.
-    #[error("the informer did not sync within {timeout:?}{}", last_error.as_ref().map(|e| format!("; the last list or watch failed: {e}")).unwrap_or_default())]
+    #[error("the informer of {resource} did not sync within {timeout:?}{}", last_error.as_ref().map(|e| format!("; the last list or watch failed: {e}")).unwrap_or_default())]
     SyncTimeout {
+        /// What the informer lists and watches: the path, and its selectors
+        /// (`/api/v1/namespaces/default/pods?labelSelector=app%3Dweb`).
+        resource: String,
         /// How long the caller waited.
         timeout: Duration,
         /// The last error the informer's list or watch met while it waited, which is most
@@ -78,6 +81,8 @@ struct SyncFlag {
     status: Mutex<Option<reflector::Status>>,
     /// The informer's stop token: once cancelled before the flag is set, it never will be.
     stop: CancellationToken,
+    /// What the informer lists and watches, for errors.
+    resource: String,
 }
 
 impl SyncFlag {
@@ -94,6 +99,7 @@ impl SyncFlag {
     /// The error of a wait that ran out after `timeout`.
     fn timed_out(&self, timeout: Duration) -> Error {
         Error::SyncTimeout {
+            resource: self.resource.clone(),
             timeout,
             last_error: self.status.lock().as_ref().and_then(reflector::Status::last_error),
         }
@@ -285,6 +291,7 @@ where
         let (store, writer) = store::store::<K>();
         let fifo = Arc::new(Fifo::new(order, &store));
         let stop = CancellationToken::new();
+        let resource = lw.to_string();
         SharedIndexInformer {
             inner: Arc::new(Inner {
                 lw,
@@ -299,6 +306,7 @@ where
                 transform,
                 synced: Arc::new(SyncFlag {
                     stop: stop.clone(),
+                    resource,
                     ..SyncFlag::default()
                 }),
                 started: AtomicBool::new(false),

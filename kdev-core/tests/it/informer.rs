@@ -756,7 +756,10 @@ async fn a_sync_timeout_carries_the_last_list_error() {
         .unwrap_err()
         .to_string();
     assert!(
-        message.starts_with("the informer did not sync within 10ms; the last list or watch failed: "),
+        message.starts_with(&format!(
+            "the informer of /apis/notinstalled.kdev.dev/v1/namespaces/{ns}/widgets did not sync within 10ms; the last \
+             list or watch failed: "
+        )),
         "{message}"
     );
     informer.shutdown();

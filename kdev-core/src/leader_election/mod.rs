@@ -5,7 +5,8 @@
 //! The candidates share a *lock*, a record that names the current holder, and follow one
 //! protocol:
 //!
-//! 1. **Acquire.** Every [`retry_period`](Config::retry_period) (jittered by up to 1.2×) a
+//! 1. **Acquire.** Every [`retry_period`](Config::retry_period) (plus a jitter of up to
+//!    1.2× more, so 1× to 2.2×, as client-go's `wait.JitterUntil`) a
 //!    candidate reads the record. If nobody holds it, or the holder has not renewed it for
 //!    [`lease_duration`](Config::lease_duration), the candidate writes itself in, with an
 //!    optimistic-concurrency check, so of two racing candidates exactly one wins.

@@ -381,6 +381,12 @@ fn configmap_with_unknown_fields(name: &str) -> String {
     .to_string()
 }
 
+/// Creates the ConfigMap `name` with unknown fields, with the default `fieldValidation`.
+async fn create_with_unknown_fields(env: &kdev_testenv::TestEnv, ns: &str, name: &str) -> super::Raw {
+    let body = configmap_with_unknown_fields(name);
+    super::raw(env, configmap_request(ns, "POST", None, "", "application/json", &body)).await
+}
+
 /// Unknown fields of a built-in object are dropped, as kube-apiserver's typed decoder drops
 /// them: with a warning each by default and under `Warn`, silently under `Ignore`; `Strict`
 /// refuses the create with 400.
@@ -433,15 +439,7 @@ async fn unknown_fields_of_a_created_builtin_object_follow_field_validation() {
     assert_eq!(code(api.get("strict").await), 404, "nothing was created");
 
     // The warnings are recorded as the body is decoded, before validation fails.
-    let req = configmap_request(
-        &ns,
-        "POST",
-        None,
-        "",
-        "application/json",
-        &configmap_with_unknown_fields("Not_A_Name"),
-    );
-    let answer = super::raw(&env, req).await;
+    let answer = create_with_unknown_fields(&env, &ns, "Not_A_Name").await;
     assert_eq!(answer.code, 422, "{}", answer.body);
     assert_eq!(answer.warnings, both);
 }
@@ -629,15 +627,7 @@ async fn unknown_field_warnings_survive_admission_webhooks() {
         .await
         .expect("create the validating configuration");
 
-    let req = configmap_request(
-        &ns,
-        "POST",
-        None,
-        "",
-        "application/json",
-        &configmap_with_unknown_fields("cm"),
-    );
-    let answer = super::raw(&env, req).await;
+    let answer = create_with_unknown_fields(&env, &ns, "cm").await;
     assert_eq!(answer.code, 201, "{}", answer.body);
     assert_eq!(
         answer.warnings,

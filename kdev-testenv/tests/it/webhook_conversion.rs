@@ -60,6 +60,24 @@ fn version(name: &str, storage: bool, field: &str) -> Value {
     })
 }
 
+/// A server with the conversion webhook (and admission webhooks that allow everything), and
+/// the CRD installed to convert through it.
+async fn converting() -> (WebhookServer, TestEnv, String) {
+    let hooks = serve(|path, review| match path {
+        "/convert" => convert(review),
+        _ => super::webhook_server::allow(review),
+    })
+    .await;
+    let (env, ns) = env_for(&hooks).await;
+    install(
+        &env.client(),
+        json!({ "strategy": "Webhook", "webhook": {
+            "clientConfig": hooks.service_config("/convert"), "conversionReviewVersions": ["v1"] } }),
+    )
+    .await;
+    (hooks, env, ns)
+}
+
 async fn install(client: &Client, conversion: Value) {
     install_versions(
         client,
@@ -323,18 +341,7 @@ async fn an_equivalent_match_sends_the_object_in_the_version_the_rule_names() {
     if !needs_local_webhooks() {
         return;
     }
-    let hooks = serve(|path, review| match path {
-        "/convert" => convert(review),
-        _ => super::webhook_server::allow(review),
-    })
-    .await;
-    let (env, ns) = env_for(&hooks).await;
-    install(
-        &env.client(),
-        json!({ "strategy": "Webhook", "webhook": {
-            "clientConfig": hooks.service_config("/convert"), "conversionReviewVersions": ["v1"] } }),
-    )
-    .await;
+    let (hooks, env, ns) = converting().await;
     let hook = |name: &str, path: &str, policy: &str| {
         json!({
             "name": name, "clientConfig": hooks.client_config(path), "sideEffects": "None",
@@ -607,18 +614,7 @@ async fn a_conversion_for_an_admission_webhook_that_fails_is_an_internal_error()
     if !needs_local_webhooks() {
         return;
     }
-    let hooks = serve(|path, review| match path {
-        "/convert" => convert(review),
-        _ => super::webhook_server::allow(review),
-    })
-    .await;
-    let (env, ns) = env_for(&hooks).await;
-    install(
-        &env.client(),
-        json!({ "strategy": "Webhook", "webhook": {
-            "clientConfig": hooks.service_config("/convert"), "conversionReviewVersions": ["v1"] } }),
-    )
-    .await;
+    let (hooks, env, ns) = converting().await;
     let configs: Api<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration> =
         Api::all(env.client());
     let cfg = serde_json::from_value(json!({

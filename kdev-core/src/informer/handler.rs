@@ -65,6 +65,40 @@ impl<K> Clone for Event<K> {
     }
 }
 
+impl<K> Event<K> {
+    /// The object the event is about: the added object, the updated object's new state, or the
+    /// deleted object's last known state.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use k8s_openapi::api::core::v1::ConfigMap;
+    /// use kdev_core::informer::Event;
+    ///
+    /// let mut cm = ConfigMap::default();
+    /// cm.metadata.namespace = Some("default".into());
+    /// cm.metadata.name = Some("web".into());
+    /// let event = Event::Delete { obj: Arc::new(cm), final_state_unknown: true };
+    /// assert_eq!(event.object().metadata.name.as_deref(), Some("web"));
+    /// assert_eq!(event.key(), "default/web");
+    /// ```
+    pub fn object(&self) -> &Arc<K> {
+        match self {
+            Event::Add { obj, .. } | Event::Delete { obj, .. } => obj,
+            Event::Update { new, .. } => new,
+        }
+    }
+
+    /// The cache key of [`object`](Self::object) (`namespace/name`, or `name`), what a
+    /// controller queues (client-go's `MetaNamespaceKeyFunc`, which also unwraps
+    /// `DeletedFinalStateUnknown`).
+    pub fn key(&self) -> String
+    where
+        K: kube_core::Resource,
+    {
+        crate::store::key_of(&**self.object())
+    }
+}
+
 /// The informer's side of one handler.
 pub(super) struct HandlerSlot<K> {
     id: u64,

@@ -79,7 +79,8 @@ struct SyncFlag {
     flag: AtomicBool,
     notify: Notify,
     status: Mutex<Option<reflector::Status>>,
-    /// The informer's stop token: once cancelled before the flag is set, it never will be.
+    /// The informer's stop token (`shutdown` cancels it): once cancelled before the flag is
+    /// set, it never will be.
     stop: CancellationToken,
     /// What the informer lists and watches, for errors.
     resource: String,
@@ -214,7 +215,6 @@ struct Inner<K> {
     transform: Option<Transform<K>>,
     synced: Arc<SyncFlag>,
     started: AtomicBool,
-    stop: CancellationToken,
 }
 
 struct Dispatch<K> {
@@ -290,7 +290,6 @@ where
     ) -> Self {
         let (store, writer) = store::store::<K>();
         let fifo = Arc::new(Fifo::new(order, &store));
-        let stop = CancellationToken::new();
         let resource = lw.to_string();
         SharedIndexInformer {
             inner: Arc::new(Inner {
@@ -305,12 +304,10 @@ where
                 fifo,
                 transform,
                 synced: Arc::new(SyncFlag {
-                    stop: stop.clone(),
                     resource,
                     ..SyncFlag::default()
                 }),
                 started: AtomicBool::new(false),
-                stop,
             }),
         }
     }
@@ -363,12 +360,12 @@ where
                 if self.has_synced() {
                     return Ok(());
                 }
-                if self.inner.stop.is_cancelled() {
+                if self.inner.synced.stop.is_cancelled() {
                     return Err(Error::Stopped);
                 }
                 tokio::select! {
                     () = notified => {}
-                    () = self.inner.stop.cancelled() => {}
+                    () = self.inner.synced.stop.cancelled() => {}
                 }
             }
         };
@@ -399,7 +396,7 @@ where
         let started = self.inner.started.load(Ordering::Acquire);
         let existing = if started { self.inner.store.list() } else { Vec::new() };
         let (slot, registration) = handler::spawn(id, handler, existing, self.inner.synced.clone());
-        if self.inner.stop.is_cancelled() {
+        if self.inner.synced.stop.is_cancelled() {
             return registration;
         }
         d.handlers.push(slot);
@@ -412,7 +409,7 @@ where
             };
             tokio::spawn(resync_handler(
                 Arc::downgrade(&self.inner),
-                self.inner.stop.clone(),
+                self.inner.synced.stop.clone(),
                 id,
                 period,
             ));
@@ -436,7 +433,7 @@ where
 
     /// Stops the informer: the reflector ends, then the handlers after their buffered events.
     pub fn shutdown(&self) {
-        self.inner.stop.cancel();
+        self.inner.synced.stop.cancel();
         self.inner.fifo.close();
         self.inner.dispatch.lock().handlers.clear();
     }
@@ -465,7 +462,7 @@ where
         };
         let reflector = Reflector::new(self.inner.lw.clone(), sink, self.inner.config.clone());
         *self.inner.synced.status.lock() = Some(reflector.status());
-        let stop = self.inner.stop.clone();
+        let stop = self.inner.synced.stop.clone();
         let reflect = reflector.run(stop.clone());
         let process = self.process();
         tokio::pin!(reflect, process);
@@ -855,7 +852,7 @@ mod tests {
         informer.wait_for_sync(Duration::from_secs(10)).await.expect("synced");
         task.abort();
         let _ = task.await;
-        assert!(informer.inner.stop.is_cancelled());
+        assert!(informer.inner.synced.stop.is_cancelled());
         tokio::time::sleep(Duration::from_secs(10)).await;
         handled(&[&registration]).await;
         assert_eq!(*log.lock(), ["add a initial"], "no resync from a stopped informer");

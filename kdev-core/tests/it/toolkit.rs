@@ -232,7 +232,6 @@ async fn create_or_update_creates_updates_leaves_unchanged_and_retries_conflicts
 /// A namespaced `Widget` CRD with a status subresource, in a group unique to this test. On a
 /// real cluster `env` deletes it when dropped, also when the test fails half-way.
 async fn install_widgets(env: &TestEnv) -> (String, ApiResource) {
-    let client = &env.client();
     let group = format!(
         "t{}.kdev.dev",
         (0..8).map(|_| fastrand::lowercase()).collect::<String>()
@@ -254,19 +253,8 @@ async fn install_widgets(env: &TestEnv) -> (String, ApiResource) {
         }
     }))
     .unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &crd).await.unwrap();
+    env.install_crd(&crd).await.unwrap();
     let name = format!("widgets.{group}");
-    env.delete_on_drop(&ApiResource::erase::<CustomResourceDefinition>(&()), &name);
-    eventually("the CRD to be established", || async {
-        let c = crds.get(&name).await.ok()?;
-        c.status?
-            .conditions?
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True")
-            .then_some(())
-    })
-    .await;
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(&group, "v1", "Widget"), "widgets");
     (name, ar)
 }

@@ -9,7 +9,7 @@ use kube_client::core::response::Status;
 use kube_client::{Api, Client};
 use serde_json::{Value, json};
 
-use super::{eventually, setup};
+use super::setup;
 
 fn unique_group() -> String {
     format!(
@@ -82,25 +82,9 @@ fn crd(group: &str, schema: Value) -> CustomResourceDefinition {
 /// Installs the gadgets CRD and returns the gadgets of namespace `ns`. On a real cluster `env`
 /// deletes the CRD when dropped, also after a failure.
 async fn install(env: &kdev_testenv::TestEnv, group: &str, ns: &str) -> Api<DynamicObject> {
-    let client = &env.client();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let name = format!("gadgets.{group}");
-    crds.create(&PostParams::default(), &crd(group, schema()))
-        .await
-        .expect("create the CRD");
-    env.delete_on_drop(&ApiResource::erase::<CustomResourceDefinition>(&()), &name);
-    eventually("the CRD to be established", || async {
-        let c = crds.get(&name).await.ok()?;
-        let established = c
-            .status?
-            .conditions?
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        established.then_some(())
-    })
-    .await;
+    env.install_crd(&crd(group, schema())).await.expect("install the CRD");
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", "Gadget"), "gadgets");
-    Api::namespaced_with(client.clone(), ns, &ar)
+    Api::namespaced_with(env.client(), ns, &ar)
 }
 
 async fn uninstall(client: &Client, group: &str) {

@@ -52,20 +52,7 @@ fn unique_group() -> String {
 
 /// Installs `crd`; on a real cluster `env` deletes it when dropped, also after a failure.
 async fn install(env: &kdev_testenv::TestEnv, crd: &CustomResourceDefinition) {
-    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
-    let name = crd.metadata.name.clone().unwrap_or_default();
-    crds.create(&PostParams::default(), crd).await.expect("create the CRD");
-    env.delete_on_drop(&ApiResource::erase::<CustomResourceDefinition>(&()), &name);
-    eventually("the CRD to be established", || async {
-        let c = crds.get(&name).await.ok()?;
-        let established = c
-            .status?
-            .conditions?
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        established.then_some(())
-    })
-    .await;
+    env.install_crd(crd).await.expect("install the CRD");
 }
 
 async fn uninstall(client: &Client, group: &str) {

@@ -58,22 +58,11 @@ pub struct Raw {
 
 /// Sends `req` through the environment's client, whatever its status code.
 pub async fn raw(env: &TestEnv, req: http::Request<Vec<u8>>) -> Raw {
-    let resp = env.client().send(req.map(Into::into)).await.expect("send");
-    let code = resp.status().as_u16();
-    let warnings = resp
-        .headers()
-        .get_all("warning")
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_owned))
-        .collect();
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .expect("a body")
-        .to_bytes();
+    let answer = env.send(req).await.expect("send");
     Raw {
-        code,
-        warnings,
-        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        code: answer.status,
+        body: answer.json(),
+        warnings: answer.warning_headers,
     }
 }
 

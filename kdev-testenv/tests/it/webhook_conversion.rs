@@ -9,7 +9,6 @@ use kube_client::api::{
 use kube_client::{Api, Client};
 use serde_json::{Value, json};
 
-use super::eventually;
 use super::webhook_server::{Reply, WebhookServer, env_for, needs_local_webhooks, serve};
 use kdev_testenv::TestEnv;
 
@@ -70,7 +69,7 @@ async fn converting() -> (WebhookServer, TestEnv, String) {
     .await;
     let (env, ns) = env_for(&hooks).await;
     install(
-        &env.client(),
+        &env,
         json!({ "strategy": "Webhook", "webhook": {
             "clientConfig": hooks.service_config("/convert"), "conversionReviewVersions": ["v1"] } }),
     )
@@ -78,18 +77,17 @@ async fn converting() -> (WebhookServer, TestEnv, String) {
     (hooks, env, ns)
 }
 
-async fn install(client: &Client, conversion: Value) {
+async fn install(env: &TestEnv, conversion: Value) {
     install_versions(
-        client,
+        env,
         json!([version("v1", true, "size"), version("v2", false, "replicas")]),
         conversion,
     )
     .await;
 }
 
-async fn install_versions(client: &Client, versions: Value, conversion: Value) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = serde_json::from_value(json!({
+async fn install_versions(env: &TestEnv, versions: Value, conversion: Value) {
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": { "name": format!("widgets.{GROUP}") },
         "spec": {
@@ -100,16 +98,7 @@ async fn install_versions(client: &Client, versions: Value, conversion: Value) {
         },
     }))
     .expect("a CRD");
-    crds.create(&PostParams::default(), &crd).await.expect("create the CRD");
-    eventually("the CRD to be established", || async {
-        let c = crds.get(&format!("widgets.{GROUP}")).await.ok()?;
-        c.status?
-            .conditions?
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True")
-            .then_some(())
-    })
-    .await;
+    env.install_crd(&crd).await.expect("install the CRD");
 }
 
 fn widgets(client: &Client, version: &str, ns: &str) -> Api<DynamicObject> {
@@ -131,7 +120,7 @@ async fn setup() -> Option<(WebhookServer, TestEnv, String)> {
     let hooks = serve(|_, review| convert(review)).await;
     let (env, ns) = env_for(&hooks).await;
     install(
-        &env.client(),
+        &env,
         json!({ "strategy": "Webhook", "webhook": {
             "clientConfig": hooks.service_config("/convert"), "conversionReviewVersions": ["v1"] } }),
     )
@@ -313,7 +302,7 @@ async fn an_unreachable_conversion_webhook_fails_reads_in_other_versions_only() 
         .expect("server");
     let ns = env.namespace().await.expect("namespace");
     install(
-        &env.client(),
+        &env,
         json!({ "strategy": "Webhook", "webhook": {
             "clientConfig": { "url": "https://127.0.0.1:1/convert" }, "conversionReviewVersions": ["v1"] } }),
     )
@@ -423,7 +412,7 @@ async fn setup_strict() -> Option<(WebhookServer, TestEnv, String)> {
     let hooks = serve(|_, review| convert(review)).await;
     let (env, ns) = env_for(&hooks).await;
     install_versions(
-        &env.client(),
+        &env,
         strict_versions(),
         json!({ "strategy": "Webhook", "webhook": {
             "clientConfig": hooks.service_config("/convert"), "conversionReviewVersions": ["v1"] } }),

@@ -48,13 +48,11 @@
 //!     .tls(tls)
 //!     .build()?;
 //!
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! println!("serving on https://{}", listener.local_addr()?);
+//! // Port 0: the system picks a free port, which `local_addr` reports.
+//! let bound = server.bind("127.0.0.1:0".parse()?).await?;
+//! println!("serving on https://{}", bound.local_addr());
 //! let stop = CancellationToken::new();
-//! let running = tokio::spawn(server.serve_with_incoming_shutdown(
-//!     server::tcp_incoming(listener),
-//!     stop.clone().cancelled_owned(),
-//! ));
+//! let running = tokio::spawn(bound.serve_with_shutdown(stop.clone().cancelled_owned()));
 //! // ... kube-apiserver calls https://<service>/validate-pods and /mutate-pods ...
 //! stop.cancel();
 //! running.await??;

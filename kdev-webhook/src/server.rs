@@ -371,6 +371,42 @@ enum Route {
     Conversion(Arc<crate::conversion::Converting>),
 }
 
+/// A [`Server`] bound to a TCP address and not serving yet: [`Server::bind`].
+///
+/// Connections that arrive before a `serve*` call wait in the listen backlog.
+#[derive(Debug)]
+pub struct Bound {
+    server: Server,
+    listener: TcpListener,
+    local: SocketAddr,
+}
+
+impl Bound {
+    /// The address bound, with the port the system chose when the requested one was 0.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Serves until an error, as [`Server::serve`].
+    ///
+    /// # Errors
+    /// [`Error::Tls`] when the certificate does not load.
+    pub async fn serve(self) -> Result<(), Error> {
+        self.serve_with_shutdown(std::future::pending()).await
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully, as
+    /// [`Server::serve_with_shutdown`].
+    ///
+    /// # Errors
+    /// [`Error::Tls`] when the certificate does not load.
+    pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        self.server
+            .serve_with_incoming_shutdown(tcp_incoming(self.listener), signal)
+            .await
+    }
+}
+
 /// Accepted TCP connections of `listener` as a stream, for [`Server::serve_with_incoming`].
 pub fn tcp_incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result<TcpStream>> + Send + 'static {
     futures::stream::unfold(listener, |listener| async move {
@@ -420,10 +456,33 @@ impl Server {
         addr: SocketAddr,
         signal: impl Future<Output = ()> + Send,
     ) -> Result<(), Error> {
+        self.bind(addr).await?.serve_with_shutdown(signal).await
+    }
+
+    /// Binds `addr` without serving yet, so the caller can read the address it got
+    /// ([`Bound::local_addr`]), for example the port the system chose for `127.0.0.1:0`.
+    ///
+    /// ```no_run
+    /// # async fn run(server: kdev_webhook::Server) -> Result<(), Box<dyn std::error::Error>> {
+    /// let bound = server.bind("127.0.0.1:0".parse()?).await?;
+    /// println!("serving on https://{}", bound.local_addr());
+    /// bound.serve().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Bind`] when the address cannot be bound.
+    pub async fn bind(self, addr: SocketAddr) -> Result<Bound, Error> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
-        self.serve_with_incoming_shutdown(tcp_incoming(listener), signal).await
+        let local = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
+        Ok(Bound {
+            server: self,
+            listener,
+            local,
+        })
     }
 
     /// Serves the connections `incoming` yields (TCP, Unix sockets, in-memory pipes) until it

@@ -22,10 +22,10 @@ use kdev::CancellationToken;
 use kdev::CustomResource;
 use kdev::crd::conversion::{ConversionError, Convert, Converter, Convertible};
 use kdev::testenv::{Config, TestEnv};
+use kdev::webhook::Server;
 use kdev::webhook::certs::Settings;
 use kdev::webhook::config::{ClientConfig, Configurations};
 use kdev::webhook::tls::ServingCert;
-use kdev::webhook::{Server, server};
 use kube_client::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube_client::{Api, Client};
 use kube_core::crd::v1::CustomResourceExt;
@@ -240,12 +240,10 @@ async fn main() -> Result<(), BoxError> {
     }
 
     println!("\n== 4. serving, and installing the CRD");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+    let bound = server.bind("127.0.0.1:0".parse()?).await?;
+    let addr = bound.local_addr();
     let stop = CancellationToken::new();
-    let served = tokio::spawn(
-        server.serve_with_incoming_shutdown(server::tcp_incoming(listener), stop.clone().cancelled_owned()),
-    );
+    let served = tokio::spawn(bound.serve_with_shutdown(stop.clone().cancelled_owned()));
     // The embedded API server has no pod network: the Service is mapped to the local port.
     let env = TestEnv::embedded(Config::default().webhook_service(SERVICE_NAMESPACE, SERVICE_NAME, 443, addr)).await?;
     println!("serving conversions on https://{addr}; started kdev's embedded API server");

@@ -22,13 +22,13 @@ use k8s_openapi::api::core::v1::{Container, Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kdev::CancellationToken;
 use kdev::testenv::{Config, TestEnv};
+use kdev::webhook::Server;
 use kdev::webhook::admission::{Defaulter, Request, Validator, Verdict};
 use kdev::webhook::certs::{Rotator, Settings};
 use kdev::webhook::config::{ClientConfig, Configurations, FailurePolicy, Operation, SideEffects, Webhook};
 use kdev::webhook::inject::Injector;
 use kdev::webhook::metrics::Metrics;
 use kdev::webhook::tls::ServingCert;
-use kdev::webhook::{Server, server};
 use kube_client::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube_client::{Api, Client};
 use serde_json::json;
@@ -214,12 +214,10 @@ async fn lesson(dir: &std::path::Path, rotator: Rotator) -> Result<(), BoxError>
     }
 
     println!("\n== 4. serving, and an API server that reaches the Service");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+    let bound = server.bind("127.0.0.1:0".parse()?).await?;
+    let addr = bound.local_addr();
     let stop = CancellationToken::new();
-    let served = tokio::spawn(
-        server.serve_with_incoming_shutdown(server::tcp_incoming(listener), stop.clone().cancelled_owned()),
-    );
+    let served = tokio::spawn(bound.serve_with_shutdown(stop.clone().cancelled_owned()));
     // kube-apiserver would resolve the Service to a pod; the embedded server has no pod network,
     // so the Service is mapped to the local port. TLS is still checked against the caBundle.
     let config = Config::default().webhook_service(SERVICE_NAMESPACE, SERVICE_NAME, 443, addr);

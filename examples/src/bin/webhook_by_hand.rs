@@ -22,9 +22,9 @@ use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kdev::CancellationToken;
 use kdev::testenv::{Config, TestEnv};
+use kdev::webhook::Server;
 use kdev::webhook::admission::{PatchType, Request, Response, Review};
 use kdev::webhook::tls::ServingCert;
-use kdev::webhook::{Server, server};
 use kube_client::api::{DeleteParams, PostParams};
 use kube_client::{Api, Client};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -168,12 +168,10 @@ async fn main() -> Result<(), BoxError> {
     }
 
     println!("\n== 3. serving, and an API server that reaches the Service");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+    let bound = server.bind("127.0.0.1:0".parse()?).await?;
+    let addr = bound.local_addr();
     let stop = CancellationToken::new();
-    let served = tokio::spawn(
-        server.serve_with_incoming_shutdown(server::tcp_incoming(listener), stop.clone().cancelled_owned()),
-    );
+    let served = tokio::spawn(bound.serve_with_shutdown(stop.clone().cancelled_owned()));
     // kube-apiserver would send the request to a pod behind the Service; the embedded server has
     // no pod network, so the Service is mapped to the local port (TLS is still verified).
     let env = TestEnv::embedded(Config::default().webhook_service(SERVICE_NAMESPACE, SERVICE_NAME, 443, addr)).await?;

@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kdev_testenv::{Config, TestEnv};
 use kdev_webhook::admission::{Defaulter, Request, Validator, Verdict};
-use kdev_webhook::{Server, server, tls::ServingCert};
+use kdev_webhook::{Server, tls::ServingCert};
 use kube_client::Api;
 use kube_client::api::{Patch, PatchParams, PostParams};
 use parking_lot::Mutex;
@@ -136,12 +136,10 @@ impl Setup {
             .tls(cert)
             .build()
             .expect("the webhook server builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr: SocketAddr = listener.local_addr().expect("addr");
+        let bound = server.bind("127.0.0.1:0".parse().unwrap()).await.expect("bind");
+        let addr: SocketAddr = bound.local_addr();
         let stop = CancellationToken::new();
-        let served = tokio::spawn(
-            server.serve_with_incoming_shutdown(server::tcp_incoming(listener), stop.clone().cancelled_owned()),
-        );
+        let served = tokio::spawn(bound.serve_with_shutdown(stop.clone().cancelled_owned()));
         let config = Config::default().webhook_service(SERVICE_NAMESPACE, SERVICE_NAME, 443, addr);
         let env = TestEnv::embedded(config).await.expect("the embedded API server starts");
         let ns = env.namespace().await.expect("a namespace");

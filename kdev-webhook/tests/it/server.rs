@@ -154,6 +154,40 @@ async fn serve_with_shutdown_returns_once_signalled() {
     (&mut server.task).await.unwrap().unwrap();
 }
 
+#[tokio::test]
+async fn bind_reports_the_chosen_port_and_a_taken_address_is_a_bind_error() {
+    let ca = Ca::new();
+    let leaf = ca.leaf();
+    let tls = || ServingCert::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap();
+    let server = Server::builder().raw("/allow", allow).tls(tls()).build().unwrap();
+    let bound = server.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = bound.local_addr();
+    assert_ne!(addr.port(), 0, "the system's port is reported, not the requested 0");
+
+    // The address is held from `bind` on: a second server cannot take it.
+    let second = Server::builder().raw("/allow", allow).tls(tls()).build().unwrap();
+    let err = second.bind(addr).await.unwrap_err();
+    assert!(matches!(&err, Error::Bind { addr: a, .. } if *a == addr), "{err:?}");
+
+    // A connection made before serving waits in the backlog and is answered once serving.
+    let connecting = tokio::spawn({
+        let pem = ca.pem.clone();
+        async move { support::connect(addr, &pem).await }
+    });
+    let stop = kdev_webhook::CancellationToken::new();
+    let task = tokio::spawn(bound.serve_with_shutdown(stop.clone().cancelled_owned()));
+    let mut conn = connecting.await.unwrap();
+    let answer = conn
+        .admit(
+            "/allow",
+            &review("early", "CREATE", Some(pod("a", json!({}))), None, false),
+        )
+        .await;
+    assert_eq!(answer["uid"], "early");
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
 /// A server with default timeouts serving one in-memory connection (so that virtual time only
 /// advances when both ends wait); the server and the client's end of the pipe.
 fn in_memory(ca: &Ca) -> (Running, DuplexStream) {
@@ -163,7 +197,7 @@ fn in_memory(ca: &Ca) -> (Running, DuplexStream) {
     let server = Server::builder().raw("/allow", allow).tls(tls).build().unwrap();
     let (client, served) = tokio::io::duplex(64 * 1024);
     let incoming = futures::stream::iter([Ok::<_, std::io::Error>(served)]).chain(futures::stream::pending());
-    let stop = tokio_util::sync::CancellationToken::new();
+    let stop = kdev_webhook::CancellationToken::new();
     let task = tokio::spawn(server.serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned()));
     let running = Running {
         addr: "127.0.0.1:0".parse().unwrap(),

@@ -77,12 +77,10 @@ impl Drop for Running {
 
 pub async fn start(builder: Builder) -> Running {
     let server = builder.build().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let bound = server.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = bound.local_addr();
     let stop = CancellationToken::new();
-    let task = tokio::spawn(
-        server.serve_with_incoming_shutdown(server::tcp_incoming(listener), stop.clone().cancelled_owned()),
-    );
+    let task = tokio::spawn(bound.serve_with_shutdown(stop.clone().cancelled_owned()));
     Running { addr, stop, task }
 }
 

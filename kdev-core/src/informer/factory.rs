@@ -208,9 +208,24 @@ impl SharedInformerFactory {
     /// [`default_transform`](Self::default_transform) (controller-runtime's per-object
     /// `Transform`). `T` is the cached type: `PartialObjectMeta<K>` for metadata-only
     /// informers, `DynamicObject` for dynamic ones.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn run(client: kube_client::Client) {
+    /// use k8s_openapi::api::core::v1::ConfigMap;
+    /// use kdev_core::informer::SharedInformerFactory;
+    ///
+    /// // Cached ConfigMaps keep their keys but not their values.
+    /// let factory = SharedInformerFactory::new(client).transform(|cm: &mut ConfigMap| {
+    ///     for value in cm.data.iter_mut().flat_map(|data| data.values_mut()) {
+    ///         value.clear();
+    ///     }
+    /// });
+    /// # }
+    /// ```
     #[must_use]
-    pub fn transform<T: 'static>(mut self, transform: Transform<T>) -> Self {
-        self.transforms.set(transform);
+    pub fn transform<T: 'static>(mut self, transform: impl Fn(&mut T) + Send + Sync + 'static) -> Self {
+        self.transforms.set::<T>(Arc::new(transform));
         self
     }
 

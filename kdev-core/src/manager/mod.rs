@@ -77,7 +77,7 @@ pub use cache::{Cache, CacheError, NamespacedCache};
 
 use crate::controller::{self, BuildError, Controller, Object, Reconciler};
 use crate::event::Recorder;
-use crate::informer::{SharedInformerFactory, Transform, Transforms};
+use crate::informer::{SharedInformerFactory, Transforms};
 use crate::leader_election::{self, LeaderElector, LeaseLock, Lock};
 use crate::reflector;
 use crate::workqueue;
@@ -304,8 +304,8 @@ impl ManagerBuilder {
     /// Runs `transform` on every cached object of type `T`, instead of the
     /// [`default_transform`](Self::default_transform) (controller-runtime's
     /// `cache.Options.ByObject[..].Transform`); see [`SharedInformerFactory::transform`].
-    pub fn transform<T: 'static>(mut self, transform: Transform<T>) -> Self {
-        self.transforms.set(transform);
+    pub fn transform<T: 'static>(mut self, transform: impl Fn(&mut T) + Send + Sync + 'static) -> Self {
+        self.transforms.set::<T>(Arc::new(transform));
         self
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kdev_core::informer::{Event, Order, SharedIndexInformer, SharedInformerFactory, Transform, strip_managed_fields};
+use kdev_core::informer::{Event, Order, SharedIndexInformer, SharedInformerFactory, strip_managed_fields};
 use kdev_core::manager::Manager;
 use kdev_core::reflector::{Config, ListWatch};
 use kdev_core::store::Store;
@@ -479,15 +479,14 @@ async fn a_factory_transform_runs_on_every_informer_it_makes_unless_the_type_has
     factory.shutdown().await;
 
     // A type's own transform replaces the default for that type only.
-    let mark: Transform<ConfigMap> = Arc::new(|cm: &mut ConfigMap| {
-        cm.metadata
-            .annotations
-            .get_or_insert_default()
-            .insert("seen-by".into(), "informer".into());
-    });
     let factory = SharedInformerFactory::new(env.client())
         .default_transform(strip)
-        .transform(mark);
+        .transform(|cm: &mut ConfigMap| {
+            cm.metadata
+                .annotations
+                .get_or_insert_default()
+                .insert("seen-by".into(), "informer".into());
+        });
     let typed = factory.informer(api.clone());
     let meta = factory.metadata_informer(api.clone());
     synced(&factory).await;

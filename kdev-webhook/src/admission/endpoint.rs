@@ -150,7 +150,7 @@ where
                 });
             }
         };
-        Ok(verdict.into_response())
+        Ok(verdict.into_response(Some(&req)))
     }
 }
 
@@ -230,7 +230,7 @@ where
             let mut obj = typed()?;
             let verdict = self.defaulter.default(&req, &mut obj).await;
             if !verdict.is_allowed() {
-                return Ok(verdict.into_response());
+                return Ok(verdict.into_response(Some(&req)));
             }
             let mutated = encoded(&obj)?;
             drop(obj);
@@ -251,7 +251,7 @@ where
                     patch = json_patch::diff(&original, &restored);
                 }
             }
-            Ok(verdict.into_response().with_patch(&patch))
+            Ok(verdict.into_response(Some(&req)).with_patch(&patch))
         })
     }
 }

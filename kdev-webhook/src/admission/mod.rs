@@ -13,18 +13,37 @@ use std::future::Future;
 pub(crate) use endpoint::{Endpoint, Mutating, Raw, Validating};
 pub use review::{
     API_VERSION_V1, API_VERSION_V1BETA1, GroupVersionKind, GroupVersionResource, KIND, Operation, PatchType, Request,
-    Response, Review, Status, UserInfo,
+    Response, Review, Status, StatusCause, StatusDetails, UserInfo,
 };
 
-/// A typed handler's answer: allowed or denied, with a status code, warnings and audit annotations.
+/// A typed handler's answer: allowed or denied, with a status code, field causes, warnings and
+/// audit annotations.
 ///
 /// Warnings and audit annotations are sent with denials too, as controller-runtime does.
+///
+/// A denial about particular fields reads best as [`Verdict::invalid`]: the user sees it as
+/// they see the API server's own validation errors.
+///
+/// ```
+/// use kdev_webhook::admission::{StatusCause, Verdict};
+///
+/// let replicas = 20;
+/// let verdict = if replicas > 10 {
+///     Verdict::invalid([StatusCause::invalid("spec.replicas", replicas, "must be at most 10")])
+/// } else {
+///     Verdict::allow()
+/// };
+/// assert!(!verdict.is_allowed());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     allowed: bool,
     code: u16,
     reason: String,
     message: String,
+    causes: Vec<StatusCause>,
+    /// Made by [`Verdict::invalid`]: the message names the object, from the request.
+    invalid: bool,
     warnings: Vec<String>,
     audit_annotations: BTreeMap<String, String>,
 }
@@ -37,6 +56,8 @@ impl Verdict {
             code: 200,
             reason: String::new(),
             message: String::new(),
+            causes: Vec::new(),
+            invalid: false,
             warnings: Vec::new(),
             audit_annotations: BTreeMap::new(),
         }
@@ -52,6 +73,32 @@ impl Verdict {
             message: message.into(),
             ..Verdict::allow()
         }
+    }
+
+    /// Denies the request as invalid, field by field, as the API server's own validation does
+    /// (apimachinery's `NewInvalid`, which controller-runtime webhooks return): code 422, reason
+    /// `Invalid`, the message `<Kind>.<group> "<name>" is invalid: <causes>` with the request's
+    /// kind and name, and `details` with the kind, name and every cause.
+    ///
+    /// kube-apiserver prefixes the message with the webhook's name: kubectl shows
+    /// `admission webhook "<webhook>" denied the request: Deployment.apps "web" is invalid:
+    /// spec.replicas: Invalid value: 20: must be at most 10`.
+    pub fn invalid(causes: impl IntoIterator<Item = StatusCause>) -> Verdict {
+        Verdict {
+            allowed: false,
+            code: 422,
+            reason: "Invalid".to_string(),
+            causes: causes.into_iter().collect(),
+            invalid: true,
+            ..Verdict::allow()
+        }
+    }
+
+    /// Adds a field's cause to a denial's `details.causes` (ignored when allowing).
+    #[must_use]
+    pub fn with_cause(mut self, cause: StatusCause) -> Verdict {
+        self.causes.push(cause);
+        self
     }
 
     /// Sets the HTTP-style code the API server reports to the user (for example 422 for an
@@ -88,23 +135,68 @@ impl Verdict {
         self.allowed
     }
 
-    pub(crate) fn into_response(self) -> Response {
-        let base = if self.allowed {
+    /// The response to `req`, whose kind and name an [`invalid`](Self::invalid) verdict's
+    /// message and details name.
+    pub fn into_response_to(self, req: &Request) -> Response {
+        self.into_response(Some(req))
+    }
+
+    pub(crate) fn into_response(self, req: Option<&Request>) -> Response {
+        let mut base = if self.allowed {
             Response::allowed()
         } else {
-            Response::errored(self.code, self.message).with_reason(self.reason)
+            let mut details = (!self.causes.is_empty()).then(StatusDetails::default);
+            let mut message = self.message;
+            if self.invalid {
+                let (kind, group, name) = match req {
+                    Some(req) => (
+                        req.kind.kind.as_str(),
+                        req.kind.group.as_str(),
+                        req.name.as_deref().unwrap_or_default(),
+                    ),
+                    None => ("", "", ""),
+                };
+                let mut shown: Vec<String> = Vec::new();
+                for cause in &self.causes {
+                    let line = cause.to_string();
+                    if !shown.contains(&line) {
+                        shown.push(line);
+                    }
+                }
+                let causes = match shown.as_slice() {
+                    [one] => one.clone(),
+                    many => format!("[{}]", many.join(", ")),
+                };
+                message = match (kind, group) {
+                    ("", _) => format!("the object is invalid: {causes}"),
+                    (kind, "") => format!("{kind} {name:?} is invalid: {causes}"),
+                    (kind, group) => format!("{kind}.{group} {name:?} is invalid: {causes}"),
+                };
+                let details = details.get_or_insert_with(StatusDetails::default);
+                details.kind = kind.to_string();
+                details.group = group.to_string();
+                details.name = name.to_string();
+            }
+            if let Some(details) = &mut details {
+                details.causes = self.causes;
+            }
+            let mut response = Response::errored(self.code, message).with_reason(self.reason);
+            if let Some(status) = &mut response.status {
+                status.details = details;
+            }
+            response
         };
-        Response {
-            warnings: self.warnings,
-            audit_annotations: self.audit_annotations,
-            ..base
-        }
+        base.warnings = self.warnings;
+        base.audit_annotations = self.audit_annotations;
+        base
     }
 }
 
+/// The response without the request: an [`invalid`](Verdict::invalid) verdict's message cannot
+/// name the object; prefer [`Verdict::into_response_to`].
 impl From<Verdict> for Response {
     fn from(verdict: Verdict) -> Response {
-        verdict.into_response()
+        verdict.into_response(None)
     }
 }
 

@@ -274,10 +274,139 @@ pub struct Status {
     /// The HTTP-style code the API server returns to the user (403 by default for a denial).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub code: u16,
+    /// What the denial is about and its causes field by field; the API server hands them to
+    /// the client as they are (a 422 `Invalid` with causes reads as a validation error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<StatusDetails>,
 }
 
 fn is_zero(c: &u16) -> bool {
     *c == 0
+}
+
+/// The `details` of a [`Status`] (`metav1.StatusDetails`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusDetails {
+    /// The object's name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// The object's API group (empty for the core group).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    /// The object's kind.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// The object's uid.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// One entry a field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<StatusCause>,
+}
+
+/// One field's reason for a denial (`metav1.StatusCause`, built from apimachinery's
+/// `field.Error`): the constructors write the reason and message kube-apiserver's own
+/// validation writes, so clients show a webhook's field errors as they show the API server's.
+///
+/// ```
+/// use kdev_webhook::admission::StatusCause;
+///
+/// let cause = StatusCause::invalid("spec.replicas", 20, "must be at most 10");
+/// assert_eq!(cause.to_string(), "spec.replicas: Invalid value: 20: must be at most 10");
+/// assert_eq!(cause.reason, "FieldValueInvalid");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCause {
+    /// The machine-readable kind of error (`FieldValueInvalid`, `FieldValueRequired`, ...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// The error, without the field (`Invalid value: 20: must be at most 10`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The field's path (`spec.containers[0].image`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub field: String,
+}
+
+impl StatusCause {
+    fn new(field: impl Into<String>, reason: &str, message: String) -> StatusCause {
+        StatusCause {
+            reason: reason.to_string(),
+            message,
+            field: field.into(),
+        }
+    }
+
+    /// `field` has a value that is not allowed (`field.Invalid`): `Invalid value: <value>:
+    /// <detail>`, the value written as JSON (strings quoted).
+    pub fn invalid(field: impl Into<String>, value: impl Serialize, detail: impl AsRef<str>) -> StatusCause {
+        let value = serde_json::to_string(&value).unwrap_or_else(|_| "<unprintable>".to_string());
+        let detail = detail.as_ref();
+        let message = if detail.is_empty() {
+            format!("Invalid value: {value}")
+        } else {
+            format!("Invalid value: {value}: {detail}")
+        };
+        StatusCause::new(field, "FieldValueInvalid", message)
+    }
+
+    /// `field` is missing (`field.Required`): `Required value` and the detail, if any.
+    pub fn required(field: impl Into<String>, detail: impl AsRef<str>) -> StatusCause {
+        StatusCause::new(
+            field,
+            "FieldValueRequired",
+            with_detail("Required value", detail.as_ref()),
+        )
+    }
+
+    /// `field` may not be set, or not to this (`field.Forbidden`): `Forbidden` and the detail.
+    pub fn forbidden(field: impl Into<String>, detail: impl AsRef<str>) -> StatusCause {
+        StatusCause::new(field, "FieldValueForbidden", with_detail("Forbidden", detail.as_ref()))
+    }
+
+    /// `field` has a value outside a known set (`field.NotSupported`): `Unsupported value:
+    /// <value>: supported values: "a", "b"`.
+    pub fn not_supported<S: AsRef<str>>(
+        field: impl Into<String>,
+        value: impl Serialize,
+        supported: impl IntoIterator<Item = S>,
+    ) -> StatusCause {
+        let value = serde_json::to_string(&value).unwrap_or_else(|_| "<unprintable>".to_string());
+        let supported: Vec<String> = supported.into_iter().map(|s| format!("{:?}", s.as_ref())).collect();
+        let mut message = format!("Unsupported value: {value}");
+        if !supported.is_empty() {
+            message.push_str(": supported values: ");
+            message.push_str(&supported.join(", "));
+        }
+        StatusCause::new(field, "FieldValueNotSupported", message)
+    }
+
+    /// `field` repeats a value that must be unique (`field.Duplicate`): `Duplicate value:
+    /// <value>`.
+    pub fn duplicate(field: impl Into<String>, value: impl Serialize) -> StatusCause {
+        let value = serde_json::to_string(&value).unwrap_or_else(|_| "<unprintable>".to_string());
+        StatusCause::new(field, "FieldValueDuplicate", format!("Duplicate value: {value}"))
+    }
+}
+
+fn with_detail(head: &str, detail: &str) -> String {
+    if detail.is_empty() {
+        head.to_string()
+    } else {
+        format!("{head}: {detail}")
+    }
+}
+
+/// `<field>: <message>`, as apimachinery's `field.Error` prints.
+impl std::fmt::Display for StatusCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
 }
 
 /// A webhook's answer: the `response` of an AdmissionReview.
@@ -333,6 +462,7 @@ impl Response {
                 message: message.into(),
                 reason: String::new(),
                 code,
+                details: None,
             }),
             ..Response::default()
         }

@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::core::v1::Pod;
 use kdev_webhook::Server;
-use kdev_webhook::admission::{Defaulter, Request, Response, Validator, Verdict};
+use kdev_webhook::admission::{Defaulter, Request, Response, StatusCause, Validator, Verdict};
 use kdev_webhook::tls::ServingCert;
 use serde_json::{Value, json};
 
@@ -505,4 +505,129 @@ async fn unknown_fields_stay_on_their_own_array_element_when_the_defaulter_remov
             {"name": "log", "image": "log:1", "futureLogField": "l"},
         ])
     );
+}
+
+/// Field errors, as a kubebuilder webhook returns `apierrors.NewInvalid`.
+struct Fields;
+
+impl Validator<Pod> for Fields {
+    async fn validate_create(&self, _req: &Request, pod: &Pod) -> Verdict {
+        let mut causes = Vec::new();
+        for (i, image) in images(pod).enumerate() {
+            if image.ends_with(":latest") {
+                let field = format!("spec.containers[{i}].image");
+                causes.push(StatusCause::invalid(field, image, "must not use the :latest tag"));
+            }
+        }
+        if label(pod, "team").is_none() {
+            causes.push(StatusCause::required("metadata.labels[team]", ""));
+        }
+        if causes.is_empty() {
+            Verdict::allow()
+        } else {
+            Verdict::invalid(causes)
+        }
+    }
+
+    async fn validate_update(&self, _req: &Request, _old: &Pod, _new: &Pod) -> Verdict {
+        Verdict::deny("pods are immutable here")
+            .with_cause(StatusCause::forbidden("spec", "updates are not allowed"))
+            .with_cause(StatusCause::not_supported(
+                "metadata.labels[tier]",
+                "gold",
+                ["web", "db"],
+            ))
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_verdict_names_the_object_and_carries_every_cause() {
+    let webhooks = Server::builder()
+        .validating("/fields", Fields)
+        .build_in_process()
+        .unwrap();
+    let send = |review: Value| {
+        let webhooks = &webhooks;
+        async move {
+            let answer = webhooks
+                .call("/fields", serde_json::to_vec(&review).unwrap().into())
+                .await;
+            let answer: Value = serde_json::from_slice(answer.body()).unwrap();
+            answer["response"].clone()
+        }
+    };
+
+    let one = send(review(
+        "u1",
+        "CREATE",
+        Some(pod("nginx:latest", json!({"team": "a"}))),
+        None,
+        false,
+    ))
+    .await;
+    assert_eq!(one["allowed"], false);
+    let status = &one["status"];
+    assert_eq!(status["code"], 422);
+    assert_eq!(status["reason"], "Invalid");
+    // apimachinery's NewInvalid: one cause is printed bare.
+    assert_eq!(
+        status["message"],
+        r#"Pod "web" is invalid: spec.containers[0].image: Invalid value: "nginx:latest": must not use the :latest tag"#
+    );
+    assert_eq!(
+        status["details"],
+        json!({
+            "name": "web",
+            "kind": "Pod",
+            "causes": [{
+                "reason": "FieldValueInvalid",
+                "message": "Invalid value: \"nginx:latest\": must not use the :latest tag",
+                "field": "spec.containers[0].image",
+            }],
+        })
+    );
+
+    // Several causes are listed in brackets.
+    let two = send(review(
+        "u2",
+        "CREATE",
+        Some(pod("nginx:latest", json!({}))),
+        None,
+        false,
+    ))
+    .await;
+    assert_eq!(
+        two["status"]["message"],
+        r#"Pod "web" is invalid: [spec.containers[0].image: Invalid value: "nginx:latest": must not use the :latest tag, metadata.labels[team]: Required value]"#
+    );
+    let causes = two["status"]["details"]["causes"].as_array().unwrap();
+    assert_eq!(causes.len(), 2);
+    assert_eq!(
+        causes[1],
+        json!({"reason": "FieldValueRequired", "message": "Required value", "field": "metadata.labels[team]"})
+    );
+
+    // A plain denial keeps its message and code, and gains the causes.
+    let old = pod("nginx:1", json!({}));
+    let update = send(review("u3", "UPDATE", Some(old.clone()), Some(old), false)).await;
+    assert_eq!(update["status"]["code"], 403);
+    assert_eq!(update["status"]["message"], "pods are immutable here");
+    assert_eq!(
+        update["status"]["details"],
+        json!({"causes": [
+            {"reason": "FieldValueForbidden", "message": "Forbidden: updates are not allowed", "field": "spec"},
+            {"reason": "FieldValueNotSupported", "message": "Unsupported value: \"gold\": supported values: \"web\", \"db\"", "field": "metadata.labels[tier]"},
+        ]})
+    );
+
+    let allowed = send(review(
+        "u4",
+        "CREATE",
+        Some(pod("nginx:1", json!({"team": "a"}))),
+        None,
+        false,
+    ))
+    .await;
+    assert_eq!(allowed["allowed"], true);
+    assert!(allowed.get("status").is_none(), "{allowed}");
 }

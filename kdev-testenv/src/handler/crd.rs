@@ -186,11 +186,152 @@ fn apply_schema(openapi: &Value) -> crate::patch::Schema {
     out
 }
 
-/// After a CRD is created or updated: add the clean-up finalizer, accept the names, mark it
-/// Established, record the stored version, and serve its resource.
+/// The names a CRD asks for, with the defaults kube-apiserver gives `singular` and `listKind`.
+fn requested_names(crd: &Value) -> Value {
+    let mut names = crd["spec"]["names"].clone();
+    let kind = names["kind"].as_str().unwrap_or("").to_string();
+    if let Some(n) = names.as_object_mut() {
+        if n.get("singular").and_then(Value::as_str).is_none_or(str::is_empty) {
+            n.insert("singular".into(), json!(kind.to_ascii_lowercase()));
+        }
+        if n.get("listKind").and_then(Value::as_str).is_none_or(str::is_empty) {
+            n.insert("listKind".into(), json!(format!("{kind}List")));
+        }
+    }
+    names
+}
+
+/// The names every CRD of `group` has been granted (its `status.acceptedNames`): resource
+/// names (plural, singular, short names) and kinds (kind, list kind), as the naming controller
+/// of kube-apiserver collects them, the CRD being checked included.
+fn names_in_use(st: &State, group: &str) -> (Vec<String>, Vec<String>) {
+    let (mut resources, mut kinds) = (Vec::new(), Vec::new());
+    for crd in st.list(CRD_STORAGE, None) {
+        if crd.value["spec"]["group"] != group {
+            continue;
+        }
+        let accepted = &crd.value["status"]["acceptedNames"];
+        for key in ["plural", "singular"] {
+            resources.extend(accepted[key].as_str().map(String::from));
+        }
+        resources.extend(str_list(&accepted["shortNames"]));
+        for key in ["kind", "listKind"] {
+            kinds.extend(accepted[key].as_str().map(String::from));
+        }
+    }
+    (resources, kinds)
+}
+
+/// The outcome of checking a CRD's names against its group's.
+struct Naming {
+    /// The names granted: each requested name that is free or already the CRD's, else the one
+    /// granted before.
+    accepted: Value,
+    /// Why a name was refused (`KindConflict`, ...) and the message; `None` when all were
+    /// accepted.
+    conflict: Option<(&'static str, String)>,
+}
+
+/// kube-apiserver's naming controller (`apiextensions-apiserver/pkg/controller/status`): a name
+/// another CRD of the group has been granted is refused, the last conflict found is reported,
+/// and the CRD keeps the names it was granted before.
+fn check_names(st: &State, crd: &Value) -> Naming {
+    let group = crd["spec"]["group"].as_str().unwrap_or("");
+    let (resources, kinds) = names_in_use(st, group);
+    let requested = requested_names(crd);
+    let before = &crd["status"]["acceptedNames"];
+    let mut accepted = if before.is_object() { before.clone() } else { json!({}) };
+    let mut conflict = None;
+    let in_use = |name: &str, granted: &Value, used: &[String]| -> Option<String> {
+        (granted.as_str() != Some(name) && used.iter().any(|u| u == name))
+            .then(|| format!("{name:?} is already in use"))
+    };
+    let checks: [(&str, &[String], &'static str); 4] = [
+        ("plural", &resources, "PluralConflict"),
+        ("singular", &resources, "SingularConflict"),
+        ("kind", &kinds, "KindConflict"),
+        ("listKind", &kinds, "ListKindConflict"),
+    ];
+    for (key, used, reason) in checks {
+        let name = requested[key].as_str().unwrap_or("");
+        match in_use(name, &before[key], used) {
+            Some(message) => conflict = Some((reason, message)),
+            None => accepted[key] = json!(name),
+        }
+        if key == "singular" {
+            // Short names are checked between singular and kind, as kube-apiserver does.
+            let wanted = str_list(&requested["shortNames"]);
+            let granted = str_list(&before["shortNames"]);
+            if wanted != granted {
+                let refused: Vec<String> = wanted
+                    .iter()
+                    .filter(|s| !granted.contains(s))
+                    .filter_map(|s| in_use(s, &Value::Null, &resources))
+                    .collect();
+                match refused.as_slice() {
+                    [] => accepted["shortNames"] = json!(wanted),
+                    [one] => conflict = Some(("ShortNamesConflict", one.clone())),
+                    many => conflict = Some(("ShortNamesConflict", format!("[{}]", many.join(", ")))),
+                }
+            }
+        }
+    }
+    match requested.get("categories") {
+        Some(c) if !c.is_null() => accepted["categories"] = c.clone(),
+        _ => {
+            if let Some(a) = accepted.as_object_mut() {
+                a.remove("categories");
+            }
+        }
+    }
+    Naming { accepted, conflict }
+}
+
+/// After a CRD is created or updated: add the clean-up finalizer, check its names against the
+/// other CRDs of its group, mark it Established once they are accepted, record the stored
+/// version, and serve its resource under the names accepted; then look again at the CRDs of the
+/// group whose names were refused, since the write may have freed them.
 pub(crate) fn on_written(st: &mut State, stored: &Arc<Stored>) {
+    establish(st, stored);
+    let group = stored.value["spec"]["group"].as_str().unwrap_or("").to_string();
+    recheck_refused(st, &group, &stored.value["metadata"]["name"]);
+}
+
+/// The CRDs of `group` (except `except`) with names refused, checked again.
+fn recheck_refused(st: &mut State, group: &str, except: &Value) {
+    let refused: Vec<Arc<Stored>> = st
+        .list(CRD_STORAGE, None)
+        .into_iter()
+        .filter(|c| c.value["spec"]["group"] == group && c.value["metadata"]["name"] != *except)
+        .filter(|c| c.value.pointer("/metadata/deletionTimestamp").is_none())
+        .filter(|c| {
+            c.value["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "NamesAccepted" && c["status"] == "False")
+            })
+        })
+        .collect();
+    for crd in refused {
+        establish(st, &crd);
+    }
+}
+
+fn establish(st: &mut State, stored: &Arc<Stored>) {
     let crd = &stored.value;
-    let Some(res) = resource_of(crd) else { return };
+    let naming = check_names(st, crd);
+    let was_established = crd["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Established" && c["status"] == "True"));
+    let established = was_established || naming.conflict.is_none();
+    // The resource is served under the names accepted, which may be older than the spec's.
+    let mut served_as = crd.clone();
+    if let Some(names) = served_as.pointer_mut("/spec/names") {
+        *names = naming.accepted.clone();
+    }
+    let res = if established { resource_of(&served_as) } else { None };
+    if established && res.is_none() {
+        return;
+    }
     let mut v = crd.clone();
     let now = meta::now();
     let mut fins: Vec<Value> = v
@@ -203,40 +344,51 @@ pub(crate) fn on_written(st: &mut State, stored: &Arc<Stored>) {
         v["metadata"]["finalizers"] = json!(fins);
     }
     let mut stored_versions = str_list(&v["status"]["storedVersions"]);
-    if !stored_versions.contains(&res.storage_version) {
+    if let Some(res) = &res
+        && !stored_versions.contains(&res.storage_version)
+    {
         stored_versions.push(res.storage_version.clone());
     }
-    let condition = |ty: &str, reason: &str, message: &str, old: &Value| {
-        let prev = old["status"]["conditions"]
+    let condition = |ty: &str, status: &str, reason: &str, message: &str| {
+        let prev = crd["status"]["conditions"]
             .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == ty && c["status"] == "True"))
+            .and_then(|c| c.iter().find(|c| c["type"] == ty && c["status"] == status))
             .and_then(|c| c["lastTransitionTime"].as_str().map(String::from));
-        json!({ "type": ty, "status": "True", "lastTransitionTime": prev.unwrap_or_else(|| now.clone()),
+        json!({ "type": ty, "status": status, "lastTransitionTime": prev.unwrap_or_else(|| now.clone()),
                 "reason": reason, "message": message })
     };
+    let names_accepted = match &naming.conflict {
+        None => condition("NamesAccepted", "True", "NoConflicts", "no conflicts found"),
+        Some((reason, message)) => condition("NamesAccepted", "False", reason, message),
+    };
+    let established = if established {
+        condition(
+            "Established",
+            "True",
+            "InitialNamesAccepted",
+            "the initial names have been accepted",
+        )
+    } else {
+        condition("Established", "False", "NotAccepted", "not all names are accepted")
+    };
     v["status"] = json!({
-        "conditions": [
-            condition("NamesAccepted", "NoConflicts", "no conflicts found", crd),
-            condition("Established", "InitialNamesAccepted", "the initial names have been accepted", crd),
-        ],
-        "acceptedNames": crd["spec"]["names"].clone(),
+        "conditions": [names_accepted, established],
+        "acceptedNames": naming.accepted,
         "storedVersions": stored_versions,
     });
-    if let Some(names) = v["status"]["acceptedNames"].as_object_mut() {
-        names.entry("listKind").or_insert_with(|| json!(res.list_kind));
-        names.entry("singular").or_insert_with(|| json!(res.singular));
+    if let Some(res) = res {
+        // Objects stored before read with the defaults of the storage version's schema now, as
+        // kube-apiserver defaults what it reads from etcd.
+        if let Some(schema) = res
+            .crd
+            .as_ref()
+            .and_then(|c| c.get(&res.storage_version))
+            .and_then(|v| v.schema.clone())
+        {
+            st.reread(&res.storage, |obj| schema.default(obj));
+        }
+        st.register(res);
     }
-    // Objects stored before read with the defaults of the storage version's schema now, as
-    // kube-apiserver defaults what it reads from etcd.
-    if let Some(schema) = res
-        .crd
-        .as_ref()
-        .and_then(|c| c.get(&res.storage_version))
-        .and_then(|v| v.schema.clone())
-    {
-        st.reread(&res.storage, |obj| schema.default(obj));
-    }
-    st.register(res);
     if v != *crd {
         let name = v
             .pointer("/metadata/name")
@@ -298,6 +450,9 @@ pub(crate) fn after_remove(st: &mut State, storage: &str, last: &Arc<Stored>) {
         let cr_storage = format!("{group}/{plural}");
         st.unregister(group, plural);
         st.drop_table(&cr_storage);
+        // Its names are free now.
+        let group = group.to_string();
+        recheck_refused(st, &group, &last.value["metadata"]["name"]);
         return;
     }
     let Some((group, plural)) = storage.split_once('/') else {

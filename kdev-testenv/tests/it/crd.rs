@@ -861,3 +861,103 @@ async fn install_crd_creates_or_replaces_and_waits_until_established() {
     }
     uninstall(&env.client(), &group).await;
 }
+
+/// A CRD of `group` named `<plural>.<group>` whose names are `names` (plural, kind, ...).
+fn named_crd(group: &str, names: Value) -> CustomResourceDefinition {
+    let mut def = serde_json::to_value(crd(group, "Namespaced")).expect("json");
+    def["metadata"]["name"] = json!(format!("{}.{group}", names["plural"].as_str().expect("a plural")));
+    def["spec"]["names"] = names;
+    serde_json::from_value(def).expect("a valid CRD")
+}
+
+fn condition(crd: &CustomResourceDefinition, type_: &str) -> Option<(String, String, String)> {
+    let c = crd
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)?;
+    Some((
+        c.status.clone(),
+        c.reason.clone().unwrap_or_default(),
+        c.message.clone().unwrap_or_default(),
+    ))
+}
+
+#[tokio::test]
+async fn a_crd_whose_names_another_crd_of_its_group_has_is_not_established_until_they_are_free() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    install(&env, &crd(&group, "Namespaced")).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+
+    // The same kind under another plural: kube-apiserver's naming controller refuses the kind.
+    let gadgets = named_crd(
+        &group,
+        json!({ "plural": "gadgets", "singular": "gadget", "kind": "Widget", "listKind": "GadgetList" }),
+    );
+    match env.install_crd(&gadgets).await {
+        Err(kdev_testenv::Error::CrdNotEstablished { reason, .. }) => assert_eq!(
+            reason, r#"NamesAccepted is False (KindConflict): "Widget" is already in use"#,
+            "{reason}"
+        ),
+        other => panic!("expected a names conflict, got {other:?}"),
+    }
+    let refused = crds.get(&format!("gadgets.{group}")).await.expect("the CRD is stored");
+    assert_eq!(
+        condition(&refused, "Established"),
+        Some((
+            "False".into(),
+            "NotAccepted".into(),
+            "not all names are accepted".into()
+        ))
+    );
+    // The names that were free are granted; the kind is not.
+    let accepted = refused
+        .status
+        .as_ref()
+        .and_then(|s| s.accepted_names.as_ref())
+        .expect("acceptedNames");
+    assert_eq!(accepted.plural, "gadgets");
+    assert_eq!(accepted.list_kind.as_deref(), Some("GadgetList"));
+    assert_eq!(accepted.kind, "");
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(&group, "v1", "Widget"), "gadgets");
+    let gadget_api: Api<DynamicObject> = Api::namespaced_with(env.client(), &ns, &ar);
+    assert_eq!(
+        code(gadget_api.list(&Default::default()).await),
+        404,
+        "a CRD not established is not served"
+    );
+
+    // A short name in use: refused, with the message of each refused name.
+    let gizmos = named_crd(
+        &group,
+        json!({ "plural": "gizmos", "kind": "Gizmo", "shortNames": ["wg", "widget", "gz"] }),
+    );
+    match env.install_crd(&gizmos).await {
+        Err(kdev_testenv::Error::CrdNotEstablished { reason, .. }) => assert_eq!(
+            reason,
+            r#"NamesAccepted is False (ShortNamesConflict): ["wg" is already in use, "widget" is already in use]"#,
+        ),
+        other => panic!("expected a short names conflict, got {other:?}"),
+    }
+
+    // Once the CRD holding the names is gone, both are accepted and served.
+    uninstall(&env.client(), &group).await;
+    for name in ["gadgets", "gizmos"] {
+        let name = format!("{name}.{group}");
+        eventually("the names to be accepted", || async {
+            let c = crds.get(&name).await.ok()?;
+            (condition(&c, "Established").map(|c| c.0) == Some("True".into())).then_some(())
+        })
+        .await;
+    }
+    eventually("the gadgets to be served", || async {
+        gadget_api.list(&Default::default()).await.ok()
+    })
+    .await;
+    for name in ["gadgets", "gizmos"] {
+        let _ = crds.delete(&format!("{name}.{group}"), &DeleteParams::default()).await;
+    }
+}

@@ -188,6 +188,11 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             Self::Injected { retry_after, .. } => *retry_after,
+            // A webhook's denial: kube-apiserver's response writer reads the details.
+            Self::Status { details: Some(d), .. } => d["retryAfterSeconds"]
+                .as_u64()
+                .filter(|s| *s > 0)
+                .and_then(|s| u32::try_from(s).ok()),
             _ => None,
         }
     }
@@ -238,6 +243,10 @@ impl ApiError {
         }
         if let Self::ContinueExpired { token } = self {
             status["metadata"] = json!({ "continue": token });
+        }
+        // `reason` is omitted when empty, as a webhook's denial without one leaves it.
+        if status["reason"] == "" {
+            status.as_object_mut().map(|m| m.remove("reason"));
         }
         status
     }

@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kdev::CancellationToken;
 use kdev::testenv::TestEnv;
-use kdev::webhook::admission::{Request, Validator, Verdict};
+use kdev::webhook::admission::{Request, StatusCause, Validator, Verdict};
 use kdev::webhook::config::{ClientConfig, Configurations, Webhook};
 use kdev::webhook::tls::ServingCert;
 use kdev::webhook::{Server, server};
@@ -41,9 +41,13 @@ struct ReplicaCap;
 impl Validator<Deployment> for ReplicaCap {
     async fn validate_create(&self, _req: &Request, deployment: &Deployment) -> Verdict {
         match deployment.spec.replicas {
-            Some(n) if n > MAX_REPLICAS => {
-                Verdict::deny(format!("{n} replicas: at most {MAX_REPLICAS} in this namespace"))
-            }
+            // A field error, as the API server's own validation reports one: 422 Invalid, and
+            // the field in `details.causes`.
+            Some(n) if n > MAX_REPLICAS => Verdict::invalid([StatusCause::invalid(
+                "spec.replicas",
+                n,
+                format!("must be at most {MAX_REPLICAS} in this namespace"),
+            )]),
             _ => Verdict::allow(),
         }
     }

@@ -79,7 +79,7 @@ fn the_webhook_lesson_refuses_latest_images_and_defaults_unlabelled_pods() {
         assert_eq!(
             answer,
             format!(
-                "403 Forbidden: pods \"floating\" is forbidden: admission webhook \"no-latest.pods.kdev.dev\" \
+                "403 Forbidden: admission webhook \"no-latest.pods.kdev.dev\" \
                  denied the request: image \"{image}\" floats (:latest or no tag); pin a version"
             )
         );
@@ -94,7 +94,7 @@ fn the_webhook_lesson_refuses_latest_images_and_defaults_unlabelled_pods() {
             "created pod billing labelled team=payments -> labels [kdev.dev/defaulted=true, team=payments]",
             "    [defaulter] CREATE pod dry (dryRun true)",
             "dry-run create of pod dry -> labels [kdev.dev/defaulted=true, team=platform]; stored: false",
-            "patch pod web to nginx:latest -> 403 pods \"web\" is forbidden: admission webhook \"no-latest.pods.kdev.dev\"",
+            "patch pod web to nginx:latest -> 403 admission webhook \"no-latest.pods.kdev.dev\"",
             "stopped the webhook server and removed the configurations",
         ],
     );
@@ -211,7 +211,7 @@ fn the_webhook_by_hand_lesson_shows_the_review_a_hand_built_patch_and_a_denial()
     let refused = answer_to(&out, "  create configmap creds (data key db-password)");
     assert_eq!(
         refused,
-        "403 Forbidden: configmaps \"creds\" is forbidden: admission webhook \"no-passwords.configmaps.kdev.dev\" \
+        "403 Forbidden: admission webhook \"no-passwords.configmaps.kdev.dev\" \
          denied the request: key \"db-password\" looks like a password: put it in a Secret"
     );
 }
@@ -245,8 +245,8 @@ fn the_webhook_bare_lesson_calls_a_url_whose_host_the_self_signed_certificate_na
     assert_eq!(answer_to(after, "  create deployment web (3 replicas)"), "created");
     assert_eq!(
         answer_to(after, "  create deployment huge (20 replicas)"),
-        "403 Forbidden: deployments.apps \"huge\" is forbidden: admission webhook \
-         \"replica-cap.deployments.kdev.dev\" denied the request: 20 replicas: at most 10 in this namespace"
+        "422 Invalid: admission webhook \"replica-cap.deployments.kdev.dev\" denied the request: \
+         Deployment.apps \"huge\" is invalid: spec.replicas: Invalid value: 20: must be at most 10 in this namespace"
     );
     assert_shows(after, &["  deployments now: [web]"]);
 }

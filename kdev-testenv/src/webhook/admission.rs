@@ -468,15 +468,15 @@ async fn call(shared: &Shared, hook: &Hook, request: Value, mutating: bool) -> R
     })
 }
 
-/// A webhook's denial as kube-apiserver reports it (`webhook/errors.ToStatusErr`).
-fn denial(attrs: &Attributes, hook: &str, result: Option<&Value>) -> ApiError {
+/// A webhook's denial as kube-apiserver reports it (`webhook/errors.ToStatusErr`): the webhook's
+/// own status, its message prefixed with the webhook's name, a code under 400 raised to 400;
+/// reason and details pass through as the webhook sent them.
+fn denial(hook: &str, result: Option<&Value>) -> ApiError {
     let result = result.cloned().unwrap_or_else(|| json!({}));
     let code = result
         .get("code")
         .and_then(Value::as_u64)
-        .filter(|c| *c != 0)
-        .and_then(|c| u16::try_from(c).ok())
-        .unwrap_or(403);
+        .map_or(400, |c| u16::try_from(c.clamp(400, 599)).unwrap_or(500));
     let message = result.get("message").and_then(Value::as_str).unwrap_or("");
     let reason = result.get("reason").and_then(Value::as_str).unwrap_or("");
     let denied_by = format!("admission webhook {hook:?} denied the request");
@@ -487,39 +487,11 @@ fn denial(attrs: &Attributes, hook: &str, result: Option<&Value>) -> ApiError {
     } else {
         format!("{denied_by} without explanation")
     };
-    let name = if attrs.name.is_empty() { "Unknown" } else { &attrs.name };
-    let details = result
-        .get("details")
-        .filter(|d| !d.is_null())
-        .cloned()
-        .unwrap_or_else(|| {
-            if code == 500 {
-                json!({ "causes": [{ "message": message }] })
-            } else {
-                let mut d = json!({ "name": name, "kind": attrs.res.plural });
-                if !attrs.res.group.is_empty() {
-                    d["group"] = json!(attrs.res.group);
-                }
-                d
-            }
-        });
-    let prefix = if code == 500 {
-        "Internal error occurred".to_string()
-    } else {
-        format!("{} {name:?} is forbidden", attrs.res.qualified())
-    };
-    let reason = if !reason.is_empty() {
-        reason.to_string()
-    } else if code == 500 {
-        "InternalError".into()
-    } else {
-        "Forbidden".into()
-    };
     ApiError::Status {
         code,
-        reason,
-        message: format!("{prefix}: {message}"),
-        details: Some(details),
+        reason: reason.to_string(),
+        message,
+        details: result.get("details").filter(|d| d.is_object()).cloned(),
     }
 }
 
@@ -676,7 +648,7 @@ pub(crate) async fn mutate(
             };
             warnings.extend(answer.warnings.iter().cloned());
             if !answer.allowed {
-                return Err(denial(attrs, &hook.name, answer.result.as_ref()));
+                return Err(denial(&hook.name, answer.result.as_ref()));
             }
             let mut changed = false;
             if let Some(patch) = &answer.patch {
@@ -739,7 +711,7 @@ pub(crate) async fn validate(
             Ok(Some((_, answer))) => {
                 warnings.extend(answer.warnings.iter().cloned());
                 if !answer.allowed && first_error.is_none() {
-                    first_error = Some(denial(attrs, &hook.name, answer.result.as_ref()));
+                    first_error = Some(denial(&hook.name, answer.result.as_ref()));
                 }
             }
             Err(e) => {
@@ -854,24 +826,48 @@ mod tests {
 
     #[test]
     fn denials_read_as_kube_apiserver_reports_them() {
-        let a = attrs(Operation::Create, "", "ns");
-        let e = denial(&a, "deny.example.com", Some(&json!({ "message": "no" })));
+        // The webhook's status with its message prefixed, nothing more (no "is forbidden").
+        let e = denial(
+            "deny.example.com",
+            Some(&json!({ "code": 403, "reason": "Forbidden", "message": "no" })),
+        );
         let s = e.to_status();
-        assert_eq!(s["code"], 403);
-        assert_eq!(s["reason"], "Forbidden");
+        assert_eq!(
+            (s["code"].clone(), s["reason"].clone()),
+            (json!(403), json!("Forbidden"))
+        );
         assert_eq!(
             s["message"],
-            "pods \"p\" is forbidden: admission webhook \"deny.example.com\" denied the request: no"
+            "admission webhook \"deny.example.com\" denied the request: no"
         );
-        let e = denial(&a, "w", Some(&json!({ "code": 422, "reason": "Invalid" })));
+        assert!(s.get("details").is_none(), "{s}");
+        // A code under 400 is raised to 400; the reason stands in for a missing message.
+        let e = denial("w", Some(&json!({ "code": 200, "reason": "Nope" })));
         assert_eq!(
             (e.code().as_u16(), e.to_status()["message"].clone()),
-            (
-                422,
-                json!("pods \"p\" is forbidden: admission webhook \"w\" denied the request: Invalid")
-            )
+            (400, json!("admission webhook \"w\" denied the request: Nope"))
         );
-        let e = denial(&a, "w", None);
-        assert!(e.to_string().ends_with("denied the request without explanation"));
+        // Details, causes included, pass through.
+        let details =
+            json!({ "name": "web", "kind": "Pod", "causes": [{ "reason": "FieldValueInvalid", "field": "spec" }] });
+        let e = denial(
+            "w",
+            Some(&json!({ "code": 422, "reason": "Invalid", "message": "bad", "details": details })),
+        );
+        let s = e.to_status();
+        assert_eq!((s["code"].clone(), s["details"].clone()), (json!(422), details));
+        // kube-apiserver's response writer turns details.retryAfterSeconds into Retry-After.
+        let e = denial("w", Some(&json!({ "code": 429, "details": { "retryAfterSeconds": 5 } })));
+        assert_eq!((e.code().as_u16(), e.retry_after()), (429, Some(5)));
+        let e = denial("w", None);
+        assert_eq!(e.code().as_u16(), 400);
+        assert_eq!(
+            e.to_string(),
+            "admission webhook \"w\" denied the request without explanation"
+        );
+        assert!(
+            e.to_status().get("reason").is_none_or(|r| r == ""),
+            "no reason is made up"
+        );
     }
 }

@@ -114,7 +114,7 @@ async fn a_validating_webhook_sees_the_review_kube_apiserver_sends_and_its_denia
     assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
     assert_eq!(
         s.message,
-        "configmaps \"forbidden\" is forbidden: admission webhook \"names.example.com\" denied the request: names like that are not allowed"
+        "admission webhook \"names.example.com\" denied the request: names like that are not allowed"
     );
     assert!(
         api.get_opt("forbidden").await.expect("get").is_none(),
@@ -706,7 +706,7 @@ async fn warnings_bad_answers_and_custom_denials() {
     assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
     assert_eq!(
         s.message,
-        "configmaps \"i\" is forbidden: admission webhook \"invalid.example.com\" denied the request: size must be even"
+        "admission webhook \"invalid.example.com\" denied the request: size must be even"
     );
 }
 

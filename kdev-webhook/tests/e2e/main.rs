@@ -226,7 +226,7 @@ async fn the_validating_webhook_refuses_latest_images_and_allows_pinned_ones() {
                 assert_eq!(
                     st.message,
                     format!(
-                        "pods \"refused\" is forbidden: admission webhook \"no-latest.kdev.dev\" denied the request: \
+                        "admission webhook \"no-latest.kdev.dev\" denied the request: \
                          image {image} uses the :latest tag; pin a version"
                     )
                 );

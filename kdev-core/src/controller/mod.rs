@@ -26,7 +26,9 @@
 //! | timeout ([`Builder::reconcile_timeout`]) | `add_rate_limited` | `error` (+ timeouts) |
 //!
 //! Each reconcile runs in a tracing span `reconcile` with `controller`, `namespace`, `name`
-//! and `reconcile_id`.
+//! and `reconcile_id`. The span is at `ERROR` level, so it is enabled whenever anything is: a
+//! reconcile error, or the reconciler's own log line, names its object even when only errors
+//! are logged (Go's reconcile logger always carries these keys).
 //!
 //! # Example
 //!
@@ -752,10 +754,13 @@ where
             client: inner.client.clone(),
             retries: inner.queue.num_requeues(request),
         };
-        let span = tracing::info_span!(
+        // At ERROR level so that it is enabled whenever anything is logged: an error, or a
+        // reconciler's own log line, names its object however high the log level is set (Go's
+        // reconcile logger always carries these keys).
+        let span = tracing::error_span!(
             "reconcile",
             controller = %inner.name,
-            namespace = request.namespace.as_deref().unwrap_or(""),
+            namespace = %request.namespace.as_deref().unwrap_or(""),
             name = %request.name,
             reconcile_id = %ctx.reconcile_id,
         );

@@ -324,6 +324,56 @@ async fn a_panic_is_caught_counted_and_retried() {
     task.await.expect("the controller survives a panicking reconcile");
 }
 
+/// Log output, shared with the subscriber that writes it.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_reconcile_error_names_its_object_when_only_errors_are_logged() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::ERROR)
+        .with_ansi(false)
+        .finish();
+    // The test's runtime has one thread, which runs the controller's tasks too.
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let (_env, ns, api) = setup().await;
+    create(&api, &["flaky"]).await;
+    let rec = Recorder::default();
+    rec.failures.lock().insert("flaky".into(), 1);
+    let c = controller_of(&api).named("log-test").build(rec.clone()).expect("build");
+    let (stop, task) = start(&c);
+    eventually("the retry after the error", || rec.count("flaky") == 2).await;
+    stop.cancel();
+    task.await.expect("the controller stops");
+    let text = String::from_utf8_lossy(&logs.0.lock()).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains("reconciler error"))
+        .unwrap_or_else(|| panic!("no error line in {text:?}"));
+    for field in [
+        "controller=log-test",
+        &format!("namespace={ns}"),
+        "name=flaky",
+        "reconcile_id=",
+    ] {
+        assert!(line.contains(field), "{field} missing from {line:?}");
+    }
+}
+
 #[tokio::test]
 async fn requeue_after_brings_the_key_back() {
     let (_env, _ns, api) = setup().await;

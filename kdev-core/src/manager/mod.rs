@@ -13,13 +13,20 @@
 //!   this process holds the lease and stop when it is lost (the manager then exits with
 //!   [`ManagerError::LeaderElectionLost`], as controller-runtime does, so that the process
 //!   restarts clean). Informers run regardless, so a new leader starts with warm caches.
-//! - Serves `/healthz` (alive, plus your checks), `/readyz` (every started informer has synced,
-//!   plus your checks) and `/metrics` (the controller, work-queue and leader-election metrics in
+//! - Serves `/healthz` (alive, plus your checks), `/readyz` (the manager runs, its informers
+//!   have synced, plus your checks) and `/metrics` (the controller, work-queue and leader-election metrics in
 //!   the OpenMetrics text format, plus anything registered in [`Manager::registry`]).
 //! - Stops on SIGTERM or SIGINT (or [`Manager::shutdown_token`]): stops taking new work, lets
 //!   the reconciles in flight finish for at most the graceful-shutdown timeout (30 s), sends
 //!   the events its [`Manager::event_recorder`]s still hold, releases the lease, and returns.
 //!   A second signal stops at once.
+//!
+//! `/readyz`'s `informers` check waits for the informers started when the manager first finds
+//! them all synced: the controllers' (started by [`run`](Manager::run)) and those of any cache
+//! read made by then. From then on it passes. An informer started later, by a cache read of a
+//! new kind or a controller added while running, fails only its caller if it cannot sync (a
+//! missing RBAC permission, say): a running replica is not taken out of its Service for it, as
+//! controller-runtime's readiness does not depend on such informers either.
 //!
 //! # Example
 //!
@@ -164,6 +171,8 @@ struct Inner {
     shutdown: CancellationToken,
     started: AtomicBool,
     running: AtomicBool,
+    /// The informers synced once while running: `/readyz`'s `informers` check passes from then on.
+    informers_synced: AtomicBool,
     /// The event recorders handed out, by reporting controller; flushed at shutdown.
     recorders: Mutex<HashMap<String, Recorder>>,
 }
@@ -187,6 +196,21 @@ impl Inner {
         out
     }
 
+    /// Whether the informers have synced: every informer started when it is first asked while
+    /// running (the controllers', and any cache read's so far), then true for good. An informer
+    /// started later (a cache read of a new kind, a controller added while running) fails only
+    /// its caller if it cannot sync, never the replica's readiness.
+    fn informers_synced(&self, running: bool) -> bool {
+        if self.informers_synced.load(Ordering::Acquire) {
+            return true;
+        }
+        let synced = running && self.factory.has_synced();
+        if synced {
+            self.informers_synced.store(true, Ordering::Release);
+        }
+        synced
+    }
+
     fn ready_results(&self) -> Vec<(String, Result<(), String>)> {
         let running = self.running.load(Ordering::Acquire);
         let mut out = vec![
@@ -200,7 +224,7 @@ impl Inner {
             ),
             (
                 "informers".to_string(),
-                if self.factory.has_synced() {
+                if self.informers_synced(running) {
                     Ok(())
                 } else {
                     Err("caches have not synced yet".into())
@@ -378,6 +402,7 @@ impl ManagerBuilder {
                 shutdown: CancellationToken::new(),
                 started: AtomicBool::new(false),
                 running: AtomicBool::new(false),
+                informers_synced: AtomicBool::new(false),
                 recorders: Mutex::default(),
             }),
         }
@@ -561,7 +586,9 @@ impl Manager {
         *self.inner.bound.lock()
     }
 
-    /// Whether every started informer has synced (what `/readyz` checks).
+    /// Whether `/readyz` passes: the manager runs, its informers have synced (the ones started
+    /// by then, once: see the [module docs](self)), and every check added with
+    /// [`add_ready_check`](Self::add_ready_check) passes.
     pub fn ready(&self) -> bool {
         self.inner.ready_results().iter().all(|(_, r)| r.is_ok())
     }

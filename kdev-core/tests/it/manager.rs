@@ -558,3 +558,44 @@ async fn the_manager_flushes_its_event_recorders_at_shutdown() {
     assert_eq!(reasons, ["First", "Last"]);
     assert_eq!(recorder.stats().created, 2, "one recorder behind both names");
 }
+
+/// Fault injection (embedded server only): once the manager is ready, an informer started later
+/// by a cache read that cannot sync (as with a missing RBAC permission) fails only that read;
+/// the replica stays ready.
+#[tokio::test]
+async fn a_cache_read_that_cannot_sync_does_not_make_a_ready_manager_unready() {
+    use k8s_openapi::api::core::v1::Pod;
+    let (env, _ns, api) = setup().await;
+    let faults = env.faults();
+    if !faults.supported() {
+        eprintln!("skipped: fault injection needs the embedded API server");
+        return;
+    }
+    let m = manager(&env);
+    m.controller_for(api.clone())
+        .named("ready-test")
+        .complete(|_: Arc<ConfigMap>, _: Context| async { Ok::<_, Error>(Action::done()) })
+        .expect("controller");
+    let run = spawn(&m);
+    eventually("ready", || m.ready()).await;
+
+    for verb in ["list", "watch"] {
+        faults
+            .fail(
+                kdev_testenv::Failure::new(403)
+                    .verb(verb)
+                    .resource("pods")
+                    .times(u32::MAX),
+            )
+            .expect("inject");
+    }
+    let read = tokio::time::timeout(Duration::from_millis(500), m.cache().lister::<Pod>()).await;
+    assert!(read.is_err(), "the pods informer cannot sync");
+    assert!(m.factory().len() >= 2, "the pods informer was started and stays");
+    assert!(m.ready(), "a later informer does not make the replica unready");
+    let addr = m.http_addr().expect("bound");
+    assert_eq!(get(addr, "/readyz").await.0, 200);
+
+    m.shutdown_token().cancel();
+    run.await.expect("joined").expect("a clean stop");
+}

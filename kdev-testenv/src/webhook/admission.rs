@@ -857,7 +857,10 @@ mod tests {
         let s = e.to_status();
         assert_eq!((s["code"].clone(), s["details"].clone()), (json!(422), details));
         // kube-apiserver's response writer turns details.retryAfterSeconds into Retry-After.
-        let e = denial("w", Some(&json!({ "code": 429, "details": { "retryAfterSeconds": 5 } })));
+        let e = denial(
+            "w",
+            Some(&json!({ "code": 429, "details": { "retryAfterSeconds": 5 } })),
+        );
         assert_eq!((e.code().as_u16(), e.retry_after()), (429, Some(5)));
         let e = denial("w", None);
         assert_eq!(e.code().as_u16(), 400);

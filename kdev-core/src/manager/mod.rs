@@ -120,6 +120,23 @@ pub enum ManagerError {
     /// The lease was lost: the leader-only runnables were stopped at once.
     #[error("leader election lost")]
     LeaderElectionLost,
+    /// Asked to stop, the runnables did not all end within the graceful shutdown timeout and
+    /// were abandoned (controller-runtime's `failed waiting for all runnables to end within
+    /// grace period`).
+    #[error("failed waiting for all runnables to end within grace period of {timeout:?}; still running: {}", still_running.join(", "))]
+    ShutdownTimeout {
+        /// The graceful shutdown timeout.
+        timeout: Duration,
+        /// The runnables (controllers by name) still running when it ran out.
+        still_running: Vec<String>,
+    },
+    /// A second SIGTERM or SIGINT while stopping: the runnables still running were abandoned
+    /// (controller-runtime exits with status 1).
+    #[error("a second signal stopped the manager before its runnables ended; still running: {}", still_running.join(", "))]
+    Interrupted {
+        /// The runnables still running.
+        still_running: Vec<String>,
+    },
 }
 
 /// How a manager campaigns for leadership: see [`ManagerBuilder::leader_election`].
@@ -286,6 +303,8 @@ impl ManagerBuilder {
     }
 
     /// How long shutdown waits for reconciles in flight. Default 30 s (controller-runtime's).
+    /// Runnables still running then are abandoned and [`Manager::run`] returns
+    /// [`ManagerError::ShutdownTimeout`] naming them.
     pub fn graceful_shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.graceful_shutdown_timeout = timeout;
         self
@@ -602,7 +621,9 @@ impl Manager {
     ///
     /// # Errors
     /// [`ManagerError`]: a second call, a listener that cannot bind, a failed runnable, a lost
-    /// lease.
+    /// lease; after a requested stop, runnables abandoned when the graceful shutdown timeout ran
+    /// out ([`ShutdownTimeout`](ManagerError::ShutdownTimeout)) or a second signal came
+    /// ([`Interrupted`](ManagerError::Interrupted)), so that a process can exit non-zero.
     pub async fn run(&self) -> Result<(), ManagerError> {
         let inner = &self.inner;
         if inner.started.swap(true, Ordering::AcqRel) {
@@ -636,11 +657,20 @@ impl Manager {
             server_stop.cancel();
         });
         let mut tasks: JoinSet<(String, Result<(), BoxError>)> = JoinSet::new();
+        // The names of the runnables still running, by task, for a shutdown that times out.
+        let names: Mutex<HashMap<tokio::task::Id, String>> = Mutex::new(HashMap::new());
         let spawn = |tasks: &mut JoinSet<_>, r: Runnable| {
             let token = stop_all.child_token();
             let name = r.name;
             let fut = (r.run)(token);
-            tasks.spawn(async move { (name, fut.await) });
+            let id = tasks.spawn({
+                let name = name.clone();
+                async move { (name, fut.await) }
+            });
+            names.lock().insert(id.id(), name);
+        };
+        let finished = |id: tokio::task::Id| {
+            names.lock().remove(&id);
         };
         inner.factory.start();
         inner.running.store(true, Ordering::Release);
@@ -689,11 +719,17 @@ impl Manager {
                         spawn(&mut tasks, r);
                     }
                 }
-                Some(done) = tasks.join_next() => match done {
-                    Ok((_, Ok(()))) => {}
-                    Ok((name, Err(e))) => break Stop::Failed(name, e),
-                    Err(e) if e.is_panic() => break Stop::Failed("a runnable".into(), format!("panicked: {e}").into()),
-                    Err(_) => {}
+                Some(done) = tasks.join_next_with_id() => match done {
+                    Ok((id, (_, Ok(())))) => finished(id),
+                    Ok((id, (name, Err(e)))) => {
+                        finished(id);
+                        break Stop::Failed(name, e);
+                    }
+                    Err(e) if e.is_panic() => {
+                        let name = names.lock().remove(&e.id()).unwrap_or_else(|| "a runnable".into());
+                        break Stop::Failed(name, format!("panicked: {e}").into());
+                    }
+                    Err(e) => finished(e.id()),
                 },
             }
         };
@@ -707,9 +743,15 @@ impl Manager {
             _ => inner.graceful_shutdown_timeout,
         };
         let drained = async {
-            while let Some(done) = tasks.join_next().await {
-                if let Ok((name, Err(e))) = done {
-                    tracing::warn!(runnable = %name, error = %e, "runnable failed while stopping");
+            while let Some(done) = tasks.join_next_with_id().await {
+                match done {
+                    Ok((id, (name, result))) => {
+                        finished(id);
+                        if let Err(e) = result {
+                            tracing::warn!(runnable = %name, error = %e, "runnable failed while stopping");
+                        }
+                    }
+                    Err(e) => finished(e.id()),
                 }
             }
             // Then the events the stopped controllers recorded: the recorders close and send
@@ -726,14 +768,26 @@ impl Manager {
             }
             while let Some(true) = lead_rx.recv().await {}
         };
-        tokio::select! {
-            () = drained => {}
+        let still_running = || {
+            let mut names: Vec<String> = names.lock().values().cloned().collect();
+            names.sort();
+            names
+        };
+        let abandoned = tokio::select! {
+            () = drained => None,
             () = tokio::time::sleep(grace) => {
                 tracing::warn!(timeout = ?grace, "graceful shutdown timed out; abandoning the runnables still running");
+                Some(ManagerError::ShutdownTimeout { timeout: grace, still_running: still_running() })
             }
-            () = signals.next() => tracing::warn!("second signal: stopping at once"),
-            () = lease_lost => tracing::warn!("the lease was lost while stopping: stopping at once"),
-        }
+            () = signals.next() => {
+                tracing::warn!("second signal: stopping at once");
+                Some(ManagerError::Interrupted { still_running: still_running() })
+            }
+            () = lease_lost => {
+                tracing::warn!("the lease was lost while stopping: stopping at once");
+                None
+            }
+        };
         tasks.abort_all();
         // Release the lease, then stop the caches and the listener.
         campaign_stop.cancel();
@@ -742,8 +796,9 @@ impl Manager {
         }
         inner.factory.shutdown().await;
         server_stop.cancel();
+        // Why it stopped comes first; an abandoned shutdown is reported when the stop was asked.
         match stop {
-            Stop::Requested => Ok(()),
+            Stop::Requested => abandoned.map_or(Ok(()), Err),
             Stop::Failed(name, source) => Err(ManagerError::Runnable { name, source }),
             Stop::LeaderLost => Err(ManagerError::LeaderElectionLost),
         }

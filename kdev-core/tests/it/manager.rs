@@ -599,3 +599,41 @@ async fn a_cache_read_that_cannot_sync_does_not_make_a_ready_manager_unready() {
     m.shutdown_token().cancel();
     run.await.expect("joined").expect("a clean stop");
 }
+
+/// A runnable that outlives the graceful shutdown timeout is abandoned, and `run` says so
+/// (controller-runtime: "failed waiting for all runnables to end within grace period").
+#[tokio::test]
+async fn an_abandoned_shutdown_is_an_error_naming_what_still_ran() {
+    let (env, _ns, _api) = setup().await;
+    let m = Manager::builder(env.client())
+        .handle_signals(false)
+        .graceful_shutdown_timeout(Duration::from_millis(200))
+        .build();
+    let (started, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (s, e) = (started.clone(), ended.clone());
+    m.add_runnable("stubborn", false, move |_stop| async move {
+        let _ended = Ended(e);
+        s.fetch_add(1, Ordering::SeqCst);
+        std::future::pending::<()>().await;
+        Ok(())
+    });
+    m.add_runnable("polite", false, |stop| async move {
+        stop.cancelled().await;
+        Ok(())
+    });
+    let run = spawn(&m);
+    eventually("started", || started.load(Ordering::SeqCst) == 1).await;
+    m.shutdown_token().cancel();
+    let result = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the manager stops after its grace period")
+        .expect("join");
+    match result {
+        Err(ManagerError::ShutdownTimeout { timeout, still_running }) => {
+            assert_eq!(timeout, Duration::from_millis(200));
+            assert_eq!(still_running, ["stubborn"]);
+        }
+        other => panic!("expected a shutdown timeout, got {other:?}"),
+    }
+    assert_eq!(ended.load(Ordering::SeqCst), 1, "the stubborn runnable was aborted");
+}

@@ -27,20 +27,73 @@ fn text(code: StatusCode, body: String, content_type: &'static str) -> Response<
 }
 
 /// Runs named checks and renders them as controller-runtime's healthz handler does: `ok` when
-/// all pass, else 500 with one `[+]name ok` / `[-]name failed: reason` line per check.
-fn checks(results: Vec<(String, Result<(), String>)>) -> Response<Full<Bytes>> {
-    if results.iter().all(|(_, r)| r.is_ok()) {
-        return text(StatusCode::OK, "ok".into(), "text/plain; charset=utf-8");
-    }
-    let mut body = String::new();
+/// all pass, else 500 with one `[+]name ok` / `[-]name failed: reason` line per check (kdev
+/// gives the reason; controller-runtime withholds it). `?verbose` lists the checks when all
+/// pass too, and each `?exclude=name` skips one check.
+fn checks(results: Vec<(String, Result<(), String>)>, query: &str) -> Response<Full<Bytes>> {
+    let params: Vec<(&str, &str)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect();
+    let verbose = params.iter().any(|(k, _)| *k == "verbose");
+    let mut unknown: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| *k == "exclude")
+        .map(|(_, v)| *v)
+        .collect();
+    let mut lines = String::new();
+    let mut failed = false;
     for (name, r) in &results {
+        let before = unknown.len();
+        unknown.retain(|e| e != name);
+        if unknown.len() < before {
+            lines.push_str(&format!("[+]{name} excluded: ok\n"));
+            continue;
+        }
         match r {
-            Ok(()) => body.push_str(&format!("[+]{name} ok\n")),
-            Err(why) => body.push_str(&format!("[-]{name} failed: {why}\n")),
+            Ok(()) => lines.push_str(&format!("[+]{name} ok\n")),
+            Err(why) => {
+                failed = true;
+                lines.push_str(&format!("[-]{name} failed: {why}\n"));
+            }
         }
     }
-    body.push_str("healthz check failed\n");
-    text(StatusCode::INTERNAL_SERVER_ERROR, body, "text/plain; charset=utf-8")
+    if !failed && !verbose {
+        return text(StatusCode::OK, "ok".into(), "text/plain; charset=utf-8");
+    }
+    if !unknown.is_empty() {
+        let quoted: Vec<String> = unknown.iter().map(|u| format!("{u:?}")).collect();
+        lines.push_str(&format!(
+            "warn: some health checks cannot be excluded: no matches for {}\n",
+            quoted.join(", ")
+        ));
+    }
+    let (code, verdict) = if failed {
+        (StatusCode::INTERNAL_SERVER_ERROR, "healthz check failed\n")
+    } else {
+        (StatusCode::OK, "healthz check passed\n")
+    };
+    lines.push_str(verdict);
+    text(code, lines, "text/plain; charset=utf-8")
+}
+
+/// One check of `results` by name (`/readyz/informers`): `ok`, or 500 with its reason; 404 for
+/// a name no check has.
+fn one_check(results: Vec<(String, Result<(), String>)>, name: &str) -> Response<Full<Bytes>> {
+    match results.into_iter().find(|(n, _)| n == name) {
+        Some((_, Ok(()))) => text(StatusCode::OK, "ok".into(), "text/plain; charset=utf-8"),
+        Some((_, Err(why))) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal server error: {why}\n"),
+            "text/plain; charset=utf-8",
+        ),
+        None => not_found(),
+    }
+}
+
+fn not_found() -> Response<Full<Bytes>> {
+    text(StatusCode::NOT_FOUND, "404 page not found\n".into(), "text/plain")
 }
 
 fn route(inner: &Inner, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -51,9 +104,28 @@ fn route(inner: &Inner, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             "text/plain",
         );
     }
-    match req.uri().path() {
-        "/healthz" | "/livez" => checks(inner.health_results()),
-        "/readyz" => checks(inner.ready_results()),
+    let path = req.uri().path().trim_end_matches('/');
+    let query = req.uri().query().unwrap_or("");
+    let probe = |prefix: &str| -> Option<Option<&str>> {
+        let rest = path.strip_prefix(prefix)?;
+        match rest {
+            "" => Some(None),
+            _ => rest.strip_prefix('/').map(Some),
+        }
+    };
+    if let Some(which) = probe("/healthz").or_else(|| probe("/livez")) {
+        return match which {
+            None => checks(inner.health_results(), query),
+            Some(name) => one_check(inner.health_results(), name),
+        };
+    }
+    if let Some(which) = probe("/readyz") {
+        return match which {
+            None => checks(inner.ready_results(), query),
+            Some(name) => one_check(inner.ready_results(), name),
+        };
+    }
+    match path {
         "/metrics" => {
             let mut body = String::new();
             match prometheus_client::encoding::text::encode(&mut body, &inner.registry.lock()) {
@@ -65,7 +137,7 @@ fn route(inner: &Inner, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 ),
             }
         }
-        _ => text(StatusCode::NOT_FOUND, "404 page not found\n".into(), "text/plain"),
+        _ => not_found(),
     }
 }
 

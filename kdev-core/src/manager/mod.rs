@@ -15,7 +15,10 @@
 //!   restarts clean). Informers run regardless, so a new leader starts with warm caches.
 //! - Serves `/healthz` (alive, plus your checks), `/readyz` (the manager runs, its informers
 //!   have synced, plus your checks) and `/metrics` (the controller, work-queue and leader-election metrics in
-//!   the OpenMetrics text format, plus anything registered in [`Manager::registry`]).
+//!   the OpenMetrics text format, plus anything registered in [`Manager::registry`]). The
+//!   probes answer as controller-runtime's healthz handler: `ok`, or 500 with one line per
+//!   check and its reason; `/readyz/<check>` (and `/healthz/ping`) runs one check, `?verbose`
+//!   lists the checks when all pass, and `?exclude=<check>` skips one.
 //! - Stops on SIGTERM or SIGINT (or [`Manager::shutdown_token`]): stops taking new work, lets
 //!   the reconciles in flight finish for at most the graceful-shutdown timeout (30 s), sends
 //!   the events its [`Manager::event_recorder`]s still hold, releases the lease, and returns.

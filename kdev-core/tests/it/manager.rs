@@ -111,6 +111,39 @@ async fn controllers_share_informers_and_the_probes_and_metrics_answer() {
     assert_eq!(get(addr, "/healthz").await, (200, "ok".to_string()));
     assert_eq!(get(addr, "/readyz").await, (200, "ok".to_string()));
     assert_eq!(get(addr, "/nothing").await.0, 404);
+    // controller-runtime's healthz handler: one check by name, `verbose`, `exclude`.
+    assert_eq!(get(addr, "/readyz/informers").await, (200, "ok".to_string()));
+    assert_eq!(get(addr, "/healthz/ping").await, (200, "ok".to_string()));
+    assert_eq!(get(addr, "/readyz/nope").await.0, 404);
+    assert_eq!(
+        get(addr, "/readyz?verbose").await,
+        (
+            200,
+            "[+]started ok\n[+]informers ok\nhealthz check passed\n".to_string()
+        )
+    );
+    m.add_ready_check("gate", || Err("closed".to_string()));
+    assert_eq!(
+        get(addr, "/readyz").await,
+        (
+            500,
+            "[+]started ok\n[+]informers ok\n[-]gate failed: closed\nhealthz check failed\n".to_string()
+        )
+    );
+    assert_eq!(
+        get(addr, "/readyz/gate").await,
+        (500, "internal server error: closed\n".to_string())
+    );
+    assert_eq!(get(addr, "/readyz?exclude=gate").await, (200, "ok".to_string()));
+    assert_eq!(
+        get(addr, "/readyz?exclude=gate&exclude=nope&verbose").await,
+        (
+            200,
+            "[+]started ok\n[+]informers ok\n[+]gate excluded: ok\n\
+             warn: some health checks cannot be excluded: no matches for \"nope\"\nhealthz check passed\n"
+                .to_string()
+        )
+    );
     let (code, metrics) = get(addr, "/metrics").await;
     assert_eq!(code, 200);
     for line in [

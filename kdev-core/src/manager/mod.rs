@@ -193,6 +193,8 @@ struct Inner {
     running: AtomicBool,
     /// The informers synced once while running: `/readyz`'s `informers` check passes from then on.
     informers_synced: AtomicBool,
+    /// Whether this process leads (true while running without leader election).
+    elected: tokio::sync::watch::Sender<bool>,
     /// The event recorders handed out, by reporting controller; flushed at shutdown.
     recorders: Mutex<HashMap<String, Recorder>>,
 }
@@ -425,6 +427,7 @@ impl ManagerBuilder {
                 started: AtomicBool::new(false),
                 running: AtomicBool::new(false),
                 informers_synced: AtomicBool::new(false),
+                elected: tokio::sync::watch::channel(false).0,
                 recorders: Mutex::default(),
             }),
         }
@@ -598,6 +601,30 @@ impl Manager {
         self.inner.ready.lock().push((name.into(), Box::new(check)));
     }
 
+    /// Whether this process leads now: it holds the lease, or runs without leader election.
+    /// False before [`run`](Self::run) and after the lease is released or lost.
+    pub fn is_leader(&self) -> bool {
+        *self.inner.elected.borrow()
+    }
+
+    /// Completes once this process leads (controller-runtime's `Elected()`): when it first
+    /// holds the lease, or as soon as [`run`](Self::run) starts without leader election. It
+    /// never completes in a process that never leads: pair it with a stop signal.
+    ///
+    /// ```no_run
+    /// # async fn f(manager: kdev_core::manager::Manager) {
+    /// tokio::select! {
+    ///     () = manager.elected() => println!("leading"),
+    ///     () = manager.shutdown_token().cancelled() => println!("stopped before leading"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn elected(&self) {
+        let mut leading = self.inner.elected.subscribe();
+        // The sender lives as long as the manager, so waiting ends only when it leads.
+        let _ = leading.wait_for(|l| *l).await;
+    }
+
     /// Cancel this token to stop the manager gracefully (what SIGTERM does).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
@@ -653,6 +680,7 @@ impl Manager {
         // are told to stop (the task set aborts them when dropped), the lease is released (the
         // campaign task does it when told to stop), the informers and the listener stop.
         let _stopped = crate::informer::OnDrop(|| {
+            inner.elected.send_replace(false);
             inner.stop_intake();
             stop_all.cancel();
             campaign_stop.cancel();
@@ -690,6 +718,7 @@ impl Manager {
             for r in leader_only.drain(..) {
                 spawn(&mut tasks, r);
             }
+            inner.elected.send_replace(true);
         }
 
         let mut signals = Signals::new(inner.handle_signals);
@@ -705,6 +734,7 @@ impl Manager {
                         for r in leader_only.drain(..) {
                             spawn(&mut tasks, r);
                         }
+                        inner.elected.send_replace(true);
                     }
                     Some(false) | None if leading => break Stop::LeaderLost,
                     // The campaign ended without ever leading (an elector already running
@@ -797,6 +827,7 @@ impl Manager {
         if let Some(c) = campaign {
             let _ = c.await;
         }
+        inner.elected.send_replace(false);
         inner.factory.shutdown().await;
         server_stop.cancel();
         // Why it stopped comes first; an abandoned shutdown is reported when the stop was asked.

@@ -101,7 +101,11 @@ async fn controllers_share_informers_and_the_probes_and_metrics_answer() {
     // Two controllers over the same ConfigMaps, one also over Secrets: two informers.
     assert_eq!(m.factory().len(), 2);
 
+    assert!(!m.is_leader(), "not before run");
     let run = spawn(&m);
+    tokio::time::timeout(Duration::from_secs(10), m.elected())
+        .await
+        .expect("without leader election a running manager leads");
     eventually("both controllers reconcile", || {
         first.load(Ordering::SeqCst) >= 1 && second.load(Ordering::SeqCst) >= 1
     })
@@ -344,6 +348,12 @@ async fn only_the_leading_manager_runs_leader_only_work() {
     })
     .await;
     let leader = usize::from(started[1].load(Ordering::SeqCst) == 1);
+    // `elected` completes for the leader; the other does not lead.
+    tokio::time::timeout(Duration::from_secs(10), managers[leader].elected())
+        .await
+        .expect("the leader is elected");
+    assert!(managers[leader].is_leader());
+    assert!(!managers[1 - leader].is_leader());
     let addr = managers[leader].http_addr().expect("bound");
     let (_, metrics) = get(addr, "/metrics").await;
     assert!(
@@ -359,10 +369,14 @@ async fn only_the_leading_manager_runs_leader_only_work() {
     managers[leader].shutdown_token().cancel();
     let mut runs = runs;
     runs.remove(leader).await.expect("join").expect("a clean stop");
+    assert!(!managers[leader].is_leader(), "the lease was released");
     eventually("the other manager to take over", || {
         started[1 - leader].load(Ordering::SeqCst) == 1
     })
     .await;
+    tokio::time::timeout(Duration::from_secs(60), managers[1 - leader].elected())
+        .await
+        .expect("the other is elected");
     let other = &managers[1 - leader];
     let (_, metrics) = get(other.http_addr().expect("bound"), "/metrics").await;
     assert!(

@@ -613,9 +613,10 @@ impl Manager {
     ///
     /// ```no_run
     /// # async fn f(manager: kdev_core::manager::Manager) {
+    /// let stop = manager.shutdown_token();
     /// tokio::select! {
     ///     () = manager.elected() => println!("leading"),
-    ///     () = manager.shutdown_token().cancelled() => println!("stopped before leading"),
+    ///     () = stop.cancelled() => println!("stopped before leading"),
     /// }
     /// # }
     /// ```

@@ -348,6 +348,10 @@ async fn a_reconcile_error_names_its_object_when_only_errors_are_logged() {
         .with_max_level(tracing::Level::ERROR)
         .with_ansi(false)
         .finish();
+    // While only one subscriber is registered, tracing asks the subscriber of the thread that
+    // first reaches a span whether it is wanted, and another test's thread would turn it off
+    // for good; with a second one registered it asks every registered subscriber.
+    let _second = tracing::Dispatch::new(tracing_subscriber::fmt().with_writer(std::io::sink).finish());
     // The test's runtime has one thread, which runs the controller's tasks too.
     let _logging = tracing::subscriber::set_default(subscriber);
     let (_env, ns, api) = setup().await;

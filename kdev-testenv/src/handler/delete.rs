@@ -459,6 +459,7 @@ pub(crate) fn after_update(st: &mut State, res: &Arc<Resource>, stored: Arc<Stor
     if res.group == "apiextensions.k8s.io" && stored.value.pointer("/metadata/deletionTimestamp").is_none() {
         crd::on_written(st, &stored);
     }
+    collect_if_dangling(st, res, &stored);
     match finish_if_done(st, res, stored) {
         Deletion::Gone(x) | Deletion::Pending(x) => x,
     }
@@ -509,6 +510,80 @@ pub(crate) fn after_create(st: &mut State, res: &Arc<Resource>, stored: &Arc<Sto
     if res.group == "apiextensions.k8s.io" {
         crd::on_written(st, stored);
     }
+    collect_if_dangling(st, res, stored);
+}
+
+/// What the garbage collector finds at the other end of an ownerReference.
+#[derive(PartialEq)]
+enum Owner {
+    /// An object with the reference's uid exists.
+    Alive,
+    /// None does (none of that name, or one of another uid).
+    Gone,
+    /// The reference cannot be resolved: an unknown kind, or a namespaced owner of a
+    /// cluster-scoped object. kube's garbage collector retries such a reference and never acts
+    /// on it.
+    Unresolvable,
+}
+
+fn owner_of(st: &State, dep_ns: &str, r: &Value) -> Owner {
+    let api_version = r["apiVersion"].as_str().unwrap_or("");
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    let Some(res) = st.registry.by_kind(group, r["kind"].as_str().unwrap_or("")) else {
+        return Owner::Unresolvable;
+    };
+    if res.namespaced && dep_ns.is_empty() {
+        return Owner::Unresolvable;
+    }
+    if owner_alive(st, dep_ns, r) {
+        Owner::Alive
+    } else {
+        Owner::Gone
+    }
+}
+
+/// The garbage collector on a written object whose owners are gone (kube's
+/// `attemptToDeleteItem`): with no owner left it is deleted, in the background unless its
+/// finalizers ask for orphaning or foreground deletion; with some owners left it only loses
+/// the references to the gone ones. A reference that cannot be resolved stops both.
+fn collect_if_dangling(st: &mut State, res: &Arc<Resource>, stored: &Arc<Stored>) {
+    let v = &stored.value;
+    let Some(refs) = v
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .filter(|r| !r.is_empty())
+    else {
+        return;
+    };
+    if v.pointer("/metadata/deletionTimestamp").is_some() {
+        return;
+    }
+    let (ns, name) = key_of(v);
+    let owners: Vec<Owner> = refs.iter().map(|r| owner_of(st, &ns, r)).collect();
+    if owners.contains(&Owner::Unresolvable) || !owners.contains(&Owner::Gone) {
+        return;
+    }
+    if owners.contains(&Owner::Alive) {
+        let mut kept = v.clone();
+        if let Some(list) = kept
+            .pointer_mut("/metadata/ownerReferences")
+            .and_then(Value::as_array_mut)
+        {
+            let mut states = owners.iter();
+            list.retain(|_| states.next() == Some(&Owner::Alive));
+        }
+        st.put(&res.storage, (ns, name), kept);
+        return;
+    }
+    let fins = finalizers(v);
+    let policy = if fins.iter().any(|f| f == ORPHAN) {
+        Propagation::Orphan
+    } else if fins.iter().any(|f| f == FOREGROUND) {
+        Propagation::Foreground
+    } else {
+        Propagation::Background
+    };
+    delete_object(st, res, &ns, &name, Some(policy));
 }
 
 /// Removes an object now, then collects what depended on it.

@@ -104,9 +104,12 @@ fn update_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             ),
         });
     }
-    if rv.is_empty() && !ctx.res.allows_unconditional_update() {
+    // kube-apiserver's `Store.Update` answers 404 for a missing object before it looks at the
+    // resourceVersion, and names the resource, not the kind, in the 422 (kubernetes#18526).
+    if rv.is_empty() && !ctx.res.allows_unconditional_update() && st.get(ctx.storage(), ctx.ns(), ctx.name()).is_some()
+    {
         return Err(ApiError::Invalid {
-            kind: ctx.res.kind.clone(),
+            kind: ctx.res.plural.clone(),
             group: ctx.res.group.clone(),
             name: ctx.name().to_string(),
             causes: vec![Cause {

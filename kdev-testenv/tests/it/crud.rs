@@ -191,8 +191,28 @@ async fn an_update_without_a_resource_version_is_refused_for_a_lease_but_not_a_c
             assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{s:?}");
             assert!(s.message.contains("metadata.resourceVersion"), "{}", s.message);
             assert!(s.message.contains("must be specified for an update"), "{}", s.message);
+            // kube-apiserver names the resource here, not the kind.
+            assert!(
+                s.message
+                    .starts_with(r#"leases.coordination.k8s.io "held" is invalid: "#),
+                "{}",
+                s.message
+            );
         }
         other => panic!("expected Invalid, got {other:?}"),
+    }
+    // A missing object is a 404 before its resourceVersion is looked at, so "replace, else
+    // create on 404" works.
+    match leases
+        .replace("missing", &PostParams::default(), &{
+            let mut l = lease.clone();
+            l.metadata.name = Some("missing".into());
+            l
+        })
+        .await
+    {
+        Err(kube_client::Error::Api(s)) => assert_eq!(s.code, 404, "{s:?}"),
+        other => panic!("expected NotFound, got {other:?}"),
     }
 }
 

@@ -153,3 +153,59 @@ async fn a_terminating_namespace_refuses_new_content() {
     })
     .await;
 }
+
+fn owned_by(name: &str, owners: &[(&str, &str)]) -> ConfigMap {
+    let mut child = configmap(name);
+    child.metadata.owner_references = Some(
+        owners
+            .iter()
+            .map(|(owner, uid)| OwnerReference {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                name: (*owner).into(),
+                uid: (*uid).into(),
+                ..OwnerReference::default()
+            })
+            .collect(),
+    );
+    child
+}
+
+/// The garbage collector also acts on a dependent whose owner was never there, or is another
+/// object of the same name (another uid): with no owner left it is deleted; with a live owner
+/// as well it only loses the dangling reference.
+#[tokio::test]
+async fn a_dependent_whose_owner_is_already_gone_is_collected() {
+    let (env, ns) = setup().await;
+    if !needs_controllers(&env).await {
+        return;
+    }
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let owner = api
+        .create(&PostParams::default(), &configmap("owner"))
+        .await
+        .expect("owner");
+    let uid = owner.metadata.uid.clone().expect("a uid");
+    let ghost = "00000000-0000-4000-8000-000000000001";
+
+    api.create(&PostParams::default(), &owned_by("orphaned", &[("owner", ghost)]))
+        .await
+        .expect("create with a stale owner uid");
+    api.create(&PostParams::default(), &owned_by("never-owned", &[("nobody", ghost)]))
+        .await
+        .expect("create with an absent owner");
+    api.create(
+        &PostParams::default(),
+        &owned_by("half", &[("owner", &uid), ("nobody", ghost)]),
+    )
+    .await
+    .expect("create with one live owner");
+    gone(&api, "orphaned").await;
+    gone(&api, "never-owned").await;
+    eventually("the dangling reference to go", || async {
+        let half = api.get("half").await.ok()?;
+        let refs = half.metadata.owner_references.unwrap_or_default();
+        (refs.len() == 1 && refs[0].uid == uid).then_some(())
+    })
+    .await;
+}

@@ -297,6 +297,24 @@ pub(crate) fn validate(res: &Resource, obj: &Value, updating: bool) -> Vec<Cause
 /// immutable fields kept).
 pub(crate) fn validate_update(res: &Resource, old: &Value, new: &Value) -> Vec<Cause> {
     match (res.group.as_str(), res.plural.as_str()) {
+        // `ValidateNamespaceStatusUpdate` (an empty phase defaults to Active).
+        ("", "namespaces") => {
+            let phase = new.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Active");
+            let deleting = new.pointer("/metadata/deletionTimestamp").is_some();
+            match (deleting, phase) {
+                (false, "Active") | (true, "Terminating") => Vec::new(),
+                (false, _) => vec![Cause::invalid_str(
+                    "status.Phase",
+                    phase,
+                    "may only be 'Active' if `deletionTimestamp` is empty",
+                )],
+                (true, _) => vec![Cause::invalid_str(
+                    "status.Phase",
+                    phase,
+                    "may only be in terminating phase if `deletionTimestamp` is not empty",
+                )],
+            }
+        }
         ("events.k8s.io", "events") => event::validate_v1_update(&v1_event_to_core(new), &v1_event_to_core(old)),
         _ => Vec::new(),
     }

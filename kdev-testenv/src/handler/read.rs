@@ -28,10 +28,12 @@ pub(crate) fn get(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         .get(ctx.storage(), ctx.ns(), ctx.name())
         .cloned()
         .ok_or_else(|| not_found(ctx))?;
-    if ctx.route.subresource.as_deref() == Some("scale") {
-        return Ok(wire::json_value(StatusCode::OK, &scale_of(&ctx.res, &stored.value)));
+    match ctx.route.subresource.as_deref() {
+        Some("scale") => Ok(wire::json_value(StatusCode::OK, &scale_of(&ctx.res, &stored.value))),
+        // kube-apiserver's `namespaces/finalize` only updates.
+        Some("finalize") => Err(ApiError::MethodNotAllowed),
+        _ => Ok(object_response(ctx, StatusCode::OK, &stored)),
     }
-    Ok(object_response(ctx, StatusCode::OK, &stored))
 }
 
 pub(crate) fn not_found(ctx: &Ctx) -> ApiError {

@@ -78,9 +78,6 @@ fn update_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             &read::scale_of(&ctx.res, &stored.value),
         ));
     }
-    if sub == Some("finalize") {
-        return Err(ApiError::MethodNotAllowed);
-    }
     check_type_meta(&ctx.res, ctx.version(), &obj)?;
     // kube-apiserver's `AllowUnconditionalUpdate`: a PUT of these kinds must say which version
     // it replaces (a patch need not; it applies to the current object).
@@ -148,6 +145,10 @@ fn patch_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
         .unwrap_or_default();
     let sub = ctx.route.subresource.as_deref();
+    if sub == Some("finalize") {
+        // kube-apiserver's `namespaces/finalize` only updates.
+        return Err(ApiError::MethodNotAllowed);
+    }
     let manager = ctx.manager();
     let now = meta::now();
     let api_version = ctx.res.api_version(ctx.version());
@@ -987,6 +988,24 @@ pub(crate) fn update_object(
                     field: "metadata.finalizers".into(),
                 }],
             ));
+        }
+    }
+    if res.group.is_empty() && res.plural == "namespaces" {
+        // `namespaceStrategy`: spec.finalizers change only through `/finalize` (the status is
+        // kept above), and the name label always matches the name.
+        if sub != Some("finalize") {
+            match old_served.pointer("/spec/finalizers") {
+                Some(f) => new["spec"]["finalizers"] = f.clone(),
+                None => {
+                    if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                        spec.remove("finalizers");
+                    }
+                }
+            }
+        }
+        let labels = &mut meta_mut(&mut new)?.entry("labels").or_insert_with(|| json!({}));
+        if labels.is_object() {
+            labels["kubernetes.io/metadata.name"] = json!(name);
         }
     }
     prepare::on_update(res, &mut new);

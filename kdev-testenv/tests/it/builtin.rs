@@ -689,3 +689,69 @@ async fn server_side_apply_refuses_fields_the_builtin_type_does_not_know() {
     }
     assert_eq!(code(api.get("cm").await), 404, "nothing was created");
 }
+
+/// A namespace's spec.finalizers change only through `/finalize`, its name label always
+/// matches its name, and its phase is Active until it is deleted (`namespaceStrategy`).
+#[tokio::test]
+async fn namespace_updates_keep_the_finalizers_the_name_label_and_a_valid_phase() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let (env, _ns) = setup().await;
+    let namespaces: Api<Namespace> = Api::all(env.client());
+    let name = format!("kdev-ns-{}", (0..8).map(|_| fastrand::lowercase()).collect::<String>());
+    let mut ns = Namespace::default();
+    ns.metadata.name = Some(name.clone());
+    namespaces.create(&PostParams::default(), &ns).await.expect("create");
+    let finalizers = |ns: &Namespace| ns.spec.as_ref().and_then(|s| s.finalizers.clone());
+    let name_label = |ns: &Namespace| {
+        ns.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("kubernetes.io/metadata.name").cloned())
+    };
+
+    let patched = namespaces
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({
+                "metadata": { "labels": { "kubernetes.io/metadata.name": "other", "team": "a" } },
+                "spec": { "finalizers": [] },
+            })),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(finalizers(&patched), Some(vec!["kubernetes".to_string()]));
+    assert_eq!(name_label(&patched), Some(name.clone()));
+    assert_eq!(
+        patched
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("team"))
+            .map(String::as_str),
+        Some("a")
+    );
+
+    let terminating = namespaces
+        .patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "phase": "Terminating" } })),
+        )
+        .await;
+    assert_eq!(code(terminating), 422, "only a deleted namespace may be Terminating");
+
+    // `/finalize` is where the namespace controller removes its finalizer.
+    let mut current = namespaces.get(&name).await.expect("get");
+    current.spec.get_or_insert_default().finalizers = Some(Vec::new());
+    let finalized = namespaces
+        .replace_subresource("finalize", &name, &PostParams::default(), &current)
+        .await
+        .expect("finalize");
+    assert_eq!(finalizers(&finalized).unwrap_or_default(), Vec::<String>::new());
+
+    namespaces
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete");
+}

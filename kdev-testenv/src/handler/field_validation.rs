@@ -111,6 +111,44 @@ pub(crate) fn shows_object() -> bool {
     })
 }
 
+/// Refuses a `kind` object written in `version` that does not decode into its type (`why`), as
+/// kube-apiserver's decoder does whatever `fieldValidation` says: 400 for a create or update,
+/// 422 on field `patch` for a patch. Nothing outside a [`run`] (the server's own writes).
+pub(crate) fn undecodable(
+    kind: &str,
+    version: &str,
+    why: &str,
+    object: impl FnOnce() -> String,
+) -> Result<(), ApiError> {
+    CURRENT.with(|c| {
+        let slot = c.borrow();
+        let Some(scope) = slot.as_ref() else {
+            return Ok(());
+        };
+        Err(match &scope.patch {
+            None => ApiError::BadRequest(format!(
+                "{kind} in version {version:?} cannot be handled as a {kind}: {why}"
+            )),
+            Some(patched) => {
+                let shown = match patched {
+                    Patched::Object => object(),
+                    Patched::Strategic(patch) => go_v(patch),
+                };
+                ApiError::Invalid {
+                    kind: String::new(),
+                    group: String::new(),
+                    name: String::new(),
+                    causes: vec![Cause {
+                        reason: "FieldValueInvalid".into(),
+                        message: format!("Invalid value: {}: {why}", go_quote(&shown)),
+                        field: "patch".into(),
+                    }],
+                }
+            }
+        })
+    })
+}
+
 /// Reports the unknown fields dropped from a `kind` object written in `version`: an error under
 /// `Strict`, warnings under `Warn`; nothing outside a [`run`] (the server's own writes).
 ///

@@ -24,6 +24,70 @@ use serde_json::Value;
 /// Encodes a decoded object again; `None` when it does not decode as its type.
 type RoundTrip = fn(&Value) -> Option<Value>;
 
+/// Decodes into a type: `Err((path, why))` naming the first value of the wrong type.
+type Decode = fn(&Value) -> Result<(), (serde_path_to_error::Path, String)>;
+
+fn decode<T: DeserializeOwned>(obj: &Value) -> Result<(), (serde_path_to_error::Path, String)> {
+    serde_path_to_error::deserialize::<_, T>(obj)
+        .map(drop)
+        .map_err(|e| (e.path().clone(), e.into_inner().to_string()))
+}
+
+/// Why `obj`, a built-in object of `group`/`version`/`kind`, cannot be decoded into its Go
+/// type, as kube-apiserver's decoder refuses it (a string where an integer belongs, a list where
+/// a map does): `path: why`. `None` when it decodes, or is not built in.
+///
+/// k8s-openapi's types are stricter than Go's in three places, which do not count: a number
+/// where a string belongs (a `Quantity` such as `cpu: 1`, which Go reads as the quantity "1"), a
+/// `null` string in a map or list (which Go reads as ""), and a missing field k8s-openapi
+/// requires (which Go leaves at its zero value). The first two are taken as Go takes them and
+/// decoding goes on, so a number in a plain string field is let through; the third ends the
+/// check.
+pub(crate) fn type_error(group: &str, version: &str, kind: &str, obj: &Value) -> Option<String> {
+    let decode = decode_for(group, version, kind)?;
+    let mut obj = std::borrow::Cow::Borrowed(obj);
+    // Each retry fixes one value; a bound keeps a pathological object from looping long.
+    for _ in 0..64 {
+        let (path, why) = match decode(&obj) {
+            Ok(()) => return None,
+            // A field k8s-openapi requires is one Go leaves at its zero value: validation, not
+            // decoding, has its say on it (and the rest is not checked).
+            Err((_, why)) if why.starts_with("missing field") => return None,
+            Err(e) => e,
+        };
+        let pointer = pointer_of(&path);
+        let fixed = pointer.as_deref().and_then(|p| obj.pointer(p)).and_then(|v| match v {
+            Value::Number(n) if why.contains("expected a string") => Some(Value::String(n.to_string())),
+            Value::Null if why.contains("expected a string") => Some(Value::String(String::new())),
+            _ => None,
+        });
+        match (pointer, fixed) {
+            (Some(p), Some(v)) => {
+                if let Some(slot) = obj.to_mut().pointer_mut(&p) {
+                    *slot = v;
+                }
+            }
+            _ => return Some(format!("{path}: {why}")),
+        }
+    }
+    None
+}
+
+/// The JSON pointer of a decoding path, when every step is a key or an index.
+fn pointer_of(path: &serde_path_to_error::Path) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        out.push('/');
+        match segment {
+            Segment::Seq { index } => out.push_str(&index.to_string()),
+            Segment::Map { key } => out.push_str(&key.replace('~', "~0").replace('/', "~1")),
+            Segment::Enum { .. } | Segment::Unknown => return None,
+        }
+    }
+    Some(out)
+}
+
 /// The fields of one object that its built-in type does not declare.
 pub(crate) struct Unknown {
     /// The object as its type keeps it: every field the type declares, and nothing else.
@@ -126,34 +190,45 @@ fn round_trip<T: DeserializeOwned + Serialize>(obj: &Value) -> Option<Value> {
     serde_json::to_value(&typed).ok()
 }
 
-/// The round trip through the type of a built-in kind; every kind `Registry::builtin` serves
-/// has one (a unit test holds the two lists together).
-fn round_trip_for(group: &str, version: &str, kind: &str) -> Option<RoundTrip> {
-    let f: RoundTrip = match (group, version, kind) {
-        ("", "v1", "Namespace") => round_trip::<Namespace>,
-        ("", "v1", "ConfigMap") => round_trip::<ConfigMap>,
-        ("", "v1", "Secret") => round_trip::<Secret>,
-        ("", "v1", "ServiceAccount") => round_trip::<ServiceAccount>,
-        ("", "v1", "Service") => round_trip::<Service>,
-        ("", "v1", "Pod") => round_trip::<Pod>,
-        ("", "v1", "Node") => round_trip::<Node>,
-        ("", "v1", "Event") => round_trip::<Event>,
-        ("apps", "v1", "Deployment") => round_trip::<Deployment>,
-        ("apps", "v1", "ReplicaSet") => round_trip::<ReplicaSet>,
-        ("apps", "v1", "StatefulSet") => round_trip::<StatefulSet>,
-        ("apps", "v1", "DaemonSet") => round_trip::<DaemonSet>,
-        ("coordination.k8s.io", "v1", "Lease") => round_trip::<Lease>,
-        ("events.k8s.io", "v1", "Event") => round_trip::<EventV1>,
-        ("apiextensions.k8s.io", "v1", "CustomResourceDefinition") => round_trip::<CustomResourceDefinition>,
-        ("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration") => {
-            round_trip::<ValidatingWebhookConfiguration>
-        }
-        ("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration") => {
-            round_trip::<MutatingWebhookConfiguration>
-        }
-        _ => return None,
+/// `$f::<T>` as a `$ty` for the type `T` of a built-in kind; every kind `Registry::builtin`
+/// serves has one (a unit test holds the two lists together).
+macro_rules! for_builtin {
+    ($group:expr, $version:expr, $kind:expr, $f:ident as $ty:ty) => {
+        Some(match ($group, $version, $kind) {
+            ("", "v1", "Namespace") => $f::<Namespace> as $ty,
+            ("", "v1", "ConfigMap") => $f::<ConfigMap>,
+            ("", "v1", "Secret") => $f::<Secret>,
+            ("", "v1", "ServiceAccount") => $f::<ServiceAccount>,
+            ("", "v1", "Service") => $f::<Service>,
+            ("", "v1", "Pod") => $f::<Pod>,
+            ("", "v1", "Node") => $f::<Node>,
+            ("", "v1", "Event") => $f::<Event>,
+            ("apps", "v1", "Deployment") => $f::<Deployment>,
+            ("apps", "v1", "ReplicaSet") => $f::<ReplicaSet>,
+            ("apps", "v1", "StatefulSet") => $f::<StatefulSet>,
+            ("apps", "v1", "DaemonSet") => $f::<DaemonSet>,
+            ("coordination.k8s.io", "v1", "Lease") => $f::<Lease>,
+            ("events.k8s.io", "v1", "Event") => $f::<EventV1>,
+            ("apiextensions.k8s.io", "v1", "CustomResourceDefinition") => $f::<CustomResourceDefinition>,
+            ("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration") => {
+                $f::<ValidatingWebhookConfiguration>
+            }
+            ("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration") => {
+                $f::<MutatingWebhookConfiguration>
+            }
+            _ => return None,
+        })
     };
-    Some(f)
+}
+
+/// The round trip through the type of a built-in kind.
+fn round_trip_for(group: &str, version: &str, kind: &str) -> Option<RoundTrip> {
+    for_builtin!(group, version, kind, round_trip as RoundTrip)
+}
+
+/// The decoding into the type of a built-in kind.
+fn decode_for(group: &str, version: &str, kind: &str) -> Option<Decode> {
+    for_builtin!(group, version, kind, decode as Decode)
 }
 
 /// One step of a path into an object.
@@ -318,6 +393,25 @@ mod tests {
                 "fieldsV1": { "f:data": { "f:a": {} } } }] },
             "data": { "a": "Yg==" }, "stringData": { "b": "c" } });
         assert!(unknown(&secret).is_empty(), "{:?}", unknown(&secret));
+    }
+
+    #[test]
+    fn a_type_error_names_its_path_and_go_leniencies_are_kept() {
+        let err = |kind: &str, obj: Value| type_error("", "v1", kind, &obj);
+        let cm = |data: Value| json!({ "metadata": { "name": "c" }, "data": data });
+        assert!(err("ConfigMap", cm(json!(["x"]))).is_some_and(|e| e.starts_with("data: ")));
+        let finalizers = json!({ "metadata": { "name": "c", "finalizers": "x" } });
+        assert!(err("ConfigMap", finalizers).is_some_and(|e| e.starts_with("metadata.finalizers: ")));
+        // Go reads a null string as "" and a number for a quantity as the quantity.
+        assert_eq!(err("ConfigMap", cm(json!({ "a": null }))), None);
+        let pod = json!({ "metadata": { "name": "p" }, "spec": { "containers": [
+            { "name": "c", "image": "i", "resources": { "limits": { "cpu": 1, "memory": 1.5 } } }] } });
+        assert_eq!(err("Pod", pod), None);
+        let pod = json!({ "metadata": { "name": "p" }, "spec": { "containers": [{ "name": "c", "ports": "80" }] } });
+        assert!(err("Pod", pod).is_some_and(|e| e.starts_with("spec.containers[0].ports: ")));
+        let lease = json!({ "metadata": { "name": "l" }, "spec": { "renewTime": "garbage" } });
+        assert!(type_error("coordination.k8s.io", "v1", "Lease", &lease).is_some());
+        assert_eq!(type_error("example.com", "v1", "Widget", &lease), None);
     }
 
     #[test]

@@ -563,6 +563,10 @@ fn as_decoded(res: &Resource, version: &str, mut obj: Value) -> Result<Value, Ap
         super::field_validation::unknown(&res.kind, version, &unknown, || patched.unwrap_or_default())?;
         schema.default(&mut obj);
     } else if res.crd.is_none()
+        && let Some(why) = super::typed::type_error(&res.group, version, &res.kind, &obj)
+    {
+        super::field_validation::undecodable(&res.kind, version, &why, || obj.to_string())?;
+    } else if res.crd.is_none()
         && let Some(unknown) = super::typed::Unknown::of(&res.group, version, &res.kind, &obj)
     {
         let paths = unknown.paths(&obj);

@@ -755,3 +755,77 @@ async fn namespace_updates_keep_the_finalizers_the_name_label_and_a_valid_phase(
         .await
         .expect("delete");
 }
+
+/// A built-in object with a value of the wrong type is refused as kube-apiserver's decoder
+/// refuses it: 400 on create and update, 422 on field `patch` for a patch; a number for a
+/// quantity is read as the quantity, as Go reads it.
+#[tokio::test]
+async fn a_value_of_the_wrong_type_is_refused_when_decoded() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let (env, ns) = setup().await;
+    let deployments: Api<Deployment> = Api::namespaced(env.client(), &ns);
+    let body = |replicas: Value| {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "web" },
+            "spec": {
+                "replicas": replicas,
+                "selector": { "matchLabels": { "app": "web" } },
+                "template": {
+                    "metadata": { "labels": { "app": "web" } },
+                    "spec": { "containers": [{ "name": "c", "image": "busybox:1.36",
+                        "resources": { "limits": { "cpu": 1, "memory": "64Mi" } } }] },
+                },
+            },
+        })
+    };
+    let dynamic = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("apps", "v1", "Deployment"), "deployments");
+    let raw: Api<DynamicObject> = Api::namespaced_with(env.client(), &ns, &dynamic);
+    let refused = raw
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(body(json!("3"))).expect("object"),
+        )
+        .await;
+    match refused {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"), "{s:?}");
+            assert!(
+                s.message
+                    .starts_with(r#"Deployment in version "v1" cannot be handled as a Deployment: "#),
+                "{}",
+                s.message
+            );
+            assert!(s.message.contains("spec.replicas"), "{}", s.message);
+        }
+        other => panic!("expected 400, got {other:?}"),
+    }
+    // `cpu: 1` is the quantity "1" to Go's decoder.
+    let created = raw
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(body(json!(2))).expect("object"),
+        )
+        .await
+        .expect("a number for a quantity decodes");
+    assert_eq!(created.data["spec"]["replicas"], 2);
+    assert!(deployments.get("web").await.is_ok(), "readable as its type");
+
+    let patched = deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": "5" } })),
+        )
+        .await;
+    match patched {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{s:?}");
+            let causes = s.details.map(|d| d.causes).unwrap_or_default();
+            assert_eq!(causes.len(), 1, "{causes:?}");
+            assert_eq!(causes[0].field, "patch");
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+    let kept = deployments.get("web").await.expect("get");
+    assert_eq!(kept.spec.replicas, Some(2), "nothing was stored");
+}

@@ -82,11 +82,25 @@ pub(crate) fn on_create(res: &Resource, obj: &mut Value) {
                     set_default(spec, &["ipFamilyPolicy"], json!("SingleStack"));
                     set_default(spec, &["internalTrafficPolicy"], json!("Cluster"));
                 }
+                let kind = spec["type"].as_str().unwrap_or("").to_string();
+                let external = kind == "NodePort" || kind == "LoadBalancer";
+                if external {
+                    set_default(spec, &["externalTrafficPolicy"], json!("Cluster"));
+                }
+                if kind == "LoadBalancer" {
+                    set_default(spec, &["allocateLoadBalancerNodePorts"], json!(true));
+                }
+                // A node port for each port of a NodePort Service, and of a LoadBalancer one
+                // unless it declines them: random in kube's default range, 30000-32767.
+                let node_ports = external && spec["allocateLoadBalancerNodePorts"] != false;
                 if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
                     for p in ports {
                         set_default(p, &["protocol"], json!("TCP"));
                         let port = p["port"].clone();
                         set_default(p, &["targetPort"], port);
+                        if node_ports {
+                            set_default(p, &["nodePort"], json!(fastrand::u16(30000..=32767)));
+                        }
                     }
                 }
             }
@@ -107,6 +121,7 @@ pub(crate) fn on_create(res: &Resource, obj: &mut Value) {
 /// Defaults on update: what kube-apiserver re-applies to every write of these types.
 pub(crate) fn on_update(res: &Resource, obj: &mut Value) {
     if res.group.is_empty() && res.plural == "secrets" {
+        set_default(obj, &["type"], json!("Opaque"));
         fold_string_data(obj);
     }
     if res.group == "apiextensions.k8s.io" {
@@ -296,7 +311,49 @@ pub(crate) fn validate(res: &Resource, obj: &Value, updating: bool) -> Vec<Cause
 /// `ValidateEventUpdate` for events.k8s.io/v1 Events: a changed series validated again and the
 /// immutable fields kept).
 pub(crate) fn validate_update(res: &Resource, old: &Value, new: &Value) -> Vec<Cause> {
+    // A field's value, with `null` as absent.
+    let at = |v: &'_ Value, p: &str| v.pointer(p).filter(|x| !x.is_null()).cloned();
     match (res.group.as_str(), res.plural.as_str()) {
+        // `ValidateConfigMapUpdate` and `ValidateSecretUpdate`.
+        ("", plural @ ("configmaps" | "secrets")) => {
+            let mut causes = Vec::new();
+            if plural == "secrets" && at(old, "/type") != at(new, "/type") {
+                let kind = new["type"].as_str().unwrap_or("");
+                causes.push(Cause::invalid_str("type", kind, "field is immutable"));
+            }
+            if old["immutable"] == true {
+                let forbidden = |field: &str| Cause {
+                    reason: "FieldValueForbidden".into(),
+                    message: "Forbidden: field is immutable when `immutable` is set".into(),
+                    field: field.into(),
+                };
+                if new["immutable"] != true {
+                    causes.push(forbidden("immutable"));
+                }
+                let fields: &[&str] = if plural == "secrets" {
+                    &["data"]
+                } else {
+                    &["data", "binaryData"]
+                };
+                for field in fields {
+                    if at(old, &format!("/{field}")) != at(new, &format!("/{field}")) {
+                        causes.push(forbidden(field));
+                    }
+                }
+            }
+            causes
+        }
+        // apps/v1 `ValidateDeploymentUpdate` and its siblings: the selector is immutable.
+        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => {
+            match (at(old, "/spec/selector"), at(new, "/spec/selector")) {
+                (Some(was), Some(now)) if was != now => vec![Cause::invalid_raw(
+                    "spec.selector",
+                    &go_label_selector(&now),
+                    "field is immutable",
+                )],
+                _ => Vec::new(),
+            }
+        }
         // `ValidateNamespaceStatusUpdate` (an empty phase defaults to Active).
         ("", "namespaces") => {
             let phase = new.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Active");
@@ -318,6 +375,49 @@ pub(crate) fn validate_update(res: &Resource, old: &Value, new: &Value) -> Vec<C
         ("events.k8s.io", "events") => event::validate_v1_update(&v1_event_to_core(new), &v1_event_to_core(old)),
         _ => Vec::new(),
     }
+}
+
+/// A label selector as Go's `%#v` prints a `metav1.LabelSelector` in a field error.
+fn go_label_selector(sel: &Value) -> String {
+    let quote = |s: &str| format!("{s:?}");
+    let labels = match sel["matchLabels"].as_object() {
+        Some(m) => {
+            // Go prints a map's keys in order; serde_json's map keeps them sorted.
+            let pairs: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}:{}", quote(k), quote(v.as_str().unwrap_or(""))))
+                .collect();
+            format!("map[string]string{{{}}}", pairs.join(", "))
+        }
+        None => "map[string]string(nil)".into(),
+    };
+    let expressions = match sel["matchExpressions"].as_array() {
+        Some(reqs) => {
+            let reqs: Vec<String> = reqs
+                .iter()
+                .map(|r| {
+                    let values = match r["values"].as_array() {
+                        Some(vs) => format!(
+                            "[]string{{{}}}",
+                            vs.iter()
+                                .map(|v| quote(v.as_str().unwrap_or("")))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        None => "[]string(nil)".into(),
+                    };
+                    format!(
+                        "v1.LabelSelectorRequirement{{Key:{}, Operator:{}, Values:{values}}}",
+                        quote(r["key"].as_str().unwrap_or("")),
+                        quote(r["operator"].as_str().unwrap_or(""))
+                    )
+                })
+                .collect();
+            format!("[]v1.LabelSelectorRequirement{{{}}}", reqs.join(", "))
+        }
+        None => "[]v1.LabelSelectorRequirement(nil)".into(),
+    };
+    format!("v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:{expressions}}}")
 }
 
 fn check_containers(cs: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {

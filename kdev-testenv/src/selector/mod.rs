@@ -491,7 +491,7 @@ fn resource_fields(group: &str, resource: &str) -> ResourceFields {
             "status.podIP" => FirstOf(&["status.podIP", "status.podIPs.0.ip"]),
             "status.podIPs" => Absent, "status.nominatedNodeName" => Path, "spec.host" => Path),
         ("", "nodes") => resource_fields!(NotSupported: "metadata.name" => Path, "spec.unschedulable" => Bool),
-        ("", "replicationcontrollers") => resource_fields!(NotSupported:
+        ("", "replicationcontrollers") | ("apps", "replicasets") => resource_fields!(NotSupported:
             "metadata.name" => Path, "metadata.namespace" => Path, "status.replicas" => Int("status.replicas")),
         ("", "events") => resource_fields!(NotSupported:
             "involvedObject.kind" => Path, "involvedObject.namespace" => Path, "involvedObject.name" => Path,

@@ -266,6 +266,18 @@ fn field_selector_for_resource_rejects_unsupported_fields_in_each_resources_word
         err("spec.replicas=1", "apps", "deployments"),
         "\"spec.replicas\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
     );
+    // ReplicaSets select on their replica count (`ReplicaSetToSelectableFields`), an absent
+    // count reading as 0.
+    let replicas = FieldSelector::parse("status.replicas=0")
+        .unwrap()
+        .for_resource("apps", "replicasets")
+        .unwrap();
+    assert!(replicas.matches(&json!({"status": {}})));
+    assert!(!replicas.matches(&json!({"status": {"replicas": 2}})));
+    assert_eq!(
+        err("spec.replicas=1", "apps", "replicasets"),
+        "field label not supported: spec.replicas"
+    );
     let jobs = FieldSelector::parse("status.successful=0")
         .unwrap()
         .for_resource("batch", "jobs")

@@ -9,7 +9,7 @@ use kube_client::api::{
 };
 use serde_json::{Value, json};
 
-use super::{code, setup};
+use super::{causes, code, setup};
 
 /// (group, version, kind, plural, namespaced, a minimal valid body without metadata.name), for
 /// namespace `ns`.
@@ -828,4 +828,117 @@ async fn a_value_of_the_wrong_type_is_refused_when_decoded() {
     }
     let kept = deployments.get("web").await.expect("get");
     assert_eq!(kept.spec.replicas, Some(2), "nothing was stored");
+}
+
+/// The fields kube-apiserver keeps once set: an immutable ConfigMap's data, a Secret's type, a
+/// workload's selector.
+#[tokio::test]
+async fn immutable_fields_of_built_in_objects_are_refused_on_update() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let (env, ns) = setup().await;
+    let pp = PostParams::default();
+    let maps: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let mut cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": { "name": "frozen" }, "data": { "a": "1" }, "immutable": true,
+    }))
+    .expect("configmap");
+    maps.create(&pp, &cm).await.expect("create");
+    cm.data = Some([("a".to_string(), "2".to_string())].into());
+    let refused = maps.replace("frozen", &pp, &cm).await;
+    let forbidden = |r: Result<ConfigMap, kube_client::Error>| match r {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{s:?}");
+            s.details
+                .map(|d| d.causes.into_iter().map(|c| (c.field, c.message)).collect::<Vec<_>>())
+                .unwrap_or_default()
+        }
+        other => panic!("expected 422, got {other:?}"),
+    };
+    assert_eq!(
+        forbidden(refused),
+        [(
+            "data".to_string(),
+            "Forbidden: field is immutable when `immutable` is set".to_string()
+        )]
+    );
+    let unfrozen = maps
+        .patch(
+            "frozen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "immutable": false })),
+        )
+        .await;
+    assert_eq!(forbidden(unfrozen)[0].0, "immutable");
+
+    let secrets: Api<Secret> = Api::namespaced(env.client(), &ns);
+    let secret: Secret =
+        serde_json::from_value(json!({ "metadata": { "name": "s" }, "stringData": { "a": "b" } })).expect("secret");
+    secrets.create(&pp, &secret).await.expect("create");
+    let retyped = secrets
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "type": "example.com/other" })),
+        )
+        .await;
+    assert_eq!(
+        causes("a changed type", retyped),
+        [(
+            "type".to_string(),
+            r#"Invalid value: "example.com/other": field is immutable"#.to_string()
+        )]
+    );
+    // A replace that leaves the type out keeps the default, Opaque.
+    let mut current = secrets.get("s").await.expect("get");
+    current.type_ = None;
+    secrets
+        .replace("s", &pp, &current)
+        .await
+        .expect("the type defaults to Opaque again");
+
+    let deployments: Api<Deployment> = Api::namespaced(env.client(), &ns);
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": { "name": "web" },
+        "spec": {
+            "selector": { "matchLabels": { "app": "web" } },
+            "template": { "metadata": { "labels": { "app": "web", "tier": "front" } },
+                          "spec": { "containers": [{ "name": "c", "image": "busybox:1.36" }] } },
+        },
+    }))
+    .expect("deployment");
+    deployments.create(&pp, &deployment).await.expect("create");
+    let reselected = deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "selector": { "matchLabels": { "tier": "front" } } } })),
+        )
+        .await;
+    assert_eq!(
+        causes("a changed selector", reselected),
+        [(
+            "spec.selector".to_string(),
+            r#"Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"app":"web", "tier":"front"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"#
+                .to_string()
+        )]
+    );
+}
+
+/// A NodePort Service gets a node port for each port, and the traffic policy default.
+#[tokio::test]
+async fn a_node_port_service_gets_its_node_ports() {
+    let (env, ns) = setup().await;
+    let services: Api<Service> = Api::namespaced(env.client(), &ns);
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": { "name": "np" },
+        "spec": { "type": "NodePort", "selector": { "app": "x" }, "ports": [{ "port": 80 }, { "name": "b", "port": 81 }] },
+    }))
+    .expect("service");
+    let svc = services.create(&PostParams::default(), &svc).await.expect("create");
+    let spec = svc.spec.expect("spec");
+    assert_eq!(spec.external_traffic_policy.as_deref(), Some("Cluster"));
+    for port in spec.ports.expect("ports") {
+        let node_port = port.node_port.expect("a node port");
+        assert!((30000..=32767).contains(&node_port), "{node_port}");
+    }
 }

@@ -120,33 +120,42 @@ pub(crate) fn undecodable(
     why: &str,
     object: impl FnOnce() -> String,
 ) -> Result<(), ApiError> {
-    CURRENT.with(|c| {
-        let slot = c.borrow();
-        let Some(scope) = slot.as_ref() else {
-            return Ok(());
-        };
-        Err(match &scope.patch {
-            None => ApiError::BadRequest(format!(
-                "{kind} in version {version:?} cannot be handled as a {kind}: {why}"
-            )),
-            Some(patched) => {
-                let shown = match patched {
-                    Patched::Object => object(),
-                    Patched::Strategic(patch) => go_v(patch),
-                };
-                ApiError::Invalid {
-                    kind: String::new(),
-                    group: String::new(),
-                    name: String::new(),
-                    causes: vec![Cause {
-                        reason: "FieldValueInvalid".into(),
-                        message: format!("Invalid value: {}: {why}", go_quote(&shown)),
-                        field: "patch".into(),
-                    }],
-                }
-            }
-        })
+    CURRENT.with(|c| match c.borrow().as_ref() {
+        None => Ok(()),
+        Some(scope) => Err(decode_error(scope.patch.as_ref(), kind, version, why, object)),
     })
+}
+
+/// A decoding error as kube-apiserver reports it: 400 for a create or update (a body that
+/// `patch` is `None` for); for a patch
+/// `errors.NewInvalid(schema.GroupKind{}, "", field.Invalid(field.NewPath("patch"), ...))`,
+/// showing the patched object (JSON and merge patches) or the patch (strategic merge).
+fn decode_error(
+    patch: Option<&Patched>,
+    kind: &str,
+    version: &str,
+    error: &str,
+    object: impl FnOnce() -> String,
+) -> ApiError {
+    let Some(patched) = patch else {
+        return ApiError::BadRequest(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: {error}"
+        ));
+    };
+    let shown = match patched {
+        Patched::Object => object(),
+        Patched::Strategic(patch) => go_v(patch),
+    };
+    ApiError::Invalid {
+        kind: String::new(),
+        group: String::new(),
+        name: String::new(),
+        causes: vec![Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {}: {error}", go_quote(&shown)),
+            field: "patch".into(),
+        }],
+    }
 }
 
 /// Reports the unknown fields dropped from a `kind` object written in `version`: an error under
@@ -177,28 +186,7 @@ pub(crate) fn unknown(
             }
             Directive::Strict => {
                 let error = format!("strict decoding error: {}", each.collect::<Vec<_>>().join(", "));
-                Err(match &scope.patch {
-                    None => ApiError::BadRequest(format!(
-                        "{kind} in version {version:?} cannot be handled as a {kind}: {error}"
-                    )),
-                    // `errors.NewInvalid(schema.GroupKind{}, "", field.Invalid(field.NewPath("patch"), ...))`.
-                    Some(patched) => {
-                        let shown = match patched {
-                            Patched::Object => object(),
-                            Patched::Strategic(patch) => go_v(patch),
-                        };
-                        ApiError::Invalid {
-                            kind: String::new(),
-                            group: String::new(),
-                            name: String::new(),
-                            causes: vec![Cause {
-                                reason: "FieldValueInvalid".into(),
-                                message: format!("Invalid value: {}: {error}", go_quote(&shown)),
-                                field: "patch".into(),
-                            }],
-                        }
-                    }
-                })
+                Err(decode_error(scope.patch.as_ref(), kind, version, &error, object))
             }
         }
     })

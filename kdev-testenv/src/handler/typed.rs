@@ -33,44 +33,79 @@ fn decode<T: DeserializeOwned>(obj: &Value) -> Result<(), (serde_path_to_error::
         .map_err(|e| (e.path().clone(), e.into_inner().to_string()))
 }
 
-/// Why `obj`, a built-in object of `group`/`version`/`kind`, cannot be decoded into its Go
-/// type, as kube-apiserver's decoder refuses it (a string where an integer belongs, a list where
-/// a map does): `path: why`. `None` when it decodes, or is not built in.
+/// Decodes `obj`, a built-in object of `group`/`version`/`kind`, as kube-apiserver's decoder
+/// reads it into its Go type, leaving it as Go would write it back: `Err("path: why")` for a
+/// value of the wrong type (a string where an integer belongs, a list where a map does), which
+/// kube-apiserver refuses. An object that is not built in is left alone.
 ///
-/// k8s-openapi's types are stricter than Go's in three places, which do not count: a number
-/// where a string belongs (a `Quantity` such as `cpu: 1`, which Go reads as the quantity "1"), a
-/// `null` string in a map or list (which Go reads as ""), and a missing field k8s-openapi
-/// requires (which Go leaves at its zero value). The first two are taken as Go takes them and
-/// decoding goes on, so a number in a plain string field is let through; the third ends the
-/// check.
-pub(crate) fn type_error(group: &str, version: &str, kind: &str, obj: &Value) -> Option<String> {
-    let decode = decode_for(group, version, kind)?;
-    let mut obj = std::borrow::Cow::Borrowed(obj);
-    // Each retry fixes one value; a bound keeps a pathological object from looping long.
-    for _ in 0..64 {
-        let (path, why) = match decode(&obj) {
-            Ok(()) => return None,
-            // A field k8s-openapi requires is one Go leaves at its zero value: validation, not
-            // decoding, has its say on it (and the rest is not checked).
-            Err((_, why)) if why.starts_with("missing field") => return None,
+/// k8s-openapi's types are stricter than Go's in three places, where `obj` is read as Go reads
+/// it: a number for a quantity (`cpu: 1`, the quantity "1") becomes that string; a `null` in a
+/// string map or list becomes ""; and a missing field k8s-openapi requires, which Go leaves at
+/// its zero value for validation to judge, ends the check.
+pub(crate) fn go_decode(group: &str, version: &str, kind: &str, obj: &mut Value) -> Result<(), String> {
+    let Some(decode) = decode_for(group, version, kind) else {
+        return Ok(());
+    };
+    quantities_as_strings(obj, false);
+    // Each round fixes one value; a bound keeps a pathological object from looping long.
+    for _ in 0..256 {
+        let (path, why) = match decode(obj) {
+            Ok(()) => return Ok(()),
+            Err((_, why)) if why.starts_with("missing field") => return Ok(()),
             Err(e) => e,
         };
         let pointer = pointer_of(&path);
+        let wants_string = why.contains("expected a string");
         let fixed = pointer.as_deref().and_then(|p| obj.pointer(p)).and_then(|v| match v {
-            Value::Number(n) if why.contains("expected a string") => Some(Value::String(n.to_string())),
-            Value::Null if why.contains("expected a string") => Some(Value::String(String::new())),
+            Value::Number(n) if wants_string && is_quantity(&path) => Some(Value::String(n.to_string())),
+            Value::Null if wants_string => Some(Value::String(String::new())),
             _ => None,
         });
-        match (pointer, fixed) {
-            (Some(p), Some(v)) => {
-                if let Some(slot) = obj.to_mut().pointer_mut(&p) {
-                    *slot = v;
-                }
-            }
-            _ => return Some(format!("{path}: {why}")),
+        match (pointer.and_then(|p| obj.pointer_mut(&p)), fixed) {
+            (Some(slot), Some(v)) => *slot = v,
+            _ => return Err(format!("{path}: {why}")),
         }
     }
-    None
+    Ok(())
+}
+
+/// Writes each number given for a quantity as its string, as Go writes a quantity back
+/// (k8s-openapi reads either). `quantities` says `v` is a map of quantities.
+fn quantities_as_strings(v: &mut Value, quantities: bool) {
+    match v {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                match child {
+                    Value::Number(n) if quantities || key == "sizeLimit" => *child = Value::String(n.to_string()),
+                    _ => quantities_as_strings(child, QUANTITY_MAPS.contains(&key.as_str())),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| quantities_as_strings(i, false)),
+        _ => {}
+    }
+}
+
+/// The keys whose values are maps of quantities in the built-in types served.
+const QUANTITY_MAPS: &[&str] = &["limits", "requests", "overhead", "capacity", "allocatable"];
+
+/// Whether a decoding path ends at a quantity of the built-in types served: a value of a map of
+/// quantities (resources' `limits` and `requests`, a pod's `overhead`, a node's `capacity` and
+/// `allocatable`) or an `emptyDir`'s `sizeLimit`.
+fn is_quantity(path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let keys: Vec<&str> = path
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Map { key } => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
+    match keys.as_slice() {
+        [.., "sizeLimit"] => true,
+        [.., map, _] => QUANTITY_MAPS.contains(map),
+        _ => false,
+    }
 }
 
 /// The JSON pointer of a decoding path, when every step is a key or an index.
@@ -397,21 +432,31 @@ mod tests {
 
     #[test]
     fn a_type_error_names_its_path_and_go_leniencies_are_kept() {
-        let err = |kind: &str, obj: Value| type_error("", "v1", kind, &obj);
+        let decode = |group: &str, kind: &str, mut obj: Value| go_decode(group, "v1", kind, &mut obj).map(|()| obj);
+        let err = |kind: &str, obj: Value| decode("", kind, obj).err().unwrap_or_default();
         let cm = |data: Value| json!({ "metadata": { "name": "c" }, "data": data });
-        assert!(err("ConfigMap", cm(json!(["x"]))).is_some_and(|e| e.starts_with("data: ")));
+        assert!(err("ConfigMap", cm(json!(["x"]))).starts_with("data: "));
+        assert!(err("ConfigMap", cm(json!({ "port": 8080 }))).starts_with("data.port: "));
         let finalizers = json!({ "metadata": { "name": "c", "finalizers": "x" } });
-        assert!(err("ConfigMap", finalizers).is_some_and(|e| e.starts_with("metadata.finalizers: ")));
+        assert!(err("ConfigMap", finalizers).starts_with("metadata.finalizers: "));
         // Go reads a null string as "" and a number for a quantity as the quantity.
-        assert_eq!(err("ConfigMap", cm(json!({ "a": null }))), None);
-        let pod = json!({ "metadata": { "name": "p" }, "spec": { "containers": [
-            { "name": "c", "image": "i", "resources": { "limits": { "cpu": 1, "memory": 1.5 } } }] } });
-        assert_eq!(err("Pod", pod), None);
+        assert_eq!(
+            decode("", "ConfigMap", cm(json!({ "a": null }))),
+            Ok(cm(json!({ "a": "" })))
+        );
+        let pod = |limits: Value| {
+            json!({ "metadata": { "name": "p" }, "spec": { "containers": [
+                { "name": "c", "image": "i", "resources": { "limits": limits } }] } })
+        };
+        assert_eq!(
+            decode("", "Pod", pod(json!({ "cpu": 1, "memory": 1.5 }))),
+            Ok(pod(json!({ "cpu": "1", "memory": "1.5" })))
+        );
         let pod = json!({ "metadata": { "name": "p" }, "spec": { "containers": [{ "name": "c", "ports": "80" }] } });
-        assert!(err("Pod", pod).is_some_and(|e| e.starts_with("spec.containers[0].ports: ")));
+        assert!(err("Pod", pod).starts_with("spec.containers[0].ports: "));
         let lease = json!({ "metadata": { "name": "l" }, "spec": { "renewTime": "garbage" } });
-        assert!(type_error("coordination.k8s.io", "v1", "Lease", &lease).is_some());
-        assert_eq!(type_error("example.com", "v1", "Widget", &lease), None);
+        assert!(decode("coordination.k8s.io", "Lease", lease.clone()).is_err());
+        assert_eq!(decode("example.com", "Widget", lease.clone()), Ok(lease));
     }
 
     #[test]

@@ -562,17 +562,19 @@ fn as_decoded(res: &Resource, version: &str, mut obj: Value) -> Result<Value, Ap
         let unknown = schema.prune_reporting(&mut obj);
         super::field_validation::unknown(&res.kind, version, &unknown, || patched.unwrap_or_default())?;
         schema.default(&mut obj);
-    } else if res.crd.is_none()
-        && let Some(why) = super::typed::type_error(&res.group, version, &res.kind, &obj)
-    {
-        super::field_validation::undecodable(&res.kind, version, &why, || obj.to_string())?;
-    } else if res.crd.is_none()
-        && let Some(unknown) = super::typed::Unknown::of(&res.group, version, &res.kind, &obj)
-    {
-        let paths = unknown.paths(&obj);
-        if !paths.is_empty() {
-            super::field_validation::unknown(&res.kind, version, &paths, || obj.to_string())?;
-            unknown.drop_from(&mut obj);
+    } else if res.crd.is_none() {
+        let sent = super::field_validation::shows_object().then(|| obj.to_string());
+        if let Err(why) = super::typed::go_decode(&res.group, version, &res.kind, &mut obj) {
+            let shown = sent.clone().unwrap_or_else(|| obj.to_string());
+            super::field_validation::undecodable(&res.kind, version, &why, || shown)?;
+        }
+        if let Some(unknown) = super::typed::Unknown::of(&res.group, version, &res.kind, &obj) {
+            let paths = unknown.paths(&obj);
+            if !paths.is_empty() {
+                let shown = sent.unwrap_or_else(|| obj.to_string());
+                super::field_validation::unknown(&res.kind, version, &paths, || shown)?;
+                unknown.drop_from(&mut obj);
+            }
         }
     }
     Ok(obj)

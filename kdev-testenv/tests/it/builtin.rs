@@ -808,6 +808,8 @@ async fn a_value_of_the_wrong_type_is_refused_when_decoded() {
         .await
         .expect("a number for a quantity decodes");
     assert_eq!(created.data["spec"]["replicas"], 2);
+    let limits = &created.data["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"];
+    assert_eq!(limits["cpu"], "1", "stored as Go writes the quantity back");
     assert!(deployments.get("web").await.is_ok(), "readable as its type");
 
     let patched = deployments

@@ -289,30 +289,44 @@ fn check_names(st: &State, crd: &Value) -> Naming {
 
 /// After a CRD is created or updated: add the clean-up finalizer, check its names against the
 /// other CRDs of its group, mark it Established once they are accepted, record the stored
-/// version, and serve its resource under the names accepted; then look again at the CRDs of the
-/// group whose names were refused, since the write may have freed them.
+/// version, and serve its resource under the names accepted; then settle the group's names.
 pub(crate) fn on_written(st: &mut State, stored: &Arc<Stored>) {
     establish(st, stored);
     let group = stored.value["spec"]["group"].as_str().unwrap_or("").to_string();
-    recheck_refused(st, &group, &stored.value["metadata"]["name"]);
+    settle_names(st, &group);
 }
 
-/// The CRDs of `group` (except `except`) with names refused, checked again.
-fn recheck_refused(st: &mut State, group: &str, except: &Value) {
-    let refused: Vec<Arc<Stored>> = st
-        .list(CRD_STORAGE, None)
-        .into_iter()
-        .filter(|c| c.value["spec"]["group"] == group && c.value["metadata"]["name"] != *except)
-        .filter(|c| c.value.pointer("/metadata/deletionTimestamp").is_none())
-        .filter(|c| {
-            c.value["status"]["conditions"].as_array().is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["type"] == "NamesAccepted" && c["status"] == "False")
+/// Checks again, until nothing changes, every CRD of `group` with a name refused: a write or a
+/// removal may have freed names, and a CRD granted a new name may free an old one in turn (its
+/// own old singular, say). kube-apiserver's naming controller requeues the group's CRDs after
+/// every change the same way. Each round grants at least one name or ends, so it ends.
+fn settle_names(st: &mut State, group: &str) {
+    for _ in 0..64 {
+        let refused: Vec<Arc<Stored>> = st
+            .list(CRD_STORAGE, None)
+            .into_iter()
+            .filter(|c| c.value["spec"]["group"] == group)
+            .filter(|c| c.value.pointer("/metadata/deletionTimestamp").is_none())
+            .filter(|c| {
+                c.value["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "NamesAccepted" && c["status"] == "False")
+                })
             })
-        })
-        .collect();
-    for crd in refused {
-        establish(st, &crd);
+            .collect();
+        let mut changed = false;
+        for crd in refused {
+            let before = crd.value["status"]["acceptedNames"].clone();
+            establish(st, &crd);
+            let name = crd.value["metadata"]["name"].as_str().unwrap_or("");
+            let after = st
+                .get(CRD_STORAGE, "", name)
+                .map(|c| c.value["status"]["acceptedNames"].clone());
+            changed |= after.is_some_and(|a| a != before);
+        }
+        if !changed {
+            return;
+        }
     }
 }
 
@@ -344,10 +358,15 @@ fn establish(st: &mut State, stored: &Arc<Stored>) {
         v["metadata"]["finalizers"] = json!(fins);
     }
     let mut stored_versions = str_list(&v["status"]["storedVersions"]);
-    if let Some(res) = &res
-        && !stored_versions.contains(&res.storage_version)
+    // The storage version is recorded from the create on, names accepted or not.
+    let storage_version = crd["spec"]["versions"]
+        .as_array()
+        .and_then(|vs| vs.iter().find(|v| v["storage"] == true))
+        .and_then(|v| v["name"].as_str());
+    if let Some(storage) = storage_version
+        && !stored_versions.iter().any(|s| s == storage)
     {
-        stored_versions.push(res.storage_version.clone());
+        stored_versions.push(storage.to_string());
     }
     let condition = |ty: &str, status: &str, reason: &str, message: &str| {
         let prev = crd["status"]["conditions"]
@@ -452,7 +471,7 @@ pub(crate) fn after_remove(st: &mut State, storage: &str, last: &Arc<Stored>) {
         st.drop_table(&cr_storage);
         // Its names are free now.
         let group = group.to_string();
-        recheck_refused(st, &group, &last.value["metadata"]["name"]);
+        settle_names(st, &group);
         return;
     }
     let Some((group, plural)) = storage.split_once('/') else {

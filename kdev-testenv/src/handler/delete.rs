@@ -528,11 +528,12 @@ enum Owner {
 
 fn owner_of(st: &State, dep_ns: &str, r: &Value) -> Owner {
     let api_version = r["apiVersion"].as_str().unwrap_or("");
-    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let Some(res) = st.registry.by_kind(group, r["kind"].as_str().unwrap_or("")) else {
         return Owner::Unresolvable;
     };
-    if res.namespaced && dep_ns.is_empty() {
+    // A version no longer served cannot be mapped: kube's collector leaves the object alone.
+    if !res.versions.iter().any(|v| v == version) || (res.namespaced && dep_ns.is_empty()) {
         return Owner::Unresolvable;
     }
     if owner_alive(st, dep_ns, r) {
@@ -547,7 +548,12 @@ fn owner_of(st: &State, dep_ns: &str, r: &Value) -> Owner {
 /// finalizers ask for orphaning or foreground deletion; with some owners left it only loses
 /// the references to the gone ones. A reference that cannot be resolved stops both.
 fn collect_if_dangling(st: &mut State, res: &Arc<Resource>, stored: &Arc<Stored>) {
-    let v = &stored.value;
+    // The object as stored now: the write's own follow-ups (a CRD's status) may have changed it.
+    let (ns, name) = key_of(&stored.value);
+    let Some(current) = st.get(&res.storage, &ns, &name).cloned() else {
+        return;
+    };
+    let v = &current.value;
     let Some(refs) = v
         .pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
@@ -558,7 +564,6 @@ fn collect_if_dangling(st: &mut State, res: &Arc<Resource>, stored: &Arc<Stored>
     if v.pointer("/metadata/deletionTimestamp").is_some() {
         return;
     }
-    let (ns, name) = key_of(v);
     let owners: Vec<Owner> = refs.iter().map(|r| owner_of(st, &ns, r)).collect();
     if owners.contains(&Owner::Unresolvable) || !owners.contains(&Owner::Gone) {
         return;

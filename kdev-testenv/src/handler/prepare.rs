@@ -107,7 +107,13 @@ pub(crate) fn on_create(res: &Resource, obj: &mut Value) {
             obj["status"] = json!({ "loadBalancer": {} });
         }
         ("", "secrets") => set_default(obj, &["type"], json!("Opaque")),
-        ("apiextensions.k8s.io", _) => crd_defaults(obj),
+        ("apiextensions.k8s.io", _) => {
+            crd_defaults(obj);
+            // `PrepareForCreate`: a CRD's status is the server's (its names are checked anew).
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+            }
+        }
         ("admissionregistration.k8s.io", plural) => {
             webhook_configuration::set_defaults(obj, plural == "mutatingwebhookconfigurations");
         }

@@ -999,15 +999,16 @@ pub(crate) fn update_object(
     if res.group.is_empty() && res.plural == "namespaces" {
         // `namespaceStrategy`: spec.finalizers change only through `/finalize` (the status is
         // kept above), and the name label always matches the name.
-        if sub != Some("finalize") {
+        if sub != Some("finalize")
+            && let Some(spec) = new
+                .as_object_mut()
+                .map(|m| m.entry("spec").or_insert_with(|| json!({})))
+                .and_then(Value::as_object_mut)
+        {
             match old_served.pointer("/spec/finalizers") {
-                Some(f) => new["spec"]["finalizers"] = f.clone(),
-                None => {
-                    if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-                        spec.remove("finalizers");
-                    }
-                }
-            }
+                Some(f) => spec.insert("finalizers".into(), f.clone()),
+                None => spec.remove("finalizers"),
+            };
         }
         let labels = &mut meta_mut(&mut new)?.entry("labels").or_insert_with(|| json!({}));
         if labels.is_object() {

@@ -961,3 +961,32 @@ async fn a_crd_whose_names_another_crd_of_its_group_has_is_not_established_until
         let _ = crds.delete(&format!("{name}.{group}"), &DeleteParams::default()).await;
     }
 }
+
+/// A CRD may hand one of its own names to another of its fields: its old singular becomes a
+/// short name once the new singular is granted.
+#[tokio::test]
+async fn a_crd_can_move_its_singular_into_its_short_names() {
+    let (env, _ns) = setup().await;
+    let group = unique_group();
+    install(&env, &crd(&group, "Namespaced")).await;
+    change_crd(&env.client(), &group, |c| {
+        c.spec.names.singular = Some("wdg".into());
+        c.spec.names.short_names = Some(vec!["wg".into(), "widget".into()]);
+    })
+    .await;
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    let name = format!("widgets.{group}");
+    let accepted = eventually("the new names to be accepted", || async {
+        let c = crds.get(&name).await.ok()?;
+        let names = c.status.as_ref()?.accepted_names.clone()?;
+        (names.singular.as_deref() == Some("wdg")
+            && names.short_names.as_deref() == Some(&["wg".to_string(), "widget".to_string()][..]))
+        .then_some(c)
+    })
+    .await;
+    assert_eq!(
+        condition(&accepted, "NamesAccepted").map(|c| c.0),
+        Some("True".to_string())
+    );
+    uninstall(&env.client(), &group).await;
+}

@@ -27,10 +27,11 @@ fn text(code: StatusCode, body: String, content_type: &'static str) -> Response<
 }
 
 /// Runs named checks and renders them as controller-runtime's healthz handler does: `ok` when
-/// all pass, else 500 with one `[+]name ok` / `[-]name failed: reason` line per check (kdev
-/// gives the reason; controller-runtime withholds it). `?verbose` lists the checks when all
-/// pass too, and each `?exclude=name` skips one check.
-fn checks(results: Vec<(String, Result<(), String>)>, query: &str) -> Response<Full<Bytes>> {
+/// all pass, else 500 with one `[+]name ok` / `[-]name failed: reason` line per check, sorted
+/// by name (kdev gives the reason; controller-runtime withholds it). `?verbose` lists the checks
+/// when all pass too, and each `?exclude=name` skips one check.
+fn checks(mut results: Vec<(String, Result<(), String>)>, query: &str) -> Response<Full<Bytes>> {
+    results.sort_by(|a, b| a.0.cmp(&b.0));
     let params: Vec<(&str, &str)> = query
         .split('&')
         .filter(|p| !p.is_empty())

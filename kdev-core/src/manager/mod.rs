@@ -737,7 +737,10 @@ impl Manager {
                         }
                         inner.elected.send_replace(true);
                     }
-                    Some(false) | None if leading => break Stop::LeaderLost,
+                    Some(false) | None if leading => {
+                        inner.elected.send_replace(false);
+                        break Stop::LeaderLost;
+                    }
                     // The campaign ended without ever leading (an elector already running
                     // elsewhere, a panic in a lock): the leader-only work would never start.
                     None => break Stop::Failed(
@@ -809,15 +812,20 @@ impl Manager {
         };
         let abandoned = tokio::select! {
             () = drained => None,
+            // Only runnables count: the events still being sent when time runs out are logged by
+            // their recorders.
             () = tokio::time::sleep(grace) => {
                 tracing::warn!(timeout = ?grace, "graceful shutdown timed out; abandoning the runnables still running");
-                Some(ManagerError::ShutdownTimeout { timeout: grace, still_running: still_running() })
+                let still_running = still_running();
+                (!still_running.is_empty()).then_some(ManagerError::ShutdownTimeout { timeout: grace, still_running })
             }
             () = signals.next() => {
                 tracing::warn!("second signal: stopping at once");
-                Some(ManagerError::Interrupted { still_running: still_running() })
+                let still_running = still_running();
+                (!still_running.is_empty()).then_some(ManagerError::Interrupted { still_running })
             }
             () = lease_lost => {
+                inner.elected.send_replace(false);
                 tracing::warn!("the lease was lost while stopping: stopping at once");
                 None
             }

@@ -123,7 +123,7 @@ async fn controllers_share_informers_and_the_probes_and_metrics_answer() {
         get(addr, "/readyz?verbose").await,
         (
             200,
-            "[+]started ok\n[+]informers ok\nhealthz check passed\n".to_string()
+            "[+]informers ok\n[+]started ok\nhealthz check passed\n".to_string()
         )
     );
     m.add_ready_check("gate", || Err("closed".to_string()));
@@ -131,7 +131,7 @@ async fn controllers_share_informers_and_the_probes_and_metrics_answer() {
         get(addr, "/readyz").await,
         (
             500,
-            "[+]started ok\n[+]informers ok\n[-]gate failed: closed\nhealthz check failed\n".to_string()
+            "[-]gate failed: closed\n[+]informers ok\n[+]started ok\nhealthz check failed\n".to_string()
         )
     );
     assert_eq!(
@@ -143,7 +143,7 @@ async fn controllers_share_informers_and_the_probes_and_metrics_answer() {
         get(addr, "/readyz?exclude=gate&exclude=nope&verbose").await,
         (
             200,
-            "[+]started ok\n[+]informers ok\n[+]gate excluded: ok\n\
+            "[+]gate excluded: ok\n[+]informers ok\n[+]started ok\n\
              warn: some health checks cannot be excluded: no matches for \"nope\"\nhealthz check passed\n"
                 .to_string()
         )

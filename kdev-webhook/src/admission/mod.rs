@@ -163,15 +163,17 @@ impl Verdict {
                         shown.push(line);
                     }
                 }
-                let causes = match shown.as_slice() {
-                    [one] => one.clone(),
-                    many => format!("[{}]", many.join(", ")),
-                };
                 message = match (kind, group) {
-                    ("", _) => format!("the object is invalid: {causes}"),
-                    (kind, "") => format!("{kind} {name:?} is invalid: {causes}"),
-                    (kind, group) => format!("{kind}.{group} {name:?} is invalid: {causes}"),
+                    ("", _) => "the object is invalid".to_string(),
+                    (kind, "") => format!("{kind} {name:?} is invalid"),
+                    (kind, group) => format!("{kind}.{group} {name:?} is invalid"),
                 };
+                // apimachinery's `NewInvalid`: the causes after a colon, when there are any.
+                match shown.as_slice() {
+                    [] => {}
+                    [one] => message = format!("{message}: {one}"),
+                    many => message = format!("{message}: [{}]", many.join(", ")),
+                }
                 let details = details.get_or_insert_with(StatusDetails::default);
                 details.kind = kind.to_string();
                 details.group = group.to_string();

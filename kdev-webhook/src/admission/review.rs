@@ -271,7 +271,8 @@ pub struct Status {
     /// A machine-readable reason (`Forbidden`, `BadRequest`, ...).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
-    /// The HTTP-style code the API server returns to the user (403 by default for a denial).
+    /// The HTTP-style code the API server returns to the user. kube-apiserver raises a missing
+    /// code, or one under 400, to 400; [`Response::denied`] sets 403.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub code: u16,
     /// What the denial is about and its causes field by field; the API server hands them to

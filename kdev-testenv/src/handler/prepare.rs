@@ -35,74 +35,13 @@ pub(crate) fn on_create(res: &Resource, obj: &mut Value) {
         }
         ("apps", kind @ ("deployments" | "replicasets" | "statefulsets" | "daemonsets")) => {
             if let Some(spec) = obj.get_mut("spec") {
-                if kind != "daemonsets" {
-                    set_default(spec, &["replicas"], json!(1));
-                }
-                set_default(spec, &["revisionHistoryLimit"], json!(10));
-                match kind {
-                    "deployments" => {
-                        set_default(spec, &["progressDeadlineSeconds"], json!(600));
-                        set_default(
-                            spec,
-                            &["strategy"],
-                            json!({ "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": "25%", "maxSurge": "25%" } }),
-                        );
-                    }
-                    "statefulsets" => {
-                        set_default(spec, &["podManagementPolicy"], json!("OrderedReady"));
-                        set_default(
-                            spec,
-                            &["updateStrategy"],
-                            json!({ "type": "RollingUpdate", "rollingUpdate": { "partition": 0 } }),
-                        );
-                    }
-                    "daemonsets" => set_default(
-                        spec,
-                        &["updateStrategy"],
-                        json!({ "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": 1, "maxSurge": 0 } }),
-                    ),
-                    _ => {}
-                }
-                if let Some(pod) = spec.pointer_mut("/template/spec") {
-                    pod_spec_defaults(pod);
-                }
+                workload_defaults(kind, spec);
             }
             obj["status"] = json!({});
         }
         ("", "services") => {
             if let Some(spec) = obj.get_mut("spec") {
-                set_default(spec, &["type"], json!("ClusterIP"));
-                set_default(spec, &["sessionAffinity"], json!("None"));
-                if spec["type"] != "ExternalName" {
-                    let ip = format!("10.96.{}.{}", fastrand::u8(..), fastrand::u8(1..255));
-                    set_default(spec, &["clusterIP"], json!(ip));
-                    let ip = spec["clusterIP"].clone();
-                    set_default(spec, &["clusterIPs"], json!([ip]));
-                    set_default(spec, &["ipFamilies"], json!(["IPv4"]));
-                    set_default(spec, &["ipFamilyPolicy"], json!("SingleStack"));
-                    set_default(spec, &["internalTrafficPolicy"], json!("Cluster"));
-                }
-                let kind = spec["type"].as_str().unwrap_or("").to_string();
-                let external = kind == "NodePort" || kind == "LoadBalancer";
-                if external {
-                    set_default(spec, &["externalTrafficPolicy"], json!("Cluster"));
-                }
-                if kind == "LoadBalancer" {
-                    set_default(spec, &["allocateLoadBalancerNodePorts"], json!(true));
-                }
-                // A node port for each port of a NodePort Service, and of a LoadBalancer one
-                // unless it declines them: random in kube's default range, 30000-32767.
-                let node_ports = external && spec["allocateLoadBalancerNodePorts"] != false;
-                if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-                    for p in ports {
-                        set_default(p, &["protocol"], json!("TCP"));
-                        let port = p["port"].clone();
-                        set_default(p, &["targetPort"], port);
-                        if node_ports {
-                            set_default(p, &["nodePort"], json!(fastrand::u16(30000..=32767)));
-                        }
-                    }
-                }
+                service_defaults(spec, None);
             }
             obj["status"] = json!({ "loadBalancer": {} });
         }
@@ -126,6 +65,12 @@ pub(crate) fn on_create(res: &Resource, obj: &mut Value) {
 
 /// Defaults on update: what kube-apiserver re-applies to every write of these types.
 pub(crate) fn on_update(res: &Resource, obj: &mut Value) {
+    if let ("apps", kind @ ("deployments" | "replicasets" | "statefulsets" | "daemonsets")) =
+        (res.group.as_str(), res.plural.as_str())
+        && let Some(spec) = obj.get_mut("spec")
+    {
+        workload_defaults(kind, spec);
+    }
     if res.group.is_empty() && res.plural == "secrets" {
         set_default(obj, &["type"], json!("Opaque"));
         fold_string_data(obj);
@@ -135,6 +80,128 @@ pub(crate) fn on_update(res: &Resource, obj: &mut Value) {
     }
     if res.group == "admissionregistration.k8s.io" {
         webhook_configuration::set_defaults(obj, res.plural == "mutatingwebhookconfigurations");
+    }
+}
+
+/// The defaults of an apps/v1 workload's spec (`pkg/apis/apps/v1/defaults.go`), on every write
+/// as kube-apiserver applies them when it decodes one.
+fn workload_defaults(kind: &str, spec: &mut Value) {
+    if kind != "daemonsets" {
+        set_default(spec, &["replicas"], json!(1));
+    }
+    set_default(spec, &["revisionHistoryLimit"], json!(10));
+    match kind {
+        "deployments" => {
+            set_default(spec, &["progressDeadlineSeconds"], json!(600));
+            set_default(
+                spec,
+                &["strategy"],
+                json!({ "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": "25%", "maxSurge": "25%" } }),
+            );
+        }
+        "statefulsets" => {
+            set_default(spec, &["podManagementPolicy"], json!("OrderedReady"));
+            set_default(
+                spec,
+                &["updateStrategy"],
+                json!({ "type": "RollingUpdate", "rollingUpdate": { "partition": 0 } }),
+            );
+        }
+        "daemonsets" => set_default(
+            spec,
+            &["updateStrategy"],
+            json!({ "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": 1, "maxSurge": 0 } }),
+        ),
+        _ => {}
+    }
+    if let Some(pod) = spec.pointer_mut("/template/spec") {
+        pod_spec_defaults(pod);
+    }
+}
+
+/// A Service's defaults and allocated values: the type, session affinity, IP families and
+/// traffic policies, a cluster IP and node ports (random; node ports in kube's default range,
+/// 30000-32767, for NodePort Services and LoadBalancer ones that do not decline them). On an
+/// update, `old` is the Service it replaces: a value the update leaves out is kept from it, as
+/// kube-apiserver's `patchAllocatedValues` keeps it (node ports matched by port name, unless
+/// the update gives that port to another), and only what is still missing is allocated.
+pub(crate) fn service_defaults(spec: &mut Value, old: Option<&Value>) {
+    set_default(spec, &["type"], json!("ClusterIP"));
+    set_default(spec, &["sessionAffinity"], json!("None"));
+    let needs_node_ports = |s: &Value| {
+        s["type"] == "NodePort" || (s["type"] == "LoadBalancer" && s["allocateLoadBalancerNodePorts"] != false)
+    };
+    if let Some(old) = old {
+        if old["type"] != "ExternalName" && spec["type"] != "ExternalName" {
+            for key in ["clusterIP", "clusterIPs"] {
+                let missing = spec
+                    .get(key)
+                    .is_none_or(|v| v.is_null() || v == "" || v.as_array().is_some_and(Vec::is_empty));
+                if missing && let Some(kept) = old.get(key) {
+                    set_default(spec, &[key], kept.clone());
+                }
+            }
+        }
+        if needs_node_ports(old) && needs_node_ports(spec) {
+            let ports_of = |s: &Value| -> Vec<Value> { s["ports"].as_array().cloned().unwrap_or_default() };
+            let given: Vec<Value> = ports_of(spec).iter().map(|p| p["nodePort"].clone()).collect();
+            let by_name: Vec<(Value, Value)> = ports_of(old)
+                .iter()
+                .map(|p| (p["name"].clone(), p["nodePort"].clone()))
+                .collect();
+            if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                for p in ports.iter_mut() {
+                    if p["nodePort"].as_u64().unwrap_or(0) != 0 {
+                        continue;
+                    }
+                    let name = if p["name"].is_null() {
+                        json!("")
+                    } else {
+                        p["name"].clone()
+                    };
+                    let kept = by_name.iter().find(|(n, _)| {
+                        let n = if n.is_null() { json!("") } else { n.clone() };
+                        n == name
+                    });
+                    if let Some((_, port)) = kept
+                        && port.as_u64().unwrap_or(0) != 0
+                        && !given.contains(port)
+                        && let Some(m) = p.as_object_mut()
+                    {
+                        m.insert("nodePort".into(), port.clone());
+                    }
+                }
+            }
+        }
+    }
+    if spec["type"] != "ExternalName" {
+        let ip = format!("10.96.{}.{}", fastrand::u8(..), fastrand::u8(1..255));
+        set_default(spec, &["clusterIP"], json!(ip));
+        let ip = spec["clusterIP"].clone();
+        set_default(spec, &["clusterIPs"], json!([ip]));
+        set_default(spec, &["ipFamilies"], json!(["IPv4"]));
+        set_default(spec, &["ipFamilyPolicy"], json!("SingleStack"));
+        set_default(spec, &["internalTrafficPolicy"], json!("Cluster"));
+    }
+    if spec["type"] == "NodePort" || spec["type"] == "LoadBalancer" {
+        set_default(spec, &["externalTrafficPolicy"], json!("Cluster"));
+    }
+    if spec["type"] == "LoadBalancer" {
+        set_default(spec, &["allocateLoadBalancerNodePorts"], json!(true));
+    }
+    let node_ports = needs_node_ports(spec);
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+        for p in ports {
+            set_default(p, &["protocol"], json!("TCP"));
+            let port = p["port"].clone();
+            set_default(p, &["targetPort"], port);
+            if node_ports
+                && p["nodePort"].as_u64().unwrap_or(0) == 0
+                && let Some(m) = p.as_object_mut()
+            {
+                m.insert("nodePort".into(), json!(fastrand::u16(30000..=32767)));
+            }
+        }
     }
 }
 
@@ -349,8 +416,41 @@ pub(crate) fn validate_update(res: &Resource, old: &Value, new: &Value) -> Vec<C
             }
             causes
         }
+        // `ValidateStatefulSetUpdate`: only some of the spec may change.
+        ("apps", "statefulsets") => {
+            let frozen = |v: &Value| {
+                let mut spec = v.get("spec").cloned().unwrap_or_else(|| json!({}));
+                if let Some(m) = spec.as_object_mut() {
+                    for mutable in [
+                        "replicas",
+                        "ordinals",
+                        "template",
+                        "updateStrategy",
+                        "revisionHistoryLimit",
+                        "persistentVolumeClaimRetentionPolicy",
+                        "minReadySeconds",
+                    ] {
+                        m.remove(mutable);
+                    }
+                    m.retain(|_, v| !v.is_null());
+                }
+                spec
+            };
+            if frozen(old) == frozen(new) {
+                Vec::new()
+            } else {
+                vec![Cause {
+                    reason: "FieldValueForbidden".into(),
+                    message: "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', \
+                              'template', 'updateStrategy', 'revisionHistoryLimit', \
+                              'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+                        .into(),
+                    field: "spec".into(),
+                }]
+            }
+        }
         // apps/v1 `ValidateDeploymentUpdate` and its siblings: the selector is immutable.
-        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => {
+        ("apps", "deployments" | "replicasets" | "daemonsets") => {
             match (at(old, "/spec/selector"), at(new, "/spec/selector")) {
                 (Some(was), Some(now)) if was != now => vec![Cause::invalid_raw(
                     "spec.selector",

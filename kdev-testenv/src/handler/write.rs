@@ -996,6 +996,14 @@ pub(crate) fn update_object(
             ));
         }
     }
+    if res.group.is_empty()
+        && res.plural == "services"
+        && sub.is_none()
+        && let (Some(spec), Some(old_spec)) = (new.get_mut("spec"), old_served.get("spec"))
+        && spec.is_object()
+    {
+        prepare::service_defaults(spec, Some(old_spec));
+    }
     if res.group.is_empty() && res.plural == "namespaces" {
         // `namespaceStrategy`: spec.finalizers change only through `/finalize` (the status is
         // kept above), and the name label always matches the name.

@@ -926,6 +926,55 @@ async fn immutable_fields_of_built_in_objects_are_refused_on_update() {
     );
 }
 
+/// A StatefulSet's spec may change only in the fields kube-apiserver lets change; a replace
+/// built afresh, without the defaults, is no change.
+#[tokio::test]
+async fn a_stateful_set_spec_changes_only_where_kube_apiserver_allows() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let (env, ns) = setup().await;
+    let sets: Api<StatefulSet> = Api::namespaced(env.client(), &ns);
+    let body = |service: &str, replicas: i32| -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": { "name": "db" },
+            "spec": {
+                "serviceName": service, "replicas": replicas,
+                "selector": { "matchLabels": { "app": "db" } },
+                "template": { "metadata": { "labels": { "app": "db" } },
+                              "spec": { "containers": [{ "name": "c", "image": "busybox:1.36" }] } },
+            },
+        }))
+        .expect("statefulset")
+    };
+    let created = sets
+        .create(&PostParams::default(), &body("db", 1))
+        .await
+        .expect("create");
+    let mut scaled = body("db", 3);
+    scaled.metadata.resource_version = created.metadata.resource_version;
+    let scaled = sets
+        .replace("db", &PostParams::default(), &scaled)
+        .await
+        .expect("replicas may change, and the defaults left out are no change");
+    let renamed = sets
+        .patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "serviceName": "other" } })),
+        )
+        .await;
+    let causes = causes("a changed serviceName", renamed);
+    assert_eq!(causes.len(), 1, "{causes:?}");
+    assert_eq!(causes[0].0, "spec");
+    assert!(
+        causes[0]
+            .1
+            .starts_with("Forbidden: updates to statefulset spec for fields other than 'replicas'"),
+        "{}",
+        causes[0].1
+    );
+    assert_eq!(scaled.spec.replicas, Some(3));
+}
+
 /// A NodePort Service gets a node port for each port, and the traffic policy default.
 #[tokio::test]
 async fn a_node_port_service_gets_its_node_ports() {
@@ -937,10 +986,48 @@ async fn a_node_port_service_gets_its_node_ports() {
     }))
     .expect("service");
     let svc = services.create(&PostParams::default(), &svc).await.expect("create");
-    let spec = svc.spec.expect("spec");
+    let spec = svc.spec.clone().expect("spec");
     assert_eq!(spec.external_traffic_policy.as_deref(), Some("Cluster"));
-    for port in spec.ports.expect("ports") {
-        let node_port = port.node_port.expect("a node port");
-        assert!((30000..=32767).contains(&node_port), "{node_port}");
-    }
+    let node_ports: Vec<i32> = spec
+        .ports
+        .clone()
+        .expect("ports")
+        .iter()
+        .map(|p| p.node_port.expect("a node port"))
+        .collect();
+    assert!(node_ports.iter().all(|p| (30000..=32767).contains(p)), "{node_ports:?}");
+
+    // A replace built afresh, without the allocated values, keeps them (`patchAllocatedValues`).
+    let mut fresh: Service = serde_json::from_value(json!({
+        "metadata": { "name": "np" },
+        "spec": { "type": "NodePort", "selector": { "app": "y" }, "ports": [{ "port": 80 }, { "name": "b", "port": 81 }] },
+    }))
+    .expect("service");
+    fresh.metadata.resource_version = svc.metadata.resource_version.clone();
+    let replaced = services
+        .replace("np", &PostParams::default(), &fresh)
+        .await
+        .expect("replace");
+    let kept = replaced.spec.expect("spec");
+    assert_eq!(kept.cluster_ip, spec.cluster_ip, "the cluster IP is kept");
+    let kept_ports: Vec<Option<i32>> = kept.ports.expect("ports").iter().map(|p| p.node_port).collect();
+    assert_eq!(kept_ports, node_ports.iter().copied().map(Some).collect::<Vec<_>>());
+
+    // A ClusterIP Service turned into a NodePort one gets node ports then.
+    let plain: Service = serde_json::from_value(json!({
+        "metadata": { "name": "plain" },
+        "spec": { "selector": { "app": "x" }, "ports": [{ "port": 80 }] },
+    }))
+    .expect("service");
+    services.create(&PostParams::default(), &plain).await.expect("create");
+    let turned = services
+        .patch(
+            "plain",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "type": "NodePort" } })),
+        )
+        .await
+        .expect("patch");
+    let port = turned.spec.and_then(|s| s.ports).expect("ports")[0].node_port;
+    assert!(port.is_some_and(|p| (30000..=32767).contains(&p)), "{port:?}");
 }

@@ -128,26 +128,25 @@ fn is_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// Checks labels and annotations keys and label values; returns field causes.
+/// Checks labels (`ValidateLabels`), annotations (`ValidateAnnotations`: qualified keys in any
+/// case, 256 KiB in all) and finalizers (`ValidateFinalizers`) as apimachinery does; returns
+/// field causes.
 pub fn check_labels_and_annotations(meta: &Map<String, Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
     if let Some(labels) = meta.get("labels") {
         match labels.as_object() {
             Some(labels) => {
                 for (k, v) in labels {
-                    check_qualified_name(k, "metadata.labels", &mut causes);
+                    for msg in qualified_name_errors(k) {
+                        causes.push(Cause::invalid_str("metadata.labels", k, &msg));
+                    }
                     match v.as_str() {
-                        Some(v) if is_label_value(v) => {}
-                        _ => causes.push(Cause {
-                            reason: "FieldValueInvalid".into(),
-                            message: format!(
-                                "Invalid value: {v}: a valid label must be an empty string or consist of alphanumeric \
-                                 characters, '-', '_' or '.', and must start and end with an alphanumeric character \
-                                 (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is \
-                                 '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
-                            ),
-                            field: format!("metadata.labels.{k}"),
-                        }),
+                        Some(v) => {
+                            for msg in label_value_errors(v) {
+                                causes.push(Cause::invalid_str("metadata.labels", v, &msg));
+                            }
+                        }
+                        None => causes.push(type_cause(&format!("metadata.labels.{k}"), "string")),
                     }
                 }
             }
@@ -158,19 +157,109 @@ pub fn check_labels_and_annotations(meta: &Map<String, Value>) -> Vec<Cause> {
     if let Some(ann) = meta.get("annotations") {
         match ann.as_object() {
             Some(ann) => {
+                let mut size = 0;
                 for (k, v) in ann {
-                    check_qualified_name(k, "metadata.annotations", &mut causes);
-                    if !v.is_string() {
-                        causes.push(type_cause(&format!("metadata.annotations.{k}"), "string"));
+                    for msg in qualified_name_errors(&k.to_ascii_lowercase()) {
+                        causes.push(Cause::invalid_str("metadata.annotations", k, &msg));
                     }
+                    match v.as_str() {
+                        Some(v) => size += k.len() + v.len(),
+                        None => causes.push(type_cause(&format!("metadata.annotations.{k}"), "string")),
+                    }
+                }
+                if size > ANNOTATIONS_MAX_BYTES {
+                    causes.push(Cause {
+                        reason: "FieldValueTooLong".into(),
+                        message: format!("Too long: may not be more than {ANNOTATIONS_MAX_BYTES} bytes"),
+                        field: "metadata.annotations".into(),
+                    });
                 }
             }
             None if ann.is_null() => {}
             None => causes.push(type_cause("metadata.annotations", "object")),
         }
     }
+    if let Some(finalizers) = meta.get("finalizers").and_then(Value::as_array) {
+        for f in finalizers.iter().filter_map(Value::as_str) {
+            for msg in qualified_name_errors(f) {
+                causes.push(Cause::invalid_str("metadata.finalizers", f, &msg));
+            }
+        }
+    }
     causes.extend(check_owner_references(meta));
     causes
+}
+
+/// The most annotations may hold, keys and values together (`TotalAnnotationSizeLimitB`).
+const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
+
+/// apimachinery's `IsQualifiedName`: an optional DNS subdomain prefix and `/`, then a name of at
+/// most 63 alphanumerics, `-`, `_` and `.` starting and ending alphanumeric.
+fn qualified_name_errors(value: &str) -> Vec<String> {
+    const NAME: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an \
+                        alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for \
+                        validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+    let mut errs = Vec::new();
+    let parts: Vec<&str> = value.split('/').collect();
+    let name = match parts.as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                errs.push("prefix part must be non-empty".to_string());
+            } else {
+                errs.extend(subdomain_errors(prefix).into_iter().map(|m| format!("prefix part {m}")));
+            }
+            *name
+        }
+        _ => {
+            return vec![format!(
+                "a qualified name {NAME} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+            )];
+        }
+    };
+    if name.is_empty() {
+        errs.push("name part must be non-empty".into());
+    } else if name.len() > 63 {
+        errs.push("name part must be no more than 63 characters".into());
+    }
+    if !is_label_value(name) || name.is_empty() {
+        errs.push(format!("name part {NAME}"));
+    }
+    errs
+}
+
+/// apimachinery's `IsDNS1123Subdomain`.
+fn subdomain_errors(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > 253 {
+        errs.push("must be no more than 253 characters".into());
+    }
+    if !value.split('.').all(is_label) {
+        errs.push(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and \
+             must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is \
+             '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+                .into(),
+        );
+    }
+    errs
+}
+
+/// apimachinery's `IsValidLabelValue`.
+fn label_value_errors(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > 63 {
+        errs.push("must be no more than 63 characters".into());
+    }
+    if !is_label_value(value) {
+        errs.push(
+            "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and \
+             must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex \
+             used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+                .into(),
+        );
+    }
+    errs
 }
 
 /// apimachinery's `ValidateOwnerReferences`: each reference names an apiVersion with a version,
@@ -227,40 +316,14 @@ fn type_cause(field: &str, ty: &str) -> Cause {
     }
 }
 
+/// The label value pattern, `(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?`, whatever the length.
 fn is_label_value(v: &str) -> bool {
     v.is_empty()
-        || (v.len() <= 63
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
-}
-
-fn check_qualified_name(key: &str, parent: &str, causes: &mut Vec<Cause>) {
-    let (prefix, name) = match key.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    let name_ok = !name.is_empty()
-        && name.len() <= 63
-        && name
+        || (v
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    let prefix_ok = prefix.is_none_or(|p| !p.is_empty() && p.len() <= 253 && p.split('.').all(is_label));
-    if !name_ok || !prefix_ok {
-        causes.push(Cause {
-            reason: "FieldValueInvalid".into(),
-            message: format!(
-                "Invalid value: \"{key}\": name part must consist of alphanumeric characters, '-', '_' or '.', and \
-                 must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', \
-                 regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS \
-                 subdomain prefix and '/' (e.g. 'example.com/MyName')"
-            ),
-            field: parent.into(),
-        });
-    }
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
 }
 
 #[cfg(test)]
@@ -305,7 +368,45 @@ mod tests {
         );
         let causes = check_labels_and_annotations(&m);
         assert_eq!(causes.len(), 1);
-        assert_eq!(causes[0].field, "metadata.labels.bad");
+        assert_eq!(causes[0].field, "metadata.labels");
+        assert!(
+            causes[0]
+                .message
+                .starts_with("Invalid value: \"-x\": a valid label must be"),
+            "{}",
+            causes[0].message
+        );
+    }
+
+    #[test]
+    fn qualified_names_report_each_part_as_apimachinery_does() {
+        assert!(qualified_name_errors("example.com/app").is_empty());
+        assert_eq!(
+            qualified_name_errors(&"a".repeat(64)),
+            ["name part must be no more than 63 characters"]
+        );
+        let bad_prefix = qualified_name_errors("Example.com/app");
+        assert_eq!(bad_prefix.len(), 1);
+        assert!(
+            bad_prefix[0].starts_with("prefix part a lowercase RFC 1123 subdomain"),
+            "{bad_prefix:?}"
+        );
+        assert!(qualified_name_errors("a/b/c")[0].starts_with("a qualified name must consist"));
+        assert_eq!(qualified_name_errors("/app"), ["prefix part must be non-empty"]);
+        assert_eq!(
+            label_value_errors(&"v".repeat(64)),
+            ["must be no more than 63 characters"]
+        );
+        let mut m = Map::new();
+        m.insert(
+            "annotations".into(),
+            serde_json::json!({ "Example.com/Note": "x".repeat(300 * 1024) }),
+        );
+        m.insert("finalizers".into(), serde_json::json!(["example.com/done", " bad"]));
+        let causes = check_labels_and_annotations(&m);
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["metadata.annotations", "metadata.finalizers"], "{causes:?}");
+        assert_eq!(causes[0].message, "Too long: may not be more than 262144 bytes");
     }
 
     #[test]

@@ -906,6 +906,32 @@ pub(crate) fn update_object(
             }],
         ));
     }
+    // `rest.BeforeUpdate` keeps a deletion timestamp and grace period once set, but one set by
+    // an update of a live object reaches `ValidateObjectMetaUpdate`, which refuses it.
+    if old.value.pointer("/metadata/deletionTimestamp").is_none() {
+        let mut causes = Vec::new();
+        if let Some(ts) = new.pointer("/metadata/deletionTimestamp").filter(|v| !v.is_null()) {
+            let shown = ts.as_str().map_or_else(|| ts.to_string(), String::from);
+            causes.push(Cause::invalid_str(
+                "metadata.deletionTimestamp",
+                &shown,
+                "field is immutable",
+            ));
+        }
+        if let Some(grace) = new
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .filter(|v| !v.is_null())
+        {
+            causes.push(Cause::invalid(
+                "metadata.deletionGracePeriodSeconds",
+                grace,
+                "field is immutable",
+            ));
+        }
+        if !causes.is_empty() {
+            return Err(invalid(res, name, causes));
+        }
+    }
     let mut new = intercept::at_object(Some(&old), as_decoded(res, version, new)?)?;
     let old_served = intercept::old_in(res, version, &old)?;
     let old_meta = old_served.get("metadata").cloned().unwrap_or_else(|| json!({}));

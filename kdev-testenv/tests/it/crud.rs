@@ -7,7 +7,7 @@ use kube_client::Api;
 use kube_client::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use super::{HOLD, code, configmap, eventually, held, needs_controllers, release, setup};
+use super::{HOLD, causes, code, configmap, eventually, held, needs_controllers, release, setup};
 
 fn deployment(name: &str, replicas: i32) -> Deployment {
     serde_json::from_value(json!({
@@ -604,4 +604,56 @@ async fn creating_the_name_of_an_object_being_deleted_says_so() {
         other => panic!("expected AlreadyExists, got {other:?}"),
     }
     release(&api, "held").await;
+}
+
+/// An update cannot start a deletion: a deletionTimestamp set on a live object is refused
+/// (`ValidateObjectMetaUpdate`), and labels, annotations and finalizers are checked as
+/// apimachinery checks them.
+#[tokio::test]
+async fn metadata_updates_are_validated_as_apimachinery_validates_them() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    api.create(&PostParams::default(), &configmap("m"))
+        .await
+        .expect("create");
+    let patch = |body: serde_json::Value| {
+        let api = api.clone();
+        async move { api.patch("m", &PatchParams::default(), &Patch::Merge(body)).await }
+    };
+    let refused = causes(
+        "a deletionTimestamp",
+        patch(json!({ "metadata": { "deletionTimestamp": "2030-01-01T00:00:00Z" } })).await,
+    );
+    assert_eq!(
+        refused,
+        [(
+            "metadata.deletionTimestamp".to_string(),
+            r#"Invalid value: "2030-01-01T00:00:00Z": field is immutable"#.to_string()
+        )]
+    );
+    let long = "v".repeat(64);
+    let refused = causes(
+        "a long label value",
+        patch(json!({ "metadata": { "labels": { "a": long } } })).await,
+    );
+    assert_eq!(
+        refused,
+        [(
+            "metadata.labels".to_string(),
+            format!("Invalid value: {long:?}: must be no more than 63 characters")
+        )]
+    );
+    let refused = causes(
+        "a finalizer that is not a qualified name",
+        patch(json!({ "metadata": { "finalizers": ["example.com/ok", "not ok"] } })).await,
+    );
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, "metadata.finalizers");
+    assert!(
+        refused[0]
+            .1
+            .starts_with(r#"Invalid value: "not ok": name part must consist"#),
+        "{}",
+        refused[0].1
+    );
 }

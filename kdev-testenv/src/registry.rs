@@ -144,9 +144,9 @@ impl Resource {
         }
     }
 
-    /// The verbs discovery advertises.
+    /// The verbs discovery advertises. Namespaces have no collection delete in kube-apiserver.
     pub fn verbs(&self) -> Vec<&'static str> {
-        vec![
+        let mut verbs = vec![
             "create",
             "delete",
             "deletecollection",
@@ -155,7 +155,17 @@ impl Resource {
             "patch",
             "update",
             "watch",
-        ]
+        ];
+        if !self.serves_delete_collection() {
+            verbs.retain(|v| *v != "deletecollection");
+        }
+        verbs
+    }
+
+    /// Whether a collection delete is served: for every resource but namespaces, as in
+    /// kube-apiserver (whose namespace storage does not implement it).
+    pub fn serves_delete_collection(&self) -> bool {
+        !(self.group.is_empty() && self.plural == "namespaces")
     }
 }
 

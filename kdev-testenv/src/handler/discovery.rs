@@ -258,7 +258,11 @@ fn openapi_doc(g: &str, v: &str, resources: &[&std::sync::Arc<Resource>]) -> Val
         if let Some(a) = patch_params.as_array_mut() {
             a.push(query("force"));
         }
-        paths.insert(base.clone(), json!({ "get": op("list", &json!([])), "post": op("post", &write_params), "delete": op("deletecollection", &json!([])) }));
+        let mut collection = json!({ "get": op("list", &json!([])), "post": op("post", &write_params) });
+        if r.serves_delete_collection() {
+            collection["delete"] = op("deletecollection", &json!([]));
+        }
+        paths.insert(base.clone(), collection);
         paths.insert(
             format!("{base}/{{name}}"),
             json!({ "get": op("get", &json!([])), "put": op("put", &write_params), "patch": op("patch", &patch_params), "delete": op("delete", &json!([])) }),

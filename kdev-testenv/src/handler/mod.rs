@@ -280,6 +280,9 @@ async fn dispatch(
     if res.namespaced && route.namespace.is_none() && matches!(verb, "create" | "deletecollection") {
         return Err(ApiError::MethodNotAllowed);
     }
+    if verb == "deletecollection" && !res.serves_delete_collection() {
+        return Err(ApiError::MethodNotAllowed);
+    }
     // `ValidateCreateOptions` and its kin: `dryRun` may only be `All`.
     let options_kind = match verb {
         "create" => Some("CreateOptions"),

@@ -79,6 +79,14 @@ fn update_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         ));
     }
     check_type_meta(&ctx.res, ctx.version(), &obj)?;
+    // The update handler's `checkName` runs before the object is looked up.
+    let body_name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    if !body_name.is_empty() && body_name != ctx.name() {
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({})",
+            ctx.name()
+        )));
+    }
     // kube-apiserver's `AllowUnconditionalUpdate`: a PUT of these kinds must say which version
     // it replaces (a patch need not; it applies to the current object).
     let rv = obj

@@ -750,6 +750,28 @@ async fn namespace_updates_keep_the_finalizers_the_name_label_and_a_valid_phase(
         .expect("finalize");
     assert_eq!(finalizers(&finalized).unwrap_or_default(), Vec::<String>::new());
 
+    // Namespaces have no collection delete (the selector matches nothing, to be safe anyway),
+    // and discovery does not offer one.
+    let all = namespaces
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("kdev.dev/matches-nothing=true"),
+        )
+        .await;
+    assert_eq!(code(all), 405);
+    let core: k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList = env
+        .client()
+        .request(http::Request::get("/api/v1").body(Vec::new()).expect("request"))
+        .await
+        .expect("discovery");
+    let verbs = core
+        .resources
+        .iter()
+        .find(|r| r.name == "namespaces")
+        .map(|r| r.verbs.clone())
+        .expect("namespaces are served");
+    assert!(!verbs.iter().any(|v| v == "deletecollection"), "{verbs:?}");
+
     namespaces
         .delete(&name, &DeleteParams::default())
         .await

@@ -214,6 +214,17 @@ async fn an_update_without_a_resource_version_is_refused_for_a_lease_but_not_a_c
         Err(kube_client::Error::Api(s)) => assert_eq!(s.code, 404, "{s:?}"),
         other => panic!("expected NotFound, got {other:?}"),
     }
+    // The body's name is checked against the URL's first, missing object or not.
+    match leases.replace("missing", &PostParams::default(), &lease).await {
+        Err(kube_client::Error::Api(s)) => assert_eq!(
+            (s.code, s.message.as_str()),
+            (
+                400,
+                "the name of the object (held) does not match the name on the URL (missing)"
+            )
+        ),
+        other => panic!("expected BadRequest, got {other:?}"),
+    }
 }
 
 #[tokio::test]

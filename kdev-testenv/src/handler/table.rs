@@ -36,98 +36,21 @@ pub(crate) fn table(res: &Resource, version: &str, objects: &[Value], rv: &str, 
             })
             .collect();
     } else {
-        let (extra, f): (Vec<Value>, Cells) = match (res.group.as_str(), res.plural.as_str()) {
-            ("", "pods") => (
-                vec![
-                    col("Ready", "string", "", 0),
-                    col("Status", "string", "", 0),
-                    col("Restarts", "string", "", 0),
-                ],
-                |o| {
-                    let statuses = o.pointer("/status/containerStatuses").and_then(Value::as_array);
-                    let total = o
-                        .pointer("/spec/containers")
-                        .and_then(Value::as_array)
-                        .map_or(0, Vec::len);
-                    let ready = statuses.map_or(0, |s| s.iter().filter(|c| c["ready"] == true).count());
-                    let restarts: i64 =
-                        statuses.map_or(0, |s| s.iter().filter_map(|c| c["restartCount"].as_i64()).sum());
-                    let status = if o.pointer("/metadata/deletionTimestamp").is_some() {
-                        "Terminating".to_string()
-                    } else {
-                        o.pointer("/status/phase")
-                            .and_then(Value::as_str)
-                            .unwrap_or("Pending")
-                            .to_string()
-                    };
-                    vec![
-                        json!(format!("{ready}/{total}")),
-                        json!(status),
-                        json!(restarts.to_string()),
-                    ]
-                },
-            ),
-            ("apps", "deployments" | "replicasets" | "statefulsets") => (
-                vec![
-                    col("Ready", "string", "", 0),
-                    col("Up-to-date", "integer", "", 0),
-                    col("Available", "integer", "", 0),
-                ],
-                |o| {
-                    let n = |p: &str| o.pointer(p).and_then(Value::as_i64).unwrap_or(0);
-                    vec![
-                        json!(format!("{}/{}", n("/status/readyReplicas"), n("/spec/replicas"))),
-                        json!(n("/status/updatedReplicas")),
-                        json!(n("/status/availableReplicas")),
-                    ]
-                },
-            ),
-            ("", "namespaces") => (vec![col("Status", "string", "", 0)], |o| {
-                vec![o.pointer("/status/phase").cloned().unwrap_or(json!(""))]
-            }),
-            ("", "configmaps" | "secrets") => (vec![col("Data", "integer", "", 0)], |o| {
-                vec![json!(o.get("data").and_then(Value::as_object).map_or(0, |m| m.len()))]
-            }),
-            ("", "services") => (
-                vec![
-                    col("Type", "string", "", 0),
-                    col("Cluster-IP", "string", "", 0),
-                    col("Port(s)", "string", "", 0),
-                ],
-                |o| {
-                    let ports: Vec<String> = o
-                        .pointer("/spec/ports")
-                        .and_then(Value::as_array)
-                        .map(|ps| {
-                            ps.iter()
-                                .map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP")))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    vec![
-                        o.pointer("/spec/type").cloned().unwrap_or(json!("")),
-                        o.pointer("/spec/clusterIP").cloned().unwrap_or(json!("")),
-                        json!(if ports.is_empty() {
-                            "<none>".to_string()
-                        } else {
-                            ports.join(",")
-                        }),
-                    ]
-                },
-            ),
-            ("coordination.k8s.io", "leases") => (vec![col("Holder", "string", "", 0)], |o| {
-                vec![o.pointer("/spec/holderIdentity").cloned().unwrap_or(json!(""))]
-            }),
-            _ => (vec![], |_| vec![]),
-        };
-        defs.extend(extra);
-        defs.push(col("Age", "date", "", 0));
+        let p = printer(&res.group, &res.plural);
+        defs.extend(p.before);
+        if p.age {
+            defs.push(col("Age", "date", "", 0));
+        }
+        defs.extend(p.after);
         rows = objects
             .iter()
             .map(|o| {
                 let mut cells = vec![name(o)];
-                cells.extend(f(o));
-                cells.push(created(o));
+                cells.extend((p.cells)(o));
+                if p.age {
+                    cells.push(created(o));
+                }
+                cells.extend((p.wide)(o));
                 row(o, cells)
             })
             .collect();
@@ -137,6 +60,351 @@ pub(crate) fn table(res: &Resource, version: &str, objects: &[Value], rv: &str, 
         meta["continue"] = json!(n);
     }
     json!({ "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": defs, "rows": rows })
+}
+
+/// A built-in type's columns as kube-apiserver's printers (`pkg/printers/internalversion`) give
+/// them: those before Age, Age (or the default table's Created At), then the `-o wide` ones
+/// (priority 1).
+struct Printer {
+    before: Vec<Value>,
+    cells: Cells,
+    age: bool,
+    after: Vec<Value>,
+    wide: Cells,
+}
+
+fn no_cells(_: &Value) -> Vec<Value> {
+    Vec::new()
+}
+
+/// `<none>` for an empty cell, as kubectl's printers write it.
+fn or_none(s: String) -> Value {
+    json!(if s.is_empty() { "<none>".to_string() } else { s })
+}
+
+fn text_at(o: &Value, p: &str) -> String {
+    o.pointer(p).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+fn int_at(o: &Value, p: &str) -> i64 {
+    o.pointer(p).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// A map of labels as `labels.FormatLabels` writes it: `a=b,c=d`, `<none>` when empty.
+fn label_map(v: Option<&Value>) -> Value {
+    let pairs: Vec<String> = v
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    or_none(pairs.join(","))
+}
+
+/// A label selector as `metav1.FormatLabelSelector` writes it (match labels, then expressions).
+fn selector(v: Option<&Value>) -> Value {
+    let Some(sel) = v else { return json!("<none>") };
+    let mut parts: Vec<String> = sel["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    for r in sel["matchExpressions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let key = r["key"].as_str().unwrap_or("");
+        let values: Vec<&str> = r["values"]
+            .as_array()
+            .map(|vs| vs.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        parts.push(match r["operator"].as_str().unwrap_or("") {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => format!("!{key}"),
+            op => format!("{key} {op} ({})", values.join(",")),
+        });
+    }
+    or_none(parts.join(","))
+}
+
+/// The CONTAINERS and IMAGES cells of a pod template.
+fn containers_and_images(o: &Value) -> (Value, Value) {
+    let cs = o
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let names: Vec<&str> = cs.iter().map(|c| c["name"].as_str().unwrap_or("")).collect();
+    let images: Vec<&str> = cs.iter().map(|c| c["image"].as_str().unwrap_or("")).collect();
+    (json!(names.join(",")), json!(images.join(",")))
+}
+
+fn printer(group: &str, plural: &str) -> Printer {
+    let plain = |before: Vec<Value>, cells: Cells| Printer {
+        before,
+        cells,
+        age: true,
+        after: Vec::new(),
+        wide: no_cells,
+    };
+    let wide = |n: &str| col(n, "string", "", 1);
+    match (group, plural) {
+        ("", "pods") => Printer {
+            before: vec![
+                col("Ready", "string", "", 0),
+                col("Status", "string", "", 0),
+                col("Restarts", "string", "", 0),
+            ],
+            cells: |o| {
+                let statuses = o.pointer("/status/containerStatuses").and_then(Value::as_array);
+                let total = o
+                    .pointer("/spec/containers")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                let ready = statuses.map_or(0, |s| s.iter().filter(|c| c["ready"] == true).count());
+                let restarts: i64 = statuses.map_or(0, |s| s.iter().filter_map(|c| c["restartCount"].as_i64()).sum());
+                let status = if o.pointer("/metadata/deletionTimestamp").is_some() {
+                    "Terminating".to_string()
+                } else {
+                    o.pointer("/status/phase")
+                        .and_then(Value::as_str)
+                        .unwrap_or("Pending")
+                        .to_string()
+                };
+                vec![
+                    json!(format!("{ready}/{total}")),
+                    json!(status),
+                    json!(restarts.to_string()),
+                ]
+            },
+            age: true,
+            after: vec![
+                wide("IP"),
+                wide("Node"),
+                wide("Nominated Node"),
+                wide("Readiness Gates"),
+            ],
+            wide: |o| {
+                let gates = o
+                    .pointer("/spec/readinessGates")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                vec![
+                    or_none(text_at(o, "/status/podIP")),
+                    or_none(text_at(o, "/spec/nodeName")),
+                    or_none(text_at(o, "/status/nominatedNodeName")),
+                    if gates == 0 {
+                        json!("<none>")
+                    } else {
+                        let conditions = o.pointer("/status/conditions").and_then(Value::as_array);
+                        let ready = o
+                            .pointer("/spec/readinessGates")
+                            .and_then(Value::as_array)
+                            .map_or(0, |gs| {
+                                gs.iter()
+                                    .filter(|g| {
+                                        conditions.is_some_and(|cs| {
+                                            cs.iter()
+                                                .any(|c| c["type"] == g["conditionType"] && c["status"] == "True")
+                                        })
+                                    })
+                                    .count()
+                            });
+                        json!(format!("{ready}/{gates}"))
+                    },
+                ]
+            },
+        },
+        ("apps", "deployments") => Printer {
+            before: vec![
+                col("Ready", "string", "", 0),
+                col("Up-to-date", "string", "", 0),
+                col("Available", "string", "", 0),
+            ],
+            cells: |o| {
+                vec![
+                    json!(format!(
+                        "{}/{}",
+                        int_at(o, "/status/readyReplicas"),
+                        int_at(o, "/spec/replicas")
+                    )),
+                    json!(int_at(o, "/status/updatedReplicas")),
+                    json!(int_at(o, "/status/availableReplicas")),
+                ]
+            },
+            age: true,
+            after: vec![wide("Containers"), wide("Images"), wide("Selector")],
+            wide: |o| {
+                let (c, i) = containers_and_images(o);
+                vec![c, i, selector(o.pointer("/spec/selector"))]
+            },
+        },
+        ("apps", "replicasets") => Printer {
+            before: vec![
+                col("Desired", "integer", "", 0),
+                col("Current", "integer", "", 0),
+                col("Ready", "integer", "", 0),
+            ],
+            cells: |o| {
+                vec![
+                    json!(int_at(o, "/spec/replicas")),
+                    json!(int_at(o, "/status/replicas")),
+                    json!(int_at(o, "/status/readyReplicas")),
+                ]
+            },
+            age: true,
+            after: vec![wide("Containers"), wide("Images"), wide("Selector")],
+            wide: |o| {
+                let (c, i) = containers_and_images(o);
+                vec![c, i, selector(o.pointer("/spec/selector"))]
+            },
+        },
+        ("apps", "statefulsets") => Printer {
+            before: vec![col("Ready", "string", "", 0)],
+            cells: |o| {
+                vec![json!(format!(
+                    "{}/{}",
+                    int_at(o, "/status/readyReplicas"),
+                    int_at(o, "/spec/replicas")
+                ))]
+            },
+            age: true,
+            after: vec![wide("Containers"), wide("Images")],
+            wide: |o| {
+                let (c, i) = containers_and_images(o);
+                vec![c, i]
+            },
+        },
+        ("apps", "daemonsets") => Printer {
+            before: vec![
+                col("Desired", "integer", "", 0),
+                col("Current", "integer", "", 0),
+                col("Ready", "integer", "", 0),
+                col("Up-to-date", "integer", "", 0),
+                col("Available", "integer", "", 0),
+                col("Node Selector", "string", "", 0),
+            ],
+            cells: |o| {
+                vec![
+                    json!(int_at(o, "/status/desiredNumberScheduled")),
+                    json!(int_at(o, "/status/currentNumberScheduled")),
+                    json!(int_at(o, "/status/numberReady")),
+                    json!(int_at(o, "/status/updatedNumberScheduled")),
+                    json!(int_at(o, "/status/numberAvailable")),
+                    label_map(o.pointer("/spec/template/spec/nodeSelector")),
+                ]
+            },
+            age: true,
+            after: vec![wide("Containers"), wide("Images"), wide("Selector")],
+            wide: |o| {
+                let (c, i) = containers_and_images(o);
+                vec![c, i, selector(o.pointer("/spec/selector"))]
+            },
+        },
+        ("", "namespaces") => plain(vec![col("Status", "string", "", 0)], |o| {
+            vec![o.pointer("/status/phase").cloned().unwrap_or(json!(""))]
+        }),
+        ("", "configmaps") => plain(vec![col("Data", "integer", "", 0)], |o| {
+            let count = |k: &str| o.get(k).and_then(Value::as_object).map_or(0, |m| m.len());
+            vec![json!(count("data") + count("binaryData"))]
+        }),
+        ("", "secrets") => plain(vec![col("Type", "string", "", 0), col("Data", "integer", "", 0)], |o| {
+            vec![
+                json!(text_at(o, "/type")),
+                json!(o.get("data").and_then(Value::as_object).map_or(0, |m| m.len())),
+            ]
+        }),
+        ("", "serviceaccounts") => plain(vec![col("Secrets", "string", "", 0)], |o| {
+            vec![json!(o.get("secrets").and_then(Value::as_array).map_or(0, Vec::len))]
+        }),
+        ("", "services") => Printer {
+            before: vec![
+                col("Type", "string", "", 0),
+                col("Cluster-IP", "string", "", 0),
+                col("External-IP", "string", "", 0),
+                col("Port(s)", "string", "", 0),
+            ],
+            cells: |o| {
+                let kind = text_at(o, "/spec/type");
+                let external: Vec<String> = o
+                    .pointer("/spec/externalIPs")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                    .unwrap_or_default();
+                let external = match kind.as_str() {
+                    "ExternalName" => json!(text_at(o, "/spec/externalName")),
+                    "LoadBalancer" => {
+                        let mut ips: Vec<String> = o
+                            .pointer("/status/loadBalancer/ingress")
+                            .and_then(Value::as_array)
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|i| i["ip"].as_str().or(i["hostname"].as_str()))
+                                    .map(String::from)
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        ips.extend(external);
+                        json!(if ips.is_empty() {
+                            "<pending>".to_string()
+                        } else {
+                            ips.join(",")
+                        })
+                    }
+                    _ => or_none(external.join(",")),
+                };
+                let ports: Vec<String> = o
+                    .pointer("/spec/ports")
+                    .and_then(Value::as_array)
+                    .map(|ps| {
+                        ps.iter()
+                            .map(|p| {
+                                let protocol = p["protocol"].as_str().unwrap_or("TCP");
+                                match p["nodePort"].as_i64().filter(|n| *n != 0) {
+                                    Some(node) => format!("{}:{node}/{protocol}", p["port"]),
+                                    None => format!("{}/{protocol}", p["port"]),
+                                }
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                vec![
+                    json!(kind),
+                    or_none(text_at(o, "/spec/clusterIP")),
+                    external,
+                    or_none(ports.join(",")),
+                ]
+            },
+            age: true,
+            after: vec![wide("Selector")],
+            wide: |o| vec![label_map(o.pointer("/spec/selector"))],
+        },
+        ("coordination.k8s.io", "leases") => plain(vec![col("Holder", "string", "", 0)], |o| {
+            vec![o.pointer("/spec/holderIdentity").cloned().unwrap_or(json!(""))]
+        }),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations" | "mutatingwebhookconfigurations") => {
+            plain(vec![col("Webhooks", "integer", "", 0)], |o| {
+                vec![json!(o.get("webhooks").and_then(Value::as_array).map_or(0, Vec::len))]
+            })
+        }
+        // The default table of a type without a printer: the creation time as RFC 3339.
+        ("apiextensions.k8s.io", "customresourcedefinitions") => Printer {
+            before: vec![col("Created At", "date", "", 0)],
+            cells: |o| vec![o.pointer("/metadata/creationTimestamp").cloned().unwrap_or(json!(""))],
+            age: false,
+            after: Vec::new(),
+            wide: no_cells,
+        },
+        _ => plain(Vec::new(), no_cells),
+    }
 }
 
 /// A printer column's cell: the value at its JSONPath; a `date` column's timestamp rendered as

@@ -1053,3 +1053,51 @@ async fn a_node_port_service_gets_its_node_ports() {
     let port = turned.spec.and_then(|s| s.ports).expect("ports")[0].node_port;
     assert!(port.is_some_and(|p| (30000..=32767).contains(&p)), "{port:?}");
 }
+
+/// `kubectl get` columns as kube-apiserver's printers give them, `-o wide` ones at priority 1.
+#[tokio::test]
+async fn service_tables_have_kubectl_s_columns() {
+    let (env, ns) = setup().await;
+    let services: Api<Service> = Api::namespaced(env.client(), &ns);
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": { "name": "web" },
+        "spec": { "type": "NodePort", "selector": { "app": "web" }, "ports": [{ "port": 80 }] },
+    }))
+    .expect("service");
+    let svc = services.create(&PostParams::default(), &svc).await.expect("create");
+    let request = http::Request::get(format!("/api/v1/namespaces/{ns}/services"))
+        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Vec::new())
+        .expect("request");
+    let table = env.send(request).await.expect("send").json();
+    let columns: Vec<(String, i64)> = table["columnDefinitions"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or("").to_string(),
+                c["priority"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let expected = [
+        ("Name", 0),
+        ("Type", 0),
+        ("Cluster-IP", 0),
+        ("External-IP", 0),
+        ("Port(s)", 0),
+        ("Age", 0),
+        ("Selector", 1),
+    ];
+    assert_eq!(columns, expected.map(|(n, p)| (n.to_string(), p)).to_vec(), "{table}");
+    let spec = svc.spec.expect("spec");
+    let node_port = spec.ports.expect("ports")[0].node_port.expect("a node port");
+    let cells = &table["rows"][0]["cells"];
+    assert_eq!(cells[0], "web");
+    assert_eq!(cells[1], "NodePort");
+    assert_eq!(cells[2], json!(spec.cluster_ip.expect("a cluster IP")));
+    assert_eq!(cells[3], "<none>");
+    assert_eq!(cells[4], json!(format!("80:{node_port}/TCP")));
+    assert_eq!(cells[6], "app=web");
+}

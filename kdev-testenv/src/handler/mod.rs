@@ -361,7 +361,9 @@ async fn dispatch(
     admitted::serve(&ctx, verb, warnings).await
 }
 
-/// Sets up what a fresh cluster has: the four system namespaces, their default service accounts.
+/// Sets up what a fresh cluster has: the four system namespaces, their default service
+/// accounts, and the `default/kubernetes` Service kube-apiserver keeps for itself (the first
+/// address of the default service range, port 443 to the API server's usual 6443).
 pub(crate) fn bootstrap(state: &mut State) {
     let Some(res) = state.registry.get_any_version("", "namespaces").cloned() else {
         return;
@@ -369,6 +371,16 @@ pub(crate) fn bootstrap(state: &mut State) {
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         let obj = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
         let _ = write::create_object(state, &res, "v1", "", obj, Some("kube-apiserver"), false);
+    }
+    if let Some(services) = state.registry.get_any_version("", "services").cloned() {
+        let obj = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": { "name": "kubernetes", "namespace": "default",
+                          "labels": { "component": "apiserver", "provider": "kubernetes" } },
+            "spec": { "type": "ClusterIP", "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"],
+                      "ports": [{ "name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443 }] },
+        });
+        let _ = write::create_object(state, &services, "v1", "default", obj, Some("kube-apiserver"), false);
     }
 }
 

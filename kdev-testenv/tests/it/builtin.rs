@@ -1101,3 +1101,17 @@ async fn service_tables_have_kubectl_s_columns() {
     assert_eq!(cells[4], json!(format!("80:{node_port}/TCP")));
     assert_eq!(cells[6], "app=web");
 }
+
+/// kube-apiserver keeps a `kubernetes` Service in `default` for itself.
+#[tokio::test]
+async fn the_api_server_has_its_own_service() {
+    let (env, _ns) = setup().await;
+    let services: Api<Service> = Api::namespaced(env.client(), "default");
+    let svc = services.get("kubernetes").await.expect("the kubernetes Service");
+    let labels = svc.metadata.labels.unwrap_or_default();
+    assert_eq!(labels.get("component").map(String::as_str), Some("apiserver"));
+    let spec = svc.spec.expect("spec");
+    let ports = spec.ports.expect("ports");
+    assert_eq!((ports[0].name.as_deref(), ports[0].port), (Some("https"), 443));
+    assert!(spec.cluster_ip.is_some_and(|ip| !ip.is_empty()));
+}

@@ -15,6 +15,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::Inner;
 
+/// What one listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Routes {
+    /// The probes and `/metrics` ([`ManagerBuilder::http_addr`](super::ManagerBuilder::http_addr)).
+    All,
+    /// `/metrics` alone.
+    Metrics,
+    /// The probes alone.
+    Probes,
+}
+
 /// The OpenMetrics text format, as Prometheus scrapes it.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -97,7 +108,7 @@ fn not_found() -> Response<Full<Bytes>> {
     text(StatusCode::NOT_FOUND, "404 page not found\n".into(), "text/plain")
 }
 
-fn route(inner: &Inner, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn route(inner: &Inner, routes: Routes, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -114,20 +125,21 @@ fn route(inner: &Inner, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             _ => rest.strip_prefix('/').map(Some),
         }
     };
-    if let Some(which) = probe("/healthz").or_else(|| probe("/livez")) {
+    let probes = routes != Routes::Metrics;
+    if let Some(which) = probe("/healthz").or_else(|| probe("/livez")).filter(|_| probes) {
         return match which {
             None => checks(inner.health_results(), query),
             Some(name) => one_check(inner.health_results(), name),
         };
     }
-    if let Some(which) = probe("/readyz") {
+    if let Some(which) = probe("/readyz").filter(|_| probes) {
         return match which {
             None => checks(inner.ready_results(), query),
             Some(name) => one_check(inner.ready_results(), name),
         };
     }
     match path {
-        "/metrics" => {
+        "/metrics" if routes != Routes::Probes => {
             let mut body = String::new();
             match prometheus_client::encoding::text::encode(&mut body, &inner.registry.lock()) {
                 Ok(()) => text(StatusCode::OK, body, OPENMETRICS),
@@ -143,7 +155,7 @@ fn route(inner: &Inner, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 }
 
 /// Serves until `stop` is cancelled.
-pub(super) async fn serve(listener: TcpListener, inner: Arc<Inner>, stop: CancellationToken) {
+pub(super) async fn serve(listener: TcpListener, routes: Routes, inner: Arc<Inner>, stop: CancellationToken) {
     loop {
         let (stream, _) = tokio::select! {
             () = stop.cancelled() => return,
@@ -158,7 +170,7 @@ pub(super) async fn serve(listener: TcpListener, inner: Arc<Inner>, stop: Cancel
         let (inner, stop) = (inner.clone(), stop.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
-                let resp = route(&inner, &req);
+                let resp = route(&inner, routes, &req);
                 async move { Ok::<_, Infallible>(resp) }
             });
             let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);

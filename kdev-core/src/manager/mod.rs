@@ -1,5 +1,5 @@
-//! The [`Manager`]: shared caches, controllers and other runnables, leader election, one HTTP
-//! listener for `/healthz`, `/readyz` and `/metrics`, and graceful shutdown
+//! The [`Manager`]: shared caches, controllers and other runnables, leader election, HTTP
+//! listeners for `/healthz`, `/readyz` and `/metrics` (one, or one each), and graceful shutdown
 //! (controller-runtime's `manager` package, go-reference §B.1).
 //!
 //! # What a manager does
@@ -186,6 +186,10 @@ struct Inner {
     campaign: Option<Arc<dyn Campaign>>,
     http_addr: Option<SocketAddr>,
     bound: Mutex<Option<SocketAddr>>,
+    metrics_addr: Option<SocketAddr>,
+    probe_addr: Option<SocketAddr>,
+    /// The addresses the metrics-only and probes-only listeners are bound to.
+    bound_split: Mutex<(Option<SocketAddr>, Option<SocketAddr>)>,
     graceful_shutdown_timeout: Duration,
     handle_signals: bool,
     shutdown: CancellationToken,
@@ -280,6 +284,8 @@ impl fmt::Debug for Manager {
 pub struct ManagerBuilder {
     client: Client,
     http_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
+    probe_addr: Option<SocketAddr>,
     graceful_shutdown_timeout: Duration,
     handle_signals: bool,
     reflector: reflector::Config,
@@ -293,6 +299,8 @@ impl fmt::Debug for ManagerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ManagerBuilder")
             .field("http_addr", &self.http_addr)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("health_probe_addr", &self.probe_addr)
             .field("graceful_shutdown_timeout", &self.graceful_shutdown_timeout)
             .field("handle_signals", &self.handle_signals)
             .finish_non_exhaustive()
@@ -304,6 +312,23 @@ impl ManagerBuilder {
     /// [`Manager::http_addr`]). Default: no listener.
     pub fn http_addr(mut self, addr: SocketAddr) -> Self {
         self.http_addr = Some(addr);
+        self
+    }
+
+    /// Serve `/metrics` alone on `addr` (controller-runtime's `Metrics.BindAddress`, `:8080` in
+    /// kubebuilder's manifests); see [`Manager::metrics_addr`]. With
+    /// [`health_probe_addr`](Self::health_probe_addr) it splits what [`http_addr`](Self::http_addr)
+    /// serves on one listener, and may be used with it.
+    pub fn metrics_addr(mut self, addr: SocketAddr) -> Self {
+        self.metrics_addr = Some(addr);
+        self
+    }
+
+    /// Serve `/healthz`, `/livez` and `/readyz` alone on `addr` (controller-runtime's
+    /// `HealthProbeBindAddress`, `:8081` in kubebuilder's manifests); see
+    /// [`Manager::health_probe_addr`].
+    pub fn health_probe_addr(mut self, addr: SocketAddr) -> Self {
+        self.probe_addr = Some(addr);
         self
     }
 
@@ -421,6 +446,9 @@ impl ManagerBuilder {
                 campaign: self.campaign,
                 http_addr: self.http_addr,
                 bound: Mutex::new(None),
+                metrics_addr: self.metrics_addr,
+                probe_addr: self.probe_addr,
+                bound_split: Mutex::new((None, None)),
                 graceful_shutdown_timeout: self.graceful_shutdown_timeout,
                 handle_signals: self.handle_signals,
                 shutdown: CancellationToken::new(),
@@ -447,6 +475,8 @@ impl Manager {
         ManagerBuilder {
             client,
             http_addr: None,
+            metrics_addr: None,
+            probe_addr: None,
             graceful_shutdown_timeout: Duration::from_secs(30),
             handle_signals: true,
             reflector: reflector::Config::default(),
@@ -636,6 +666,18 @@ impl Manager {
         *self.inner.bound.lock()
     }
 
+    /// The address the metrics-only listener ([`ManagerBuilder::metrics_addr`]) is bound to,
+    /// once [`run`](Self::run) has bound it.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.inner.bound_split.lock().0
+    }
+
+    /// The address the probes-only listener ([`ManagerBuilder::health_probe_addr`]) is bound
+    /// to, once [`run`](Self::run) has bound it.
+    pub fn health_probe_addr(&self) -> Option<SocketAddr> {
+        self.inner.bound_split.lock().1
+    }
+
     /// Whether `/readyz` passes: the manager runs, its informers have synced (the ones started
     /// by then, once: see the [module docs](self)), and every check added with
     /// [`add_ready_check`](Self::add_ready_check) passes.
@@ -661,12 +703,29 @@ impl Manager {
             return Err(ManagerError::AlreadyStarted);
         }
         let server_stop = CancellationToken::new();
-        if let Some(addr) = inner.http_addr {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| ManagerError::Bind { addr, source })?;
-            *inner.bound.lock() = listener.local_addr().ok();
-            tokio::spawn(http::serve(listener, inner.clone(), server_stop.clone()));
+        let listeners = [
+            (inner.http_addr, http::Routes::All),
+            (inner.metrics_addr, http::Routes::Metrics),
+            (inner.probe_addr, http::Routes::Probes),
+        ];
+        let mut bound = Vec::new();
+        for (addr, routes) in listeners {
+            if let Some(addr) = addr {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ManagerError::Bind { addr, source })?;
+                bound.push((listener, routes));
+            }
+        }
+        // Serving starts once every listener is bound: a failed bind leaves nothing running.
+        for (listener, routes) in bound {
+            let local = listener.local_addr().ok();
+            match routes {
+                http::Routes::All => *inner.bound.lock() = local,
+                http::Routes::Metrics => inner.bound_split.lock().0 = local,
+                http::Routes::Probes => inner.bound_split.lock().1 = local,
+            }
+            tokio::spawn(http::serve(listener, routes, inner.clone(), server_stop.clone()));
         }
         let (late_tx, mut late_rx) = mpsc::unbounded_channel();
         let runnables = {

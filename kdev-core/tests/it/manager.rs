@@ -684,3 +684,28 @@ async fn an_abandoned_shutdown_is_an_error_naming_what_still_ran() {
     }
     assert_eq!(ended.load(Ordering::SeqCst), 1, "the stubborn runnable was aborted");
 }
+
+/// Metrics and probes on listeners of their own, as kubebuilder's manifests expect them
+/// (`:8080` and `:8081`).
+#[tokio::test]
+async fn metrics_and_probes_can_have_listeners_of_their_own() {
+    let (env, _ns, _api) = setup().await;
+    let m = Manager::builder(env.client())
+        .handle_signals(false)
+        .metrics_addr("127.0.0.1:0".parse().expect("addr"))
+        .health_probe_addr("127.0.0.1:0".parse().expect("addr"))
+        .build();
+    let run = spawn(&m);
+    eventually("ready", || m.ready()).await;
+    assert_eq!(m.http_addr(), None, "no combined listener was asked for");
+    let metrics = m.metrics_addr().expect("the metrics listener is bound");
+    let probes = m.health_probe_addr().expect("the probe listener is bound");
+    assert_ne!(metrics, probes);
+    assert_eq!(get(metrics, "/metrics").await.0, 200);
+    assert_eq!(get(metrics, "/readyz").await.0, 404);
+    assert_eq!(get(probes, "/readyz").await, (200, "ok".to_string()));
+    assert_eq!(get(probes, "/healthz").await, (200, "ok".to_string()));
+    assert_eq!(get(probes, "/metrics").await.0, 404);
+    m.shutdown_token().cancel();
+    run.await.expect("joined").expect("a clean stop");
+}

@@ -135,6 +135,12 @@ fn selector(v: Option<&Value>) -> Value {
     or_none(parts.join(","))
 }
 
+/// The `-o wide` cells of a Deployment, ReplicaSet or DaemonSet: containers, images, selector.
+fn workload_wide(o: &Value) -> Vec<Value> {
+    let (containers, images) = containers_and_images(o);
+    vec![containers, images, selector(o.pointer("/spec/selector"))]
+}
+
 /// The CONTAINERS and IMAGES cells of a pod template.
 fn containers_and_images(o: &Value) -> (Value, Value) {
     let cs = o
@@ -242,10 +248,7 @@ fn printer(group: &str, plural: &str) -> Printer {
             },
             age: true,
             after: vec![wide("Containers"), wide("Images"), wide("Selector")],
-            wide: |o| {
-                let (c, i) = containers_and_images(o);
-                vec![c, i, selector(o.pointer("/spec/selector"))]
-            },
+            wide: workload_wide,
         },
         ("apps", "replicasets") => Printer {
             before: vec![
@@ -262,10 +265,7 @@ fn printer(group: &str, plural: &str) -> Printer {
             },
             age: true,
             after: vec![wide("Containers"), wide("Images"), wide("Selector")],
-            wide: |o| {
-                let (c, i) = containers_and_images(o);
-                vec![c, i, selector(o.pointer("/spec/selector"))]
-            },
+            wide: workload_wide,
         },
         ("apps", "statefulsets") => Printer {
             before: vec![col("Ready", "string", "", 0)],
@@ -304,10 +304,7 @@ fn printer(group: &str, plural: &str) -> Printer {
             },
             age: true,
             after: vec![wide("Containers"), wide("Images"), wide("Selector")],
-            wide: |o| {
-                let (c, i) = containers_and_images(o);
-                vec![c, i, selector(o.pointer("/spec/selector"))]
-            },
+            wide: workload_wide,
         },
         ("", "namespaces") => plain(vec![col("Status", "string", "", 0)], |o| {
             vec![o.pointer("/status/phase").cloned().unwrap_or(json!(""))]

@@ -715,11 +715,125 @@ fn delete_namespace(st: &mut State, res: &Arc<Resource>, name: &str, old: Arc<St
     }
 }
 
+/// The namespace controller's conditions on a terminating namespace whose content is not all
+/// gone (`NamespaceContentRemaining`, `NamespaceFinalizersRemaining`, and the three failure
+/// conditions false), with its messages.
+fn report_remaining(st: &mut State, nsobj: &Arc<Stored>, storages: &[String]) {
+    let ns = key_of(&nsobj.value).1;
+    let mut resources: Vec<String> = Vec::new();
+    let mut finalizers_left: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for storage in storages {
+        let objects = st.list(storage, Some(&ns));
+        if objects.is_empty() {
+            continue;
+        }
+        let resource = resource_of_storage(st, storage).map_or_else(
+            || storage.trim_start_matches('/').to_string(),
+            |r| {
+                if r.group.is_empty() {
+                    r.plural.clone()
+                } else {
+                    format!("{}.{}", r.plural, r.group)
+                }
+            },
+        );
+        resources.push(format!("{resource} has {} resource instances", objects.len()));
+        for o in &objects {
+            for f in finalizers(&o.value) {
+                *finalizers_left.entry(f).or_default() += 1;
+            }
+        }
+    }
+    resources.sort();
+    let now = meta::now();
+    let condition = |ty: &str, status: &str, reason: &str, message: String| json!({ "type": ty, "status": status, "lastTransitionTime": now, "reason": reason, "message": message });
+    let mut conditions = vec![
+        condition(
+            "NamespaceDeletionDiscoveryFailure",
+            "False",
+            "ResourcesDiscovered",
+            "All resources successfully discovered".into(),
+        ),
+        condition(
+            "NamespaceDeletionGroupVersionParsingFailure",
+            "False",
+            "ParsedGroupVersions",
+            "All legacy kube types successfully parsed".into(),
+        ),
+        condition(
+            "NamespaceDeletionContentFailure",
+            "False",
+            "ContentDeleted",
+            "All content successfully deleted, may be waiting on finalization".into(),
+        ),
+        condition(
+            "NamespaceContentRemaining",
+            "True",
+            "SomeResourcesRemain",
+            format!("Some resources are remaining: {}", resources.join(", ")),
+        ),
+    ];
+    conditions.push(if finalizers_left.is_empty() {
+        condition(
+            "NamespaceFinalizersRemaining",
+            "False",
+            "ContentHasNoFinalizers",
+            "All content-preserving finalizers finished".into(),
+        )
+    } else {
+        let each: Vec<String> = finalizers_left
+            .iter()
+            .map(|(f, n)| format!("{f} in {n} resource instances"))
+            .collect();
+        condition(
+            "NamespaceFinalizersRemaining",
+            "True",
+            "SomeFinalizersRemain",
+            format!(
+                "Some content in the namespace has finalizers remaining: {}",
+                each.join(", ")
+            ),
+        )
+    });
+    // A condition that did not change keeps its transition time.
+    let before = nsobj.value["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for c in &mut conditions {
+        if let Some(b) = before
+            .iter()
+            .find(|b| b["type"] == c["type"] && b["status"] == c["status"])
+        {
+            c["lastTransitionTime"] = b["lastTransitionTime"].clone();
+        }
+    }
+    let same = |a: &[Value], b: &[Value]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x["type"] == y["type"] && x["status"] == y["status"] && x["message"] == y["message"])
+    };
+    if same(&conditions, &before) {
+        return;
+    }
+    let mut v = nsobj.value.clone();
+    if let Some(status) = v.get_mut("status").and_then(Value::as_object_mut) {
+        status.insert("conditions".into(), json!(conditions));
+        st.put("/namespaces", (String::new(), ns), v);
+    }
+}
+
 fn check_namespace_done(st: &mut State, ns: &str) {
     let Some(nsobj) = st.get("/namespaces", "", ns).cloned() else {
         return;
     };
-    if nsobj.value.pointer("/metadata/deletionTimestamp").is_none() || !st.storages_with_objects_in(ns).is_empty() {
+    if nsobj.value.pointer("/metadata/deletionTimestamp").is_none() {
+        return;
+    }
+    let remaining = st.storages_with_objects_in(ns);
+    if !remaining.is_empty() {
+        report_remaining(st, &nsobj, &remaining);
         return;
     }
     let mut v = nsobj.value.clone();

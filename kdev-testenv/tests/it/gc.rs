@@ -143,6 +143,36 @@ async fn a_terminating_namespace_refuses_new_content() {
         Err(kube_client::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden")),
         other => panic!("expected Forbidden, got {other:?}"),
     }
+    let controllers = env.has_controller_manager().await;
+    if controllers {
+        // The namespace controller says what keeps the namespace.
+        let condition = |n: &Namespace, ty: &str| {
+            n.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == ty))
+                .map(|c| (c.status.clone(), c.message.clone().unwrap_or_default()))
+        };
+        eventually("the namespace to say what remains", || async {
+            let n = nss.get(&ns).await.ok()?;
+            let remaining = condition(&n, "NamespaceContentRemaining")?;
+            let finalizers = condition(&n, "NamespaceFinalizersRemaining")?;
+            (remaining
+                == (
+                    "True".into(),
+                    "Some resources are remaining: configmaps has 1 resource instances".into(),
+                )
+                && finalizers
+                    == (
+                        "True".into(),
+                        format!(
+                            "Some content in the namespace has finalizers remaining: {HOLD} in 1 resource instances"
+                        ),
+                    ))
+                .then_some(())
+        })
+        .await;
+    }
     release(&api, "held").await;
     // Only the namespace controller finishes the deletion.
     if !needs_controllers(&env).await {

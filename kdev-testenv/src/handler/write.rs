@@ -839,7 +839,7 @@ pub(crate) fn commit_create(
         });
     }
     if dry_run {
-        return Ok(Stored::new(obj, st.rv()));
+        return Ok(Stored::unstored(obj));
     }
     let stored = st.put(&res.storage, (ns.to_string(), name), obj);
     delete::after_create(st, res, &stored);

@@ -37,6 +37,16 @@ impl Stored {
         Arc::new(Stored { value, json, rv })
     }
 
+    /// An object as a dry-run create answers it: never stored, so without a resourceVersion
+    /// (kube-apiserver's dry-run storage copies the object out as it was about to be written).
+    pub(crate) fn unstored(mut value: Value) -> Arc<Self> {
+        if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+        }
+        let json = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+        Arc::new(Stored { value, json, rv: 0 })
+    }
+
     /// `metadata.uid`.
     pub fn uid(&self) -> &str {
         self.value

@@ -419,16 +419,20 @@ async fn a_new_namespace_gets_a_default_service_account() {
 async fn dry_run_create_stores_nothing() {
     let (env, ns) = setup().await;
     let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
-    api.create(
-        &PostParams {
-            dry_run: true,
-            ..Default::default()
-        },
-        &configmap("dry"),
-    )
-    .await
-    .expect("dry run");
+    let dry = api
+        .create(
+            &PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &configmap("dry"),
+        )
+        .await
+        .expect("dry run");
     assert_eq!(code(api.get("dry").await), 404);
+    // Never stored, so no resourceVersion; the uid and creation time are filled in.
+    assert_eq!(dry.metadata.resource_version, None);
+    assert!(dry.metadata.uid.is_some() && dry.metadata.creation_timestamp.is_some());
 }
 
 /// Owner references are validated as kube-apiserver does: each needs an apiVersion with a

@@ -268,6 +268,7 @@ fn rewrite_object(mut m: Map<String, Value>, defs: &Map<String, Value>, stack: &
         }
     }
     m.retain(|k, _| k.starts_with("x-kubernetes-") || KNOWN.contains(&k.as_str()));
+    well_known(&mut m);
     if m.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
         m.remove("type");
     } else if !m.contains_key("type") && m.contains_key("properties") {
@@ -281,6 +282,57 @@ fn rewrite_object(mut m: Map<String, Value>, defs: &Map<String, Value>, stack: &
     }
     m
 }
+
+/// The validations controller-gen gives two apimachinery types that k8s-openapi's schemas
+/// describe without them, recognised by their descriptions; what a `#[kdev::schema]` override
+/// set already stays:
+/// - a `Quantity` (`resource.Quantity`): `anyOf: [integer, string]` and the quantity
+///   `pattern`, so the API server refuses `"lots"`;
+/// - a `metav1.Condition`: `status` one of True, False, Unknown; `type` a qualified name of at
+///   most 316 characters; `reason` 1 to 1024 characters of a CamelCase identifier; `message` at
+///   most 32768 characters; `observedGeneration` at least 0.
+fn well_known(m: &mut Map<String, Value>) {
+    let description = m.get("description").and_then(Value::as_str).unwrap_or("");
+    if description.starts_with("Quantity is a fixed-point representation of a number.")
+        && flag(m, "x-kubernetes-int-or-string")
+    {
+        m.entry("anyOf")
+            .or_insert_with(|| json!([{ "type": "integer" }, { "type": "string" }]));
+        m.entry("pattern").or_insert_with(|| json!(QUANTITY_PATTERN));
+        return;
+    }
+    if !description.starts_with("Condition contains details for one aspect of the current state of this API Resource") {
+        return;
+    }
+    let Some(Value::Object(props)) = m.get_mut("properties") else {
+        return;
+    };
+    let constraints = [
+        ("status", json!({ "enum": ["True", "False", "Unknown"] })),
+        ("type", json!({ "maxLength": 316, "pattern": CONDITION_TYPE_PATTERN })),
+        (
+            "reason",
+            json!({ "maxLength": 1024, "minLength": 1, "pattern": "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$" }),
+        ),
+        ("message", json!({ "maxLength": 32768 })),
+        ("observedGeneration", json!({ "minimum": 0 })),
+    ];
+    for (name, extra) in constraints {
+        if let (Some(Value::Object(prop)), Value::Object(extra)) = (props.get_mut(name), extra) {
+            for (k, v) in extra {
+                prop.entry(k).or_insert(v);
+            }
+        }
+    }
+}
+
+/// controller-gen's pattern for a `resource.Quantity`.
+const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
+
+/// controller-gen's pattern for a `metav1.Condition`'s `type`: an optional DNS subdomain prefix
+/// and `/`, then a qualified name.
+const CONDITION_TYPE_PATTERN: &str =
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$";
 
 /// Fits a default serde derived (`#[serde(default)]`, which schemars serializes) to its
 /// schema: `null`s of fields that are not `nullable` go (an `Option` field without
@@ -1163,6 +1215,35 @@ pub mod check {
 mod tests {
     use super::*;
     use std::collections::{BTreeMap, BTreeSet};
+
+    #[test]
+    fn quantities_and_conditions_get_controller_gen_s_validations() {
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+        let quantity = schema_for::<Quantity>();
+        assert_eq!(quantity["x-kubernetes-int-or-string"], true);
+        assert_eq!(quantity["anyOf"], json!([{ "type": "integer" }, { "type": "string" }]));
+        let pattern = regex::Regex::new(quantity["pattern"].as_str().expect("a pattern")).expect("a regex");
+        for good in ["1", "1Gi", "500m", "1.5", "2e3", "+1k"] {
+            assert!(pattern.is_match(good), "{good}");
+        }
+        for bad in ["lots", "1 Gi", "1GB", ""] {
+            assert!(!pattern.is_match(bad), "{bad}");
+        }
+        let condition = schema_for::<Condition>();
+        let props = &condition["properties"];
+        assert_eq!(props["status"]["enum"], json!(["True", "False", "Unknown"]));
+        assert_eq!(
+            (
+                props["reason"]["minLength"].clone(),
+                props["reason"]["maxLength"].clone()
+            ),
+            (json!(1), json!(1024))
+        );
+        assert_eq!(props["type"]["maxLength"], 316);
+        assert_eq!(props["message"]["maxLength"], 32768);
+        assert_eq!(props["observedGeneration"]["minimum"], 0);
+    }
 
     #[allow(dead_code)]
     #[derive(JsonSchema)]

@@ -9,8 +9,26 @@ use crate::registry::{PrinterColumn, Resource};
 type Cells = fn(&Value) -> Vec<Value>;
 
 fn col(name: &str, ty: &str, format: &str, priority: i64) -> Value {
-    json!({ "name": name, "type": ty, "format": format, "description": "", "priority": priority })
+    let description = match name {
+        "Name" => NAME_DESCRIPTION,
+        "Age" => AGE_DESCRIPTION,
+        _ => "",
+    };
+    json!({ "name": name, "type": ty, "format": format, "description": description, "priority": priority })
 }
+
+/// ObjectMeta's documentation of `name`, which kube-apiserver's tables give their Name column.
+const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is required when creating resources, although \
+    some resources may allow a client to request the generation of an appropriate name automatically. Name is \
+    primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: \
+    https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+
+/// ObjectMeta's documentation of `creationTimestamp`, which kube-apiserver's tables give their
+/// Age column.
+const AGE_DESCRIPTION: &str = "CreationTimestamp is a timestamp representing the server time when this object was \
+    created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set \
+    this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for \
+    lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 
 /// A Table of `objects` (already in the served version).
 pub(crate) fn table(res: &Resource, version: &str, objects: &[Value], rv: &str, next: Option<&str>) -> Value {
@@ -19,7 +37,16 @@ pub(crate) fn table(res: &Resource, version: &str, objects: &[Value], rv: &str, 
     let rows: Vec<Value>;
     if let Some(cols) = custom.filter(|c| !c.is_empty()) {
         for c in cols {
-            defs.push(json!({ "name": c.name, "type": c.type_, "format": c.format, "description": c.description, "priority": c.priority }));
+            // kube-apiserver's CRD table convertor describes an undocumented column by its path.
+            let description = if c.description.is_empty() {
+                format!(
+                    "Custom resource definition column (in JSONPath format): {}",
+                    c.json_path
+                )
+            } else {
+                c.description.clone()
+            };
+            defs.push(json!({ "name": c.name, "type": c.type_, "format": c.format, "description": description, "priority": c.priority }));
         }
         if !cols.iter().any(|c| c.name == "Age") {
             defs.push(col("Age", "date", "", 0));

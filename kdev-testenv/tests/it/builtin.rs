@@ -1091,6 +1091,22 @@ async fn service_tables_have_kubectl_s_columns() {
         ("Selector", 1),
     ];
     assert_eq!(columns, expected.map(|(n, p)| (n.to_string(), p)).to_vec(), "{table}");
+    let description = |i: usize| {
+        table["columnDefinitions"][i]["description"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        description(0).starts_with("Name must be unique within a namespace."),
+        "{}",
+        description(0)
+    );
+    assert!(
+        description(5).starts_with("CreationTimestamp is a timestamp"),
+        "{}",
+        description(5)
+    );
     let spec = svc.spec.expect("spec");
     let node_port = spec.ports.expect("ports")[0].node_port.expect("a node port");
     let cells = &table["rows"][0]["cells"];

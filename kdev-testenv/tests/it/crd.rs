@@ -990,3 +990,70 @@ async fn a_crd_can_move_its_singular_into_its_short_names() {
     );
     uninstall(&env.client(), &group).await;
 }
+
+/// A quantity field as controller-gen writes it (int-or-string, `anyOf` integer or string, the
+/// quantity pattern): a number or a quantity is stored, anything else refused.
+#[tokio::test]
+async fn a_quantity_field_takes_numbers_and_quantities_only() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    let mut def = crd(&group, "Namespaced");
+    set_spec_property(
+        &mut def,
+        "storage",
+        json!({
+            "anyOf": [{ "type": "integer" }, { "type": "string" }],
+            "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+            "x-kubernetes-int-or-string": true,
+        }),
+    );
+    install(&env, &def).await;
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    let pp = PostParams::default();
+    for (name, storage) in [("gi", json!("1Gi")), ("number", json!(5)), ("milli", json!("500m"))] {
+        api.create(
+            &pp,
+            &widget(&group, "v1", name, json!({ "size": 1, "storage": storage })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{storage}: {e}"));
+    }
+    let refused = api
+        .create(
+            &pp,
+            &widget(&group, "v1", "lots", json!({ "size": 1, "storage": "lots" })),
+        )
+        .await;
+    assert_eq!(code(refused), 422);
+    uninstall(&env.client(), &group).await;
+}
+
+/// A custom resource's Table: the CRD's printer columns, an undocumented one described by its
+/// path as kube-apiserver's table convertor does.
+#[tokio::test]
+async fn a_custom_resource_table_describes_its_columns() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    let mut def = serde_json::to_value(crd(&group, "Namespaced")).expect("json");
+    def["spec"]["versions"][0]["additionalPrinterColumns"] =
+        json!([{ "name": "Size", "type": "integer", "jsonPath": ".spec.size" }]);
+    let def: CustomResourceDefinition = serde_json::from_value(def).expect("a CRD");
+    install(&env, &def).await;
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    api.create(&PostParams::default(), &widget(&group, "v1", "w", json!({ "size": 3 })))
+        .await
+        .expect("create");
+    let request = http::Request::get(format!("/apis/{group}/v1/namespaces/{ns}/widgets"))
+        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Vec::new())
+        .expect("request");
+    let table = env.send(request).await.expect("send").json();
+    let size = &table["columnDefinitions"][1];
+    assert_eq!(size["name"], "Size", "{table}");
+    assert_eq!(
+        size["description"],
+        "Custom resource definition column (in JSONPath format): .spec.size"
+    );
+    assert_eq!(table["rows"][0]["cells"][1], 3);
+    uninstall(&env.client(), &group).await;
+}

@@ -347,13 +347,36 @@ pub fn registered() -> Result<Vec<CustomResourceDefinition>> {
 }
 
 /// The CRDs as multi-document YAML (documents separated by `---`), as `kubectl apply -f`
-/// reads it.
+/// reads it. Whole numbers print as integers (`maximum: 10`, as controller-gen writes them),
+/// though k8s-openapi holds a schema's bounds as floating point.
 ///
 /// # Errors
 ///
 /// [`Error::Yaml`] when a CRD does not serialize (it always does for k8s-openapi's types).
 pub fn to_yaml(crds: &[CustomResourceDefinition]) -> Result<String> {
-    serde_saphyr::to_string_multiple(crds).map_err(|e| Error::Yaml(e.to_string()))
+    let documents = crds
+        .iter()
+        .map(|crd| serde_json::to_value(crd).map(whole_numbers))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Yaml(e.to_string()))?;
+    serde_saphyr::to_string_multiple(&documents).map_err(|e| Error::Yaml(e.to_string()))
+}
+
+/// `value` with every floating-point number that is a whole number written as an integer.
+fn whole_numbers(value: Value) -> Value {
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                // In range, so the conversion is exact.
+                #[allow(clippy::cast_possible_truncation)]
+                Value::from(f as i64)
+            }
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(whole_numbers).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, whole_numbers(v))).collect()),
+        other => other,
+    }
 }
 
 /// Prints every CRD of the program ([`registered`]) to stdout as YAML: the body of a
@@ -490,6 +513,20 @@ pub mod __private {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_writes_whole_numbers_as_integers() {
+        let mut crd = serde_json::to_value(version("Widget", "v1", true)).unwrap();
+        crd["spec"]["versions"][0]["schema"] = json!({ "openAPIV3Schema": { "type": "object", "properties": {
+            "size": { "type": "integer", "minimum": 1.0, "maximum": 10.0 },
+            "ratio": { "type": "number", "maximum": 0.5 } } } });
+        let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
+        let yaml = to_yaml(&[crd]).unwrap();
+        assert!(yaml.contains("maximum: 10\n"), "{yaml}");
+        assert!(yaml.contains("minimum: 1\n"), "{yaml}");
+        assert!(yaml.contains("maximum: 0.5\n"), "{yaml}");
+        assert!(!yaml.contains(".0\n"), "{yaml}");
+    }
 
     fn version(kind: &str, name: &str, storage: bool) -> CustomResourceDefinition {
         let mut crd = json!({

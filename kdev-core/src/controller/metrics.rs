@@ -40,7 +40,7 @@ type HistogramFamily = Family<ControllerLabel, Histogram, fn() -> Histogram>;
 ///
 /// | metric | type | labels |
 /// |---|---|---|
-/// | `controller_runtime_reconcile_total` | counter | `controller`, `result` (`success`, `error`, `requeue`, `requeue_after`) |
+/// | `controller_runtime_reconcile_total` | counter | `controller`, `result` (`success`, `error`, `requeue_after`; `requeue` stays 0, created for dashboards, since an [`Action`](super::Action) always names its delay) |
 /// | `controller_runtime_reconcile_errors_total` | counter | `controller` |
 /// | `controller_runtime_terminal_reconcile_errors_total` | counter | `controller` |
 /// | `controller_runtime_reconcile_panics_total` | counter | `controller` |

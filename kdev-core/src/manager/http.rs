@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::Inner;
 
 /// What one listener serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Routes {
     /// The probes and `/metrics` ([`ManagerBuilder::http_addr`](super::ManagerBuilder::http_addr)).
     All,

@@ -185,11 +185,10 @@ struct Inner {
     ready: Mutex<Vec<(String, Check)>>,
     campaign: Option<Arc<dyn Campaign>>,
     http_addr: Option<SocketAddr>,
-    bound: Mutex<Option<SocketAddr>>,
     metrics_addr: Option<SocketAddr>,
     probe_addr: Option<SocketAddr>,
-    /// The addresses the metrics-only and probes-only listeners are bound to.
-    bound_split: Mutex<(Option<SocketAddr>, Option<SocketAddr>)>,
+    /// The addresses the listeners are bound to, by what they serve.
+    bound: Mutex<HashMap<http::Routes, SocketAddr>>,
     graceful_shutdown_timeout: Duration,
     handle_signals: bool,
     shutdown: CancellationToken,
@@ -445,10 +444,9 @@ impl ManagerBuilder {
                 ready: Mutex::new(Vec::new()),
                 campaign: self.campaign,
                 http_addr: self.http_addr,
-                bound: Mutex::new(None),
+                bound: Mutex::default(),
                 metrics_addr: self.metrics_addr,
                 probe_addr: self.probe_addr,
-                bound_split: Mutex::new((None, None)),
                 graceful_shutdown_timeout: self.graceful_shutdown_timeout,
                 handle_signals: self.handle_signals,
                 shutdown: CancellationToken::new(),
@@ -663,19 +661,19 @@ impl Manager {
 
     /// The address the probe/metrics listener is bound to, once [`run`](Self::run) has bound it.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        *self.inner.bound.lock()
+        self.inner.bound.lock().get(&http::Routes::All).copied()
     }
 
     /// The address the metrics-only listener ([`ManagerBuilder::metrics_addr`]) is bound to,
     /// once [`run`](Self::run) has bound it.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.inner.bound_split.lock().0
+        self.inner.bound.lock().get(&http::Routes::Metrics).copied()
     }
 
     /// The address the probes-only listener ([`ManagerBuilder::health_probe_addr`]) is bound
     /// to, once [`run`](Self::run) has bound it.
     pub fn health_probe_addr(&self) -> Option<SocketAddr> {
-        self.inner.bound_split.lock().1
+        self.inner.bound.lock().get(&http::Routes::Probes).copied()
     }
 
     /// Whether `/readyz` passes: the manager runs, its informers have synced (the ones started
@@ -719,11 +717,8 @@ impl Manager {
         }
         // Serving starts once every listener is bound: a failed bind leaves nothing running.
         for (listener, routes) in bound {
-            let local = listener.local_addr().ok();
-            match routes {
-                http::Routes::All => *inner.bound.lock() = local,
-                http::Routes::Metrics => inner.bound_split.lock().0 = local,
-                http::Routes::Probes => inner.bound_split.lock().1 = local,
+            if let Ok(local) = listener.local_addr() {
+                inner.bound.lock().insert(routes, local);
             }
             tokio::spawn(http::serve(listener, routes, inner.clone(), server_stop.clone()));
         }

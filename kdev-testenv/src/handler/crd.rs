@@ -186,21 +186,6 @@ fn apply_schema(openapi: &Value) -> crate::patch::Schema {
     out
 }
 
-/// The names a CRD asks for, with the defaults kube-apiserver gives `singular` and `listKind`.
-fn requested_names(crd: &Value) -> Value {
-    let mut names = crd["spec"]["names"].clone();
-    let kind = names["kind"].as_str().unwrap_or("").to_string();
-    if let Some(n) = names.as_object_mut() {
-        if n.get("singular").and_then(Value::as_str).is_none_or(str::is_empty) {
-            n.insert("singular".into(), json!(kind.to_ascii_lowercase()));
-        }
-        if n.get("listKind").and_then(Value::as_str).is_none_or(str::is_empty) {
-            n.insert("listKind".into(), json!(format!("{kind}List")));
-        }
-    }
-    names
-}
-
 /// The names every CRD of `group` has been granted (its `status.acceptedNames`): resource
 /// names (plural, singular, short names) and kinds (kind, list kind), as the naming controller
 /// of kube-apiserver collects them, the CRD being checked included.
@@ -238,7 +223,8 @@ struct Naming {
 fn check_names(st: &State, crd: &Value) -> Naming {
     let group = crd["spec"]["group"].as_str().unwrap_or("");
     let (resources, kinds) = names_in_use(st, group);
-    let requested = requested_names(crd);
+    // The spec's names, `singular` and `listKind` defaulted on every write (`crd_defaults`).
+    let requested = &crd["spec"]["names"];
     let before = &crd["status"]["acceptedNames"];
     let mut accepted = if before.is_object() { before.clone() } else { json!({}) };
     let mut conflict = None;

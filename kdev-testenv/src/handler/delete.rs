@@ -536,11 +536,19 @@ fn owner_of(st: &State, dep_ns: &str, r: &Value) -> Owner {
     if !res.versions.iter().any(|v| v == version) || (res.namespaced && dep_ns.is_empty()) {
         return Owner::Unresolvable;
     }
-    if owner_alive(st, dep_ns, r) {
+    if holds_owner(st, res, dep_ns, r) {
         Owner::Alive
     } else {
         Owner::Gone
     }
+}
+
+/// Whether `res` holds the owner `r` names (by name and uid), in the dependent's namespace when
+/// `res` is namespaced.
+fn holds_owner(st: &State, res: &Resource, dep_ns: &str, r: &Value) -> bool {
+    let ns = if res.namespaced { dep_ns } else { "" };
+    let (name, uid) = (r["name"].as_str().unwrap_or(""), r["uid"].as_str().unwrap_or(""));
+    st.find_uid(&res.storage, ns, name, uid)
 }
 
 /// The garbage collector on a written object whose owners are gone (kube's
@@ -609,16 +617,9 @@ fn resource_of_storage(st: &State, storage: &str) -> Option<Arc<Resource>> {
 fn owner_alive(st: &State, dep_ns: &str, r: &Value) -> bool {
     let api_version = r["apiVersion"].as_str().unwrap_or("");
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    let (kind, name, uid) = (
-        r["kind"].as_str().unwrap_or(""),
-        r["name"].as_str().unwrap_or(""),
-        r["uid"].as_str().unwrap_or(""),
-    );
-    let Some(res) = st.registry.by_kind(group, kind) else {
-        return false;
-    };
-    let ns = if res.namespaced { dep_ns } else { "" };
-    st.find_uid(&res.storage, ns, name, uid)
+    st.registry
+        .by_kind(group, r["kind"].as_str().unwrap_or(""))
+        .is_some_and(|res| holds_owner(st, res, dep_ns, r))
 }
 
 fn after_remove(st: &mut State, storage: &str, last: &Arc<Stored>) {

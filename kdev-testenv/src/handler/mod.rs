@@ -377,7 +377,7 @@ pub(crate) fn bootstrap(state: &mut State) {
             "apiVersion": "v1", "kind": "Service",
             "metadata": { "name": "kubernetes", "namespace": "default",
                           "labels": { "component": "apiserver", "provider": "kubernetes" } },
-            "spec": { "type": "ClusterIP", "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"],
+            "spec": { "type": "ClusterIP", "clusterIP": "10.96.0.1",
                       "ports": [{ "name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443 }] },
         });
         let _ = write::create_object(state, &services, "v1", "default", obj, Some("kube-apiserver"), false);

@@ -143,32 +143,23 @@ pub(crate) fn service_defaults(spec: &mut Value, old: Option<&Value>) {
             }
         }
         if needs_node_ports(old) && needs_node_ports(spec) {
-            let ports_of = |s: &Value| -> Vec<Value> { s["ports"].as_array().cloned().unwrap_or_default() };
-            let given: Vec<Value> = ports_of(spec).iter().map(|p| p["nodePort"].clone()).collect();
-            let by_name: Vec<(Value, Value)> = ports_of(old)
+            let node_port = |p: &Value| p["nodePort"].as_u64().unwrap_or(0);
+            let ports_of = |s: &Value| s["ports"].as_array().cloned().unwrap_or_default();
+            let given: Vec<u64> = ports_of(spec).iter().map(node_port).collect();
+            // Old node ports by port name (an unnamed port is named "").
+            let kept: Vec<(String, u64)> = ports_of(old)
                 .iter()
-                .map(|p| (p["name"].clone(), p["nodePort"].clone()))
+                .map(|p| (p["name"].as_str().unwrap_or("").to_string(), node_port(p)))
                 .collect();
             if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-                for p in ports.iter_mut() {
-                    if p["nodePort"].as_u64().unwrap_or(0) != 0 {
-                        continue;
-                    }
-                    let name = if p["name"].is_null() {
-                        json!("")
-                    } else {
-                        p["name"].clone()
-                    };
-                    let kept = by_name.iter().find(|(n, _)| {
-                        let n = if n.is_null() { json!("") } else { n.clone() };
-                        n == name
-                    });
-                    if let Some((_, port)) = kept
-                        && port.as_u64().unwrap_or(0) != 0
+                for p in ports.iter_mut().filter(|p| node_port(p) == 0) {
+                    let name = p["name"].as_str().unwrap_or("");
+                    if let Some((_, port)) = kept.iter().find(|(n, _)| n == name)
+                        && *port != 0
                         && !given.contains(port)
                         && let Some(m) = p.as_object_mut()
                     {
-                        m.insert("nodePort".into(), port.clone());
+                        m.insert("nodePort".into(), json!(port));
                     }
                 }
             }
@@ -214,10 +205,17 @@ fn crd_defaults(obj: &mut Value) {
         .unwrap_or("")
         .to_string();
     if !kind.is_empty()
-        && let Some(names) = obj.pointer_mut("/spec/names").filter(|n| n.is_object())
+        && let Some(names) = obj.pointer_mut("/spec/names").and_then(Value::as_object_mut)
     {
-        set_default(names, &["listKind"], json!(format!("{kind}List")));
-        set_default(names, &["singular"], json!(kind.to_ascii_lowercase()));
+        // `SetDefaults_CustomResourceDefinitionSpec` fills an empty name as a missing one.
+        for (key, value) in [
+            ("listKind", format!("{kind}List")),
+            ("singular", kind.to_ascii_lowercase()),
+        ] {
+            if names.get(key).and_then(Value::as_str).is_none_or(str::is_empty) {
+                names.insert(key.into(), json!(value));
+            }
+        }
     }
     if let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) {
         set_default(spec, &["conversion"], json!({ "strategy": "None" }));

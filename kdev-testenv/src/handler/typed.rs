@@ -54,15 +54,9 @@ pub(crate) fn go_decode(group: &str, version: &str, kind: &str, obj: &mut Value)
             Err((_, why)) if why.starts_with("missing field") => return Ok(()),
             Err(e) => e,
         };
-        let pointer = pointer_of(&path);
-        let wants_string = why.contains("expected a string");
-        let fixed = pointer.as_deref().and_then(|p| obj.pointer(p)).and_then(|v| match v {
-            Value::Number(n) if wants_string && is_quantity(&path) => Some(Value::String(n.to_string())),
-            Value::Null if wants_string => Some(Value::String(String::new())),
-            _ => None,
-        });
-        match (pointer.and_then(|p| obj.pointer_mut(&p)), fixed) {
-            (Some(slot), Some(v)) => *slot = v,
+        // A null where a string belongs is Go's "".
+        match pointer_of(&path).and_then(|p| obj.pointer_mut(&p)) {
+            Some(slot) if slot.is_null() && why.contains("expected a string") => *slot = Value::String(String::new()),
             _ => return Err(format!("{path}: {why}")),
         }
     }
@@ -88,25 +82,6 @@ fn quantities_as_strings(v: &mut Value, quantities: bool) {
 
 /// The keys whose values are maps of quantities in the built-in types served.
 const QUANTITY_MAPS: &[&str] = &["limits", "requests", "overhead", "capacity", "allocatable"];
-
-/// Whether a decoding path ends at a quantity of the built-in types served: a value of a map of
-/// quantities (resources' `limits` and `requests`, a pod's `overhead`, a node's `capacity` and
-/// `allocatable`) or an `emptyDir`'s `sizeLimit`.
-fn is_quantity(path: &serde_path_to_error::Path) -> bool {
-    use serde_path_to_error::Segment;
-    let keys: Vec<&str> = path
-        .iter()
-        .filter_map(|s| match s {
-            Segment::Map { key } => Some(key.as_str()),
-            _ => None,
-        })
-        .collect();
-    match keys.as_slice() {
-        [.., "sizeLimit"] => true,
-        [.., map, _] => QUANTITY_MAPS.contains(map),
-        _ => false,
-    }
-}
 
 /// The JSON pointer of a decoding path, when every step is a key or an index.
 fn pointer_of(path: &serde_path_to_error::Path) -> Option<String> {

@@ -62,14 +62,20 @@ fn version(name: &str, storage: bool, field: &str) -> Value {
 /// A server with the conversion webhook (and admission webhooks that allow everything), and
 /// the CRD installed to convert through it.
 async fn converting() -> (WebhookServer, TestEnv, String) {
+    converting_versions(two_versions()).await
+}
+
+/// [`converting`] with the CRD in `versions`.
+async fn converting_versions(versions: Value) -> (WebhookServer, TestEnv, String) {
     let hooks = serve(|path, review| match path {
         "/convert" => convert(review),
         _ => super::webhook_server::allow(review),
     })
     .await;
     let (env, ns) = env_for(&hooks).await;
-    install(
+    install_versions(
         &env,
+        versions,
         json!({ "strategy": "Webhook", "webhook": {
             "clientConfig": hooks.service_config("/convert"), "conversionReviewVersions": ["v1"] } }),
     )
@@ -78,12 +84,12 @@ async fn converting() -> (WebhookServer, TestEnv, String) {
 }
 
 async fn install(env: &TestEnv, conversion: Value) {
-    install_versions(
-        env,
-        json!([version("v1", true, "size"), version("v2", false, "replicas")]),
-        conversion,
-    )
-    .await;
+    install_versions(env, two_versions(), conversion).await;
+}
+
+/// v1 (stored, with `size`) and v2 (with `replicas`).
+fn two_versions() -> Value {
+    json!([version("v1", true, "size"), version("v2", false, "replicas")])
 }
 
 async fn install_versions(env: &TestEnv, versions: Value, conversion: Value) {
@@ -117,15 +123,7 @@ async fn setup() -> Option<(WebhookServer, TestEnv, String)> {
     if !needs_local_webhooks() {
         return None;
     }
-    let hooks = serve(|_, review| convert(review)).await;
-    let (env, ns) = env_for(&hooks).await;
-    install(
-        &env,
-        json!({ "strategy": "Webhook", "webhook": {
-            "clientConfig": hooks.service_config("/convert"), "conversionReviewVersions": ["v1"] } }),
-    )
-    .await;
-    Some((hooks, env, ns))
+    Some(converting().await)
 }
 
 #[tokio::test]
@@ -409,16 +407,7 @@ async fn setup_strict() -> Option<(WebhookServer, TestEnv, String)> {
     if !needs_local_webhooks() {
         return None;
     }
-    let hooks = serve(|_, review| convert(review)).await;
-    let (env, ns) = env_for(&hooks).await;
-    install_versions(
-        &env,
-        strict_versions(),
-        json!({ "strategy": "Webhook", "webhook": {
-            "clientConfig": hooks.service_config("/convert"), "conversionReviewVersions": ["v1"] } }),
-    )
-    .await;
-    Some((hooks, env, ns))
+    Some(converting_versions(strict_versions()).await)
 }
 
 fn api_status<T: std::fmt::Debug>(result: Result<T, kube_client::Error>) -> kube_client::core::Status {

@@ -21,37 +21,36 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// Encodes a decoded object again; `None` when it does not decode as its type.
-type RoundTrip = fn(&Value) -> Option<Value>;
+/// Decodes into a type and encodes again (the object as the type keeps it, or `Null` if it does
+/// not encode): `Err((path, why))` naming the first value of the wrong type.
+type Decode = fn(&Value) -> Result<Value, (serde_path_to_error::Path, String)>;
 
-/// Decodes into a type: `Err((path, why))` naming the first value of the wrong type.
-type Decode = fn(&Value) -> Result<(), (serde_path_to_error::Path, String)>;
-
-fn decode<T: DeserializeOwned>(obj: &Value) -> Result<(), (serde_path_to_error::Path, String)> {
+fn decode<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<Value, (serde_path_to_error::Path, String)> {
     serde_path_to_error::deserialize::<_, T>(obj)
-        .map(drop)
+        .map(|typed| serde_json::to_value(&typed).unwrap_or(Value::Null))
         .map_err(|e| (e.path().clone(), e.into_inner().to_string()))
 }
 
 /// Decodes `obj`, a built-in object of `group`/`version`/`kind`, as kube-apiserver's decoder
 /// reads it into its Go type, leaving it as Go would write it back: `Err("path: why")` for a
 /// value of the wrong type (a string where an integer belongs, a list where a map does), which
-/// kube-apiserver refuses. An object that is not built in is left alone.
+/// kube-apiserver refuses. An object that is not built in is left alone. What it found of the
+/// type's fields comes back for [`Unknown::paths`] when the object decodes whole.
 ///
 /// k8s-openapi's types are stricter than Go's in three places, where `obj` is read as Go reads
 /// it: a number for a quantity (`cpu: 1`, the quantity "1") becomes that string; a `null` in a
 /// string map or list becomes ""; and a missing field k8s-openapi requires, which Go leaves at
 /// its zero value for validation to judge, ends the check.
-pub(crate) fn go_decode(group: &str, version: &str, kind: &str, obj: &mut Value) -> Result<(), String> {
+pub(crate) fn go_decode(group: &str, version: &str, kind: &str, obj: &mut Value) -> Result<Option<Unknown>, String> {
     let Some(decode) = decode_for(group, version, kind) else {
-        return Ok(());
+        return Ok(None);
     };
     quantities_as_strings(obj, false);
     // Each round fixes one value; a bound keeps a pathological object from looping long.
     for _ in 0..256 {
         let (path, why) = match decode(obj) {
-            Ok(()) => return Ok(()),
-            Err((_, why)) if why.starts_with("missing field") => return Ok(()),
+            Ok(known) => return Ok(Some(Unknown { known }).filter(|u| !u.known.is_null())),
+            Err((_, why)) if why.starts_with("missing field") => return Ok(None),
             Err(e) => e,
         };
         // A null where a string belongs is Go's "".
@@ -60,7 +59,7 @@ pub(crate) fn go_decode(group: &str, version: &str, kind: &str, obj: &mut Value)
             _ => return Err(format!("{path}: {why}")),
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Writes each number given for a quantity as its string, as Go writes a quantity back
@@ -109,10 +108,8 @@ impl Unknown {
     /// kind that is not built in, or an object that does not decode (a value of the wrong type:
     /// validation has its say on those, and nothing is dropped).
     pub(crate) fn of(group: &str, version: &str, kind: &str, obj: &Value) -> Option<Unknown> {
-        let round_trip = round_trip_for(group, version, kind)?;
-        Some(Unknown {
-            known: round_trip(obj)?,
-        })
+        let known = decode_for(group, version, kind)?(obj).ok()?;
+        Some(Unknown { known }).filter(|u| !u.known.is_null())
     }
 
     /// The fields of an object that `known` lacks, where `known` is the object as its schema
@@ -194,12 +191,6 @@ impl Unknown {
     }
 }
 
-/// Decodes into `T` and encodes again.
-fn round_trip<T: DeserializeOwned + Serialize>(obj: &Value) -> Option<Value> {
-    let typed = T::deserialize(obj).ok()?;
-    serde_json::to_value(&typed).ok()
-}
-
 /// `$f::<T>` as a `$ty` for the type `T` of a built-in kind; every kind `Registry::builtin`
 /// serves has one (a unit test holds the two lists together).
 macro_rules! for_builtin {
@@ -229,11 +220,6 @@ macro_rules! for_builtin {
             _ => return None,
         })
     };
-}
-
-/// The round trip through the type of a built-in kind.
-fn round_trip_for(group: &str, version: &str, kind: &str) -> Option<RoundTrip> {
-    for_builtin!(group, version, kind, round_trip as RoundTrip)
 }
 
 /// The decoding into the type of a built-in kind.
@@ -314,7 +300,7 @@ mod tests {
         for res in Registry::builtin().all() {
             for version in &res.versions {
                 assert!(
-                    round_trip_for(&res.group, version, &res.kind).is_some(),
+                    decode_for(&res.group, version, &res.kind).is_some(),
                     "{}/{version} {}",
                     res.group,
                     res.kind
@@ -407,7 +393,7 @@ mod tests {
 
     #[test]
     fn a_type_error_names_its_path_and_go_leniencies_are_kept() {
-        let decode = |group: &str, kind: &str, mut obj: Value| go_decode(group, "v1", kind, &mut obj).map(|()| obj);
+        let decode = |group: &str, kind: &str, mut obj: Value| go_decode(group, "v1", kind, &mut obj).map(|_| obj);
         let err = |kind: &str, obj: Value| decode("", kind, obj).err().unwrap_or_default();
         let cm = |data: Value| json!({ "metadata": { "name": "c" }, "data": data });
         assert!(err("ConfigMap", cm(json!(["x"]))).starts_with("data: "));

@@ -572,11 +572,15 @@ fn as_decoded(res: &Resource, version: &str, mut obj: Value) -> Result<Value, Ap
         schema.default(&mut obj);
     } else if res.crd.is_none() {
         let sent = super::field_validation::shows_object().then(|| obj.to_string());
-        if let Err(why) = super::typed::go_decode(&res.group, version, &res.kind, &mut obj) {
-            let shown = sent.clone().unwrap_or_else(|| obj.to_string());
-            super::field_validation::undecodable(&res.kind, version, &why, || shown)?;
-        }
-        if let Some(unknown) = super::typed::Unknown::of(&res.group, version, &res.kind, &obj) {
+        let decoded = match super::typed::go_decode(&res.group, version, &res.kind, &mut obj) {
+            Ok(unknown) => unknown,
+            Err(why) => {
+                let shown = sent.clone().unwrap_or_else(|| obj.to_string());
+                super::field_validation::undecodable(&res.kind, version, &why, || shown)?;
+                None
+            }
+        };
+        if let Some(unknown) = decoded {
             let paths = unknown.paths(&obj);
             if !paths.is_empty() {
                 let shown = sent.unwrap_or_else(|| obj.to_string());

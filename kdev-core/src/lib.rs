@@ -66,6 +66,7 @@
 //! | [`controller`] | controller-runtime's `builder`, `controller`, `reconcile`, `predicate` | `Reconciler`, `Controller` and its builder, predicates, controller metrics |
 //! | [`leader_election`] | client-go's `leaderelection` | one leader among replicas: Lease, Redis and in-memory locks, your own `Lock` |
 //! | [`manager`] | controller-runtime's `manager` | shared caches, controllers and runnables, leader election, `/healthz` `/readyz` `/metrics`, graceful shutdown |
+//! | [`metrics`] | controller-runtime's `metrics`, Prometheus' process collector | `rest_client_requests_total` for any client, `process_*` |
 //! | [`informer`] | `cache.SharedIndexInformer`, listers | one reflector, an indexed cache, handlers with their own buffers; `Lister` |
 //! | [`reflector`] | `cache.Reflector`, `ListWatch` | list then watch, resume, relist on 410, backoff; feeds a FIFO or a store |
 //! | [`store`] | `cache.Indexer`, `ThreadSafeStore` | the indexed cache: one writer, many readers, `Arc<K>` |
@@ -94,6 +95,7 @@ pub mod finalizer;
 pub mod informer;
 pub mod leader_election;
 pub mod manager;
+pub mod metrics;
 pub mod object;
 pub mod owner;
 pub mod real_fifo;

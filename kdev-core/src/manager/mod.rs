@@ -14,8 +14,9 @@
 //!   [`ManagerError::LeaderElectionLost`], as controller-runtime does, so that the process
 //!   restarts clean). Informers run regardless, so a new leader starts with warm caches.
 //! - Serves `/healthz` (alive, plus your checks), `/readyz` (the manager runs, its informers
-//!   have synced, plus your checks) and `/metrics` (the controller, work-queue and leader-election metrics in
-//!   the OpenMetrics text format, plus anything registered in [`Manager::registry`]). The
+//!   have synced, plus your checks) and `/metrics` (the controller, work-queue, leader-election,
+//!   `rest_client_requests_total` and `process_*` metrics of [`crate::metrics`] in the OpenMetrics
+//!   text format, plus anything registered in [`Manager::registry`]). The
 //!   probes answer as controller-runtime's healthz handler: `ok`, or 500 with one line per
 //!   check and its reason; `/readyz/<check>` (and `/healthz/ping`) runs one check, `?verbose`
 //!   lists the checks when all pass, and `?exclude=<check>` skips one.
@@ -79,6 +80,8 @@ use futures::future::BoxFuture;
 use kube_client::{Api, Client};
 use parking_lot::{Mutex, MutexGuard};
 use prometheus_client::registry::Registry;
+
+use crate::metrics::{ProcessCollector, RestClientMetrics};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -292,6 +295,7 @@ pub struct ManagerBuilder {
     order: crate::informer::Order,
     campaign: Option<Arc<dyn Campaign>>,
     registry: Registry,
+    rest_metrics: RestClientMetrics,
 }
 
 impl fmt::Debug for ManagerBuilder {
@@ -424,6 +428,8 @@ impl ManagerBuilder {
         let controller_metrics = controller::Metrics::register(&mut registry);
         let queue_metrics = workqueue::Metrics::register(&mut registry);
         let election_metrics = leader_election::Metrics::register(&mut registry);
+        self.rest_metrics.register(&mut registry);
+        ProcessCollector::register(&mut registry);
         if let Some(c) = &self.campaign {
             c.attach_metrics(&election_metrics);
         }
@@ -469,9 +475,32 @@ enum Stop {
 
 impl Manager {
     /// Settings for a manager using `client`.
+    ///
+    /// The manager counts every request of its client in `rest_client_requests_total`, so
+    /// [`client`](Self::client), and the clients of its informers, controllers and Lease lock,
+    /// are `client` wrapped. A ready-made client does not tell which API server it talks to, so
+    /// the metric's `host` label is `none`, as client-go's for a client without a base URL;
+    /// [`from_config`](Self::from_config) labels it with the API server's `host:port`. Call it
+    /// inside a Tokio runtime, as `kube_client::Client::new`.
     pub fn builder(client: Client) -> ManagerBuilder {
+        Self::builder_for(client, "none".to_string())
+    }
+
+    /// Settings for a manager with a client for `config` (controller-runtime's
+    /// `ctrl.NewManager(cfg, options)`); its requests are counted under the API server's
+    /// `host:port` (see [`builder`](Self::builder)).
+    ///
+    /// # Errors
+    /// The error of building the client (an unreadable certificate, say).
+    pub fn from_config(config: kube_client::Config) -> Result<ManagerBuilder, kube_client::Error> {
+        let host = crate::metrics::host_label(&config.cluster_url);
+        Ok(Self::builder_for(Client::try_from(config)?, host))
+    }
+
+    fn builder_for(client: Client, host: String) -> ManagerBuilder {
+        let rest_metrics = RestClientMetrics::default();
         ManagerBuilder {
-            client,
+            client: rest_metrics.instrument(client, host),
             http_addr: None,
             metrics_addr: None,
             probe_addr: None,
@@ -482,16 +511,21 @@ impl Manager {
             order: crate::informer::Order::default(),
             campaign: None,
             registry: Registry::default(),
+            rest_metrics,
         }
     }
 
-    /// Settings for a manager with the client `kube_client::Client::try_default` finds
-    /// (`KUBECONFIG`, `~/.kube/config`, or the in-cluster service account).
+    /// Settings for a manager with the client `kube_client::Config::infer` finds
+    /// (`KUBECONFIG`, `~/.kube/config`, or the in-cluster service account); see
+    /// [`from_config`](Self::from_config).
     ///
     /// # Errors
-    /// The client's configuration error.
+    /// The configuration's error, or that of building the client.
     pub async fn try_default() -> Result<ManagerBuilder, kube_client::Error> {
-        Ok(Self::builder(Client::try_default().await?))
+        let config = kube_client::Config::infer()
+            .await
+            .map_err(kube_client::Error::InferConfig)?;
+        Self::from_config(config)
     }
 
     /// The client: writes go through it (`Api::namespaced(manager.client().clone(), ns)`).

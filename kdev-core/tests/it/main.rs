@@ -5,6 +5,7 @@ mod delta_fifo;
 mod informer;
 mod leader_election;
 mod manager;
+mod metrics;
 mod real_fifo;
 mod reflector;
 mod send_sync;

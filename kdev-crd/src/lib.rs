@@ -154,12 +154,32 @@ pub enum Error {
 /// A `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The openAPIV3Schema of a custom resource: `apiVersion`, `kind`, `metadata` and the given
-/// structural `spec` (required) and `status` schemas.
+/// The description of `apiVersion` (apimachinery's `TypeMeta`), as controller-gen writes it,
+/// for `kubectl explain`.
+const API_VERSION_DESCRIPTION: &str = "APIVersion defines the versioned schema of this representation of an object.\n\
+    Servers should convert recognized schemas to the latest internal value, and\n\
+    may reject unrecognized values.\n\
+    More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources";
+
+/// The description of `kind` (apimachinery's `TypeMeta`), as controller-gen writes it.
+const KIND_DESCRIPTION: &str = "Kind is a string value representing the REST resource this object represents.\n\
+    Servers may infer this from the endpoint the client submits requests to.\n\
+    Cannot be updated.\n\
+    In CamelCase.\n\
+    More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds";
+
+/// The openAPIV3Schema of a custom resource: `apiVersion` and `kind` (with apimachinery's
+/// descriptions), `metadata` and the given structural `spec` (required) and `status` schemas.
 pub fn resource_schema(spec: Value, status: Option<Value>) -> Value {
     let mut properties = Map::new();
-    properties.insert("apiVersion".into(), json!({ "type": "string" }));
-    properties.insert("kind".into(), json!({ "type": "string" }));
+    properties.insert(
+        "apiVersion".into(),
+        json!({ "description": API_VERSION_DESCRIPTION, "type": "string" }),
+    );
+    properties.insert(
+        "kind".into(),
+        json!({ "description": KIND_DESCRIPTION, "type": "string" }),
+    );
     properties.insert("metadata".into(), json!({ "type": "object" }));
     let description = spec.get("description").cloned();
     properties.insert("spec".into(), spec);

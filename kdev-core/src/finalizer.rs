@@ -18,8 +18,11 @@
 //!    reconciles are idempotent anyway.)
 //! 2. **Alive, with our finalizer**: the closure runs with [`Event::Apply`].
 //! 3. **Being deleted, with our finalizer**: the closure runs with [`Event::Cleanup`]. Only if
-//!    it succeeds is the finalizer removed, again with the `resourceVersion` precondition. When
-//!    ours was the last finalizer, the API server then deletes the object. If the clean-up
+//!    it succeeds is the finalizer removed, with a JSON patch that tests the object's uid and
+//!    the finalizer's place in the list rather than the `resourceVersion`: writes the clean-up
+//!    made (a status condition saying it runs) do not make the removal fail, while a finalizer
+//!    list that changed meanwhile does (422, [`Error::RemoveFinalizer`], retried). When ours
+//!    was the last finalizer, the API server then deletes the object. If the clean-up
 //!    fails, the finalizer stays, and so does the object: the error is returned
 //!    ([`Error::Cleanup`]) and the reconcile is retried with backoff. Clean-up must therefore
 //!    be idempotent: it may run again after a success whose finalizer removal failed.
@@ -122,7 +125,8 @@ pub enum Error<E> {
         #[source]
         source: kube_client::Error,
     },
-    /// Removing the finalizer failed (409 Conflict when the object changed meanwhile).
+    /// Removing the finalizer failed (422 Unprocessable Entity when the finalizer list
+    /// changed meanwhile or the object was recreated under the same name).
     #[error("removing finalizer {finalizer} from {object} failed")]
     RemoveFinalizer {
         /// The object, `namespace/name`.
@@ -140,6 +144,10 @@ pub enum Error<E> {
     /// the API server or a cache always have one).
     #[error("object {0} has no resourceVersion")]
     NoResourceVersion(String),
+    /// The object has no uid, so the finalizer cannot be removed safely (objects read from
+    /// the API server or a cache always have one).
+    #[error("object {0} has no uid")]
+    NoUid(String),
     /// The finalizer name is not a qualified name such as `example.com/cleanup`.
     #[error("invalid finalizer name {0:?}: expected a qualified name such as example.com/cleanup")]
     InvalidName(String),
@@ -303,14 +311,7 @@ where
                 .await
                 .map_err(Error::Cleanup)?;
             let meta = obj.meta();
-            let finalizers: Vec<String> = meta
-                .finalizers
-                .iter()
-                .flatten()
-                .filter(|f| *f != finalizer_name)
-                .cloned()
-                .collect();
-            match patch_finalizers(api, meta, finalizers).await? {
+            match remove_by_patch(api, meta, finalizer_name).await? {
                 Ok(_) => Ok(out),
                 // Already gone: someone else removed the last finalizer.
                 Err(kube_client::Error::Api(s)) if s.is_not_found() => Ok(out),
@@ -345,6 +346,48 @@ where
     Ok(api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await)
 }
 
+/// Removes `finalizer` from the object with a JSON patch that tests the object's uid and the
+/// finalizer's position, not its resourceVersion: writes the clean-up made to the object (a
+/// status update) do not make the removal fail, while a finalizer list that changed meanwhile
+/// (422, retried on the fresh object) or an object recreated under the same name does. The
+/// outer error is bad input, the inner one the API call.
+async fn remove_by_patch<K, E>(
+    api: &Api<K>,
+    meta: &ObjectMeta,
+    finalizer: &str,
+) -> Result<Result<(), kube_client::Error>, Error<E>>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    use json_patch::jsonptr::PointerBuf;
+    use json_patch::{PatchOperation, RemoveOperation, TestOperation};
+
+    let name = meta.name.as_deref().ok_or(Error::UnnamedObject)?;
+    let uid = meta
+        .uid
+        .as_deref()
+        .filter(|uid| !uid.is_empty())
+        .ok_or_else(|| Error::NoUid(object_key(meta)))?;
+    let finalizers = meta.finalizers.as_deref().unwrap_or_default();
+    let Some(index) = finalizers.iter().position(|f| f == finalizer) else {
+        return Ok(Ok(())); // not there: nothing to remove
+    };
+    let at = PointerBuf::from_tokens(["metadata", "finalizers", &index.to_string()]);
+    let ops = vec![
+        PatchOperation::Test(TestOperation {
+            path: PointerBuf::from_tokens(["metadata", "uid"]),
+            value: uid.into(),
+        }),
+        PatchOperation::Test(TestOperation {
+            path: at.clone(),
+            value: finalizer.into(),
+        }),
+        PatchOperation::Remove(RemoveOperation { path: at }),
+    ];
+    let patch: Patch<()> = Patch::Json(json_patch::Patch(ops));
+    Ok(api.patch(name, &PatchParams::default(), &patch).await.map(drop))
+}
+
 impl<E> Error<E> {
     /// The same error with the closure's error mapped by `f`.
     fn map_closure_error<F>(self, f: impl FnOnce(E) -> F) -> Error<F> {
@@ -371,6 +414,7 @@ impl<E> Error<E> {
             },
             Error::UnnamedObject => Error::UnnamedObject,
             Error::NoResourceVersion(object) => Error::NoResourceVersion(object),
+            Error::NoUid(object) => Error::NoUid(object),
             Error::InvalidName(name) => Error::InvalidName(name),
         }
     }

@@ -124,6 +124,79 @@ async fn finalizer_keeps_the_object_until_cleanup_succeeds() {
     assert_eq!(*log.lock(), ["apply", "apply", "cleanup", "cleanup"]);
 }
 
+/// A clean-up that writes the object (a condition saying it runs, as the operator-sdk tutorial
+/// does) changes its resourceVersion; the finalizer is still removed in the same reconcile.
+#[tokio::test]
+async fn a_cleanup_that_writes_the_object_still_removes_its_finalizer() {
+    let (_env, _ns, api) = setup().await;
+    let log = Arc::default();
+    let created = api.create(&PostParams::default(), &cm("busy-cleanup")).await.unwrap();
+    assert_eq!(reconcile(&api, created, false, &log).await.unwrap(), Action::done());
+    api.delete("busy-cleanup", &DeleteParams::default()).await.unwrap();
+    let deleting = api.get("busy-cleanup").await.unwrap();
+
+    let out = finalizer(&api, FINALIZER, Arc::new(deleting), |event| {
+        let api = api.clone();
+        async move {
+            if let Event::Cleanup(_) = event {
+                let mark = json!({ "metadata": { "annotations": { "cleanup": "running" } } });
+                api.patch("busy-cleanup", &PatchParams::default(), &Patch::Merge(&mark))
+                    .await?;
+            }
+            Ok::<_, kube_client::Error>(Action::done())
+        }
+    })
+    .await;
+    assert_eq!(out.unwrap(), Action::done());
+    eventually("the object to be gone", || async {
+        api.get_opt("busy-cleanup").await.unwrap().is_none().then_some(())
+    })
+    .await;
+}
+
+/// The finalizer list changed after the object was read: the removal fails (422) instead of
+/// writing a stale list, and the retry on the fresh object removes only ours.
+#[tokio::test]
+async fn a_finalizer_list_changed_meanwhile_fails_the_removal_until_retried() {
+    let (_env, _ns, api) = setup().await;
+    let log = Arc::default();
+    let mut obj = cm("shared-finalizers");
+    obj.metadata.finalizers = Some(vec![
+        "someone.else/first".into(),
+        FINALIZER.into(),
+        "someone.else/last".into(),
+    ]);
+    api.create(&PostParams::default(), &obj).await.unwrap();
+    api.delete("shared-finalizers", &DeleteParams::default()).await.unwrap();
+    let read = api.get("shared-finalizers").await.unwrap();
+
+    // Another controller removes its finalizer: ours moves from index 1 to 0.
+    let rest = json!({ "metadata": { "finalizers": [FINALIZER, "someone.else/last"] } });
+    api.patch("shared-finalizers", &PatchParams::default(), &Patch::Merge(&rest))
+        .await
+        .unwrap();
+    let err = reconcile(&api, read, false, &log).await.unwrap_err();
+    assert!(
+        matches!(&err, finalizer::Error::RemoveFinalizer { source: kube_client::Error::Api(s), .. } if s.code == 422),
+        "{err:?}"
+    );
+    let fresh = api.get("shared-finalizers").await.unwrap();
+    assert_eq!(
+        fresh.metadata.finalizers.as_deref().unwrap(),
+        [FINALIZER, "someone.else/last"]
+    );
+
+    assert_eq!(reconcile(&api, fresh, false, &log).await.unwrap(), Action::done());
+    let after = api.get("shared-finalizers").await.unwrap();
+    assert_eq!(after.metadata.finalizers.as_deref().unwrap(), ["someone.else/last"]);
+    assert_eq!(*log.lock(), ["cleanup", "cleanup"]);
+    // Let it go.
+    let none = json!({ "metadata": { "finalizers": null } });
+    api.patch("shared-finalizers", &PatchParams::default(), &Patch::Merge(&none))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn finalizer_does_nothing_for_an_object_deleted_without_it() {
     let (_env, _ns, api) = setup().await;

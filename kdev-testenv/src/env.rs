@@ -179,6 +179,8 @@ pub struct TestEnv {
     namespaces: parking_lot::Mutex<Vec<String>>,
     /// Cluster-scoped objects to delete on drop (a real cluster).
     cluster_objects: parking_lot::Mutex<Vec<(ApiResource, String)>>,
+    /// The CRDs this environment installed on a real cluster and holds a share of.
+    shared_crds: parking_lot::Mutex<Vec<String>>,
     /// Whether the cluster runs kube-controller-manager, once probed.
     controllers: std::sync::OnceLock<bool>,
 }
@@ -219,6 +221,7 @@ impl TestEnv {
             kubeconfig_path: Some(path),
             namespaces: Default::default(),
             cluster_objects: Default::default(),
+            shared_crds: Default::default(),
             controllers: Default::default(),
         })
     }
@@ -238,6 +241,7 @@ impl TestEnv {
             kubeconfig_path: None,
             namespaces: Default::default(),
             cluster_objects: Default::default(),
+            shared_crds: Default::default(),
             controllers: Default::default(),
         })
     }
@@ -458,9 +462,14 @@ impl TestEnv {
     }
 
     /// Installs `crd` (creates it, or replaces the one of that name) and waits until the API
-    /// server serves its kind (its `Established` condition), at most 60 s; on a real cluster it
-    /// is deleted when this `TestEnv` is dropped ([`delete_on_drop`](Self::delete_on_drop)).
-    /// Returns the CRD as established.
+    /// server serves its kind (its `Established` condition), at most 60 s. Returns the CRD as
+    /// established.
+    ///
+    /// On a real cluster the CRD is shared: tests running in parallel may install the same CRD
+    /// (a derived type has one fixed name), and it is deleted when the last `TestEnv` of this
+    /// process that installed it is dropped, not while another test still uses it. A CRD of
+    /// that name still being deleted (by an earlier run) is waited for, at most 60 s, and then
+    /// created afresh, as replacing it would not stop its deletion.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -497,18 +506,42 @@ impl TestEnv {
         wanted.metadata.resource_version = None;
         wanted.metadata.managed_fields = None;
         wanted.status = None;
-        match api.create(&Default::default(), &wanted).await {
-            Ok(_) => {}
-            Err(kube_client::Error::Api(s)) if s.code == 409 => {
-                let current = api.get(&name).await.map_err(failed)?;
-                wanted.metadata.resource_version = current.metadata.resource_version;
-                api.replace(&name, &Default::default(), &wanted).await.map_err(failed)?;
-            }
-            Err(e) => return Err(failed(e)),
-        }
-        self.delete_on_drop(&ApiResource::erase::<CustomResourceDefinition>(&()), &name);
         let waited = Duration::from_secs(60);
         let deadline = tokio::time::Instant::now() + waited;
+        if self.server.is_none() {
+            self.hold_shared_crd(&name);
+        }
+        loop {
+            match api.create(&Default::default(), &wanted).await {
+                Ok(_) => break,
+                Err(kube_client::Error::Api(s)) if s.code == 409 => {
+                    let Some(current) = api.get_opt(&name).await.map_err(failed)? else {
+                        continue; // deleted meanwhile: create it
+                    };
+                    if current.metadata.deletion_timestamp.is_some() {
+                        if tokio::time::Instant::now() >= deadline {
+                            return Err(Error::CrdNotEstablished {
+                                name,
+                                reason: format!("an earlier CRD of this name was still being deleted after {waited:?}"),
+                            });
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    wanted.metadata.resource_version = current.metadata.resource_version;
+                    wanted.metadata.finalizers = current.metadata.finalizers;
+                    match api.replace(&name, &Default::default(), &wanted).await {
+                        Ok(_) => break,
+                        // Changed or deleted meanwhile: look again.
+                        Err(kube_client::Error::Api(s)) if s.code == 409 || s.code == 404 => {
+                            wanted.metadata.resource_version = None;
+                        }
+                        Err(e) => return Err(failed(e)),
+                    }
+                }
+                Err(e) => return Err(failed(e)),
+            }
+        }
         loop {
             let current = api.get(&name).await.map_err(failed)?;
             let conditions = current
@@ -540,6 +573,21 @@ impl TestEnv {
         }
     }
 
+    /// Takes a share of the CRD `name` on a real cluster (once per environment).
+    fn hold_shared_crd(&self, name: &str) {
+        let mut held = self.shared_crds.lock();
+        if held.iter().any(|n| n == name) {
+            return;
+        }
+        held.push(name.to_string());
+        let key = (self.kubeconfig_path.clone().unwrap_or_default(), name.to_string());
+        *SHARED_CRDS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default() += 1;
+    }
+
     /// Deletes the cluster-scoped object `name` of `resource` (a CRD, a ClusterRole, a webhook
     /// configuration a test made) when this `TestEnv` is dropped, whether the test passed or
     /// panicked. Only a real cluster needs it: the embedded server's state ends with it. An
@@ -564,10 +612,27 @@ async fn client_from(kc: Kubeconfig) -> Result<Client, Error> {
     Client::try_from(config).map_err(Error::Client)
 }
 
+/// How many live environments of this process hold each CRD `install_crd` installed on a real
+/// cluster, by (kubeconfig file, CRD name): the last one to go deletes it.
+static SHARED_CRDS: std::sync::Mutex<std::collections::BTreeMap<(std::path::PathBuf, String), usize>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
 impl Drop for TestEnv {
     fn drop(&mut self) {
         let namespaces = std::mem::take(&mut *self.namespaces.lock());
-        let cluster_objects = std::mem::take(&mut *self.cluster_objects.lock());
+        let mut cluster_objects = std::mem::take(&mut *self.cluster_objects.lock());
+        let path = self.kubeconfig_path.clone().unwrap_or_default();
+        let mut shared = SHARED_CRDS.lock().unwrap_or_else(|e| e.into_inner());
+        for name in std::mem::take(&mut *self.shared_crds.lock()) {
+            let key = (path.clone(), name);
+            let Some(count) = shared.get_mut(&key) else { continue };
+            *count -= 1;
+            if *count == 0 {
+                shared.remove(&key);
+                cluster_objects.push((ApiResource::erase::<CustomResourceDefinition>(&()), key.1));
+            }
+        }
+        drop(shared);
         if self.server.is_some() || (namespaces.is_empty() && cluster_objects.is_empty()) {
             return;
         }

@@ -1057,3 +1057,76 @@ async fn a_custom_resource_table_describes_its_columns() {
     assert_eq!(table["rows"][0]["cells"][1], 3);
     uninstall(&env.client(), &group).await;
 }
+
+/// Tests running at once may install the same CRD (a derived type has one fixed name): on a
+/// real cluster, dropping one environment leaves the CRD to the others, and the last one
+/// deletes it. (On the embedded server every environment has its own.)
+#[tokio::test]
+async fn environments_installing_one_crd_share_it_until_the_last_is_dropped() {
+    let group = unique_group();
+    let name = format!("widgets.{group}");
+    let (first, _) = setup().await;
+    let (second, ns) = setup().await;
+    install(&first, &crd(&group, "Namespaced")).await;
+    install(&second, &crd(&group, "Namespaced")).await;
+    drop(first);
+
+    let crds: Api<CustomResourceDefinition> = Api::all(second.client());
+    let kept = crds.get(&name).await.expect("the CRD outlives the first environment");
+    assert!(kept.metadata.deletion_timestamp.is_none());
+    let api = widgets(&second.client(), &group, "v1", &ns);
+    api.create(&PostParams::default(), &widget(&group, "v1", "w", json!({ "size": 2 })))
+        .await
+        .expect("the kind is still served");
+    drop(second);
+
+    let (third, _) = setup().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(third.client());
+    eventually("the last environment to delete the CRD", || async {
+        crds.get_opt(&name).await.ok().filter(Option::is_none)
+    })
+    .await;
+}
+
+/// A CRD of the same name still being deleted (its resources held by a finalizer) is waited
+/// for and created afresh, not replaced: a replaced CRD would still be deleted.
+#[tokio::test]
+async fn installing_over_a_crd_being_deleted_waits_and_creates_it_afresh() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    let name = format!("widgets.{group}");
+    let old = env.install_crd(&crd(&group, "Namespaced")).await.expect("install");
+    let api = widgets(&env.client(), &group, "v1", &ns);
+    let mut held = widget(&group, "v1", "held", json!({ "size": 2 }));
+    held.metadata.finalizers = Some(vec!["test.kdev.dev/hold".into()]);
+    api.create(&PostParams::default(), &held).await.expect("create");
+    uninstall(&env.client(), &group).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    eventually("the CRD to be terminating", || async {
+        crds.get(&name)
+            .await
+            .ok()
+            .and_then(|c| c.metadata.deletion_timestamp)
+            .map(drop)
+    })
+    .await;
+
+    let wanted = crd(&group, "Namespaced");
+    let install = env.install_crd(&wanted);
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let release = json!({ "metadata": { "finalizers": null } });
+        api.patch("held", &PatchParams::default(), &Patch::Merge(&release))
+            .await
+            .expect("release the finalizer");
+    };
+    let (installed, ()) = tokio::join!(install, release);
+    let installed = installed.expect("installed afresh");
+    assert_ne!(
+        installed.metadata.uid, old.metadata.uid,
+        "a new CRD, not the terminating one"
+    );
+    assert!(installed.metadata.deletion_timestamp.is_none());
+    let live = crds.get(&name).await.expect("the new CRD stays");
+    assert!(live.metadata.deletion_timestamp.is_none());
+}

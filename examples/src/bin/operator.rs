@@ -290,6 +290,15 @@ fn ready_text(status: &MyAppStatus) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    // The manager logs through `tracing`: without a subscriber, reconcile errors go unseen.
+    // Errors by default; `RUST_LOG=kdev_core=debug` shows every reconcile.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     println!("== 1. connecting: kubeconfig, in-cluster, or the embedded API server");
     let (client, embedded) = connect().await?;
     let ns = format!(

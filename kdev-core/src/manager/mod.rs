@@ -24,6 +24,8 @@
 //!   the reconciles in flight finish for at most the graceful-shutdown timeout (30 s), sends
 //!   the events its [`Manager::event_recorder`]s still hold, releases the lease, and returns.
 //!   A second signal stops at once.
+//! - Logs through [`tracing`]: install a subscriber (`tracing_subscriber::fmt::init()`), or
+//!   reconcile errors go unseen; a manager run without one says so once on stderr.
 //!
 //! `/readyz`'s `informers` check waits for the informers started when the manager first finds
 //! them all synced: the controllers' (started by [`run`](Manager::run)) and those of any cache
@@ -220,8 +222,7 @@ impl Inner {
         if let Some(c) = &self.campaign {
             out.push(("leaderElection".to_string(), c.check()));
         }
-        out.extend(self.health.lock().iter().map(|(n, c)| (n.clone(), c())));
-        out
+        with_checks(out, &self.health)
     }
 
     /// Whether the informers have synced: every informer started when it is first asked while
@@ -241,7 +242,7 @@ impl Inner {
 
     fn ready_results(&self) -> Vec<(String, Result<(), String>)> {
         let running = self.running.load(Ordering::Acquire);
-        let mut out = vec![
+        let out = vec![
             (
                 "started".to_string(),
                 if running {
@@ -259,9 +260,45 @@ impl Inner {
                 },
             ),
         ];
-        out.extend(self.ready.lock().iter().map(|(n, c)| (n.clone(), c())));
-        out
+        with_checks(out, &self.ready)
     }
+}
+
+/// Says once per process, on stderr, that logs go nowhere when a manager runs without a
+/// tracing subscriber: reconcile errors would be silent (controller-runtime warns likewise
+/// when no logger was set).
+fn warn_without_subscriber() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if no_subscriber() && !WARNED.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "kdev: the manager runs without a tracing subscriber, so its logs (reconcile errors among them) \
+             are not shown; install one, e.g. tracing_subscriber::fmt::init()"
+        );
+    }
+}
+
+/// Whether this thread's tracing events go nowhere (no global or scoped subscriber).
+fn no_subscriber() -> bool {
+    tracing::dispatcher::get_default(|d| d.is::<tracing::subscriber::NoSubscriber>())
+}
+
+/// Adds `check` under `name`, replacing a check of that name.
+fn add_check(checks: &Mutex<Vec<(String, Check)>>, name: String, check: Check) {
+    let mut checks = checks.lock();
+    checks.retain(|(n, _)| *n != name);
+    checks.push((name, check));
+}
+
+/// The results of the built-in checks `builtin` that no added check replaces, then those of
+/// the added `checks`.
+fn with_checks(
+    mut builtin: Vec<(String, Result<(), String>)>,
+    checks: &Mutex<Vec<(String, Check)>>,
+) -> Vec<(String, Result<(), String>)> {
+    let checks = checks.lock();
+    builtin.retain(|(name, _)| !checks.iter().any(|(n, _)| n == name));
+    builtin.extend(checks.iter().map(|(n, c)| (n.clone(), c())));
+    builtin
 }
 
 /// Runs controllers and runnables with shared caches, probes, metrics, leader election and
@@ -645,22 +682,25 @@ impl Manager {
         }
     }
 
-    /// Adds a liveness check to `/healthz`.
+    /// Adds a liveness check to `/healthz`. Checks are keyed by name, as controller-runtime's
+    /// are: a check of a name already added replaces it, and so does one named after a
+    /// built-in check (`ping`, `leaderElection`).
     pub fn add_health_check(
         &self,
         name: impl Into<String>,
         check: impl Fn() -> Result<(), String> + Send + Sync + 'static,
     ) {
-        self.inner.health.lock().push((name.into(), Box::new(check)));
+        add_check(&self.inner.health, name.into(), Box::new(check));
     }
 
-    /// Adds a readiness check to `/readyz`.
+    /// Adds a readiness check to `/readyz`, keyed by name as [`add_health_check`](Self::add_health_check)'s
+    /// (the built-in ones are `started` and `informers`).
     pub fn add_ready_check(
         &self,
         name: impl Into<String>,
         check: impl Fn() -> Result<(), String> + Send + Sync + 'static,
     ) {
-        self.inner.ready.lock().push((name.into(), Box::new(check)));
+        add_check(&self.inner.ready, name.into(), Box::new(check));
     }
 
     /// Whether this process leads now: it holds the lease, or runs without leader election.
@@ -734,6 +774,7 @@ impl Manager {
         if inner.started.swap(true, Ordering::AcqRel) {
             return Err(ManagerError::AlreadyStarted);
         }
+        warn_without_subscriber();
         let server_stop = CancellationToken::new();
         let listeners = [
             (inner.http_addr, http::Routes::All),
@@ -987,5 +1028,17 @@ where
             m.add_controller(controller.clone())?;
         }
         Ok(controller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_subscriber_is_detected_and_a_scoped_one_counts() {
+        assert!(no_subscriber());
+        let subscriber = tracing_subscriber::fmt().with_writer(std::io::sink).finish();
+        tracing::subscriber::with_default(subscriber, || assert!(!no_subscriber()));
     }
 }

@@ -709,3 +709,33 @@ async fn metrics_and_probes_can_have_listeners_of_their_own() {
     m.shutdown_token().cancel();
     run.await.expect("joined").expect("a clean stop");
 }
+
+/// Checks are keyed by name, as controller-runtime's: adding one again replaces it, and a
+/// check named after a built-in one replaces the built-in.
+#[tokio::test]
+async fn a_check_added_under_a_taken_name_replaces_the_old_one() {
+    let (env, _ns, _api) = setup().await;
+    let m = manager(&env);
+    m.add_health_check("ping", || Err("custom ping fails".into()));
+    m.add_ready_check("db", || Err("first db check".into()));
+    m.add_ready_check("db", || Ok(()));
+    let run = spawn(&m);
+    eventually("ready", || m.ready()).await;
+    let addr = m.http_addr().expect("bound");
+    assert_eq!(
+        get(addr, "/healthz").await,
+        (
+            500,
+            "[-]ping failed: custom ping fails\nhealthz check failed\n".to_string()
+        )
+    );
+    assert_eq!(
+        get(addr, "/readyz?verbose").await,
+        (
+            200,
+            "[+]db ok\n[+]informers ok\n[+]started ok\nhealthz check passed\n".to_string()
+        )
+    );
+    m.shutdown_token().cancel();
+    run.await.expect("joined").expect("a clean stop");
+}

@@ -448,6 +448,10 @@ impl ManagerBuilder {
     /// Leader election on the Lease `namespace/name` with controller-runtime's defaults
     /// (15 s lease, 10 s renew deadline, 2 s retry, release on shutdown) and this process's
     /// [`default_identity`](leader_election::default_identity) (host name and a UUID).
+    ///
+    /// controller-runtime puts the Lease in the Pod's own namespace unless told otherwise; an
+    /// in-cluster client's `default_namespace()` is that namespace (its service account's), so
+    /// `leader_election_lease(client.default_namespace(), "my-operator-leader")` does the same.
     pub fn leader_election_lease(self, namespace: &str, name: &str) -> Self {
         let lock = LeaseLock::new(
             self.client.clone(),

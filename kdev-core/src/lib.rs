@@ -78,6 +78,7 @@
 //! | [`object`] | controller-runtime's `CreateOrUpdate`, `CreateOrPatch` | create-or-update with conflict retries, create-or-patch, status patch, server-side apply |
 //! | [`condition`] | apimachinery's `meta.SetStatusCondition` | set, get and remove `status.conditions` entries |
 //! | [`event`] | `tools/events` | an `events.k8s.io/v1` recorder with series, spam filter and background sending |
+//! | [`wait`] | kube-runtime's `wait`, envtest's `Eventually` | wait until an object reaches a state: deleted, established, a condition true |
 //!
 //! # Features
 //!
@@ -101,7 +102,7 @@ pub mod owner;
 pub mod real_fifo;
 pub mod reflector;
 pub mod store;
-mod wait;
+pub mod wait;
 pub mod workqueue;
 
 pub use delta_fifo::DeltaFifo;

@@ -11,4 +11,5 @@ mod reflector;
 mod send_sync;
 mod store;
 mod toolkit;
+mod wait;
 mod workqueue;

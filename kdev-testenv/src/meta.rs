@@ -119,6 +119,28 @@ pub fn check_name(name: &str, rule: NameRule) -> Vec<String> {
     errs
 }
 
+/// Removes the empty (or `null`) maps and lists of an object's metadata (`labels: {}`,
+/// `finalizers: []`), as
+/// kube-apiserver's decoding does: a built-in object's `metav1.ObjectMeta` is encoded back with
+/// its `omitempty` fields left out, and a custom resource's metadata is round-tripped through
+/// that type (`objectmeta.SetObjectMeta`). `managedFields` is left to the write's bookkeeping.
+pub fn drop_empty_metadata(obj: &mut Value) {
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for key in ["labels", "annotations", "finalizers", "ownerReferences"] {
+        let empty = match meta.get(key) {
+            Some(Value::Object(m)) => m.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Null) => true,
+            _ => false,
+        };
+        if empty {
+            meta.remove(key);
+        }
+    }
+}
+
 fn is_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63

@@ -167,6 +167,19 @@ fn apply_schema(openapi: &Value) -> crate::patch::Schema {
         if node["x-kubernetes-map-type"] == "atomic" || node["x-kubernetes-struct-type"] == "atomic" {
             *out = std::mem::take(out).with_atomic_map(path);
         }
+        let entries = node["x-kubernetes-preserve-unknown-fields"] == true
+            || matches!(&node["additionalProperties"], Value::Object(_) | Value::Bool(true));
+        if entries {
+            let mut fields: Vec<String> = node["properties"]
+                .as_object()
+                .map(|props| props.keys().cloned().collect())
+                .unwrap_or_default();
+            if path.is_empty() {
+                // A custom resource always has these, whatever its schema says.
+                fields.extend(["apiVersion", "kind", "metadata"].map(String::from));
+            }
+            *out = std::mem::take(out).with_map_entries(path, fields);
+        }
         if let Some(props) = node["properties"].as_object() {
             for (k, child) in props {
                 let p = if path.is_empty() {

@@ -8,6 +8,7 @@ mod discovery;
 mod event;
 mod field_validation;
 pub(crate) mod intercept;
+mod options;
 mod prepare;
 mod read;
 mod table;
@@ -283,27 +284,24 @@ async fn dispatch(
     if verb == "deletecollection" && !res.serves_delete_collection() {
         return Err(ApiError::MethodNotAllowed);
     }
-    // `ValidateCreateOptions` and its kin: `dryRun` may only be `All`.
-    let options_kind = match verb {
-        "create" => Some("CreateOptions"),
-        "update" => Some("UpdateOptions"),
-        "patch" => Some("PatchOptions"),
+    // `ValidateCreateOptions` and its kin. A patch of a type the resource does not serve is
+    // refused (415) before its options are read.
+    let write = match verb {
+        "create" => Some(options::Write::Create),
+        "update" => Some(options::Write::Update),
+        "patch" => headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::patch::PatchType::from_content_type)
+            .filter(|t| {
+                *t != crate::patch::PatchType::StrategicMerge
+                    || (res.strategic && route.subresource.as_deref() != Some("scale"))
+            })
+            .map(options::Write::Patch),
         _ => None,
     };
-    if let Some(kind) = options_kind
-        && let Some(dry_run) = query.get("dryRun")
-        && dry_run != "All"
-    {
-        return Err(ApiError::Invalid {
-            kind: kind.into(),
-            group: "meta.k8s.io".into(),
-            name: String::new(),
-            causes: vec![crate::schema::Cause {
-                reason: "FieldValueNotSupported".into(),
-                message: format!("Unsupported value: []string{{{dry_run:?}}}: supported values: \"All\""),
-                field: "dryRun".into(),
-            }],
-        });
+    if let Some(write) = write {
+        options::validate(&query, write)?;
     }
     let resource_name = match &route.subresource {
         Some(sub) => format!("{}/{sub}", route.plural),

@@ -164,18 +164,7 @@ fn patch_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let old = st.get(ctx.storage(), ctx.ns(), ctx.name()).cloned();
 
     if content_type == "application/apply-patch+yaml" {
-        if ctx.query.get("fieldManager").is_none_or(str::is_empty) {
-            return Err(ApiError::Invalid {
-                kind: "PatchOptions".into(),
-                group: "meta.k8s.io".into(),
-                name: String::new(),
-                causes: vec![Cause {
-                    reason: "FieldValueRequired".into(),
-                    message: "Required value: is required for apply patch".into(),
-                    field: "fieldManager".into(),
-                }],
-            });
-        }
+        // `fieldManager` is there: `options::validate` requires it of an apply.
         let applied: Value = serde_saphyr::from_slice(&ctx.body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
         if !applied.is_object() {
@@ -200,9 +189,8 @@ fn patch_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         let writer = crate::patch::Writer::new(&manager, &api_version, &now)
             .through(sub)
             .resetting(&reset);
-        let merged = crate::patch::apply_as(&schema, live.as_ref(), &applied, force, &writer)
+        let mut merged = crate::patch::apply_as(&schema, live.as_ref(), &applied, force, &writer)
             .map_err(|e| patch_error(&ctx.res, ctx.name(), e))?;
-        check_name(ctx, &merged)?;
         // Server-side apply converts the applied object to its typed form whatever
         // `fieldValidation` says, and a field the type or the CRD's schema does not declare
         // fails that conversion: a 500 (kubernetes/kubernetes#122480, #139253).
@@ -224,6 +212,26 @@ fn patch_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
                 return Err(not_declared(&ctx.res, ctx.version(), &applied, &paths));
             }
         }
+        if old.is_none() {
+            // The patcher's `applyPatch`: an object to create cannot name a uid, since no object
+            // of that uid exists. A resourceVersion it may name: the create that follows is the
+            // update path's (`Store.Update` creating), which never looks at it, and the new
+            // object gets a resourceVersion of its own.
+            let uid = merged.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+            if !uid.is_empty() {
+                return Err(ApiError::Conflict {
+                    qualified: ctx.res.qualified(),
+                    name: ctx.name().to_string(),
+                    detail: format!(
+                        "uid mismatch: the provided object specified uid {uid}, and no existing object was found"
+                    ),
+                });
+            }
+            if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("resourceVersion");
+            }
+        }
+        check_name(ctx, &merged)?;
         let (code, stored) = match old {
             None if sub.is_none() => (
                 StatusCode::CREATED,
@@ -266,7 +274,14 @@ fn patch_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         intercept::old_in(&ctx.res, ctx.version(), &old)?
     };
     let doc = match content_type.as_str() {
-        "application/json-patch+json" => crate::patch::json_patch(&doc, &body),
+        "application/json-patch+json" => {
+            if super::field_validation::directive(ctx, "PatchOptions")? != super::field_validation::Directive::Ignore
+                && let Some(why) = strict_json_patch_error(&body)
+            {
+                return Err(ApiError::BadRequest(format!("error decoding patch: {why}")));
+            }
+            crate::patch::json_patch(&doc, &body)
+        }
         "application/merge-patch+json" => crate::patch::merge_patch(&doc, &body),
         "application/strategic-merge-patch+json" => {
             if !ctx.res.strategic || sub == Some("scale") {
@@ -348,6 +363,43 @@ fn not_declared(res: &Resource, version: &str, applied: &Value, paths: &[String]
     }
 }
 
+/// Why a JSON patch does not decode into kube-apiserver's `[]jsonPatchOp` (`op`, `path` and
+/// `from` strings, any `value`), which its patch handler tries first under `Warn` and `Strict`
+/// field validation: Go's text, or `None` when it decodes.
+fn strict_json_patch_error(body: &Value) -> Option<String> {
+    use crate::patch::go_json_type;
+    let items = match body {
+        Value::Array(items) => items,
+        Value::Null => return None,
+        other => {
+            return Some(format!(
+                "json: cannot unmarshal {} into Go value of type []handlers.jsonPatchOp",
+                go_json_type(other)
+            ));
+        }
+    };
+    for item in items {
+        let Value::Object(op) = item else {
+            if item.is_null() {
+                continue;
+            }
+            return Some(format!(
+                "json: cannot unmarshal {} into Go value of type handlers.jsonPatchOp",
+                go_json_type(item)
+            ));
+        };
+        for (key, value) in op {
+            if matches!(key.as_str(), "op" | "path" | "from") && !value.is_string() && !value.is_null() {
+                return Some(format!(
+                    "json: cannot unmarshal {} into Go struct field jsonPatchOp.{key} of type string",
+                    go_json_type(value)
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// kube-apiserver's `checkName` for a patched object: its name must be the URL's, and its
 /// namespace, when it has one, the URL's.
 fn check_name(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
@@ -384,6 +436,23 @@ pub(crate) fn patch_error(res: &Resource, name: &str, e: crate::patch::Error) ->
                 })
                 .collect(),
         },
+        // `applyJSPatch`: any operation that cannot be applied is a generic 422, whose message
+        // says nothing of which (`NewGenericServerResponse`, with empty details).
+        E::JsonPatchOperation(_) | E::JsonPatchTest(_) | E::JsonPatchApply(_) => ApiError::Status {
+            code: 422,
+            reason: "Invalid".into(),
+            message: "the server rejected our request due to an error in our request".into(),
+            details: Some(json!({})),
+        },
+        E::TooManyOperations(got) => ApiError::Status {
+            code: 413,
+            reason: "RequestEntityTooLarge".into(),
+            message: format!(
+                "Request entity too large: The allowed maximum operations in a JSON patch is {}, got {got}",
+                crate::patch::MAX_JSON_PATCH_OPERATIONS
+            ),
+            details: None,
+        },
         other => match other.status_code() {
             422 => ApiError::Invalid {
                 kind: res.kind.clone(),
@@ -398,7 +467,6 @@ pub(crate) fn patch_error(res: &Resource, name: &str, e: crate::patch::Error) ->
             415 => ApiError::UnsupportedMediaType(
                 "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into(),
             ),
-            413 => ApiError::TooLarge(crate::patch::MAX_JSON_PATCH_OPERATIONS),
             500 => ApiError::Internal(other.to_string()),
             _ => ApiError::BadRequest(other.to_string()),
         },
@@ -561,7 +629,8 @@ fn meta_mut(obj: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
 
 /// An object as kube-apiserver has it once decoded, before admission (mutating webhooks see it
 /// so): a custom resource pruned and defaulted by its schema (a webhook's patch is pruned and
-/// defaulted again by [`admit`]), a built-in object without the fields its type does not know.
+/// defaulted again by [`admit`]), a built-in object without the fields its type does not know;
+/// either without the empty maps and lists of its metadata, which `ObjectMeta` drops.
 /// Decoding is where kube-apiserver finds unknown fields (`fieldValidation`).
 fn as_decoded(res: &Resource, version: &str, mut obj: Value) -> Result<Value, ApiError> {
     if let Some(schema) = super::crd_schema(res, version) {
@@ -589,6 +658,7 @@ fn as_decoded(res: &Resource, version: &str, mut obj: Value) -> Result<Value, Ap
             }
         }
     }
+    meta::drop_empty_metadata(&mut obj);
     Ok(obj)
 }
 
@@ -1002,10 +1072,12 @@ pub(crate) fn update_object(
         };
     }
     m.remove("selfLink");
-    // A write without managed fields (or with an empty list) keeps the stored ones.
-    let keeps_managed = m
-        .get("managedFields")
-        .is_none_or(|mf| mf.is_null() || mf.as_array().is_some_and(Vec::is_empty));
+    // A write without managed fields (or with an empty list) keeps the stored ones; an apply
+    // (`manager` is `None`) computed its own, and none left means none (its manager's entry
+    // went empty and is removed, as structured-merge-diff removes empty managers).
+    let keeps_managed = manager.is_some()
+        && m.get("managedFields")
+            .is_none_or(|mf| mf.is_null() || mf.as_array().is_some_and(Vec::is_empty));
     if keeps_managed {
         match old_meta.get("managedFields") {
             Some(mf) => m.insert("managedFields".into(), mf.clone()),

@@ -131,14 +131,35 @@ impl FieldSet {
         out
     }
 
+    /// This set with every named field that has paths below it a member too, as
+    /// structured-merge-diff's `EnsureNamedFieldsAreMembers`: a set holding `spec.items[x]` also
+    /// holds `spec` and `spec.items`, but one holding `spec.labels.a` not the map entry `a`'s
+    /// parent entries (only [`Schema::is_field`] fields are promoted; list items never are).
+    #[doc(alias = "EnsureNamedFieldsAreMembers")]
+    pub(crate) fn with_named_fields(&self, schema: &Schema) -> FieldSet {
+        self.named_fields_at(schema, "")
+    }
+
+    fn named_fields_at(&self, schema: &Schema, spath: &str) -> FieldSet {
+        let mut out = FieldSet {
+            member: self.member,
+            children: BTreeMap::new(),
+        };
+        for (element, child) in &self.children {
+            let (below, named) = match element.strip_prefix("f:") {
+                Some(name) => (child_path(spath, name), schema.is_field(spath, name)),
+                None => (spath.to_owned(), false),
+            };
+            let mut promoted = child.named_fields_at(schema, &below);
+            promoted.member |= named && !child.children.is_empty();
+            out.children.insert(element.clone(), promoted);
+        }
+        out
+    }
+
     /// The set below one path element.
     pub(crate) fn child(&self, element: &str) -> Option<&FieldSet> {
         self.children.get(element)
-    }
-
-    /// The path elements directly below this node with their subsets.
-    pub(crate) fn children(&self) -> impl Iterator<Item = (&String, &FieldSet)> {
-        self.children.iter()
     }
 
     /// Whether this node's own path is in the set.
@@ -228,8 +249,9 @@ pub(crate) fn item_elements(list: &[Value], list_type: &ListType) -> Option<Vec<
     Some(out)
 }
 
-/// The fields an applied configuration sets (structured-merge-diff's `ToFieldSet`): every leaf and
-/// every item of a granular list; maps themselves are not members.
+/// The fields an applied configuration sets (structured-merge-diff's `ToFieldSet`): every leaf,
+/// every item of a granular list and every entry of a map; named fields holding an object are not
+/// members themselves.
 pub fn to_field_set(value: &Value, schema: &Schema) -> FieldSet {
     let mut set = FieldSet::default();
     walk_set(value, "", &mut Vec::new(), schema, &mut set);
@@ -242,6 +264,9 @@ fn walk_set(value: &Value, spath: &str, path: &mut Vec<String>, schema: &Schema,
             for (key, child) in map {
                 path.push(field(key));
                 walk_set(child, &child_path(spath, key), path, schema, set);
+                if !schema.is_field(spath, key) {
+                    set.insert(path);
+                }
                 path.pop();
             }
         }
@@ -431,8 +456,8 @@ const STRIPPED: &[&[&str]] = &[
     &["metadata", "resourceVersion"],
 ];
 
-/// Removes the server-set fields of kube-apiserver's strip list (and all of `metadata.managedFields`).
-pub(crate) fn strip(set: &FieldSet) -> FieldSet {
+/// The server-set fields of kube-apiserver's strip list, as a set.
+pub(crate) fn server_set() -> &'static FieldSet {
     static MEMBERS: std::sync::LazyLock<FieldSet> = std::sync::LazyLock::new(|| {
         let mut members = FieldSet::default();
         for path in STRIPPED {
@@ -440,7 +465,12 @@ pub(crate) fn strip(set: &FieldSet) -> FieldSet {
         }
         members
     });
-    let mut out = set.difference(&MEMBERS);
+    &MEMBERS
+}
+
+/// Removes the server-set fields of kube-apiserver's strip list (and all of `metadata.managedFields`).
+pub(crate) fn strip(set: &FieldSet) -> FieldSet {
+    let mut out = set.difference(server_set());
     out.remove_tree(&[field("metadata"), field("managedFields")]);
     out
 }

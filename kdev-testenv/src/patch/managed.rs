@@ -4,8 +4,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::fields::{FieldSet, compare, field, item_elements, path_string, strip, to_field_set};
-use super::schema::{ListType, Schema, child_path};
+use super::fields::{FieldSet, compare, field, path_string, strip, to_field_set};
+use super::merge::{merge_applied, prune};
+use super::schema::Schema;
 use super::{Error, Result};
 
 /// Manager name kube-apiserver gives the fields of an object first applied without managed fields.
@@ -356,8 +357,7 @@ pub fn apply_as(schema: &Schema, live: Option<&Value>, applied: &Value, force: b
         }
     }
     if let Some(last) = mine.and_then(|i| entries.get(i)) {
-        let doomed = writer.keep(last.set.difference(&owned));
-        prune(&mut merged, &doomed, Some(&owned), "", schema, &[]);
+        merged = prune(&merged, &writer.keep(last.set.clone()), &owned, schema);
     }
     let comparison = compare(&live_obj, &merged, schema);
     let changed = writer.keep(comparison.changed());
@@ -395,92 +395,6 @@ pub fn apply_as(schema: &Schema, live: Option<&Value>, applied: &Value, force: b
     }
     store_entries(&mut merged, entries);
     Ok(merged)
-}
-
-/// Merges an apply configuration into the live object (structured-merge-diff's `Merge`).
-fn merge_applied(live: &Value, config: &Value, spath: &str, schema: &Schema) -> Value {
-    match (live, config) {
-        (Value::Object(l), Value::Object(c)) if !schema.is_atomic_map(spath) => {
-            let mut out = l.clone();
-            for (key, value) in c {
-                if value.is_null() {
-                    out.remove(key);
-                    continue;
-                }
-                let merged = match l.get(key) {
-                    Some(current) => merge_applied(current, value, &child_path(spath, key), schema),
-                    None => value.clone(),
-                };
-                out.insert(key.clone(), merged);
-            }
-            Value::Object(out)
-        }
-        (Value::Array(l), Value::Array(c)) => {
-            let list_type = schema.list_type(spath);
-            let (Some(live_ids), Some(config_ids)) = (item_elements(l, list_type), item_elements(c, list_type)) else {
-                return config.clone();
-            };
-            let mut out = l.clone();
-            for (id, item) in config_ids.iter().zip(c) {
-                match live_ids.iter().position(|x| x == id).and_then(|i| out.get_mut(i)) {
-                    Some(slot) => *slot = merge_applied(slot, item, spath, schema),
-                    None => out.push(item.clone()),
-                }
-            }
-            Value::Array(out)
-        }
-        _ => config.clone(),
-    }
-}
-
-/// Removes the `doomed` paths from `value`, keeping anything with an owned path below it and the key
-/// fields (`protect`) of list items.
-fn prune(
-    value: &mut Value,
-    doomed: &FieldSet,
-    owned: Option<&FieldSet>,
-    spath: &str,
-    schema: &Schema,
-    protect: &[String],
-) {
-    match value {
-        Value::Object(map) => {
-            for (element, below) in doomed.children() {
-                let Some(name) = element.strip_prefix("f:") else {
-                    continue;
-                };
-                let owned_below = owned.and_then(|o| o.child(element));
-                if below.is_member() && owned_below.is_none() && !protect.iter().any(|p| p == name) {
-                    map.remove(name);
-                } else if let Some(child) = map.get_mut(name) {
-                    prune(child, below, owned_below, &child_path(spath, name), schema, &[]);
-                }
-            }
-        }
-        Value::Array(list) => {
-            let list_type = schema.list_type(spath);
-            let Some(ids) = item_elements(list, list_type) else {
-                return;
-            };
-            let keys: Vec<String> = match list_type {
-                ListType::Map(keys) => keys.iter().map(|k| k.name.clone()).collect(),
-                _ => Vec::new(),
-            };
-            let mut keep = vec![true; list.len()];
-            for ((id, item), keep) in ids.iter().zip(list.iter_mut()).zip(keep.iter_mut()) {
-                let Some(below) = doomed.child(id) else { continue };
-                let owned_below = owned.and_then(|o| o.child(id));
-                if below.is_member() && owned_below.is_none() {
-                    *keep = false;
-                } else {
-                    prune(item, below, owned_below, spath, schema, &keys);
-                }
-            }
-            let mut flags = keep.into_iter();
-            list.retain(|_| flags.next().unwrap_or(true));
-        }
-        _ => {}
-    }
 }
 
 /// Records a create/update/patch by `manager` in `new`'s `metadata.managedFields`, with the built-in
@@ -545,7 +459,7 @@ pub fn record_update_as(schema: &Schema, old: Option<&Value>, new: &mut Value, w
 
 #[cfg(test)]
 mod tests {
-    use super::super::schema::ListKey;
+    use super::super::schema::{ListKey, ListType};
     use super::*;
 
     const T0: &str = "2010-10-10T00:00:00Z";

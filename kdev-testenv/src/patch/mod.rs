@@ -10,6 +10,7 @@
 
 mod fields;
 mod managed;
+mod merge;
 mod schema;
 mod strategic;
 
@@ -30,9 +31,19 @@ pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The JSON patch body is not a list of RFC 6902 operations (400 BadRequest).
-    #[error("decode json patch")]
-    DecodeJsonPatch(#[source] serde_json::Error),
+    /// The JSON patch body is not a list of objects (400 BadRequest); the text is Go's, as
+    /// evanphx/json-patch's `DecodePatch` reports it.
+    #[error("json: cannot unmarshal {found} into Go value of type jsonpatch.{}", if *.operation { "Operation" } else { "Patch" })]
+    DecodeJsonPatch {
+        /// The JSON type found, as Go names it (`object`, `string`, `number`, `bool`, `array`).
+        found: &'static str,
+        /// Whether an operation, rather than the whole patch, has the wrong type.
+        operation: bool,
+    },
+    /// An operation of a JSON patch is not one: an unknown `op`, a missing `path` or `value`
+    /// (422 Invalid, as kube-apiserver answers every operation that cannot be applied).
+    #[error("invalid json patch operation")]
+    JsonPatchOperation(#[source] serde_json::Error),
     /// The JSON patch holds more than [`MAX_JSON_PATCH_OPERATIONS`] operations (413 RequestEntityTooLarge).
     #[error("the allowed maximum operations in a json patch is {MAX_JSON_PATCH_OPERATIONS}, got {0}")]
     TooManyOperations(usize),
@@ -85,12 +96,15 @@ impl Error {
     /// The HTTP status code kube-apiserver answers this error with.
     pub fn status_code(&self) -> u16 {
         match self {
-            Error::DecodeJsonPatch(_)
+            Error::DecodeJsonPatch { .. }
             | Error::MergePatchNotObject
             | Error::BadStrategicPatch(_)
             | Error::InvalidApplyConfig(_) => 400,
             Error::TooManyOperations(_) => 413,
-            Error::JsonPatchTest(_) | Error::JsonPatchApply(_) | Error::UnprocessableStrategicPatch(_) => 422,
+            Error::JsonPatchOperation(_)
+            | Error::JsonPatchTest(_)
+            | Error::JsonPatchApply(_)
+            | Error::UnprocessableStrategicPatch(_) => 422,
             Error::StrategicUnsupported { .. } => 415,
             Error::MissingMergeKey { .. } => 500,
             Error::Conflicts(_) => 409,
@@ -153,23 +167,56 @@ impl PatchType {
     }
 }
 
-/// Applies an RFC 6902 JSON patch (`application/json-patch+json`) to `doc`.
+/// Applies an RFC 6902 JSON patch (`application/json-patch+json`) to `doc`, as kube-apiserver's
+/// evanphx/json-patch does: the body must be a list of objects (`null`, like Go's nil slice, is
+/// an empty patch), and each operation is read only when its turn comes.
 ///
 /// # Errors
-/// [`Error::DecodeJsonPatch`] if `patch` is not a list of operations, [`Error::TooManyOperations`] past
-/// [`MAX_JSON_PATCH_OPERATIONS`], [`Error::JsonPatchTest`] for a failed `test` and [`Error::JsonPatchApply`]
-/// for any other failed operation. The patch is atomic: on error `doc` is left as it was.
+/// [`Error::DecodeJsonPatch`] if `patch` is not a list of objects, [`Error::TooManyOperations`]
+/// past [`MAX_JSON_PATCH_OPERATIONS`], [`Error::JsonPatchOperation`] for an operation that is not
+/// one, [`Error::JsonPatchTest`] for a failed `test` and [`Error::JsonPatchApply`] for any other
+/// failed operation. The patch is atomic: on error `doc` is left as it was.
 pub fn json_patch(doc: &Value, patch: &Value) -> Result<Value> {
-    let ops: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(Error::DecodeJsonPatch)?;
-    if ops.0.len() > MAX_JSON_PATCH_OPERATIONS {
-        return Err(Error::TooManyOperations(ops.0.len()));
+    let items: &[Value] = match patch {
+        Value::Array(items) => items,
+        Value::Null => &[],
+        other => {
+            return Err(Error::DecodeJsonPatch {
+                found: go_json_type(other),
+                operation: false,
+            });
+        }
+    };
+    if let Some(bad) = items.iter().find(|i| !i.is_object() && !i.is_null()) {
+        return Err(Error::DecodeJsonPatch {
+            found: go_json_type(bad),
+            operation: true,
+        });
+    }
+    if items.len() > MAX_JSON_PATCH_OPERATIONS {
+        return Err(Error::TooManyOperations(items.len()));
     }
     let mut out = doc.clone();
-    json_patch::patch(&mut out, &ops.0).map_err(|e| match e.kind {
-        json_patch::PatchErrorKind::TestFailed => Error::JsonPatchTest(e),
-        _ => Error::JsonPatchApply(e),
-    })?;
+    for item in items {
+        let op: json_patch::PatchOperation = serde_json::from_value(item.clone()).map_err(Error::JsonPatchOperation)?;
+        json_patch::patch(&mut out, std::slice::from_ref(&op)).map_err(|e| match e.kind {
+            json_patch::PatchErrorKind::TestFailed => Error::JsonPatchTest(e),
+            _ => Error::JsonPatchApply(e),
+        })?;
+    }
     Ok(out)
+}
+
+/// The name Go's JSON decoder gives a JSON value's type in its errors.
+pub(crate) fn go_json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
 }
 
 /// Applies an RFC 7386 merge patch (`application/merge-patch+json`) to `doc`.
@@ -272,8 +319,12 @@ mod tests {
             (json!([{"op": "test", "path": "/data/k", "value": "nope"}]), 422),
             (json!([{"op": "remove", "path": "/data/missing"}]), 422),
             (json!([{"op": "replace", "path": "/nope/deeper", "value": 1}]), 422),
-            (json!([{"op": "frobnicate", "path": "/data"}]), 400),
+            (json!([{"op": "frobnicate", "path": "/data"}]), 422),
+            (json!([{"op": "remove"}]), 422),
+            (json!([{"op": "add", "path": "/data/x"}]), 422),
+            (json!([null]), 422),
             (json!({"op": "add"}), 400),
+            (json!([1]), 400),
         ];
         for (patch, code) in bad {
             let err = json_patch(&cm, &patch).expect_err(&patch.to_string());
@@ -282,6 +333,15 @@ mod tests {
         let test = json_patch(&cm, &json!([{"op": "test", "path": "/data/k", "value": "x"}])).unwrap_err();
         assert!(matches!(test, Error::JsonPatchTest(_)), "{test:?}");
         assert_eq!(test.reason(), "Invalid");
+        assert_eq!(
+            json_patch(&cm, &json!({"op": "add"})).unwrap_err().to_string(),
+            "json: cannot unmarshal object into Go value of type jsonpatch.Patch"
+        );
+        assert_eq!(
+            json_patch(&cm, &json!(["x"])).unwrap_err().to_string(),
+            "json: cannot unmarshal string into Go value of type jsonpatch.Operation"
+        );
+        assert_eq!(json_patch(&cm, &Value::Null).unwrap(), cm);
     }
 
     #[test]

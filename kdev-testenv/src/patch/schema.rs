@@ -43,6 +43,8 @@ pub struct Schema {
     builtin: bool,
     lists: BTreeMap<String, ListType>,
     atomic_maps: BTreeSet<String>,
+    /// Objects that hold map entries, with the fields they also declare.
+    entry_maps: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Groups served by kube-apiserver itself, whose kinds have a strategic merge strategy.
@@ -194,6 +196,46 @@ impl Schema {
     pub fn with_atomic_map(mut self, path: &str) -> Self {
         self.atomic_maps.insert(path.to_owned());
         self
+    }
+
+    /// Declares that the object at `path` holds map entries besides its `fields` (a CRD's
+    /// `additionalProperties` or `x-kubernetes-preserve-unknown-fields`): its other keys, and
+    /// everything below them, are map entries, not named fields.
+    #[must_use]
+    pub fn with_map_entries<I, S>(mut self, path: &str, fields: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.entry_maps
+            .insert(path.to_owned(), fields.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Whether `key` of the object at `path` is a named field of its type (a struct field, a
+    /// CRD property) rather than a map entry: structured-merge-diff owns a named field's object
+    /// through its leaves, and a map entry as a whole.
+    ///
+    /// Every key is a named field but in the objects [`Schema::with_map_entries`] declares; the
+    /// built-in types' maps (labels, data, resource lists) hold scalars, whose entries are leaves
+    /// either way.
+    pub fn is_field(&self, path: &str, key: &str) -> bool {
+        for (map, fields) in &self.entry_maps {
+            if path == map {
+                return fields.contains(key);
+            }
+            let below = if map.is_empty() {
+                Some(path)
+            } else {
+                path.strip_prefix(map.as_str()).and_then(|rest| rest.strip_prefix('.'))
+            };
+            if let Some(entry) = below.and_then(|rest| rest.split('.').next())
+                && !fields.contains(entry)
+            {
+                return false;
+            }
+        }
+        true
     }
 
     /// How the list at `path` merges; [`ListType::Atomic`] unless declared.

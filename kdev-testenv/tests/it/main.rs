@@ -4,6 +4,7 @@
 //! `KDEV_TEST_KUBECONFIG` names a kubeconfig; tests that inject faults say so and skip there.
 //! The suite is the specification: when it passes on both, the two agree.
 
+mod apply;
 mod builtin;
 mod cel;
 mod crd;

@@ -219,3 +219,98 @@ async fn api_create_and_raw_patch(env: &kdev_testenv::TestEnv, ns: &str) {
         other => panic!("expected 415, got {other:?}"),
     }
 }
+
+/// A raw PATCH of the ConfigMap `a` with a query, a content type and a body; what came back.
+async fn raw_patch(env: &kdev_testenv::TestEnv, ns: &str, query: &str, content_type: &str, body: &str) -> super::Raw {
+    let req = http::Request::patch(format!("/api/v1/namespaces/{ns}/configmaps/a{query}"))
+        .header("Content-Type", content_type)
+        .body(body.as_bytes().to_vec())
+        .expect("a request");
+    super::raw(env, req).await
+}
+
+#[tokio::test]
+async fn a_merge_patch_removing_the_last_label_leaves_no_labels() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let mut cm = configmap("a");
+    cm.metadata.labels = Some([("l".to_string(), "1".to_string())].into());
+    api.create(&PostParams::default(), &cm).await.expect("create");
+    let patch = json!({ "metadata": { "labels": { "l": null }, "finalizers": [] } });
+    let cm = api
+        .patch("a", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch");
+    assert_eq!((cm.metadata.labels, cm.metadata.finalizers), (None, None));
+    let stored = api.get("a").await.expect("get");
+    assert_eq!(stored.metadata.labels, None);
+}
+
+#[tokio::test]
+async fn force_and_an_overlong_field_manager_are_refused_as_patch_options() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    api.create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("create");
+    let merge = "application/merge-patch+json";
+    for force in ["true", "false"] {
+        let answer = raw_patch(&env, &ns, &format!("?force={force}"), merge, "{}").await;
+        assert_eq!(answer.code, 422, "{}", answer.body);
+        assert_eq!(
+            answer.body["message"],
+            "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch"
+        );
+    }
+    let long = "m".repeat(129);
+    let answer = raw_patch(&env, &ns, &format!("?fieldManager={long}"), merge, "{}").await;
+    assert_eq!(answer.code, 422, "{}", answer.body);
+    let message = answer.body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Too long: "),
+        "{message}"
+    );
+    // kube-client refuses such a manager itself: the create goes raw.
+    let create = http::Request::post(format!("/api/v1/namespaces/{ns}/configmaps?fieldManager={long}"))
+        .header("Content-Type", "application/json")
+        .body(serde_json::to_vec(&configmap("b")).expect("json"))
+        .expect("a request");
+    let answer = super::raw(&env, create).await;
+    assert_eq!(answer.code, 422, "{}", answer.body);
+    assert_eq!(answer.body["details"]["kind"], "CreateOptions");
+    assert_eq!(answer.body["details"]["causes"][0]["field"], "fieldManager");
+    let ok = raw_patch(&env, &ns, &format!("?fieldManager={}", "m".repeat(128)), merge, "{}").await;
+    assert_eq!(ok.code, 200, "{}", ok.body);
+}
+
+#[tokio::test]
+async fn a_json_patch_operation_that_cannot_apply_is_a_generic_invalid() {
+    let (env, ns) = setup().await;
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    api.create(&PostParams::default(), &configmap("a"))
+        .await
+        .expect("create");
+    let json = "application/json-patch+json";
+    for ops in [
+        r#"[{"op": "frobnicate", "path": "/data"}]"#,
+        r#"[{"op": "remove"}]"#,
+        r#"[{"op": "test", "path": "/data/key", "value": "other"}]"#,
+        r#"[{"op": "remove", "path": "/data/missing"}]"#,
+    ] {
+        let answer = raw_patch(&env, &ns, "", json, ops).await;
+        assert_eq!(answer.code, 422, "{ops}: {}", answer.body);
+        assert_eq!(answer.body["reason"], "Invalid", "{ops}");
+        assert_eq!(
+            answer.body["message"], "the server rejected our request due to an error in our request",
+            "{ops}"
+        );
+        assert_eq!(answer.body["details"], json!({}), "{ops}");
+    }
+    let answer = raw_patch(&env, &ns, "", json, r#"{"op": "add"}"#).await;
+    assert_eq!(
+        (answer.code, &answer.body["reason"]),
+        (400, &json!("BadRequest")),
+        "{}",
+        answer.body
+    );
+}

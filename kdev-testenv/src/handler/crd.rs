@@ -347,15 +347,6 @@ fn establish(st: &mut State, stored: &Arc<Stored>) {
     }
     let mut v = crd.clone();
     let now = meta::now();
-    let mut fins: Vec<Value> = v
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if !fins.iter().any(|f| f == CLEANUP_FINALIZER) {
-        fins.push(json!(CLEANUP_FINALIZER));
-        v["metadata"]["finalizers"] = json!(fins);
-    }
     let mut stored_versions = str_list(&v["status"]["storedVersions"]);
     // The storage version is recorded from the create on, names accepted or not.
     let storage_version = crd["spec"]["versions"]

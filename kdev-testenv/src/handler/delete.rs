@@ -349,8 +349,13 @@ pub(crate) fn delete_object(
     if res.group.is_empty() && res.plural == "namespaces" {
         return delete_namespace(st, res, name, old);
     }
-    let fins = gc_finalizers(&finalizers(&old.value), prop);
+    let mut fins = gc_finalizers(&finalizers(&old.value), prop);
     let deleting = old.value.pointer("/metadata/deletionTimestamp").is_some();
+    // A CRD gets its clean-up finalizer on the first request to delete it, not before
+    // (apiextensions-apiserver's `REST.Delete`): its custom resources go first.
+    if res.group == "apiextensions.k8s.io" && !deleting && !fins.iter().any(|f| f == crd::CLEANUP_FINALIZER) {
+        fins.push(crd::CLEANUP_FINALIZER.to_string());
+    }
     if fins.is_empty() && !deleting {
         return match remove_now(st, &res.storage, &key) {
             Some(last) => Deletion::Gone(last),

@@ -1096,20 +1096,25 @@ async fn installing_over_a_crd_being_deleted_waits_and_creates_it_afresh() {
     let group = unique_group();
     let name = format!("widgets.{group}");
     let old = env.install_crd(&crd(&group, "Namespaced")).await.expect("install");
+    // The clean-up finalizer comes with the first delete, not before (`REST.Delete`).
+    assert_eq!(old.metadata.finalizers, None);
     let api = widgets(&env.client(), &group, "v1", &ns);
     let mut held = widget(&group, "v1", "held", json!({ "size": 2 }));
     held.metadata.finalizers = Some(vec!["test.kdev.dev/hold".into()]);
     api.create(&PostParams::default(), &held).await.expect("create");
     uninstall(&env.client(), &group).await;
     let crds: Api<CustomResourceDefinition> = Api::all(env.client());
-    eventually("the CRD to be terminating", || async {
+    let terminating = eventually("the CRD to be terminating", || async {
         crds.get(&name)
             .await
             .ok()
-            .and_then(|c| c.metadata.deletion_timestamp)
-            .map(drop)
+            .filter(|c| c.metadata.deletion_timestamp.is_some())
     })
     .await;
+    assert_eq!(
+        terminating.metadata.finalizers.as_deref(),
+        Some(&["customresourcecleanup.apiextensions.k8s.io".to_string()][..])
+    );
 
     let wanted = crd(&group, "Namespaced");
     let install = env.install_crd(&wanted);

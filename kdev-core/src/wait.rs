@@ -212,13 +212,7 @@ pub mod conditions {
 
     /// The CRD is established: the API server serves its kind.
     pub fn is_crd_established() -> impl Fn(Option<&CustomResourceDefinition>) -> bool {
-        |crd| {
-            crd.and_then(|c| c.status.as_ref())
-                .and_then(|s| s.conditions.as_deref())
-                .into_iter()
-                .flatten()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-        }
+        has_condition("Established", "True")
     }
 
     /// The Pod's phase is `Running`.
@@ -228,13 +222,7 @@ pub mod conditions {
 
     /// The Job has completed (its `Complete` condition is true).
     pub fn is_job_completed() -> impl Fn(Option<&Job>) -> bool {
-        |job| {
-            job.and_then(|j| j.status.as_ref())
-                .and_then(|s| s.conditions.as_deref())
-                .into_iter()
-                .flatten()
-                .any(|c| c.type_ == "Complete" && c.status == "True")
-        }
+        has_condition("Complete", "True")
     }
 
     /// The Deployment's rollout is complete, as `kubectl rollout status` decides: its

@@ -40,6 +40,15 @@ async fn set_stage(api: &Api<ConfigMap>, name: &str, stage: &str) {
 
 const LIMIT: Duration = Duration::from_secs(60);
 
+/// What a spawned wait returned, within [`LIMIT`].
+async fn outcome(waiting: tokio::task::JoinHandle<Result<Option<ConfigMap>, kube_client::Error>>) -> Option<ConfigMap> {
+    tokio::time::timeout(LIMIT, waiting)
+        .await
+        .expect("in time")
+        .expect("joined")
+        .expect("no error")
+}
+
 #[tokio::test]
 async fn a_condition_already_true_returns_the_listed_object() {
     let (_env, api) = setup().await;
@@ -61,12 +70,7 @@ async fn the_wait_sees_an_object_created_and_changed_later() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!waiting.is_finished(), "the condition does not hold yet");
     set_stage(&api, "later", "done").await;
-    let found = tokio::time::timeout(LIMIT, waiting)
-        .await
-        .expect("in time")
-        .expect("joined")
-        .expect("no error")
-        .expect("the object");
+    let found = outcome(waiting).await.expect("the object");
     assert_eq!(found.metadata.labels.unwrap()["stage"], "done");
 }
 
@@ -85,11 +89,7 @@ async fn is_deleted_waits_for_the_finalizers_to_go() {
     api.patch("held", &PatchParams::default(), &Patch::Merge(&release))
         .await
         .expect("release");
-    let found = tokio::time::timeout(LIMIT, waiting)
-        .await
-        .expect("in time")
-        .expect("joined")
-        .expect("no error");
+    let found = outcome(waiting).await;
     assert!(found.is_none());
 }
 
@@ -113,12 +113,7 @@ async fn the_wait_survives_a_broken_watch_and_a_410() {
     env.faults().drop_watches().expect("drop");
     set_stage(&api, "flaky", "done").await;
     env.faults().compact_history().expect("compact");
-    let found = tokio::time::timeout(LIMIT, waiting)
-        .await
-        .expect("in time")
-        .expect("joined")
-        .expect("no error")
-        .expect("the object");
+    let found = outcome(waiting).await.expect("the object");
     assert_eq!(found.metadata.labels.unwrap()["stage"], "done");
 }
 

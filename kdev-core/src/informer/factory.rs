@@ -49,6 +49,7 @@ trait Erased: Send + Sync {
     fn start(&self, tracker: &TaskTracker);
     fn wait(&self, timeout: Duration) -> BoxFuture;
     fn synced(&self) -> bool;
+    fn failure(&self) -> Option<Error>;
     fn shutdown(&self);
 }
 
@@ -72,6 +73,9 @@ where
     }
     fn synced(&self) -> bool {
         self.has_synced()
+    }
+    fn failure(&self) -> Option<Error> {
+        SharedIndexInformer::failure(self)
     }
     fn shutdown(&self) {
         SharedIndexInformer::shutdown(self);
@@ -413,6 +417,18 @@ impl SharedInformerFactory {
             .all(|e| e.informer.synced())
     }
 
+    /// The informers that [failed](SharedIndexInformer::failure): their transform or an index
+    /// function panicked, and their caches no longer follow the server (a manager's
+    /// `/healthz`).
+    pub fn failures(&self) -> Vec<Error> {
+        self.informers
+            .lock()
+            .map
+            .values()
+            .filter_map(|e| e.informer.failure())
+            .collect()
+    }
+
     /// How many informers the factory holds.
     pub fn len(&self) -> usize {
         self.informers.lock().map.len()
@@ -423,7 +439,9 @@ impl SharedInformerFactory {
         self.len() == 0
     }
 
-    /// Stops every informer and waits for their tasks to end. After it nothing starts: see
+    /// Stops every informer and waits for their tasks to end, their handlers' threads
+    /// included: no handler runs once it returns (a handler blocked for good holds it up, as
+    /// it holds up client-go's `Shutdown`). After it nothing starts: see
     /// [`start`](Self::start); informers asked for afterwards come shut down.
     pub async fn shutdown(&self) {
         self.stop();

@@ -3,7 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use std::sync::mpsc;
@@ -117,11 +117,19 @@ struct Counters {
     sent: AtomicU64,
     /// Events handled so far, in all.
     handled: AtomicU64,
+    /// The handler was removed or its informer shut down: what is still buffered is dropped.
+    stopped: AtomicBool,
 }
 
 impl<K> HandlerSlot<K> {
     pub(super) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Stops the handler: the event it is handling, if any, is its last; the buffered ones are
+    /// dropped (client-go's listener, whose pending notifications go with it).
+    pub(super) fn stop(&self) {
+        self.counters.stopped.store(true, Ordering::Release);
     }
 
     /// Buffers an event for the handler; false when its thread is gone.
@@ -188,7 +196,8 @@ impl Registration {
     /// # Errors
     /// [`Error::SyncTimeout`](super::Error::SyncTimeout), with the informer's last list or
     /// watch error; [`Error::Stopped`](super::Error::Stopped) at once when the informer is shut
-    /// down before it synced (it never will). A handler added after the informer synced still
+    /// down before it synced (it never will); [`Error::Failed`](super::Error::Failed) when it
+    /// failed. A handler added after the informer synced still
     /// gets its replay after a shutdown, and its registration syncs.
     ///
     /// # Cancel safety
@@ -199,6 +208,9 @@ impl Registration {
                 // Both futures exist before the check, so a change in between still wakes us.
                 let informer = self.informer_synced.notify.notified();
                 let handled = self.counters.initial_handled.notified();
+                if let Some(failed) = self.informer_synced.failed() {
+                    return Err(failed);
+                }
                 if self.has_synced() {
                     return Ok(());
                 }
@@ -227,8 +239,10 @@ impl Registration {
 /// a handler that blocks (a lock, a synchronous call, heavy work) holds up only itself, never a
 /// runtime worker that the reflector or another handler needs, whatever the runtime's flavour
 /// or size. The thread enters the tokio runtime the handler was added from, so a handler may
-/// still `tokio::spawn` or send on tokio channels. It ends once the informer lets go of the
-/// handler (removed, shut down or dropped) and the buffered events are handled. A handler that
+/// still `tokio::spawn` or send on tokio channels. It ends once the handler is removed or the
+/// informer shut down (after the event in hand; the buffered ones are dropped, as client-go's
+/// listener drops its pending notifications), or the informer is dropped and the buffered
+/// events are handled. A handler that
 /// holds a clone of its own informer keeps the informer, and so its own thread, alive until
 /// the informer is shut down: capture the informer's store or a lister instead.
 pub(super) fn spawn<K, F>(
@@ -253,9 +267,15 @@ where
     }
     let task_counters = counters.clone();
     let runtime = tokio::runtime::Handle::try_current().ok();
+    informer_synced.handler_threads.fetch_add(1, Ordering::AcqRel);
+    let live = informer_synced.clone();
     let run = move || {
         let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
+        let _exit = super::OnDrop(|| live.handler_exited());
         while let Ok(event) = rx.recv() {
+            if task_counters.stopped.load(Ordering::Acquire) {
+                break;
+            }
             let initial = matches!(event, Event::Add { initial: true, .. });
             if std::panic::catch_unwind(AssertUnwindSafe(|| handler(event))).is_err() {
                 tracing::error!(
@@ -275,6 +295,7 @@ where
     {
         // The receiver went down with the closure: the informer drops this handler at its
         // next event, and its registration never syncs.
+        informer_synced.handler_exited();
         tracing::error!(handler = id, error = %e, "could not start a thread for an informer event handler");
     }
     let registration = Registration {

@@ -7,10 +7,12 @@ mod handler;
 mod lister;
 
 use std::fmt::Debug;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures::FutureExt;
 use kube_core::Resource;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
@@ -53,7 +55,7 @@ pub enum Error {
     #[error("the informer of {resource} did not sync within {timeout:?}{}", last_error.as_ref().map(|e| format!("; the last list or watch failed: {e}")).unwrap_or_default())]
     SyncTimeout {
         /// What the informer lists and watches: the path, and its selectors
-        /// (`/api/v1/namespaces/default/pods?labelSelector=app%3Dweb`).
+        /// (`/api/v1/namespaces/default/pods?labelSelector=app=web`).
         resource: String,
         /// How long the caller waited.
         timeout: Duration,
@@ -70,6 +72,16 @@ pub enum Error {
     /// client-go's `WaitForCacheSync` gives up when its stop channel closes).
     #[error("the informer was shut down before it synced")]
     Stopped,
+    /// The informer stopped for good because its transform or an index function panicked
+    /// (client-go's informer crashes the process then): its cache no longer follows the
+    /// server. See [`SharedIndexInformer::failure`].
+    #[error("the informer of {resource} failed: {message}")]
+    Failed {
+        /// What the informer lists and watches.
+        resource: String,
+        /// What panicked, and its message.
+        message: String,
+    },
 }
 
 /// Whether the initial list has been stored and dispatched, with a way to wait for it, and
@@ -84,6 +96,11 @@ struct SyncFlag {
     stop: CancellationToken,
     /// What the informer lists and watches, for errors.
     resource: String,
+    /// Why the informer stopped for good (a panic in its transform or an index function).
+    failure: std::sync::OnceLock<String>,
+    /// The handler threads still running, and a wake-up when one ends.
+    handler_threads: AtomicUsize,
+    handler_exit: Notify,
 }
 
 impl SyncFlag {
@@ -93,8 +110,41 @@ impl SyncFlag {
         }
     }
 
+    /// Synced, and not failed since: a failed informer's cache is not to be trusted.
     fn get(&self) -> bool {
-        self.flag.load(Ordering::Acquire)
+        self.flag.load(Ordering::Acquire) && self.failure.get().is_none()
+    }
+
+    /// The error of a failed informer.
+    fn failed(&self) -> Option<Error> {
+        self.failure.get().map(|message| Error::Failed {
+            resource: self.resource.clone(),
+            message: message.clone(),
+        })
+    }
+
+    /// A handler thread ended.
+    fn handler_exited(&self) {
+        self.handler_threads.fetch_sub(1, Ordering::AcqRel);
+        self.handler_exit.notify_waiters();
+    }
+
+    /// Waits until no handler thread runs.
+    async fn handlers_ended(&self) {
+        loop {
+            let exited = self.handler_exit.notified();
+            if self.handler_threads.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            exited.await;
+        }
+    }
+
+    /// Records why the informer failed, wakes its waiters and stops it.
+    fn fail(&self, message: String) {
+        let _ = self.failure.set(message);
+        self.notify.notify_waiters();
+        self.stop.cancel();
     }
 
     /// The error of a wait that ran out after `timeout`.
@@ -341,15 +391,26 @@ where
         Lister::new(self.inner.store.clone())
     }
 
-    /// Whether the initial list has been stored and dispatched.
+    /// Whether the initial list has been stored and dispatched (false again once the informer
+    /// [failed](Self::failure)).
     pub fn has_synced(&self) -> bool {
         self.inner.synced.get()
+    }
+
+    /// Why the informer stopped for good, if it did: its transform or an index function
+    /// panicked, so its cache no longer follows the server. client-go's informer crashes the
+    /// process then; a kdev informer logs the panic at ERROR, stops, stops counting as synced,
+    /// and a [`Manager`](crate::manager::Manager)'s `/healthz` fails, so that the process is
+    /// restarted.
+    pub fn failure(&self) -> Option<Error> {
+        self.inner.synced.failed()
     }
 
     /// Waits until [`has_synced`](Self::has_synced), at most `timeout`.
     ///
     /// # Errors
-    /// [`Error::SyncTimeout`]; [`Error::Stopped`] when the informer is shut down first.
+    /// [`Error::SyncTimeout`]; [`Error::Stopped`] when the informer is shut down first;
+    /// [`Error::Failed`] when it failed.
     ///
     /// # Cancel safety
     /// Cancel safe.
@@ -357,6 +418,9 @@ where
         let wait = async {
             loop {
                 let notified = self.inner.synced.notify.notified();
+                if let Some(failed) = self.inner.synced.failed() {
+                    return Err(failed);
+                }
                 if self.has_synced() {
                     return Ok(());
                 }
@@ -417,13 +481,16 @@ where
         registration
     }
 
-    /// Removes a handler; its thread ends after the events already buffered.
+    /// Removes a handler: it gets no event after the one it may be handling, as client-go's
+    /// `RemoveEventHandler` drops the listener's pending notifications.
     pub fn remove_event_handler(&self, registration: &Registration) {
-        self.inner
-            .dispatch
-            .lock()
-            .handlers
-            .retain(|h| h.id() != registration.id());
+        self.inner.dispatch.lock().handlers.retain(|h| {
+            let keep = h.id() != registration.id();
+            if !keep {
+                h.stop();
+            }
+            keep
+        });
     }
 
     /// The reflector's progress (None before `run`).
@@ -431,22 +498,27 @@ where
         self.inner.synced.status.lock().clone()
     }
 
-    /// Stops the informer: the reflector ends, then the handlers after their buffered events.
+    /// Stops the informer: the reflector ends, and the handlers after the event each may be
+    /// handling (the buffered ones are dropped, as client-go's do); [`run`](Self::run) returns
+    /// once their threads have ended.
     pub fn shutdown(&self) {
         self.inner.synced.stop.cancel();
         self.inner.fifo.close();
-        self.inner.dispatch.lock().handlers.clear();
+        for handler in self.inner.dispatch.lock().handlers.drain(..) {
+            handler.stop();
+        }
     }
 
     /// Runs the reflector and dispatches its deltas until [`shutdown`](Self::shutdown).
     ///
     /// # Errors
-    /// [`Error::AlreadyStarted`] on a second call.
+    /// [`Error::AlreadyStarted`] on a second call; [`Error::Failed`] when the transform or an
+    /// index function panicked (the informer stops then: see [`failure`](Self::failure)).
     ///
     /// # Cancel safety
     /// Dropping the future shuts the informer down, as [`shutdown`](Self::shutdown) does: the
-    /// handlers' threads end after their buffered events and the resync timers stop, rather
-    /// than go on serving a cache nobody updates. [`has_synced`](Self::has_synced) stays true,
+    /// handlers' threads end after the event in hand and the resync timers stop, rather than
+    /// go on serving a cache nobody updates (without waiting for the threads). [`has_synced`](Self::has_synced) stays true,
     /// as client-go's `HasSynced` does after its informer stops.
     pub async fn run(&self) -> Result<(), Error> {
         if self.inner.started.swap(true, Ordering::AcqRel) {
@@ -463,15 +535,34 @@ where
         let reflector = Reflector::new(self.inner.lw.clone(), sink, self.inner.config.clone());
         *self.inner.synced.status.lock() = Some(reflector.status());
         let stop = self.inner.synced.stop.clone();
-        let reflect = reflector.run(stop.clone());
-        let process = self.process();
+        // The transform runs in the reflector's sink, index functions as deltas are stored: a
+        // panic in either would end this future with the informer looking synced.
+        let reflect = AssertUnwindSafe(reflector.run(stop.clone())).catch_unwind();
+        let process = AssertUnwindSafe(self.process()).catch_unwind();
         tokio::pin!(reflect, process);
-        tokio::select! {
-            _ = &mut reflect => {}
-            _ = &mut process => {}
-        }
-        // `_shutdown` closes the FIFO and stops the handlers on the way out.
-        Ok(())
+        let ended = tokio::select! {
+            r = &mut reflect => r.map(drop),
+            r = &mut process => r,
+        };
+        let result = match ended {
+            Ok(()) => Ok(()),
+            Err(panic) => {
+                let message = format!(
+                    "its transform or an index function panicked: {}",
+                    crate::controller::panic_message(&*panic)
+                );
+                tracing::error!(
+                    resource = %self.inner.synced.resource,
+                    "the informer stopped: {message}; its cache no longer follows the server"
+                );
+                self.inner.synced.fail(message);
+                Err(self.inner.synced.failed().unwrap_or(Error::Stopped))
+            }
+        };
+        // As client-go's `Run` waits for its processor: no handler runs once this returns.
+        self.shutdown();
+        self.inner.synced.handlers_ended().await;
+        result
     }
 
     async fn process(&self) {
@@ -697,6 +788,125 @@ mod tests {
         })
     }
 
+    /// A handler that counts its events and blocks on each until released.
+    fn counting_gate() -> (
+        Arc<std::sync::atomic::AtomicUsize>,
+        std::sync::mpsc::Sender<()>,
+        impl FnMut(Event<ConfigMap>) + Send + 'static,
+    ) {
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (release, mut gate) = gated();
+        let seen = count.clone();
+        (count, release, move |ev| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            gate(ev);
+        })
+    }
+
+    /// client-go's `RemoveEventHandler`: the listener's pending notifications go with it.
+    #[tokio::test]
+    async fn a_removed_handler_gets_nothing_after_the_event_in_hand() {
+        let informer = listing(&["a", "b", "c"]);
+        let (count, release, handler) = counting_gate();
+        let registration = informer.add_event_handler(handler, None);
+        run(&informer);
+        informer.wait_for_sync(Duration::from_secs(10)).await.expect("synced");
+        until(|| count.load(std::sync::atomic::Ordering::SeqCst) == 1).await;
+        assert_eq!(registration.pending(), 3, "one in hand, two buffered");
+        informer.remove_event_handler(&registration);
+        drop(release);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+        informer.shutdown();
+    }
+
+    /// client-go's `Run` waits for its processor: once `run` returns after a shutdown, no
+    /// handler runs, and the buffered events are dropped.
+    #[tokio::test]
+    async fn run_returns_after_a_shutdown_once_no_handler_runs() {
+        let informer = listing(&["a", "b", "c"]);
+        let (count, release, handler) = counting_gate();
+        informer.add_event_handler(handler, None);
+        let runner = informer.clone();
+        let task = tokio::spawn(async move { runner.run().await });
+        informer.wait_for_sync(Duration::from_secs(10)).await.expect("synced");
+        until(|| count.load(std::sync::atomic::Ordering::SeqCst) == 1).await;
+        informer.shutdown();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!task.is_finished(), "the handler still holds its event");
+        drop(release);
+        let ended = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("run returns once the handler is done")
+            .expect("joined");
+        assert!(ended.is_ok(), "{ended:?}");
+        assert_eq!(
+            count.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the buffered events were dropped"
+        );
+    }
+
+    /// A panicking transform (or index function) stops the informer for good, and it says so,
+    /// instead of passing for synced with a cache that no longer follows the server.
+    #[tokio::test]
+    async fn a_panicking_transform_fails_the_informer() {
+        let script = Arc::new(Script::default());
+        script.list(list_of(vec![cm_at("a", "1")], "10", None)).watch(Ok(vec![
+            WatchEvent::Added(cm_at("boom", "11")),
+            WatchEvent::Added(cm_at("later", "12")),
+        ]));
+        let transform: super::Transform<ConfigMap> = Arc::new(|cm: &mut ConfigMap| {
+            if cm.metadata.name.as_deref() == Some("boom") {
+                panic!("cannot transform boom");
+            }
+        });
+        let informer = SharedIndexInformer::with_transform(
+            script.list_watch(),
+            Config::default().streaming_lists(false),
+            Some(transform),
+        );
+        let (log, handler) = recorder();
+        informer.add_event_handler(handler, None);
+        let runner = informer.clone();
+        let ended = tokio::time::timeout(Duration::from_secs(10), async move { runner.run().await })
+            .await
+            .expect("run ends");
+        let failed =
+            |e: &Error| matches!(e, Error::Failed { message, .. } if message.contains("cannot transform boom"));
+        assert!(ended.as_ref().is_err_and(failed), "{ended:?}");
+        assert!(!informer.has_synced(), "a failed informer is not synced");
+        assert!(informer.failure().as_ref().is_some_and(failed));
+        let waited = informer.wait_for_sync(Duration::from_secs(1)).await;
+        assert!(waited.as_ref().is_err_and(failed), "{waited:?}");
+        assert!(!log.lock().iter().any(|e| e.contains("later")), "{:?}", log.lock());
+    }
+
+    /// An index function that panics fails the informer the same way.
+    #[tokio::test]
+    async fn a_panicking_index_function_fails_the_informer() {
+        let script = Arc::new(Script::default());
+        script
+            .list(list_of(vec![cm_at("a", "1")], "10", None))
+            .watch(Ok(vec![WatchEvent::Added(cm_at("boom", "11"))]));
+        let informer = informer(&script);
+        informer
+            .add_indexer("by-name", |cm: &ConfigMap| {
+                assert_ne!(cm.metadata.name.as_deref(), Some("boom"), "cannot index boom");
+                Vec::new()
+            })
+            .expect("indexer");
+        let runner = informer.clone();
+        let ended = tokio::time::timeout(Duration::from_secs(10), async move { runner.run().await })
+            .await
+            .expect("run ends");
+        assert!(
+            matches!(&ended, Err(Error::Failed { message, .. }) if message.contains("cannot index boom")),
+            "{ended:?}"
+        );
+        assert!(!informer.has_synced());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_relist_tells_handlers_what_changed_and_nothing_else() {
         let script = Arc::new(Script::default());
@@ -850,6 +1060,7 @@ mod tests {
         let runner = informer.clone();
         let task = tokio::spawn(async move { runner.run().await });
         informer.wait_for_sync(Duration::from_secs(10)).await.expect("synced");
+        handled(&[&registration]).await;
         task.abort();
         let _ = task.await;
         assert!(informer.inner.synced.stop.is_cancelled());

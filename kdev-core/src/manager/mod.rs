@@ -13,8 +13,8 @@
 //!   this process holds the lease and stop when it is lost (the manager then exits with
 //!   [`ManagerError::LeaderElectionLost`], as controller-runtime does, so that the process
 //!   restarts clean). Informers run regardless, so a new leader starts with warm caches.
-//! - Serves `/healthz` (alive, plus your checks), `/readyz` (the manager runs, its informers
-//!   have synced, plus your checks) and `/metrics` (the controller, work-queue, leader-election,
+//! - Serves `/healthz` (alive, no informer has failed, plus your checks), `/readyz` (the
+//!   manager runs, its informers have synced, plus your checks) and `/metrics` (the controller, work-queue, leader-election,
 //!   `rest_client_requests_total` and `process_*` metrics of [`crate::metrics`] in the OpenMetrics
 //!   text format, plus anything registered in [`Manager::registry`]). The
 //!   probes answer as controller-runtime's healthz handler: `ok`, or 500 with one line per
@@ -222,6 +222,16 @@ impl Inner {
         if let Some(c) = &self.campaign {
             out.push(("leaderElection".to_string(), c.check()));
         }
+        // An informer whose transform or index function panicked is dead: restart the process,
+        // as client-go's crash would.
+        let failures = self.factory.failures();
+        out.push((
+            "informers".to_string(),
+            match failures.first() {
+                None => Ok(()),
+                Some(first) => Err(format!("{first} ({} failed)", failures.len())),
+            },
+        ));
         with_checks(out, &self.health)
     }
 
@@ -231,7 +241,7 @@ impl Inner {
     /// its caller if it cannot sync, never the replica's readiness.
     fn informers_synced(&self, running: bool) -> bool {
         if self.informers_synced.load(Ordering::Acquire) {
-            return true;
+            return self.factory.failures().is_empty();
         }
         let synced = running && self.factory.has_synced();
         if synced {
@@ -688,7 +698,7 @@ impl Manager {
 
     /// Adds a liveness check to `/healthz`. Checks are keyed by name, as controller-runtime's
     /// are: a check of a name already added replaces it, and so does one named after a
-    /// built-in check (`ping`, `leaderElection`).
+    /// built-in check (`ping`, `informers`, `leaderElection`).
     pub fn add_health_check(
         &self,
         name: impl Into<String>,
@@ -970,7 +980,14 @@ impl Manager {
             let _ = c.await;
         }
         inner.elected.send_replace(false);
-        inner.factory.shutdown().await;
+        // The informers end once their handlers are done with the event in hand; a handler
+        // blocked for good is left behind after the grace period.
+        if tokio::time::timeout(inner.graceful_shutdown_timeout, inner.factory.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("an informer event handler did not return within the grace period");
+        }
         server_stop.cancel();
         // Why it stopped comes first; an abandoned shutdown is reported when the stop was asked.
         match stop {

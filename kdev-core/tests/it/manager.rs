@@ -726,7 +726,7 @@ async fn a_check_added_under_a_taken_name_replaces_the_old_one() {
         get(addr, "/healthz").await,
         (
             500,
-            "[-]ping failed: custom ping fails\nhealthz check failed\n".to_string()
+            "[+]informers ok\n[-]ping failed: custom ping fails\nhealthz check failed\n".to_string()
         )
     );
     assert_eq!(
@@ -736,6 +736,45 @@ async fn a_check_added_under_a_taken_name_replaces_the_old_one() {
             "[+]db ok\n[+]informers ok\n[+]started ok\nhealthz check passed\n".to_string()
         )
     );
+    m.shutdown_token().cancel();
+    run.await.expect("joined").expect("a clean stop");
+}
+
+/// An informer whose transform panics is dead: the manager's `/healthz` fails so the process
+/// is restarted (client-go's informer would crash it), and `/readyz` fails too.
+#[tokio::test]
+async fn an_informer_that_failed_fails_the_liveness_probe() {
+    let (env, _ns, api) = setup().await;
+    let m = Manager::builder(env.client())
+        .http_addr("127.0.0.1:0".parse().expect("addr"))
+        .handle_signals(false)
+        .graceful_shutdown_timeout(Duration::from_secs(10))
+        .transform::<ConfigMap>(|cm| {
+            if cm.metadata.name.as_deref() == Some("poison") {
+                panic!("this transform cannot take poison");
+            }
+        })
+        .build();
+    m.controller::<ConfigMap>()
+        .complete(|_cm: Arc<ConfigMap>, _ctx: Context| async { Ok::<_, Error>(Action::done()) })
+        .expect("controller");
+    let run = spawn(&m);
+    eventually("ready", || m.ready()).await;
+    let addr = m.http_addr().expect("bound");
+    assert_eq!(get(addr, "/healthz").await, (200, "ok".to_string()));
+
+    api.create(&PostParams::default(), &cm("poison")).await.expect("create");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let (code, body) = loop {
+        let (code, body) = get(addr, "/healthz/informers").await;
+        if code != 200 || tokio::time::Instant::now() > deadline {
+            break (code, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("this transform cannot take poison"), "{body}");
+    assert_eq!(get(addr, "/readyz").await.0, 500);
     m.shutdown_token().cancel();
     run.await.expect("joined").expect("a clean stop");
 }

@@ -128,6 +128,11 @@ impl Transforms {
 /// Hands out shared informers: asking twice for the same type, scope and selectors returns the
 /// same informer, so one watch serves every controller that needs it.
 ///
+/// The factory owns its informers' tasks: dropping it stops them, as [`shutdown`](Self::shutdown)
+/// does without waiting (no task outlives its owner). Share it in an `Arc`, and leave the
+/// stopping of its informers to it: an informer it handed out serves everyone who asked for
+/// it, so shutting one down stops it for all of them.
+///
 /// # Examples
 /// ```no_run
 /// # async fn run(client: kube_client::Client) -> Result<(), Box<dyn std::error::Error>> {
@@ -157,6 +162,12 @@ pub struct SharedInformerFactory {
 struct Informers {
     map: HashMap<Key, Entry>,
     shut_down: bool,
+}
+
+impl Drop for SharedInformerFactory {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl Debug for SharedInformerFactory {

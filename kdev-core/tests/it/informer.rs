@@ -763,3 +763,36 @@ async fn a_sync_timeout_carries_the_last_list_error() {
     );
     informer.shutdown();
 }
+
+/// The factory owns its informers' tasks: once it is dropped, nothing watches any more and no
+/// handler hears of later changes.
+#[tokio::test]
+async fn dropping_the_factory_stops_its_informers() {
+    let env = TestEnv::start().await.expect("test environment");
+    let ns = env.namespace().await.expect("namespace");
+    let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+    let factory = SharedInformerFactory::new(env.client());
+    let informer = factory.informer(api.clone());
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    informer.add_event_handler(
+        move |ev: Event<ConfigMap>| {
+            if let Event::Add { obj, .. } = ev {
+                log.lock().push(obj.metadata.name.clone().unwrap_or_default());
+            }
+        },
+        None,
+    );
+    factory.start();
+    factory
+        .wait_for_cache_sync(Duration::from_secs(60))
+        .await
+        .expect("synced");
+    drop(factory);
+    let mut late = ConfigMap::default();
+    late.metadata.name = Some("after-drop".into());
+    api.create(&PostParams::default(), &late).await.expect("create");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!seen.lock().iter().any(|n| n == "after-drop"), "{:?}", seen.lock());
+    assert!(informer.store().get(Some(&ns), "after-drop").is_none());
+}

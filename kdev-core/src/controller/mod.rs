@@ -163,8 +163,8 @@ pub enum RunError {
 
 /// One watched type: its informer, its predicate and how its events map to requests.
 trait Source: Send + Sync {
-    /// Registers the handler that feeds `queue`.
-    fn register(&self, queue: &WorkQueue<Request>) -> Registered;
+    /// Registers the handler that feeds `queue`, replaying the cache to it every `resync`.
+    fn register(&self, queue: &WorkQueue<Request>, resync: Option<Duration>) -> Registered;
 }
 
 /// A source's handler, registered.
@@ -195,7 +195,7 @@ fn priority_of_update<W: Resource>(old: &Arc<W>, new: &Arc<W>) -> i32 {
 }
 
 impl<W: Object> Source for InformerSource<W> {
-    fn register(&self, queue: &WorkQueue<Request>) -> Registered {
+    fn register(&self, queue: &WorkQueue<Request>, resync: Option<Duration>) -> Registered {
         let (queue, predicate, map) = (queue.clone(), self.predicate.clone(), self.map.clone());
         let enqueue = move |requests: Vec<Request>, priority: i32| {
             for r in requests {
@@ -227,7 +227,7 @@ impl<W: Object> Source for InformerSource<W> {
                     }
                 }
             },
-            None,
+            resync,
         );
         let (informer, handle) = (self.informer.clone(), registration.clone());
         Registered {
@@ -254,6 +254,7 @@ pub struct Builder<K> {
     metrics: Option<Metrics>,
     queue_metrics: Option<workqueue::Metrics>,
     need_leader_election: bool,
+    sync_period: Option<Duration>,
     manager: Option<crate::manager::Manager>,
 }
 
@@ -292,6 +293,7 @@ where
             metrics: None,
             queue_metrics: None,
             need_leader_election: true,
+            sync_period: None,
             manager: None,
         }
     }
@@ -433,6 +435,19 @@ where
         self
     }
 
+    /// Replays every cached object to the controller about every `period` (jittered by ±10 %,
+    /// so that controllers do not run in lock-step), queued at low priority behind real changes:
+    /// controller-runtime's `SyncPeriod`. A [`Manager`](crate::manager::Manager)'s controllers
+    /// get the manager's (10 hours by default); a controller built alone has none. A safety net
+    /// for state no watch shows (something outside the cluster), not a substitute for watching
+    /// what the controller owns. Predicates see the replays as updates whose old and new
+    /// objects are the same, so `generation_changed` filters them out.
+    #[must_use]
+    pub fn sync_period(mut self, period: Option<Duration>) -> Self {
+        self.sync_period = period.filter(|p| !p.is_zero());
+        self
+    }
+
     /// How many reconciles may run at once (different keys; one key is never reconciled twice
     /// at once). Default 1, as controller-runtime.
     #[must_use]
@@ -527,6 +542,8 @@ where
                 cache_sync_timeout: self.cache_sync_timeout,
                 metrics: self.metrics,
                 need_leader_election: self.need_leader_election,
+                // controller-runtime's `resyncPeriod`: a factor in [0.9, 1.1).
+                resync: self.sync_period.map(|p| p.mul_f64(0.9 + fastrand::f64() / 5.0)),
                 started: AtomicBool::new(false),
             }),
         })
@@ -551,6 +568,8 @@ struct Inner<K, R> {
     cache_sync_timeout: Duration,
     metrics: Option<Metrics>,
     need_leader_election: bool,
+    /// The jittered sync period: how often the sources replay their caches.
+    resync: Option<Duration>,
     started: AtomicBool,
 }
 
@@ -659,7 +678,7 @@ where
             .sources
             .iter()
             .map(|s| {
-                let Registered { remove, registration } = s.register(&inner.queue);
+                let Registered { remove, registration } = s.register(&inner.queue, inner.resync);
                 (remove, registration)
             })
             .unzip();

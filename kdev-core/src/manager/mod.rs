@@ -9,8 +9,9 @@
 //!   the same informers; [`Cache::namespaced`] reads one namespace through informers that
 //!   list and watch only it, for an operator whose RBAC is a Role rather than a ClusterRole
 //!   (pair it with [`Manager::controller_for`] on a namespaced `Api`).
-//! - Runs controllers and user runnables. Those that need leader election start only while
-//!   this process holds the lease and stop when it is lost (the manager then exits with
+//! - Runs controllers and user runnables; the controllers reconcile every object again about
+//!   every [sync period](ManagerBuilder::sync_period) (10 hours), as controller-runtime's do.
+//!   Those that need leader election start only while this process holds the lease and stop when it is lost (the manager then exits with
 //!   [`ManagerError::LeaderElectionLost`], as controller-runtime does, so that the process
 //!   restarts clean). Informers run regardless, so a new leader starts with warm caches.
 //! - Serves `/healthz` (alive, no informer has failed, plus your checks), `/readyz` (the
@@ -196,6 +197,7 @@ struct Inner {
     bound: Mutex<HashMap<http::Routes, SocketAddr>>,
     graceful_shutdown_timeout: Duration,
     handle_signals: bool,
+    sync_period: Option<Duration>,
     shutdown: CancellationToken,
     started: AtomicBool,
     running: AtomicBool,
@@ -343,6 +345,7 @@ pub struct ManagerBuilder {
     campaign: Option<Arc<dyn Campaign>>,
     registry: Registry,
     rest_metrics: RestClientMetrics,
+    sync_period: Option<Duration>,
 }
 
 impl fmt::Debug for ManagerBuilder {
@@ -440,6 +443,14 @@ impl ManagerBuilder {
         self
     }
 
+    /// How often the manager's controllers replay their caches, so that every object is
+    /// reconciled again (controller-runtime's `Cache.SyncPeriod`; default 10 hours, `None`
+    /// for never); see [`controller::Builder::sync_period`].
+    pub fn sync_period(mut self, period: Option<Duration>) -> Self {
+        self.sync_period = period;
+        self
+    }
+
     /// Register the manager's metrics into this registry (e.g. one that already holds your
     /// own); default: a fresh one, reachable through [`Manager::registry`].
     pub fn registry(mut self, registry: Registry) -> Self {
@@ -506,6 +517,7 @@ impl ManagerBuilder {
                 probe_addr: self.probe_addr,
                 graceful_shutdown_timeout: self.graceful_shutdown_timeout,
                 handle_signals: self.handle_signals,
+                sync_period: self.sync_period,
                 shutdown: CancellationToken::new(),
                 started: AtomicBool::new(false),
                 running: AtomicBool::new(false),
@@ -516,6 +528,9 @@ impl ManagerBuilder {
         }
     }
 }
+
+/// controller-runtime's default `SyncPeriod`.
+const DEFAULT_SYNC_PERIOD: Duration = Duration::from_secs(10 * 60 * 60);
 
 /// What ended the run loop.
 enum Stop {
@@ -563,6 +578,7 @@ impl Manager {
             campaign: None,
             registry: Registry::default(),
             rest_metrics,
+            sync_period: Some(DEFAULT_SYNC_PERIOD),
         }
     }
 
@@ -641,6 +657,7 @@ impl Manager {
     {
         Controller::with_factory(api, self.inner.factory.clone())
             .metrics(&self.inner.controller_metrics, &self.inner.queue_metrics)
+            .sync_period(self.inner.sync_period)
             .manager(self.clone())
     }
 

@@ -490,6 +490,30 @@ async fn owned_and_watched_objects_map_to_their_requests() {
     task.await.expect("stops");
 }
 
+/// controller-runtime's `SyncPeriod`: an unchanged object is reconciled again about every
+/// period; a controller without one reconciles it once.
+#[tokio::test]
+async fn a_sync_period_reconciles_unchanged_objects_again() {
+    let (_env, _ns, api) = setup().await;
+    create(&api, &["a"]).await;
+    let (synced, once) = (Recorder::default(), Recorder::default());
+    let periodic = controller_of(&api)
+        .named("periodic")
+        .sync_period(Some(Duration::from_secs(1)))
+        .build(synced.clone())
+        .expect("build");
+    let plain = controller_of(&api).named("plain").build(once.clone()).expect("build");
+    let (stop_periodic, periodic_task) = start(&periodic);
+    let (stop_plain, plain_task) = start(&plain);
+    eventually("the initial list", || synced.count("a") == 1 && once.count("a") == 1).await;
+    eventually("two replays", || synced.count("a") >= 3).await;
+    assert_eq!(once.count("a"), 1, "no sync period, no replay");
+    stop_periodic.cancel();
+    stop_plain.cancel();
+    periodic_task.await.expect("stops");
+    plain_task.await.expect("stops");
+}
+
 #[tokio::test]
 async fn predicates_filter_updates() {
     let (_env, _ns, api) = setup().await;

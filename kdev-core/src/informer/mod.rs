@@ -61,8 +61,9 @@ pub enum Error {
         timeout: Duration,
         /// The last error the informer's list or watch met while it waited, which is most
         /// often why it did not sync: a 403 (missing RBAC), a 404 (a CRD not installed, a
-        /// wrong group or version), a server that cannot be reached. `None` when nothing
-        /// failed, only took long (a large list, a slow handler).
+        /// wrong group or version), a server that cannot be reached; or that the informer was
+        /// never started. `None` when nothing failed, only took long (a large list, a slow
+        /// handler).
         last_error: Option<String>,
     },
     /// The informer was already started.
@@ -433,9 +434,19 @@ where
                 }
             }
         };
-        tokio::time::timeout(timeout, wait)
-            .await
-            .map_err(|_| self.inner.synced.timed_out(timeout))?
+        tokio::time::timeout(timeout, wait).await.map_err(|_| {
+            let mut err = self.inner.synced.timed_out(timeout);
+            if !self.inner.started.load(Ordering::Acquire)
+                && let Error::SyncTimeout { last_error, .. } = &mut err
+            {
+                *last_error = Some(
+                    "the informer was never started: run it, or start the factory that made it \
+                         (a factory starts only the informers asked for before its start)"
+                        .into(),
+                );
+            }
+            err
+        })?
     }
 
     /// Registers a handler; it runs on its own thread with its own buffer, and may block.
@@ -801,6 +812,20 @@ mod tests {
             seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             gate(ev);
         })
+    }
+
+    /// Waiting on an informer nobody started says so.
+    #[tokio::test]
+    async fn waiting_on_an_informer_never_started_says_so() {
+        let informer = listing(&["a"]);
+        let err = informer
+            .wait_for_sync(Duration::from_millis(50))
+            .await
+            .expect_err("never started");
+        assert!(
+            matches!(&err, Error::SyncTimeout { last_error: Some(why), .. } if why.contains("never started")),
+            "{err:?}"
+        );
     }
 
     /// client-go's `RemoveEventHandler`: the listener's pending notifications go with it.

@@ -210,10 +210,13 @@ impl Builder {
 
     /// Serves a raw admission [`Handler`] of a validating webhook at `path`.
     ///
-    /// A validating webhook may not patch: a response with a `patch` (or `patchType`) is turned
-    /// into a denial with code 500 saying so, since kube-apiserver would refuse it. Serve a
-    /// handler that patches with [`raw_mutating`](Self::raw_mutating). Its generated
-    /// [configuration](crate::config) needs a [`Webhook::rule`](crate::config::Webhook::rule).
+    /// A validating webhook may not patch. The handler's response is sent as it returned it, as
+    /// controller-runtime does, and one with a `patch` (or `patchType`) is logged as a warning:
+    /// kube-apiserver counts such a response as a failed call ("validating webhook may not
+    /// return response.patch"), so under `failurePolicy: Fail` it refuses the request with an
+    /// internal error and under `Ignore` it admits it. Serve a handler that patches with
+    /// [`raw_mutating`](Self::raw_mutating). Its generated [configuration](crate::config) needs
+    /// a [`Webhook::rule`](crate::config::Webhook::rule).
     pub fn raw<H: Handler>(mut self, path: &str, handler: H) -> Self {
         self.registered.push(Registered::untyped(path, Kind::Raw));
         let endpoint = Raw {

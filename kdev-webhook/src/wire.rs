@@ -62,10 +62,6 @@ pub(crate) enum Rejection {
     UnsupportedOperation { uid: String, operation: Operation },
     #[error("internal error occurred during admission: the handler panicked")]
     HandlerPanicked { uid: String },
-    #[error(
-        "the webhook's handler returned a patch, but it is served as a validating webhook, which may not patch: serve it with Builder::raw_mutating"
-    )]
-    PatchFromValidating { uid: String },
     #[cfg(feature = "conversion")]
     #[error("the request body is not a ConversionReview")]
     NotConversionReview(#[source] serde_json::Error),
@@ -151,9 +147,9 @@ impl Rejection {
             | Rejection::MissingObject { uid, .. }
             | Rejection::DecodeObject { uid, .. }
             | Rejection::UnsupportedOperation { uid, .. } => (StatusCode::BAD_REQUEST, Answer::Admission(uid)),
-            Rejection::EncodeObject { uid, .. }
-            | Rejection::HandlerPanicked { uid }
-            | Rejection::PatchFromValidating { uid } => (StatusCode::INTERNAL_SERVER_ERROR, Answer::Admission(uid)),
+            Rejection::EncodeObject { uid, .. } | Rejection::HandlerPanicked { uid } => {
+                (StatusCode::INTERNAL_SERVER_ERROR, Answer::Admission(uid))
+            }
             #[cfg(feature = "conversion")]
             Rejection::NotConversionReview(_) | Rejection::ConversionNoRequest => {
                 (StatusCode::BAD_REQUEST, Answer::Status)

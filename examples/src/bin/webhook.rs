@@ -48,7 +48,7 @@ const CONFIGURATIONS: &str = "kdev-lesson";
 // defaulter, the changes made to the Pod) into the AdmissionReview response.
 
 /// Refuses pods whose images float: `:latest`, or no tag at all (which means `:latest`).
-/// controller-runtime's `admission.Validator`.
+/// controller-runtime's `webhook.CustomValidator`.
 struct NoLatest;
 
 fn floating_image(pod: &Pod) -> Option<String> {
@@ -80,7 +80,7 @@ impl Validator<Pod> for NoLatest {
 }
 
 /// Adds the labels every pod must carry and a log-shipping sidecar.
-/// controller-runtime's `admission.Defaulter`.
+/// controller-runtime's `webhook.CustomDefaulter`.
 struct PodDefaults;
 
 impl Defaulter<Pod> for PodDefaults {

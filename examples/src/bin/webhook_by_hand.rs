@@ -117,8 +117,9 @@ async fn main() -> Result<(), BoxError> {
     println!("\n== 2. two raw handlers, called in process with a review written by hand");
     let server = Server::builder()
         .raw("/validate-configmaps", validate)
-        // A handler that patches is served as a mutating webhook: kube-apiserver refuses any
-        // patch from a validating one, and `raw` answers such a patch with a denial saying so.
+        // A handler that patches is served as a mutating webhook: kube-apiserver counts a patch
+        // from a validating one as a failed call (refused under failurePolicy Fail, ignored
+        // under Ignore); `raw` sends it as it is, as controller-runtime does, with a warning.
         .raw_mutating("/mutate-configmaps", mutate)
         .tls(tls)
         .build()?;

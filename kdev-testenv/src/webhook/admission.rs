@@ -437,11 +437,11 @@ async fn call(shared: &Shared, hook: &Hook, request: Value, mutating: bool) -> R
         .filter(|p| !p.is_empty());
     if !mutating {
         if patch.is_some() {
-            return Err(invalid("validating webhooks may not return response.patch".into()));
+            return Err(invalid("validating webhook may not return response.patch".into()));
         }
         // Any patchType at all, even an empty one (Go decodes it into a non-nil pointer).
         if response.get("patchType").is_some_and(|t| !t.is_null()) {
-            return Err(invalid("validating webhooks may not return response.patchType".into()));
+            return Err(invalid("validating webhook may not return response.patchType".into()));
         }
     }
     let patch = match (patch, patch_type) {

@@ -31,6 +31,16 @@ fn gvk(api_version: &str, kind: &str) -> String {
     }
 }
 
+/// `apiVersion` as Go prints the GroupVersion it parses to: `group/version`, or `version` alone
+/// in the core group, and empty when it does not parse (more than one `/`).
+fn group_version(api_version: &str) -> &str {
+    if api_version.matches('/').count() > 1 {
+        ""
+    } else {
+        api_version
+    }
+}
+
 /// Converts each object (whatever version it carries) to `version` of `res`.
 pub(crate) async fn to_version(
     shared: &Shared,
@@ -60,13 +70,18 @@ pub(crate) async fn to_version(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
+    // kube-apiserver converts each object on its own as it decodes it (a list's items too: each
+    // is decoded into the request's version), so its messages are those `Convert` in
+    // webhook_converter.go gives for a single object, naming the object's version and kind. The
+    // embedded server sends a list's objects in one review; only the count check shows it.
     // Not a Status error in kube-apiserver: a 500 with no reason, the message as it is.
-    let fail = |what: String| ApiError::Status {
+    let bare = |message: String| ApiError::Status {
         code: 500,
         reason: String::new(),
-        message: format!("conversion webhook for {} {what}", gvk(&from, &res.kind)),
+        message,
         details: None,
     };
+    let fail = |what: String| bare(format!("conversion webhook for {} {what}", gvk(&from, &res.kind)));
     let review_versions: Vec<&str> = conversion
         .pointer("/webhook/conversionReviewVersions")
         .and_then(Value::as_array)
@@ -100,7 +115,8 @@ pub(crate) async fn to_version(
         .map_err(|e| fail(format!("failed: {e}")))?;
     let answer: Value =
         serde_json::from_slice(&answer).map_err(|e| fail(format!("failed: the response could not be decoded: {e}")))?;
-    let invalid = |why: String| fail(format!("returned invalid response: {why}"));
+    // `getConvertedObjectsFromResponse`: each error `failed: <why>`.
+    let failed = |why: String| fail(format!("failed: {why}"));
     // v1 answers are checked for their kind and uid; v1beta1 ones never were (kube-apiserver
     // keeps that for compatibility).
     let v1 = review_api == "apiextensions.k8s.io/v1";
@@ -110,25 +126,26 @@ pub(crate) async fn to_version(
             answer.get("kind").and_then(Value::as_str).unwrap_or(""),
         );
         if (av, kind) != (review_api, "ConversionReview") {
-            return Err(invalid(format!(
-                "expected webhook response of apiextensions.k8s.io/v1, Kind=ConversionReview, got {av}, Kind={kind}"
+            return Err(failed(format!(
+                "expected webhook response of apiextensions.k8s.io/v1, Kind=ConversionReview, got {}",
+                gvk(av, kind)
             )));
         }
     }
     let response = answer
         .get("response")
         .filter(|r| r.is_object())
-        .ok_or_else(|| invalid("no response provided".into()))?;
+        .ok_or_else(|| failed("no response provided".into()))?;
     let got_uid = response.get("uid").and_then(Value::as_str).unwrap_or("");
     if v1 && got_uid != uid {
-        return Err(invalid(format!("expected response.uid={uid:?}, got {got_uid:?}")));
+        return Err(failed(format!("expected response.uid={uid:?}, got {got_uid:?}")));
     }
     let result = response.get("result").cloned().unwrap_or_else(|| json!({}));
     if result.get("status").and_then(Value::as_str) != Some("Success") {
         return Err(
             match result.get("message").and_then(Value::as_str).filter(|m| !m.is_empty()) {
-                Some(m) => invalid(m.to_string()),
-                None => invalid(format!(
+                Some(m) => failed(m.to_string()),
+                None => failed(format!(
                     "response.result.status was '{}', not 'Success'",
                     result.get("status").and_then(Value::as_str).unwrap_or("")
                 )),
@@ -147,17 +164,24 @@ pub(crate) async fn to_version(
             pending.len()
         )));
     }
-    for (n, (i, mut out)) in pending.into_iter().zip(converted).enumerate() {
+    let desired_gv = group_version(&desired);
+    for (i, mut out) in pending.into_iter().zip(converted) {
+        // `getRawExtensionObject`: an object without a kind does not decode, and that error is
+        // returned as it is.
+        let kind = out.get("kind").and_then(Value::as_str).unwrap_or("");
+        if kind.is_empty() {
+            return Err(bare(format!("Object 'Kind' is missing in '{out}'")));
+        }
         let av = out.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        if av != desired {
+        if group_version(av) != desired_gv {
             return Err(fail(format!(
-                "returned invalid converted object at index {n}: invalid apiVersion {av:?}, expected {desired:?}"
+                "returned invalid object at index 0: invalid groupVersion (expected {desired_gv}, received {})",
+                group_version(av)
             )));
         }
-        let kind = out.get("kind").and_then(Value::as_str).unwrap_or("");
         if kind != res.kind {
             return Err(fail(format!(
-                "returned invalid converted object at index {n}: invalid kind {kind:?}, expected {:?}",
+                "returned invalid object at index 0: invalid kind (expected {}, received {kind})",
                 res.kind
             )));
         }
@@ -171,12 +195,12 @@ pub(crate) async fn to_version(
             let (want, got) = (text(&objs[i], key), text(&out, key));
             if want != got {
                 return Err(fail(format!(
-                    "returned invalid converted object at index {n}: must have the same {what}: {want} != {got}"
+                    "returned invalid object: must have the same {what}: {want} != {got}"
                 )));
             }
         }
         // `restoreObjectMeta`: the original metadata, with the webhook's labels and annotations.
-        let bad_meta = |why: String| fail(format!("returned invalid metadata in object at index {n}: {why}"));
+        let bad_meta = |why: String| fail(format!("returned invalid metadata: {why}"));
         let om = match out.get("metadata") {
             Some(Value::Object(om)) => om.clone(),
             Some(other) => {
@@ -197,7 +221,7 @@ pub(crate) async fn to_version(
                     Some(Value::Object(entries)) => {
                         if let Some((k, v)) = entries.iter().find(|(_, v)| !v.is_string()) {
                             return Err(bad_meta(format!(
-                                "invalid metadata.{key}[{k}] of type {} in converted object",
+                                "metadata.{key}[{k}] must be a string, but is {} in converted object",
                                 type_name(v)
                             )));
                         }
@@ -239,6 +263,8 @@ fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "<nil>",
         Value::Bool(_) => "bool",
+        // Unstructured JSON decodes a whole number to an int64, any other to a float64.
+        Value::Number(n) if n.is_i64() || n.is_u64() => "int64",
         Value::Number(_) => "float64",
         Value::String(_) => "string",
         Value::Array(_) => "[]interface {}",

@@ -694,7 +694,7 @@ async fn warnings_bad_answers_and_custom_denials() {
     assert_eq!(s.code, 500);
     assert!(
         s.message
-            .contains("validating webhooks may not return response.patchType"),
+            .contains("validating webhook may not return response.patchType"),
         "{}",
         s.message
     );

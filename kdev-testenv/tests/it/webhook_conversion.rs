@@ -264,13 +264,10 @@ async fn a_failed_conversion_fails_the_request() {
     match v2.create(&PostParams::default(), &w).await {
         Err(kube_client::Error::Api(s)) => {
             assert_eq!(s.code, 500);
-            assert!(
-                s.message
-                    .contains("conversion webhook for conv.example.com/v2, Kind=Widget"),
-                "{}",
-                s.message
+            assert_eq!(
+                s.message,
+                "conversion webhook for conv.example.com/v2, Kind=Widget failed: cannot convert this one"
             );
-            assert!(s.message.ends_with("cannot convert this one"), "{}", s.message);
         }
         other => panic!("expected a failure, got {other:?}"),
     }
@@ -284,7 +281,14 @@ async fn a_failed_conversion_fails_the_request() {
     match v2.get("fresh-metadata").await {
         Err(kube_client::Error::Api(s)) => {
             assert_eq!(s.code, 500);
-            assert!(s.message.contains("must have the same UID"), "{}", s.message);
+            assert!(
+                s.message.starts_with(
+                    "conversion webhook for conv.example.com/v1, Kind=Widget returned invalid object: \
+                     must have the same UID: "
+                ),
+                "{}",
+                s.message
+            );
         }
         other => panic!("expected a failure, got {other:?}"),
     }
@@ -611,12 +615,146 @@ async fn a_conversion_for_an_admission_webhook_that_fails_is_an_internal_error()
     w.metadata.labels = Some([("fail".to_string(), "yes".to_string())].into());
     let s = api_status(v2.create(&PostParams::default(), &w).await);
     assert_eq!((s.code, s.reason.as_str()), (500, "InternalError"));
-    assert!(
-        s.message
-            .starts_with("Internal error occurred: conversion webhook for conv.example.com/v2, Kind=Widget"),
-        "{}",
-        s.message
+    assert_eq!(
+        s.message,
+        "Internal error occurred: conversion webhook for conv.example.com/v2, Kind=Widget failed: cannot convert this one"
     );
-    assert!(s.message.ends_with("cannot convert this one"), "{}", s.message);
     assert!(hooks.calls_to("/validate").is_empty());
+}
+
+/// A conversion webhook that answers as the first object's `answer` label says (and converts
+/// as [`convert`] otherwise).
+fn answer_as_labelled(review: &Value) -> Reply {
+    let req = &review["request"];
+    let objects = req["objects"].as_array().cloned().unwrap_or_default();
+    let label = objects
+        .first()
+        .and_then(|o| o["metadata"]["labels"]["answer"].as_str())
+        .unwrap_or("");
+    let reply = |response: Value| {
+        Reply::json(
+            json!({ "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview", "response": response }),
+        )
+    };
+    let converted = || {
+        let body = convert(review).body;
+        body["response"]["convertedObjects"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let success = |objects: Vec<Value>| {
+        reply(json!({ "uid": req["uid"], "convertedObjects": objects, "result": { "status": "Success" } }))
+    };
+    match label {
+        "failure" => reply(json!({ "uid": req["uid"], "result": { "status": "Failure" } })),
+        "no-response" => Reply::json(json!({ "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview" })),
+        "wrong-uid" => reply(json!({ "uid": "nope", "result": { "status": "Success" } })),
+        "two" => {
+            let mut objects = converted();
+            objects.extend(converted());
+            success(objects)
+        }
+        "wrong-version" | "wrong-kind" | "no-kind" | "number-label" => {
+            let mut objects = converted();
+            let o = &mut objects[0];
+            match label {
+                "wrong-version" => o["apiVersion"] = json!("conv.example.com/v2"),
+                "wrong-kind" => o["kind"] = json!("Gadget"),
+                "no-kind" => {
+                    o.as_object_mut().expect("an object").remove("kind");
+                }
+                _ => o["metadata"]["labels"]["n"] = json!(1),
+            }
+            success(objects)
+        }
+        _ => convert(review),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_conversion_is_worded_as_kube_apiserver_words_it() {
+    if !needs_local_webhooks() {
+        return;
+    }
+    let hooks = serve(|path, review| match path {
+        "/convert" => answer_as_labelled(review),
+        _ => super::webhook_server::allow(review),
+    })
+    .await;
+    let (env, ns) = env_for(&hooks).await;
+    install(
+        &env,
+        json!({ "strategy": "Webhook", "webhook": {
+            "clientConfig": hooks.service_config("/convert"), "conversionReviewVersions": ["v1"] } }),
+    )
+    .await;
+    let v1 = widgets(&env.client(), "v1", &ns);
+    let v2 = widgets(&env.client(), "v2", &ns);
+    let labelled = |version: &str, name: &str, label: &str| {
+        let spec = if version == "v1" {
+            json!({ "size": 1 })
+        } else {
+            json!({ "replicas": 1 })
+        };
+        let mut w = widget(version, name, spec);
+        w.metadata.labels = Some([("answer".to_string(), label.to_string())].into());
+        w
+    };
+    // A write in v2 is converted to the storage version, v1: the object converted is a v2 Widget.
+    let written = "conversion webhook for conv.example.com/v2, Kind=Widget";
+    let cases = [
+        (
+            "failure",
+            format!("{written} failed: response.result.status was 'Failure', not 'Success'"),
+        ),
+        ("no-response", format!("{written} failed: no response provided")),
+        ("two", format!("{written} returned 2 objects, expected 1")),
+        (
+            "wrong-version",
+            format!(
+                "{written} returned invalid object at index 0: invalid groupVersion \
+                 (expected conv.example.com/v1, received conv.example.com/v2)"
+            ),
+        ),
+        (
+            "wrong-kind",
+            format!("{written} returned invalid object at index 0: invalid kind (expected Widget, received Gadget)"),
+        ),
+        (
+            "number-label",
+            format!(
+                "{written} returned invalid metadata: metadata.labels[n] must be a string, but is int64 in converted object"
+            ),
+        ),
+    ];
+    for (label, message) in cases {
+        let s = api_status(v2.create(&PostParams::default(), &labelled("v2", label, label)).await);
+        assert_eq!((s.code, s.message.as_str()), (500, message.as_str()), "{label}");
+    }
+    let s = api_status(
+        v2.create(&PostParams::default(), &labelled("v2", "wrong-uid", "wrong-uid"))
+            .await,
+    );
+    let sent = hooks.calls_to("/convert").last().expect("a review")["request"]["uid"].clone();
+    assert_eq!(
+        s.message,
+        format!("{written} failed: expected response.uid={sent}, got \"nope\"")
+    );
+    // An object without a kind does not decode: the decoder's error, as it is.
+    let s = api_status(
+        v2.create(&PostParams::default(), &labelled("v2", "no-kind", "no-kind"))
+            .await,
+    );
+    assert!(s.message.starts_with("Object 'Kind' is missing in '{"), "{}", s.message);
+
+    // A read converts each stored object on its own, a list's too: the message names the
+    // stored object's version and kind, never the list's.
+    v1.create(&PostParams::default(), &labelled("v1", "stored", "failure"))
+        .await
+        .expect("the storage version needs no conversion");
+    let read = "conversion webhook for conv.example.com/v1, Kind=Widget failed: \
+                response.result.status was 'Failure', not 'Success'";
+    assert_eq!(api_status(v2.get("stored").await).message, read);
+    assert_eq!(api_status(v2.list(&Default::default()).await).message, read);
 }

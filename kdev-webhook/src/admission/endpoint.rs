@@ -214,43 +214,28 @@ where
             // The object as received, parsed once: the patch starts from it and `K` is read
             // from it rather than from the text again.
             let original: Value = decode(&req, "object", raw)?;
-            let typed = || {
-                K::deserialize(&original).map_err(|source| Rejection::DecodeObject {
-                    uid: req.uid.clone(),
-                    field: "object",
-                    source,
-                })
-            };
             let encoded = |obj: &K| {
                 serde_json::to_value(obj).map_err(|source| Rejection::EncodeObject {
                     uid: req.uid.clone(),
                     source,
                 })
             };
-            let mut obj = typed()?;
+            let mut obj = K::deserialize(&original).map_err(|source| Rejection::DecodeObject {
+                uid: req.uid.clone(),
+                field: "object",
+                source,
+            })?;
+            // The object as `K` encodes it before the defaulter runs: what the type adds (the
+            // `null` of an `Option` serialized without `skip_serializing_if`, a serde default)
+            // or drops (a field it does not know) is no change of the defaulter's.
+            let before = encoded(&obj)?;
             let verdict = self.defaulter.default(&req, &mut obj).await;
             if !verdict.is_allowed() {
                 return Ok(verdict.into_response(Some(&req)));
             }
-            let mutated = encoded(&obj)?;
+            let after = encoded(&obj)?;
             drop(obj);
-            let mut patch = json_patch::diff(&original, &mutated);
-            // A field `K` does not know (or an explicit null it drops) is missing from `mutated`,
-            // which the patch shows as a removal (a lost object member always does). Then put
-            // such fields back, each on the element it came from, and diff again, so the patch
-            // neither removes them nor, where the defaulter inserted or removed array elements,
-            // moves them onto another element.
-            if patch
-                .0
-                .iter()
-                .any(|op| matches!(op, json_patch::PatchOperation::Remove(_)))
-            {
-                let round_trip = encoded(&typed()?)?;
-                if round_trip != original {
-                    let restored = super::unknown::restore(&original, &round_trip, mutated);
-                    patch = json_patch::diff(&original, &restored);
-                }
-            }
+            let patch = super::patch::defaulted(&original, &before, &after);
             Ok(verdict.into_response(Some(&req)).with_patch(&patch))
         })
     }
@@ -266,10 +251,15 @@ impl<H: Handler> Endpoint for Raw<H> {
             let uid = req.uid.clone();
             let mut response = self.handler.handle(req).await;
             if !self.mutating {
-                // kube-apiserver refuses the whole response ("validating webhook may not return
-                // response.patch"): say what to do instead.
+                // Sent as it is, as controller-runtime does: kube-apiserver counts a validating
+                // webhook's patch as a failed call, which `failurePolicy` then decides.
                 if response.patch.is_some() || response.patch_type.is_some() {
-                    return Err(Rejection::PatchFromValidating { uid });
+                    tracing::warn!(
+                        %uid,
+                        "a raw handler served as a validating webhook returned a patch, which kube-apiserver \
+                         treats as a failed call (\"validating webhook may not return response.patch\"): \
+                         serve it with Builder::raw_mutating"
+                    );
                 }
             } else if response.patch.is_some() {
                 response.patch_type = Some(super::PatchType::JsonPatch);

@@ -4,8 +4,8 @@
 //! [Kubernetes: dynamic admission control]: https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/
 
 mod endpoint;
+mod patch;
 mod review;
-mod unknown;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -203,7 +203,7 @@ impl From<Verdict> for Response {
 }
 
 /// Validates objects of type `K`: the typed validating webhook, as controller-runtime's
-/// `admission.Validator`.
+/// `webhook.CustomValidator` (the generic `admission.Validator[T]` in its newest releases).
 ///
 /// Every method defaults to allowing. The request (uid, user, `dry_run`, options, ...) comes as
 /// `req`; kdev decodes `object` (and `oldObject` on UPDATE and DELETE) straight from the
@@ -254,24 +254,31 @@ pub trait Validator<K>: Send + Sync + 'static {
 }
 
 /// Defaults objects of type `K`: the typed mutating webhook, as controller-runtime's
-/// `admission.Defaulter`.
+/// `webhook.CustomDefaulter` (the generic `admission.Defaulter[T]` in its newest releases).
 ///
 /// kdev decodes the object straight from the request body (so `req.object` is left empty),
-/// calls [`default`](Self::default), and answers with the RFC 6902
-/// JSON patch from the object it received to the mutated one (none when nothing changed).
-/// DELETE and CONNECT requests are allowed without a call.
+/// calls [`default`](Self::default), and answers with an RFC 6902 JSON patch holding the
+/// defaulter's changes (none when nothing changed). DELETE and CONNECT requests are allowed
+/// without a call.
 ///
 /// # Guarantees
-/// Fields the request carried but `K` does not know (or explicit nulls it drops) are never
-/// removed or moved by the patch: only the defaulter's own changes are sent. Where the
-/// defaulter inserts or removes array elements, each element keeps its own unknown fields:
-/// elements are matched by identity (unchanged, then by a unique `name`, the merge key of most
-/// Kubernetes lists), not by index.
+/// 1. Only the defaulter's own changes are sent: the patch is the difference between the object
+///    as `K` encodes it before [`default`](Self::default) and after, carried onto the object as
+///    the request sent it. A defaulter that changes nothing sends no patch.
+/// 2. What `K` adds when it encodes an object is no change: the `null` of an `Option` serialized
+///    without `skip_serializing_if` (which a `nullable` field would store), or a serde default,
+///    is never sent unless the defaulter changed it; a field the defaulter sets that the request
+///    lacked is an `add`, and what it adds is sent without the `null`s of its `None`s.
+/// 3. Fields the request carried but `K` does not know (or explicit nulls it drops) are never
+///    removed or moved by the patch.
+/// 4. Where the defaulter inserts or removes array elements, each element keeps its own fields:
+///    elements are matched by identity (unchanged, then by a unique `name`, the merge key of
+///    most Kubernetes lists), not by index.
 ///
 /// # Caveats
 /// An element that has no `name`, that the defaulter changed, and that moved because
-/// elements were inserted or removed before it cannot be identified: it loses its unknown
-/// fields rather than be given another element's.
+/// elements were inserted or removed before it cannot be identified: it is sent as `K` encodes
+/// it, losing its unknown fields rather than be given another element's.
 ///
 /// # Examples
 /// ```
@@ -305,9 +312,12 @@ pub trait Defaulter<K>: Send + Sync + 'static {
 ///
 /// A handler that patches must be a mutating webhook: serve it with
 /// [`Builder::raw_mutating`](crate::server::Builder::raw_mutating), which also sets
-/// `patchType: JSONPatch` on a response whose `patch` is set. kube-apiserver refuses any patch
-/// from a validating webhook, so a handler served with [`Builder::raw`](crate::server::Builder::raw)
-/// that returns one gets a denial with code 500 saying so, never sent as it is.
+/// `patchType: JSONPatch` on a response whose `patch` is set. A response from a handler served
+/// with [`Builder::raw`](crate::server::Builder::raw) is sent as the handler returned it, as
+/// controller-runtime does; one with a patch is logged as a warning. kube-apiserver treats a
+/// validating webhook's patch as a failed call ("validating webhook may not return
+/// response.patch"): under `failurePolicy: Fail` the request is refused with an internal error,
+/// under `Ignore` it is admitted as if the webhook had not been called.
 ///
 /// # Examples
 /// ```

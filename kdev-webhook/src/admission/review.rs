@@ -497,6 +497,29 @@ impl Response {
         self
     }
 
+    /// Admits the request with the JSON patch from `original` to `mutated`, as
+    /// controller-runtime's `PatchResponseFromRaw`: no patch when they are equal.
+    ///
+    /// `original` should be the request's `object` as received, and `mutated` that value changed
+    /// in place: every difference between the two, including a field dropped or a `null`
+    /// added on the way, is sent. A typed [`Defaulter`](super::Defaulter) needs none of this.
+    ///
+    /// # Examples
+    /// ```
+    /// use kdev_webhook::admission::{Request, Response};
+    ///
+    /// async fn label(req: Request) -> Response {
+    ///     let Some(original) = req.object else { return Response::allowed() };
+    ///     let mut mutated = original.clone();
+    ///     mutated["metadata"]["labels"]["team"] = "platform".into();
+    ///     Response::from_objects(&original, &mutated)
+    /// }
+    /// ```
+    #[doc(alias = "PatchResponseFromRaw")]
+    pub fn from_objects(original: &Value, mutated: &Value) -> Response {
+        Response::allowed().with_patch(&json_patch::diff(original, mutated))
+    }
+
     /// Adds a warning for the client.
     #[must_use]
     pub fn with_warning(mut self, warning: impl Into<String>) -> Response {
@@ -555,6 +578,24 @@ mod tests {
         assert_eq!(wire["patchType"], "JSONPatch");
         let back: Response = serde_json::from_value(wire).unwrap();
         assert_eq!(back.json_patch().unwrap().unwrap(), patch);
+    }
+
+    #[test]
+    fn from_objects_patches_what_differs_and_nothing_when_equal() {
+        let original = serde_json::json!({"metadata": {"name": "a"}, "data": {"k": "v"}});
+        let mut mutated = original.clone();
+        mutated["data"]["seen"] = "yes".into();
+        let response = Response::from_objects(&original, &mutated);
+        assert!(response.allowed);
+        assert_eq!(response.patch_type, Some(PatchType::JsonPatch));
+        let patch = serde_json::to_value(response.json_patch().unwrap().unwrap()).unwrap();
+        assert_eq!(
+            patch,
+            serde_json::json!([{"op": "add", "path": "/data/seen", "value": "yes"}])
+        );
+        let same = Response::from_objects(&original, &original);
+        assert!(same.allowed);
+        assert_eq!((same.patch, same.patch_type), (None, None));
     }
 
     #[test]

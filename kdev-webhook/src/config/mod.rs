@@ -209,7 +209,8 @@ pub enum Kind {
     /// A typed defaulter: goes into the MutatingWebhookConfiguration.
     Mutating,
     /// A raw admission handler served with [`Builder::raw`](crate::server::Builder::raw): a
-    /// validating webhook, which may not patch. One served with
+    /// validating webhook, which may not patch (kube-apiserver counts a patch from one as a
+    /// failed call). One served with
     /// [`Builder::raw_mutating`](crate::server::Builder::raw_mutating) is [`Kind::Mutating`].
     Raw,
     /// CRD conversion: goes into a CRD's `spec.conversion`.

@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 mod gadgets;
+mod memos;
 
 const SERVICE_NAMESPACE: &str = "webhook-system";
 const SERVICE_NAME: &str = "kdev-webhook";
@@ -113,6 +114,13 @@ impl Defaulter<Pod> for Sidecar {
     }
 }
 
+/// A raw handler served as a validating webhook that (wrongly) returns a patch.
+async fn patching_validator(_req: Request) -> kdev_webhook::admission::Response {
+    let patch =
+        serde_json::from_value(json!([{ "op": "add", "path": "/data/patched", "value": "yes" }])).expect("a patch");
+    kdev_webhook::admission::Response::allowed().with_patch(&patch)
+}
+
 /// The webhook server on a free loopback port, and an embedded API server whose Service
 /// `webhook-system/kdev-webhook:443` leads to it.
 struct Setup {
@@ -132,6 +140,8 @@ impl Setup {
         let server = Server::builder()
             .validating("/validate-pods", NoLatest)
             .mutating("/mutate-pods", Sidecar)
+            .mutating("/default-memos", memos::MemoDefaults)
+            .raw("/validate-and-patch", patching_validator)
             .conversion("/convert-gadgets", gadgets::Recording::new(conversions.clone()))
             .tls(cert)
             .build()
@@ -531,4 +541,108 @@ fn rand_suffix() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_defaulter_changes_only_what_it_sets_and_stores_no_null_for_a_nullable_field() {
+    let s = in_memory().await;
+    let crd = memos::Memo::crd();
+    s.env.install_crd(&crd).await.expect("install the CRD");
+    let plural = crd.spec.names.plural.clone();
+    let hook = json!({ "name": "memos.kdev.dev", "clientConfig": s.client_config("/default-memos"),
+        "rules": [{ "operations": ["CREATE", "UPDATE"], "apiGroups": ["memos.kdev.dev"], "apiVersions": ["v1"],
+            "resources": [plural.clone()] }],
+        "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"] });
+    let mutating: MutatingWebhookConfiguration = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": { "name": "memo-defaults" }, "webhooks": [hook],
+    }))
+    .expect("configuration");
+    Api::<MutatingWebhookConfiguration>::all(s.env.client())
+        .create(&PostParams::default(), &mutating)
+        .await
+        .expect("mutating configuration");
+
+    // Sent without `note`, as kubectl or any client that leaves it out would.
+    let ar = kube_client::api::ApiResource::erase::<memos::Memo>(&());
+    let memos: Api<kube_client::api::DynamicObject> = Api::namespaced_with(s.env.client(), &s.ns, &ar);
+    let sent: kube_client::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "memos.kdev.dev/v1", "kind": "Memo", "metadata": { "name": "m" }, "spec": {},
+    }))
+    .expect("a memo");
+    memos.create(&PostParams::default(), &sent).await.expect("create");
+    let stored = memos.get("m").await.expect("read back");
+    assert_eq!(
+        stored.data["spec"],
+        json!({ "size": 1 }),
+        "only the defaulter's own change"
+    );
+
+    // Nothing to default: no patch, the object stays as sent.
+    let mut noted = sent.clone();
+    noted.metadata.name = Some("n".into());
+    noted.data["spec"] = json!({ "size": 2, "note": "hi" });
+    memos.create(&PostParams::default(), &noted).await.expect("create");
+    assert_eq!(
+        memos.get("n").await.expect("read back").data["spec"],
+        json!({ "size": 2, "note": "hi" })
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_patch_from_a_validating_raw_handler_fails_the_call_as_its_failure_policy_says() {
+    let s = in_memory().await;
+    let configs: Api<ValidatingWebhookConfiguration> = Api::all(s.env.client());
+    let configure = |policy: &str| {
+        let hook = json!({ "name": "patching.kdev.dev", "clientConfig": s.client_config("/validate-and-patch"),
+            "rules": [{ "operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"] }],
+            "failurePolicy": policy, "sideEffects": "None", "admissionReviewVersions": ["v1"] });
+        serde_json::from_value::<ValidatingWebhookConfiguration>(json!({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": { "name": "patching" }, "webhooks": [hook],
+        }))
+        .expect("configuration")
+    };
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(s.env.client(), &s.ns);
+    let config_map = |name: &str| -> k8s_openapi::api::core::v1::ConfigMap {
+        serde_json::from_value(json!({ "metadata": { "name": name }, "data": { "a": "b" } })).expect("a config map")
+    };
+
+    // Ignore: the failed call is ignored and the write admitted, unpatched.
+    configs
+        .create(&PostParams::default(), &configure("Ignore"))
+        .await
+        .expect("create");
+    let created = config_maps
+        .create(&PostParams::default(), &config_map("ignored"))
+        .await
+        .expect("admitted under Ignore");
+    assert_eq!(created.data, Some([("a".to_string(), "b".to_string())].into()));
+
+    // Fail: the write is refused, saying why.
+    configs
+        .replace("patching", &PostParams::default(), &{
+            let mut c = configure("Fail");
+            c.metadata.resource_version = configs.get("patching").await.expect("get").metadata.resource_version;
+            c
+        })
+        .await
+        .expect("replace");
+    match config_maps.create(&PostParams::default(), &config_map("refused")).await {
+        Err(kube_client::Error::Api(st)) => {
+            assert_eq!((st.code, st.reason.as_str()), (500, "InternalError"), "{st:?}");
+            // kube-apiserver: `Internal error occurred: failed calling webhook "patching.kdev.dev":
+            // received invalid webhook response: validating webhook may not return response.patch`.
+            assert!(
+                st.message
+                    .starts_with(r#"Internal error occurred: failed calling webhook "patching.kdev.dev": "#),
+                "{}",
+                st.message
+            );
+            assert!(st.message.contains("may not return response.patch"), "{}", st.message);
+        }
+        other => panic!("expected a refusal under Fail, got {other:?}"),
+    }
+    s.shutdown().await;
 }

@@ -396,7 +396,9 @@ async fn a_mutating_raw_handlers_patch_is_sent_with_its_patch_type() {
 }
 
 #[tokio::test]
-async fn a_patch_from_a_validating_raw_handler_is_refused_saying_why() {
+async fn a_validating_raw_handlers_response_is_sent_as_it_is_even_with_a_patch() {
+    // As controller-runtime does: kube-apiserver counts the patch as a failed call, which the
+    // webhook's failurePolicy then decides (refused under Fail, admitted under Ignore).
     let webhooks = Server::builder()
         .raw("/validate", patch_without_type)
         .raw("/with-patch", raw)
@@ -410,20 +412,133 @@ async fn a_patch_from_a_validating_raw_handler_is_refused_saying_why() {
         false,
     );
     cm["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "ConfigMap"});
-    for path in ["/validate", "/with-patch"] {
+    for (path, patch_type) in [("/validate", None), ("/with-patch", Some("JSONPatch"))] {
         let answer = webhooks.call(path, serde_json::to_vec(&cm).unwrap().into()).await;
         assert_eq!(answer.status(), 200);
         let answer: Value = serde_json::from_slice(answer.body()).unwrap();
         let answer = &answer["response"];
         assert_eq!(answer["uid"], "r1");
-        assert_eq!(answer["allowed"], false, "{answer}");
-        assert!(answer.get("patch").is_none(), "{answer}");
-        assert!(answer.get("patchType").is_none(), "{answer}");
-        assert_eq!(answer["status"]["code"], 500);
-        let message = answer["status"]["message"].as_str().unwrap();
-        assert!(message.contains("validating webhook, which may not patch"), "{message}");
-        assert!(message.contains("Builder::raw_mutating"), "{message}");
+        assert_eq!(answer["allowed"], true, "{answer}");
+        assert!(answer.get("status").is_none(), "{answer}");
+        assert!(answer["patch"].is_string(), "{answer}");
+        assert_eq!(answer.get("patchType").and_then(Value::as_str), patch_type, "{answer}");
     }
+}
+
+/// A custom resource's spec whose `Option`s serialize as `null` (no `skip_serializing_if`), as
+/// a spec derived without serde attributes does.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Thing {
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    kind: String,
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    spec: ThingSpec,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ThingSpec {
+    a: Option<i32>,
+    b: Option<String>,
+    c: Option<bool>,
+    nested: Option<Nested>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Nested {
+    x: Option<i32>,
+    y: Option<String>,
+}
+
+/// Changes nothing.
+struct NoOp;
+
+impl Defaulter<Thing> for NoOp {
+    async fn default(&self, _req: &Request, _thing: &mut Thing) -> Verdict {
+        Verdict::allow()
+    }
+}
+
+/// Sets `spec.b`.
+struct SetsB;
+
+impl Defaulter<Thing> for SetsB {
+    async fn default(&self, _req: &Request, thing: &mut Thing) -> Verdict {
+        thing.spec.b.get_or_insert_with(|| "bee".into());
+        Verdict::allow()
+    }
+}
+
+/// Sets `spec.nested.y` (and `spec.nested` when it is missing).
+struct SetsNestedY;
+
+impl Defaulter<Thing> for SetsNestedY {
+    async fn default(&self, _req: &Request, thing: &mut Thing) -> Verdict {
+        let nested = thing.spec.nested.get_or_insert(Nested { x: None, y: None });
+        nested.y.get_or_insert_with(|| "why".into());
+        Verdict::allow()
+    }
+}
+
+/// The patch a defaulter at `path` answers for a CREATE of `object`, as JSON (`None` for no
+/// patch, then also without `patchType`).
+async fn patch_for(webhooks: &kdev_webhook::server::InProcess, path: &str, object: Value) -> Option<Value> {
+    use base64::Engine as _;
+    let body = serde_json::to_vec(&review("t", "CREATE", Some(object), None, false)).unwrap();
+    let answer = webhooks.call(path, body.into()).await;
+    let answer: Value = serde_json::from_slice(answer.body()).unwrap();
+    let answer = &answer["response"];
+    assert_eq!(answer["allowed"], true, "{answer}");
+    let Some(patch) = answer.get("patch") else {
+        assert!(answer.get("patchType").is_none(), "{answer}");
+        return None;
+    };
+    assert_eq!(answer["patchType"], "JSONPatch");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(patch.as_str().unwrap())
+        .unwrap();
+    Some(serde_json::from_slice(&bytes).unwrap())
+}
+
+fn thing(spec: Value) -> Value {
+    json!({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "t"}, "spec": spec})
+}
+
+#[tokio::test]
+async fn a_defaulter_sends_only_its_own_changes_not_the_nulls_its_type_encodes() {
+    let webhooks = Server::builder()
+        .mutating_dynamic("/noop", NoOp)
+        .mutating_dynamic("/sets-b", SetsB)
+        .mutating_dynamic("/sets-nested-y", SetsNestedY)
+        .build_in_process()
+        .unwrap();
+
+    // Nothing changed: no patch at all, whatever the request left out.
+    for spec in [json!({"a": 1}), json!({}), json!({"a": null, "nested": {"x": 1}})] {
+        assert_eq!(patch_for(&webhooks, "/noop", thing(spec.clone())).await, None, "{spec}");
+    }
+
+    // One field set that the request lacked: exactly one add.
+    assert_eq!(
+        patch_for(&webhooks, "/sets-b", thing(json!({"a": 1}))).await,
+        Some(json!([{"op": "add", "path": "/spec/b", "value": "bee"}]))
+    );
+    // One field set that the request sent as null: a replace of that field only.
+    assert_eq!(
+        patch_for(&webhooks, "/sets-b", thing(json!({"a": 1, "b": null}))).await,
+        Some(json!([{"op": "replace", "path": "/spec/b", "value": "bee"}]))
+    );
+
+    // Nested: a field added inside an object the request sent, an object added whole (without
+    // the nulls of its `None`s) where the request had none.
+    assert_eq!(
+        patch_for(&webhooks, "/sets-nested-y", thing(json!({"nested": {"x": 1}}))).await,
+        Some(json!([{"op": "add", "path": "/spec/nested/y", "value": "why"}]))
+    );
+    assert_eq!(
+        patch_for(&webhooks, "/sets-nested-y", thing(json!({"a": 2}))).await,
+        Some(json!([{"op": "add", "path": "/spec/nested", "value": {"y": "why"}}]))
+    );
 }
 
 /// Removes the first container.

@@ -28,7 +28,7 @@
 //! struct Labels;
 //!
 //! impl Defaulter<Pod> for Labels {
-//!     async fn default(&self, req: &Request, pod: &mut Pod) -> Verdict {
+//!     async fn set_defaults(&self, req: &Request, pod: &mut Pod) -> Verdict {
 //!         let labels = pod.metadata.labels.get_or_insert_with(Default::default);
 //!         labels.entry("team".into()).or_insert_with(|| "platform".into());
 //!         // A dry run sees the same mutation; only side effects must be skipped.

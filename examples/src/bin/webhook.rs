@@ -84,7 +84,7 @@ impl Validator<Pod> for NoLatest {
 struct PodDefaults;
 
 impl Defaulter<Pod> for PodDefaults {
-    async fn default(&self, req: &Request, pod: &mut Pod) -> Verdict {
+    async fn set_defaults(&self, req: &Request, pod: &mut Pod) -> Verdict {
         let labels = pod.metadata.labels.get_or_insert_with(Default::default);
         // or_insert: a label the user set wins over the default.
         labels.entry("team".into()).or_insert_with(|| "platform".into());

@@ -39,7 +39,7 @@ impl Validator<Pod> for NoLatest {
 struct Sidecar;
 
 impl Defaulter<Pod> for Sidecar {
-    async fn default(&self, _req: &Request, pod: &mut Pod) -> Verdict {
+    async fn set_defaults(&self, _req: &Request, pod: &mut Pod) -> Verdict {
         let labels = pod.metadata.labels.get_or_insert_with(Default::default);
         labels.entry("team".into()).or_insert_with(|| "platform".into());
         if let Some(spec) = pod.spec.as_mut() {

@@ -229,7 +229,7 @@ where
             // `null` of an `Option` serialized without `skip_serializing_if`, a serde default)
             // or drops (a field it does not know) is no change of the defaulter's.
             let before = encoded(&obj)?;
-            let verdict = self.defaulter.default(&req, &mut obj).await;
+            let verdict = self.defaulter.set_defaults(&req, &mut obj).await;
             if !verdict.is_allowed() {
                 return Ok(verdict.into_response(Some(&req)));
             }

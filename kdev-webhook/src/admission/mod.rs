@@ -257,13 +257,13 @@ pub trait Validator<K>: Send + Sync + 'static {
 /// `webhook.CustomDefaulter` (the generic `admission.Defaulter[T]` in its newest releases).
 ///
 /// kdev decodes the object straight from the request body (so `req.object` is left empty),
-/// calls [`default`](Self::default), and answers with an RFC 6902 JSON patch holding the
+/// calls [`set_defaults`](Self::set_defaults), and answers with an RFC 6902 JSON patch holding the
 /// defaulter's changes (none when nothing changed). DELETE and CONNECT requests are allowed
 /// without a call.
 ///
 /// # Guarantees
 /// 1. Only the defaulter's own changes are sent: the patch is the difference between the object
-///    as `K` encodes it before [`default`](Self::default) and after, carried onto the object as
+///    as `K` encodes it before [`set_defaults`](Self::set_defaults) and after, carried onto the object as
 ///    the request sent it. A defaulter that changes nothing sends no patch.
 /// 2. What `K` adds when it encodes an object is no change: the `null` of an `Option` serialized
 ///    without `skip_serializing_if` (which a `nullable` field would store), or a serde default,
@@ -288,7 +288,7 @@ pub trait Validator<K>: Send + Sync + 'static {
 /// struct TeamLabel;
 ///
 /// impl Defaulter<Pod> for TeamLabel {
-///     async fn default(&self, _req: &Request, pod: &mut Pod) -> Verdict {
+///     async fn set_defaults(&self, _req: &Request, pod: &mut Pod) -> Verdict {
 ///         let labels = pod.metadata.labels.get_or_insert_with(Default::default);
 ///         labels.entry("team".to_string()).or_insert_with(|| "platform".to_string());
 ///         Verdict::allow()
@@ -300,8 +300,10 @@ pub trait Validator<K>: Send + Sync + 'static {
     note = "implement `kdev_webhook::admission::Defaulter<{K}>`: see the `kdev_webhook::admission` docs"
 )]
 pub trait Defaulter<K>: Send + Sync + 'static {
-    /// Mutates `obj` in place. Returning a denial sends no patch.
-    fn default(&self, req: &Request, obj: &mut K) -> impl Future<Output = Verdict> + Send;
+    /// Mutates `obj` in place (controller-runtime's `Default`; named so that a defaulter that
+    /// also implements `Default` keeps an unambiguous `Type::default()`). Returning a denial
+    /// sends no patch.
+    fn set_defaults(&self, req: &Request, obj: &mut K) -> impl Future<Output = Verdict> + Send;
 }
 
 /// A raw admission handler: the whole [`Request`] in, a [`Response`] out, for any kind — the

@@ -97,7 +97,7 @@ impl Validator<Pod> for NoLatest {
 struct Sidecar;
 
 impl Defaulter<Pod> for Sidecar {
-    async fn default(&self, _req: &Request, pod: &mut Pod) -> Verdict {
+    async fn set_defaults(&self, _req: &Request, pod: &mut Pod) -> Verdict {
         let labels = pod.metadata.labels.get_or_insert_with(Default::default);
         labels.entry("team".into()).or_insert_with(|| "platform".into());
         labels.insert("sidecar.kdev.dev/injected".into(), "true".into());

@@ -21,7 +21,7 @@ pub struct MemoSpec {
 pub struct MemoDefaults;
 
 impl Defaulter<Memo> for MemoDefaults {
-    async fn default(&self, _req: &Request, memo: &mut Memo) -> Verdict {
+    async fn set_defaults(&self, _req: &Request, memo: &mut Memo) -> Verdict {
         memo.spec.size.get_or_insert(1);
         Verdict::allow()
     }

@@ -61,7 +61,7 @@ impl Validator<Pod> for Policy {
 struct Defaults;
 
 impl Defaulter<Pod> for Defaults {
-    async fn default(&self, req: &Request, pod: &mut Pod) -> Verdict {
+    async fn set_defaults(&self, req: &Request, pod: &mut Pod) -> Verdict {
         if images(pod).any(|i| i == "forbidden") {
             return Verdict::deny("forbidden image");
         }
@@ -454,7 +454,7 @@ struct Nested {
 struct NoOp;
 
 impl Defaulter<Thing> for NoOp {
-    async fn default(&self, _req: &Request, _thing: &mut Thing) -> Verdict {
+    async fn set_defaults(&self, _req: &Request, _thing: &mut Thing) -> Verdict {
         Verdict::allow()
     }
 }
@@ -463,7 +463,7 @@ impl Defaulter<Thing> for NoOp {
 struct SetsB;
 
 impl Defaulter<Thing> for SetsB {
-    async fn default(&self, _req: &Request, thing: &mut Thing) -> Verdict {
+    async fn set_defaults(&self, _req: &Request, thing: &mut Thing) -> Verdict {
         thing.spec.b.get_or_insert_with(|| "bee".into());
         Verdict::allow()
     }
@@ -473,7 +473,7 @@ impl Defaulter<Thing> for SetsB {
 struct SetsNestedY;
 
 impl Defaulter<Thing> for SetsNestedY {
-    async fn default(&self, _req: &Request, thing: &mut Thing) -> Verdict {
+    async fn set_defaults(&self, _req: &Request, thing: &mut Thing) -> Verdict {
         let nested = thing.spec.nested.get_or_insert(Nested { x: None, y: None });
         nested.y.get_or_insert_with(|| "why".into());
         Verdict::allow()
@@ -545,7 +545,7 @@ async fn a_defaulter_sends_only_its_own_changes_not_the_nulls_its_type_encodes()
 struct DropFirstContainer;
 
 impl Defaulter<Pod> for DropFirstContainer {
-    async fn default(&self, _req: &Request, pod: &mut Pod) -> Verdict {
+    async fn set_defaults(&self, _req: &Request, pod: &mut Pod) -> Verdict {
         if let Some(spec) = pod.spec.as_mut() {
             spec.containers.remove(0);
         }
@@ -557,7 +557,7 @@ impl Defaulter<Pod> for DropFirstContainer {
 struct PrependSidecar;
 
 impl Defaulter<Pod> for PrependSidecar {
-    async fn default(&self, _req: &Request, pod: &mut Pod) -> Verdict {
+    async fn set_defaults(&self, _req: &Request, pod: &mut Pod) -> Verdict {
         if let Some(spec) = pod.spec.as_mut() {
             for c in &mut spec.containers {
                 if c.name == "app" {
@@ -745,4 +745,28 @@ async fn an_invalid_verdict_names_the_object_and_carries_every_cause() {
     .await;
     assert_eq!(allowed["allowed"], true);
     assert!(allowed.get("status").is_none(), "{allowed}");
+}
+
+/// kubebuilder's `CronJobCustomDefaulter` carries its defaults as fields, with a `Default`:
+/// `Type::default()` stays unambiguous with `Defaulter` in scope.
+#[derive(Default)]
+struct DefaultsAsFields {
+    team: String,
+}
+
+impl Defaulter<Pod> for DefaultsAsFields {
+    async fn set_defaults(&self, _req: &Request, pod: &mut Pod) -> Verdict {
+        pod.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert("team".into(), self.team.clone());
+        Verdict::allow()
+    }
+}
+
+#[test]
+fn a_defaulter_may_implement_default_too() {
+    let defaulter = DefaultsAsFields::default();
+    assert!(defaulter.team.is_empty());
+    let _ = Server::builder().mutating::<Pod, _>("/default", DefaultsAsFields { team: "a".into() });
 }

@@ -23,7 +23,7 @@ impl Validator<Pod> for Allow {}
 
 struct Noop;
 impl Defaulter<Deployment> for Noop {
-    async fn default(&self, _req: &Request, _obj: &mut Deployment) -> Verdict {
+    async fn set_defaults(&self, _req: &Request, _obj: &mut Deployment) -> Verdict {
         Verdict::allow()
     }
 }
@@ -459,7 +459,7 @@ impl Validator<Labelled> for NeedsTeam {
 
 struct AddTeam;
 impl Defaulter<kube_core::DynamicObject> for AddTeam {
-    async fn default(&self, _req: &Request, obj: &mut kube_core::DynamicObject) -> Verdict {
+    async fn set_defaults(&self, _req: &Request, obj: &mut kube_core::DynamicObject) -> Verdict {
         obj.metadata
             .labels
             .get_or_insert_with(Default::default)

@@ -138,7 +138,7 @@ fn default_labels(meta: &mut ObjectMeta, req: &Request) {
 }
 
 impl Defaulter<Pod> for Defaults {
-    async fn default(&self, req: &Request, pod: &mut Pod) -> Verdict {
+    async fn set_defaults(&self, req: &Request, pod: &mut Pod) -> Verdict {
         default_labels(&mut pod.metadata, req);
         let Some(spec) = pod.spec.as_mut() else {
             return Verdict::deny("a pod needs a spec")
@@ -159,7 +159,7 @@ impl Defaulter<Pod> for Defaults {
 }
 
 impl Defaulter<Deployment> for Defaults {
-    async fn default(&self, req: &Request, d: &mut Deployment) -> Verdict {
+    async fn set_defaults(&self, req: &Request, d: &mut Deployment) -> Verdict {
         default_labels(&mut d.metadata, req);
         d.spec.replicas.get_or_insert(2);
         Verdict::allow()
@@ -259,7 +259,7 @@ impl Validator<Backup> for NoLatest {
 }
 
 impl Defaulter<Backup> for Defaults {
-    async fn default(&self, req: &Request, b: &mut Backup) -> Verdict {
+    async fn set_defaults(&self, req: &Request, b: &mut Backup) -> Verdict {
         default_labels(&mut b.metadata, req);
         b.spec.retention_days.get_or_insert(7);
         Verdict::allow()

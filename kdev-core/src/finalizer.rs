@@ -267,9 +267,10 @@ fn object_key(meta: &ObjectMeta) -> String {
 ///
 /// - [`Error::Apply`] / [`Error::Cleanup`]: the closure failed (on clean-up the finalizer stays);
 /// - [`Error::AddFinalizer`] / [`Error::RemoveFinalizer`]: the patch failed, typically with
-///   409 Conflict because `obj` is stale; retrying with the fresh object fixes it;
-/// - [`Error::InvalidName`], [`Error::UnnamedObject`], [`Error::NoResourceVersion`]: bad input,
-///   nothing was sent.
+///   409 Conflict (adding) or 422 (removing) because `obj` is stale; retrying with the fresh
+///   object fixes it;
+/// - [`Error::InvalidName`], [`Error::UnnamedObject`], [`Error::NoResourceVersion`],
+///   [`Error::NoUid`]: bad input, found before anything is sent or the closure runs.
 ///
 /// # Cancel safety
 ///
@@ -307,6 +308,11 @@ where
             reconcile(Event::Apply(Arc::new(patched))).await.map_err(Error::Apply)
         }
         (true, true) => {
+            // Bad input fails before the clean-up runs, not after it on every retry.
+            meta.name.as_deref().ok_or(Error::UnnamedObject)?;
+            if meta.uid.as_deref().is_none_or(str::is_empty) {
+                return Err(Error::NoUid(object_key(meta)));
+            }
             let out = reconcile(Event::Cleanup(Arc::clone(&obj)))
                 .await
                 .map_err(Error::Cleanup)?;

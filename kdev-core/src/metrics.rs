@@ -94,6 +94,10 @@ impl RestClientMetrics {
     /// A client that sends through `client` and counts each request under the `host` label
     /// (client-go's is the API server's `host:port`, see [`host_label`]). The new client
     /// keeps `client`'s default namespace, expiry and error types.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime, as `kube_client::Client::new`.
+    #[must_use = "only the returned client's requests are counted"]
     pub fn instrument(&self, client: Client, host: impl Into<String>) -> Client {
         let host: String = host.into();
         let requests = self.requests.clone();
@@ -137,6 +141,7 @@ impl RestClientMetrics {
 /// let url: http::Uri = "https://10.96.0.1:443".parse().unwrap();
 /// assert_eq!(kdev_core::metrics::host_label(&url), "10.96.0.1:443");
 /// ```
+#[must_use]
 pub fn host_label(url: &http::Uri) -> String {
     url.authority()
         .map(|a| a.as_str().rsplit('@').next().unwrap_or_default().to_string())

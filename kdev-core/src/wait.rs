@@ -69,7 +69,12 @@ pub(crate) async fn until<S, R>(state: &Mutex<S>, notify: &Notify, mut step: imp
 /// # Errors
 ///
 /// The API server's error when a request fails for good (403 without RBAC for `list` and
-/// `watch` of the kind, 404 for a kind it does not serve).
+/// `watch` of the kind, 404 for a kind it does not serve), or an object that does not decode
+/// into `K`.
+///
+/// # Cancel safety
+/// Cancel safe: dropping the future (a `timeout`, a `select!`) ends the watch and nothing is
+/// lost.
 pub async fn await_condition<K>(
     api: Api<K>,
     name: &str,
@@ -111,10 +116,12 @@ where
                     // Ended (the server's timeout): watch again from where it was.
                     Ok(None) => break,
                     // Broke: the same, after a pause.
-                    Err(_) => {
+                    Err(e) if transient(&e) => {
                         backoff.wait().await;
                         break;
                     }
+                    // An object that does not decode into `K`, say: retrying cannot help.
+                    Err(e) => return Err(e),
                 };
                 let (object, gone) = match event {
                     WatchEvent::Added(o) | WatchEvent::Modified(o) => (o, false),
@@ -124,7 +131,11 @@ where
                         continue;
                     }
                     WatchEvent::Error(e) if e.code == 410 => continue 'list,
-                    WatchEvent::Error(_) => {
+                    WatchEvent::Error(e) => {
+                        let e = kube_client::Error::Api(e);
+                        if !transient(&e) {
+                            return Err(e);
+                        }
                         backoff.wait().await;
                         break;
                     }
@@ -227,7 +238,9 @@ pub mod conditions {
 
     /// The Deployment's rollout is complete, as `kubectl rollout status` decides: its
     /// controller has seen the current spec, every replica runs the current template, no old
-    /// replica is left and every updated one is available.
+    /// replica is left and every updated one is available. Where `kubectl rollout status` gives
+    /// up on a rollout past its progress deadline (`Progressing` false with reason
+    /// `ProgressDeadlineExceeded`), this condition simply stays false: bound the wait.
     pub fn is_deployment_completed() -> impl Fn(Option<&Deployment>) -> bool {
         |deployment| {
             let Some(d) = deployment else { return false };

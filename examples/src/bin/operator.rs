@@ -355,11 +355,13 @@ async fn lesson(client: &Client, ns: &str, embedded: bool) -> Result<(), BoxErro
         .build();
     // The manager's recorder: it sends what it still holds when the manager stops.
     let recorder = manager.event_recorder(OPERATOR)?;
+    // The manager's client counts its requests in `rest_client_requests_total`.
+    let counted = manager.client().clone();
     manager
-        .controller_for(Api::<MyApp>::namespaced(client.clone(), ns))
+        .controller_for(Api::<MyApp>::namespaced(counted.clone(), ns))
         .named("myapp")
-        .owns_with(Api::<Deployment>::namespaced(client.clone(), ns), Predicate::all())
-        .owns_with(Api::<Service>::namespaced(client.clone(), ns), Predicate::all())
+        .owns_with(Api::<Deployment>::namespaced(counted.clone(), ns), Predicate::all())
+        .owns_with(Api::<Service>::namespaced(counted, ns), Predicate::all())
         .complete(MyAppReconciler {
             recorder: recorder.clone(),
         })?;

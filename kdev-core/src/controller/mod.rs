@@ -543,7 +543,11 @@ where
                 metrics: self.metrics,
                 need_leader_election: self.need_leader_election,
                 // controller-runtime's `resyncPeriod`: a factor in [0.9, 1.1).
-                resync: self.sync_period.map(|p| p.mul_f64(0.9 + fastrand::f64() / 5.0)),
+                // A period too long for it stays as long as can be: no resync in practice.
+                resync: self.sync_period.map(|p| {
+                    Duration::try_from_secs_f64(p.as_secs_f64() * (0.9 + fastrand::f64() / 5.0))
+                        .unwrap_or(Duration::MAX)
+                }),
                 started: AtomicBool::new(false),
             }),
         })

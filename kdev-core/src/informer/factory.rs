@@ -61,6 +61,9 @@ where
         self
     }
     fn start(&self, tracker: &TaskTracker) {
+        self.inner
+            .start_requested
+            .store(true, std::sync::atomic::Ordering::Release);
         let inf = self.clone();
         tracker.spawn(async move {
             // A second start is refused by the informer itself; nothing to do then.

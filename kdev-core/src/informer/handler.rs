@@ -130,6 +130,8 @@ impl<K> HandlerSlot<K> {
     /// dropped (client-go's listener, whose pending notifications go with it).
     pub(super) fn stop(&self) {
         self.counters.stopped.store(true, Ordering::Release);
+        // Its registration's waiters learn that it will not sync now.
+        self.counters.initial_handled.notify_waiters();
     }
 
     /// Buffers an event for the handler; false when its thread is gone.
@@ -196,9 +198,10 @@ impl Registration {
     /// # Errors
     /// [`Error::SyncTimeout`](super::Error::SyncTimeout), with the informer's last list or
     /// watch error; [`Error::Stopped`](super::Error::Stopped) at once when the informer is shut
-    /// down before it synced (it never will); [`Error::Failed`](super::Error::Failed) when it
-    /// failed. A handler added after the informer synced still
-    /// gets its replay after a shutdown, and its registration syncs.
+    /// down before it synced (it never will), or the handler is removed, or the informer shut
+    /// down, before the handler handled its initial adds; [`Error::Failed`](super::Error::Failed)
+    /// when the informer failed. A handler added after the informer shut down (having synced)
+    /// still gets its replay, and its registration syncs.
     ///
     /// # Cancel safety
     /// Cancel safe.
@@ -213,6 +216,11 @@ impl Registration {
                 }
                 if self.has_synced() {
                     return Ok(());
+                }
+                // Removed, or its informer shut down, before it handled its initial adds: the
+                // ones still buffered are dropped, so it never will.
+                if self.counters.stopped.load(Ordering::Acquire) {
+                    return Err(super::Error::Stopped);
                 }
                 let stop = &self.informer_synced.stop;
                 if stop.is_cancelled() && !self.informer_synced.get() {

@@ -61,9 +61,8 @@ pub enum Error {
         timeout: Duration,
         /// The last error the informer's list or watch met while it waited, which is most
         /// often why it did not sync: a 403 (missing RBAC), a 404 (a CRD not installed, a
-        /// wrong group or version), a server that cannot be reached; or that the informer was
-        /// never started. `None` when nothing failed, only took long (a large list, a slow
-        /// handler).
+        /// wrong group or version), a server that cannot be reached. `None` when nothing
+        /// failed, only took long (a large list, a slow handler).
         last_error: Option<String>,
     },
     /// The informer was already started.
@@ -73,6 +72,15 @@ pub enum Error {
     /// client-go's `WaitForCacheSync` gives up when its stop channel closes).
     #[error("the informer was shut down before it synced")]
     Stopped,
+    /// [`SharedIndexInformer::wait_for_sync`] ran out of time on an informer nobody started.
+    #[error(
+        "the informer of {resource} was never started: run it, or start the factory that made it \
+         (a factory starts only the informers asked for before its start)"
+    )]
+    NotStarted {
+        /// What the informer lists and watches.
+        resource: String,
+    },
     /// The informer stopped for good because its transform or an index function panicked
     /// (client-go's informer crashes the process then): its cache no longer follows the
     /// server. See [`SharedIndexInformer::failure`].
@@ -266,6 +274,8 @@ struct Inner<K> {
     transform: Option<Transform<K>>,
     synced: Arc<SyncFlag>,
     started: AtomicBool,
+    /// `run` was called, or a factory spawned it (before its first poll).
+    start_requested: AtomicBool,
 }
 
 struct Dispatch<K> {
@@ -359,6 +369,7 @@ where
                     ..SyncFlag::default()
                 }),
                 started: AtomicBool::new(false),
+                start_requested: AtomicBool::new(false),
             }),
         }
     }
@@ -410,8 +421,9 @@ where
     /// Waits until [`has_synced`](Self::has_synced), at most `timeout`.
     ///
     /// # Errors
-    /// [`Error::SyncTimeout`]; [`Error::Stopped`] when the informer is shut down first;
-    /// [`Error::Failed`] when it failed.
+    /// [`Error::SyncTimeout`]; [`Error::NotStarted`] when nobody started it;
+    /// [`Error::Stopped`] when the informer is shut down first; [`Error::Failed`] when it
+    /// failed.
     ///
     /// # Cancel safety
     /// Cancel safe.
@@ -435,17 +447,13 @@ where
             }
         };
         tokio::time::timeout(timeout, wait).await.map_err(|_| {
-            let mut err = self.inner.synced.timed_out(timeout);
-            if !self.inner.started.load(Ordering::Acquire)
-                && let Error::SyncTimeout { last_error, .. } = &mut err
-            {
-                *last_error = Some(
-                    "the informer was never started: run it, or start the factory that made it \
-                         (a factory starts only the informers asked for before its start)"
-                        .into(),
-                );
+            if self.inner.start_requested.load(Ordering::Acquire) {
+                self.inner.synced.timed_out(timeout)
+            } else {
+                Error::NotStarted {
+                    resource: self.inner.synced.resource.clone(),
+                }
             }
-            err
         })?
     }
 
@@ -532,6 +540,7 @@ where
     /// go on serving a cache nobody updates (without waiting for the threads). [`has_synced`](Self::has_synced) stays true,
     /// as client-go's `HasSynced` does after its informer stops.
     pub async fn run(&self) -> Result<(), Error> {
+        self.inner.start_requested.store(true, Ordering::Release);
         if self.inner.started.swap(true, Ordering::AcqRel) {
             return Err(Error::AlreadyStarted);
         }
@@ -823,9 +832,34 @@ mod tests {
             .await
             .expect_err("never started");
         assert!(
-            matches!(&err, Error::SyncTimeout { last_error: Some(why), .. } if why.contains("never started")),
+            matches!(&err, Error::NotStarted { .. }) && err.to_string().contains("never started"),
             "{err:?}"
         );
+    }
+
+    /// A handler removed before it handled its initial adds never syncs, and its waiters hear
+    /// so at once.
+    #[tokio::test]
+    async fn a_handler_removed_before_its_initial_adds_stops_its_waiters() {
+        let informer = listing(&["a", "b"]);
+        let (count, release, handler) = counting_gate();
+        let registration = informer.add_event_handler(handler, None);
+        run(&informer);
+        informer.wait_for_sync(Duration::from_secs(10)).await.expect("synced");
+        until(|| count.load(std::sync::atomic::Ordering::SeqCst) == 1).await;
+        let waiting = tokio::spawn({
+            let registration = registration.clone();
+            async move { registration.wait_for_sync(Duration::from_secs(60)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        informer.remove_event_handler(&registration);
+        let waited = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("the waiter is told at once")
+            .expect("joined");
+        assert!(matches!(waited, Err(Error::Stopped)), "{waited:?}");
+        drop(release);
+        informer.shutdown();
     }
 
     /// client-go's `RemoveEventHandler`: the listener's pending notifications go with it.

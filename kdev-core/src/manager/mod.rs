@@ -265,10 +265,10 @@ impl Inner {
             ),
             (
                 "informers".to_string(),
-                if self.informers_synced(running) {
-                    Ok(())
-                } else {
-                    Err("caches have not synced yet".into())
+                match self.factory.failures().first() {
+                    Some(failed) => Err(failed.to_string()),
+                    None if self.informers_synced(running) => Ok(()),
+                    None => Err("caches have not synced yet".into()),
                 },
             ),
         ];
@@ -542,12 +542,19 @@ enum Stop {
 impl Manager {
     /// Settings for a manager using `client`.
     ///
-    /// The manager counts every request of its client in `rest_client_requests_total`, so
-    /// [`client`](Self::client), and the clients of its informers, controllers and Lease lock,
-    /// are `client` wrapped. A ready-made client does not tell which API server it talks to, so
-    /// the metric's `host` label is `none`, as client-go's for a client without a base URL;
-    /// [`from_config`](Self::from_config) labels it with the API server's `host:port`. Call it
-    /// inside a Tokio runtime, as `kube_client::Client::new`.
+    /// The manager counts the requests of its client in `rest_client_requests_total`:
+    /// [`client`](Self::client) is `client` wrapped, and so are the clients of the informers of
+    /// [`controller`](Self::controller), of [`cache`](Self::cache) reads and of
+    /// [`leader_election_lease`](ManagerBuilder::leader_election_lease). An `Api` you build from
+    /// `client` itself (for [`controller_for`](Self::controller_for), `owns_with` or writes) is
+    /// not counted: build it from `manager.client()`. A ready-made client does not tell which
+    /// API server it talks to, so the metric's `host` label is `none`, as client-go's for a
+    /// client without a base URL; [`from_config`](Self::from_config) labels it with the API
+    /// server's `host:port`.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime, as `kube_client::Client::new` (the wrapped client's buffer runs
+    /// as a task).
     pub fn builder(client: Client) -> ManagerBuilder {
         Self::builder_for(client, "none".to_string())
     }
@@ -558,6 +565,9 @@ impl Manager {
     ///
     /// # Errors
     /// The error of building the client (an unreadable certificate, say).
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime, as [`builder`](Self::builder).
     pub fn from_config(config: kube_client::Config) -> Result<ManagerBuilder, kube_client::Error> {
         let host = crate::metrics::host_label(&config.cluster_url);
         Ok(Self::builder_for(Client::try_from(config)?, host))
@@ -939,6 +949,8 @@ impl Manager {
             Stop::LeaderLost => Duration::ZERO,
             _ => inner.graceful_shutdown_timeout,
         };
+        // One deadline for the whole shutdown, the informers' handlers included.
+        let deadline = tokio::time::Instant::now() + grace;
         let drained = async {
             while let Some(done) = tasks.join_next_with_id().await {
                 match done {
@@ -970,6 +982,7 @@ impl Manager {
             names.sort();
             names
         };
+        let mut at_once = false;
         let abandoned = tokio::select! {
             () = drained => None,
             // Only runnables count: the events still being sent when time runs out are logged by
@@ -981,12 +994,14 @@ impl Manager {
             }
             () = signals.next() => {
                 tracing::warn!("second signal: stopping at once");
+                at_once = true;
                 let still_running = still_running();
                 (!still_running.is_empty()).then_some(ManagerError::Interrupted { still_running })
             }
             () = lease_lost => {
                 inner.elected.send_replace(false);
                 tracing::warn!("the lease was lost while stopping: stopping at once");
+                at_once = true;
                 None
             }
         };
@@ -997,12 +1012,16 @@ impl Manager {
             let _ = c.await;
         }
         inner.elected.send_replace(false);
-        // The informers end once their handlers are done with the event in hand; a handler
-        // blocked for good is left behind after the grace period.
-        if tokio::time::timeout(inner.graceful_shutdown_timeout, inner.factory.shutdown())
+        // The informers end once their handlers are done with the event in hand, within what is
+        // left of the grace period; a handler blocked for good is left behind, and a stop at
+        // once does not wait for them.
+        if at_once {
+            inner.factory.stop();
+        } else if tokio::time::timeout_at(deadline, inner.factory.shutdown())
             .await
             .is_err()
         {
+            inner.factory.stop();
             tracing::warn!("an informer event handler did not return within the grace period");
         }
         server_stop.cancel();

@@ -616,9 +616,14 @@ fn invalid_builds_are_refused() {
             Err(controller::BuildError::NoWorkers)
         ));
         assert!(matches!(
-            Controller::builder(api).named("Bad Name").build(noop),
+            Controller::builder(api.clone()).named("Bad Name").build(noop),
             Err(controller::BuildError::InvalidName(_))
         ));
+        // "Never", spelled as the longest period: no overflow once jittered.
+        Controller::builder(api)
+            .sync_period(Some(Duration::MAX))
+            .build(noop)
+            .expect("a sync period as long as can be");
     });
 }
 

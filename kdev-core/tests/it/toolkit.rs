@@ -197,6 +197,23 @@ async fn a_finalizer_list_changed_meanwhile_fails_the_removal_until_retried() {
         .unwrap();
 }
 
+/// An object without a uid (made by hand) cannot have its finalizer removed safely: that is
+/// found before the clean-up runs, not after it on every retry.
+#[tokio::test]
+async fn bad_input_fails_before_the_cleanup_runs() {
+    let (_env, _ns, api) = setup().await;
+    let mut obj = cm("hand-made");
+    obj.metadata.resource_version = Some("1".into());
+    obj.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    obj.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        jiff::Timestamp::now(),
+    ));
+    let log = Arc::default();
+    let err = reconcile(&api, obj, false, &log).await.unwrap_err();
+    assert!(matches!(err, finalizer::Error::NoUid(_)), "{err:?}");
+    assert!(log.lock().is_empty(), "the clean-up did not run");
+}
+
 #[tokio::test]
 async fn finalizer_does_nothing_for_an_object_deleted_without_it() {
     let (_env, _ns, api) = setup().await;

@@ -309,16 +309,18 @@ where
         }
         (true, true) => {
             // Bad input fails before the clean-up runs, not after it on every retry.
-            meta.name.as_deref().ok_or(Error::UnnamedObject)?;
-            if meta.uid.as_deref().is_none_or(str::is_empty) {
-                return Err(Error::NoUid(object_key(meta)));
-            }
+            let name = meta.name.as_deref().ok_or(Error::UnnamedObject)?;
+            let uid = meta
+                .uid
+                .as_deref()
+                .filter(|uid| !uid.is_empty())
+                .ok_or_else(|| Error::NoUid(object_key(meta)))?;
             let out = reconcile(Event::Cleanup(Arc::clone(&obj)))
                 .await
                 .map_err(Error::Cleanup)?;
-            let meta = obj.meta();
-            match remove_by_patch(api, meta, finalizer_name).await? {
-                Ok(_) => Ok(out),
+            let finalizers = meta.finalizers.as_deref().unwrap_or_default();
+            match remove_by_patch(api, name, uid, finalizers, finalizer_name).await {
+                Ok(()) => Ok(out),
                 // Already gone: someone else removed the last finalizer.
                 Err(kube_client::Error::Api(s)) if s.is_not_found() => Ok(out),
                 Err(source) => Err(Error::RemoveFinalizer {
@@ -352,31 +354,26 @@ where
     Ok(api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await)
 }
 
-/// Removes `finalizer` from the object with a JSON patch that tests the object's uid and the
-/// finalizer's position, not its resourceVersion: writes the clean-up made to the object (a
-/// status update) do not make the removal fail, while a finalizer list that changed meanwhile
-/// (422, retried on the fresh object) or an object recreated under the same name does. The
-/// outer error is bad input, the inner one the API call.
-async fn remove_by_patch<K, E>(
+/// Removes `finalizer` from the object `name` (whose uid and finalizer list are given) with a
+/// JSON patch that tests the object's uid and the finalizer's position, not its
+/// resourceVersion: writes the clean-up made to the object (a status update) do not make the
+/// removal fail, while a finalizer list that changed meanwhile (422, retried on the fresh
+/// object) or an object recreated under the same name does.
+async fn remove_by_patch<K>(
     api: &Api<K>,
-    meta: &ObjectMeta,
+    name: &str,
+    uid: &str,
+    finalizers: &[String],
     finalizer: &str,
-) -> Result<Result<(), kube_client::Error>, Error<E>>
+) -> Result<(), kube_client::Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
     use json_patch::jsonptr::PointerBuf;
     use json_patch::{PatchOperation, RemoveOperation, TestOperation};
 
-    let name = meta.name.as_deref().ok_or(Error::UnnamedObject)?;
-    let uid = meta
-        .uid
-        .as_deref()
-        .filter(|uid| !uid.is_empty())
-        .ok_or_else(|| Error::NoUid(object_key(meta)))?;
-    let finalizers = meta.finalizers.as_deref().unwrap_or_default();
     let Some(index) = finalizers.iter().position(|f| f == finalizer) else {
-        return Ok(Ok(())); // not there: nothing to remove
+        return Ok(()); // not there: nothing to remove
     };
     let at = PointerBuf::from_tokens(["metadata", "finalizers", &index.to_string()]);
     let ops = vec![
@@ -391,7 +388,7 @@ where
         PatchOperation::Remove(RemoveOperation { path: at }),
     ];
     let patch: Patch<()> = Patch::Json(json_patch::Patch(ops));
-    Ok(api.patch(name, &PatchParams::default(), &patch).await.map(drop))
+    api.patch(name, &PatchParams::default(), &patch).await.map(drop)
 }
 
 impl<E> Error<E> {

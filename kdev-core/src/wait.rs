@@ -38,6 +38,8 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
+use crate::reflector::Backoff;
+
 /// Runs `step` on the state until it returns `Some`, sleeping on `notify` in between.
 ///
 /// `step` runs with the lock held, so a value it takes out is never lost to cancellation:
@@ -63,8 +65,8 @@ pub(crate) async fn until<S, R>(state: &Mutex<S>, notify: &Notify, mut step: imp
 /// The condition is checked on the object as first listed, then on every change a watch of
 /// that one object reports (`None` once it is deleted). A watch that ends or breaks resumes
 /// from the last resourceVersion seen; one that is too old (410 Gone) lists again. Failures
-/// that retrying can fix (5xx, 429, a lost connection) are retried with backoff (200 ms
-/// doubling to 5 s). The wait has no deadline of its own: wrap it in `tokio::time::timeout`.
+/// that retrying can fix (5xx, 429, a lost connection) are retried with the reflector's
+/// [`Backoff`], from 200 ms doubling to 5 s, jittered. The wait has no deadline of its own: wrap it in `tokio::time::timeout`.
 ///
 /// # Errors
 ///
@@ -84,12 +86,12 @@ where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     let selector = format!("metadata.name={name}");
-    let mut backoff = Backoff::default();
+    let mut backoff = retry_backoff();
     'list: loop {
         let list = match api.list(&ListParams::default().fields(&selector)).await {
             Ok(list) => list,
             Err(e) if transient(&e) => {
-                backoff.wait().await;
+                tokio::time::sleep(backoff.failure()).await;
                 continue;
             }
             Err(e) => return Err(e),
@@ -105,7 +107,7 @@ where
                 Ok(events) => events.boxed(),
                 Err(kube_client::Error::Api(s)) if s.code == 410 => continue 'list,
                 Err(e) if transient(&e) => {
-                    backoff.wait().await;
+                    tokio::time::sleep(backoff.failure()).await;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -117,7 +119,7 @@ where
                     Ok(None) => break,
                     // Broke: the same, after a pause.
                     Err(e) if transient(&e) => {
-                        backoff.wait().await;
+                        tokio::time::sleep(backoff.failure()).await;
                         break;
                     }
                     // An object that does not decode into `K`, say: retrying cannot help.
@@ -136,11 +138,10 @@ where
                         if !transient(&e) {
                             return Err(e);
                         }
-                        backoff.wait().await;
+                        tokio::time::sleep(backoff.failure()).await;
                         break;
                     }
                 };
-                backoff = Backoff::default();
                 if let Some(v) = object.meta().resource_version.clone() {
                     version = v;
                 }
@@ -156,28 +157,21 @@ where
     }
 }
 
+/// The reflector's backoff, faster: a wait is short-lived and its caller bounds it.
+fn retry_backoff() -> Backoff {
+    Backoff::new(
+        Duration::from_millis(200),
+        Duration::from_secs(5),
+        Duration::from_secs(30),
+    )
+}
+
 /// Whether retrying may fix `e`: a server error, throttling, or no answer at all.
 fn transient(e: &kube_client::Error) -> bool {
     match e {
         kube_client::Error::Api(s) => s.code >= 500 || s.code == 429,
         kube_client::Error::HyperError(_) | kube_client::Error::Service(_) => true,
         _ => false,
-    }
-}
-
-/// 200 ms doubling to 5 s.
-struct Backoff(Duration);
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff(Duration::from_millis(200))
-    }
-}
-
-impl Backoff {
-    async fn wait(&mut self) {
-        tokio::time::sleep(self.0).await;
-        self.0 = (self.0 * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -242,8 +242,9 @@ impl Inner {
     /// started later (a cache read of a new kind, a controller added while running) fails only
     /// its caller if it cannot sync, never the replica's readiness.
     fn informers_synced(&self, running: bool) -> bool {
+        // A failed informer is reported by `ready_results` before this is asked.
         if self.informers_synced.load(Ordering::Acquire) {
-            return self.factory.failures().is_empty();
+            return true;
         }
         let synced = running && self.factory.has_synced();
         if synced {

@@ -110,17 +110,7 @@ fn options(ctx: &Ctx) -> Result<Options, ApiError> {
             None
         }
     };
-    if dry_run.iter().any(|v| *v != "All") {
-        let values: Vec<String> = dry_run.iter().map(|v| format!("{v:?}")).collect();
-        causes.push(Cause {
-            reason: "FieldValueNotSupported".into(),
-            message: format!(
-                "Unsupported value: []string{{{}}}: supported values: \"All\"",
-                values.join(", ")
-            ),
-            field: "dryRun".into(),
-        });
-    }
+    causes.extend(super::options::dry_run(dry_run.iter().copied()));
     if !causes.is_empty() {
         return Err(ApiError::Invalid {
             kind: "DeleteOptions".into(),

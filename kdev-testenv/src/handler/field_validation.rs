@@ -51,22 +51,28 @@ thread_local! {
 /// The request's `fieldValidation` (`Warn` when absent), refused as `ValidateFieldValidation`
 /// refuses an unknown value (422 on the write's options kind).
 pub(crate) fn directive(ctx: &Ctx, options_kind: &str) -> Result<Directive, ApiError> {
-    match ctx.query.get("fieldValidation").unwrap_or("") {
+    parse(ctx.query.get("fieldValidation").unwrap_or("")).map_err(|cause| ApiError::Invalid {
+        kind: options_kind.into(),
+        group: "meta.k8s.io".into(),
+        name: String::new(),
+        causes: vec![cause],
+    })
+}
+
+/// `fieldValidation`'s value (`Warn` when empty), or `ValidateFieldValidation`'s cause.
+pub(crate) fn parse(value: &str) -> Result<Directive, Cause> {
+    match value {
         "" | "Warn" => Ok(Directive::Warn),
         "Ignore" => Ok(Directive::Ignore),
         "Strict" => Ok(Directive::Strict),
-        other => Err(ApiError::Invalid {
-            kind: options_kind.into(),
-            group: "meta.k8s.io".into(),
-            name: String::new(),
-            causes: vec![Cause {
-                reason: "FieldValueNotSupported".into(),
-                message: format!(
-                    "Unsupported value: {other:?}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
-                ),
-                field: "fieldValidation".into(),
-            }],
-        }),
+        other => Err(Cause::with_message(
+            "FieldValueNotSupported",
+            "fieldValidation",
+            format!(
+                "Unsupported value: {}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"",
+                crate::schema::go_quote(other)
+            ),
+        )),
     }
 }
 

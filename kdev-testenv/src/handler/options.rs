@@ -48,29 +48,8 @@ pub(crate) fn validate(query: &Query, write: Write) -> Result<(), ApiError> {
         _ => {}
     }
     causes.extend(field_manager(manager));
-    if let Some(dry_run) = query.get("dryRun")
-        && dry_run != "All"
-    {
-        causes.push(Cause::with_message(
-            "FieldValueNotSupported",
-            "dryRun",
-            format!(
-                "Unsupported value: []string{{{}}}: supported values: \"All\"",
-                go_quote(dry_run)
-            ),
-        ));
-    }
-    let validation = query.str("fieldValidation");
-    if !matches!(validation, "" | "Ignore" | "Strict" | "Warn") {
-        causes.push(Cause::with_message(
-            "FieldValueNotSupported",
-            "fieldValidation",
-            format!(
-                "Unsupported value: {}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"",
-                go_quote(validation)
-            ),
-        ));
-    }
+    causes.extend(dry_run(query.get("dryRun").into_iter()));
+    causes.extend(super::field_validation::parse(query.str("fieldValidation")).err());
     if causes.is_empty() {
         return Ok(());
     }
@@ -79,6 +58,22 @@ pub(crate) fn validate(query: &Query, write: Write) -> Result<(), ApiError> {
         group: "meta.k8s.io".into(),
         name: String::new(),
         causes,
+    })
+}
+
+/// `ValidateDryRun`: every value `All` (the query's or `DeleteOptions`' `dryRun`).
+pub(crate) fn dry_run<'a>(values: impl Iterator<Item = &'a str>) -> Option<Cause> {
+    let values: Vec<&str> = values.collect();
+    values.iter().any(|v| *v != "All").then(|| {
+        let quoted: Vec<String> = values.iter().map(|v| go_quote(v)).collect();
+        Cause::with_message(
+            "FieldValueNotSupported",
+            "dryRun",
+            format!(
+                "Unsupported value: []string{{{}}}: supported values: \"All\"",
+                quoted.join(", ")
+            ),
+        )
     })
 }
 

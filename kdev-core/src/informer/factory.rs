@@ -128,6 +128,20 @@ impl Transforms {
     }
 }
 
+/// The default resync periods a factory gives its informers: one per cached type, else one
+/// for all.
+#[derive(Default)]
+struct Resync {
+    default: Option<Duration>,
+    by_type: HashMap<TypeId, Duration>,
+}
+
+impl Resync {
+    fn for_type<T: 'static>(&self) -> Option<Duration> {
+        self.by_type.get(&TypeId::of::<T>()).copied().or(self.default)
+    }
+}
+
 /// Hands out shared informers: asking twice for the same type, scope and selectors returns the
 /// same informer, so one watch serves every controller that needs it.
 ///
@@ -156,6 +170,7 @@ pub struct SharedInformerFactory {
     config: reflector::Config,
     transforms: Transforms,
     order: Order,
+    resync: Resync,
     informers: Mutex<Informers>,
     tracker: TaskTracker,
 }
@@ -194,6 +209,7 @@ impl SharedInformerFactory {
             config,
             transforms: Transforms::default(),
             order: Order::default(),
+            resync: Resync::default(),
             informers: Mutex::default(),
             tracker: TaskTracker::new(),
         }
@@ -258,6 +274,37 @@ impl SharedInformerFactory {
     #[must_use]
     pub fn order(mut self, order: Order) -> Self {
         self.order = order;
+        self
+    }
+
+    /// The default resync period of the informers this factory makes: a handler added to one
+    /// of them with `resync: None` gets every cached object replayed about this often (see
+    /// [`SharedIndexInformer::add_event_handler`]; zero means none, the default). client-go's
+    /// `NewSharedInformerFactory(client, defaultResync)`. Set it before asking for informers.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn run(client: kube_client::Client) {
+    /// use std::time::Duration;
+    /// use kdev_core::informer::SharedInformerFactory;
+    ///
+    /// // sample-controller's factory: handlers hear of every object again every 30 seconds.
+    /// let factory = SharedInformerFactory::new(client).default_resync(Duration::from_secs(30));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn default_resync(mut self, period: Duration) -> Self {
+        self.resync.default = Some(period);
+        self
+    }
+
+    /// The default resync period of the informers of type `T` this factory makes, instead of
+    /// [`default_resync`](Self::default_resync) (client-go's `WithCustomResyncConfig`). `T` is
+    /// the cached type, as for [`transform`](Self::transform). Set it before asking for
+    /// informers.
+    #[must_use]
+    pub fn resync_for<T: 'static>(mut self, period: Duration) -> Self {
+        self.resync.by_type.insert(TypeId::of::<T>(), period);
         self
     }
 
@@ -346,6 +393,7 @@ impl SharedInformerFactory {
             self.transforms.for_type::<T>(),
             self.order,
         );
+        informer.set_default_resync(self.resync.for_type::<T>());
         // After a shutdown nothing starts: an informer asked for then comes already shut down,
         // so that waiting for its sync ends at once, with `Error::Stopped`.
         if informers.shut_down {

@@ -276,6 +276,8 @@ struct Inner<K> {
     started: AtomicBool,
     /// `run` was called, or a factory spawned it (before its first poll).
     start_requested: AtomicBool,
+    /// The resync period of handlers added with `resync: None`.
+    default_resync: Mutex<Option<Duration>>,
 }
 
 struct Dispatch<K> {
@@ -370,6 +372,7 @@ where
                 }),
                 started: AtomicBool::new(false),
                 start_requested: AtomicBool::new(false),
+                default_resync: Mutex::new(None),
             }),
         }
     }
@@ -457,12 +460,30 @@ where
         })?
     }
 
+    /// Sets the resync period of the handlers added from now on with `resync: None` (client-go's
+    /// `defaultEventHandlerResyncPeriod`, the period `AddEventHandler` uses); `None` or zero, the
+    /// default, means no resync. Handlers already added keep theirs. A
+    /// [`SharedInformerFactory`]'s informers get the factory's
+    /// [`default_resync`](SharedInformerFactory::default_resync).
+    pub fn set_default_resync(&self, period: Option<Duration>) {
+        *self.inner.default_resync.lock() = period.filter(|p| !p.is_zero());
+    }
+
+    /// The resync period of handlers added with `resync: None`; see
+    /// [`set_default_resync`](Self::set_default_resync).
+    pub fn default_resync(&self) -> Option<Duration> {
+        *self.inner.default_resync.lock()
+    }
+
     /// Registers a handler; it runs on its own thread with its own buffer, and may block.
     ///
     /// `resync`: replay every cached object to this handler as an `Update` with identical old
-    /// and new objects at this period (client-go's per-handler resync). Periods under one
-    /// second are raised to one second, as client-go does. A replay is sent in step with the
-    /// informer's own events, so it never overtakes an add or a delete of the same key.
+    /// and new objects at this period (client-go's per-handler resync). `None` takes the
+    /// informer's [`default_resync`](Self::default_resync) (none unless set, as client-go's
+    /// `AddEventHandler` takes the informer's default); `Some(Duration::ZERO)` asks for no
+    /// resync whatever the default. Periods under one second are raised to one second, as
+    /// client-go does. A replay is sent in step with the informer's own events, so it never
+    /// overtakes an add or a delete of the same key.
     ///
     /// A handler added after [`shutdown`](Self::shutdown) receives the replay of the cache and
     /// nothing more.
@@ -483,6 +504,7 @@ where
             return registration;
         }
         d.handlers.push(slot);
+        let resync = resync.or_else(|| *self.inner.default_resync.lock());
         if let Some(period) = resync.filter(|p| !p.is_zero()) {
             let period = if period < MINIMUM_RESYNC_PERIOD {
                 tracing::warn!(?period, "a resync period under 1 s is raised to 1 s");
@@ -1087,6 +1109,34 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(5)).await;
         handled(&[&r4]).await;
         assert_eq!(*late.lock(), ["add a initial"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn handlers_without_a_period_take_the_informers_default_and_zero_opts_out() {
+        let informer = listing(&["a"]);
+        let (before, h1) = recorder();
+        let r1 = informer.add_event_handler(h1, None);
+        informer.set_default_resync(Some(Duration::from_secs(10)));
+        assert_eq!(informer.default_resync(), Some(Duration::from_secs(10)));
+        run(&informer);
+        let (defaulted, h2) = recorder();
+        let (own, h3) = recorder();
+        let (opted_out, h4) = recorder();
+        let r2 = informer.add_event_handler(h2, None);
+        let r3 = informer.add_event_handler(h3, Some(Duration::from_secs(30)));
+        let r4 = informer.add_event_handler(h4, Some(Duration::ZERO));
+        informer.wait_for_sync(Duration::from_secs(10)).await.expect("synced");
+        for _ in 0..35 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            handled(&[&r1, &r2, &r3, &r4]).await;
+        }
+        assert_eq!(*before.lock(), ["add a initial"], "added before the default was set");
+        assert_eq!(defaulted.lock().len(), 4, "{:?}", defaulted.lock());
+        assert_eq!(*own.lock(), ["add a initial", "update a 1->1"]);
+        assert_eq!(*opted_out.lock(), ["add a initial"]);
+        informer.set_default_resync(Some(Duration::ZERO));
+        assert_eq!(informer.default_resync(), None);
+        informer.shutdown();
     }
 
     /// On a current-thread runtime a handler that blocks would stop everything if handlers ran

@@ -539,6 +539,41 @@ async fn the_factory_shares_one_informer_per_type_scope_and_selectors() {
 }
 
 #[tokio::test]
+async fn a_factory_default_resync_replays_to_handlers_without_their_own_period() {
+    let (env, _ns, api) = setup().await;
+    api.create(&PostParams::default(), &cm("a", "x")).await.expect("create");
+    let factory = SharedInformerFactory::new(env.client())
+        .default_resync(Duration::from_secs(1))
+        .resync_for::<kube_client::api::PartialObjectMeta<ConfigMap>>(Duration::from_secs(3600));
+    let typed = factory.informer_with_selectors(api.clone(), "informer-test=yes", "");
+    let metadata = factory.metadata_informer(api.clone());
+    assert_eq!(typed.default_resync(), Some(Duration::from_secs(1)));
+    assert_eq!(metadata.default_resync(), Some(Duration::from_secs(3600)));
+    let replays = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = replays.clone();
+    typed.add_event_handler(
+        move |event: Event<ConfigMap>| {
+            if let Event::Update { old, new } = &event
+                && Arc::ptr_eq(old, new)
+            {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        },
+        None,
+    );
+    factory.start();
+    factory
+        .wait_for_cache_sync(Duration::from_secs(30))
+        .await
+        .expect("sync");
+    eventually("two replays of the unchanged object", || {
+        replays.load(std::sync::atomic::Ordering::SeqCst) >= 2
+    })
+    .await;
+    factory.shutdown().await;
+}
+
+#[tokio::test]
 async fn after_a_factory_shuts_down_nothing_starts_and_waiting_for_a_sync_ends_at_once() {
     let (env, ns, api) = setup().await;
     let factory = SharedInformerFactory::new(env.client());

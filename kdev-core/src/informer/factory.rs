@@ -13,8 +13,9 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube_client::api::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta};
 use kube_client::discovery::{self, Scope};
+use kube_client::error::DiscoveryError;
 use kube_client::{Api, Client};
-use kube_core::Resource;
+use kube_core::{GroupVersion, GroupVersionResource, Resource};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use tokio_util::task::TaskTracker;
@@ -26,11 +27,11 @@ use crate::reflector::{self, ListWatch};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FactoryError {
-    /// Discovery could not resolve a group/version/kind for a dynamic informer.
-    #[error("resolving {gvk} through discovery failed")]
+    /// Discovery could not resolve the kind or resource of a dynamic informer.
+    #[error("resolving {what} through discovery failed")]
     Discovery {
-        /// The kind asked for, as `group/version/Kind`.
-        gvk: String,
+        /// The kind or resource asked for, as `group/version/Kind` or `group/version/resource`.
+        what: String,
         /// The cause.
         #[source]
         source: kube_client::Error,
@@ -410,7 +411,8 @@ impl SharedInformerFactory {
     }
 
     /// A dynamic informer for any kind, resolved through discovery (the preferred resource of
-    /// `gvk`), in `namespace` or across namespaces.
+    /// `gvk`), in `namespace` or across namespaces (a `namespace` is ignored for a
+    /// cluster-scoped kind).
     ///
     /// # Errors
     /// [`FactoryError::Discovery`] when the API server does not serve the kind.
@@ -419,18 +421,68 @@ impl SharedInformerFactory {
         gvk: &GroupVersionKind,
         namespace: Option<&str>,
     ) -> Result<SharedIndexInformer<DynamicObject>, FactoryError> {
-        let (ar, caps): (ApiResource, _) =
-            discovery::pinned_kind(&self.client, gvk)
-                .await
-                .map_err(|source| FactoryError::Discovery {
-                    gvk: format!("{}/{}/{}", gvk.group, gvk.version, gvk.kind),
-                    source,
-                })?;
-        let api = match (namespace, caps.scope) {
-            (Some(ns), Scope::Namespaced) => Api::namespaced_with(self.client.clone(), ns, &ar),
-            _ => Api::all_with(self.client.clone(), &ar),
+        let (ar, caps) = discovery::pinned_kind(&self.client, gvk)
+            .await
+            .map_err(|source| FactoryError::Discovery {
+                what: format!("{}/{}/{}", gvk.group, gvk.version, gvk.kind),
+                source,
+            })?;
+        Ok(self.dynamic(&ar, caps.scope, namespace))
+    }
+
+    /// A dynamic informer for a resource named by group, version and plural resource name
+    /// (`apps`, `v1`, `deployments`), resolved through discovery, in `namespace` or across
+    /// namespaces (ignored for a cluster-scoped resource): client-go's
+    /// `dynamicinformer.DynamicSharedInformerFactory.ForResource(gvr)`, and the generic
+    /// informer's `ForResource`. Asking for the same resource by kind with
+    /// [`dynamic_informer`](Self::dynamic_informer) returns the same informer.
+    ///
+    /// # Errors
+    /// [`FactoryError::Discovery`] when the API server does not serve the resource.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn run(client: kube_client::Client) -> Result<(), kdev_core::informer::FactoryError> {
+    /// use kube_core::GroupVersionResource;
+    /// use kdev_core::informer::SharedInformerFactory;
+    ///
+    /// let factory = SharedInformerFactory::new(client);
+    /// let gvr = GroupVersionResource::gvr("apps", "v1", "deployments");
+    /// let deployments = factory.dynamic_informer_for_resource(&gvr, Some("default")).await?;
+    /// factory.start();
+    /// # Ok(()) }
+    /// ```
+    pub async fn dynamic_informer_for_resource(
+        &self,
+        gvr: &GroupVersionResource,
+        namespace: Option<&str>,
+    ) -> Result<SharedIndexInformer<DynamicObject>, FactoryError> {
+        let name = format!("{}/{}/{}", gvr.group, gvr.version, gvr.resource);
+        let discovery_error = |source| FactoryError::Discovery {
+            what: name.clone(),
+            source,
         };
-        Ok(self.informer(api))
+        let group = discovery::pinned_group(&self.client, &GroupVersion::gv(&gvr.group, &gvr.version))
+            .await
+            .map_err(discovery_error)?;
+        let (ar, caps) = group
+            .versioned_resources(&gvr.version)
+            .into_iter()
+            .find(|(ar, _)| ar.plural == gvr.resource)
+            .ok_or_else(|| {
+                discovery_error(kube_client::Error::Discovery(DiscoveryError::MissingResource(
+                    name.clone(),
+                )))
+            })?;
+        Ok(self.dynamic(&ar, caps.scope, namespace))
+    }
+
+    fn dynamic(&self, ar: &ApiResource, scope: Scope, namespace: Option<&str>) -> SharedIndexInformer<DynamicObject> {
+        let api = match (namespace, scope) {
+            (Some(ns), Scope::Namespaced) => Api::namespaced_with(self.client.clone(), ns, ar),
+            _ => Api::all_with(self.client.clone(), ar),
+        };
+        self.informer(api)
     }
 
     /// Starts every informer not started yet (call again after asking for more). Does nothing

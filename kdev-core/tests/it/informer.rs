@@ -645,6 +645,24 @@ async fn a_dynamic_informer_resolves_its_kind_through_discovery() {
     assert!(names.contains(&"a".to_string()), "{names:?}");
     let missing = kube_client::api::GroupVersionKind::gvk("nosuch.kdev.dev", "v1", "Nothing");
     assert!(factory.dynamic_informer(&missing, None).await.is_err());
+    // client-go's `ForResource(gvr)`: the same informer, found by its plural resource name.
+    let gvr = kube_client::api::GroupVersionResource::gvr("", "v1", "configmaps");
+    let by_resource = factory
+        .dynamic_informer_for_resource(&gvr, Some(&ns))
+        .await
+        .expect("discovery resolves configmaps");
+    let a = |inf: &SharedIndexInformer<kube_client::api::DynamicObject>| {
+        inf.store().get(Some(&ns), "a").expect("a is cached")
+    };
+    assert!(Arc::ptr_eq(&a(&dynamic), &a(&by_resource)));
+    let apps = kube_client::api::GroupVersionResource::gvr("apps", "v1", "nosuchresources");
+    let err = factory
+        .dynamic_informer_for_resource(&apps, None)
+        .await
+        .expect_err("no such resource");
+    assert!(err.to_string().contains("apps/v1/nosuchresources"), "{err}");
+    let group = kube_client::api::GroupVersionResource::gvr("nosuch.kdev.dev", "v1", "nothings");
+    assert!(factory.dynamic_informer_for_resource(&group, None).await.is_err());
     factory.shutdown().await;
 }
 

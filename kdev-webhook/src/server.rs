@@ -245,7 +245,14 @@ impl Builder {
     /// [`Converter`](kdev_crd::conversion::Converter) (see [`conversion`](crate::conversion)).
     #[cfg(feature = "conversion")]
     pub fn conversion<C: crate::conversion::Convert>(mut self, path: &str, converter: C) -> Self {
-        self.registered.push(Registered::untyped(path, Kind::Conversion));
+        let mut api_versions = converter.api_versions();
+        api_versions.sort();
+        let converts = crate::config::Converts {
+            group: converter.group().to_string(),
+            kind: converter.kind().to_string(),
+            api_versions,
+        };
+        self.registered.push(Registered::conversion(path, converts));
         self.route(
             path,
             Route::Conversion(Arc::new(crate::conversion::Converting(Box::new(converter)))),

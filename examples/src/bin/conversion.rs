@@ -223,7 +223,8 @@ async fn main() -> Result<(), BoxError> {
         .build()?;
     let conversion = Configurations::new("kdev-lesson", ClientConfig::service(SERVICE_NAMESPACE, SERVICE_NAME))
         .ca_bundle(bundle.ca_pem().into_bytes())
-        .conversion(&server, "/convert")?;
+        // Checked: the converter knows the CRD's kind and each of its versions.
+        .conversion_for(&server, "/convert", &crd)?;
     let mut shown = serde_json::to_value(&conversion)?;
     shown["webhook"]["clientConfig"]["caBundle"] = json!("<the CA, base64>");
     print!("conversion:\n{}", indent(&serde_saphyr::to_string(&shown)?));

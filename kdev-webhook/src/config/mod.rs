@@ -183,6 +183,15 @@ pub enum Error {
         /// The path.
         path: String,
     },
+    /// The converter at a conversion path does not convert the CRD's kind, or misses some of
+    /// its versions ([`Configurations::conversion_for`]).
+    #[error("{path} cannot convert the CRD: {reason}")]
+    ConverterMismatch {
+        /// The conversion path.
+        path: String,
+        /// The other kind, or the versions missing.
+        reason: String,
+    },
     /// A `matchConditions` entry is invalid (an empty or malformed name, a duplicate name, an
     /// empty expression, more than 64 conditions).
     #[error("webhook {path}: invalid matchConditions: {reason}")]
@@ -228,8 +237,20 @@ pub struct GroupVersionResource {
     pub resource: String,
 }
 
+/// What a conversion path converts: one kind, between these versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Converts {
+    /// The kind's group.
+    pub group: String,
+    /// The kind.
+    pub kind: String,
+    /// Every apiVersion (`group/version`) the converter reads and writes, sorted.
+    pub api_versions: Vec<String>,
+}
+
 /// One path a server serves, as [`Server::webhooks`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Registered {
     /// The path.
     pub path: String,
@@ -237,6 +258,8 @@ pub struct Registered {
     pub kind: Kind,
     /// The resource of a typed webhook.
     pub resource: Option<GroupVersionResource>,
+    /// The kind and versions of a conversion path.
+    pub converts: Option<Converts>,
 }
 
 impl Registered {
@@ -255,6 +278,7 @@ impl Registered {
             path: path.to_string(),
             kind,
             resource: (!resource.resource.is_empty()).then_some(resource),
+            converts: None,
         }
     }
 
@@ -263,6 +287,14 @@ impl Registered {
             path: path.to_string(),
             kind,
             resource: None,
+            converts: None,
+        }
+    }
+
+    pub(crate) fn conversion(path: &str, converts: Converts) -> Registered {
+        Registered {
+            converts: Some(converts),
+            ..Registered::untyped(path, Kind::Conversion)
         }
     }
 }
@@ -536,16 +568,75 @@ impl Configurations {
     }
 
     /// The `spec.conversion` of a CRD whose conversions `server` serves at `path`.
+    /// [`conversion_for`](Self::conversion_for) also checks that the converter knows the CRD's
+    /// kind and every version.
     ///
     /// # Errors
     /// [`Error::UnknownPath`], [`Error::NotConversion`], [`Error::InvalidClientConfig`].
     pub fn conversion(&self, server: &Server, path: &str) -> Result<apiext::CustomResourceConversion, Error> {
+        self.conversion_path(server, path)?;
+        conversion(&self.client, path, self.ca_bundle.as_deref())
+    }
+
+    /// The `spec.conversion` of `crd`, whose conversions `server` serves at `path`, once it is
+    /// checked that the converter there converts `crd`'s kind and knows every version `crd`
+    /// lists. A version missing from the converter would otherwise show only at run time,
+    /// when kube-apiserver fails every read, write and watch that needs it (controller-runtime
+    /// checks the same at start: `IsConvertible`). The converter says what it converts through
+    /// the `group`, `kind` and `api_versions` of its `Convert` implementation.
+    ///
+    /// # Errors
+    /// [`Error::ConverterMismatch`] naming the other kind or the missing versions;
+    /// [`Error::UnknownPath`], [`Error::NotConversion`], [`Error::InvalidClientConfig`].
+    pub fn conversion_for(
+        &self,
+        server: &Server,
+        path: &str,
+        crd: &apiext::CustomResourceDefinition,
+    ) -> Result<apiext::CustomResourceConversion, Error> {
+        if let Some(converts) = &self.conversion_path(server, path)?.converts {
+            check_converts(path, converts, crd)?;
+        }
+        conversion(&self.client, path, self.ca_bundle.as_deref())
+    }
+
+    fn conversion_path<'s>(&self, server: &'s Server, path: &str) -> Result<&'s Registered, Error> {
         match server.webhooks().iter().find(|r| r.path == path) {
             None => Err(Error::UnknownPath { path: path.to_string() }),
             Some(r) if r.kind != Kind::Conversion => Err(Error::NotConversion { path: path.to_string() }),
-            Some(_) => conversion(&self.client, path, self.ca_bundle.as_deref()),
+            Some(r) => Ok(r),
         }
     }
+}
+
+/// Whether the converter behind `path` converts `crd`'s kind between all its versions.
+fn check_converts(path: &str, converts: &Converts, crd: &apiext::CustomResourceDefinition) -> Result<(), Error> {
+    let (group, kind) = (&crd.spec.group, &crd.spec.names.kind);
+    let mismatch = |reason: String| Error::ConverterMismatch {
+        path: path.to_string(),
+        reason,
+    };
+    if (&converts.group, &converts.kind) != (group, kind) {
+        return Err(mismatch(format!(
+            "it converts {}.{}, not the CRD's {kind}.{group}",
+            converts.kind, converts.group
+        )));
+    }
+    let missing: Vec<String> = crd
+        .spec
+        .versions
+        .iter()
+        .map(|v| format!("{group}/{}", v.name))
+        .filter(|v| !converts.api_versions.contains(v))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(mismatch(format!(
+        "its converter does not know {} (it knows {})",
+        missing.join(", "),
+        converts.api_versions.join(", ")
+    )))
 }
 
 /// A CRD's `spec.conversion` sending conversions to `path` through `client`:

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kdev_webhook::Server;
 use kdev_webhook::admission::{Defaulter, Request, Response, Validator, Verdict};
@@ -356,6 +357,67 @@ impl kdev_crd::conversion::Convert for Widgets {
         object["apiVersion"] = desired.into();
         Ok(object)
     }
+}
+
+/// A CRD of `kind` in `group` serving `versions`.
+fn crd(group: &str, kind: &str, versions: &[&str]) -> apiext::CustomResourceDefinition {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("{}s.{group}", kind.to_lowercase())},
+        "spec": {
+            "group": group,
+            "names": {"kind": kind, "plural": format!("{}s", kind.to_lowercase())},
+            "scope": "Namespaced",
+            "versions": versions.iter().enumerate().map(|(i, v)| serde_json::json!({
+                "name": v, "served": true, "storage": i == 0,
+            })).collect::<Vec<_>>(),
+        },
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_checked_conversion_stanza_needs_a_converter_of_the_crds_kind_and_every_version() {
+    let server = Server::builder()
+        .validating("/validate-pods", Allow)
+        .conversion("/convert", Widgets)
+        .tls(tls())
+        .build()
+        .unwrap();
+    let converts = server.webhooks()[1].converts.clone().expect("a conversion path");
+    assert_eq!(
+        (converts.group.as_str(), converts.kind.as_str(), converts.api_versions),
+        (
+            "example.com",
+            "Widget",
+            vec!["example.com/v1".to_string(), "example.com/v2".into()]
+        )
+    );
+    assert_eq!(server.webhooks()[0].converts, None);
+    let configs = Configurations::new("ops", ClientConfig::service("ops-system", "ops-webhook"));
+    let widgets = crd("example.com", "Widget", &["v2", "v1"]);
+    let stanza = configs.conversion_for(&server, "/convert", &widgets).unwrap();
+    assert_eq!(stanza, configs.conversion(&server, "/convert").unwrap());
+
+    let three = crd("example.com", "Widget", &["v1", "v2", "v3"]);
+    let err = configs.conversion_for(&server, "/convert", &three).unwrap_err();
+    assert!(matches!(err, Error::ConverterMismatch { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "/convert cannot convert the CRD: its converter does not know example.com/v3 \
+         (it knows example.com/v1, example.com/v2)"
+    );
+    let gadgets = crd("example.com", "Gadget", &["v1"]);
+    let err = configs.conversion_for(&server, "/convert", &gadgets).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/convert cannot convert the CRD: it converts Widget.example.com, not the CRD's Gadget.example.com"
+    );
+    let other_group = crd("example.org", "Widget", &["v1"]);
+    assert!(configs.conversion_for(&server, "/convert", &other_group).is_err());
+    assert!(matches!(
+        configs.conversion_for(&server, "/validate-pods", &widgets),
+        Err(Error::NotConversion { .. })
+    ));
 }
 
 #[test]

@@ -67,7 +67,7 @@
 //! | [`admission`] | the AdmissionReview v1 types, [`Validator`](admission::Validator), [`Defaulter`](admission::Defaulter), raw [`Handler`](admission::Handler) |
 //! | [`conversion`] (feature `conversion`) | CRD conversion webhooks: the ConversionReview v1 types, served from kdev-crd's [`Convert`](conversion::Convert) (hub and spoke) |
 //! | [`server`] | [`Server`], its builder, limits and timeouts; in-process calls ([`Server::call`], [`server::InProcess`]) for unit tests |
-//! | [`tls`] | the serving certificate, from memory or from files reloaded as they change (file watch plus poll) |
+//! | [`tls`] | the serving certificate, from memory or from files reloaded as they change (file watch plus poll); client certificates ([`ClientAuth`](tls::ClientAuth), mutual TLS) |
 //! | [`certs`] | a self-signed CA and serving certificate for a Service, written to a directory and rotated before expiry; for several replicas, kept in one Secret they share |
 //! | [`config`] | ValidatingWebhookConfiguration, MutatingWebhookConfiguration and a CRD's conversion stanza generated from the server's webhooks |
 //! | [`inject`] | the `caBundle` patched into existing webhook configurations and CRDs, as cert-manager's cainjector |

@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::admission::{Defaulter, Endpoint, Handler, Validator};
 use crate::admission::{Mutating, Raw, Validating};
 use crate::config::{Kind, Registered};
-use crate::tls::{self, ServingCert};
+use crate::tls::{self, ClientAuth, ServingCert};
 use crate::wire::{self, Rejection};
 
 mod call;
@@ -113,6 +113,7 @@ pub struct Builder {
     routes: HashMap<String, Route>,
     error: Option<Error>,
     cert: Option<ServingCert>,
+    client_auth: Option<ClientAuth>,
     config: Config,
     registered: Vec<Registered>,
     metrics: Option<crate::metrics::Metrics>,
@@ -123,6 +124,7 @@ impl std::fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("paths", &self.routes.keys().collect::<Vec<_>>())
             .field("cert", &self.cert)
+            .field("client_auth", &self.client_auth)
             .field("config", &self.config)
             .finish()
     }
@@ -265,6 +267,13 @@ impl Builder {
         self
     }
 
+    /// Verifies clients' certificates (mutual TLS) by `auth`; see [`ClientAuth`]. Default:
+    /// any client may connect.
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.client_auth = Some(auth);
+        self
+    }
+
     /// Reports every webhook's requests, latency and requests in flight into `metrics`
     /// (see [`metrics`](crate::metrics)). Default: no metrics.
     pub fn metrics(mut self, metrics: &crate::metrics::Metrics) -> Self {
@@ -332,6 +341,7 @@ impl Builder {
                 metrics,
             }),
             cert,
+            client_auth: self.client_auth,
             registered: self.registered,
         })
     }
@@ -351,6 +361,7 @@ impl Builder {
 pub struct Server {
     shared: Arc<Shared>,
     cert: ServingCert,
+    client_auth: Option<ClientAuth>,
     registered: Vec<Registered>,
 }
 
@@ -359,6 +370,7 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server")
             .field("paths", &self.shared.routes.keys().collect::<Vec<_>>())
             .field("cert", &self.cert)
+            .field("client_auth", &self.client_auth)
             .field("config", &self.shared.config)
             .finish()
     }
@@ -435,6 +447,7 @@ impl Server {
             routes: HashMap::new(),
             error: None,
             cert: None,
+            client_auth: None,
             config: Config::default(),
             registered: Vec::new(),
             metrics: None,
@@ -526,7 +539,7 @@ impl Server {
         E: std::error::Error + Send + Sync + 'static,
     {
         let (resolver, watcher) = self.cert.load().await?;
-        let acceptor = TlsAcceptor::from(resolver.server_config()?);
+        let acceptor = TlsAcceptor::from(resolver.server_config(self.client_auth.as_ref())?);
         let watch = async move {
             match watcher {
                 Some(w) => w.run().await,

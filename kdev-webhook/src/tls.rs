@@ -1,6 +1,7 @@
 //! The serving certificate: PEM in memory or in files reloaded when they change, as
 //! controller-runtime's `certwatcher` (`pkg/certwatcher`): a file watch on the files'
-//! directories plus a periodic poll.
+//! directories plus a periodic poll. And which clients may connect: [`ClientAuth`] verifies
+//! client certificates (mutual TLS).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,91 @@ pub enum Error {
     /// rustls rejected the key, or the key does not match the certificate.
     #[error("the private key is unusable with the certificate")]
     Rustls(#[source] rustls::Error),
+    /// A client CA certificate is unusable as a trust anchor, or cannot verify client
+    /// certificates.
+    #[error("the client CA is unusable: {0}")]
+    ClientCa(String),
+}
+
+/// Which clients the server accepts over TLS. Without one, any client may connect, as
+/// kube-apiserver's calls normally arrive (the webhook trusts the network path and the
+/// admission review, not a client certificate).
+///
+/// kube-apiserver presents a client certificate to a webhook when its admission configuration
+/// gives it one for that webhook (`--admission-control-config-file`, a `kubeConfigFile` with a
+/// `client-certificate` per webhook host). [`verify_if_given`](Self::verify_if_given) is
+/// controller-runtime's `ClientCAName` (`tls.VerifyClientCertIfGiven`);
+/// [`required`](Self::required) refuses the handshake of any client without a certificate
+/// signed by the CA (mutual TLS).
+///
+/// # Examples
+/// ```no_run
+/// # fn run(tls: kdev_webhook::tls::ServingCert) -> Result<(), Box<dyn std::error::Error>> {
+/// use kdev_webhook::Server;
+/// use kdev_webhook::tls::ClientAuth;
+///
+/// let ca = std::fs::read("/etc/webhook/client-ca.crt")?;
+/// let server = Server::builder()
+///     .tls(tls)
+///     .client_auth(ClientAuth::required(&ca)?)
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ClientAuth {
+    verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    required: bool,
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAuth")
+            .field("required", &self.required)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientAuth {
+    /// Clients that present a certificate must present one signed by a CA of `ca_pem` (one or
+    /// more PEM certificates); clients may present none.
+    ///
+    /// # Errors
+    /// When the PEM holds no certificate, or one rustls cannot use as a trust anchor.
+    pub fn verify_if_given(ca_pem: &[u8]) -> Result<ClientAuth, Error> {
+        Self::new(ca_pem, false)
+    }
+
+    /// Every client must present a certificate signed by a CA of `ca_pem`; a handshake
+    /// without one, or with another, fails.
+    ///
+    /// # Errors
+    /// When the PEM holds no certificate, or one rustls cannot use as a trust anchor.
+    pub fn required(ca_pem: &[u8]) -> Result<ClientAuth, Error> {
+        Self::new(ca_pem, true)
+    }
+
+    /// Whether a client must present a certificate.
+    pub fn is_required(&self) -> bool {
+        self.required
+    }
+
+    fn new(ca_pem: &[u8], required: bool) -> Result<ClientAuth, Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem) {
+            roots.add(cert.map_err(Error::Certificate)?).map_err(Error::Rustls)?;
+        }
+        if roots.is_empty() {
+            return Err(Error::NoCertificate);
+        }
+        let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+        let builder = if required {
+            builder
+        } else {
+            builder.allow_unauthenticated()
+        };
+        let verifier = builder.build().map_err(|e| Error::ClientCa(e.to_string()))?;
+        Ok(ClientAuth { verifier, required })
+    }
 }
 
 /// Where the server's certificate and key come from.
@@ -232,13 +318,20 @@ impl Resolver {
         }
     }
 
-    /// A rustls server configuration on the ring provider, TLS 1.2 and 1.3, ALPN `http/1.1`.
-    pub(crate) fn server_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, Error> {
-        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+    /// A rustls server configuration on the ring provider, TLS 1.2 and 1.3, ALPN `http/1.1`,
+    /// verifying clients by `client_auth` when given.
+    pub(crate) fn server_config(
+        self: &Arc<Self>,
+        client_auth: Option<&ClientAuth>,
+    ) -> Result<Arc<rustls::ServerConfig>, Error> {
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(Error::Rustls)?
-            .with_no_client_auth()
-            .with_cert_resolver(self.clone());
+            .map_err(Error::Rustls)?;
+        let builder = match client_auth {
+            Some(auth) => builder.with_client_cert_verifier(auth.verifier.clone()),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }

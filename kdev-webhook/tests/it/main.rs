@@ -3,6 +3,7 @@
 mod admission;
 mod certs;
 mod certs_shared;
+mod client_auth;
 mod config;
 mod conversion;
 mod fixtures;

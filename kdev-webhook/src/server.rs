@@ -44,6 +44,14 @@ pub enum Error {
         /// The path.
         path: String,
     },
+    /// Client authentication was asked of a server with conversion paths: kube-apiserver
+    /// presents no client certificate to conversion webhooks, so every conversion would fail.
+    /// Serve conversions from a server of their own.
+    #[error("client certificates are required, but kube-apiserver presents none to the conversion webhook at {path}")]
+    ClientAuthWithConversion {
+        /// A conversion path.
+        path: String,
+    },
     /// Two webhooks were registered at one path.
     #[error("two webhooks are registered at {path}")]
     DuplicatePath {
@@ -267,8 +275,9 @@ impl Builder {
         self
     }
 
-    /// Verifies clients' certificates (mutual TLS) by `auth`; see [`ClientAuth`]. Default:
-    /// any client may connect.
+    /// Accepts only clients presenting a certificate `auth`'s CA signed (mutual TLS); see
+    /// [`ClientAuth`]. Default: any client may connect. [`build`](Self::build) refuses it on a
+    /// server with [conversion](Self::conversion) paths.
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
         self.client_auth = Some(auth);
         self
@@ -316,10 +325,18 @@ impl Builder {
     /// Builds the server.
     ///
     /// # Errors
-    /// [`Error::InvalidPath`], [`Error::DuplicatePath`], or [`Error::NoCertificate`].
+    /// [`Error::InvalidPath`], [`Error::DuplicatePath`], [`Error::NoCertificate`], or
+    /// [`Error::ClientAuthWithConversion`].
     pub fn build(self) -> Result<Server, Error> {
         if let Some(err) = self.error {
             return Err(err);
+        }
+        if self.client_auth.is_some()
+            && let Some(conversion) = self.registered.iter().find(|r| r.kind == Kind::Conversion)
+        {
+            return Err(Error::ClientAuthWithConversion {
+                path: conversion.path.clone(),
+            });
         }
         let cert = self.cert.ok_or(Error::NoCertificate)?;
         let cert = match &self.metrics {

@@ -42,22 +42,25 @@ pub enum Error {
     /// rustls rejected the key, or the key does not match the certificate.
     #[error("the private key is unusable with the certificate")]
     Rustls(#[source] rustls::Error),
-    /// A client CA certificate is unusable as a trust anchor, or cannot verify client
-    /// certificates.
-    #[error("the client CA is unusable: {0}")]
-    ClientCa(String),
+    /// A client CA certificate is unusable as a trust anchor.
+    #[error("the client CA certificate is unusable")]
+    ClientCa(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// Which clients the server accepts over TLS. Without one, any client may connect, as
-/// kube-apiserver's calls normally arrive (the webhook trusts the network path and the
-/// admission review, not a client certificate).
+/// Which clients the server accepts over TLS: only those presenting a certificate signed by a
+/// CA (mutual TLS), as controller-runtime's webhook server does when `ClientCAName` is set
+/// (`tls.RequireAndVerifyClientCert`). Without one, any client may connect, as kube-apiserver's
+/// calls normally arrive: the webhook trusts the network path and the review.
 ///
-/// kube-apiserver presents a client certificate to a webhook when its admission configuration
-/// gives it one for that webhook (`--admission-control-config-file`, a `kubeConfigFile` with a
-/// `client-certificate` per webhook host). [`verify_if_given`](Self::verify_if_given) is
-/// controller-runtime's `ClientCAName` (`tls.VerifyClientCertIfGiven`);
-/// [`required`](Self::required) refuses the handshake of any client without a certificate
-/// signed by the CA (mutual TLS).
+/// kube-apiserver presents a client certificate to an **admission** webhook when its admission
+/// configuration gives it one for that webhook's host (`--admission-control-config-file`, a
+/// `kubeConfigFile` with a `client-certificate` per host). It never presents one to a CRD
+/// **conversion** webhook, so a server with conversion paths refuses client authentication
+/// ([`Error::ClientAuthWithConversion`](crate::server::Error::ClientAuthWithConversion)).
+///
+/// With TLS 1.2 a client without an acceptable certificate fails the handshake; with TLS 1.3 its
+/// handshake completes on its side and the server's refusal arrives as an alert on its first
+/// read, so the first request fails. The CA is read once, when it is built.
 ///
 /// # Examples
 /// ```no_run
@@ -75,57 +78,35 @@ pub enum Error {
 #[derive(Clone)]
 pub struct ClientAuth {
     verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
-    required: bool,
 }
 
 impl fmt::Debug for ClientAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientAuth")
-            .field("required", &self.required)
-            .finish_non_exhaustive()
+        f.debug_struct("ClientAuth").finish_non_exhaustive()
     }
 }
 
 impl ClientAuth {
-    /// Clients that present a certificate must present one signed by a CA of `ca_pem` (one or
-    /// more PEM certificates); clients may present none.
+    /// Every client must present a certificate signed by a CA of `ca_pem` (one or more PEM
+    /// certificates).
     ///
     /// # Errors
-    /// When the PEM holds no certificate, or one rustls cannot use as a trust anchor.
-    pub fn verify_if_given(ca_pem: &[u8]) -> Result<ClientAuth, Error> {
-        Self::new(ca_pem, false)
-    }
-
-    /// Every client must present a certificate signed by a CA of `ca_pem`; a handshake
-    /// without one, or with another, fails.
-    ///
-    /// # Errors
-    /// When the PEM holds no certificate, or one rustls cannot use as a trust anchor.
+    /// [`Error::NoCertificate`] when the PEM holds no certificate; [`Error::Certificate`] when
+    /// it is not PEM; [`Error::ClientCa`] when a certificate cannot be a trust anchor.
     pub fn required(ca_pem: &[u8]) -> Result<ClientAuth, Error> {
-        Self::new(ca_pem, true)
-    }
-
-    /// Whether a client must present a certificate.
-    pub fn is_required(&self) -> bool {
-        self.required
-    }
-
-    fn new(ca_pem: &[u8], required: bool) -> Result<ClientAuth, Error> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(ca_pem) {
-            roots.add(cert.map_err(Error::Certificate)?).map_err(Error::Rustls)?;
+            roots
+                .add(cert.map_err(Error::Certificate)?)
+                .map_err(|e| Error::ClientCa(e.into()))?;
         }
         if roots.is_empty() {
             return Err(Error::NoCertificate);
         }
-        let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
-        let builder = if required {
-            builder
-        } else {
-            builder.allow_unauthenticated()
-        };
-        let verifier = builder.build().map_err(|e| Error::ClientCa(e.to_string()))?;
-        Ok(ClientAuth { verifier, required })
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| Error::ClientCa(e.into()))?;
+        Ok(ClientAuth { verifier })
     }
 }
 

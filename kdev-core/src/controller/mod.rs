@@ -437,16 +437,17 @@ where
 
     /// Replays every cached object to the controller about every `period` (jittered by ±10 %,
     /// so that controllers do not run in lock-step), queued at low priority behind real changes:
-    /// controller-runtime's `SyncPeriod`. A [`Manager`](crate::manager::Manager)'s controllers
-    /// get the manager's (10 hours by default); a controller built alone, or given `None`, replays
-    /// at its informers' [default resync period](crate::informer::SharedIndexInformer::default_resync),
-    /// none unless their factory [sets one](crate::informer::SharedInformerFactory::default_resync). A safety net
-    /// for state no watch shows (something outside the cluster), not a substitute for watching
-    /// what the controller owns. Predicates see the replays as updates whose old and new
-    /// objects are the same, so `generation_changed` filters them out.
+    /// controller-runtime's `SyncPeriod`. `Some(Duration::ZERO)` means never. `None`, the
+    /// default of a controller built alone, replays at its informers'
+    /// [default resync period](crate::informer::SharedIndexInformer::default_resync) (not
+    /// jittered): none unless their factory [sets one](crate::informer::SharedInformerFactory::default_resync).
+    /// A [`Manager`](crate::manager::Manager)'s controllers get the manager's (10 hours by
+    /// default). A safety net for state no watch shows (something outside the cluster), not a
+    /// substitute for watching what the controller owns. Predicates see the replays as updates
+    /// whose old and new objects are the same, so `generation_changed` filters them out.
     #[must_use]
     pub fn sync_period(mut self, period: Option<Duration>) -> Self {
-        self.sync_period = period.filter(|p| !p.is_zero());
+        self.sync_period = period;
         self
     }
 

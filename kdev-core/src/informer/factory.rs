@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube_client::api::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta};
-use kube_client::discovery::{self, Scope};
+use kube_client::discovery::{self, ApiCapabilities, Scope, verbs};
 use kube_client::error::DiscoveryError;
 use kube_client::{Api, Client};
 use kube_core::{GroupVersion, GroupVersionResource, Resource};
@@ -35,6 +35,13 @@ pub enum FactoryError {
         /// The cause.
         #[source]
         source: kube_client::Error,
+    },
+    /// The resource found does not support list and watch (`bindings`, `tokenreviews`...), so
+    /// no informer can follow it.
+    #[error("{resource} does not support list and watch")]
+    NotWatchable {
+        /// The resource, as `group/version/resource`.
+        resource: String,
     },
     /// An informer did not sync in time (the error names it, and what its list or watch last
     /// failed with).
@@ -300,9 +307,10 @@ impl SharedInformerFactory {
     }
 
     /// The default resync period of the informers of type `T` this factory makes, instead of
-    /// [`default_resync`](Self::default_resync) (client-go's `WithCustomResyncConfig`). `T` is
-    /// the cached type, as for [`transform`](Self::transform). Set it before asking for
-    /// informers.
+    /// [`default_resync`](Self::default_resync) (client-go's `WithCustomResyncConfig`); zero
+    /// turns the default off for `T`. `T` is the cached type, as for
+    /// [`transform`](Self::transform): `DynamicObject` sets it for every dynamic informer. Set
+    /// it before asking for informers.
     #[must_use]
     pub fn resync_for<T: 'static>(mut self, period: Duration) -> Self {
         self.resync.by_type.insert(TypeId::of::<T>(), period);
@@ -415,7 +423,8 @@ impl SharedInformerFactory {
     /// cluster-scoped kind).
     ///
     /// # Errors
-    /// [`FactoryError::Discovery`] when the API server does not serve the kind.
+    /// [`FactoryError::Discovery`] when the API server does not serve the kind;
+    /// [`FactoryError::NotWatchable`] when it cannot be listed and watched.
     pub async fn dynamic_informer(
         &self,
         gvk: &GroupVersionKind,
@@ -424,10 +433,13 @@ impl SharedInformerFactory {
         let (ar, caps) = discovery::pinned_kind(&self.client, gvk)
             .await
             .map_err(|source| FactoryError::Discovery {
-                what: format!("{}/{}/{}", gvk.group, gvk.version, gvk.kind),
+                what: match gvk.group.as_str() {
+                    "" => format!("{}/{}", gvk.version, gvk.kind),
+                    group => format!("{group}/{}/{}", gvk.version, gvk.kind),
+                },
                 source,
             })?;
-        Ok(self.dynamic(&ar, caps.scope, namespace))
+        self.dynamic(&ar, &caps, namespace)
     }
 
     /// A dynamic informer for a resource named by group, version and plural resource name
@@ -437,8 +449,12 @@ impl SharedInformerFactory {
     /// informer's `ForResource`. Asking for the same resource by kind with
     /// [`dynamic_informer`](Self::dynamic_informer) returns the same informer.
     ///
+    /// Each call asks discovery (one request), even when the informer already exists: keep the
+    /// informer rather than ask again.
+    ///
     /// # Errors
-    /// [`FactoryError::Discovery`] when the API server does not serve the resource.
+    /// [`FactoryError::Discovery`] when the API server does not serve the resource;
+    /// [`FactoryError::NotWatchable`] when it cannot be listed and watched.
     ///
     /// # Examples
     /// ```no_run
@@ -457,7 +473,10 @@ impl SharedInformerFactory {
         gvr: &GroupVersionResource,
         namespace: Option<&str>,
     ) -> Result<SharedIndexInformer<DynamicObject>, FactoryError> {
-        let name = format!("{}/{}/{}", gvr.group, gvr.version, gvr.resource);
+        let name = match gvr.group.as_str() {
+            "" => format!("{}/{}", gvr.version, gvr.resource),
+            group => format!("{group}/{}/{}", gvr.version, gvr.resource),
+        };
         let discovery_error = |source| FactoryError::Discovery {
             what: name.clone(),
             source,
@@ -474,15 +493,29 @@ impl SharedInformerFactory {
                     name.clone(),
                 )))
             })?;
-        Ok(self.dynamic(&ar, caps.scope, namespace))
+        self.dynamic(&ar, &caps, namespace)
     }
 
-    fn dynamic(&self, ar: &ApiResource, scope: Scope, namespace: Option<&str>) -> SharedIndexInformer<DynamicObject> {
-        let api = match (namespace, scope) {
+    /// The shared informer of `ar`, which must support list and watch.
+    fn dynamic(
+        &self,
+        ar: &ApiResource,
+        caps: &ApiCapabilities,
+        namespace: Option<&str>,
+    ) -> Result<SharedIndexInformer<DynamicObject>, FactoryError> {
+        if !(caps.supports_operation(verbs::LIST) && caps.supports_operation(verbs::WATCH)) {
+            return Err(FactoryError::NotWatchable {
+                resource: match ar.group.as_str() {
+                    "" => format!("{}/{}", ar.version, ar.plural),
+                    group => format!("{group}/{}/{}", ar.version, ar.plural),
+                },
+            });
+        }
+        let api = match (namespace, &caps.scope) {
             (Some(ns), Scope::Namespaced) => Api::namespaced_with(self.client.clone(), ns, ar),
             _ => Api::all_with(self.client.clone(), ar),
         };
-        self.informer(api)
+        Ok(self.informer(api))
     }
 
     /// Starts every informer not started yet (call again after asking for more). Does nothing
@@ -575,5 +608,44 @@ impl SharedInformerFactory {
     /// Whether [`shutdown`](Self::shutdown) was called.
     pub fn is_shut_down(&self) -> bool {
         self.informers.lock().shut_down
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A resource discovery lists without list and watch (`bindings`, `tokenreviews`) gets a
+    /// clear error, not an informer that never syncs.
+    #[tokio::test]
+    async fn a_resource_without_list_and_watch_gets_no_informer() {
+        let config = kube_client::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let factory = SharedInformerFactory::new(Client::try_from(config).expect("client"));
+        let ar = ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: "Binding".into(),
+            plural: "bindings".into(),
+        };
+        let caps = |operations: &[&str]| ApiCapabilities {
+            scope: Scope::Namespaced,
+            subresources: Vec::new(),
+            operations: operations.iter().map(|o| o.to_string()).collect(),
+        };
+        let err = factory
+            .dynamic(&ar, &caps(&[verbs::CREATE]), None)
+            .expect_err("create only");
+        assert_eq!(err.to_string(), "v1/bindings does not support list and watch");
+        assert!(factory.dynamic(&ar, &caps(&[verbs::LIST]), None).is_err());
+        assert!(factory.is_empty());
+        let informer = factory
+            .dynamic(&ar, &caps(&[verbs::LIST, verbs::WATCH]), Some("default"))
+            .expect("watchable");
+        assert_eq!(factory.len(), 1);
+        assert!(
+            format!("{informer:?}").contains("/api/v1/namespaces/default/bindings"),
+            "{informer:?}"
+        );
     }
 }

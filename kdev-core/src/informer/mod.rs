@@ -462,9 +462,11 @@ where
 
     /// Sets the resync period of the handlers added from now on with `resync: None` (client-go's
     /// `defaultEventHandlerResyncPeriod`, the period `AddEventHandler` uses); `None` or zero, the
-    /// default, means no resync. Handlers already added keep theirs. A
-    /// [`SharedInformerFactory`]'s informers get the factory's
-    /// [`default_resync`](SharedInformerFactory::default_resync).
+    /// default, means no resync. Handlers already added keep theirs. Set it before handing the
+    /// informer out: every holder shares it, as they share the informer. A
+    /// [`SharedInformerFactory`] sets the factory's
+    /// [`default_resync`](SharedInformerFactory::default_resync) on each informer it makes;
+    /// change that, not this, on a factory's informers.
     pub fn set_default_resync(&self, period: Option<Duration>) {
         *self.inner.default_resync.lock() = period.filter(|p| !p.is_zero());
     }
@@ -489,7 +491,8 @@ where
     /// nothing more.
     ///
     /// # Panics
-    /// When `resync` is set outside a tokio runtime (the resync timer runs there).
+    /// When a resync period applies (given, or the informer's default) outside a tokio runtime
+    /// (the resync timer runs there).
     pub fn add_event_handler<F>(&self, handler: F, resync: Option<Duration>) -> Registration
     where
         F: FnMut(Event<K>) + Send + 'static,

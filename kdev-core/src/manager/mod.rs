@@ -668,7 +668,8 @@ impl Manager {
     {
         Controller::with_factory(api, self.inner.factory.clone())
             .metrics(&self.inner.controller_metrics, &self.inner.queue_metrics)
-            .sync_period(self.inner.sync_period)
+            // The manager's `None` is never, whatever its factory's informers default to.
+            .sync_period(Some(self.inner.sync_period.unwrap_or(Duration::ZERO)))
             .manager(self.clone())
     }
 

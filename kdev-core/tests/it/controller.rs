@@ -514,6 +514,42 @@ async fn a_sync_period_reconciles_unchanged_objects_again() {
     plain_task.await.expect("stops");
 }
 
+/// A controller without a sync period replays at its factory's default resync period; one
+/// whose sync period is zero never replays.
+#[tokio::test]
+async fn a_factory_default_resync_replays_unless_the_sync_period_is_zero() {
+    let (env, _ns, api) = setup().await;
+    create(&api, &["a"]).await;
+    let factory =
+        Arc::new(kdev_core::informer::SharedInformerFactory::new(env.client()).default_resync(Duration::from_secs(1)));
+    let of = |name: &str| {
+        Controller::with_factory(api.clone(), factory.clone())
+            .named(name)
+            .with_predicate(predicate::filter(|c: &ConfigMap| {
+                c.metadata.labels.as_ref().is_some_and(|l| l.contains_key(LABEL))
+            }))
+    };
+    let (defaulted, never) = (Recorder::default(), Recorder::default());
+    let inheriting = of("inheriting").build(defaulted.clone()).expect("build");
+    let opted_out = of("opted-out")
+        .sync_period(Some(Duration::ZERO))
+        .build(never.clone())
+        .expect("build");
+    let (stop_inheriting, inheriting_task) = start(&inheriting);
+    let (stop_opted_out, opted_out_task) = start(&opted_out);
+    eventually("the initial list", || {
+        defaulted.count("a") == 1 && never.count("a") == 1
+    })
+    .await;
+    eventually("two replays", || defaulted.count("a") >= 3).await;
+    assert_eq!(never.count("a"), 1, "a zero sync period, no replay");
+    stop_inheriting.cancel();
+    stop_opted_out.cancel();
+    inheriting_task.await.expect("stops");
+    opted_out_task.await.expect("stops");
+    factory.shutdown().await;
+}
+
 #[tokio::test]
 async fn predicates_filter_updates() {
     let (_env, _ns, api) = setup().await;

@@ -185,10 +185,12 @@ pub enum Error {
     },
     /// The converter at a conversion path does not convert the CRD's kind, or misses some of
     /// its versions ([`Configurations::conversion_for`]).
-    #[error("{path} cannot convert the CRD: {reason}")]
+    #[error("{path} cannot convert the CRD {crd}: {reason}")]
     ConverterMismatch {
         /// The conversion path.
         path: String,
+        /// The CRD's name.
+        crd: String,
         /// The other kind, or the versions missing.
         reason: String,
     },
@@ -239,6 +241,7 @@ pub struct GroupVersionResource {
 
 /// What a conversion path converts: one kind, between these versions.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Converts {
     /// The kind's group.
     pub group: String,
@@ -580,10 +583,12 @@ impl Configurations {
 
     /// The `spec.conversion` of `crd`, whose conversions `server` serves at `path`, once it is
     /// checked that the converter there converts `crd`'s kind and knows every version `crd`
-    /// lists. A version missing from the converter would otherwise show only at run time,
-    /// when kube-apiserver fails every read, write and watch that needs it (controller-runtime
-    /// checks the same at start: `IsConvertible`). The converter says what it converts through
-    /// the `group`, `kind` and `api_versions` of its `Convert` implementation.
+    /// lists, served or not (kube-apiserver converts from any version objects were stored in,
+    /// so a version kept unserved while old objects remain still needs converting). A version
+    /// missing from the converter would otherwise show only at run time, when kube-apiserver
+    /// fails every read, write and watch that needs it. (controller-runtime's `IsConvertible`
+    /// checks the Go types' hub and spokes only, not the CRD.) The converter says what it
+    /// converts through the `group`, `kind` and `api_versions` of its `Convert` implementation.
     ///
     /// # Errors
     /// [`Error::ConverterMismatch`] naming the other kind or the missing versions;
@@ -594,9 +599,13 @@ impl Configurations {
         path: &str,
         crd: &apiext::CustomResourceDefinition,
     ) -> Result<apiext::CustomResourceConversion, Error> {
-        if let Some(converts) = &self.conversion_path(server, path)?.converts {
-            check_converts(path, converts, crd)?;
-        }
+        // Every conversion path says what it converts.
+        let converts = self
+            .conversion_path(server, path)?
+            .converts
+            .as_ref()
+            .ok_or_else(|| Error::NotConversion { path: path.to_string() })?;
+        check_converts(path, converts, crd)?;
         conversion(&self.client, path, self.ca_bundle.as_deref())
     }
 
@@ -614,6 +623,7 @@ fn check_converts(path: &str, converts: &Converts, crd: &apiext::CustomResourceD
     let (group, kind) = (&crd.spec.group, &crd.spec.names.kind);
     let mismatch = |reason: String| Error::ConverterMismatch {
         path: path.to_string(),
+        crd: crd.metadata.name.clone().unwrap_or_default(),
         reason,
     };
     if (&converts.group, &converts.kind) != (group, kind) {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
-use kdev_webhook::Server;
 use kdev_webhook::admission::{Request, Response};
 use kdev_webhook::tls::{self, ClientAuth, ServingCert};
+use kdev_webhook::{Server, server};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
@@ -28,13 +28,18 @@ async fn serve(server_ca: &Ca, auth: ClientAuth) -> Running {
 
 /// Sends one GET over a fresh TLS connection that trusts `server_ca` and presents `client`;
 /// the HTTP status, or why the connection failed.
-async fn get(addr: SocketAddr, server_ca: &Ca, client: Option<&Leaf>) -> Result<u16, String> {
+async fn get(
+    addr: SocketAddr,
+    version: &'static rustls::SupportedProtocolVersion,
+    server_ca: &Ca,
+    client: Option<&Leaf>,
+) -> Result<u16, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(server_ca.pem.as_bytes()).unwrap())
         .unwrap();
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&[version])
         .unwrap()
         .with_root_certificates(roots);
     let config = match client {
@@ -48,7 +53,8 @@ async fn get(addr: SocketAddr, server_ca: &Ca, client: Option<&Leaf>) -> Result<
     };
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     // With TLS 1.3 the server refuses a client certificate after the client's side of the
-    // handshake is done: the refusal shows on the first request.
+    // handshake is done: the refusal shows on the first request. With TLS 1.2 the handshake
+    // fails.
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
@@ -70,38 +76,72 @@ async fn get(addr: SocketAddr, server_ca: &Ca, client: Option<&Leaf>) -> Result<
 }
 
 #[tokio::test]
-async fn a_required_client_certificate_must_be_signed_by_the_client_ca() {
+async fn a_client_certificate_is_required_and_must_be_signed_by_the_client_ca() {
     let (server_ca, client_ca, other_ca) = (Ca::new(), Ca::new(), Ca::new());
-    let auth = ClientAuth::required(client_ca.pem.as_bytes()).unwrap();
-    assert!(auth.is_required());
-    let running = serve(&server_ca, auth).await;
-    // The server answers (405: a webhook path takes POST only) once the handshake passed.
-    assert_eq!(get(running.addr, &server_ca, Some(&client_ca.leaf())).await, Ok(405));
-    let without = get(running.addr, &server_ca, None).await;
-    assert!(without.is_err(), "no client certificate: {without:?}");
-    let foreign = get(running.addr, &server_ca, Some(&other_ca.leaf())).await;
-    assert!(foreign.is_err(), "a certificate of another CA: {foreign:?}");
+    let running = serve(&server_ca, ClientAuth::required(client_ca.pem.as_bytes()).unwrap()).await;
+    for versions in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        // The server answers (405: a webhook path takes POST only) once the handshake passed.
+        assert_eq!(
+            get(running.addr, versions, &server_ca, Some(&client_ca.leaf())).await,
+            Ok(405)
+        );
+        let without = get(running.addr, versions, &server_ca, None).await;
+        assert!(without.is_err(), "no client certificate: {without:?}");
+        let foreign = get(running.addr, versions, &server_ca, Some(&other_ca.leaf())).await;
+        assert!(foreign.is_err(), "a certificate of another CA: {foreign:?}");
+    }
     // The server is still up for the next good client.
-    assert_eq!(get(running.addr, &server_ca, Some(&client_ca.leaf())).await, Ok(405));
+    assert_eq!(
+        get(
+            running.addr,
+            &rustls::version::TLS13,
+            &server_ca,
+            Some(&client_ca.leaf())
+        )
+        .await,
+        Ok(405)
+    );
 }
 
 #[tokio::test]
-async fn a_client_certificate_verified_if_given_may_be_absent_but_not_foreign() {
-    let (server_ca, client_ca, other_ca) = (Ca::new(), Ca::new(), Ca::new());
-    let auth = ClientAuth::verify_if_given(client_ca.pem.as_bytes()).unwrap();
-    assert!(!auth.is_required());
-    let running = serve(&server_ca, auth).await;
-    assert_eq!(get(running.addr, &server_ca, None).await, Ok(405));
-    assert_eq!(get(running.addr, &server_ca, Some(&client_ca.leaf())).await, Ok(405));
-    let foreign = get(running.addr, &server_ca, Some(&other_ca.leaf())).await;
-    assert!(foreign.is_err(), "a certificate of another CA: {foreign:?}");
+async fn without_client_auth_any_client_connects() {
+    let server_ca = Ca::new();
+    let leaf = server_ca.leaf();
+    let tls = ServingCert::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap();
+    let running = support::start(Server::builder().raw("/allow", allow).tls(tls)).await;
+    assert_eq!(
+        get(running.addr, &rustls::version::TLS13, &server_ca, None).await,
+        Ok(405)
+    );
 }
 
 #[test]
-fn a_client_ca_must_hold_a_certificate() {
+fn a_server_with_conversion_paths_refuses_client_auth() {
+    let (server_ca, client_ca) = (Ca::new(), Ca::new());
+    let leaf = server_ca.leaf();
+    let tls = ServingCert::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap();
+    let built = Server::builder()
+        .raw("/allow", allow)
+        .conversion("/convert", crate::config::Widgets)
+        .tls(tls)
+        .client_auth(ClientAuth::required(client_ca.pem.as_bytes()).unwrap())
+        .build();
+    assert!(
+        matches!(&built, Err(server::Error::ClientAuthWithConversion { path }) if path == "/convert"),
+        "{built:?}"
+    );
+}
+
+#[test]
+fn a_client_ca_must_hold_usable_certificates() {
     assert!(matches!(ClientAuth::required(b""), Err(tls::Error::NoCertificate)));
     assert!(matches!(
-        ClientAuth::verify_if_given(b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"),
-        Err(tls::Error::Certificate(_) | tls::Error::ClientCa(_) | tls::Error::NoCertificate)
+        ClientAuth::required(b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n"),
+        Err(tls::Error::Certificate(_))
+    ));
+    // Well-formed PEM around bytes that are no certificate.
+    assert!(matches!(
+        ClientAuth::required(b"-----BEGIN CERTIFICATE-----\nAAECAwQF\n-----END CERTIFICATE-----\n"),
+        Err(tls::Error::ClientCa(_))
     ));
 }

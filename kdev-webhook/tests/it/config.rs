@@ -337,7 +337,7 @@ async fn generated_configurations_are_accepted_by_the_api_server() {
     assert_eq!(v(&read_v).len(), 2);
 }
 
-struct Widgets;
+pub(crate) struct Widgets;
 
 impl kdev_crd::conversion::Convert for Widgets {
     fn group(&self) -> &str {
@@ -403,14 +403,14 @@ fn a_checked_conversion_stanza_needs_a_converter_of_the_crds_kind_and_every_vers
     assert!(matches!(err, Error::ConverterMismatch { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "/convert cannot convert the CRD: its converter does not know example.com/v3 \
+        "/convert cannot convert the CRD widgets.example.com: its converter does not know example.com/v3 \
          (it knows example.com/v1, example.com/v2)"
     );
     let gadgets = crd("example.com", "Gadget", &["v1"]);
     let err = configs.conversion_for(&server, "/convert", &gadgets).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "/convert cannot convert the CRD: it converts Widget.example.com, not the CRD's Gadget.example.com"
+        "/convert cannot convert the CRD gadgets.example.com: it converts Widget.example.com, not the CRD's Gadget.example.com"
     );
     let other_group = crd("example.org", "Widget", &["v1"]);
     assert!(configs.conversion_for(&server, "/convert", &other_group).is_err());

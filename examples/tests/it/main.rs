@@ -4,6 +4,7 @@ use std::process::Command;
 
 mod crd;
 mod crdgen;
+mod operator_patterns;
 mod webhooks;
 
 /// Runs a lesson that needs no cluster or starts the embedded API server itself. `KUBECONFIG`
@@ -170,6 +171,43 @@ fn the_informer_lesson_shows_sharing_handlers_listers_late_handlers_dynamic_and_
             "PartialObjectMetadata web-2 labels=",
         ],
     );
+}
+
+#[test]
+fn the_controller_by_hand_lesson_syncs_first_reconciles_retries_with_backoff_and_cleans_up() {
+    let (out, _) = run_anywhere(env!("CARGO_BIN_EXE_controller_by_hand"));
+    assert_shows(
+        &out,
+        &[
+            "/alpha: Replaced (initial list) -> cache, queued",
+            "synced (HasSynced): 2 object(s) cached, 2 key(s) queued; the workers start only now",
+            "/alpha: created ConfigMap alpha-mirror",
+            "/beta: created ConfigMap beta-mirror",
+            "/alpha: updated ConfigMap alpha-mirror",
+            "on the server: alpha-mirror has greeting=bonjour",
+            "/alpha: alpha-mirror already in step",
+            "requeued rate-limited (requeues: 1)",
+            "requeued rate-limited (requeues: 2)",
+            ": created ConfigMap gamma-mirror; forget (requeues: 0)",
+            "/beta: Deleted -> cache, queued",
+            "/beta: not in the cache (deleted): deleted ConfigMap beta-mirror",
+            "on the server: beta-mirror does not exist",
+            "the cache by its namespace index: alpha, gamma",
+            "workqueue shut down with drain: every key handed out is done, 2 workers returned",
+        ],
+    );
+    // No worker starts before the sync: the first reconcile comes after the "synced" line.
+    let synced = out.find("synced (HasSynced)").expect("synced");
+    let first = out.find("[worker ").expect("a reconcile");
+    assert!(synced < first, "a worker ran before the cache synced:\n{out}");
+    // Each retry waited at least the rate limiter's backoff: 5 ms, then 10 ms.
+    let waits: Vec<u128> = out
+        .lines()
+        .filter_map(|l| l.split_once("/gamma (back after ")?.1.split_once(" ms)"))
+        .map(|(ms, _)| ms.parse().expect("milliseconds"))
+        .collect();
+    assert_eq!(waits.len(), 2, "two retries of gamma:\n{out}");
+    assert!(waits[0] >= 5 && waits[1] >= 10, "backed off {waits:?} ms:\n{out}");
 }
 
 #[test]

@@ -244,7 +244,10 @@ pub mod conditions {
                 return false;
             }
             let updated = status.updated_replicas.unwrap_or(0);
-            let wanted = d.spec.replicas.unwrap_or(1);
+            // `spec` is optional in the API before 1.37, required from it on.
+            k8s_openapi::k8s_if_ge_1_37! { let spec = Some(&d.spec); }
+            k8s_openapi::k8s_if_le_1_36! { let spec = d.spec.as_ref(); }
+            let wanted = spec.and_then(|s| s.replicas).unwrap_or(1);
             updated >= wanted
                 && status.replicas.unwrap_or(0) <= updated
                 && status.available_replicas.unwrap_or(0) >= updated

@@ -141,7 +141,7 @@ pub enum RunError {
     #[error("controller {0:?} was already started")]
     AlreadyStarted(String),
     /// An informer did not sync within the cache sync timeout.
-    #[error("controller {controller:?}: caches did not sync: {source}")]
+    #[error("controller {controller:?}: caches did not sync")]
     CacheSync {
         /// The controller.
         controller: String,

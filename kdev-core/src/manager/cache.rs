@@ -18,7 +18,7 @@ use crate::informer::{self, Lister, SharedInformerFactory};
 pub enum CacheError {
     /// The informer for the type did not sync in time, or the manager is shutting down
     /// ([`informer::Error::Stopped`]: no informer starts then).
-    #[error("the cache of {kind} did not sync: {source}")]
+    #[error("the cache of {kind} did not sync")]
     NotSynced {
         /// The kind.
         kind: String,

@@ -118,7 +118,7 @@ pub enum ManagerError {
         source: std::io::Error,
     },
     /// A runnable (or controller) failed; the manager stopped the others.
-    #[error("runnable {name:?} failed: {source}")]
+    #[error("runnable {name:?} failed")]
     Runnable {
         /// The runnable's name.
         name: String,

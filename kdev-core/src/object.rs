@@ -18,6 +18,8 @@
 //!
 //! [`patch_status`] merge-patches the status subresource with the fields given;
 //! [`patch_status_from`] makes it exactly a given status, removing the fields it lacks.
+//! [`is_not_found`] and [`ignore_not_found`] tell a missing object from a failure (client-go's
+//! `apierrors.IsNotFound`, controller-runtime's `client.IgnoreNotFound`).
 //!
 //! # Example
 //!
@@ -161,6 +163,57 @@ impl From<Error<crate::controller::Error>> for crate::controller::Error {
         } else {
             crate::controller::Error::retry(e)
         }
+    }
+}
+
+/// Whether `err` is the API server saying the object does not exist, as client-go's
+/// `apierrors.IsNotFound` decides: the reason `NotFound`, or a 404 whose reason is not one of
+/// the API's known reasons (an empty one, from a proxy in between).
+///
+/// # Examples
+/// ```
+/// use kdev_core::object::is_not_found;
+/// use kube_core::Status;
+///
+/// let gone = kube_client::Error::Api(Box::new(Status::failure("configmaps \"a\" not found", "NotFound").with_code(404)));
+/// assert!(is_not_found(&gone));
+/// let conflict = kube_client::Error::Api(Box::new(Status::failure("changed", "Conflict").with_code(409)));
+/// assert!(!is_not_found(&conflict));
+/// ```
+pub fn is_not_found(err: &kube_client::Error) -> bool {
+    match err {
+        kube_client::Error::Api(status) => {
+            status.reason == kube_core::response::reason::NOT_FOUND
+                || (status.code == 404 && !kube_core::response::reason::is_known(&status.reason))
+        }
+        _ => false,
+    }
+}
+
+/// `Ok(None)` for an error that [`is_not_found`], else the result as it was (controller-runtime's
+/// `client.IgnoreNotFound`): a get or delete of an object that may already be gone.
+///
+/// # Errors
+/// Every error but a Not Found.
+///
+/// # Examples
+/// ```no_run
+/// # async fn run(api: kube_client::Api<k8s_openapi::api::core::v1::ConfigMap>) -> Result<(), kube_client::Error> {
+/// use kdev_core::object::ignore_not_found;
+///
+/// match ignore_not_found(api.get("settings").await)? {
+///     Some(cm) => println!("found {:?}", cm.data),
+///     None => println!("no settings yet"),
+/// }
+/// // Deleting what may already be deleted.
+/// ignore_not_found(api.delete("settings", &Default::default()).await)?;
+/// # Ok(()) }
+/// ```
+pub fn ignore_not_found<T>(result: Result<T, kube_client::Error>) -> Result<Option<T>, kube_client::Error> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if is_not_found(&err) => Ok(None),
+        Err(err) => Err(err),
     }
 }
 
@@ -534,6 +587,25 @@ where
 mod tests {
     use super::*;
     use crate::controller;
+
+    fn api_error(code: u16, reason: &str) -> kube_client::Error {
+        kube_client::Error::Api(Box::new(kube_core::Status::failure("m", reason).with_code(code)))
+    }
+
+    /// client-go's `IsNotFound`: the reason, or a 404 with an unknown reason.
+    #[test]
+    fn not_found_is_the_reason_or_a_404_with_an_unknown_reason() {
+        assert!(is_not_found(&api_error(404, "NotFound")));
+        assert!(is_not_found(&api_error(404, "")));
+        assert!(is_not_found(&api_error(404, "SomethingNew")));
+        assert!(!is_not_found(&api_error(404, "MethodNotAllowed")));
+        assert!(!is_not_found(&api_error(409, "Conflict")));
+        assert!(!is_not_found(&api_error(410, "Gone")));
+        assert!(!is_not_found(&kube_client::Error::LinesCodecMaxLineLengthExceeded));
+        assert_eq!(ignore_not_found(Ok::<_, kube_client::Error>(1)).unwrap(), Some(1));
+        assert_eq!(ignore_not_found::<i32>(Err(api_error(404, "NotFound"))).unwrap(), None);
+        assert!(ignore_not_found::<i32>(Err(api_error(500, "InternalError"))).is_err());
+    }
 
     #[test]
     fn a_terminal_error_from_the_closure_stays_terminal() {

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kdev::delta_fifo::{self, Delta, DeltaFifo, DeltaType};
+use kdev::object;
 use kdev::reflector::{self, ListWatch, Reflector};
 use kdev::store::{self, NAMESPACE_INDEX, Store, Writer};
 use kdev::testenv::TestEnv;
@@ -298,10 +299,10 @@ async fn reconcile(ctl: &Controller, key: &str) -> Result<String, Error> {
     let mirror = format!("{name}-mirror");
     // Absent from a synced cache: the object was deleted. Clean up what we made for it.
     let Some(source) = ctl.cache.get_by_key(key) else {
-        return match api.delete(&mirror, &DeleteParams::default()).await {
-            Ok(_) => Ok(format!("not in the cache (deleted): deleted ConfigMap {mirror}")),
-            Err(kube_client::Error::Api(e)) if e.code == 404 => Ok(format!("not in the cache: {mirror} already gone")),
-            Err(e) => Err(e.into()),
+        // client-go's `apierrors.IsNotFound`: deleting what is already gone is no failure.
+        return match object::ignore_not_found(api.delete(&mirror, &DeleteParams::default()).await)? {
+            Some(_) => Ok(format!("not in the cache (deleted): deleted ConfigMap {mirror}")),
+            None => Ok(format!("not in the cache: {mirror} already gone")),
         };
     };
     if name == "gamma" && ctl.outage.load(Ordering::Relaxed) > 0 {

@@ -321,10 +321,8 @@ impl Exposer {
                 owner::get_controller_of(&s.metadata).is_some_and(|r| Some(&r.uid) == d.metadata.uid.as_ref())
             });
             if ours {
-                match services.delete(&name, &DeleteParams::default()).await {
-                    Err(kdev::kube_client::Error::Api(e)) if e.code == 404 => {} // gone already
-                    result => drop(result?),
-                }
+                // Gone already is fine (controller-runtime's `client.IgnoreNotFound`).
+                object::ignore_not_found(services.delete(&name, &DeleteParams::default()).await)?;
             }
             if self.unregister(&host) || ours {
                 say!("  [{EXPOSER}] {name}: no longer exposed: deleted Service {name} and removed {host}");

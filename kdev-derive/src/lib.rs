@@ -112,6 +112,42 @@ use proc_macro::TokenStream;
 /// - RBAC and webhook markers: not part of a CRD; they belong with the controller and
 ///   kdev-webhook.
 ///
+/// # The generated type and its status
+///
+/// `struct MyApp { pub metadata: ObjectMeta, pub spec: MyAppSpec, pub status: Option<MyAppStatus> }`
+/// (`status` only with `status = "MyAppStatus"`). The status struct derives `JsonSchema` as the
+/// spec does, and its fields take the same attributes through `#[kdev::schema]` on it.
+/// Conditions are k8s-openapi's `Condition` (`metav1.Condition`) in a map list keyed by `type`,
+/// kubebuilder's `+listType=map` and `+listMapKey=type`:
+///
+/// ```
+/// use kdev::CustomResource;
+/// use kdev::{schemars, serde_json};
+/// use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(CustomResource, Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+/// #[kdev(group = "example.com", version = "v1", namespaced, status = "BackupStatus")]
+/// pub struct BackupSpec {
+///     pub schedule: String,
+/// }
+///
+/// #[kdev::schema]
+/// #[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+/// pub struct BackupStatus {
+///     #[kdev(list_type = "map", list_map_keys(type))]
+///     #[serde(default)]
+///     pub conditions: Vec<Condition>,
+/// }
+///
+/// let backup = Backup::new("nightly", BackupSpec { schedule: "@daily".into() });
+/// assert!(backup.status.is_none());
+/// let crd = serde_json::to_value(Backup::crd()).unwrap();
+/// let status = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
+/// assert_eq!(status["properties"]["conditions"]["x-kubernetes-list-type"], "map");
+/// assert_eq!(status["properties"]["conditions"]["x-kubernetes-list-map-keys"][0], "type");
+/// ```
+///
 /// # Several versions
 ///
 /// Derive each version's spec (in its own module, or with `struct = "WidgetV1"`), mark one
@@ -140,12 +176,15 @@ pub fn derive_custom_resource(input: TokenStream) -> TokenStream {
 /// `#[derive(CustomResource)]` reads `#[kdev(...)]` on the spec's own fields; a struct nested
 /// in the spec gets the same field attributes (and the type-level schema attributes:
 /// `validation(...)`, `exactly_one_of(...)`, `min_properties`, ...) by putting
-/// `#[kdev::schema]` on it, **above** its `#[derive(JsonSchema)]`. The overrides travel in the
+/// `#[kdev::schema]` on it, **above** its `#[derive(JsonSchema)]` (below it, or without it, is a
+/// compile error: the derive would run first and the overrides be lost). The overrides travel in the
 /// type's own schema, so they apply wherever the type is used (behind `Option`, in a `Vec`,
 /// in several resources).
 ///
 /// ```
 /// use kdev::CustomResource;
+/// // The derives find schemars through kdev; no dependency of your own needed.
+/// use kdev::{schemars, serde_json};
 /// use serde::{Deserialize, Serialize};
 ///
 /// #[derive(CustomResource, Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]

@@ -28,6 +28,24 @@ pub(crate) fn schema(args: TokenStream, item: TokenStream) -> Result<TokenStream
         });
         syn::parse::Parser::parse2(parser, args)?;
     }
+    // Below the derive, this attribute runs after it: the schema is already made without the
+    // overrides, which would vanish silently.
+    let derives_json_schema = input.attrs.iter().any(|a| {
+        a.path().is_ident("derive")
+            && a.parse_args_with(syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated)
+                .is_ok_and(|paths| {
+                    paths
+                        .iter()
+                        .any(|p| p.segments.last().is_some_and(|s| s.ident == "JsonSchema"))
+                })
+    });
+    if !derives_json_schema {
+        return Err(syn::Error::new(
+            input.ident.span(),
+            "`#[kdev::schema]` must come above `#[derive(JsonSchema)]` (it feeds the derive the \
+             overrides; below it, or without it, they would be lost)",
+        ));
+    }
     let (type_krate, mut patch) = attrs::type_schema(&input.attrs)?;
     let krate = type_krate.or(krate).unwrap_or_else(|| syn::parse_quote!(::kdev::crd));
     let mut checks = TokenStream::new();

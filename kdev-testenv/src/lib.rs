@@ -69,7 +69,7 @@
 //! ```
 //!
 //! # Differences from kube-apiserver
-//! See the crate's README for the full list; in short: no authentication or authorization,
+//! The crate's README (`kdev-testenv/README.md` in the repository) has the full list; in short: no authentication or authorization,
 //! no built-in admission plugins (webhooks are called), no controllers besides garbage
 //! collection, namespace and CRD clean-up (a Deployment creates no ReplicaSet), JSON only (no
 //! protobuf or CBOR), HTTP/1.1 only.

@@ -1,4 +1,4 @@
-//! controller-runtime's webhook metrics (`pkg/webhook/internal/metrics`, go-reference §B.12),
+//! controller-runtime's webhook metrics (`pkg/webhook/internal/metrics`),
 //! same names, labels and buckets, so existing dashboards and alerts work unchanged.
 
 use std::borrow::Cow;

@@ -172,8 +172,8 @@ pub use kdev_crd as crd;
 /// );
 /// ```
 ///
-/// (`kdev-derive/tests/it/server.rs` installs such a CRD on the embedded API server and shows
-/// each validation rejecting a bad object.)
+/// (kdev-derive's tests install such a CRD on the embedded API server and show each validation
+/// rejecting a bad object; lesson 9, `cargo run -p kdev-examples --bin crd`, does it step by step.)
 #[cfg(feature = "derive")]
 pub use kdev_derive::CustomResource;
 

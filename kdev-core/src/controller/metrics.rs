@@ -1,4 +1,4 @@
-//! controller-runtime's controller metrics (go-reference §B.12), same names and labels, so
+//! controller-runtime's controller metrics (`pkg/internal/controller/metrics`), same names and labels, so
 //! existing dashboards and alerts work unchanged.
 
 use std::fmt;

@@ -1,6 +1,6 @@
 //! The controller runtime: a [`Reconciler`], the [`Controller`] that feeds it from shared
 //! informers through a rate-limited work queue, and its builder (controller-runtime's
-//! `builder`, `controller` and `reconcile` packages; go-reference §B.2–§B.6).
+//! `pkg/builder`, `pkg/controller` and `pkg/reconcile`).
 //!
 //! # How a controller works
 //!
@@ -14,7 +14,7 @@
 //! 3. `max_concurrent_reconciles` workers take keys from the queue. The queue never hands out
 //!    a key that is being reconciled, so one object is never reconciled twice at once.
 //! 4. The reconciler gets the cached object. Its result decides what happens to the key
-//!    (controller-runtime's rules, §B.5):
+//!    (controller-runtime's rules, `reconcileHandler`):
 //!
 //! | result | queue | `controller_runtime_reconcile_total{result}` |
 //! |---|---|---|

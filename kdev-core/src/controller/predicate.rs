@@ -1,5 +1,5 @@
-//! Predicates: which watch events reach the work queue (controller-runtime's `predicate`
-//! package, go-reference §B.3).
+//! Predicates: which watch events reach the work queue (controller-runtime's
+//! `pkg/predicate`).
 //!
 //! A [`Predicate`] decides separately for creates, updates and deletes; the built-in ones
 //! filter updates only, as controller-runtime's do, so a create or delete always passes.

@@ -1,4 +1,4 @@
-//! The elector: client-go's `LeaderElector` (go-reference §A.6) on a [`Lock`].
+//! The elector: client-go's `LeaderElector` (`tools/leaderelection`) on a [`Lock`].
 
 use std::fmt;
 use std::future::Future;

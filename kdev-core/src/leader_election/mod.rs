@@ -1,5 +1,5 @@
-//! Leader election: one process of many leads at a time (client-go's `leaderelection`,
-//! go-reference §A.6).
+//! Leader election: one process of many leads at a time (client-go's
+//! `tools/leaderelection`).
 //!
 //! Run two or more replicas of a controller for availability, and let only one of them act.
 //! The candidates share a *lock*, a record that names the current holder, and follow one

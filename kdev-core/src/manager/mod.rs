@@ -1,6 +1,6 @@
 //! The [`Manager`]: shared caches, controllers and other runnables, leader election, HTTP
 //! listeners for `/healthz`, `/readyz` and `/metrics` (one, or one each), and graceful shutdown
-//! (controller-runtime's `manager` package, go-reference §B.1).
+//! (controller-runtime's `pkg/manager`).
 //!
 //! # What a manager does
 //!

@@ -1,8 +1,7 @@
 //! ValidatingWebhookConfiguration, MutatingWebhookConfiguration and a CRD's conversion stanza
 //! generated from a [`Server`]'s registered webhooks, as kubebuilder's `+kubebuilder:webhook`
 //! markers generate them
-//! ([admission webhooks](https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/),
-//! go-reference §C.5).
+//! ([admission webhooks](https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/)).
 //!
 //! A typed webhook (`Builder::validating::<K>`, `Builder::mutating::<K>`) knows its resource:
 //! its rule is `K`'s group, version and plural with the operations CREATE and UPDATE. A raw

@@ -255,6 +255,8 @@ pub struct Builder<K> {
     queue_metrics: Option<workqueue::Metrics>,
     need_leader_election: bool,
     sync_period: Option<Duration>,
+    /// Label and field selectors of the primary informer.
+    selectors: (String, String),
     manager: Option<crate::manager::Manager>,
 }
 
@@ -294,8 +296,24 @@ where
             queue_metrics: None,
             need_leader_election: true,
             sync_period: None,
+            selectors: (String::new(), String::new()),
             manager: None,
         }
+    }
+
+    /// Watches and caches only the objects of `K` matching these label and field selectors
+    /// (`""` for none): controller-runtime's `cache.Options.ByObject` `Label` and `Field`,
+    /// kube-runtime's `watcher::Config::labels`. A predicate filters events but still caches
+    /// every object; a selector keeps the others out of the cache and off the wire. An object
+    /// that stops matching (its label removed) leaves the cache, and its key is reconciled as
+    /// deleted, as the API server's watch reports it deleted from the selection.
+    ///
+    /// The informer is shared with every other controller and reader asking for `K` with the
+    /// same scope and selectors, not with those asking for all of `K`.
+    #[must_use]
+    pub fn selectors(mut self, labels: &str, fields: &str) -> Self {
+        self.selectors = (labels.to_string(), fields.to_string());
+        self
     }
 
     pub(crate) fn manager(mut self, manager: crate::manager::Manager) -> Self {
@@ -358,6 +376,19 @@ where
         self.owns_informer(informer, predicate)
     }
 
+    /// [`owns`](Self::owns) through `informer`, for example one restricted by selectors from
+    /// [`SharedInformerFactory::informer_with_selectors`]: the controller watches only the
+    /// children that informer caches. Take it from the controller's factory
+    /// ([`Controller::with_factory`], a manager's `factory()`), which the controller starts;
+    /// run any other informer yourself, or the controller's cache sync times out.
+    #[must_use]
+    pub fn owns_from<C: Object>(self, informer: SharedIndexInformer<C>, predicate: Predicate<C>) -> Self
+    where
+        C::Scope: 'static,
+    {
+        self.owns_informer(informer, predicate)
+    }
+
     fn owns_informer<C: Object>(mut self, informer: SharedIndexInformer<C>, predicate: Predicate<C>) -> Self
     where
         C::Scope: 'static,
@@ -415,6 +446,21 @@ where
         W::Scope: 'static,
     {
         let informer = self.factory.informer(api);
+        self.watches_informer(informer, Arc::new(map), predicate)
+    }
+
+    /// [`watches`](Self::watches) through `informer`, for example one restricted by selectors
+    /// from [`SharedInformerFactory::informer_with_selectors`]; see [`owns_from`](Self::owns_from).
+    #[must_use]
+    pub fn watches_from<W: Object>(
+        self,
+        informer: SharedIndexInformer<W>,
+        map: impl Fn(&W) -> Vec<Request> + Send + Sync + 'static,
+        predicate: Predicate<W>,
+    ) -> Self
+    where
+        W::Scope: 'static,
+    {
         self.watches_informer(informer, Arc::new(map), predicate)
     }
 
@@ -520,7 +566,8 @@ where
         if let Some(m) = &self.metrics {
             m.init(&name, self.max_concurrent);
         }
-        let informer = self.factory.informer(self.api.clone());
+        let (labels, fields) = &self.selectors;
+        let informer = self.factory.informer_with_selectors(self.api.clone(), labels, fields);
         let store = informer.store();
         let mut sources = self.sources;
         sources.insert(

@@ -550,6 +550,48 @@ async fn a_factory_default_resync_replays_unless_the_sync_period_is_zero() {
     factory.shutdown().await;
 }
 
+/// controller-runtime's `ByObject` label selector: the others are neither reconciled nor
+/// cached, and an object whose label goes away is reconciled as deleted.
+#[tokio::test]
+async fn selectors_keep_other_objects_out_of_the_cache_and_the_queue() {
+    let (_env, _ns, api) = setup().await;
+    create(&api, &["a", "b"]).await;
+    let team = |name: &str, team: &str| {
+        let patch = json!({ "metadata": { "labels": { "team": team } } });
+        let api = api.clone();
+        let name = name.to_string();
+        async move {
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .expect("label")
+        }
+    };
+    team("a", "x").await;
+    team("b", "y").await;
+    let rec = Recorder::default();
+    let c = Controller::builder(api.clone())
+        .selectors(&format!("{LABEL}=yes,team=x"), "")
+        .build(rec.clone())
+        .expect("build");
+    let (stop, task) = start(&c);
+    eventually("a", || rec.count("a") == 1).await;
+    let cached: Vec<String> = c
+        .store()
+        .list()
+        .iter()
+        .filter_map(|o| o.metadata.name.clone())
+        .collect();
+    assert_eq!(cached, ["a"], "only the selected objects are cached");
+    // b joins the selection, a leaves it.
+    team("b", "x").await;
+    eventually("b", || rec.count("b") == 1).await;
+    team("a", "y").await;
+    eventually("a reconciled as gone", || rec.missing.lock().contains(&"a".to_string())).await;
+    assert!(c.store().get(Some(api.namespace().expect("namespaced")), "a").is_none());
+    stop.cancel();
+    task.await.expect("stops");
+}
+
 #[tokio::test]
 async fn predicates_filter_updates() {
     let (_env, _ns, api) = setup().await;

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::schema::Cause;
+use crate::schema::{Cause, go_quote};
 
 /// The current time as an RFC 3339 timestamp with seconds precision, as `metav1.Time` renders it.
 pub fn now() -> String {
@@ -63,18 +63,16 @@ pub enum NameRule {
 /// Checks `name` against `rule`; returns the detail messages kube-apiserver gives.
 pub fn check_name(name: &str, rule: NameRule) -> Vec<String> {
     let mut errs = Vec::new();
-    if name == "." || name == ".." {
-        errs.push(format!("may not be '{name}'"));
-        return errs;
-    }
-    if name.contains('/') {
-        errs.push("may not contain '/'".into());
-    }
-    if name.contains('%') {
-        errs.push("may not contain '%'".into());
-    }
     match rule {
-        NameRule::PathSegment => {}
+        // `IsValidPathSegmentName`; the DNS rules below need no such checks, their patterns
+        // already exclude these characters.
+        NameRule::PathSegment => {
+            if name == "." || name == ".." {
+                errs.push(format!("may not be '{name}'"));
+                return errs;
+            }
+            errs.extend(path_segment_prefix_errors(name));
+        }
         NameRule::Subdomain => {
             if name.len() > 253 {
                 errs.push("must be no more than 253 characters".into());
@@ -119,6 +117,30 @@ pub fn check_name(name: &str, rule: NameRule) -> Vec<String> {
     errs
 }
 
+/// Checks a `generateName` prefix against `rule`, as the name functions do with `prefix` set:
+/// a path segment prefix may be `.` or `..` (`IsValidPathSegmentPrefix`), and for the DNS rules a
+/// trailing `-` is masked first (`maskTrailingDash`, which replaces the last two characters by
+/// `a`, as upstream does), since the random suffix follows it.
+pub fn check_generate_name(prefix: &str, rule: NameRule) -> Vec<String> {
+    match rule {
+        NameRule::PathSegment => path_segment_prefix_errors(prefix),
+        _ if prefix.len() > 1 && prefix.ends_with('-') => {
+            let cut = prefix.len() - 2;
+            let masked = format!("{}a", prefix.get(..cut).unwrap_or(""));
+            check_name(&masked, rule)
+        }
+        _ => check_name(prefix, rule),
+    }
+}
+
+fn path_segment_prefix_errors(value: &str) -> Vec<String> {
+    ['/', '%']
+        .into_iter()
+        .filter(|c| value.contains(*c))
+        .map(|c| format!("may not contain '{c}'"))
+        .collect()
+}
+
 /// Removes the empty (or `null`) maps and lists of an object's metadata (`labels: {}`,
 /// `finalizers: []`), as
 /// kube-apiserver's decoding does: a built-in object's `metav1.ObjectMeta` is encoded back with
@@ -151,8 +173,9 @@ fn is_label(s: &str) -> bool {
 }
 
 /// Checks labels (`ValidateLabels`), annotations (`ValidateAnnotations`: qualified keys in any
-/// case, 256 KiB in all) and finalizers (`ValidateFinalizers`) as apimachinery does; returns
-/// field causes.
+/// case, 256 KiB in all), owner references (`ValidateOwnerReferences`) and finalizers
+/// (`ValidateFinalizers`: qualified names, not both `orphan` and `foregroundDeletion`) as
+/// apimachinery does, in its order; returns field causes.
 pub fn check_labels_and_annotations(meta: &Map<String, Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
     if let Some(labels) = meta.get("labels") {
@@ -201,15 +224,69 @@ pub fn check_labels_and_annotations(meta: &Map<String, Value>) -> Vec<Cause> {
             None => causes.push(type_cause("metadata.annotations", "object")),
         }
     }
+    causes.extend(check_owner_references(meta));
     if let Some(finalizers) = meta.get("finalizers").and_then(Value::as_array) {
-        for f in finalizers.iter().filter_map(Value::as_str) {
-            for msg in qualified_name_errors(f) {
-                causes.push(Cause::invalid_str("metadata.finalizers", f, &msg));
-            }
+        let names: Vec<&str> = finalizers.iter().filter_map(Value::as_str).collect();
+        for f in &names {
+            causes.extend(finalizer_name_causes(f, "metadata.finalizers"));
+        }
+        if names.contains(&ORPHAN) && names.contains(&FOREGROUND) {
+            causes.push(Cause::invalid_raw(
+                "metadata.finalizers",
+                &go_string_slice(&names),
+                &format!("finalizer {ORPHAN} and {FOREGROUND} cannot be both set"),
+            ));
         }
     }
-    causes.extend(check_owner_references(meta));
     causes
+}
+
+/// The finalizers the garbage collector acts on (`metav1.FinalizerOrphanDependents`,
+/// `metav1.FinalizerDeleteDependents`).
+const ORPHAN: &str = "orphan";
+const FOREGROUND: &str = "foregroundDeletion";
+
+/// Finalizer names that need no domain on built-in types (`IsStandardFinalizerName`).
+const STANDARD_FINALIZERS: [&str; 3] = ["kubernetes", ORPHAN, FOREGROUND];
+
+/// The stricter finalizer rule of the types validated by `pkg/apis/core/validation`'s
+/// `ValidateObjectMeta` (core and apps types): a finalizer without a `/` must be one of the
+/// standard ones (`validateKubeFinalizerName`). One cause per bad finalizer, at its index.
+pub fn check_kube_finalizers(meta: &Map<String, Value>) -> Vec<Cause> {
+    let Some(finalizers) = meta.get("finalizers").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    finalizers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| Some((i, f.as_str()?)))
+        .filter_map(|(i, f)| kube_finalizer_cause(f, &format!("metadata.finalizers[{i}]")))
+        .collect()
+}
+
+/// `validateKubeFinalizerName` for one finalizer at `field`.
+pub fn kube_finalizer_cause(name: &str, field: &str) -> Option<Cause> {
+    (!name.contains('/') && !STANDARD_FINALIZERS.contains(&name)).then(|| {
+        Cause::invalid_str(
+            field,
+            name,
+            "name is neither a standard finalizer name nor is it fully qualified",
+        )
+    })
+}
+
+/// apimachinery's `IsQualifiedName` for a finalizer at `field` (`ValidateFinalizerName`).
+pub fn finalizer_name_causes(name: &str, field: &str) -> Vec<Cause> {
+    qualified_name_errors(name)
+        .iter()
+        .map(|msg| Cause::invalid_str(field, name, msg))
+        .collect()
+}
+
+/// A list of strings as Go's `%#v` prints a `[]string`.
+pub fn go_string_slice(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| go_quote(s)).collect();
+    format!("[]string{{{}}}", quoted.join(", "))
 }
 
 /// The most annotations may hold, keys and values together (`TotalAnnotationSizeLimitB`).
@@ -429,6 +506,52 @@ mod tests {
         let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, ["metadata.annotations", "metadata.finalizers"], "{causes:?}");
         assert_eq!(causes[0].message, "Too long: may not be more than 262144 bytes");
+    }
+
+    #[test]
+    fn dns_names_get_only_their_pattern_message_for_slashes_and_dots() {
+        assert_eq!(check_name("a/b", NameRule::Subdomain).len(), 1);
+        assert_eq!(check_name(".", NameRule::Label).len(), 1);
+        assert_eq!(check_name("..", NameRule::PathSegment), ["may not be '..'"]);
+        assert_eq!(
+            check_name("a/b%", NameRule::PathSegment),
+            ["may not contain '/'", "may not contain '%'"]
+        );
+    }
+
+    #[test]
+    fn generate_name_prefixes_mask_a_trailing_dash() {
+        assert!(check_generate_name("job-", NameRule::Subdomain).is_empty());
+        assert!(check_generate_name("web-", NameRule::Rfc1035Label).is_empty());
+        assert!(!check_generate_name("Job-", NameRule::Subdomain).is_empty());
+        // A lone dash is not masked, and upstream's mask drops two characters for one.
+        assert!(!check_generate_name("-", NameRule::Subdomain).is_empty());
+        assert!(check_generate_name("a.-", NameRule::Subdomain).is_empty());
+        assert!(check_generate_name(".", NameRule::PathSegment).is_empty());
+        assert_eq!(
+            check_generate_name("a/", NameRule::PathSegment),
+            ["may not contain '/'"]
+        );
+    }
+
+    #[test]
+    fn finalizers_follow_apimachinery_and_the_core_rule() {
+        let meta = |f: serde_json::Value| {
+            let mut m = Map::new();
+            m.insert("finalizers".into(), f);
+            m
+        };
+        let both = check_labels_and_annotations(&meta(serde_json::json!(["orphan", "foregroundDeletion"])));
+        assert_eq!(both.len(), 1);
+        assert_eq!(
+            both[0].message,
+            r#"Invalid value: []string{"orphan", "foregroundDeletion"}: finalizer orphan and foregroundDeletion cannot be both set"#
+        );
+        let core = check_kube_finalizers(&meta(serde_json::json!(["kubernetes", "example.com/x", "mine"])));
+        assert_eq!(core.len(), 1);
+        assert_eq!(core[0].field, "metadata.finalizers[2]");
+        assert!(kube_finalizer_cause("orphan", "f").is_none());
+        assert_eq!(go_string_slice(&[]), "[]string{}");
     }
 
     #[test]

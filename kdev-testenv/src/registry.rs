@@ -126,6 +126,18 @@ impl Resource {
             )
     }
 
+    /// Whether a PUT to a missing object creates it (kube-apiserver's `AllowCreateOnUpdate`): of
+    /// the types served here, Services, Events (both groups) and Leases, whose strategies say so
+    /// (as do Endpoints, LimitRanges, RBAC roles and bindings and RuntimeClasses, which are not
+    /// served). Custom resources never.
+    pub fn allows_create_on_update(&self) -> bool {
+        self.crd.is_none()
+            && matches!(
+                (self.group.as_str(), self.plural.as_str()),
+                ("", "services" | "events") | ("events.k8s.io", "events") | ("coordination.k8s.io", "leases")
+            )
+    }
+
     /// `deployments.apps`, or `configmaps` in the core group: how errors name the resource.
     pub fn qualified(&self) -> String {
         if self.group.is_empty() {

@@ -317,6 +317,14 @@ pub(crate) fn spec_changed(res: &Resource, old: &Value, new: &Value) -> bool {
     res.group == "apps" && res.plural == "deployments" && annotations(old) != annotations(new)
 }
 
+/// Whether a type's metadata is validated by `pkg/apis/core/validation`'s `ValidateObjectMeta`
+/// (the core and apps types served here), which adds the rule that a finalizer without a domain
+/// be a standard one; Leases, Events, CRDs, webhook configurations and custom resources use
+/// apimachinery's, which does not.
+pub(crate) fn core_object_meta(res: &Resource) -> bool {
+    res.crd.is_none() && (res.group == "apps" || (res.group.is_empty() && res.plural != "events"))
+}
+
 /// Checks built-in types need for the examples and controllers to behave (a small subset of
 /// kube-apiserver's validation; see the README's list of differences).
 pub(crate) fn validate(res: &Resource, obj: &Value, updating: bool) -> Vec<Cause> {
@@ -327,6 +335,15 @@ pub(crate) fn validate(res: &Resource, obj: &Value, updating: bool) -> Vec<Cause
         field: field.into(),
     };
     match (res.group.as_str(), res.plural.as_str()) {
+        // `ValidateNamespace`: each of `spec.finalizers` is a qualified name and, without a
+        // domain, a standard one (an update keeps the stored ones).
+        ("", "namespaces") if !updating => {
+            let finalizers = obj.pointer("/spec/finalizers").and_then(Value::as_array);
+            for f in finalizers.into_iter().flatten().filter_map(Value::as_str) {
+                causes.extend(crate::meta::finalizer_name_causes(f, "spec.finalizers"));
+                causes.extend(crate::meta::kube_finalizer_cause(f, "spec.finalizers"));
+            }
+        }
         ("", "pods") => {
             if obj
                 .pointer("/spec/containers")

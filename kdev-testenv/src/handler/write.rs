@@ -14,6 +14,76 @@ use crate::status::ApiError;
 use crate::store::{State, Stored};
 use crate::wire::{self, Body};
 
+/// The update handler's `checkName`, before anything is looked up: the body names the object
+/// the URL names, and its namespace (if any) is the request's.
+fn check_put_name(ctx: &Ctx, obj: &Value) -> Result<(), ApiError> {
+    let text = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let (name, ns) = (text("/metadata/name"), text("/metadata/namespace"));
+    if name.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({} based on URL) was undeterminable: name must be provided",
+            ctx.name()
+        )));
+    }
+    if name != ctx.name() {
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({name}) does not match the name on the URL ({})",
+            ctx.name()
+        )));
+    }
+    if !ctx.ns().is_empty() && !ns.is_empty() && ns != ctx.ns() {
+        return Err(ApiError::BadRequest(format!(
+            "the namespace of the object ({ns}) does not match the namespace on the request ({})",
+            ctx.ns()
+        )));
+    }
+    Ok(())
+}
+
+/// A PUT to a missing object of a type whose strategy allows it (`AllowCreateOnUpdate`) takes
+/// the create path (`Store.Update`): defaults, validation, admission as a CREATE, a new uid and
+/// creationTimestamp. A resourceVersion in the body is dropped, as the storage layer drops it
+/// from any object it writes.
+fn create_on_update(ctx: &Ctx, st: &mut State, mut obj: Value) -> Result<Arc<Stored>, ApiError> {
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    let prepared = prepare_create(&ctx.res, ctx.version(), ctx.ns(), obj, Some(&ctx.manager()))?;
+    commit_create(st, &ctx.res, ctx.ns(), prepared, ctx.dry_run())
+}
+
+/// The 409 of a write whose uid precondition fails, worded as the storage layer words it
+/// (`storage.NewInvalidObjError` under `Preconditions.Check`, then `InterpretUpdateError`);
+/// `current` is the stored object's uid, empty when there is none.
+fn uid_precondition_failed(res: &Resource, ns: &str, name: &str, uid: &str, current: &str) -> ApiError {
+    ApiError::Conflict {
+        qualified: res.qualified(),
+        name: name.to_string(),
+        detail: format!(
+            "StorageError: invalid object, Code: 4, Key: {}, ResourceVersion: 0, AdditionalErrorMsg: Precondition \
+             failed: UID in precondition: {uid}, UID in object meta: {current}",
+            etcd_key(res, ns, name)
+        ),
+    }
+}
+
+/// The etcd key kube-apiserver keeps an object under (`/registry/<prefix>/<namespace>/<name>`),
+/// which its storage errors print.
+fn etcd_key(res: &Resource, ns: &str, name: &str) -> String {
+    let prefix = match (res.group.as_str(), res.plural.as_str()) {
+        _ if res.crd.is_some() => format!("{}/{}", res.group, res.plural),
+        ("", "services") => "services/specs".to_string(),
+        ("", "nodes") => "minions".to_string(),
+        ("apiextensions.k8s.io", plural) => format!("apiextensions.k8s.io/{plural}"),
+        (_, plural) => plural.to_string(),
+    };
+    if res.namespaced {
+        format!("/registry/{prefix}/{ns}/{name}")
+    } else {
+        format!("/registry/{prefix}/{name}")
+    }
+}
+
 /// POST to a collection (or `pods/{name}/binding`). Warnings (unknown fields under `Warn`) are
 /// added to `warnings`, also when the create fails; so for update and patch.
 pub(crate) fn create(ctx: &Ctx, warnings: &mut Vec<String>) -> Result<Response<Body>, ApiError> {
@@ -79,14 +149,7 @@ fn update_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         ));
     }
     check_type_meta(&ctx.res, ctx.version(), &obj)?;
-    // The update handler's `checkName` runs before the object is looked up.
-    let body_name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-    if !body_name.is_empty() && body_name != ctx.name() {
-        return Err(ApiError::BadRequest(format!(
-            "the name of the object ({body_name}) does not match the name on the URL ({})",
-            ctx.name()
-        )));
-    }
+    check_put_name(ctx, &obj)?;
     // kube-apiserver's `AllowUnconditionalUpdate`: a PUT of these kinds must say which version
     // it replaces (a patch need not; it applies to the current object).
     let rv = obj
@@ -94,25 +157,29 @@ fn update_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         .and_then(Value::as_str)
         .unwrap_or("");
     // A PUT's uid is a precondition (`DefaultUpdatedObjectInfo.Preconditions`): a copy of an object
-    // since deleted and re-created does not overwrite its successor.
+    // since deleted and re-created does not overwrite its successor. The storage checks it against
+    // the object it finds, which for a type that creates on update may be none (no uid).
     let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
-    if let Some(current) = st.get(ctx.storage(), ctx.ns(), ctx.name())
+    let existing = st.get(ctx.storage(), ctx.ns(), ctx.name()).map(|s| s.uid().to_string());
+    let creates = existing.is_none() && sub.is_none() && ctx.res.allows_create_on_update();
+    let checked_against = match &existing {
+        Some(current) => Some(current.as_str()),
+        None => creates.then_some(""),
+    };
+    if let Some(current) = checked_against
         && !uid.is_empty()
-        && uid != current.uid()
+        && uid != current
     {
-        return Err(ApiError::Conflict {
-            qualified: ctx.res.qualified(),
-            name: ctx.name().to_string(),
-            detail: format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                current.uid()
-            ),
-        });
+        return Err(uid_precondition_failed(&ctx.res, ctx.ns(), ctx.name(), uid, current));
+    }
+    if creates {
+        let stored = create_on_update(ctx, &mut st, obj)?;
+        drop(st);
+        return Ok(object_response(ctx, StatusCode::CREATED, &stored));
     }
     // kube-apiserver's `Store.Update` answers 404 for a missing object before it looks at the
     // resourceVersion, and names the resource, not the kind, in the 422 (kubernetes#18526).
-    if rv.is_empty() && !ctx.res.allows_unconditional_update() && st.get(ctx.storage(), ctx.ns(), ctx.name()).is_some()
-    {
+    if rv.is_empty() && !ctx.res.allows_unconditional_update() && existing.is_some() {
         return Err(ApiError::Invalid {
             kind: ctx.res.plural.clone(),
             group: ctx.res.group.clone(),
@@ -672,16 +739,25 @@ fn admit(res: &Resource, version: &str, obj: &mut Value, creating: bool, old: Op
         .to_string();
     let mut causes: Vec<Cause> = Vec::new();
     if creating {
+        // `ValidateObjectMetaAccessor`: the prefix, then the name made from it.
+        let generate = obj
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !generate.is_empty() {
+            for detail in meta::check_generate_name(generate, res.name_rule) {
+                causes.push(Cause::invalid_str("metadata.generateName", generate, &detail));
+            }
+        }
         for detail in meta::check_name(&name, res.name_rule) {
-            causes.push(Cause {
-                reason: "FieldValueInvalid".into(),
-                message: format!("Invalid value: \"{name}\": {detail}"),
-                field: "metadata.name".into(),
-            });
+            causes.push(Cause::invalid_str("metadata.name", &name, &detail));
         }
     }
     if let Some(m) = obj.get("metadata").and_then(Value::as_object) {
         causes.extend(meta::check_labels_and_annotations(m));
+        if prepare::core_object_meta(res) {
+            causes.extend(meta::check_kube_finalizers(m));
+        }
     }
     if let Some(schema) = super::crd_schema(res, version) {
         schema.prune(obj);
@@ -1090,19 +1166,28 @@ pub(crate) fn update_object(
             .and_then(Value::as_array)
             .map(|a| a.iter().collect())
             .unwrap_or_default();
-        let added = m
+        // `ValidateNoNewFinalizers` names them as a sorted set.
+        let mut added: Vec<&str> = m
             .get("finalizers")
             .and_then(Value::as_array)
-            .is_some_and(|now| now.iter().any(|f| !had.contains(&f)));
-        if added {
+            .map(|now| {
+                now.iter()
+                    .filter(|f| !had.contains(f))
+                    .filter_map(Value::as_str)
+                    .collect()
+            })
+            .unwrap_or_default();
+        added.sort_unstable();
+        added.dedup();
+        if !added.is_empty() {
+            let detail = format!(
+                "no new finalizers can be added if the object is being deleted, found new finalizers {}",
+                meta::go_string_slice(&added)
+            );
             return Err(invalid(
                 res,
                 name,
-                vec![Cause {
-                    reason: "FieldValueForbidden".into(),
-                    message: "Forbidden: no new finalizers can be added if the object is being deleted".into(),
-                    field: "metadata.finalizers".into(),
-                }],
+                vec![Cause::forbidden("metadata.finalizers", &detail)],
             ));
         }
     }

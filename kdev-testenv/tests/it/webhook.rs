@@ -1054,3 +1054,57 @@ async fn collection_deletes_namespaces_and_review_versions_are_sent_as_kube_apis
     assert_eq!(reviews[0]["request"]["namespace"].as_str(), Some(ns.as_str()));
     assert_eq!(reviews[0]["request"]["name"].as_str(), Some(ns.as_str()));
 }
+
+/// A PUT that creates a missing Service (`AllowCreateOnUpdate`) is admitted as a CREATE with
+/// CreateOptions, and stored with what the mutating webhook added.
+#[tokio::test]
+async fn a_create_by_put_is_admitted_as_a_create() {
+    let Some((hooks, env, ns)) = setup_with(|path, review| {
+        if path.starts_with("/mutate") {
+            patch(
+                review,
+                json!([{ "op": "add", "path": "/metadata/labels", "value": { "admitted": "yes" } }]),
+            )
+        } else {
+            allow(review)
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let rules = json!([rule(json!(["CREATE", "UPDATE"]), json!(["services"]))]);
+    mutating(
+        &env,
+        "label",
+        vec![hook("label.example.com", hooks.client_config("/mutate"), rules.clone())],
+    )
+    .await;
+    validating(
+        &env,
+        "check",
+        vec![hook("check.example.com", hooks.client_config("/validate"), rules)],
+    )
+    .await;
+    let body = json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": { "name": "web" },
+        "spec": { "ports": [{ "port": 80 }] },
+    });
+    let req = http::Request::put(format!("/api/v1/namespaces/{ns}/services/web"))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(&body).expect("json"))
+        .expect("a request");
+    let answer = super::raw(&env, req).await;
+    assert_eq!(answer.code, 201, "{}", answer.body);
+    assert_eq!(answer.body["metadata"]["labels"]["admitted"], "yes");
+    for path in ["/mutate", "/validate"] {
+        let reviews = hooks.calls_to(path);
+        assert_eq!(reviews.len(), 1, "{path}");
+        let req = &reviews[0]["request"];
+        assert_eq!(req["operation"], "CREATE", "{path}");
+        assert_eq!(req["options"]["kind"], "CreateOptions", "{path}");
+        assert!(req["oldObject"].is_null(), "{path}");
+    }
+    let validated = &hooks.calls_to("/validate")[0]["request"]["object"];
+    assert_eq!(validated["metadata"]["uid"], answer.body["metadata"]["uid"]);
+}

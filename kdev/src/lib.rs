@@ -61,6 +61,15 @@
 //! | [`kdev::serde_json`](serde_json) | serde_json | schemas, conversion and admission objects, `object::Error` |
 //! | [`kdev::CancellationToken`](CancellationToken) | tokio-util | the stop signal of every `run(stop)`, `Manager::shutdown_token()` |
 //! | `kdev::schemars` (feature `derive`) | schemars 1 | the `JsonSchema` every spec and status type derives |
+//! | [`kdev::k8s_openapi`](k8s_openapi) | k8s-openapi | the built-in types (`Pod`, `ObjectMeta`...), no Kubernetes version chosen |
+//!
+//! The modules' own examples are written against the crates they come from: in them
+//! `kdev_core::x` is `kdev::x`, `kdev_testenv` is `kdev::testenv`, `kdev_crd` is `kdev::crd`,
+//! `kdev_webhook` is `kdev::webhook`, `kube_client`, `kube_core`, `serde_json` and
+//! `prometheus_client` are `kdev::kube_client`..., and `tokio_util::sync::CancellationToken`
+//! is `kdev::CancellationToken`. Hidden lines (`# let env = TestEnv::start()...`) often make
+//! the client: a test starts the embedded API server with `kdev::testenv::TestEnv::start()` and
+//! takes `env.client()`; a binary uses `kdev::kube_client::Client::try_default()`.
 //!
 //! Derives are the exception: a derive macro's generated code names its crate at a path of
 //! its own choosing. schemars' `JsonSchema` derive writes `schemars::...` paths, so
@@ -68,7 +77,7 @@
 //! prometheus-client's `EncodeLabelSet` derive writes `::prometheus_client::...`: if you derive
 //! it, depend on `prometheus-client` yourself, on kdev's minor version (0.25).
 //!
-//! k8s-openapi, serde and tokio stay dependencies of your binary: kdev never enables a
+//! k8s-openapi, serde and tokio stay dependencies of your binary too: kdev never enables a
 //! k8s-openapi version feature (your binary picks the Kubernetes version, e.g.
 //! `k8s-openapi = { version = "0.29", features = ["latest"] }`), and serde's derives and
 //! `#[tokio::main]` name their crates at the root. An operator's `[dependencies]`:

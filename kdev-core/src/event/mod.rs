@@ -37,7 +37,7 @@
 //! ```
 //! use k8s_openapi::api::core::v1::ConfigMap;
 //! use k8s_openapi::api::events::v1::Event;
-//! use kdev_core::event::{self, EventType, Recorder};
+//! use kdev_core::event::Recorder;
 //! use kube_client::{Api, api::{ListParams, PostParams}};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -50,9 +50,9 @@
 //! let cm = cms.create(&PostParams::default(), &cm).await?;
 //!
 //! let recorder = Recorder::new(env.client(), "example.com/app-controller")?;
-//! let regarding = event::reference(&cm);
 //! for _ in 0..3 {
-//!     recorder.publish(&regarding, None, EventType::Normal, "Synced", "Sync", "config is in sync");
+//!     // `publish(&event::reference(&cm), None, EventType::Normal, ..)` in full.
+//!     recorder.normal(&cm, "Synced", "Sync", "config is in sync");
 //! }
 //! recorder.flush().await;
 //!
@@ -472,6 +472,18 @@ impl Recorder {
     /// The `reportingInstance` of this recorder's events.
     pub fn reporting_instance(&self) -> &str {
         &self.shared.instance
+    }
+
+    /// [`publish`](Self::publish) of a `Normal` event about `obj` (no related object): the
+    /// everyday form, controller-runtime's `recorder.Event(obj, "Normal", reason, message)`
+    /// with the events API's `action`.
+    pub fn normal<K: Resource<DynamicType = ()>>(&self, obj: &K, reason: &str, action: &str, note: &str) -> Published {
+        self.publish(&reference(obj), None, EventType::Normal, reason, action, note)
+    }
+
+    /// [`publish`](Self::publish) of a `Warning` event about `obj` (no related object).
+    pub fn warning<K: Resource<DynamicType = ()>>(&self, obj: &K, reason: &str, action: &str, note: &str) -> Published {
+        self.publish(&reference(obj), None, EventType::Warning, reason, action, note)
     }
 
     /// Records an event about `regarding` (and optionally `related`), without waiting: it

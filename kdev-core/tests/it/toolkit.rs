@@ -479,14 +479,19 @@ async fn identical_events_become_one_event_with_a_series() {
         .collect();
     assert_eq!(outcomes[0], Published::Created);
     assert!(outcomes[1..].iter().all(|p| *p == Published::Series));
+    // The short form is the same event.
+    assert_eq!(
+        recorder.warning(&target, "Failed", "Sync", "cannot reach the backend"),
+        Published::Series
+    );
     // A different note is a different event.
-    recorder.publish(&regarding, None, EventType::Normal, "Synced", "Sync", "in sync");
+    recorder.normal(&target, "Synced", "Sync", "in sync");
     recorder.flush().await;
 
     let events = events_of(&env.client(), &ns, controller).await;
     assert_eq!(events.len(), 2, "{events:#?}");
     let failed = events.iter().find(|e| e.reason.as_deref() == Some("Failed")).unwrap();
-    assert_eq!(failed.series.as_ref().map(|s| s.count), Some(3));
+    assert_eq!(failed.series.as_ref().map(|s| s.count), Some(4));
     assert_eq!(failed.type_.as_deref(), Some("Warning"));
     assert_eq!(failed.note.as_deref(), Some("cannot reach the backend"));
     assert_eq!(

@@ -89,6 +89,10 @@
 //! tokio = { version = "1", features = ["macros", "rt-multi-thread", "signal"] }
 //! ```
 
+/// The Kubernetes API's built-in types (`Pod`, `Deployment`, `ObjectMeta`...). kdev chooses no
+/// Kubernetes version: the binary enables one on its own k8s-openapi dependency (`latest`, or
+/// `v1_33`... for older clusters), as every crate built on k8s-openapi asks.
+pub use k8s_openapi;
 pub use kdev_core;
 pub use kdev_core::{DeltaFifo, RealFifo, Store, WorkQueue};
 pub use kdev_core::{
@@ -97,10 +101,6 @@ pub use kdev_core::{
 };
 /// The Kubernetes client kdev's API takes and returns: `Client`, `Api`, `Config`, `Error`.
 pub use kube_client;
-/// The Kubernetes API's built-in types (`Pod`, `Deployment`, `ObjectMeta`...). kdev chooses no
-/// Kubernetes version: the binary enables one on its own k8s-openapi dependency (`latest`, or
-/// `v1_33`... for older clusters), as every crate built on k8s-openapi asks.
-pub use k8s_openapi;
 /// Kubernetes object traits and types without a client: `Resource`, `ResourceExt`, the traits
 /// `#[derive(CustomResource)]` implements.
 pub use kube_core;

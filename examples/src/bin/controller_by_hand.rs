@@ -12,20 +12,20 @@
 //!
 //! The page that goes with it: `docs/controller_by_hand.md`.
 
+use kdev_examples::{connect, create_namespace, delete_namespace};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kdev::delta_fifo::{self, Delta, DeltaFifo, DeltaType};
 use kdev::object;
 use kdev::reflector::{self, ListWatch, Reflector};
 use kdev::store::{self, NAMESPACE_INDEX, Store, Writer};
-use kdev::testenv::TestEnv;
 use kdev::workqueue::WorkQueue;
 use kube_client::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube_client::{Api, Client, Config};
+use kube_client::{Api, Client};
 use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -50,36 +50,14 @@ async fn main() -> Result<(), Error> {
     println!("== 1. a cluster and a namespace");
     // Keep the embedded server (if any) alive for the whole lesson: dropping it stops it.
     let (client, _embedded) = connect().await?;
-    let ns = format!(
-        "kdev-lesson-{}",
-        (0..5)
-            .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
-            .collect::<String>()
-    );
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let mut namespace = Namespace::default();
-    namespace.metadata.name = Some(ns.clone());
-    namespaces.create(&PostParams::default(), &namespace).await?;
-    println!("created namespace {ns}");
+    let ns = create_namespace(&client, "kdev-lesson").await?;
 
     let result = lesson(&client, &ns).await;
-    namespaces.delete(&ns, &DeleteParams::default()).await?;
+    delete_namespace(&client, &ns).await?;
     println!("deleted namespace {ns}");
     result?;
     println!("lesson complete");
     Ok(())
-}
-
-/// KUBECONFIG (or in-cluster config) when set, else kdev's embedded API server.
-async fn connect() -> Result<(Client, Option<TestEnv>), Error> {
-    if std::env::var_os("KUBECONFIG").is_some() || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        let config = Config::infer().await?;
-        println!("using the cluster at {}", config.cluster_url);
-        return Ok((Client::try_from(config)?, None));
-    }
-    let env = TestEnv::embedded(Default::default()).await?;
-    println!("no KUBECONFIG: started kdev's embedded API server");
-    Ok((env.client(), Some(env)))
 }
 
 /// What the workers share: client-go's `Controller` struct in sample-controller.

@@ -11,14 +11,13 @@
 //!
 //! The page that goes with it: `docs/crd.md`.
 
+use kdev_examples::{connect, create_namespace, delete_namespace};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kdev::CustomResource;
-use kdev::testenv::TestEnv;
 use kube_client::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube_client::{Api, Client, Config};
+use kube_client::{Api, Client};
 use kube_core::crd::v1::CustomResourceExt;
 use kube_core::{Resource, ResourceExt};
 use serde::{Deserialize, Serialize};
@@ -148,41 +147,19 @@ async fn main() -> Result<(), BoxError> {
 
     println!("\n== 2. connecting: kubeconfig, in-cluster, or the embedded API server");
     let (client, _embedded) = connect().await?;
-    let ns = format!(
-        "kdev-crd-{}",
-        (0..5)
-            .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
-            .collect::<String>()
-    );
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let mut namespace = Namespace::default();
-    namespace.metadata.name = Some(ns.clone());
-    namespaces.create(&PostParams::default(), &namespace).await?;
-    println!("created namespace {ns}");
+    let ns = create_namespace(&client, "kdev-crd").await?;
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let result = lesson(&client, &crds, &ns).await;
     // Deleting a CRD deletes every object of its kind, in every namespace. Clean up first,
     // then report the lesson's own error before a clean-up one.
     let deleted = crds.delete(Website::crd_name(), &DeleteParams::default()).await;
-    namespaces.delete(&ns, &DeleteParams::default()).await?;
+    delete_namespace(&client, &ns).await?;
     result?;
     deleted?;
     println!("deleted the CRD and the namespace");
     println!("lesson complete");
     Ok(())
-}
-
-/// KUBECONFIG (or in-cluster config) when set, else kdev's embedded API server.
-async fn connect() -> Result<(Client, Option<TestEnv>), BoxError> {
-    if std::env::var_os("KUBECONFIG").is_some() || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        let config = Config::infer().await?;
-        println!("using the cluster at {}", config.cluster_url);
-        return Ok((Client::try_from(config)?, None));
-    }
-    let env = TestEnv::embedded(Default::default()).await?;
-    println!("no KUBECONFIG: started kdev's embedded API server");
-    Ok((env.client(), Some(env)))
 }
 
 async fn lesson(client: &Client, crds: &Api<CustomResourceDefinition>, ns: &str) -> Result<(), BoxError> {

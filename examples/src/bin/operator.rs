@@ -13,12 +13,13 @@
 //! reconcile, scales the app, deletes it and shows the clean-up. The page that goes with it:
 //! `docs/operator.md`.
 
+use kdev_examples::{connect, create_namespace, delete_namespace};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, ContainerPort, Namespace, Service, ServicePort};
+use k8s_openapi::api::core::v1::{Container, ContainerPort, Service, ServicePort};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -31,9 +32,8 @@ use kdev::finalizer::{self, finalizer};
 use kdev::manager::Manager;
 use kdev::object::{self, OperationResult, create_or_update, patch_status};
 use kdev::owner;
-use kdev::testenv::TestEnv;
 use kube_client::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube_client::{Api, Client, Config};
+use kube_client::{Api, Client};
 use kube_core::ResourceExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -301,35 +301,13 @@ async fn main() -> Result<(), BoxError> {
         .init();
     println!("== 1. connecting: kubeconfig, in-cluster, or the embedded API server");
     let (client, embedded) = connect().await?;
-    let ns = format!(
-        "kdev-operator-{}",
-        (0..5)
-            .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
-            .collect::<String>()
-    );
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let mut namespace = Namespace::default();
-    namespace.metadata.name = Some(ns.clone());
-    namespaces.create(&PostParams::default(), &namespace).await?;
-    println!("created namespace {ns}");
+    let ns = create_namespace(&client, "kdev-operator").await?;
 
     let result = lesson(&client, &ns, embedded.is_some()).await;
-    namespaces.delete(&ns, &DeleteParams::default()).await?;
+    delete_namespace(&client, &ns).await?;
     result?;
     println!("lesson complete");
     Ok(())
-}
-
-/// KUBECONFIG (or in-cluster config) when set, else kdev's embedded API server.
-async fn connect() -> Result<(Client, Option<TestEnv>), BoxError> {
-    if std::env::var_os("KUBECONFIG").is_some() || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        let config = Config::infer().await?;
-        println!("using the cluster at {}", config.cluster_url);
-        return Ok((Client::try_from(config)?, None));
-    }
-    let env = TestEnv::embedded(Default::default()).await?;
-    println!("no KUBECONFIG: started kdev's embedded API server");
-    Ok((env.client(), Some(env)))
 }
 
 async fn lesson(client: &Client, ns: &str, embedded: bool) -> Result<(), BoxError> {

@@ -15,23 +15,23 @@
 //! no Pods and no Pod ever runs. The lesson creates its Pods itself and plays the kubelet's
 //! status updates. The page that goes with it: `docs/operator_patterns.md`.
 
+use kdev_examples::{connect, create_namespace, delete_namespace};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec, Service, ServicePort};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kdev::controller::{self, Action, Context, Predicate, Reconciler, predicate};
 use kdev::kube_client::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kdev::kube_client::{Api, Client, Config};
+use kdev::kube_client::{Api, Client};
 use kdev::kube_core::ResourceExt;
 use kdev::manager::{Cache, CacheError, Manager};
 use kdev::object::{self, OperationResult, create_or_update};
 use kdev::owner;
 use kdev::serde_json::json;
-use kdev::testenv::TestEnv;
 use kdev::workqueue::rate_limiter::ItemExponential;
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -446,35 +446,13 @@ async fn main() -> Result<(), BoxError> {
         .init();
     println!("== 1. connecting: kubeconfig, in-cluster, or the embedded API server");
     let (client, embedded) = connect().await?;
-    let ns = format!(
-        "kdev-patterns-{}",
-        (0..5)
-            .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
-            .collect::<String>()
-    );
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let mut namespace = Namespace::default();
-    namespace.metadata.name = Some(ns.clone());
-    namespaces.create(&PostParams::default(), &namespace).await?;
-    println!("created namespace {ns}");
+    let ns = create_namespace(&client, "kdev-patterns").await?;
 
     let result = lesson(&client, &ns, embedded.is_some()).await;
-    namespaces.delete(&ns, &DeleteParams::default()).await?;
+    delete_namespace(&client, &ns).await?;
     result?;
     println!("lesson complete");
     Ok(())
-}
-
-/// KUBECONFIG (or in-cluster config) when set, else kdev's embedded API server.
-async fn connect() -> Result<(Client, Option<TestEnv>), BoxError> {
-    if std::env::var_os("KUBECONFIG").is_some() || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        let config = Config::infer().await?;
-        println!("using the cluster at {}", config.cluster_url);
-        return Ok((Client::try_from(config)?, None));
-    }
-    let env = TestEnv::embedded(Default::default()).await?;
-    println!("no KUBECONFIG: started kdev's embedded API server");
-    Ok((env.client(), Some(env)))
 }
 
 async fn lesson(client: &Client, ns: &str, embedded: bool) -> Result<(), BoxError> {

@@ -181,6 +181,8 @@ impl From<Error<crate::controller::Error>> for crate::controller::Error {
 /// assert!(!is_not_found(&conflict));
 /// ```
 pub fn is_not_found(err: &kube_client::Error) -> bool {
+    // Not kube-core's `Status::is_not_found`: it checks whether "NotFound" (not the answer's
+    // reason) is a known reason, so a 404 without a reason is not "not found" to it.
     match err {
         kube_client::Error::Api(status) => {
             status.reason == kube_core::response::reason::NOT_FOUND

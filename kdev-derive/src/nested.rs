@@ -43,7 +43,8 @@ pub(crate) fn schema(args: TokenStream, item: TokenStream) -> Result<TokenStream
         return Err(syn::Error::new(
             input.ident.span(),
             "`#[kdev::schema]` must come above `#[derive(JsonSchema)]` (it feeds the derive the \
-             overrides; below it, or without it, they would be lost)",
+             overrides; below it, or without it, they would be lost); write the derive as \
+             `JsonSchema` or `schemars::JsonSchema`, not under another name",
         ));
     }
     let (type_krate, mut patch) = attrs::type_schema(&input.attrs)?;

@@ -302,14 +302,21 @@ where
     }
 
     /// Watches and caches only the objects of `K` matching these label and field selectors
-    /// (`""` for none): controller-runtime's `cache.Options.ByObject` `Label` and `Field`,
-    /// kube-runtime's `watcher::Config::labels`. A predicate filters events but still caches
-    /// every object; a selector keeps the others out of the cache and off the wire. An object
-    /// that stops matching (its label removed) leaves the cache, and its key is reconciled as
-    /// deleted, as the API server's watch reports it deleted from the selection.
+    /// (`""` for none) in this controller's primary informer, as kube-runtime's
+    /// `watcher::Config::labels` does (controller-runtime sets them for a whole manager's
+    /// cache, `cache.Options.ByObject`). A predicate filters events but still caches every
+    /// object; a selector keeps the others out of the informer and off the wire.
     ///
     /// The informer is shared with every other controller and reader asking for `K` with the
     /// same scope and selectors, not with those asking for all of `K`.
+    ///
+    /// # Caveats
+    /// - An object that stops matching (its label removed) leaves the cache, and its key is
+    ///   reconciled as missing, as the API server's watch reports it deleted from the selection:
+    ///   "not in the cache" then means "not selected", not "deleted". Clean up with a
+    ///   finalizer, not on a missing object.
+    /// - Reading `K` through a [`Manager`](crate::manager::Manager)'s cache starts a second
+    ///   informer of every `K`, without the selectors.
     #[must_use]
     pub fn selectors(mut self, labels: &str, fields: &str) -> Self {
         self.selectors = (labels.to_string(), fields.to_string());

@@ -45,7 +45,7 @@ pub enum FactoryError {
     },
     /// An informer did not sync in time (the error names it, and what its list or watch last
     /// failed with).
-    #[error("waiting for the caches to sync failed: {0}")]
+    #[error("waiting for the caches to sync failed")]
     Sync(#[from] Error),
 }
 

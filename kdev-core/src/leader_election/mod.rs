@@ -125,7 +125,7 @@ pub enum LockError {
     #[error("the lock operation timed out")]
     Timeout,
     /// The backend failed.
-    #[error("the lock backend failed: {0}")]
+    #[error("the lock backend failed")]
     Backend(#[source] BoxError),
 }
 

@@ -959,7 +959,7 @@ impl Manager {
                     Ok((id, (name, result))) => {
                         finished(id);
                         if let Err(e) = result {
-                            tracing::warn!(runnable = %name, error = %e, "runnable failed while stopping");
+                            tracing::warn!(runnable = %name, error = &*e as &(dyn std::error::Error + 'static), "runnable failed while stopping");
                         }
                     }
                     Err(e) => finished(e.id()),

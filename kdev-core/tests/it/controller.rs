@@ -575,6 +575,8 @@ async fn selectors_keep_other_objects_out_of_the_cache_and_the_queue() {
         .expect("build");
     let (stop, task) = start(&c);
     eventually("a", || rec.count("a") == 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(rec.count("b"), 0, "b is not selected");
     let cached: Vec<String> = c
         .store()
         .list()

@@ -318,11 +318,13 @@ pub(crate) fn spec_changed(res: &Resource, old: &Value, new: &Value) -> bool {
 }
 
 /// Whether a type's metadata is validated by `pkg/apis/core/validation`'s `ValidateObjectMeta`
-/// (the core and apps types served here), which adds the rule that a finalizer without a domain
-/// be a standard one; Leases, Events, CRDs, webhook configurations and custom resources use
-/// apimachinery's, which does not.
+/// (the core and apps types served here, and events.k8s.io/v1 Events, which
+/// `ValidateEventCreate` holds to it), which adds the rule that a finalizer without a domain be
+/// a standard one; core/v1 Events, Leases, CRDs, webhook configurations and custom resources
+/// use apimachinery's, which does not.
 pub(crate) fn core_object_meta(res: &Resource) -> bool {
-    res.crd.is_none() && (res.group == "apps" || (res.group.is_empty() && res.plural != "events"))
+    res.crd.is_none()
+        && (res.group == "apps" || (res.group.is_empty() && res.plural != "events") || res.group == "events.k8s.io")
 }
 
 /// Checks built-in types need for the examples and controllers to behave (a small subset of

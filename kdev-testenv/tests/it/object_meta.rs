@@ -67,6 +67,22 @@ async fn a_finalizer_without_a_domain_must_be_a_standard_one_on_core_types() {
         .await
         .expect("a Lease takes a finalizer without a domain");
     release(&leases, "l").await;
+    // An Event written through events.k8s.io/v1 is held to the core rule
+    // (`ValidateEventCreate`), one written through core/v1 is not.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client(), &ns);
+    let event: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
+        "metadata": { "name": "e", "finalizers": ["cleanup"] },
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "kdev.dev/test",
+        "reportingInstance": "t", "action": "Reconciling", "reason": "Started", "type": "Normal",
+        "regarding": { "apiVersion": "v1", "kind": "Pod", "name": "p", "namespace": ns }
+    }))
+    .expect("an event");
+    let refused = causes(
+        "a finalizer without a domain on an events.k8s.io/v1 Event",
+        events.create(&PostParams::default(), &event).await,
+    );
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, "metadata.finalizers[0]");
 }
 
 #[tokio::test]

@@ -134,6 +134,36 @@ pub enum Error<E = Infallible> {
 }
 
 impl<E> Error<E> {
+    /// The API server's answer, when a request failed ([`Get`](Self::Get),
+    /// [`Write`](Self::Write), [`WriteStatus`](Self::WriteStatus)); `None` for the errors
+    /// raised before any request.
+    pub fn api_error(&self) -> Option<&kube_client::Error> {
+        match self {
+            Error::Get { source, .. } | Error::Write { source, .. } | Error::WriteStatus { source, .. } => Some(source),
+            Error::Mutate(_) | Error::NameChanged { .. } | Error::UnnamedObject | Error::Serialize { .. } => None,
+        }
+    }
+
+    /// Whether a request failed because the object does not exist (see [`is_not_found`]): for
+    /// example a status patch of an object deleted meanwhile, which a reconcile can let go.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn run(api: kube_client::Api<k8s_openapi::api::core::v1::ConfigMap>) -> Result<(), kdev_core::object::Error> {
+    /// use kdev_core::object::patch_status;
+    ///
+    /// match patch_status(&api, "settings", &serde_json::json!({"phase": "Ready"})).await {
+    ///     Ok(_) => {}
+    ///     // Deleted since it was read: nothing to report on.
+    ///     Err(e) if e.is_not_found() => {}
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn is_not_found(&self) -> bool {
+        self.api_error().is_some_and(is_not_found)
+    }
+
     /// The same error with the closure's error mapped by `f`.
     fn map_mutate<F>(self, f: impl FnOnce(E) -> F) -> Error<F> {
         match self {
@@ -607,6 +637,28 @@ mod tests {
         assert_eq!(ignore_not_found(Ok::<_, kube_client::Error>(1)).unwrap(), Some(1));
         assert_eq!(ignore_not_found::<i32>(Err(api_error(404, "NotFound"))).unwrap(), None);
         assert!(ignore_not_found::<i32>(Err(api_error(500, "InternalError"))).is_err());
+    }
+
+    #[test]
+    fn an_object_error_is_not_found_only_when_its_request_was_answered_so() {
+        let get = Error::<Infallible>::Get {
+            object: "ns/a".into(),
+            source: api_error(404, "NotFound"),
+        };
+        assert!(get.is_not_found());
+        assert!(get.api_error().is_some());
+        let status = Error::<Infallible>::WriteStatus {
+            object: "ns/a".into(),
+            source: api_error(404, ""),
+        };
+        assert!(status.is_not_found());
+        let conflict = Error::<Infallible>::Write {
+            object: "ns/a".into(),
+            source: api_error(409, "Conflict"),
+        };
+        assert!(!conflict.is_not_found());
+        assert!(!Error::<Infallible>::UnnamedObject.is_not_found());
+        assert!(Error::<Infallible>::UnnamedObject.api_error().is_none());
     }
 
     #[test]

@@ -545,6 +545,11 @@ where
     /// Stops the informer: the reflector ends, and the handlers after the event each may be
     /// handling (the buffered ones are dropped, as client-go's do); [`run`](Self::run) returns
     /// once their threads have ended.
+    ///
+    /// Every clone is the same informer: shutting one down stops it for all its holders. On an
+    /// informer from a [`SharedInformerFactory`], which other controllers and readers may share,
+    /// remove your handler with [`remove_event_handler`](Self::remove_event_handler) instead,
+    /// and leave the informer to the factory's [`shutdown`](SharedInformerFactory::shutdown).
     pub fn shutdown(&self) {
         self.inner.synced.stop.cancel();
         self.inner.fifo.close();

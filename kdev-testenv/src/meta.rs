@@ -294,7 +294,7 @@ const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
 
 /// apimachinery's `IsQualifiedName`: an optional DNS subdomain prefix and `/`, then a name of at
 /// most 63 alphanumerics, `-`, `_` and `.` starting and ending alphanumeric.
-fn qualified_name_errors(value: &str) -> Vec<String> {
+pub(crate) fn qualified_name_errors(value: &str) -> Vec<String> {
     const NAME: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an \
                         alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for \
                         validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";

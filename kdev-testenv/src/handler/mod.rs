@@ -8,6 +8,8 @@ mod discovery;
 mod event;
 mod field_validation;
 pub(crate) mod intercept;
+mod lease;
+mod node_ports;
 mod options;
 mod prepare;
 mod read;

@@ -5,7 +5,7 @@
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use super::{event, webhook_configuration};
+use super::{event, lease, node_ports, webhook_configuration};
 use crate::registry::Resource;
 use crate::schema::Cause;
 
@@ -42,10 +42,12 @@ pub(crate) fn on_create(res: &Resource, obj: &mut Value) {
         ("", "services") => {
             if let Some(spec) = obj.get_mut("spec") {
                 service_defaults(spec, None);
+                node_ports::tentative(spec);
             }
             obj["status"] = json!({ "loadBalancer": {} });
         }
         ("", "secrets") => set_default(obj, &["type"], json!("Opaque")),
+        ("coordination.k8s.io", "leases") => lease::drop_disabled_fields(obj, None),
         ("apiextensions.k8s.io", _) => {
             crd_defaults(obj);
             // `PrepareForCreate`: a CRD's status is the server's (its names are checked anew).
@@ -63,8 +65,12 @@ pub(crate) fn on_create(res: &Resource, obj: &mut Value) {
     }
 }
 
-/// Defaults on update: what kube-apiserver re-applies to every write of these types.
-pub(crate) fn on_update(res: &Resource, obj: &mut Value) {
+/// Defaults on update: what kube-apiserver re-applies to every write of these types, and what
+/// their `PrepareForUpdate` resets given `old`, the object the update replaces.
+pub(crate) fn on_update(res: &Resource, obj: &mut Value, old: &Value) {
+    if (res.group.as_str(), res.plural.as_str()) == ("coordination.k8s.io", "leases") {
+        lease::drop_disabled_fields(obj, Some(old));
+    }
     if let ("apps", kind @ ("deployments" | "replicasets" | "statefulsets" | "daemonsets")) =
         (res.group.as_str(), res.plural.as_str())
         && let Some(spec) = obj.get_mut("spec")
@@ -120,17 +126,13 @@ fn workload_defaults(kind: &str, spec: &mut Value) {
 }
 
 /// A Service's defaults and allocated values: the type, session affinity, IP families and
-/// traffic policies, a cluster IP and node ports (random; node ports in kube's default range,
-/// 30000-32767, for NodePort Services and LoadBalancer ones that do not decline them). On an
-/// update, `old` is the Service it replaces: a value the update leaves out is kept from it, as
-/// kube-apiserver's `patchAllocatedValues` keeps it (node ports matched by port name, unless
+/// traffic policies, and a cluster IP (random). Node ports are [`node_ports`]' to allocate. On
+/// an update, `old` is the Service it replaces: a value the update leaves out is kept from it,
+/// as kube-apiserver's `patchAllocatedValues` keeps it (node ports matched by port name, unless
 /// the update gives that port to another), and only what is still missing is allocated.
 pub(crate) fn service_defaults(spec: &mut Value, old: Option<&Value>) {
     set_default(spec, &["type"], json!("ClusterIP"));
     set_default(spec, &["sessionAffinity"], json!("None"));
-    let needs_node_ports = |s: &Value| {
-        s["type"] == "NodePort" || (s["type"] == "LoadBalancer" && s["allocateLoadBalancerNodePorts"] != false)
-    };
     if let Some(old) = old {
         if old["type"] != "ExternalName" && spec["type"] != "ExternalName" {
             for key in ["clusterIP", "clusterIPs"] {
@@ -142,7 +144,7 @@ pub(crate) fn service_defaults(spec: &mut Value, old: Option<&Value>) {
                 }
             }
         }
-        if needs_node_ports(old) && needs_node_ports(spec) {
+        if node_ports::should_allocate(old) && node_ports::should_allocate(spec) {
             let node_port = |p: &Value| p["nodePort"].as_u64().unwrap_or(0);
             let ports_of = |s: &Value| s["ports"].as_array().cloned().unwrap_or_default();
             let given: Vec<u64> = ports_of(spec).iter().map(node_port).collect();
@@ -180,18 +182,11 @@ pub(crate) fn service_defaults(spec: &mut Value, old: Option<&Value>) {
     if spec["type"] == "LoadBalancer" {
         set_default(spec, &["allocateLoadBalancerNodePorts"], json!(true));
     }
-    let node_ports = needs_node_ports(spec);
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports {
             set_default(p, &["protocol"], json!("TCP"));
             let port = p["port"].clone();
             set_default(p, &["targetPort"], port);
-            if node_ports
-                && p["nodePort"].as_u64().unwrap_or(0) == 0
-                && let Some(m) = p.as_object_mut()
-            {
-                m.insert("nodePort".into(), json!(fastrand::u16(30000..=32767)));
-            }
         }
     }
 }
@@ -384,6 +379,7 @@ pub(crate) fn validate(res: &Resource, obj: &Value, updating: bool) -> Vec<Cause
             );
         }
         ("", "events") => causes.extend(event::validate_core(obj)),
+        ("coordination.k8s.io", "leases") => causes.extend(lease::validate(obj)),
         // The strict checks of a create; an update gets `legacyValidateEvent` only, and
         // [`validate_update`]'s comparisons (`ValidateEventUpdate`).
         ("events.k8s.io", "events") if updating => causes.extend(event::validate_core(&v1_event_to_core(obj))),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::{Response, StatusCode, header};
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, convert_in, delete, intercept, object_response, prepare, read};
+use super::{Ctx, convert_in, delete, intercept, node_ports, object_response, prepare, read};
 use crate::meta;
 use crate::registry::Resource;
 use crate::schema::Cause;
@@ -674,6 +674,19 @@ fn invalid(res: &Resource, name: &str, causes: Vec<Cause>) -> ApiError {
     }
 }
 
+/// Whether `res` is core/v1 Services, whose node ports are allocated on writes.
+fn is_service(res: &Resource) -> bool {
+    res.group.is_empty() && res.plural == "services"
+}
+
+/// The error of a Service write whose node ports could not be allocated.
+fn refused(res: &Resource, name: &str, why: node_ports::Refused) -> ApiError {
+    match why {
+        node_ports::Refused::Invalid(cause) => invalid(res, name, vec![cause]),
+        node_ports::Refused::Full(message) => ApiError::Internal(message),
+    }
+}
+
 fn conflict(res: &Resource, name: &str) -> ApiError {
     ApiError::Conflict {
         qualified: res.qualified(),
@@ -846,6 +859,8 @@ pub(crate) struct Prepared {
     name: String,
     /// The generateName prefix, when the name was generated (and may be generated again).
     generated: Option<String>,
+    /// For a Service: the node ports its ports asked for, allocated when it is stored.
+    node_ports: Option<Vec<u64>>,
 }
 
 /// The part of a create that needs no lock: names, metadata, defaults, validation and
@@ -923,6 +938,7 @@ pub(crate) fn prepare_create(
     } else {
         m.remove("generation");
     }
+    let node_ports = is_service(res).then(|| node_ports::requested(&obj["spec"]));
     prepare::on_create(res, &mut obj);
     admit(res, version, &mut obj, true, None)?;
     if let Some(manager) = manager {
@@ -933,6 +949,7 @@ pub(crate) fn prepare_create(
         obj: convert_in(res, obj),
         name,
         generated,
+        node_ports,
     })
 }
 
@@ -949,6 +966,7 @@ pub(crate) fn commit_create(
         mut obj,
         mut name,
         generated,
+        node_ports,
     } = prepared;
     if res.namespaced {
         match st.get("/namespaces", "", ns) {
@@ -980,6 +998,14 @@ pub(crate) fn commit_create(
             name = meta::generated_name(&prefix);
         }
         meta_mut(&mut obj)?.insert("name".into(), json!(name));
+    }
+    // kube-apiserver allocates a Service's node ports (`BeginCreate`) before it stores it, also
+    // on a dry run, which checks them without keeping them.
+    if let Some(requested) = node_ports
+        && let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object())
+    {
+        let taken = node_ports::taken(st, &res.storage, None);
+        node_ports::allocate_on_create(spec, &requested, taken, dry_run).map_err(|r| refused(res, &name, r))?;
     }
     if let Some(existing) = st.get(&res.storage, ns, &name) {
         return Err(ApiError::AlreadyExists {
@@ -1191,13 +1217,15 @@ pub(crate) fn update_object(
             ));
         }
     }
-    if res.group.is_empty()
-        && res.plural == "services"
+    if is_service(res)
         && sub.is_none()
         && let (Some(spec), Some(old_spec)) = (new.get_mut("spec"), old_served.get("spec"))
         && spec.is_object()
     {
         prepare::service_defaults(spec, Some(old_spec));
+        // `BeginUpdate`: node ports the Service did not hold are allocated now.
+        let taken = node_ports::taken(st, &res.storage, Some((ns, name)));
+        node_ports::allocate_on_update(spec, old_spec, taken, dry_run).map_err(|r| refused(res, name, r))?;
     }
     if res.group.is_empty() && res.plural == "namespaces" {
         // `namespaceStrategy`: spec.finalizers change only through `/finalize` (the status is
@@ -1218,7 +1246,7 @@ pub(crate) fn update_object(
             labels["kubernetes.io/metadata.name"] = json!(name);
         }
     }
-    prepare::on_update(res, &mut new);
+    prepare::on_update(res, &mut new, &old_served);
     admit(res, version, &mut new, false, Some(&old_served))?;
     if same_content(&old_served, &new) {
         intercept::before_store(&old_served)?;
@@ -1262,7 +1290,12 @@ pub(crate) fn commit_converted(
         .unwrap_or("")
         .to_string();
     let Some(old_rv) = old_rv else {
-        let prepared = Prepared { obj, name, generated };
+        let prepared = Prepared {
+            obj,
+            name,
+            generated,
+            node_ports: None,
+        };
         return commit_create(st, res, ns, prepared, dry_run).map(Some);
     };
     let Some(old) = st.get(&res.storage, ns, &name).filter(|o| o.rv == old_rv).cloned() else {

@@ -2,10 +2,13 @@
 //! when a CRD is written, evaluated on writes of custom resources, as apiextensions-apiserver's
 //! `pkg/apiserver/schema/cel` does (`compilation.go`, `validation.go`).
 
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
-use cel::objects::{Key, Map as CelMap, OptionalValue};
+use cel::common::types::{CelList, CelMap, CelMapKey, CelOptional, CelString};
+use cel::common::value::Val;
+use cel::objects::{Key, Map as RawMap};
 use cel::{Context, Env, ExecutionError, Program, Value as CelValue};
 use serde_json::{Map, Value};
 
@@ -13,8 +16,10 @@ use super::cause::{Cause, go_quote, go_value};
 use super::{Additional, Node};
 
 mod library;
+mod list_type;
 
 use library::UNAVAILABLE_KUBERNETES;
+use list_type::{Semantics, TypedList};
 
 /// The runtime cost budget of one object (`celconfig.RuntimeCELCostBudget`), used by the estimate
 /// that stops runaway comprehensions.
@@ -931,14 +936,15 @@ fn primary_type(node: &Node) -> &str {
 }
 
 /// `data` as CEL sees it under `node`: declared types first (integers, doubles, formatted strings),
-/// objects as maps of their declared (escaped) properties.
-fn to_cel(node: Option<&Node>, data: &Value, root: bool, depth: usize) -> CelValue {
+/// objects as maps of their declared (escaped) properties, and arrays with
+/// `x-kubernetes-list-type: set` or `map` as [`TypedList`]s, whose `==` ignores order.
+fn to_val(node: Option<&Node>, data: &Value, root: bool, depth: usize) -> Result<Box<dyn Val>, ExecutionError> {
     let Some(node) = node else {
-        return raw_to_cel(data, depth);
+        return raw_to_cel(data, depth).try_into();
     };
     match data {
-        Value::Null => CelValue::Null,
-        Value::Bool(b) => CelValue::Bool(*b),
+        Value::Null => CelValue::Null.try_into(),
+        Value::Bool(b) => CelValue::Bool(*b).try_into(),
         Value::Number(n) => match primary_type(node) {
             "number" => CelValue::Float(n.as_f64().unwrap_or(f64::NAN)),
             _ => match (n.as_i64(), n.as_u64()) {
@@ -946,53 +952,65 @@ fn to_cel(node: Option<&Node>, data: &Value, root: bool, depth: usize) -> CelVal
                 (None, Some(u)) => CelValue::UInt(u),
                 _ => CelValue::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
-        },
-        Value::String(s) => string_to_cel(node, s),
-        Value::Array(items) => CelValue::List(Arc::new(
-            items
+        }
+        .try_into(),
+        Value::String(s) => string_to_cel(node, s).try_into(),
+        Value::Array(items) => {
+            let items = items
                 .iter()
-                .map(|v| to_cel(node.items.as_deref(), v, false, depth + 1))
-                .collect(),
-        )),
+                .map(|v| to_val(node.items.as_deref(), v, false, depth + 1))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(match node.list_type.as_deref() {
+                Some("set") => Box::new(TypedList::new(items, Semantics::Set)),
+                Some("map") => {
+                    let keys = node
+                        .list_map_keys
+                        .iter()
+                        .map(|k| escape_property(k).unwrap_or_else(|| k.clone()));
+                    Box::new(TypedList::new(items, Semantics::Map(keys.collect())))
+                }
+                _ => Box::new(CelList::from(items)),
+            })
+        }
         Value::Object(map) => {
-            let mut out = std::collections::HashMap::new();
+            let mut out: HashMap<CelMapKey<'static>, Box<dyn Val>> = HashMap::new();
             if root || node.embedded {
                 for k in ["apiVersion", "kind"] {
                     if let Some(Value::String(s)) = map.get(k) {
-                        out.insert(Key::from(k), CelValue::String(Arc::new(s.clone())));
+                        out.insert(CelMapKey::from(k.to_owned()), Box::new(CelString::from(s.clone())));
                     }
                 }
                 if let Some(Value::Object(meta)) = map.get("metadata") {
-                    let mut m = std::collections::HashMap::new();
+                    let mut m: HashMap<CelMapKey<'static>, Box<dyn Val>> = HashMap::new();
                     for k in ["name", "generateName"] {
                         if let Some(Value::String(s)) = meta.get(k) {
-                            m.insert(Key::from(k), CelValue::String(Arc::new(s.clone())));
+                            m.insert(CelMapKey::from(k.to_owned()), Box::new(CelString::from(s.clone())));
                         }
                     }
-                    out.insert(Key::from("metadata"), CelValue::Map(CelMap { map: Arc::new(m) }));
+                    out.insert(CelMapKey::from("metadata".to_owned()), Box::new(CelMap::from(m)));
                 }
             }
             match &node.additional {
                 Additional::Schema(child) if node.properties.is_empty() => {
                     for (k, v) in map {
-                        out.insert(Key::from(k.as_str()), to_cel(Some(child), v, false, depth + 1));
+                        out.insert(CelMapKey::from(k.clone()), to_val(Some(child), v, false, depth + 1)?);
                     }
                 }
                 _ if node.properties.is_empty() && !node.preserve_unknown && !root && !node.embedded => {
                     // A free-form map (`type: object` alone): every key.
                     for (k, v) in map {
-                        out.insert(Key::from(k.as_str()), raw_to_cel(v, depth + 1));
+                        out.insert(CelMapKey::from(k.clone()), raw_to_cel(v, depth + 1).try_into()?);
                     }
                 }
                 _ => {
                     for (k, child) in &node.properties {
                         if let (Some(v), Some(escaped)) = (map.get(k), escape_property(k)) {
-                            out.insert(Key::from(escaped.as_str()), to_cel(Some(child), v, false, depth + 1));
+                            out.insert(CelMapKey::from(escaped), to_val(Some(child), v, false, depth + 1)?);
                         }
                     }
                 }
             }
-            CelValue::Map(CelMap { map: Arc::new(out) })
+            Ok(Box::new(CelMap::from(out)))
         }
     }
 }
@@ -1033,7 +1051,7 @@ fn raw_to_cel(data: &Value, depth: usize) -> CelValue {
         },
         Value::String(s) => CelValue::String(Arc::new(s.clone())),
         Value::Array(items) => CelValue::List(Arc::new(items.iter().map(|v| raw_to_cel(v, depth + 1)).collect())),
-        Value::Object(map) => CelValue::Map(CelMap {
+        Value::Object(map) => CelValue::Map(RawMap {
             map: Arc::new(
                 map.iter()
                     .map(|(k, v)| (Key::from(k.as_str()), raw_to_cel(v, depth + 1)))
@@ -1207,8 +1225,10 @@ impl Walker {
             return;
         };
         let ty = if root { "object" } else { primary_type(node) };
-        let self_val = to_cel(Some(node), new, root, 0);
-        let old_val = old.map(|o| to_cel(Some(node), o, root, 0));
+        let Ok(self_val) = to_val(Some(node), new, root, 0) else {
+            return;
+        };
+        let old_val = old.and_then(|o| to_val(Some(node), o, root, 0).ok());
         let unchanged = old == Some(new);
         let size = weight(new, RUNTIME_BUDGET);
         for rule in &node.rules {
@@ -1236,19 +1256,15 @@ impl Walker {
                 return;
             }
             let mut ctx = Context::with_env(Arc::clone(env));
-            if bind(&mut ctx, "self", self_val.clone()).is_err() {
-                continue;
-            }
-            let old_binding = match (&old_val, rule.optional_old_self) {
+            ctx.add_variable_as_val("self", self_val.clone());
+            let old_binding: Option<Box<dyn Val>> = match (&old_val, rule.optional_old_self) {
                 (Some(o), false) => Some(o.clone()),
-                (Some(o), true) => Some(CelValue::Opaque(Arc::new(OptionalValue::of(o.clone())))),
-                (None, true) => Some(CelValue::Opaque(Arc::new(OptionalValue::none()))),
+                (Some(o), true) => Some(Box::new(CelOptional::of(o.clone()))),
+                (None, true) => Some(Box::new(CelOptional::none())),
                 (None, false) => None,
             };
-            if let Some(o) = old_binding
-                && bind(&mut ctx, "oldSelf", o).is_err()
-            {
-                continue;
+            if let Some(o) = old_binding {
+                ctx.add_variable_as_val("oldSelf", o);
             }
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.execute(&ctx)))
                 .unwrap_or_else(|_| Err(ExecutionError::function_error("rule", "evaluation failed")));
@@ -1278,10 +1294,12 @@ impl Walker {
             let plain;
             let message_ctx = if rule.optional_old_self && rule.message_program.is_some() {
                 let mut c = Context::with_env(Arc::clone(env));
-                let bound = bind(&mut c, "self", self_val.clone())
-                    .and_then(|()| old_val.clone().map_or(Ok(()), |o| bind(&mut c, "oldSelf", o)));
-                plain = bound.ok().map(|()| c);
-                plain.as_ref()
+                c.add_variable_as_val("self", self_val.clone());
+                if let Some(o) = old_val.clone() {
+                    c.add_variable_as_val("oldSelf", o);
+                }
+                plain = c;
+                Some(&plain)
             } else {
                 Some(&ctx)
             };
@@ -1315,12 +1333,6 @@ impl Walker {
             ));
         }
     }
-}
-
-fn bind(ctx: &mut Context<'_, '_>, name: &str, value: CelValue) -> Result<(), ExecutionError> {
-    let val: Box<dyn cel::common::value::Val> = value.try_into()?;
-    ctx.add_variable_as_val(name, val);
-    Ok(())
 }
 
 /// `fieldErrorForReason`: the cause of a failed rule. `value` is the rendered bad value, `None`

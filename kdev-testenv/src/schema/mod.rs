@@ -17,9 +17,11 @@
 //! - `self` is the node's value with the schema's types: integers as `int`, `number` as `double`,
 //!   `format: date-time`/`date` strings as `timestamp`, `format: duration` as `duration`,
 //!   `format: byte` as `bytes`, objects as maps of their declared properties (names escaped as
-//!   kube does: `x-y` is `self.x__dash__y`), `additionalProperties` as maps, lists as lists. At
-//!   the resource root and on embedded resources, `apiVersion`, `kind`, `metadata.name` and
-//!   `metadata.generateName` are visible too. Rules run at nested properties, list items,
+//!   kube does: `x-y` is `self.x__dash__y`), `additionalProperties` as maps, lists as lists
+//!   (`x-kubernetes-list-type: set` and `map` lists, as the left operand, with their list type's
+//!   `==`, which ignores order, and `+`, a union or a merge by key). At the resource root and on
+//!   embedded resources, `apiVersion`, `kind`, `metadata.name` and `metadata.generateName` are
+//!   visible too. Rules run at nested properties, list items,
 //!   `additionalProperties` values and `allOf` branches; null values are not checked.
 //! - Transition rules (those that read `oldSelf`) run on updates only, and only where the old
 //!   object has a value at that path (map keys, object properties and the items of

@@ -1,6 +1,7 @@
 //! Every built-in resource the server promises: created, read, listed and deleted through the
 //! dynamic client, plus the per-type behaviour examples rely on.
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
 use k8s_openapi::api::events::v1::Event as EventV1;
 use kube_client::Api;
@@ -9,7 +10,7 @@ use kube_client::api::{
 };
 use serde_json::{Value, json};
 
-use super::{causes, code, setup};
+use super::{causes, code, eventually, setup};
 
 /// (group, version, kind, plural, namespaced, a minimal valid body without metadata.name), for
 /// namespace `ns`.
@@ -1130,4 +1131,155 @@ async fn the_api_server_has_its_own_service() {
     let ports = spec.ports.expect("ports");
     assert_eq!((ports[0].name.as_deref(), ports[0].port), (Some("https"), 443));
     assert!(spec.cluster_ip.is_some_and(|ip| !ip.is_empty()));
+}
+
+/// A NodePort Service named `name` with ports 80 and 81, asking for `node_port` on port 80.
+fn node_port_service(name: &str, node_port: Option<i32>) -> Service {
+    serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": { "type": "NodePort", "selector": { "app": "x" },
+            "ports": [{ "name": "a", "port": 80, "nodePort": node_port }, { "name": "b", "port": 81 }] },
+    }))
+    .expect("service")
+}
+
+fn node_ports_of(svc: &Service) -> Vec<i32> {
+    let ports = svc.spec.as_ref().and_then(|s| s.ports.clone()).unwrap_or_default();
+    ports.iter().filter_map(|p| p.node_port).collect()
+}
+
+/// A node port belongs to one Service in the whole cluster: asking for one another Service holds
+/// fails as kube-apiserver's allocator fails it (also on a dry run and on an update), assigned
+/// ones never collide, and a deleted Service's ports are free again.
+#[tokio::test]
+async fn a_node_port_belongs_to_one_service() {
+    let (env, ns) = setup().await;
+    let services: Api<Service> = Api::namespaced(env.client(), &ns);
+    let mut held = Vec::new();
+    for i in 0..4 {
+        let svc = services
+            .create(&PostParams::default(), &node_port_service(&format!("auto-{i}"), None))
+            .await
+            .expect("create");
+        held.extend(node_ports_of(&svc));
+    }
+    let mut distinct = held.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), held.len(), "assigned node ports collide: {held:?}");
+    let taken = held[0];
+    let already = format!("Invalid value: {taken}: provided port is already allocated");
+
+    let asked = node_port_service("asks", Some(taken));
+    let r = services.create(&PostParams::default(), &asked).await;
+    assert_eq!(
+        causes("a create asking for a held port", r),
+        [("spec.ports[0].nodePort".to_string(), already.clone())]
+    );
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let r = services.create(&dry, &asked).await;
+    assert_eq!(
+        causes("a dry run asking for a held port", r),
+        [("spec.ports[0].nodePort".to_string(), already.clone())]
+    );
+    match services.create(&PostParams::default(), &asked).await {
+        Err(kube_client::Error::Api(s)) => assert_eq!(
+            s.message,
+            format!("Service \"asks\" is invalid: spec.ports[0].nodePort: {already}")
+        ),
+        other => panic!("expected 422, got {other:?}"),
+    }
+
+    // An update may keep its own ports, but not take another Service's.
+    let r = services
+        .patch(
+            "auto-1",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({ "spec": { "ports": [{ "port": 80, "nodePort": taken }] } })),
+        )
+        .await;
+    assert_eq!(
+        causes("an update asking for a held port", r),
+        [("spec.ports[0].nodePort".to_string(), already)]
+    );
+    let own = services
+        .patch(
+            "auto-0",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "selector": { "app": "y" } } })),
+        )
+        .await
+        .expect("an update that keeps its node ports");
+    assert_eq!(node_ports_of(&own), held[..2]);
+
+    // Deleting the holder frees the port.
+    services
+        .delete("auto-0", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let created = eventually("the freed node port to be allocatable", || async {
+        services.create(&PostParams::default(), &asked).await.ok()
+    })
+    .await;
+    assert_eq!(node_ports_of(&created)[0], taken);
+    // Give the ports back: on a bare kube-apiserver nothing empties the namespace.
+    for name in ["auto-1", "auto-2", "auto-3", "asks"] {
+        services.delete(name, &DeleteParams::default()).await.expect("delete");
+    }
+}
+
+/// A Lease's spec is checked as kube-apiserver's `ValidateLeaseSpec` checks it, on create and on
+/// update.
+#[tokio::test]
+async fn lease_durations_and_transitions_are_validated() {
+    let (env, ns) = setup().await;
+    let leases: Api<Lease> = Api::namespaced(env.client(), &ns);
+    let lease = |name: &str, spec: Value| -> Lease {
+        serde_json::from_value(json!({ "metadata": { "name": name }, "spec": spec })).expect("lease")
+    };
+    let r = leases
+        .create(
+            &PostParams::default(),
+            &lease("bad", json!({ "leaseDurationSeconds": 0, "leaseTransitions": -1 })),
+        )
+        .await;
+    assert_eq!(
+        causes("a create with a zero duration", r),
+        [
+            (
+                "spec.leaseDurationSeconds".to_string(),
+                "Invalid value: 0: must be greater than 0".to_string()
+            ),
+            (
+                "spec.leaseTransitions".to_string(),
+                "Invalid value: -1: must be greater than or equal to 0".to_string()
+            ),
+        ]
+    );
+    let created = leases
+        .create(
+            &PostParams::default(),
+            &lease(
+                "good",
+                json!({ "holderIdentity": "me", "leaseDurationSeconds": 15, "leaseTransitions": 0 }),
+            ),
+        )
+        .await
+        .expect("a valid Lease");
+    let mut shorter = created.clone();
+    shorter.spec.get_or_insert_with(Default::default).lease_duration_seconds = Some(-3);
+    match leases.replace("good", &PostParams::default(), &shorter).await {
+        Err(kube_client::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{s:?}");
+            assert_eq!(
+                s.message,
+                "Lease.coordination.k8s.io \"good\" is invalid: spec.leaseDurationSeconds: Invalid value: -3: must be \
+                 greater than 0"
+            );
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
 }

@@ -472,3 +472,66 @@ async fn a_crd_whose_rule_does_not_compile_is_rejected() {
     let head = format!("CustomResourceDefinition.apiextensions.k8s.io \"gadgets.{group}\" is invalid: {field}: ");
     assert!(s.message.starts_with(&head), "{}", s.message);
 }
+
+/// A rule sees an `x-kubernetes-list-type: set` list as a set: `==` ignores its order and `+` on it
+/// is a union (X's elements in place, Y's new ones appended).
+#[tokio::test]
+async fn set_lists_compare_without_order_and_concatenate_as_unions() {
+    let (env, ns) = setup().await;
+    let group = unique_group();
+    let tags = json!({ "type": "array", "maxItems": 4, "x-kubernetes-list-type": "set",
+        "items": { "type": "string", "maxLength": 16 } });
+    let schema = json!({ "type": "object", "properties": { "spec": {
+        "type": "object", "required": ["tags"],
+        "properties": { "tags": tags, "extra": tags },
+        "x-kubernetes-validations": [
+            { "rule": "!has(self.extra) || size(self.tags + self.extra) <= 3", "message": "at most 3 distinct tags" },
+            { "rule": "self.tags == oldSelf.tags", "message": "tags are immutable" }
+        ]
+    } } });
+    env.install_crd(&crd(&group, schema)).await.expect("install the CRD");
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(&group, "v1", "Gadget"), "gadgets");
+    let api: Api<DynamicObject> = Api::namespaced_with(env.client(), &ns, &ar);
+
+    let created = api
+        .create(
+            &PostParams::default(),
+            &gadget(&group, "tagged", json!({ "tags": ["a", "b"], "extra": ["b", "c"] })),
+        )
+        .await
+        .expect("the union of the two sets has 3 tags");
+    let s = invalid(
+        api.create(
+            &PostParams::default(),
+            &gadget(&group, "many", json!({ "tags": ["a", "b"], "extra": ["c", "d"] })),
+        )
+        .await,
+    );
+    assert_one_cause(
+        &env,
+        &s,
+        &group,
+        "many",
+        ("FieldValueInvalid", "spec", "Invalid value: at most 3 distinct tags"),
+    )
+    .await;
+
+    let mut reordered = created.clone();
+    reordered.data["spec"]["tags"] = json!(["b", "a"]);
+    let reordered = api
+        .replace("tagged", &PostParams::default(), &reordered)
+        .await
+        .expect("a set in another order is the same set");
+    let mut changed = reordered.clone();
+    changed.data["spec"]["tags"] = json!(["a", "c"]);
+    let s = invalid(api.replace("tagged", &PostParams::default(), &changed).await);
+    assert_one_cause(
+        &env,
+        &s,
+        &group,
+        "tagged",
+        ("FieldValueInvalid", "spec", "Invalid value: tags are immutable"),
+    )
+    .await;
+    uninstall(&env.client(), &group).await;
+}

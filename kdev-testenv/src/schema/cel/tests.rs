@@ -720,3 +720,128 @@ fn rules_that_evidently_are_not_bool_do_not_compile() {
     );
     assert!(crd_causes(json!({"rule": "true", "messageExpression": "'a is ' + self.a"})).is_empty());
 }
+
+fn set_of(items: &str) -> Value {
+    json!({"type": "array", "x-kubernetes-list-type": "set", "items": {"type": items}})
+}
+
+/// A map list of `{k, v}` objects keyed by `k`.
+fn keyed() -> Value {
+    json!({"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"],
+        "items": {"type": "object", "required": ["k"],
+            "properties": {"k": {"type": "string"}, "v": {"type": "integer"}}}})
+}
+
+/// Whether `rule`, written on the spec, holds for `spec` under a schema of these properties.
+fn spec_holds(properties: Value, rule: &str, spec: Value) -> bool {
+    let schema = json!({"type": "object", "properties": properties,
+        "x-kubernetes-validations": [{"rule": rule}]});
+    let got = eval(schema, spec);
+    assert!(got.iter().all(|g| g.contains("failed rule")), "{rule}: {got:?}");
+    got.is_empty()
+}
+
+#[test]
+fn set_and_map_lists_are_equal_whatever_their_order() {
+    assert!(holds("self == [2, 1]", set_of("integer"), json!([1, 2])));
+    assert!(holds("self != [2, 1, 3]", set_of("integer"), json!([1, 2])));
+    assert!(!holds("self == [2, 3]", set_of("integer"), json!([1, 2])));
+    assert!(holds("self == ['b', 'a']", set_of("string"), json!(["a", "b"])));
+    // Atomic lists (no list type, or `atomic`) keep positional equality.
+    let atomic = json!({"type": "array", "items": {"type": "integer"}});
+    assert!(!holds("self == [2, 1]", atomic.clone(), json!([1, 2])));
+    assert!(holds("self == [1, 2]", atomic, json!([1, 2])));
+    let explicit = json!({"type": "array", "x-kubernetes-list-type": "atomic", "items": {"type": "integer"}});
+    assert!(!holds("self == [2, 1]", explicit, json!([1, 2])));
+    // The left operand decides, as in cel-go: a literal list on the left compares by position.
+    assert!(!holds("[2, 1] == self", set_of("integer"), json!([1, 2])));
+
+    let two = json!({"x": keyed(), "y": keyed()});
+    let spec = json!({"x": [{"k": "a", "v": 1}, {"k": "b", "v": 2}], "y": [{"k": "b", "v": 2}, {"k": "a", "v": 1}]});
+    assert!(spec_holds(two.clone(), "self.x == self.y", spec));
+    let differs = json!({"x": [{"k": "a", "v": 1}, {"k": "b", "v": 2}], "y": [{"k": "b", "v": 3}, {"k": "a", "v": 1}]});
+    assert!(!spec_holds(two.clone(), "self.x == self.y", differs));
+    let other_key = json!({"x": [{"k": "a", "v": 1}], "y": [{"k": "c", "v": 1}]});
+    assert!(!spec_holds(two, "self.x == self.y", other_key));
+}
+
+#[test]
+fn reordering_a_set_or_map_list_keeps_an_object_equal_to_its_old_self() {
+    let spec = json!({"type": "object",
+        "properties": {"s": set_of("string"), "m": keyed(), "l": {"type": "array", "items": {"type": "string"}}},
+        "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "immutable"}]});
+    let old = json!({"s": ["a", "b"], "m": [{"k": "a", "v": 1}, {"k": "b", "v": 2}], "l": ["x", "y"]});
+    let reordered = json!({"s": ["b", "a"], "m": [{"k": "b", "v": 2}, {"k": "a", "v": 1}], "l": ["x", "y"]});
+    assert!(eval_update(spec.clone(), reordered, old.clone()).is_empty());
+    let atomic_reordered = json!({"s": ["a", "b"], "m": [{"k": "a", "v": 1}, {"k": "b", "v": 2}], "l": ["y", "x"]});
+    assert_eq!(
+        eval_update(spec, atomic_reordered, old),
+        ["FieldValueInvalid spec: Invalid value: immutable"]
+    );
+}
+
+#[test]
+fn concatenating_a_set_list_is_a_union_in_order() {
+    let s = set_of("string");
+    // X's elements keep their positions; Y's new ones follow in their order, once each.
+    assert!(holds(
+        "(self + ['d', 'a', 'c', 'd']).join(',') == 'b,a,d,c'",
+        s.clone(),
+        json!(["b", "a"])
+    ));
+    assert!(holds("size(self + ['a']) == 2", s.clone(), json!(["b", "a"])));
+    // The union is a set again; a plain list on the left concatenates as usual.
+    assert!(holds("self + ['c'] == ['c', 'a', 'b']", s.clone(), json!(["b", "a"])));
+    assert!(holds(
+        "(['a'] + self).join(',') == 'a,b,a'",
+        s.clone(),
+        json!(["b", "a"])
+    ));
+    assert!(!holds("['c'] + self == ['b', 'a', 'c']", s, json!(["b", "a"])));
+}
+
+#[test]
+fn concatenating_a_map_list_merges_by_key() {
+    let two = json!({"x": keyed(), "y": keyed()});
+    let spec = json!({"x": [{"k": "a", "v": 1}, {"k": "b", "v": 2}], "y": [{"k": "c", "v": 3}, {"k": "a", "v": 9}]});
+    // X's keys keep their positions with Y's values; Y's other elements follow in their order.
+    assert!(spec_holds(
+        two.clone(),
+        "(self.x + self.y).map(e, e.k + string(e.v)).join(',') == 'a9,b2,c3'",
+        spec.clone()
+    ));
+    assert!(spec_holds(
+        two.clone(),
+        "(self.y + self.x).map(e, e.k + string(e.v)).join(',') == 'c3,a1,b2'",
+        spec.clone()
+    ));
+    assert!(spec_holds(two, "size(self.x + self.y) == 3", spec));
+}
+
+#[test]
+fn library_functions_take_set_and_map_lists() {
+    let ints = set_of("integer");
+    for rule in [
+        "self.sum() == 6",
+        "self.max() == 3 && self.min() == 1",
+        "!self.isSorted() && self.sort() == [1, 2, 3]",
+        "self.indexOf(1) == 1",
+        "sets.equivalent(self, [1, 2, 3])",
+        "sets.contains(self, [3])",
+        "2 in self && !(4 in self)",
+        "self[0] == 3 && self.exists(x, x == 2) && self.all(x, x > 0)",
+        "self.map(x, x * 2) == [6, 2, 4]",
+        "self.filter(x, x > 1) == [3, 2]",
+        "type(self) == list && size(self) == 3",
+        "self.slice(0, 2) == [3, 1]",
+        "self.reverse() == [2, 1, 3]",
+        "self.distinct() == [3, 1, 2]",
+    ] {
+        assert!(holds(rule, ints.clone(), json!([3, 1, 2])), "{rule}");
+    }
+    assert!(holds(
+        "self.exists(e, e.k == 'b' && e.v == 2)",
+        keyed(),
+        json!([{"k": "a", "v": 1}, {"k": "b", "v": 2}])
+    ));
+}

@@ -34,13 +34,37 @@ const IDS: [&str; 3] = ["alpha", "beta", "gamma"];
 const LEASE: &str = "lesson-controller";
 const REDIS_KEY: &str = "kdev-lesson-election";
 
+/// Lease duration, renew deadline and retry period.
+#[derive(Clone, Copy)]
+struct Timings {
+    lease: Duration,
+    renew: Duration,
+    retry: Duration,
+}
+
 /// Short timings so the lesson runs in seconds; production uses 15 s / 10 s / 2 s (the
 /// defaults). client-go's rules still hold: lease > renew deadline > 1.2 × retry period.
-fn config() -> Config {
-    Config::default()
-        .lease_duration(Duration::from_secs(3))
-        .renew_deadline(Duration::from_secs(2))
-        .retry_period(Duration::from_millis(500))
+const SHORT: Timings = Timings {
+    lease: Duration::from_secs(3),
+    renew: Duration::from_secs(2),
+    retry: Duration::from_millis(500),
+};
+
+/// On a real cluster one Lease update slower than a 2 s renew deadline (a loaded etcd, a token
+/// refresh) would make the leader step down and add a transition to the story: longer ones.
+const ON_A_CLUSTER: Timings = Timings {
+    lease: Duration::from_secs(10),
+    renew: Duration::from_secs(8),
+    retry: Duration::from_secs(2),
+};
+
+impl Timings {
+    fn config(self) -> Config {
+        Config::default()
+            .lease_duration(self.lease)
+            .renew_deadline(self.renew)
+            .retry_period(self.retry)
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -69,9 +93,9 @@ struct Candidate<L: Lock> {
 }
 
 impl<L: Lock> Candidate<L> {
-    fn start(id: &'static str, lock: L) -> Result<Self, Error> {
+    fn start(id: &'static str, lock: L, timings: Timings) -> Result<Self, Error> {
         // `new` validates the timings and the identity, as client-go's NewLeaderElector.
-        let elector = LeaderElector::new(lock, config())?;
+        let elector = LeaderElector::new(lock, timings.config())?;
 
         // client-go's OnNewLeader: every change of the holder this candidate has observed.
         let mut leader = elector.leader();
@@ -137,15 +161,15 @@ impl<L: Lock> Candidate<L> {
     }
 }
 
-/// Waits until one live candidate leads; returns its index.
+/// Waits until one live candidate leads, at most 30 s; returns its index.
 async fn wait_for_leader<L: Lock>(cands: &[Candidate<L>]) -> Result<usize, Error> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(i) = cands.iter().position(Candidate::leads) {
             return Ok(i);
         }
         if Instant::now() > deadline {
-            return Err("no leader within 20 s".into());
+            return Err("no leader within 30 s".into());
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -167,7 +191,8 @@ async fn lease_lesson() -> Result<(), Error> {
     namespace.metadata.name = Some(ns.clone());
     namespaces.create(&PostParams::default(), &namespace).await?;
 
-    let result = lease_election(&client, &ns).await;
+    let timings = if _embedded.is_some() { SHORT } else { ON_A_CLUSTER };
+    let result = lease_election(&client, &ns, timings).await;
     namespaces.delete(&ns, &DeleteParams::default()).await?;
     result
 }
@@ -184,13 +209,21 @@ async fn connect() -> Result<(Client, Option<TestEnv>), Error> {
     Ok((env.client(), Some(env)))
 }
 
-async fn lease_election(client: &Client, ns: &str) -> Result<(), Error> {
+async fn lease_election(client: &Client, ns: &str, timings: Timings) -> Result<(), Error> {
     println!("\n== 1. three candidates campaign for the Lease {ns}/{LEASE}");
-    println!("timings: lease 3 s, renew deadline 2 s, retry period 500 ms (jittered up to 1.1 s)");
+    let Timings { lease, renew, retry } = timings;
+    println!(
+        "timings: lease {lease:?}, renew deadline {renew:?}, retry period {retry:?} (jittered up to {:?})",
+        retry.mul_f64(2.2)
+    );
     let mut cands = Vec::new();
     for id in IDS {
         // The identity must be unique per candidate: in a pod, the pod name (plus a UUID).
-        cands.push(Candidate::start(id, LeaseLock::new(client.clone(), ns, LEASE, id))?);
+        cands.push(Candidate::start(
+            id,
+            LeaseLock::new(client.clone(), ns, LEASE, id),
+            timings,
+        )?);
     }
     let first = wait_for_leader(&cands).await?;
     println!("leader elected: {}", cands[first].id);
@@ -199,10 +232,13 @@ async fn lease_election(client: &Client, ns: &str) -> Result<(), Error> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
     let before = lease_spec(&leases).await?;
     print_spec(&before);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Longer than a retry period, and than the second that renewTime's precision needs.
+    let wait = (retry * 2).max(Duration::from_millis(1200));
+    tokio::time::sleep(wait).await;
     let after = lease_spec(&leases).await?;
     println!(
-        "1.2 s later: renewTime moved on: {} (renewed every retry period); acquireTime unchanged: {}",
+        "{:.1} s later: renewTime moved on: {} (renewed every retry period); acquireTime unchanged: {}",
+        wait.as_secs_f64(),
         after.renew_time != before.renew_time,
         after.acquire_time == before.acquire_time
     );
@@ -214,7 +250,7 @@ async fn lease_election(client: &Client, ns: &str) -> Result<(), Error> {
     let second = wait_for_leader(&cands).await?;
     println!(
         "failover after a crash: {} took over from {crashed} after {:.1} s \
-         (the lease runs 3 s from the last renewal a candidate saw, seen up to a jittered retry late)",
+         (the lease runs {lease:?} from the last renewal a candidate saw, seen up to a jittered retry late)",
         cands[second].id,
         crashed_at.elapsed().as_secs_f64()
     );
@@ -333,7 +369,11 @@ async fn redis_lesson() -> Result<(), Error> {
     println!("started redis-server at {url}");
     let mut cands = Vec::new();
     for id in IDS {
-        cands.push(Candidate::start(id, RedisLock::connect(&url, REDIS_KEY, id).await?)?);
+        cands.push(Candidate::start(
+            id,
+            RedisLock::connect(&url, REDIS_KEY, id).await?,
+            SHORT,
+        )?);
     }
     // A fourth connection that only reads the key: `get` returns the record and its raw value.
     let observer = RedisLock::connect(&url, REDIS_KEY, "observer").await?;

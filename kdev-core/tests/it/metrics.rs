@@ -27,7 +27,13 @@ async fn scrape(addr: std::net::SocketAddr) -> String {
 async fn a_manager_counts_its_requests_and_serves_process_metrics() {
     let env = TestEnv::start().await.expect("test environment");
     let ns = env.namespace().await.expect("namespace");
-    let kubeconfig = Kubeconfig::from_yaml(env.kubeconfig()).expect("kubeconfig");
+    // A real cluster's kubeconfig is read from its file, so that relative certificate and
+    // key paths in it resolve against its own folder.
+    let kubeconfig = match env.kubeconfig_path() {
+        Some(path) => Kubeconfig::read_from(path),
+        None => Kubeconfig::from_yaml(env.kubeconfig()),
+    }
+    .expect("kubeconfig");
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("config");

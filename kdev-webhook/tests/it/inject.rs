@@ -467,7 +467,10 @@ async fn a_named_crd_without_a_conversion_webhook_is_an_error() {
     );
 }
 
-/// The resourceVersions of the three objects.
+/// What changes when the injector writes the three objects: the configurations'
+/// resourceVersions, and the CRD's generation (the API server itself writes the CRD's status,
+/// `NamesAccepted` and `Established`, on a real cluster a moment after it is created, bumping
+/// its resourceVersion; a `spec.conversion` write bumps its generation).
 async fn versions(client: &Client, name: &str, crd: &str) -> Vec<Option<String>> {
     vec![
         Api::<ValidatingWebhookConfiguration>::all(client.clone())
@@ -487,7 +490,8 @@ async fn versions(client: &Client, name: &str, crd: &str) -> Vec<Option<String>>
             .await
             .unwrap()
             .metadata
-            .resource_version,
+            .generation
+            .map(|g| format!("generation {g}")),
     ]
 }
 

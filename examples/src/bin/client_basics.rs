@@ -66,14 +66,16 @@ async fn connect() -> Result<(Client, Option<TestEnv>), Error> {
 }
 
 async fn lesson(client: &Client, ns: &str) -> Result<(), Error> {
-    discovery(client).await?;
+    let cached = discovery(client).await?;
     typed(client, ns).await?;
     raw(client, ns).await?;
-    dynamic(client, ns).await?;
+    dynamic(client, ns, &cached).await?;
     watch(client, ns).await
 }
 
-async fn discovery(client: &Client) -> Result<(), Error> {
+/// Runs discovery and hands back its result: a cache that later lookups read without asking
+/// the server again.
+async fn discovery(client: &Client) -> Result<Discovery, Error> {
     println!("\n== 2. discovery (client-go's DiscoveryClient)");
     let version = client.apiserver_version().await?;
     println!("server version: {}.{}", version.major, version.minor);
@@ -114,7 +116,16 @@ async fn discovery(client: &Client) -> Result<(), Error> {
         "legacy discovery (a request per group and version), filtered to core and apps, found {} groups",
         legacy.groups().count()
     );
-    Ok(())
+    // A `Discovery` is cached discovery (client-go's `memory.NewMemCacheClient`): once run, it
+    // answers every lookup from memory, and knows nothing installed after it ran.
+    let gvk = GroupVersionKind::gvk("apps", "v1", "Deployment");
+    if let Some((ar, _)) = discovery.resolve_gvk(&gvk) {
+        println!(
+            "cached discovery resolves apps/v1 Deployment to the plural {:?} without a request",
+            ar.plural
+        );
+    }
+    Ok(discovery)
 }
 
 async fn typed(client: &Client, ns: &str) -> Result<(), Error> {
@@ -200,7 +211,7 @@ async fn raw(client: &Client, ns: &str) -> Result<(), Error> {
     Ok(())
 }
 
-async fn dynamic(client: &Client, ns: &str) -> Result<(), Error> {
+async fn dynamic(client: &Client, ns: &str, cached: &Discovery) -> Result<(), Error> {
     println!("\n== 5. the dynamic client (client-go's DynamicClient): a custom resource");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd: CustomResourceDefinition = serde_json::from_value(json!({
@@ -244,7 +255,30 @@ async fn dynamic(client: &Client, ns: &str) -> Result<(), Error> {
         return Err(format!("CRD {name} was not Established within 60 s").into());
     }
     println!("CRD {name} is Established: the API server now serves /apis/lesson.kdev.dev/v1");
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("lesson.kdev.dev", "v1", "Note"), "notes");
+    // The cache from step 2 ran before the CRD existed (unless an earlier run left it): it must
+    // be refreshed, as client-go's cached discovery refreshes itself on a miss.
+    let gvk = GroupVersionKind::gvk("lesson.kdev.dev", "v1", "Note");
+    if created_crd {
+        println!(
+            "the discovery cache from step 2 knows kind Note: {}",
+            cached.resolve_gvk(&gvk).is_some()
+        );
+    }
+    // Discovery lists a new group a moment after the CRD is established on a real cluster.
+    let mut ar: Option<ApiResource> = None;
+    for _ in 0..300 {
+        let fresh = Discovery::new(client.clone())
+            .filter(&["lesson.kdev.dev"])
+            .run()
+            .await?;
+        if let Some((found, _)) = fresh.resolve_gvk(&gvk) {
+            ar = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ar = ar.ok_or("discovery did not list lesson.kdev.dev/v1 Note within 30 s")?;
+    println!("discovery run again resolves kind Note to the resource {:?}", ar.plural);
     let notes: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
     let note: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "lesson.kdev.dev/v1", "kind": "Note", "metadata": { "name": "first" }, "spec": { "text": "hello" }
@@ -264,17 +298,14 @@ async fn dynamic(client: &Client, ns: &str) -> Result<(), Error> {
             }
         }
     }
-    let patched = notes
-        .patch(
-            "first",
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "text": "hello, dynamic world" } })),
-        )
-        .await?;
+    // Get, change, update (a PUT with the resourceVersion read: a 409 if someone wrote since).
+    let mut got = notes.get("first").await?;
+    got.data["spec"]["text"] = json!("hello, dynamic world");
+    let updated = notes.replace("first", &PostParams::default(), &got).await?;
     println!(
         "dynamic object {} says {}",
-        patched.metadata.name.unwrap_or_default(),
-        patched.data["spec"]["text"]
+        updated.metadata.name.unwrap_or_default(),
+        updated.data["spec"]["text"]
     );
     let listed = notes.list(&ListParams::default()).await?;
     println!(

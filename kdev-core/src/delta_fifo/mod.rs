@@ -11,7 +11,7 @@
 //! | unit handed out | every pending delta of one key, together | one delta |
 //! | order | keys by first arrival; a key that changes again keeps its place | every event in arrival order |
 //! | coalescing | per key (a consumer sees a key once for many changes) | none |
-//! | client-go | the informer FIFO up to 1.32 (later only with `InOrderInformers` off, until 1.36 locks it on) | the informer FIFO by default from 1.33 (`InOrderInformers`) |
+//! | client-go | the informer FIFO up to 1.32 (later only with the `InOrderInformers` gate off) | the informer FIFO by default from 1.33 (`InOrderInformers`) |
 //!
 //! Use the `DeltaFifo` when a consumer wants one call per object with its whole recent
 //! history, e.g. to skip intermediate states. Use the `RealFifo` when the order of events
@@ -286,7 +286,8 @@ impl<K: Resource + Send + Sync + 'static> DeltaFifo<K> {
     /// on them, returning what `process` returns. `in_initial_list` is true while the FIFO
     /// has not synced (guarantee 6).
     ///
-    /// `process` runs while the FIFO is locked, as in client-go, so a consumer can update
+    /// `process` runs while the FIFO is locked, as in client-go up to 1.35 (1.36 unlocks while
+    /// processing, behind its `UnlockWhileProcessingFIFO` gate), so a consumer can update
     /// its store before anyone else sees the FIFO without the key. It must not call back
     /// into this FIFO (that would deadlock) and should be quick.
     ///

@@ -249,11 +249,71 @@ pub fn ignore_not_found<T>(result: Result<T, kube_client::Error>) -> Result<Opti
     }
 }
 
+/// Whether `err` is the API server saying an object of that name already exists (a create that
+/// lost a race, or met an object a stale cache did not show), as client-go's
+/// `apierrors.IsAlreadyExists` decides: the reason `AlreadyExists`. A 409 alone is not enough:
+/// a conflict on update is a 409 too.
+///
+/// # Examples
+/// ```
+/// use kdev_core::object::{is_already_exists, is_conflict};
+/// use kube_core::Status;
+///
+/// let exists = kube_client::Error::Api(Box::new(Status::failure("configmaps \"a\" already exists", "AlreadyExists").with_code(409)));
+/// assert!(is_already_exists(&exists));
+/// assert!(!is_conflict(&exists));
+/// ```
+pub fn is_already_exists(err: &kube_client::Error) -> bool {
+    matches!(err, kube_client::Error::Api(status) if status.reason == kube_core::response::reason::ALREADY_EXISTS)
+}
+
+/// Whether `err` is the API server refusing a write made against an older version of the object
+/// (optimistic concurrency: the resourceVersion sent is no longer the current one), as client-go's
+/// `apierrors.IsConflict` decides: the reason `Conflict`, or a 409 whose reason is not one of the
+/// API's known reasons. Read the object again and redo the change, or use
+/// [`create_or_update`], which does.
+pub fn is_conflict(err: &kube_client::Error) -> bool {
+    match err {
+        kube_client::Error::Api(status) => {
+            status.reason == kube_core::response::reason::CONFLICT
+                || (status.code == 409 && !kube_core::response::reason::is_known(&status.reason))
+        }
+        _ => false,
+    }
+}
+
+/// `Ok(None)` for an error that [`is_already_exists`], else the result as it was
+/// (controller-runtime's `client.IgnoreAlreadyExists`): a create of an object that may already
+/// be there.
+///
+/// # Errors
+/// Every error but an Already Exists.
+///
+/// # Examples
+/// ```no_run
+/// # async fn run(api: kube_client::Api<k8s_openapi::api::core::v1::ConfigMap>, cm: k8s_openapi::api::core::v1::ConfigMap) -> Result<(), kube_client::Error> {
+/// use kdev_core::object::ignore_already_exists;
+///
+/// if ignore_already_exists(api.create(&Default::default(), &cm).await)?.is_none() {
+///     println!("created earlier: nothing to do");
+/// }
+/// # Ok(()) }
+/// ```
+pub fn ignore_already_exists<T>(result: Result<T, kube_client::Error>) -> Result<Option<T>, kube_client::Error> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if is_already_exists(&err) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
 /// Attempts of client-go's `retry.DefaultRetry`: 5 steps, 10 ms apart, 10 % jitter.
 const RETRY_STEPS: u32 = 5;
 const RETRY_INTERVAL: Duration = Duration::from_millis(10);
 
-fn is_conflict(e: &kube_client::Error) -> bool {
+/// A write to retry from a fresh read: a conflict on update, or a create that raced another
+/// (both are 409s).
+fn is_retriable_409(e: &kube_client::Error) -> bool {
     matches!(e, kube_client::Error::Api(s) if s.code == 409)
 }
 
@@ -385,7 +445,7 @@ where
         };
         match written {
             Ok(done) => return Ok(done),
-            Err(e) if is_conflict(&e) && attempt < RETRY_STEPS => {
+            Err(e) if is_retriable_409(&e) && attempt < RETRY_STEPS => {
                 attempt += 1;
                 retry_pause().await;
             }
@@ -637,6 +697,26 @@ mod tests {
         assert_eq!(ignore_not_found(Ok::<_, kube_client::Error>(1)).unwrap(), Some(1));
         assert_eq!(ignore_not_found::<i32>(Err(api_error(404, "NotFound"))).unwrap(), None);
         assert!(ignore_not_found::<i32>(Err(api_error(500, "InternalError"))).is_err());
+    }
+
+    /// client-go's `IsAlreadyExists` (the reason only) and `IsConflict` (the reason, or a 409
+    /// with an unknown reason).
+    #[test]
+    fn already_exists_and_conflict_are_told_apart() {
+        assert!(is_already_exists(&api_error(409, "AlreadyExists")));
+        assert!(!is_already_exists(&api_error(409, "Conflict")));
+        assert!(!is_already_exists(&api_error(409, "")));
+        assert!(is_conflict(&api_error(409, "Conflict")));
+        assert!(is_conflict(&api_error(409, "")));
+        assert!(!is_conflict(&api_error(409, "AlreadyExists")));
+        assert!(!is_conflict(&api_error(500, "InternalError")));
+        assert!(!is_conflict(&kube_client::Error::LinesCodecMaxLineLengthExceeded));
+        assert_eq!(ignore_already_exists(Ok::<_, kube_client::Error>(1)).unwrap(), Some(1));
+        assert_eq!(
+            ignore_already_exists::<i32>(Err(api_error(409, "AlreadyExists"))).unwrap(),
+            None
+        );
+        assert!(ignore_already_exists::<i32>(Err(api_error(409, "Conflict"))).is_err());
     }
 
     #[test]

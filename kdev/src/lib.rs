@@ -122,16 +122,19 @@ pub use tokio_util::sync::CancellationToken;
 /// The embedded Kubernetes API server: [`TestEnv`](kdev_testenv::TestEnv) for tests and
 /// examples, [`Server`](kdev_testenv::Server) for `kdev-testenv serve`.
 #[cfg(feature = "testenv")]
+#[doc(inline)]
 pub use kdev_testenv as testenv;
 
 /// Admission webhooks: the HTTPS [`Server`](kdev_webhook::Server) with certificate reload,
 /// typed validators and defaulters, raw AdmissionReview handlers.
 #[cfg(feature = "webhook")]
+#[doc(inline)]
 pub use kdev_webhook as webhook;
 
 /// CRDs from Rust types: structural schemas from schemars and CRD assembly, the runtime of
 /// [`CustomResource`].
 #[cfg(feature = "derive")]
+#[doc(inline)]
 pub use kdev_crd as crd;
 
 /// Derives a typed custom resource and its CustomResourceDefinition from the resource's spec

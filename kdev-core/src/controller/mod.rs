@@ -832,6 +832,7 @@ where
             controller: inner.name.clone(),
             reconcile_id: new_uuid().into(),
             client: inner.client.clone(),
+            factory: inner.factory.clone(),
             retries: inner.queue.num_requeues(request),
         };
         // At ERROR level so that it is enabled whenever anything is logged: an error, or a

@@ -177,6 +177,7 @@ pub struct Context {
     pub(crate) controller: Arc<str>,
     pub(crate) reconcile_id: Arc<str>,
     pub(crate) client: Client,
+    pub(crate) factory: Arc<crate::informer::SharedInformerFactory>,
     pub(crate) retries: u32,
 }
 
@@ -208,9 +209,17 @@ impl Context {
         &self.reconcile_id
     }
 
-    /// The client, for writes (reads should go through the cache).
+    /// The client, for writes (reads should go through the [`cache`](Self::cache)).
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The cached reader over the controller's informers: its manager's
+    /// [`Manager::cache`](crate::manager::Manager::cache), or, for a controller built alone,
+    /// one over the controller's own informer factory. Reads of the kinds the controller
+    /// watches are local; the first read of another kind starts an informer for it.
+    pub fn cache(&self) -> crate::manager::Cache {
+        crate::manager::Cache::new(self.factory.clone(), self.client.clone())
     }
 
     /// How many times this key has failed in a row (0 on a first attempt).

@@ -183,12 +183,21 @@ pub struct SharedInformerFactory {
     tracker: TaskTracker,
 }
 
-/// The factory's informers, and whether it was shut down.
+/// The factory's informers, whether it was shut down, and the indexes every informer of a type
+/// gets.
 #[derive(Default)]
 struct Informers {
     map: HashMap<Key, Entry>,
     shut_down: bool,
+    /// `TypeId` of the cached type to its indexes.
+    indexers: HashMap<TypeId, Vec<NamedIndex>>,
 }
+
+/// An index's name and its `IndexFn<T>`, type-erased.
+type NamedIndex = (String, Arc<dyn Any + Send + Sync>);
+
+/// An index function shared by every informer of `T` a factory makes.
+type IndexFn<T> = Arc<dyn Fn(&T) -> Vec<String> + Send + Sync>;
 
 impl Drop for SharedInformerFactory {
     fn drop(&mut self) {
@@ -403,6 +412,13 @@ impl SharedInformerFactory {
             self.order,
         );
         informer.set_default_resync(self.resync.for_type::<T>());
+        for (name, index) in informers.indexers.get(&TypeId::of::<T>()).into_iter().flatten() {
+            if let Some(index) = index.downcast_ref::<IndexFn<T>>() {
+                let index = index.clone();
+                // A fresh informer has no index yet: the name cannot be taken.
+                let _ = informer.add_indexer(name.clone(), move |obj: &T| index(obj));
+            }
+        }
         // After a shutdown nothing starts: an informer asked for then comes already shut down,
         // so that waiting for its sync ends at once, with `Error::Stopped`.
         if informers.shut_down {
@@ -516,6 +532,81 @@ impl SharedInformerFactory {
             _ => Api::all_with(self.client.clone(), ar),
         };
         Ok(self.informer(api))
+    }
+
+    /// Adds the index `name` to every informer of `K` this factory makes: those it made already and
+    /// those asked for later, whatever their namespace or selectors (controller-runtime's
+    /// `FieldIndexer.IndexField`, which indexes a type in the whole cache). Reads then query it
+    /// through any of them, [`Lister::by_index`](super::Lister::by_index) or a manager's
+    /// [`Cache::by_index`](crate::manager::Cache::by_index). Objects already cached are indexed at
+    /// once.
+    ///
+    /// An index on [`DynamicObject`] applies to the dynamic informers of every kind, and one on
+    /// `PartialObjectMeta<K>` to the metadata-only informers of `K` (not to those of `K`).
+    ///
+    /// # Errors
+    /// [`store::Error::IndexerConflict`](crate::store::Error::IndexerConflict) when `K` already
+    /// has an index of that name, from this factory or added to one of its informers directly;
+    /// nothing is added then.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn run(client: kube_client::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// use k8s_openapi::api::batch::v1::Job;
+    /// use kdev_core::informer::SharedInformerFactory;
+    ///
+    /// let factory = SharedInformerFactory::new(client.clone());
+    /// // Jobs by the name of their controller (kubebuilder's CronJob tutorial's `jobOwnerKey`).
+    /// factory.add_indexer::<Job>("owner", |job| {
+    ///     kdev_core::owner::get_controller_of(&job.metadata)
+    ///         .map(|owner| vec![owner.name.clone()])
+    ///         .unwrap_or_default()
+    /// })?;
+    /// let jobs = factory.informer(kube_client::Api::<Job>::namespaced(client, "batch"));
+    /// factory.start();
+    /// // ... once synced:
+    /// let children = jobs.lister().namespaced("batch").by_index("owner", "nightly")?;
+    /// # Ok(()) }
+    /// ```
+    #[doc(alias = "IndexField")]
+    pub fn add_indexer<K>(
+        &self,
+        name: impl Into<String>,
+        index: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
+    ) -> Result<(), crate::store::Error>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let name = name.into();
+        let index: IndexFn<K> = Arc::new(index);
+        let mut informers = self.informers.lock();
+        let conflict = || crate::store::Error::IndexerConflict(name.clone());
+        if informers
+            .indexers
+            .get(&TypeId::of::<K>())
+            .is_some_and(|all| all.iter().any(|(n, _)| *n == name))
+        {
+            return Err(conflict());
+        }
+        let existing: Vec<SharedIndexInformer<K>> = informers
+            .map
+            .iter()
+            .filter(|(key, _)| key.ty == TypeId::of::<K>())
+            .filter_map(|(_, e)| e.informer.as_any().downcast_ref::<SharedIndexInformer<K>>().cloned())
+            .collect();
+        if existing.iter().any(|i| i.store().index_names().contains(&name)) {
+            return Err(conflict());
+        }
+        for informer in &existing {
+            let index = index.clone();
+            informer.add_indexer(name.clone(), move |obj: &K| index(obj))?;
+        }
+        informers
+            .indexers
+            .entry(TypeId::of::<K>())
+            .or_default()
+            .push((name, Arc::new(index)));
+        Ok(())
     }
 
     /// Starts every informer not started yet (call again after asking for more). Does nothing

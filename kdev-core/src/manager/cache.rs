@@ -26,6 +26,22 @@ pub enum CacheError {
         #[source]
         source: informer::Error,
     },
+    /// A read by index named an index the kind's informers do not have: add it first with
+    /// [`Manager::add_indexer`](super::Manager::add_indexer).
+    #[error("the cache of {kind} has no index {index:?}")]
+    UnknownIndex {
+        /// The kind.
+        kind: String,
+        /// The index asked for.
+        index: String,
+    },
+}
+
+fn by_index<K: Object>(lister: &Lister<K>, index: &str, value: &str) -> Result<Vec<Arc<K>>, CacheError> {
+    lister.by_index(index, value).map_err(|_| CacheError::UnknownIndex {
+        kind: K::kind(&()).into_owned(),
+        index: index.to_string(),
+    })
 }
 
 /// Reads from the manager's informers (controller-runtime's cache-backed client reader).
@@ -50,6 +66,15 @@ impl fmt::Debug for Cache {
 }
 
 impl Cache {
+    /// The cached reader over `factory`'s informers, waiting up to 2 minutes for a first sync.
+    pub(crate) fn new(factory: Arc<SharedInformerFactory>, client: Client) -> Self {
+        Cache {
+            factory,
+            client,
+            sync_timeout: Duration::from_secs(120),
+        }
+    }
+
     /// A lister over the cluster-wide cache of `K`, synced.
     ///
     /// # Errors
@@ -94,6 +119,27 @@ impl Cache {
             Some(ns) => lister.namespaced(ns).get(name),
             None => lister.get(name),
         })
+    }
+
+    /// The cached objects whose index `index` has `value`, in `namespace` or everywhere
+    /// (controller-runtime's `List` with `client.MatchingFields`). Add the index first with
+    /// [`Manager::add_indexer`](super::Manager::add_indexer).
+    ///
+    /// # Errors
+    /// [`CacheError::UnknownIndex`] for an index never added; [`CacheError::NotSynced`], see
+    /// [`lister`](Self::lister).
+    #[doc(alias = "MatchingFields")]
+    pub async fn by_index<K: Object>(
+        &self,
+        namespace: Option<&str>,
+        index: &str,
+        value: &str,
+    ) -> Result<Vec<Arc<K>>, CacheError> {
+        let lister = self.lister::<K>().await?;
+        match namespace {
+            Some(ns) => by_index(&lister.namespaced(ns), index, value),
+            None => by_index(&lister, index, value),
+        }
     }
 
     /// The cached objects matching `selector`, in `namespace` or everywhere.
@@ -155,6 +201,21 @@ impl NamespacedCache {
         K: Object + Resource<Scope = NamespaceResourceScope>,
     {
         Ok(self.lister::<K>().await?.get(name))
+    }
+
+    /// The cached objects in this namespace whose index `index` has `value` (controller-runtime's
+    /// `List` with `client.InNamespace` and `client.MatchingFields`). Add the index first with
+    /// [`Manager::add_indexer`](super::Manager::add_indexer): it then covers this namespace's
+    /// informers too.
+    ///
+    /// # Errors
+    /// [`CacheError::UnknownIndex`] for an index never added; [`CacheError::NotSynced`], see
+    /// [`lister`](Self::lister).
+    pub async fn by_index<K>(&self, index: &str, value: &str) -> Result<Vec<Arc<K>>, CacheError>
+    where
+        K: Object + Resource<Scope = NamespaceResourceScope>,
+    {
+        by_index(&self.lister::<K>().await?, index, value)
     }
 
     /// The cached objects in this namespace matching `selector`.

@@ -616,13 +616,26 @@ impl Manager {
         self.inner.factory.clone()
     }
 
+    /// Adds the index `name` to every informer of `K` the manager runs or will run, whatever
+    /// their namespace or selectors (controller-runtime's `mgr.GetFieldIndexer().IndexField`):
+    /// query it with [`Cache::by_index`] or [`NamespacedCache::by_index`].
+    /// See [`SharedInformerFactory::add_indexer`].
+    ///
+    /// # Errors
+    /// [`store::Error::IndexerConflict`](crate::store::Error::IndexerConflict) when `K` already
+    /// has an index of that name.
+    #[doc(alias = "IndexField")]
+    pub fn add_indexer<K: Object>(
+        &self,
+        name: impl Into<String>,
+        index: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
+    ) -> Result<(), crate::store::Error> {
+        self.inner.factory.add_indexer(name, index)
+    }
+
     /// The cached reader.
     pub fn cache(&self) -> Cache {
-        Cache {
-            factory: self.inner.factory.clone(),
-            client: self.inner.client.clone(),
-            sync_timeout: Duration::from_secs(120),
-        }
+        Cache::new(self.inner.factory.clone(), self.inner.client.clone())
     }
 
     /// An event recorder reporting as `reporting_controller`, using the manager's client

@@ -657,8 +657,9 @@ fn refused(status: &kube_core::Status) -> Round {
     } else if status.code == 404 {
         // A list or watch finds no resource at its path: the resource is not served.
         Round::Refused(format!(
-            "{} (404): the API server does not serve this resource (is its CRD installed, and are the \
-             group and version right?)",
+            "{} (404): the API server does not serve this resource (for a custom resource: is its CRD \
+             installed? Are the group and version right? A built-in kind may be missing from a test \
+             server, or from this Kubernetes version)",
             status.message
         ))
     } else {

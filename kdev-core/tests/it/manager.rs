@@ -282,6 +282,117 @@ async fn a_namespaced_cache_reads_one_namespace_through_informers_it_shares() {
     m.factory().shutdown().await;
 }
 
+fn labelled(name: &str, app: &str) -> ConfigMap {
+    let mut c = cm(name);
+    c.metadata.labels = Some([("kdev.test/app".to_string(), app.to_string())].into());
+    c
+}
+
+/// An index the manager adds covers every informer of its type: the cluster-wide one and a
+/// namespace's, made before or after the index (controller-runtime's `IndexField` with
+/// `MatchingFields`), and a reconcile reads it through its context's cache.
+#[tokio::test]
+async fn a_manager_index_covers_every_informer_of_its_type() {
+    let (env, ns, api) = setup().await;
+    for (name, app) in [("a", "web"), ("b", "web"), ("c", "db")] {
+        api.create(&PostParams::default(), &labelled(name, app))
+            .await
+            .expect("create");
+    }
+    let m = manager(&env);
+    let by_app = |c: &ConfigMap| -> Vec<String> {
+        c.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("kdev.test/app"))
+            .map(|app| vec![app.clone()])
+            .unwrap_or_default()
+    };
+    // An informer made before the index gets it too.
+    let namespaced = m.cache().namespaced(&ns);
+    namespaced
+        .list::<ConfigMap>(&Selector::default())
+        .await
+        .expect("synced");
+    m.add_indexer::<ConfigMap>("app", by_app).expect("a new index");
+    let err = m
+        .add_indexer::<ConfigMap>("app", by_app)
+        .expect_err("the name is taken");
+    assert!(
+        matches!(err, kdev_core::store::Error::IndexerConflict(ref n) if n == "app"),
+        "{err}"
+    );
+
+    let names = |objects: Vec<Arc<ConfigMap>>| {
+        let mut names: Vec<String> = objects.iter().filter_map(|c| c.metadata.name.clone()).collect();
+        names.sort();
+        names
+    };
+    let here = namespaced.by_index::<ConfigMap>("app", "web").await.expect("indexed");
+    assert_eq!(names(here), ["a", "b"]);
+    // The cluster-wide informer, made after the index.
+    let everywhere = m
+        .cache()
+        .by_index::<ConfigMap>(Some(&ns), "app", "db")
+        .await
+        .expect("indexed");
+    assert_eq!(names(everywhere), ["c"]);
+    match m.cache().by_index::<ConfigMap>(Some(&ns), "nope", "x").await {
+        Err(e @ kdev_core::manager::CacheError::UnknownIndex { .. }) => {
+            assert_eq!(e.to_string(), "the cache of ConfigMap has no index \"nope\"");
+        }
+        other => panic!("expected UnknownIndex, got {other:?}"),
+    }
+
+    // A reconcile reads the same index through its context.
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    m.controller_for(api.clone())
+        .complete(move |obj: Arc<ConfigMap>, ctx: Context| {
+            let record = record.clone();
+            async move {
+                let app = obj
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("kdev.test/app"))
+                    .cloned();
+                let ns = obj.metadata.namespace.clone().unwrap_or_default();
+                let siblings = ctx
+                    .cache()
+                    .namespaced(&ns)
+                    .by_index::<ConfigMap>("app", app.as_deref().unwrap_or_default())
+                    .await
+                    .map_err(Error::retry)?;
+                record
+                    .lock()
+                    .push((obj.metadata.name.clone().unwrap_or_default(), siblings.len()));
+                Ok::<_, Error>(Action::done())
+            }
+        })
+        .expect("controller");
+    let run = spawn(&m);
+    eventually("three reconciles", || {
+        seen.lock()
+            .iter()
+            .filter(|(n, _)| ["a", "b", "c"].contains(&n.as_str()))
+            .count()
+            >= 3
+    })
+    .await;
+    let mut got: Vec<(String, usize)> = seen
+        .lock()
+        .iter()
+        .filter(|(n, _)| ["a", "b", "c"].contains(&n.as_str()))
+        .cloned()
+        .collect();
+    got.sort();
+    got.dedup();
+    assert_eq!(got, [("a".to_string(), 2), ("b".to_string(), 2), ("c".to_string(), 1)]);
+    m.shutdown_token().cancel();
+    run.await.expect("joined").expect("a clean stop");
+}
+
 /// Counts the end of a runnable's work, whether it returns or is aborted.
 struct Ended(Arc<AtomicUsize>);
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::schema::{Cause, go_quote};
+use crate::schema::{Cause, go_json_strings, go_quote};
 
 /// The current time as an RFC 3339 timestamp with seconds precision, as `metav1.Time` renders it.
 pub fn now() -> String {
@@ -233,7 +233,7 @@ pub fn check_labels_and_annotations(meta: &Map<String, Value>) -> Vec<Cause> {
         if names.contains(&ORPHAN) && names.contains(&FOREGROUND) {
             causes.push(Cause::invalid_raw(
                 "metadata.finalizers",
-                &go_string_slice(&names),
+                &go_json_strings(&names),
                 &format!("finalizer {ORPHAN} and {FOREGROUND} cannot be both set"),
             ));
         }
@@ -283,7 +283,9 @@ pub fn finalizer_name_causes(name: &str, field: &str) -> Vec<Cause> {
         .collect()
 }
 
-/// A list of strings as Go's `%#v` prints a `[]string`.
+/// A list of strings as Go's `%#v` prints a `[]string` (`[]string{"a", "b"}`), for the details
+/// Go formats itself (`ValidateNoNewFinalizers`). A `[]string` bad value of a field error prints
+/// as JSON instead: see [`go_json_strings`].
 pub fn go_string_slice(items: &[&str]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| go_quote(s)).collect();
     format!("[]string{{{}}}", quoted.join(", "))
@@ -545,7 +547,7 @@ mod tests {
         assert_eq!(both.len(), 1);
         assert_eq!(
             both[0].message,
-            r#"Invalid value: []string{"orphan", "foregroundDeletion"}: finalizer orphan and foregroundDeletion cannot be both set"#
+            r#"Invalid value: ["orphan","foregroundDeletion"]: finalizer orphan and foregroundDeletion cannot be both set"#
         );
         let core = check_kube_finalizers(&meta(serde_json::json!(["kubernetes", "example.com/x", "mine"])));
         assert_eq!(core.len(), 1);

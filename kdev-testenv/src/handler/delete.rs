@@ -723,15 +723,13 @@ fn report_remaining(st: &mut State, nsobj: &Arc<Stored>, storages: &[String]) {
         if objects.is_empty() {
             continue;
         }
+        // `"%s.%s", gvr.Resource, gvr.Group`: the core group leaves a trailing dot (`pods.`).
         let resource = resource_of_storage(st, storage).map_or_else(
-            || storage.trim_start_matches('/').to_string(),
-            |r| {
-                if r.group.is_empty() {
-                    r.plural.clone()
-                } else {
-                    format!("{}.{}", r.plural, r.group)
-                }
+            || {
+                let (group, plural) = storage.split_once('/').unwrap_or(("", storage));
+                format!("{plural}.{group}")
             },
+            |r| format!("{}.{}", r.plural, r.group),
         );
         resources.push(format!("{resource} has {} resource instances", objects.len()));
         for o in &objects {

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use crate::schema::Cause;
+use crate::schema::{Cause, go_json, go_json_struct, go_value};
 
 const REPORTING_INSTANCE_LIMIT: usize = 128;
 const ACTION_LIMIT: usize = 128;
@@ -88,10 +88,53 @@ pub(crate) fn validate_v1_update(new: &Value, old: &Value) -> Vec<Cause> {
     for (key, path) in IMMUTABLE {
         let (n, o) = (field(new, key), field(old, key));
         if n != o {
-            causes.push(Cause::invalid(path, &n, "field is immutable"));
+            let message = format!("Invalid value: {}: field is immutable", immutable_value(new, key));
+            causes.push(Cause::with_message("FieldValueInvalid", path, message));
         }
     }
     causes
+}
+
+/// How a field error prints the new value of an immutable Event field: the internal
+/// `core.Event`'s Go value as `json.Marshal` prints it (Kubernetes 1.34+). The internal structs
+/// (`ObjectReference`, `EventSource`) have no json tags, so their Go field names are the keys;
+/// timestamps print as their JSON (`null` when zero); strings and numbers as `%q` and `%v`.
+fn immutable_value(event: &Value, key: &str) -> String {
+    let got = event.get(key).filter(|v| !v.is_null());
+    let text = |v: Option<&Value>, k: &str| {
+        go_json(&Value::from(
+            v.and_then(|v| v.get(k)).and_then(Value::as_str).unwrap_or(""),
+        ))
+    };
+    match key {
+        "involvedObject" | "related" => {
+            // `Related` is a pointer: `null` when unset.
+            if key == "related" && got.is_none() {
+                return "null".to_owned();
+            }
+            let names = [
+                ("Kind", "kind"),
+                ("Namespace", "namespace"),
+                ("Name", "name"),
+                ("UID", "uid"),
+                ("APIVersion", "apiVersion"),
+                ("ResourceVersion", "resourceVersion"),
+                ("FieldPath", "fieldPath"),
+            ];
+            let fields: Vec<(&str, String)> = names.iter().map(|(go, k)| (*go, text(got, k))).collect();
+            go_json_struct(&fields)
+        }
+        "source" => go_json_struct(&[("Component", text(got, "component")), ("Host", text(got, "host"))]),
+        "firstTimestamp" | "lastTimestamp" | "eventTime" => {
+            if is_zero(got) {
+                "null".to_owned()
+            } else {
+                go_json(got.unwrap_or(&Value::Null))
+            }
+        }
+        "count" => got.and_then(Value::as_i64).unwrap_or(0).to_string(),
+        _ => go_value(&Value::from(got.and_then(Value::as_str).unwrap_or(""))),
+    }
 }
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -422,5 +465,45 @@ mod tests {
             assert_eq!(c[0].0, path);
             assert!(c[0].1.ends_with(": field is immutable"), "{c:?}");
         }
+    }
+
+    #[test]
+    fn an_immutable_field_prints_its_new_value_as_kube_apiserver_1_34_does() {
+        let old = event();
+        let message_of = |key: &str, value: Value| {
+            let mut changed = old.clone();
+            changed[key] = value;
+            fields(validate_v1_update(&changed, &old))[0].1.clone()
+        };
+        assert_eq!(
+            message_of(
+                "involvedObject",
+                json!({ "kind": "Pod", "name": "db", "namespace": "team" })
+            ),
+            r#"Invalid value: {"Kind":"Pod","Namespace":"team","Name":"db","UID":"","APIVersion":"","ResourceVersion":"","FieldPath":""}: field is immutable"#
+        );
+        assert_eq!(
+            message_of("source", json!({ "component": "kubelet" })),
+            r#"Invalid value: {"Component":"kubelet","Host":""}: field is immutable"#
+        );
+        assert_eq!(
+            message_of("eventTime", json!("2026-01-02T00:00:00.000000Z")),
+            r#"Invalid value: "2026-01-02T00:00:00.000000Z": field is immutable"#
+        );
+        assert_eq!(
+            message_of("eventTime", Value::Null),
+            "Invalid value: null: field is immutable"
+        );
+        assert_eq!(message_of("count", json!(4)), "Invalid value: 4: field is immutable");
+        assert_eq!(
+            message_of("reason", json!("Other")),
+            r#"Invalid value: "Other": field is immutable"#
+        );
+        let mut related = old.clone();
+        related["related"] = json!({ "kind": "Node", "name": "n" });
+        assert_eq!(
+            fields(validate_v1_update(&old, &related))[0].1,
+            "Invalid value: null: field is immutable"
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::patch::PatchType;
 use crate::request::Query;
-use crate::schema::{Cause, go_quote};
+use crate::schema::{Cause, go_json_strings};
 use crate::status::ApiError;
 
 /// `FieldManagerMaxLength`: the longest `fieldManager`, in bytes.
@@ -65,13 +65,13 @@ pub(crate) fn validate(query: &Query, write: Write) -> Result<(), ApiError> {
 pub(crate) fn dry_run<'a>(values: impl Iterator<Item = &'a str>) -> Option<Cause> {
     let values: Vec<&str> = values.collect();
     values.iter().any(|v| *v != "All").then(|| {
-        let quoted: Vec<String> = values.iter().map(|v| go_quote(v)).collect();
+        // The bad value is the whole `[]string`, which kube prints as JSON.
         Cause::with_message(
             "FieldValueNotSupported",
             "dryRun",
             format!(
-                "Unsupported value: []string{{{}}}: supported values: \"All\"",
-                quoted.join(", ")
+                "Unsupported value: {}: supported values: \"All\"",
+                go_json_strings(&values)
             ),
         )
     })

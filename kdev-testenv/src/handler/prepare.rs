@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{event, lease, node_ports, webhook_configuration};
 use crate::registry::Resource;
-use crate::schema::Cause;
+use crate::schema::{Cause, go_json, go_json_strings, go_json_struct};
 
 /// Defaults and status resets applied when an object is created (`PrepareForCreate` + defaulting).
 pub(crate) fn on_create(res: &Resource, obj: &mut Value) {
@@ -496,47 +496,36 @@ pub(crate) fn validate_update(res: &Resource, old: &Value, new: &Value) -> Vec<C
     }
 }
 
-/// A label selector as Go's `%#v` prints a `metav1.LabelSelector` in a field error.
+/// A `metav1.LabelSelector` as a field error prints it since Kubernetes 1.34: `json.Marshal`'s
+/// output, `{"matchLabels":{"app":"web"}}` (both fields and a requirement's `values` are
+/// `omitempty`; a requirement's `key` and `operator` are not).
 fn go_label_selector(sel: &Value) -> String {
-    let quote = |s: &str| format!("{s:?}");
-    let labels = match sel["matchLabels"].as_object() {
-        Some(m) => {
-            // Go prints a map's keys in order; serde_json's map keeps them sorted.
-            let pairs: Vec<String> = m
-                .iter()
-                .map(|(k, v)| format!("{}:{}", quote(k), quote(v.as_str().unwrap_or(""))))
-                .collect();
-            format!("map[string]string{{{}}}", pairs.join(", "))
-        }
-        None => "map[string]string(nil)".into(),
-    };
-    let expressions = match sel["matchExpressions"].as_array() {
-        Some(reqs) => {
-            let reqs: Vec<String> = reqs
-                .iter()
-                .map(|r| {
-                    let values = match r["values"].as_array() {
-                        Some(vs) => format!(
-                            "[]string{{{}}}",
-                            vs.iter()
-                                .map(|v| quote(v.as_str().unwrap_or("")))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                        None => "[]string(nil)".into(),
-                    };
-                    format!(
-                        "v1.LabelSelectorRequirement{{Key:{}, Operator:{}, Values:{values}}}",
-                        quote(r["key"].as_str().unwrap_or("")),
-                        quote(r["operator"].as_str().unwrap_or(""))
-                    )
-                })
-                .collect();
-            format!("[]v1.LabelSelectorRequirement{{{}}}", reqs.join(", "))
-        }
-        None => "[]v1.LabelSelectorRequirement(nil)".into(),
-    };
-    format!("v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:{expressions}}}")
+    let mut fields = Vec::new();
+    if let Some(labels) = sel.get("matchLabels").and_then(Value::as_object)
+        && !labels.is_empty()
+    {
+        fields.push(("matchLabels", go_json(&Value::Object(labels.clone()))));
+    }
+    if let Some(reqs) = sel.get("matchExpressions").and_then(Value::as_array)
+        && !reqs.is_empty()
+    {
+        let reqs: Vec<String> = reqs
+            .iter()
+            .map(|r| {
+                let text = |key: &str| go_json(&Value::from(r.get(key).and_then(Value::as_str).unwrap_or("")));
+                let mut req = vec![("key", text("key")), ("operator", text("operator"))];
+                if let Some(values) = r.get("values").and_then(Value::as_array)
+                    && !values.is_empty()
+                {
+                    let values: Vec<&str> = values.iter().map(|v| v.as_str().unwrap_or("")).collect();
+                    req.push(("values", go_json_strings(&values)));
+                }
+                go_json_struct(&req)
+            })
+            .collect();
+        fields.push(("matchExpressions", format!("[{}]", reqs.join(","))));
+    }
+    go_json_struct(&fields)
 }
 
 fn check_containers(cs: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::schema::{Cause, go_quote};
+use crate::schema::{Cause, go_json_strings};
 
 /// The AdmissionReview versions this server (as kube-apiserver) speaks.
 const REVIEW_VERSIONS: &[&str] = &["v1", "v1beta1"];
@@ -90,12 +90,6 @@ fn strs(v: Option<&Value>) -> Vec<&str> {
     v.and_then(Value::as_array)
         .map(|a| a.iter().map(|s| s.as_str().unwrap_or("")).collect())
         .unwrap_or_default()
-}
-
-/// Go's `%#v` of a `[]string`, how kube prints a bad list value.
-fn go_strings(items: &[&str]) -> String {
-    let inner: Vec<String> = items.iter().map(|s| go_quote(s)).collect();
-    format!("[]string{{{}}}", inner.join(", "))
 }
 
 fn supported(values: &[&str]) -> Vec<String> {
@@ -245,7 +239,7 @@ fn review_versions(versions: Option<&Value>, path: &str, causes: &mut Vec<Cause>
     if !versions.iter().any(|v| REVIEW_VERSIONS.contains(v)) {
         causes.push(Cause::invalid_raw(
             path,
-            &go_strings(&versions),
+            &go_json_strings(&versions),
             &format!("must include at least one of {}", REVIEW_VERSIONS.join(", ")),
         ));
     }
@@ -261,7 +255,7 @@ fn validate_rule(rule: &Value, path: &str, causes: &mut Vec<Cause>) {
     if ops.len() > 1 && ops.contains(&"*") {
         causes.push(Cause::invalid_raw(
             &format!("{path}.operations"),
-            &go_strings(&ops),
+            &go_json_strings(&ops),
             "if '*' is present, must not specify other operations",
         ));
     }
@@ -281,7 +275,7 @@ fn validate_rule(rule: &Value, path: &str, causes: &mut Vec<Cause>) {
     if groups.len() > 1 && groups.contains(&"*") {
         causes.push(Cause::invalid_raw(
             &format!("{path}.apiGroups"),
-            &go_strings(&groups),
+            &go_json_strings(&groups),
             "if '*' is present, must not specify other API groups",
         ));
     }
@@ -292,7 +286,7 @@ fn validate_rule(rule: &Value, path: &str, causes: &mut Vec<Cause>) {
     if versions.len() > 1 && versions.contains(&"*") {
         causes.push(Cause::invalid_raw(
             &format!("{path}.apiVersions"),
-            &go_strings(&versions),
+            &go_json_strings(&versions),
             "if '*' is present, must not specify other API versions",
         ));
     }
@@ -348,14 +342,14 @@ fn resources(list: &[&str], path: &str, causes: &mut Vec<Cause>) {
     if list.len() > 1 && double {
         causes.push(Cause::invalid_raw(
             path,
-            &go_strings(list),
+            &go_json_strings(list),
             "if '*/*' is present, must not specify other resources",
         ));
     }
     if single && plain {
         causes.push(Cause::invalid_raw(
             path,
-            &go_strings(list),
+            &go_json_strings(list),
             "if '*' is present, must not specify other resources without subresources",
         ));
     }
@@ -612,10 +606,7 @@ mod tests {
         assert_eq!(f, "webhooks[0].admissionReviewVersions");
         assert_eq!(m, "Required value: must specify one of v1, v1beta1");
         let (_, m) = one(false, |h| h["admissionReviewVersions"] = json!(["v2"]));
-        assert_eq!(
-            m,
-            "Invalid value: []string{\"v2\"}: must include at least one of v1, v1beta1"
-        );
+        assert_eq!(m, r#"Invalid value: ["v2"]: must include at least one of v1, v1beta1"#);
         let (f, m) = one(false, |h| h["admissionReviewVersions"] = json!(["v1", "v1"]));
         assert_eq!(f, "webhooks[0].admissionReviewVersions[1]");
         assert_eq!(m, "Invalid value: \"v1\": duplicate version");

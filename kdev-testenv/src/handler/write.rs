@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::{Ctx, convert_in, delete, intercept, node_ports, object_response, prepare, read};
 use crate::meta;
 use crate::registry::Resource;
-use crate::schema::Cause;
+use crate::schema::{Cause, go_json};
 use crate::status::ApiError;
 use crate::store::{State, Stored};
 use crate::wire::{self, Body};
@@ -1085,7 +1085,8 @@ pub(crate) fn update_object(
             name,
             vec![Cause {
                 reason: "FieldValueInvalid".into(),
-                message: format!("Invalid value: {}: field is immutable", json!(uid)),
+                // A `types.UID`, a named string type, prints as JSON.
+                message: format!("Invalid value: {}: field is immutable", go_json(&json!(uid))),
                 field: "metadata.uid".into(),
             }],
         ));

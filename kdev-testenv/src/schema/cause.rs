@@ -68,7 +68,8 @@ impl Cause {
         )
     }
 
-    /// `field.Invalid` whose bad value is already rendered (used for Go structs kube prints with `%#v`).
+    /// `field.Invalid` whose bad value is already rendered (a Go struct or slice, rendered with
+    /// [`go_json_struct`] or [`go_json_strings`]).
     pub fn invalid_raw(field: &str, rendered: &str, detail: &str) -> Self {
         Self::new(
             "FieldValueInvalid",
@@ -235,36 +236,150 @@ pub fn go_number(n: &serde_json::Number) -> String {
 }
 
 /// Renders a JSON value as `field.Error.ErrorBody()` renders an unstructured bad value.
+///
+/// Scalars print as Go's `%v` (numbers, booleans) and `%q` (strings) print them. Since
+/// Kubernetes 1.34 anything else (`nil`, maps, slices) is printed as `json.Marshal` prints it:
+/// `null`, `{"a":1}`, `["x"]` (see [`go_json`]).
 pub fn go_value(value: &Value) -> String {
     match value {
-        Value::Null => go_quote("null"),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => go_number(n),
         Value::String(s) => go_quote(s),
-        Value::Array(_) | Value::Object(_) => go_sharp_v(value),
+        Value::Null | Value::Array(_) | Value::Object(_) => go_json(value),
     }
 }
 
-/// Go's `%#v` of an unstructured value (`map[string]interface {}{"a":1}`, `[]interface {}{"a"}`).
-fn go_sharp_v(value: &Value) -> String {
+/// Renders a JSON value as Go's `json.Marshal` renders the unstructured value (or the map,
+/// slice or scalar) it decodes to: compact, object keys sorted (Go sorts map keys), `<`, `>` and
+/// `&` escaped as `\u003c`, `\u003e` and `\u0026`, numbers as Go encodes an `int64` or a
+/// `float64`.
+///
+/// This is how kube-apiserver 1.34 and later print a composite bad value in a field error
+/// (`Invalid value: ["None"]`). A Go struct keeps its fields in declaration order: render one
+/// with [`go_json_struct`].
+pub fn go_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_go_json(&mut out, value);
+    out
+}
+
+/// Renders a Go struct as `json.Marshal` does: its fields in declaration order, each already
+/// rendered (by [`go_json`] or a nested [`go_json_struct`]). Leave out the fields Go omits
+/// (`omitempty` ones that are empty); internal types without json tags use their Go field names.
+pub fn go_json_struct(fields: &[(&str, String)]) -> String {
+    let mut out = String::from("{");
+    for (i, (name, rendered)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_go_json_string(&mut out, name);
+        out.push(':');
+        out.push_str(rendered);
+    }
+    out.push('}');
+    out
+}
+
+/// Renders a list of strings as `json.Marshal` prints a Go `[]string`: `["a","b"]`.
+pub fn go_json_strings(items: &[&str]) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_go_json_string(&mut out, item);
+    }
+    out.push(']');
+    out
+}
+
+fn write_go_json(out: &mut String, value: &Value) {
     match value {
-        Value::Null => "interface {}(nil)".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => go_number(n),
-        Value::String(s) => go_quote(s),
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&go_json_number(n)),
+        Value::String(s) => write_go_json_string(out, s),
         Value::Array(items) => {
-            let inner: Vec<String> = items.iter().map(go_sharp_v).collect();
-            format!("[]interface {{}}{{{}}}", inner.join(", "))
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_go_json(out, item);
+            }
+            out.push(']');
         }
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let inner: Vec<String> = keys
-                .iter()
-                .map(|k| format!("{}:{}", go_quote(k), go_sharp_v(&map[k.as_str()])))
-                .collect();
-            format!("map[string]interface {{}}{{{}}}", inner.join(", "))
+            // Go sorts a map's keys by their bytes, as Rust orders strings.
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_go_json_string(out, key);
+                out.push(':');
+                write_go_json(out, item);
+            }
+            out.push('}');
         }
+    }
+}
+
+/// A string as `encoding/json` writes it with HTML escaping on (`json.Marshal`'s default).
+fn write_go_json_string(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || matches!(c, '<' | '>' | '&') => {
+                let b = c as u32;
+                out.push_str("\\u00");
+                out.push(char::from(HEX[(b >> 4) as usize & 0xf]));
+                out.push(char::from(HEX[b as usize & 0xf]));
+            }
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A JSON number as `encoding/json` writes the `int64` or `float64` the unstructured decoder
+/// made of it: a float in plain decimal, or exponent form below 1e-6 or from 1e21 on (`1e-7`,
+/// `1e+21`), shortest digits.
+fn go_json_number(n: &serde_json::Number) -> String {
+    if let Some(i) = n.as_i64() {
+        return i.to_string();
+    }
+    let f = n.as_f64().unwrap_or(0.0);
+    if !f.is_finite() {
+        // json.Marshal refuses these; JSON input cannot hold them.
+        return go_float(f);
+    }
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let sci = format!("{f:e}");
+        let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+        let exp: i32 = exp.parse().unwrap_or(0);
+        // Go prints at least two exponent digits, then trims `e-09` to `e-9`.
+        if exp < 0 {
+            format!("{mantissa}e-{}", exp.unsigned_abs())
+        } else {
+            format!("{mantissa}e+{exp:02}")
+        }
+    } else {
+        // Rust's `Display` gives the shortest round-tripping digits without an exponent.
+        format!("{f}")
     }
 }
 
@@ -286,10 +401,7 @@ mod tests {
         );
         assert_eq!(c.reason, "FieldValueInvalid");
         assert_eq!(Cause::invalid("a", &json!("x"), "").message, "Invalid value: \"x\"");
-        assert_eq!(
-            Cause::invalid("a", &json!(null), "d").message,
-            "Invalid value: \"null\": d"
-        );
+        assert_eq!(Cause::invalid("a", &json!(null), "d").message, "Invalid value: null: d");
     }
 
     #[test]
@@ -318,12 +430,63 @@ mod tests {
     }
 
     #[test]
-    fn objects_and_arrays_render_as_go_sharp_v() {
-        let v = json!({"b": [1, "x"], "a": 1.5});
+    fn objects_and_arrays_render_as_go_json_marshal() {
+        let v = json!({"b": [1, "x", null, true], "a": 1.5, "c": {"z": {}, "y": []}});
+        assert_eq!(go_value(&v), r#"{"a":1.5,"b":[1,"x",null,true],"c":{"y":[],"z":{}}}"#);
+        assert_eq!(go_value(&json!(["None"])), r#"["None"]"#);
+        assert_eq!(go_value(&json!(null)), "null");
+        // Scalars keep Go's `%v` / `%q`.
+        assert_eq!(go_value(&json!(1e6)), "1e+06");
+        assert_eq!(go_value(&json!("a<b")), r#""a<b""#);
+    }
+
+    #[test]
+    fn go_json_escapes_as_encoding_json_does() {
         assert_eq!(
-            go_value(&v),
-            r#"map[string]interface {}{"a":1.5, "b":[]interface {}{1, "x"}}"#
+            go_json(&json!("<a&b>\"\\\n\r\t\u{8}\u{c}\u{1}\u{7f}é\u{2028}")),
+            "\"\\u003ca\\u0026b\\u003e\\\"\\\\\\n\\r\\t\\b\\f\\u0001\u{7f}é\\u2028\""
         );
+        assert_eq!(go_json(&json!({"<": 1})), r#"{"\u003c":1}"#);
+        assert_eq!(go_json_strings(&["a", "b\"c"]), r#"["a","b\"c"]"#);
+        assert_eq!(go_json_strings(&[]), "[]");
+    }
+
+    #[test]
+    fn go_json_prints_floats_as_encoding_json_does() {
+        let cases = [
+            (json!(1.0), "1"),
+            (json!(1.5), "1.5"),
+            (json!(1e6), "1000000"),
+            (json!(123456789.0), "123456789"),
+            (json!(1e20), "100000000000000000000"),
+            (json!(1e21), "1e+21"),
+            (json!(1.5e300), "1.5e+300"),
+            (json!(0.000001), "0.000001"),
+            (json!(1e-7), "1e-7"),
+            (json!(-2.5e-10), "-2.5e-10"),
+            (json!(0.0), "0"),
+            (json!(-7), "-7"),
+            (json!(u64::MAX), "18446744073709552000"),
+        ];
+        for (value, want) in cases {
+            assert_eq!(go_json(&value), want, "{value}");
+        }
+    }
+
+    #[test]
+    fn go_json_struct_keeps_declaration_order() {
+        let rendered = go_json_struct(&[
+            ("matchLabels", go_json(&json!({"tier": "front", "app": "web"}))),
+            (
+                "matchExpressions",
+                go_json(&json!([{"key": "k", "operator": "Exists"}])),
+            ),
+        ]);
+        assert_eq!(
+            rendered,
+            r#"{"matchLabels":{"app":"web","tier":"front"},"matchExpressions":[{"key":"k","operator":"Exists"}]}"#
+        );
+        assert_eq!(go_json_struct(&[]), "{}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use cel::objects::{Key, Map as RawMap};
 use cel::{Context, Env, ExecutionError, Program, Value as CelValue};
 use serde_json::{Map, Value};
 
-use super::cause::{Cause, go_quote, go_value};
+use super::cause::{Cause, go_json, go_json_struct, go_value};
 use super::{Additional, Node};
 
 mod library;
@@ -885,24 +885,26 @@ impl Checker<'_> {
     }
 }
 
-/// Go's `%#v` of an `apiextensions.ValidationRule`, the bad value kube prints for a bad rule.
+/// The `apiextensions.ValidationRule` kube reports as the bad value of a rule that does not
+/// compile, as `json.Marshal` prints it (Kubernetes 1.34 and later). The internal type has no json
+/// tags, so its Go field names are the keys, in declaration order, none omitted; `Reason` and
+/// `OptionalOldSelf` are pointers (`null` when unset).
 fn render_rule(m: &Map<String, Value>) -> String {
-    let reason = match m.get("reason").and_then(Value::as_str) {
-        Some(_) => "(*apiextensions.FieldValueErrorReason)(0xc000000000)",
-        None => "(*apiextensions.FieldValueErrorReason)(nil)",
-    };
-    let optional = match m.get("optionalOldSelf") {
-        Some(Value::Bool(_)) => "(*bool)(0xc000000000)",
-        _ => "(*bool)(nil)",
-    };
-    format!(
-        "apiextensions.ValidationRule{{Rule:{}, Message:{}, MessageExpression:{}, Reason:{reason}, FieldPath:{}, \
-         OptionalOldSelf:{optional}}}",
-        go_quote(str_of(m, "rule")),
-        go_quote(str_of(m, "message")),
-        go_quote(str_of(m, "messageExpression")),
-        go_quote(str_of(m, "fieldPath")),
-    )
+    let text = |key: &str| go_json(&Value::from(str_of(m, key)));
+    let reason = go_json(&m.get("reason").and_then(Value::as_str).map_or(Value::Null, Value::from));
+    let optional = go_json(
+        &m.get("optionalOldSelf")
+            .and_then(Value::as_bool)
+            .map_or(Value::Null, Value::Bool),
+    );
+    go_json_struct(&[
+        ("Rule", text("rule")),
+        ("Message", text("message")),
+        ("MessageExpression", text("messageExpression")),
+        ("Reason", reason),
+        ("FieldPath", text("fieldPath")),
+        ("OptionalOldSelf", optional),
+    ])
 }
 
 // ---------------------------------------------------------------------------------------------

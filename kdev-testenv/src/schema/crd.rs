@@ -401,7 +401,7 @@ mod tests {
                 json!({"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["nope"], "items": required})
             ),
             [format!(
-                "{p}.x-kubernetes-list-map-keys: Invalid value: []string{{\"nope\"}}: entries must all be names of item properties"
+                "{p}.x-kubernetes-list-map-keys: Invalid value: [\"nope\"]: entries must all be names of item properties"
             )]
         );
         assert_eq!(

@@ -42,7 +42,8 @@
 //!   `messageExpression`, `reason`, `fieldPath` and `optionalOldSelf`, `oldSelf` under lists that
 //!   are not `x-kubernetes-list-type: map`, and rules that do not compile
 //!   (`spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid
-//!   value: apiextensions.ValidationRule{...}: compilation failed: ...`).
+//!   value: {"Rule":"self.a ==","Message":"",...}: compilation failed: ...`, the rule printed as
+//!   JSON with its Go field names, as kube-apiserver 1.34+ prints it).
 //!
 //! The functions a rule may call (the [`cel`](https://crates.io/crates/cel) crate's standard
 //! library and extensions, plus what kdev-testenv adds from Kubernetes' library):
@@ -108,7 +109,7 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde_json::{Map, Value};
 
-pub use cause::{Cause, go_quote, go_value, status_message};
+pub use cause::{Cause, go_json, go_json_strings, go_json_struct, go_quote, go_value, status_message};
 pub use crd::validate_crd;
 
 /// Errors from compiling a schema.

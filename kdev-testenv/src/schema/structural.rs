@@ -137,10 +137,8 @@ fn list_and_map_types(s: &Map<String, Value>, path: &str, out: &mut Vec<Cause>) 
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let keys_value = || {
-        let quoted: Vec<String> = keys.iter().map(|k| super::cause::go_quote(k)).collect();
-        format!("[]string{{{}}}", quoted.join(", "))
-    };
+    // `XListMapKeys` is a `[]string`: kube prints it as JSON.
+    let keys_value = || super::cause::go_json_strings(&keys);
     if let Some(list_type) = list_type {
         if !matches!(list_type.as_str(), Some("atomic" | "set" | "map")) {
             out.push(Cause::not_supported(
@@ -181,8 +179,8 @@ fn list_and_map_types(s: &Map<String, Value>, path: &str, out: &mut Vec<Cause>) 
                     };
                     out.push(Cause::invalid_raw(
                         &format!("{path}.items.{k}"),
-                        &v.and_then(Value::as_str)
-                            .map_or("null".to_string(), |t| format!("\"{t}\"")),
+                        // A `*string`: JSON, `null` when unset.
+                        &super::cause::go_json(&v.and_then(Value::as_str).map_or(Value::Null, Value::from)),
                         "must be atomic as item of a list with x-kubernetes-list-type=set",
                     ));
                 }

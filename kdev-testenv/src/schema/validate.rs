@@ -675,7 +675,7 @@ mod tests {
             json!([{"name": "a", "v": 1}, {"name": "b"}, {"name": "a", "v": 2}]),
         );
         assert_eq!(causes[0].1, "spec.f[2]");
-        assert_eq!(causes[0].2, r#"Duplicate value: map[string]interface {}{"name":"a"}"#);
+        assert_eq!(causes[0].2, r#"Duplicate value: {"name":"a"}"#);
     }
 
     #[test]

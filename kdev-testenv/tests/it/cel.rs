@@ -458,9 +458,10 @@ async fn a_crd_whose_rule_does_not_compile_is_rejected() {
         ("FieldValueInvalid", field)
     );
     assert!(
-        causes[0]
-            .message
-            .starts_with("Invalid value: apiextensions.ValidationRule{Rule:\"self.a ==\", Message:\"\""),
+        causes[0].message.starts_with(concat!(
+            r#"Invalid value: {"Rule":"self.a ==","Message":"","MessageExpression":"","Reason":null,"#,
+            r#""FieldPath":"","OptionalOldSelf":null}: compilation failed: "#
+        )),
         "{}",
         causes[0].message
     );

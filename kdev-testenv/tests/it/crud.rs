@@ -661,7 +661,8 @@ async fn metadata_updates_are_validated_as_apimachinery_validates_them() {
         patch(json!({ "metadata": { "finalizers": ["example.com/ok", "not ok"] } })).await,
     );
     // apimachinery's qualified-name check, then (a ConfigMap being a core type) the core rule
-    // for a finalizer without a domain, at its index.
+    // for a finalizer without a domain, at its index. kube-apiserver reports each of them up to
+    // three times on an update; these are the distinct ones `causes` keeps.
     assert_eq!(refused.len(), 2, "{refused:?}");
     assert_eq!(refused[0].0, "metadata.finalizers");
     assert!(

@@ -160,7 +160,7 @@ async fn a_terminating_namespace_refuses_new_content() {
             (remaining
                 == (
                     "True".into(),
-                    "Some resources are remaining: configmaps has 1 resource instances".into(),
+                    "Some resources are remaining: configmaps. has 1 resource instances".into(),
                 )
                 && finalizers
                     == (

@@ -125,14 +125,26 @@ pub async fn needs_controllers(env: &TestEnv) -> bool {
     false
 }
 
-/// The `(field, message)` causes of a write refused with 422 Invalid.
+/// The `(field, message)` causes of a write refused with 422 Invalid, each distinct one once, in
+/// the order of their first appearance.
+///
+/// Exact duplicates are dropped because kube-apiserver validates an update's metadata two or
+/// three times (the generic `rest.BeforeUpdate` checks, then the type's update validation, which
+/// often runs its create validation too) and `errors.NewInvalid` keeps every cause (only the
+/// Status `message` is deduplicated): kubernetes/kubernetes#130656 and #140339. kdev-testenv
+/// reports each cause once, so a test compares the distinct causes.
 pub fn causes<T: std::fmt::Debug>(what: &str, r: Result<T, kube_client::Error>) -> Vec<(String, String)> {
     match r {
         Err(kube_client::Error::Api(s)) => {
             assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{what}: {s:?}");
-            s.details
-                .map(|d| d.causes.into_iter().map(|c| (c.field, c.message)).collect())
-                .unwrap_or_default()
+            let mut distinct: Vec<(String, String)> = Vec::new();
+            for cause in s.details.map(|d| d.causes).unwrap_or_default() {
+                let pair = (cause.field, cause.message);
+                if !distinct.contains(&pair) {
+                    distinct.push(pair);
+                }
+            }
+            distinct
         }
         other => panic!("{what}: expected 422 Invalid, got {other:?}"),
     }

@@ -439,7 +439,7 @@ async fn a_write_in_a_served_version_is_defaulted_and_validated_in_that_version_
     // v2's enum, and v2's CEL rule left unchecked because of it (v1 has neither).
     assert_eq!(
         refused.message,
-        r#"Widget.conv.example.com "bad" is invalid: [spec.mode: Unsupported value: "medium": supported values: "fast", "slow", <nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation]"#
+        r#"Widget.conv.example.com "bad" is invalid: [spec.mode: Unsupported value: "medium": supported values: "fast", "slow", <nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation]"#
     );
     assert!(
         hooks.calls_to("/convert").is_empty(),

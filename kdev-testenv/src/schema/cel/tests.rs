@@ -168,7 +168,7 @@ fn blocking_schema_errors_skip_rules() {
     assert_eq!(
         rendered(&s.validate_rules(&json!({"spec": {"a": 1, "b": "y"}}), None, &earlier)),
         [
-            "FieldValueInvalid <nil>: Invalid value: \"null\": some validation rules were not checked because the \
+            "FieldValueInvalid <nil>: Invalid value: null: some validation rules were not checked because the \
              object was invalid; correct the existing errors to complete validation"
         ]
     );
@@ -298,7 +298,8 @@ fn crd_rules_that_do_not_compile_are_rejected() {
     assert!(
         got[0].starts_with(
             "FieldValueInvalid spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: \
-             Invalid value: apiextensions.ValidationRule{Rule:\"self.a ===\""
+             Invalid value: {\"Rule\":\"self.a ===\",\"Message\":\"\",\"MessageExpression\":\"\",\"Reason\":null,\
+             \"FieldPath\":\"\",\"OptionalOldSelf\":null}: compilation failed: "
         ),
         "{got:?}"
     );

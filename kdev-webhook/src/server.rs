@@ -138,6 +138,56 @@ impl std::fmt::Debug for Builder {
     }
 }
 
+/// The path controller-runtime (and kubebuilder's generated manifests) give the validating
+/// webhook of `K`: `/validate-<group with dots as dashes>-<version>-<lowercased kind>`, e.g.
+/// `/validate-batch-tutorial-kubebuilder-io-v1-cronjob`, or `/validate--v1-pod` for the core
+/// group. Use it to keep the paths of a port from Go.
+///
+/// ```
+/// use k8s_openapi::api::apps::v1::Deployment;
+/// use k8s_openapi::api::core::v1::Pod;
+///
+/// assert_eq!(kdev_webhook::server::validate_path::<Deployment>(), "/validate-apps-v1-deployment");
+/// assert_eq!(kdev_webhook::server::validate_path::<Pod>(), "/validate--v1-pod");
+/// ```
+pub fn validate_path<K>() -> String
+where
+    K: kube_core::Resource,
+    K::DynamicType: Default,
+{
+    generated_path::<K>("validate")
+}
+
+/// The path controller-runtime gives the mutating (defaulting) webhook of `K`:
+/// `/mutate-<group with dots as dashes>-<version>-<lowercased kind>`; see [`validate_path`].
+///
+/// ```
+/// use k8s_openapi::api::apps::v1::Deployment;
+///
+/// assert_eq!(kdev_webhook::server::mutate_path::<Deployment>(), "/mutate-apps-v1-deployment");
+/// ```
+pub fn mutate_path<K>() -> String
+where
+    K: kube_core::Resource,
+    K::DynamicType: Default,
+{
+    generated_path::<K>("mutate")
+}
+
+fn generated_path<K>(prefix: &str) -> String
+where
+    K: kube_core::Resource,
+    K::DynamicType: Default,
+{
+    let dt = K::DynamicType::default();
+    format!(
+        "/{prefix}-{}-{}-{}",
+        K::group(&dt).replace('.', "-"),
+        K::version(&dt),
+        K::kind(&dt).to_lowercase()
+    )
+}
+
 impl Builder {
     fn route(mut self, path: &str, endpoint: Route) -> Self {
         if self.error.is_none() {
@@ -150,7 +200,8 @@ impl Builder {
         self
     }
 
-    /// Serves a typed [`Validator`] of `K` at `path`.
+    /// Serves a typed [`Validator`] of `K` at `path` ([`validate_path::<K>()`](validate_path)
+    /// is controller-runtime's choice).
     ///
     /// `K`'s group, version and plural become the webhook's rule in the generated
     /// [configuration](crate::config).
@@ -168,7 +219,8 @@ impl Builder {
         self.route(path, Route::Admission(Arc::new(endpoint)))
     }
 
-    /// Serves a typed [`Defaulter`] of `K` at `path`.
+    /// Serves a typed [`Defaulter`] of `K` at `path` ([`mutate_path::<K>()`](mutate_path) is
+    /// controller-runtime's choice).
     ///
     /// `K`'s group, version and plural become the webhook's rule in the generated
     /// [configuration](crate::config).

@@ -274,6 +274,11 @@ const BUILTINS: &[Builtin] = &[
         .status()
         .generation()
         .all(),
+    b("batch", "v1", "jobs", "Job", true, &[]).status().generation().all(),
+    b("batch", "v1", "cronjobs", "CronJob", true, &["cj"])
+        .status()
+        .generation()
+        .all(),
     b("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
     b("events.k8s.io", "v1", "events", "Event", true, &["ev"]).rule(NameRule::PathSegment),
     b(

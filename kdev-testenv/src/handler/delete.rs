@@ -197,7 +197,10 @@ pub(crate) fn delete(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
 /// What deleting `old` would answer, changing nothing (`dryRun=All`): the object marked for
 /// deletion when finalizers would hold it, else its last state.
 fn preview(st: &State, res: &Arc<Resource>, old: &Arc<Stored>, opts: &Options) -> Deletion {
-    let fins = gc_finalizers(&finalizers(&old.value), opts.propagation);
+    let propagation = opts
+        .propagation
+        .or_else(|| super::batch::default_propagation(res, &old.value));
+    let fins = gc_finalizers(&finalizers(&old.value), propagation);
     let deleting = old.value.pointer("/metadata/deletionTimestamp").is_some();
     let is_namespace = res.group.is_empty() && res.plural == "namespaces";
     if fins.is_empty() && !deleting && !is_namespace {
@@ -339,6 +342,8 @@ pub(crate) fn delete_object(
     if res.group.is_empty() && res.plural == "namespaces" {
         return delete_namespace(st, res, name, old);
     }
+    // A type's default garbage collection policy (a batch/v1 Job orphans its dependents).
+    let prop = prop.or_else(|| super::batch::default_propagation(res, &old.value));
     let mut fins = gc_finalizers(&finalizers(&old.value), prop);
     let deleting = old.value.pointer("/metadata/deletionTimestamp").is_some();
     // A CRD gets its clean-up finalizer on the first request to delete it, not before

@@ -2,6 +2,7 @@
 //! ([API concepts](https://kubernetes.io/docs/reference/using-api/api-concepts/)).
 
 mod admitted;
+mod batch;
 mod crd;
 mod delete;
 mod discovery;
@@ -357,6 +358,9 @@ async fn dispatch(
     }
     if let Some(w) = warning {
         warnings.push(w);
+    }
+    if let Some(w) = batch::delete_warning(&ctx, verb) {
+        warnings.push(w.to_string());
     }
     admitted::serve(&ctx, verb, warnings).await
 }

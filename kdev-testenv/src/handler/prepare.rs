@@ -58,6 +58,7 @@ pub(crate) fn on_create(res: &Resource, obj: &mut Value) {
         ("admissionregistration.k8s.io", plural) => {
             webhook_configuration::set_defaults(obj, plural == "mutatingwebhookconfigurations");
         }
+        ("batch", _) => super::batch::on_create(res, obj),
         _ => {}
     }
     if res.group.is_empty() && res.plural == "secrets" {
@@ -86,6 +87,9 @@ pub(crate) fn on_update(res: &Resource, obj: &mut Value, old: &Value) {
     }
     if res.group == "admissionregistration.k8s.io" {
         webhook_configuration::set_defaults(obj, res.plural == "mutatingwebhookconfigurations");
+    }
+    if res.group == "batch" {
+        super::batch::on_update(res, obj);
     }
 }
 
@@ -217,7 +221,7 @@ fn crd_defaults(obj: &mut Value) {
     }
 }
 
-fn pod_spec_defaults(spec: &mut Value) {
+pub(super) fn pod_spec_defaults(spec: &mut Value) {
     set_default(spec, &["restartPolicy"], json!("Always"));
     set_default(spec, &["dnsPolicy"], json!("ClusterFirst"));
     set_default(spec, &["schedulerName"], json!("default-scheduler"));
@@ -319,7 +323,10 @@ pub(crate) fn spec_changed(res: &Resource, old: &Value, new: &Value) -> bool {
 /// use apimachinery's, which does not.
 pub(crate) fn core_object_meta(res: &Resource) -> bool {
     res.crd.is_none()
-        && (res.group == "apps" || (res.group.is_empty() && res.plural != "events") || res.group == "events.k8s.io")
+        && (res.group == "apps"
+            || res.group == "batch"
+            || (res.group.is_empty() && res.plural != "events")
+            || res.group == "events.k8s.io")
 }
 
 /// Checks built-in types need for the examples and controllers to behave (a small subset of
@@ -379,6 +386,7 @@ pub(crate) fn validate(res: &Resource, obj: &Value, updating: bool) -> Vec<Cause
             );
         }
         ("", "events") => causes.extend(event::validate_core(obj)),
+        ("batch", _) => causes.extend(super::batch::validate(res, obj, updating)),
         ("coordination.k8s.io", "leases") => causes.extend(lease::validate(obj)),
         // The strict checks of a create; an update gets `legacyValidateEvent` only, and
         // [`validate_update`]'s comparisons (`ValidateEventUpdate`).
@@ -492,6 +500,7 @@ pub(crate) fn validate_update(res: &Resource, old: &Value, new: &Value) -> Vec<C
             }
         }
         ("events.k8s.io", "events") => event::validate_v1_update(&v1_event_to_core(new), &v1_event_to_core(old)),
+        ("batch", _) => super::batch::validate_update(res, old, new),
         _ => Vec::new(),
     }
 }
@@ -499,7 +508,7 @@ pub(crate) fn validate_update(res: &Resource, old: &Value, new: &Value) -> Vec<C
 /// A `metav1.LabelSelector` as a field error prints it since Kubernetes 1.34: `json.Marshal`'s
 /// output, `{"matchLabels":{"app":"web"}}` (both fields and a requirement's `values` are
 /// `omitempty`; a requirement's `key` and `operator` are not).
-fn go_label_selector(sel: &Value) -> String {
+pub(super) fn go_label_selector(sel: &Value) -> String {
     let mut fields = Vec::new();
     if let Some(labels) = sel.get("matchLabels").and_then(Value::as_object)
         && !labels.is_empty()

@@ -333,6 +333,38 @@ fn printer(group: &str, plural: &str) -> Printer {
             after: vec![wide("Containers"), wide("Images"), wide("Selector")],
             wide: workload_wide,
         },
+        ("batch", "jobs") => Printer {
+            before: vec![
+                col("Status", "string", "", 0),
+                col("Completions", "string", "", 0),
+                col("Duration", "string", "", 0),
+            ],
+            cells: super::batch::job_cells,
+            age: true,
+            after: vec![wide("Containers"), wide("Images"), wide("Selector")],
+            wide: workload_wide,
+        },
+        ("batch", "cronjobs") => Printer {
+            before: vec![
+                col("Schedule", "string", "", 0),
+                col("Timezone", "string", "", 0),
+                col("Suspend", "boolean", "", 0),
+                col("Active", "integer", "", 0),
+                col("Last Schedule", "string", "", 0),
+            ],
+            cells: super::batch::cronjob_cells,
+            age: true,
+            after: vec![wide("Containers"), wide("Images"), wide("Selector")],
+            wide: |o| {
+                let template = json!({ "spec": o.pointer("/spec/jobTemplate/spec").cloned().unwrap_or(Value::Null) });
+                let (containers, images) = containers_and_images(&template);
+                vec![
+                    containers,
+                    images,
+                    selector(o.pointer("/spec/jobTemplate/spec/selector")),
+                ]
+            },
+        },
         ("", "namespaces") => plain(vec![col("Status", "string", "", 0)], |o| {
             vec![o.pointer("/status/phase").cloned().unwrap_or(json!(""))]
         }),

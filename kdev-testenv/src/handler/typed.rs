@@ -13,6 +13,7 @@
 
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::events::v1::Event as EventV1;
@@ -208,6 +209,8 @@ macro_rules! for_builtin {
             ("apps", "v1", "ReplicaSet") => $f::<ReplicaSet>,
             ("apps", "v1", "StatefulSet") => $f::<StatefulSet>,
             ("apps", "v1", "DaemonSet") => $f::<DaemonSet>,
+            ("batch", "v1", "Job") => $f::<Job>,
+            ("batch", "v1", "CronJob") => $f::<CronJob>,
             ("coordination.k8s.io", "v1", "Lease") => $f::<Lease>,
             ("events.k8s.io", "v1", "Event") => $f::<EventV1>,
             ("apiextensions.k8s.io", "v1", "CustomResourceDefinition") => $f::<CustomResourceDefinition>,

@@ -213,12 +213,29 @@ impl From<Error<crate::controller::Error>> for crate::controller::Error {
 pub fn is_not_found(err: &kube_client::Error) -> bool {
     // Not kube-core's `Status::is_not_found`: it checks whether "NotFound" (not the answer's
     // reason) is a known reason, so a 404 without a reason is not "not found" to it.
+    reason_or_code(err, kube_core::response::reason::NOT_FOUND, 404)
+}
+
+/// client-go's test for most reasons: the answer's reason is `reason`, or its code is `code`
+/// and its reason none the API knows (an empty one, from a proxy in between).
+fn reason_or_code(err: &kube_client::Error, reason: &str, code: u16) -> bool {
     match err {
         kube_client::Error::Api(status) => {
-            status.reason == kube_core::response::reason::NOT_FOUND
-                || (status.code == 404 && !kube_core::response::reason::is_known(&status.reason))
+            status.reason == reason || (status.code == code && !kube_core::response::reason::is_known(&status.reason))
         }
         _ => false,
+    }
+}
+
+/// `Ok(None)` for an error `ignored` accepts, else the result as it was.
+fn ignore<T>(
+    result: Result<T, kube_client::Error>,
+    ignored: fn(&kube_client::Error) -> bool,
+) -> Result<Option<T>, kube_client::Error> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if ignored(&err) => Ok(None),
+        Err(err) => Err(err),
     }
 }
 
@@ -242,11 +259,7 @@ pub fn is_not_found(err: &kube_client::Error) -> bool {
 /// # Ok(()) }
 /// ```
 pub fn ignore_not_found<T>(result: Result<T, kube_client::Error>) -> Result<Option<T>, kube_client::Error> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(err) if is_not_found(&err) => Ok(None),
-        Err(err) => Err(err),
-    }
+    ignore(result, is_not_found)
 }
 
 /// Whether `err` is the API server saying an object of that name already exists (a create that
@@ -273,13 +286,7 @@ pub fn is_already_exists(err: &kube_client::Error) -> bool {
 /// API's known reasons. Read the object again and redo the change, or use
 /// [`create_or_update`], which does.
 pub fn is_conflict(err: &kube_client::Error) -> bool {
-    match err {
-        kube_client::Error::Api(status) => {
-            status.reason == kube_core::response::reason::CONFLICT
-                || (status.code == 409 && !kube_core::response::reason::is_known(&status.reason))
-        }
-        _ => false,
-    }
+    reason_or_code(err, kube_core::response::reason::CONFLICT, 409)
 }
 
 /// `Ok(None)` for an error that [`is_already_exists`], else the result as it was
@@ -300,11 +307,7 @@ pub fn is_conflict(err: &kube_client::Error) -> bool {
 /// # Ok(()) }
 /// ```
 pub fn ignore_already_exists<T>(result: Result<T, kube_client::Error>) -> Result<Option<T>, kube_client::Error> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(err) if is_already_exists(&err) => Ok(None),
-        Err(err) => Err(err),
-    }
+    ignore(result, is_already_exists)
 }
 
 /// Attempts of client-go's `retry.DefaultRetry`: 5 steps, 10 ms apart, 10 % jitter.

@@ -7,6 +7,7 @@
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::ConfigMap;
+use kdev_testenv::{Answer, TestEnv};
 use kube_client::Api;
 use kube_client::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -294,11 +295,10 @@ fn owned_by(name: &str, owner: &Job) -> ConfigMap {
     cm
 }
 
-#[tokio::test]
-async fn a_job_delete_that_names_no_policy_orphans_its_dependents_with_a_warning() {
-    let (env, ns) = setup().await;
-    let jobs: Api<Job> = Api::namespaced(env.client(), &ns);
-    let configmaps: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
+/// A suspended Job `pi` with a ConfigMap `data` it owns: (jobs, configmaps).
+async fn job_with_a_dependent(env: &TestEnv, ns: &str) -> (Api<Job>, Api<ConfigMap>) {
+    let jobs: Api<Job> = Api::namespaced(env.client(), ns);
+    let configmaps: Api<ConfigMap> = Api::namespaced(env.client(), ns);
     let owner = jobs
         .create(&PostParams::default(), &job("pi", json!({})))
         .await
@@ -307,11 +307,24 @@ async fn a_job_delete_that_names_no_policy_orphans_its_dependents_with_a_warning
         .create(&PostParams::default(), &owned_by("data", &owner))
         .await
         .expect("dependent");
-    let request = http::Request::delete(format!("/apis/batch/v1/namespaces/{ns}/jobs/pi"))
+    (jobs, configmaps)
+}
+
+/// A raw DELETE of the Job `name` (with `query` appended), to read the warnings it answers with.
+async fn delete_job(env: &TestEnv, ns: &str, name: &str, query: &str) -> Answer {
+    let request = http::Request::delete(format!("/apis/batch/v1/namespaces/{ns}/jobs/{name}{query}"))
         .body(Vec::new())
         .expect("request");
     let answer = env.send(request).await.expect("send");
     assert_eq!(answer.status, 200);
+    answer
+}
+
+#[tokio::test]
+async fn a_job_delete_that_names_no_policy_orphans_its_dependents_with_a_warning() {
+    let (env, ns) = setup().await;
+    let (jobs, configmaps) = job_with_a_dependent(&env, &ns).await;
+    let answer = delete_job(&env, &ns, "pi", "").await;
     assert_eq!(answer.warnings(), [ORPHAN_WARNING]);
     let body = answer.json();
     assert_eq!(body["kind"], "Job");
@@ -340,23 +353,8 @@ async fn a_job_delete_that_names_no_policy_orphans_its_dependents_with_a_warning
 #[tokio::test]
 async fn a_job_deleted_in_the_background_takes_its_dependents_and_no_warning() {
     let (env, ns) = setup().await;
-    let jobs: Api<Job> = Api::namespaced(env.client(), &ns);
-    let configmaps: Api<ConfigMap> = Api::namespaced(env.client(), &ns);
-    let owner = jobs
-        .create(&PostParams::default(), &job("pi", json!({})))
-        .await
-        .expect("create");
-    configmaps
-        .create(&PostParams::default(), &owned_by("data", &owner))
-        .await
-        .expect("dependent");
-    let request = http::Request::delete(format!(
-        "/apis/batch/v1/namespaces/{ns}/jobs/pi?propagationPolicy=Background"
-    ))
-    .body(Vec::new())
-    .expect("request");
-    let answer = env.send(request).await.expect("send");
-    assert_eq!(answer.status, 200);
+    let (jobs, configmaps) = job_with_a_dependent(&env, &ns).await;
+    let answer = delete_job(&env, &ns, "pi", "?propagationPolicy=Background").await;
     assert!(answer.warnings().is_empty(), "{:?}", answer.warnings());
     assert!(jobs.get_opt("pi").await.expect("get").is_none());
     if needs_controllers(&env).await {
@@ -370,13 +368,7 @@ async fn a_job_deleted_in_the_background_takes_its_dependents_and_no_warning() {
     jobs.create(&PostParams::default(), &job("quiet", json!({})))
         .await
         .expect("create");
-    let request = http::Request::delete(format!(
-        "/apis/batch/v1/namespaces/{ns}/jobs/quiet?propagationPolicy=Orphan"
-    ))
-    .body(Vec::new())
-    .expect("request");
-    let answer = env.send(request).await.expect("send");
-    assert_eq!(answer.status, 200);
+    let answer = delete_job(&env, &ns, "quiet", "?propagationPolicy=Orphan").await;
     assert!(answer.warnings().is_empty(), "{:?}", answer.warnings());
     if !needs_controllers(&env).await {
         release(&jobs, "quiet").await;

@@ -3,7 +3,8 @@
 //!
 //! kube-apiserver validates its internal (core) form whatever the API an Event came through,
 //! so every field path names core/v1's field (`involvedObject`, `message`, `count`, ...), except
-//! `reportingController`, which is the internal field's name.
+//! the reporter's: `reportingComponent` (core/v1's name) for a request through core/v1,
+//! `reportingController` (the internal field's) through events.k8s.io/v1.
 
 use serde_json::{Value, json};
 
@@ -19,7 +20,7 @@ const NOTE_LIMIT: usize = 1024;
 /// compatibility). `event` is in core/v1 form.
 pub(crate) fn validate_core(event: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
-    legacy(event, &mut causes);
+    legacy(event, "reportingComponent", &mut causes);
     causes
 }
 
@@ -27,7 +28,7 @@ pub(crate) fn validate_core(event: &Value) -> Vec<Cause> {
 /// strict checks. `event` is in core/v1 form.
 pub(crate) fn validate_v1_create(event: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
-    legacy(event, &mut causes);
+    legacy(event, "reportingController", &mut causes);
     let name = event.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
     if !name.is_empty() {
         for e in crate::meta::check_name(name, crate::meta::NameRule::Subdomain) {
@@ -175,18 +176,19 @@ fn series(event: &Value, causes: &mut Vec<Cause>) {
 }
 
 /// `legacyValidateEvent`: the namespace agrees with the object's; an Event with an `eventTime`
-/// names its reporter, action and reason within their limits.
-fn legacy(event: &Value, causes: &mut Vec<Cause>) {
+/// names its reporter, action and reason within their limits. `reporter` is the reporter's field
+/// name in the causes, which depends on the API of the request.
+fn legacy(event: &Value, reporter: &str, causes: &mut Vec<Cause>) {
     check_namespace(event, causes);
     if is_zero(event.get("eventTime")) {
         return;
     }
     let controller = str_of(event, "reportingComponent");
     if controller.is_empty() {
-        causes.push(Cause::required("reportingController", ""));
+        causes.push(Cause::required(reporter, ""));
     }
     for e in crate::selector::qualified_name(controller) {
-        causes.push(Cause::invalid_str("reportingController", controller, &e));
+        causes.push(Cause::invalid_str(reporter, controller, &e));
     }
     for (key, limit) in [
         ("reportingInstance", REPORTING_INSTANCE_LIMIT),
@@ -327,18 +329,21 @@ mod tests {
         for k in ["reportingComponent", "reportingInstance", "action", "reason"] {
             e.as_object_mut().map(|m| m.remove(k));
         }
-        let expected = vec![
-            ("reportingController".to_string(), "Required value".to_string()),
-            ("reportingInstance".into(), "Required value".into()),
-            ("action".into(), "Required value".into()),
-            ("reason".into(), "Required value".into()),
-        ];
-        // As kube-apiserver, an empty reportingController is also not a qualified name.
+        // The reporter's field is named as the request's API names it.
+        let expected = |reporter: &str| {
+            vec![
+                (reporter.to_string(), "Required value".to_string()),
+                ("reportingInstance".into(), "Required value".into()),
+                ("action".into(), "Required value".into()),
+                ("reason".into(), "Required value".into()),
+            ]
+        };
+        // As kube-apiserver, an empty reporter is also not a qualified name.
         let required = |c: Vec<Cause>| -> Vec<(String, String)> {
             fields(c).into_iter().filter(|c| c.1 == "Required value").collect()
         };
-        assert_eq!(required(validate_core(&e)), expected);
-        assert_eq!(required(validate_v1_create(&e)), expected);
+        assert_eq!(required(validate_core(&e)), expected("reportingComponent"));
+        assert_eq!(required(validate_v1_create(&e)), expected("reportingController"));
         assert_eq!(validate_core(&e).len(), 6);
         let c = create(|e| e["reportingComponent"] = json!("not a name"));
         assert_eq!(c.len(), 1);

@@ -158,18 +158,13 @@ fn update_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         .unwrap_or("");
     // A PUT's uid is a precondition (`DefaultUpdatedObjectInfo.Preconditions`): a copy of an object
     // since deleted and re-created does not overwrite its successor. The storage checks it against
-    // the object it finds, which for a type that creates on update may be none (no uid).
+    // the object it finds, or, for a missing one, against an empty object (no uid) before it
+    // decides between a 404 and a create: a uid to a missing object is a 409 whatever the type.
     let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
     let existing = st.get(ctx.storage(), ctx.ns(), ctx.name()).map(|s| s.uid().to_string());
     let creates = existing.is_none() && sub.is_none() && ctx.res.allows_create_on_update();
-    let checked_against = match &existing {
-        Some(current) => Some(current.as_str()),
-        None => creates.then_some(""),
-    };
-    if let Some(current) = checked_against
-        && !uid.is_empty()
-        && uid != current
-    {
+    let current = existing.as_deref().unwrap_or("");
+    if !uid.is_empty() && uid != current {
         return Err(uid_precondition_failed(&ctx.res, ctx.ns(), ctx.name(), uid, current));
     }
     if creates {

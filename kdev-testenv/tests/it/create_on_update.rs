@@ -176,10 +176,12 @@ async fn a_create_by_put_is_validated_as_a_create() {
     );
 }
 
-/// A uid in the body is a precondition the storage checks against what it finds: nothing, for a
-/// missing Lease, so the PUT conflicts; a missing ConfigMap is simply not found.
+/// A uid in the body is a precondition the storage checks against what it finds, an empty object
+/// for a missing one, before it decides between a create and a 404: the PUT conflicts, whether
+/// the type creates on update (a Lease) or not (a ConfigMap); without a uid, a missing ConfigMap
+/// is simply not found.
 #[tokio::test]
-async fn a_put_with_a_uid_to_a_missing_object_conflicts_only_where_it_would_create() {
+async fn a_put_with_a_uid_to_a_missing_object_conflicts() {
     let (env, ns) = setup().await;
     let mut body = lease("ghost");
     body["metadata"]["uid"] = json!("6b1e4a43-6f2c-4b55-9d7e-2c8f3f0d9a11");
@@ -192,11 +194,27 @@ async fn a_put_with_a_uid_to_a_missing_object_conflicts_only_where_it_would_crea
         ),
         "{message}"
     );
-    let cm = json!({
+    let mut cm = json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": { "name": "ghost", "uid": "6b1e4a43-6f2c-4b55-9d7e-2c8f3f0d9a11" },
     });
-    let missing = put(&env, &format!("/api/v1/namespaces/{ns}/configmaps/ghost"), &cm).await;
+    let path = format!("/api/v1/namespaces/{ns}/configmaps/ghost");
+    let refused = put(&env, &path, &cm).await;
+    assert_eq!(
+        (refused.code, refused.body["reason"].as_str()),
+        (409, Some("Conflict")),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Precondition failed: UID in precondition: 6b1e4a43")),
+        "{}",
+        refused.body
+    );
+    cm["metadata"].as_object_mut().map(|m| m.remove("uid"));
+    let missing = put(&env, &path, &cm).await;
     assert_eq!(missing.code, 404, "{}", missing.body);
 }
 

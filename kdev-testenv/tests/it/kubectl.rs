@@ -361,6 +361,14 @@ spec:
     .await;
     let cr = format!("apiVersion: {group}/v1\nkind: Gadget\nmetadata:\n  name: g1\nspec:\n  size: 7\n");
     let f = k.file("cr.yaml", &cr);
+    // On a real cluster discovery publishes the new group a moment after `Established`: until
+    // then kubectl cannot map the kind.
+    for _ in 0..60 {
+        if k.run(&["get", &format!("gadgets.{group}")]).await.status.success() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
     k.ok(&["apply", "--server-side", "-f", &f]).await;
     let table = k.ok(&["get", &format!("gadgets.{group}")]).await;
     let header = table.lines().next().unwrap_or_default();

@@ -9,7 +9,7 @@ use kube_client::Api;
 use kube_client::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 
-use super::{configmap, needs_faults, setup};
+use super::{configmap, eventually, needs_faults, setup};
 
 fn name_of(ev: &WatchEvent<ConfigMap>) -> String {
     match ev {
@@ -179,6 +179,17 @@ async fn a_plain_watch_from_zero_ends_its_initial_events_with_a_bookmark() {
     for n in ["a", "b"] {
         api.create(&PostParams::default(), &configmap(n)).await.expect("create");
     }
+    // A watch from "0" starts from kube-apiserver's watch cache as it is: wait until a list
+    // from that cache (resourceVersion "0") shows both, or they could arrive after the bookmark.
+    eventually("the watch cache to hold a and b", || {
+        let api = api.clone();
+        async move {
+            let listed = api.list(&ListParams::default().match_any()).await.expect("list");
+            let names: Vec<String> = listed.items.into_iter().filter_map(|c| c.metadata.name).collect();
+            (names.iter().any(|n| n == "a") && names.iter().any(|n| n == "b")).then_some(())
+        }
+    })
+    .await;
     // kube-client's default watch parameters allow bookmarks.
     let wp = WatchParams::default().timeout(20);
     assert!(wp.bookmarks);

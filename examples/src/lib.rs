@@ -6,6 +6,18 @@ use kdev::testenv::TestEnv;
 use kube_client::api::{DeleteParams, PostParams};
 use kube_client::{Api, Client, Config};
 
+/// Sends kdev's `tracing` log lines to stderr, where they do not mix with the story a lesson
+/// prints on stdout, at the level `RUST_LOG` asks for (`RUST_LOG=kdev_core=debug` shows what the
+/// reflector and the manager do), else at `default` (`"off"`, `"error"`).
+pub fn log_to_stderr(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// Any error, as the lessons' `main` returns it.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

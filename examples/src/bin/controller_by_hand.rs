@@ -12,7 +12,7 @@
 //!
 //! The page that goes with it: `docs/controller_by_hand.md`.
 
-use kdev_examples::{connect, create_namespace, delete_namespace};
+use kdev_examples::{connect, create_namespace, delete_namespace, log_to_stderr};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -31,7 +31,6 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -42,10 +41,7 @@ const WORKERS: usize = 2;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     // `RUST_LOG=kdev_core::reflector=debug` adds the reflector's own log lines, on stderr.
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("off")))
-        .with_writer(std::io::stderr)
-        .init();
+    log_to_stderr("off");
 
     println!("== 1. a cluster and a namespace");
     // Keep the embedded server (if any) alive for the whole lesson: dropping it stops it.

@@ -13,7 +13,7 @@
 //! reconcile, scales the app, deletes it and shows the clean-up. The page that goes with it:
 //! `docs/operator.md`.
 
-use kdev_examples::{connect, create_namespace, delete_namespace};
+use kdev_examples::{connect, create_namespace, delete_namespace, log_to_stderr};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -292,13 +292,7 @@ fn ready_text(status: &MyAppStatus) -> String {
 async fn main() -> Result<(), BoxError> {
     // The manager logs through `tracing`: without a subscriber, reconcile errors go unseen.
     // Errors by default; `RUST_LOG=kdev_core=debug` shows every reconcile.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    log_to_stderr("error");
     println!("== 1. connecting: kubeconfig, in-cluster, or the embedded API server");
     let (client, embedded) = connect().await?;
     let ns = create_namespace(&client, "kdev-operator").await?;

@@ -15,7 +15,7 @@
 //! no Pods and no Pod ever runs. The lesson creates its Pods itself and plays the kubelet's
 //! status updates. The page that goes with it: `docs/operator_patterns.md`.
 
-use kdev_examples::{connect, create_namespace, delete_namespace};
+use kdev_examples::{connect, create_namespace, delete_namespace, log_to_stderr};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -437,13 +437,7 @@ impl Exposer {
 async fn main() -> Result<(), BoxError> {
     // The manager logs reconcile errors through `tracing`, on stderr (the lesson prints its own on
     // stdout). `RUST_LOG=kdev_core=debug` shows every reconcile.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    log_to_stderr("error");
     println!("== 1. connecting: kubeconfig, in-cluster, or the embedded API server");
     let (client, embedded) = connect().await?;
     let ns = create_namespace(&client, "kdev-patterns").await?;

@@ -17,9 +17,9 @@ use kdev::CancellationToken;
 use kdev::reflector::{Backoff, Config, ListWatch, Reflector, Status};
 use kdev::store::{self, Store};
 use kdev::testenv::{Failure, TestEnv};
+use kdev_examples::log_to_stderr;
 use kube_client::Api;
 use kube_client::api::{DeleteParams, PostParams};
-use tracing_subscriber::EnvFilter;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -57,10 +57,7 @@ fn show(step: &str, store: &Store<ConfigMap>, status: &Status) {
 async fn main() -> Result<(), Error> {
     // `RUST_LOG=kdev_core::reflector=debug` adds the reflector's own log lines, on stderr: each
     // list, each watch that ends and why, each retry (`=trace` adds every list page).
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("off")))
-        .with_writer(std::io::stderr)
-        .init();
+    log_to_stderr("off");
     let env = TestEnv::embedded(Default::default()).await?;
     let ns = env.namespace().await?;
     let api: Api<ConfigMap> = Api::namespaced(env.client(), &ns);

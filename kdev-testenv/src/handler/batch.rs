@@ -372,25 +372,7 @@ fn selector_operator_causes(sel: &Value, at: &str) -> Vec<Cause> {
         .iter()
         .enumerate()
     {
-        let op = e.get("operator").and_then(Value::as_str).unwrap_or("");
-        let values = e.get("values").and_then(Value::as_array).map_or(0, Vec::len);
-        let field = format!("{at}.matchExpressions[{i}]");
-        match op {
-            "In" | "NotIn" if values == 0 => causes.push(Cause::required(
-                &format!("{field}.values"),
-                "must be specified when `operator` is 'In' or 'NotIn'",
-            )),
-            "Exists" | "DoesNotExist" if values > 0 => causes.push(Cause::forbidden(
-                &format!("{field}.values"),
-                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-            )),
-            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            other => causes.push(Cause::invalid_str(
-                &format!("{field}.operator"),
-                other,
-                "not a valid selector operator",
-            )),
-        }
+        super::webhook_configuration::requirement_operator(e, &format!("{at}.matchExpressions[{i}]"), &mut causes);
     }
     causes
 }

@@ -168,22 +168,7 @@ fn label_selector(sel: &Value, path: &str, causes: &mut Vec<Cause>) {
     {
         let at = format!("{path}.matchExpressions[{i}]");
         let values = strs(req.get("values"));
-        match str_of(req, "operator") {
-            "In" | "NotIn" if values.is_empty() => causes.push(Cause::required(
-                &format!("{at}.values"),
-                "must be specified when `operator` is 'In' or 'NotIn'",
-            )),
-            "Exists" | "DoesNotExist" if !values.is_empty() => causes.push(Cause::forbidden(
-                &format!("{at}.values"),
-                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-            )),
-            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            op => causes.push(Cause::invalid_str(
-                &format!("{at}.operator"),
-                op,
-                "not a valid selector operator",
-            )),
-        }
+        requirement_operator(req, &at, causes);
         let key = str_of(req, "key");
         for e in crate::selector::qualified_name(key) {
             causes.push(Cause::invalid_str(&format!("{at}.key"), key, &e));
@@ -193,6 +178,31 @@ fn label_selector(sel: &Value, path: &str, causes: &mut Vec<Cause>) {
                 causes.push(Cause::invalid_str(&format!("{at}.values[{j}]"), v, &e));
             }
         }
+    }
+}
+
+/// The operator of one selector requirement at `at` and whether it may have values
+/// (`ValidateLabelSelectorRequirement`).
+pub(super) fn requirement_operator(req: &Value, at: &str, causes: &mut Vec<Cause>) {
+    let has_values = req
+        .get("values")
+        .and_then(Value::as_array)
+        .is_some_and(|v| !v.is_empty());
+    match str_of(req, "operator") {
+        "In" | "NotIn" if !has_values => causes.push(Cause::required(
+            &format!("{at}.values"),
+            "must be specified when `operator` is 'In' or 'NotIn'",
+        )),
+        "Exists" | "DoesNotExist" if has_values => causes.push(Cause::forbidden(
+            &format!("{at}.values"),
+            "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+        )),
+        "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+        op => causes.push(Cause::invalid_str(
+            &format!("{at}.operator"),
+            op,
+            "not a valid selector operator",
+        )),
     }
 }
 

@@ -79,6 +79,7 @@
 //! | [`condition`] | apimachinery's `meta.SetStatusCondition` | set, get and remove `status.conditions` entries |
 //! | [`event`] | `tools/events` | an `events.k8s.io/v1` recorder with series, spam filter and background sending |
 //! | [`wait`] | kube-runtime's `wait`, envtest's `Eventually` | wait until an object reaches a state: deleted, established, a condition true |
+//! | [`storage_version`] | kube-storage-version-migrator | rewrite a custom resource's objects in a new storage version, then trim `status.storedVersions` |
 //!
 //! # Features
 //!
@@ -101,6 +102,7 @@ pub mod object;
 pub mod owner;
 pub mod real_fifo;
 pub mod reflector;
+pub mod storage_version;
 pub mod store;
 pub mod wait;
 pub mod workqueue;

@@ -9,6 +9,7 @@ mod metrics;
 mod real_fifo;
 mod reflector;
 mod send_sync;
+mod storage_version;
 mod store;
 mod toolkit;
 mod wait;

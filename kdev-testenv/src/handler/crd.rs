@@ -24,6 +24,23 @@ fn str_list(v: &Value) -> Vec<String> {
 }
 
 /// The served resource a CRD defines.
+/// kube-apiserver's warning for a deprecated version without a `deprecationWarning`
+/// (`defaultDeprecationWarning`): it names the highest-priority version served, not deprecated
+/// and above the deprecated one, when there is one.
+fn default_deprecation_warning(group: &str, kind: &str, deprecated: &str, versions: &[Value]) -> String {
+    let message = format!("{group}/{deprecated} {kind} is deprecated");
+    let replacement = versions
+        .iter()
+        .filter(|v| v["served"] == true && v["deprecated"] != true)
+        .filter_map(|v| v["name"].as_str())
+        .filter(|name| version_priority(name) > version_priority(deprecated))
+        .max_by_key(|name| version_priority(name));
+    match replacement {
+        Some(name) => format!("{message}; use {group}/{name} {kind}"),
+        None => message,
+    }
+}
+
 fn resource_of(crd: &Value) -> Option<Resource> {
     let spec = crd.get("spec")?;
     let group = spec["group"].as_str()?.to_string();
@@ -84,10 +101,9 @@ fn resource_of(crd: &Value) -> Option<Resource> {
             })
             .unwrap_or_default();
         let deprecation_warning = (v["deprecated"] == true).then(|| {
-            v["deprecationWarning"]
-                .as_str()
-                .map(String::from)
-                .unwrap_or_else(|| format!("{group}/{} {kind} is deprecated", v["name"].as_str().unwrap_or("")))
+            v["deprecationWarning"].as_str().map(String::from).unwrap_or_else(|| {
+                default_deprecation_warning(&group, &kind, v["name"].as_str().unwrap_or(""), versions)
+            })
         });
         let apply = Arc::new(apply_schema(
             v.pointer("/schema/openAPIV3Schema").unwrap_or(&Value::Null),

@@ -390,7 +390,9 @@ pub(crate) fn bootstrap(state: &mut State) {
 
 /// The object in the version the client asked for.
 pub(crate) fn render(res: &Resource, version: &str, stored: &Stored) -> Bytes {
-    if res.conversion == Conversion::None && version == res.storage_version {
+    if res.conversion == Conversion::None
+        && stored.value.get("apiVersion").and_then(Value::as_str) == Some(res.api_version(version).as_str())
+    {
         return stored.json.clone();
     }
     Bytes::from(serde_json::to_vec(&convert_out(res, version, &stored.value)).unwrap_or_default())
@@ -402,10 +404,13 @@ pub(crate) fn convert_out(res: &Resource, version: &str, stored: &Value) -> Valu
         Conversion::None => stored.clone(),
         Conversion::EventsV1 => prepare::core_event_to_v1(stored),
     };
+    let api_version = res.api_version(version);
+    // An object written before its CRD changed storage version is still kept in the old one.
+    let converted = stored.get("apiVersion").and_then(Value::as_str) != Some(api_version.as_str());
     if let Some(m) = v.as_object_mut() {
-        m.insert("apiVersion".into(), Value::String(res.api_version(version)));
+        m.insert("apiVersion".into(), Value::String(api_version));
     }
-    if version != res.storage_version {
+    if converted {
         prune_to_version(res, version, &mut v);
     }
     v

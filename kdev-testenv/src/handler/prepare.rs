@@ -50,10 +50,12 @@ pub(crate) fn on_create(res: &Resource, obj: &mut Value) {
         ("coordination.k8s.io", "leases") => lease::drop_disabled_fields(obj, None),
         ("apiextensions.k8s.io", _) => {
             crd_defaults(obj);
-            // `PrepareForCreate`: a CRD's status is the server's (its names are checked anew).
+            // `PrepareForCreate`: a CRD's status is the server's (its names are checked anew),
+            // and its storage version is the first stored one.
             if let Some(m) = obj.as_object_mut() {
                 m.remove("status");
             }
+            record_storage_version(obj);
         }
         ("admissionregistration.k8s.io", plural) => {
             webhook_configuration::set_defaults(obj, plural == "mutatingwebhookconfigurations");
@@ -84,6 +86,8 @@ pub(crate) fn on_update(res: &Resource, obj: &mut Value, old: &Value) {
     }
     if res.group == "apiextensions.k8s.io" {
         crd_defaults(obj);
+        // `PrepareForUpdate`: a new storage version joins status.storedVersions.
+        record_storage_version(obj);
     }
     if res.group == "admissionregistration.k8s.io" {
         webhook_configuration::set_defaults(obj, res.plural == "mutatingwebhookconfigurations");
@@ -218,6 +222,36 @@ fn crd_defaults(obj: &mut Value) {
     }
     if let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) {
         set_default(spec, &["conversion"], json!({ "strategy": "None" }));
+    }
+}
+
+/// Adds a CRD's storage version (the first version marked `storage`) to its
+/// `status.storedVersions` when it is not there yet.
+fn record_storage_version(crd: &mut Value) {
+    let Some(storage) = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .and_then(|vs| vs.iter().find(|v| v["storage"] == true))
+        .and_then(|v| v["name"].as_str())
+        .map(String::from)
+    else {
+        return;
+    };
+    let Some(m) = crd.as_object_mut() else {
+        return;
+    };
+    let status = m.entry("status").or_insert_with(|| json!({}));
+    if !status.is_object() {
+        *status = json!({});
+    }
+    let stored = &mut status["storedVersions"];
+    if !stored.is_array() {
+        *stored = json!([]);
+    }
+    if let Some(list) = stored.as_array_mut()
+        && !list.iter().any(|v| v == storage.as_str())
+    {
+        list.push(json!(storage));
     }
 }
 

@@ -739,7 +739,14 @@ fn as_decoded(res: &Resource, version: &str, mut obj: Value) -> Result<Value, Ap
 
 /// Schema pruning, defaulting and validation for custom resources; type checks for built-ins;
 /// name, label and annotation checks for all.
-fn admit(res: &Resource, version: &str, obj: &mut Value, creating: bool, old: Option<&Value>) -> Result<(), ApiError> {
+fn admit(
+    res: &Resource,
+    version: &str,
+    obj: &mut Value,
+    creating: bool,
+    old: Option<&Value>,
+    sub: Option<&str>,
+) -> Result<(), ApiError> {
     let name = obj
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -787,6 +794,9 @@ fn admit(res: &Resource, version: &str, obj: &mut Value, creating: bool, old: Op
     }
     if res.group == "apiextensions.k8s.io" {
         causes.extend(crate::schema::validate_crd(obj));
+        if sub.is_none() {
+            causes.extend(crate::schema::validate_stored_versions(obj));
+        }
     }
     if causes.is_empty() {
         Ok(())
@@ -935,7 +945,7 @@ pub(crate) fn prepare_create(
     }
     let node_ports = is_service(res).then(|| node_ports::requested(&obj["spec"]));
     prepare::on_create(res, &mut obj);
-    admit(res, version, &mut obj, true, None)?;
+    admit(res, version, &mut obj, true, None, None)?;
     if let Some(manager) = manager {
         record_update(res, version, None, &mut obj, manager, None);
     }
@@ -1243,8 +1253,18 @@ pub(crate) fn update_object(
         }
     }
     prepare::on_update(res, &mut new, &old_served);
-    admit(res, version, &mut new, false, Some(&old_served))?;
-    if same_content(&old_served, &new) {
+    admit(res, version, &mut new, false, Some(&old_served), sub)?;
+    // kube-apiserver skips a write whose encoding is the bytes already stored. A custom resource
+    // is compared in its storage form: one stored in a version that is no longer the storage
+    // version encodes differently, so a no-op update rewrites it in the new one (how a storage
+    // version migration works), and one written back from a version that lacks some of its
+    // fields loses them.
+    let unchanged = if res.crd.is_some() {
+        same_content(&old.value, &convert_in(res, new.clone()))
+    } else {
+        same_content(&old_served, &new)
+    };
+    if unchanged {
         intercept::before_store(&old_served)?;
         return Ok(old);
     }

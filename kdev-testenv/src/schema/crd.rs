@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::Value;
 
-use super::cause::Cause;
+use super::cause::{Cause, go_json};
 use super::structural;
 
 static DNS1035: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new("^[a-z]([-a-z0-9]*[a-z0-9])?$").ok());
@@ -181,8 +181,9 @@ fn versions(crd: &Value, out: &mut Vec<Cause>) {
     if structural_ok {
         rules(versions, out);
     }
+    // kube-apiserver 1.34+ prints bad values as JSON: no versions is `null`.
     let rendered = if versions.is_empty() {
-        "[]apiextensions.CustomResourceDefinitionVersion(nil)"
+        "null"
     } else {
         "[]apiextensions.CustomResourceDefinitionVersion{...}"
     };
@@ -200,6 +201,64 @@ fn versions(crd: &Value, out: &mut Vec<Cause>) {
             "must have exactly one version marked as storage version",
         ));
     }
+}
+
+/// `ValidateCustomResourceDefinitionStoredVersions`, on a CRD's create and main-resource update
+/// (not on `/status`, which kube-apiserver lets set any list): `status.storedVersions` is not
+/// empty, holds the storage version, and names no version `spec.versions` lacks, since objects
+/// may still be stored in it.
+pub(crate) fn validate_stored_versions(crd: &Value) -> Vec<Cause> {
+    let field = "status.storedVersions";
+    let stored = crd.pointer("/status/storedVersions");
+    let names: Vec<&str> = stored
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let rendered = || go_json(stored.unwrap_or(&Value::Null));
+    if names.is_empty() {
+        return vec![Cause::invalid_raw(
+            field,
+            &rendered(),
+            "must have at least one stored version",
+        )];
+    }
+    let versions = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    // The last index of each name, as a Go map from name to index keeps it.
+    let mut unmatched: Vec<(usize, &str)> = names
+        .iter()
+        .enumerate()
+        .filter(|(i, name)| !names[i + 1..].contains(name))
+        .map(|(i, name)| (i, *name))
+        .collect();
+    for version in versions {
+        let name = str_at(version, "/name");
+        let known = unmatched.iter().any(|(_, n)| *n == name);
+        if version.get("storage") == Some(&Value::Bool(true)) && !known {
+            out.push(Cause::invalid_raw(
+                field,
+                &rendered(),
+                &format!("must have the storage version {name}"),
+            ));
+        }
+        unmatched.retain(|(_, n)| *n != name);
+    }
+    for (i, name) in unmatched {
+        out.push(Cause::invalid_str(
+            &format!("{field}[{i}]"),
+            name,
+            &format!(
+                "missing from spec.versions; {name} was previously a storage version, and must remain in \
+                 spec.versions until a storage migration ensures no data remains persisted in {name} and \
+                 removes {name} from status.storedVersions"
+            ),
+        ));
+    }
+    out
 }
 
 /// CEL rule checks. kube stores identical per-version schemas once, at `spec.validation`, and

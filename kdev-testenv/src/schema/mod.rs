@@ -111,6 +111,7 @@ use serde_json::{Map, Value};
 
 pub use cause::{Cause, go_json, go_json_strings, go_json_struct, go_quote, go_value, status_message};
 pub use crd::validate_crd;
+pub(crate) use crd::validate_stored_versions;
 
 /// Errors from compiling a schema.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@ mod batch;
 mod builtin;
 mod cel;
 mod crd;
+mod crd_versions;
 mod create_on_update;
 mod crud;
 mod delete;

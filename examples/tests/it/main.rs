@@ -3,6 +3,7 @@
 use std::process::Command;
 
 mod crd;
+mod crd_versions;
 mod crdgen;
 mod operator_patterns;
 mod webhooks;

@@ -101,6 +101,9 @@ pub struct Resource {
     /// A CRD's `spec.conversion` when its strategy is `Webhook`: objects move between versions
     /// through the conversion webhook rather than by rewriting `apiVersion`.
     pub conversion_webhook: Option<Arc<Value>>,
+    /// Whether objects may be kept in a version other than the storage version (a CRD's
+    /// `status.storedVersions` lists another one).
+    pub mixed_storage: bool,
     /// CRD data per served version, for custom resources.
     pub crd: Option<BTreeMap<String, CrdVersion>>,
     /// Extra selectable fields of a CRD (`selectableFields` json paths, without the leading dot).
@@ -360,6 +363,7 @@ impl Registry {
                     Conversion::None
                 },
                 conversion_webhook: None,
+                mixed_storage: false,
                 crd: None,
                 selectable_fields: vec![],
                 strategic: true,

@@ -48,6 +48,15 @@ async fn create(api: &Api<DynamicObject>, group: &str, name: &str) {
     api.create(&PostParams::default(), &obj).await.expect("create");
 }
 
+/// The `storageVersionHash` discovery publishes for gadgets, through v1.
+async fn storage_hash(client: &Client, group: &str) -> Option<String> {
+    let list = client.list_api_group_resources(&format!("{group}/v1")).await.ok()?;
+    list.resources
+        .into_iter()
+        .find(|r| r.name == "gadgets")?
+        .storage_version_hash
+}
+
 fn stored_versions(crd: &CustomResourceDefinition) -> Vec<String> {
     crd.status
         .as_ref()
@@ -72,6 +81,7 @@ async fn migrate_rewrites_every_object_then_trims_stored_versions() {
     create(&b, &group, "three").await;
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let before = storage_hash(&client, &group).await;
     let mut crd = crds.get(&name).await.expect("get the CRD");
     for v in &mut crd.spec.versions {
         v.storage = v.name == "v1";
@@ -81,7 +91,16 @@ async fn migrate_rewrites_every_object_then_trims_stored_versions() {
         .await
         .expect("switch the storage version");
     assert_eq!(stored_versions(&crd), ["v1beta1", "v1"]);
-    // Written after the switch: stored in v1 already.
+    // Written once the API server stores in v1 (a real one applies the change a moment after
+    // the write; discovery's storageVersionHash tells when): stored in v1 already.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while storage_hash(&client, &group).await == before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the storage version never changed in discovery"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     create(&b, &group, "four").await;
 
     let done = storage_version::migrate(&client, &name).await.expect("migrate");

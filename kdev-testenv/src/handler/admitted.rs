@@ -586,7 +586,10 @@ async fn convert_value(
     let storage_api = res.api_version(&res.storage_version);
     let kind = v.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
     let api = v.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
-    if kind == res.kind && api == storage_api {
+    // An object may still be kept in an older storage version: any version of the group is
+    // converted.
+    let in_group = api.split_once('/').is_some_and(|(group, _)| group == res.group);
+    if kind == res.kind && in_group {
         return Ok(Some(conversion::one_to_version(shared, res, v, version).await?));
     }
     if kind == res.list_kind && api == storage_api {

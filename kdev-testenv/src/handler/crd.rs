@@ -23,7 +23,6 @@ fn str_list(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The served resource a CRD defines.
 /// kube-apiserver's warning for a deprecated version without a `deprecationWarning`
 /// (`defaultDeprecationWarning`): it names the highest-priority version served, not deprecated
 /// and above the deprecated one, when there is one.
@@ -33,14 +32,23 @@ fn default_deprecation_warning(group: &str, kind: &str, deprecated: &str, versio
         .iter()
         .filter(|v| v["served"] == true && v["deprecated"] != true)
         .filter_map(|v| v["name"].as_str())
-        .filter(|name| version_priority(name) > version_priority(deprecated))
-        .max_by_key(|name| version_priority(name));
+        .filter(|name| kube_aware_cmp(name, deprecated).is_gt())
+        .max_by(|a, b| kube_aware_cmp(a, b));
     match replacement {
         Some(name) => format!("{message}; use {group}/{name} {kind}"),
         None => message,
     }
 }
 
+/// `CompareKubeAwareVersionStrings`: `Greater` when `a` ranks above `b`. Kube-like versions
+/// (`v2`, `v1beta1`) rank by [`version_priority`] and above any other name; other names rank
+/// alphabetically, the earlier above.
+fn kube_aware_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (pa, pb) = (version_priority(a), version_priority(b));
+    if pa.0 == 0 && pb.0 == 0 { b.cmp(a) } else { pa.cmp(&pb) }
+}
+
+/// The served resource a CRD defines.
 fn resource_of(crd: &Value) -> Option<Resource> {
     let spec = crd.get("spec")?;
     let group = spec["group"].as_str()?.to_string();
@@ -54,6 +62,9 @@ fn resource_of(crd: &Value) -> Option<Resource> {
         .as_str()?
         .to_string();
     let storage_def = versions.iter().find(|v| v["storage"] == true)?;
+    let mixed_storage = str_list(&crd["status"]["storedVersions"])
+        .iter()
+        .any(|v| *v != storage_version);
     let sub = |v: &Value, name: &str| {
         v.pointer(&format!("/subresources/{name}"))
             .is_some_and(|s| !s.is_null())
@@ -146,6 +157,7 @@ fn resource_of(crd: &Value) -> Option<Resource> {
             .get("conversion")
             .filter(|c| c["strategy"] == "Webhook")
             .map(|c| Arc::new(c.clone())),
+        mixed_storage,
         crd: Some(per_version),
         selectable_fields: storage_def["selectableFields"]
             .as_array()
@@ -363,17 +375,9 @@ fn establish(st: &mut State, stored: &Arc<Stored>) {
     }
     let mut v = crd.clone();
     let now = meta::now();
-    let mut stored_versions = str_list(&v["status"]["storedVersions"]);
-    // The storage version is recorded from the create on, names accepted or not.
-    let storage_version = crd["spec"]["versions"]
-        .as_array()
-        .and_then(|vs| vs.iter().find(|v| v["storage"] == true))
-        .and_then(|v| v["name"].as_str());
-    if let Some(storage) = storage_version
-        && !stored_versions.iter().any(|s| s == storage)
-    {
-        stored_versions.push(storage.to_string());
-    }
+    // Recorded by the write itself (`PrepareForCreate`, `PrepareForUpdate`); whatever a status
+    // write set is kept, as kube-apiserver keeps it.
+    let stored_versions = v["status"]["storedVersions"].clone();
     let condition = |ty: &str, status: &str, reason: &str, message: &str| {
         let prev = crd["status"]["conditions"]
             .as_array()

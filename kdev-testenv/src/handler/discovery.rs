@@ -181,9 +181,20 @@ fn subresources(r: &Resource) -> Vec<(&'static str, String, String, String, Vec<
     subs
 }
 
+/// The `storageVersionHash` of a resource's discovery entry (apiserver's `StorageVersionHash`):
+/// the first 8 bytes of the SHA-256 of `group/version/kind` of its storage version, in base64. It
+/// changes when the storage version does, which storage version migrators watch for.
+fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("{group}/{version}/{kind}"));
+    base64::engine::general_purpose::STANDARD.encode(&digest[..8])
+}
+
 fn legacy_resources(r: &Resource) -> Vec<Value> {
     let mut main = json!({
         "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind, "verbs": r.verbs(),
+        "storageVersionHash": storage_version_hash(&r.group, &r.storage_version, &r.kind),
     });
     if !r.short_names.is_empty() {
         main["shortNames"] = json!(r.short_names);
@@ -270,4 +281,17 @@ fn openapi_doc(g: &str, v: &str, resources: &[&std::sync::Arc<Resource>]) -> Val
     }
     json!({ "openapi": "3.0.0", "info": { "title": "Kubernetes (kdev-testenv)", "version": format!("v1.{MINOR}.0") },
             "paths": paths, "components": { "schemas": {} } })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn storage_version_hashes_are_kube_apiservers() {
+        // As `kubectl get --raw /apis/apps/v1` shows them.
+        assert_eq!(super::storage_version_hash("apps", "v1", "Deployment"), "8aSe+NMegvE=");
+        assert_ne!(
+            super::storage_version_hash("example.com", "v1", "Widget"),
+            super::storage_version_hash("example.com", "v2", "Widget")
+        );
+    }
 }

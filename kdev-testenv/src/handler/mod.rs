@@ -407,6 +407,11 @@ pub(crate) fn convert_out(res: &Resource, version: &str, stored: &Value) -> Valu
     let api_version = res.api_version(version);
     // An object written before its CRD changed storage version is still kept in the old one.
     let converted = stored.get("apiVersion").and_then(Value::as_str) != Some(api_version.as_str());
+    if converted && res.conversion_webhook.is_some() {
+        // Only the conversion webhook can convert it: it is handed on as it is kept, and the
+        // request's conversion (`webhook::conversion::to_version`) sends it there.
+        return v;
+    }
     if let Some(m) = v.as_object_mut() {
         m.insert("apiVersion".into(), Value::String(api_version));
     }

@@ -70,7 +70,7 @@ pub(crate) fn on_create(res: &Resource, obj: &mut Value) {
 
 /// Defaults on update: what kube-apiserver re-applies to every write of these types, and what
 /// their `PrepareForUpdate` resets given `old`, the object the update replaces.
-pub(crate) fn on_update(res: &Resource, obj: &mut Value, old: &Value) {
+pub(crate) fn on_update(res: &Resource, obj: &mut Value, old: &Value, sub: Option<&str>) {
     if (res.group.as_str(), res.plural.as_str()) == ("coordination.k8s.io", "leases") {
         lease::drop_disabled_fields(obj, Some(old));
     }
@@ -86,8 +86,11 @@ pub(crate) fn on_update(res: &Resource, obj: &mut Value, old: &Value) {
     }
     if res.group == "apiextensions.k8s.io" {
         crd_defaults(obj);
-        // `PrepareForUpdate`: a new storage version joins status.storedVersions.
-        record_storage_version(obj);
+        // `PrepareForUpdate`: a new storage version joins status.storedVersions (the status
+        // strategy takes the list it is given).
+        if sub.is_none() {
+            record_storage_version(obj);
+        }
     }
     if res.group == "admissionregistration.k8s.io" {
         webhook_configuration::set_defaults(obj, res.plural == "mutatingwebhookconfigurations");

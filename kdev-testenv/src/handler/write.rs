@@ -1252,7 +1252,7 @@ pub(crate) fn update_object(
             labels["kubernetes.io/metadata.name"] = json!(name);
         }
     }
-    prepare::on_update(res, &mut new, &old_served);
+    prepare::on_update(res, &mut new, &old_served, sub);
     admit(res, version, &mut new, false, Some(&old_served), sub)?;
     // kube-apiserver skips a write whose encoding is the bytes already stored. A custom resource
     // is compared in its storage form: one stored in a version that is no longer the storage

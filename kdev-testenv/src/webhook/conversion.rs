@@ -17,9 +17,10 @@ use crate::status::ApiError;
 /// by the request's own deadline; 30 s here).
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Whether objects of `res` in `version` need the conversion webhook to reach the storage version.
+/// Whether objects of `res` served in `version` may need the conversion webhook: `version` is
+/// not the storage version, or objects may still be kept in an older storage version.
 pub(crate) fn needs_webhook(res: &Resource, version: &str) -> bool {
-    res.conversion_webhook.is_some() && version != res.storage_version
+    res.conversion_webhook.is_some() && (version != res.storage_version || res.mixed_storage)
 }
 
 /// `group/version, Kind=Kind`, as Go prints a GroupVersionKind.

@@ -66,19 +66,37 @@ fn stored_versions(crd: &CustomResourceDefinition) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Makes `version` the only storage version of the installed CRD.
+/// The `storageVersionHash` discovery publishes for gadgets (through v1, always served).
+async fn storage_hash(client: &Client, group: &str) -> Option<String> {
+    let list = client.list_api_group_resources(&format!("{group}/v1")).await.ok()?;
+    list.resources
+        .into_iter()
+        .find(|r| r.name == "gadgets")?
+        .storage_version_hash
+}
+
+/// Makes `version` the only storage version of the installed CRD, and waits until discovery
+/// publishes the change: a real API server applies it a moment after the write, and stores
+/// objects in the old version until then.
 async fn set_storage(
     client: &Client,
     group: &str,
     version: &str,
 ) -> Result<CustomResourceDefinition, kube_client::Error> {
+    let before = storage_hash(client, group).await;
     let mut crd = get_crd(client, group).await;
     for v in &mut crd.spec.versions {
         v.storage = v.name == version;
     }
-    Api::<CustomResourceDefinition>::all(client.clone())
+    let written = Api::<CustomResourceDefinition>::all(client.clone())
         .replace(&format!("gadgets.{group}"), &PostParams::default(), &crd)
-        .await
+        .await?;
+    super::eventually("the new storage version in discovery", || async {
+        let now = storage_hash(client, group).await;
+        (now.is_some() && now != before).then_some(())
+    })
+    .await;
+    Ok(written)
 }
 
 async fn uninstall(client: &Client, group: &str) {

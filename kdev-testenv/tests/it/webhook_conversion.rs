@@ -758,3 +758,54 @@ async fn a_failed_conversion_is_worded_as_kube_apiserver_words_it() {
     assert_eq!(api_status(v2.get("stored").await).message, read);
     assert_eq!(api_status(v2.list(&Default::default()).await).message, read);
 }
+
+#[tokio::test]
+async fn objects_kept_in_an_old_storage_version_are_converted_by_the_webhook_until_rewritten() {
+    let Some((hooks, env, ns)) = setup().await else {
+        return;
+    };
+    let (v1, v2) = (widgets(&env.client(), "v1", &ns), widgets(&env.client(), "v2", &ns));
+    v1.create(&PostParams::default(), &widget("v1", "old", json!({ "size": 3 })))
+        .await
+        .expect("create in v1");
+
+    // v2 becomes the storage version; `old` stays kept in v1.
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    let name = format!("widgets.{GROUP}");
+    let mut crd = crds.get(&name).await.expect("get the CRD");
+    for v in &mut crd.spec.versions {
+        v.storage = v.name == "v2";
+    }
+    crds.replace(&name, &PostParams::default(), &crd)
+        .await
+        .expect("switch the storage version");
+
+    // Read in the storage version, it still needs the webhook: v1 → v2.
+    let before = hooks.calls_to("/convert").len();
+    let read = v2.get("old").await.expect("get in v2");
+    assert_eq!(read.data["spec"], json!({ "replicas": 3 }));
+    let calls = hooks.calls_to("/convert");
+    assert_eq!(calls.len(), before + 1);
+    let review = &calls[before]["request"];
+    assert_eq!(review["desiredAPIVersion"], "conv.example.com/v2");
+    assert_eq!(review["objects"][0]["apiVersion"], "conv.example.com/v1");
+
+    // Written back unchanged (a storage version migration's write), it is kept in v2 now.
+    let rewritten = v2.replace("old", &PostParams::default(), &read).await.expect("rewrite");
+    assert_ne!(rewritten.metadata.resource_version, read.metadata.resource_version);
+    assert_eq!(rewritten.data["spec"], json!({ "replicas": 3 }));
+    let before = hooks.calls_to("/convert").len();
+    assert_eq!(
+        v2.get("old").await.expect("get in v2").data["spec"],
+        json!({ "replicas": 3 })
+    );
+    assert_eq!(
+        hooks.calls_to("/convert").len(),
+        before,
+        "no conversion for an object kept in v2"
+    );
+    assert_eq!(
+        v1.get("old").await.expect("get in v1").data["spec"],
+        json!({ "size": 3 })
+    );
+}

@@ -20,9 +20,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kdev::CustomResource;
 use kdev::wait::{await_condition, conditions};
 use kdev_examples::{BoxError, connect, create_namespace, delete_namespace};
-use kube_client::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube_client::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube_client::{Api, Client};
-use kube_core::Resource;
 use kube_core::crd::v1::CustomResourceExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -127,6 +126,9 @@ async fn lesson(client: &Client, crds: &Api<CustomResourceDefinition>, ns: &str)
     let name = CronTabV1::crd_name();
     let beta: Api<CronTabV1beta1> = Api::namespaced(client.clone(), ns);
     let ga: Api<CronTabV1> = Api::namespaced(client.clone(), ns);
+    let beta_json: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<CronTabV1beta1>(&()));
+    let ga_json: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<CronTabV1>(&()));
     let pp = PostParams::default();
 
     println!("\n== 1. release 1: CronTab in v1beta1");
@@ -148,14 +150,10 @@ async fn lesson(client: &Client, crds: &Api<CustomResourceDefinition>, ns: &str)
     let crd = release_2()?;
     print_versions(&crd);
     update(client, ns, crd).await?;
-    let read = ga.get("nightly").await?;
-    println!(
-        "  nightly read in v1: apiVersion {}, cronSpec {:?}, image {:?}, replicas {:?}",
-        CronTabV1::api_version(&()),
-        read.spec.cron_spec,
-        read.spec.image,
-        read.spec.replicas
-    );
+    // Read as JSON: the typed structs would keep neither the apiVersion the server sent nor a
+    // field they do not declare.
+    let read = raw(&ga_json, "nightly").await?;
+    println!("  nightly read in v1: {read}");
     println!("  (strategy None: the API server only rewrote apiVersion)");
     let hourly = CronTabV1::new(
         "hourly",
@@ -185,8 +183,7 @@ async fn lesson(client: &Client, crds: &Api<CustomResourceDefinition>, ns: &str)
     )
     .await?;
     println!("  a v1beta1 request's Warning header: {warning}");
-    let old_view = beta.get("hourly").await?;
-    println!("  hourly read in v1beta1: {}", serde_json::to_string(&old_view.spec)?);
+    println!("  hourly read in v1beta1: {}", raw(&beta_json, "hourly").await?);
     // A v1beta1 client changes the image: the object it patches is the v1beta1 view.
     beta.patch(
         "hourly",
@@ -214,7 +211,7 @@ async fn lesson(client: &Client, crds: &Api<CustomResourceDefinition>, ns: &str)
     println!("\n== 5. storage version migration");
     let done = kdev::storage_version::migrate(client, name).await?;
     println!(
-        "rewrote {} of {} CronTabs in {} (nightly was still stored in v1beta1)",
+        "rewrote {} of {} CronTabs in {} (nightly was still stored in v1beta1; hourly was written again after release 3)",
         done.rewritten, done.objects, done.storage_version
     );
     println!(
@@ -253,6 +250,16 @@ async fn lesson(client: &Client, crds: &Api<CustomResourceDefinition>, ns: &str)
     listed.sort();
     println!("v1 list: {}", listed.join(", "));
     Ok(())
+}
+
+/// An object's `apiVersion` and `spec` as the server sent them.
+async fn raw(api: &Api<DynamicObject>, name: &str) -> Result<String, BoxError> {
+    let obj = api.get(name).await?;
+    let api_version = obj.types.map(|t| t.api_version).unwrap_or_default();
+    Ok(format!(
+        "apiVersion {api_version}, spec {}",
+        serde_json::to_string(&obj.data["spec"])?
+    ))
 }
 
 fn print_versions(crd: &CustomResourceDefinition) {

@@ -30,7 +30,7 @@ use kdev::controller::{self, Action, Context, Predicate, Reconciler};
 use kdev::event::{EventType, Recorder};
 use kdev::finalizer::{self, finalizer};
 use kdev::manager::Manager;
-use kdev::object::{self, OperationResult, create_or_update, patch_status};
+use kdev::object::{self, OperationResult, create_or_update};
 use kdev::owner;
 use kube_client::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_client::{Api, Client};
@@ -109,7 +109,7 @@ enum ReconcileError {
     #[error("writing a child object failed: {0}")]
     Child(#[from] object::Error<owner::Error>),
     #[error("writing the status failed: {0}")]
-    Status(#[from] object::Error),
+    Status(#[from] kube_client::Error),
     #[error("the object has no namespace")]
     NoNamespace,
 }
@@ -230,10 +230,24 @@ impl MyAppReconciler {
         let became_ready =
             condition::set(&mut status.conditions, ready) && condition::is_true(&status.conditions, "Ready");
         if status != before {
-            // Write status only when it changed from what the cache shows. The cache can lag
-            // behind our own last write, so the same status is sometimes written twice: harmless.
+            // Write status only when it changed from what the cache shows, and only over the
+            // object this reconcile read (its resourceVersion is a precondition): the cache can
+            // lag behind our own last write, and a status computed from a stale copy must not
+            // land (nor announce Ready twice). A 409 means a newer MyApp is on its way to the
+            // cache, and its watch event reconciles again.
             let apps: Api<MyApp> = Api::namespaced(ctx.client().clone(), ns);
-            patch_status(&apps, &name, &status).await?;
+            let patch = json!({
+                "metadata": { "resourceVersion": app.metadata.resource_version },
+                "status": status,
+            });
+            match apps
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if object::is_conflict(&e) => return Ok(Action::done()),
+                Err(e) => return Err(e.into()),
+            }
             println!(
                 "  [reconcile {name}] status: availableReplicas {available}, {}",
                 ready_text(&status)
@@ -395,8 +409,17 @@ async fn lesson(client: &Client, ns: &str, embedded: bool) -> Result<(), BoxErro
     println!("MyApp web status: {}", describe_status(&apps.get("web").await?));
 
     println!("\n== 7. the events the operator recorded (events.k8s.io/v1)");
-    recorder.flush().await;
+    // The reconcile announces Ready just after its status write, which the wait above may have
+    // seen first: events are asynchronous, so wait for that one too.
     let events: Api<K8sEvent> = Api::namespaced(client.clone(), ns);
+    wait("the Ready event for 4 replicas", || async {
+        recorder.flush().await;
+        let listed = events.list(&ListParams::default()).await?.items;
+        Ok(listed
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Ready") && e.note.as_deref() == Some("4 replicas available")))
+    })
+    .await?;
     let mut list = events.list(&ListParams::default()).await?.items;
     list.retain(|e| e.reporting_controller.as_deref() == Some(OPERATOR));
     list.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));

@@ -209,6 +209,15 @@ const fn coming(number: u8, name: &'static str, title: &'static str) -> Lesson {
 }
 
 impl Lesson {
+    /// How to run it.
+    fn run_command(&self) -> String {
+        match self.name {
+            "cluster" => "cargo run -p kdev-testenv --features k8s-openapi/latest -- serve".into(),
+            "leader_election_redis" => "cargo run -p kdev-examples --bin leader_election -- --redis".into(),
+            name => format!("cargo run -p kdev-examples --bin {name}"),
+        }
+    }
+
     /// The `cargo test` arguments that run its checks.
     fn test_args(&self) -> Option<Vec<&'static str>> {
         let filter = self.checks?;
@@ -394,10 +403,10 @@ fn check(lesson: &Lesson, cargo: &OsStr, path: &Path, now: &str) -> Result<bool,
         .map_err(|e| format!("cannot run {}: {e}", cargo.to_string_lossy()))?;
     if !status.success() {
         say!(
-            "lesson {} ({}) is not complete: its checks failed (above). Run it with `cargo run -p kdev-examples --bin {}` and compare with docs/{}.",
+            "lesson {} ({}) is not complete: its checks failed (above). Run it with `{}` and compare with docs/{}.",
             lesson.number,
             lesson.name,
-            lesson.name,
+            lesson.run_command(),
             lesson.page.unwrap_or_default()
         );
         return Ok(false);

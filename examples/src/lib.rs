@@ -21,6 +21,26 @@ pub fn log_to_stderr(default: &str) {
 /// Any error, as the lessons' `main` returns it.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Polls `check` every 20 ms until it says `true`, for up to two minutes (a real cluster pulls
+/// images and schedules Pods); then fails, naming `what` it waited for.
+///
+/// # Errors
+/// The first error `check` returns, or a timeout.
+pub async fn wait<F, Fut>(what: &str, mut check: F) -> Result<(), BoxError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, BoxError>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !check().await? {
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}").into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
 /// The cluster of `KUBECONFIG` (or the in-cluster configuration) when one is set, else kdev's
 /// embedded API server, which runs for as long as the returned `TestEnv` lives. Says which.
 ///

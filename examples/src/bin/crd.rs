@@ -11,7 +11,7 @@
 //!
 //! The page that goes with it: `docs/crd.md`.
 
-use kdev_examples::{connect, create_namespace, delete_namespace};
+use kdev_examples::{connect, create_namespace, delete_namespace, wait};
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -465,22 +465,6 @@ async fn cel_rules(dynamic: &Api<DynamicObject>, sites: &Api<Website>) -> Result
             "      -> accepted: this server did not evaluate the rule (domain is now {})",
             o.data["spec"]["domain"]
         ),
-    }
-    Ok(())
-}
-
-/// Polls `check` every 50 ms for up to a minute.
-async fn wait<F, Fut>(what: &str, mut check: F) -> Result<(), BoxError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool, BoxError>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !check().await? {
-        if tokio::time::Instant::now() > deadline {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
 }

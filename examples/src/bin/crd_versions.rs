@@ -19,7 +19,7 @@ use std::time::Duration;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kdev::CustomResource;
 use kdev::wait::{await_condition, conditions};
-use kdev_examples::{BoxError, connect, create_namespace, delete_namespace};
+use kdev_examples::{BoxError, connect, create_namespace, delete_namespace, wait};
 use kube_client::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube_client::{Api, Client};
 use kube_core::crd::v1::CustomResourceExt;
@@ -351,20 +351,4 @@ async fn warning_of(client: &Client, path: &str) -> Result<String, BoxError> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Polls `check` every 50 ms for up to a minute.
-async fn wait<F, Fut>(what: &str, mut check: F) -> Result<(), BoxError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool, BoxError>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !check().await? {
-        if tokio::time::Instant::now() > deadline {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
 }

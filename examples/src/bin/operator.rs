@@ -13,7 +13,7 @@
 //! reconcile, scales the app, deletes it and shows the clean-up. The page that goes with it:
 //! `docs/operator.md`.
 
-use kdev_examples::{connect, create_namespace, delete_namespace, log_to_stderr};
+use kdev_examples::{connect, create_namespace, delete_namespace, log_to_stderr, wait};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -493,20 +493,4 @@ fn describe_status(app: &MyApp) -> String {
         status.available_replicas,
         ready_text(&status)
     )
-}
-
-/// Polls `check` every 50 ms for up to two minutes (a real cluster pulls images).
-async fn wait<F, Fut>(what: &str, mut check: F) -> Result<(), BoxError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool, BoxError>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while !check().await? {
-        if tokio::time::Instant::now() > deadline {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
 }

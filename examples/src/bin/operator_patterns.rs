@@ -15,7 +15,7 @@
 //! no Pods and no Pod ever runs. The lesson creates its Pods itself and plays the kubelet's
 //! status updates. The page that goes with it: `docs/operator_patterns.md`.
 
-use kdev_examples::{connect, create_namespace, delete_namespace, log_to_stderr};
+use kdev_examples::{connect, create_namespace, delete_namespace, log_to_stderr, wait};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -809,20 +809,4 @@ async fn wait_said(mark: usize, text: &str) -> Result<(), BoxError> {
 
 async fn settle_for(d: Duration) {
     tokio::time::sleep(d).await;
-}
-
-/// Polls `check` every 20 ms for up to two minutes (a real cluster schedules Pods).
-async fn wait<F, Fut>(what: &str, mut check: F) -> Result<(), BoxError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool, BoxError>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !check().await? {
-        if Instant::now() > deadline {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
 }

@@ -13,7 +13,6 @@
 //!
 //! The page that goes with it: `docs/crd_versions.md`.
 
-use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -12,7 +12,6 @@
 //! The page that goes with it: `docs/crd.md`.
 
 use kdev_examples::{connect, create_namespace, delete_namespace, wait};
-use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kdev::CustomResource;

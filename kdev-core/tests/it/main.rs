@@ -14,3 +14,12 @@ mod store;
 mod toolkit;
 mod wait;
 mod workqueue;
+
+/// An API group no other test or run uses, `t<8 random letters>.kdev.dev`, so that CRDs of
+/// tests sharing a real cluster never collide.
+pub fn unique_group() -> String {
+    format!(
+        "t{}.kdev.dev",
+        (0..8).map(|_| fastrand::lowercase()).collect::<String>()
+    )
+}

@@ -11,10 +11,7 @@ use serde_json::json;
 /// Installs `gadgets.<a unique group>`, stored in `v1beta1` and served in `v1` too; returns the
 /// group.
 async fn install_gadgets(env: &TestEnv) -> String {
-    let group = format!(
-        "t{}.kdev.dev",
-        (0..8).map(|_| fastrand::lowercase()).collect::<String>()
-    );
+    let group = super::unique_group();
     let schema = json!({ "openAPIV3Schema": { "type": "object", "properties": {
         "spec": { "type": "object", "properties": { "size": { "type": "integer" } } } } } });
     let crd: CustomResourceDefinition = serde_json::from_value(json!({

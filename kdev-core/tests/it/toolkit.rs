@@ -322,10 +322,7 @@ async fn create_or_update_creates_updates_leaves_unchanged_and_retries_conflicts
 /// A namespaced `Widget` CRD with a status subresource, in a group unique to this test. On a
 /// real cluster `env` deletes it when dropped, also when the test fails half-way.
 async fn install_widgets(env: &TestEnv) -> (String, ApiResource) {
-    let group = format!(
-        "t{}.kdev.dev",
-        (0..8).map(|_| fastrand::lowercase()).collect::<String>()
-    );
+    let group = super::unique_group();
     let crd: CustomResourceDefinition = serde_json::from_value(json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": { "name": format!("widgets.{group}") },

@@ -113,10 +113,7 @@ async fn fields_a_manager_stops_applying_are_removed_not_left_empty() {
 #[tokio::test]
 async fn a_custom_resource_keeps_no_empty_list_its_manager_stopped_applying() {
     let (env, ns) = setup().await;
-    let group = format!(
-        "t{}.kdev.dev",
-        (0..8).map(|_| fastrand::lowercase()).collect::<String>()
-    );
+    let group = super::unique_group("t");
     let crd: CustomResourceDefinition = serde_json::from_value(json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": { "name": format!("widgets.{group}") },

@@ -9,14 +9,7 @@ use kube_client::core::response::Status;
 use kube_client::{Api, Client};
 use serde_json::{Value, json};
 
-use super::setup;
-
-fn unique_group() -> String {
-    format!(
-        "c{}.kdev.dev",
-        (0..8).map(|_| fastrand::lowercase()).collect::<String>()
-    )
-}
+use super::{setup, unique_group};
 
 /// The `openAPIV3Schema` of the gadgets every test installs.
 fn schema() -> Value {
@@ -201,7 +194,7 @@ fn the_value_before_a_rule_message_is_left_out_by_its_kind() {
 #[tokio::test]
 async fn a_rule_at_the_root_of_spec_rejects_objects_that_break_it() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("c");
     let api = install(&env, &group, &ns).await;
     let s = invalid(
         api.create(
@@ -235,7 +228,7 @@ async fn a_rule_at_the_root_of_spec_rejects_objects_that_break_it() {
 #[tokio::test]
 async fn rules_on_nested_objects_use_message_expression_reason_and_field_path() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("c");
     let api = install(&env, &group, &ns).await;
     let s = invalid(
         api.create(
@@ -268,7 +261,7 @@ async fn rules_on_nested_objects_use_message_expression_reason_and_field_path() 
 #[tokio::test]
 async fn rules_on_list_items_name_the_item() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("c");
     let api = install(&env, &group, &ns).await;
     let s = invalid(
         api.create(
@@ -295,7 +288,7 @@ async fn rules_on_list_items_name_the_item() {
 #[tokio::test]
 async fn transition_rules_keep_a_field_immutable() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("c");
     let api = install(&env, &group, &ns).await;
     let created = api
         .create(
@@ -350,7 +343,7 @@ async fn transition_rules_keep_a_field_immutable() {
 #[tokio::test]
 async fn optional_old_self_rules_run_on_create_too() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("c");
     let api = install(&env, &group, &ns).await;
     let s = invalid(
         api.create(
@@ -403,7 +396,7 @@ async fn optional_old_self_rules_run_on_create_too() {
 #[tokio::test]
 async fn status_writes_are_checked_against_rules() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("c");
     let api = install(&env, &group, &ns).await;
     api.create(&PostParams::default(), &gadget(&group, "s", json!({ "a": "x" })))
         .await
@@ -441,7 +434,7 @@ async fn status_writes_are_checked_against_rules() {
 #[tokio::test]
 async fn a_crd_whose_rule_does_not_compile_is_rejected() {
     let (env, _ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("c");
     let crds: Api<CustomResourceDefinition> = Api::all(env.client());
     let mut bad = schema();
     bad["properties"]["spec"]["x-kubernetes-validations"] = json!([{ "rule": "self.a ==" }]);
@@ -479,7 +472,7 @@ async fn a_crd_whose_rule_does_not_compile_is_rejected() {
 #[tokio::test]
 async fn set_lists_compare_without_order_and_concatenate_as_unions() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("c");
     let tags = json!({ "type": "array", "maxItems": 4, "x-kubernetes-list-type": "set",
         "items": { "type": "string", "maxLength": 16 } });
     let schema = json!({ "type": "object", "properties": { "spec": {

@@ -7,7 +7,7 @@ use kube_client::discovery::Discovery;
 use kube_client::{Api, Client};
 use serde_json::{Value, json};
 
-use super::{code, eventually, setup};
+use super::{code, eventually, setup, unique_group};
 
 /// A CRD `widgets.<group>` with a unique group per test, so tests on one cluster never collide.
 fn crd(group: &str, scope: &str) -> CustomResourceDefinition {
@@ -41,13 +41,6 @@ fn crd(group: &str, scope: &str) -> CustomResourceDefinition {
         }
     }))
     .expect("a valid CRD")
-}
-
-fn unique_group() -> String {
-    format!(
-        "t{}.kdev.dev",
-        (0..8).map(|_| fastrand::lowercase()).collect::<String>()
-    )
 }
 
 /// Installs `crd`; on a real cluster `env` deletes it when dropped, also after a failure.
@@ -93,7 +86,7 @@ async fn change_crd(client: &Client, group: &str, change: impl FnOnce(&mut Custo
 #[tokio::test]
 async fn an_established_crd_is_discoverable_and_serves_its_resources() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     install(&env, &crd(&group, "Namespaced")).await;
     // A real API server publishes a new group's discovery a moment after Established.
     let discovery = eventually("the CRD's group to be discoverable", || async {
@@ -124,7 +117,7 @@ async fn an_established_crd_is_discoverable_and_serves_its_resources() {
 #[tokio::test]
 async fn custom_resources_are_validated_defaulted_and_pruned() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     install(&env, &crd(&group, "Namespaced")).await;
     let api = widgets(&env.client(), &group, "v1", &ns);
     match api
@@ -184,7 +177,7 @@ async fn custom_resources_are_validated_defaulted_and_pruned() {
 #[tokio::test]
 async fn the_status_subresource_of_a_custom_resource_is_separate() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     install(&env, &crd(&group, "Namespaced")).await;
     let api = widgets(&env.client(), &group, "v1", &ns);
     api.create(&PostParams::default(), &widget(&group, "v1", "w", json!({ "size": 2 })))
@@ -222,7 +215,7 @@ async fn the_status_subresource_of_a_custom_resource_is_separate() {
 #[tokio::test]
 async fn every_served_version_reads_the_same_objects() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     install(&env, &crd(&group, "Namespaced")).await;
     widgets(&env.client(), &group, "v1", &ns)
         .create(&PostParams::default(), &widget(&group, "v1", "w", json!({ "size": 2 })))
@@ -239,7 +232,7 @@ async fn every_served_version_reads_the_same_objects() {
 #[tokio::test]
 async fn cluster_scoped_custom_resources_have_no_namespace() {
     let (env, _ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     install(&env, &crd(&group, "Cluster")).await;
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(&group, "v1", "Widget"), "widgets");
     let api: Api<DynamicObject> = Api::all_with(env.client(), &ar);
@@ -260,7 +253,7 @@ async fn cluster_scoped_custom_resources_have_no_namespace() {
 #[tokio::test]
 async fn a_list_map_key_must_be_required_or_defaulted() {
     let (env, _ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     let mut def = crd(&group, "Namespaced");
     set_spec_property(
         &mut def,
@@ -293,7 +286,7 @@ async fn a_list_map_key_must_be_required_or_defaulted() {
 #[tokio::test]
 async fn an_invalid_crd_is_rejected() {
     let (env, _ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     let mut bad = crd(&group, "Namespaced");
     for v in &mut bad.spec.versions {
         v.storage = true;
@@ -316,7 +309,7 @@ async fn an_invalid_crd_is_rejected() {
 #[tokio::test]
 async fn deleting_a_crd_deletes_its_resources_and_stops_serving_them() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     install(&env, &crd(&group, "Namespaced")).await;
     let api = widgets(&env.client(), &group, "v1", &ns);
     api.create(&PostParams::default(), &widget(&group, "v1", "w", json!({ "size": 2 })))
@@ -338,7 +331,7 @@ async fn deleting_a_crd_deletes_its_resources_and_stops_serving_them() {
 #[tokio::test]
 async fn server_side_apply_merges_map_lists_of_custom_resources_by_key() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     let mut def = crd(&group, "Namespaced");
     set_spec_property(
         &mut def,
@@ -375,7 +368,7 @@ async fn server_side_apply_merges_map_lists_of_custom_resources_by_key() {
 #[tokio::test]
 async fn a_crd_without_list_kind_or_singular_gets_them_defaulted() {
     let (env, _ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     let mut def = crd(&group, "Namespaced");
     def.spec.names.list_kind = None;
     def.spec.names.singular = None;
@@ -405,7 +398,7 @@ async fn a_mutating_webhook_sees_a_custom_resource_pruned_and_defaulted() {
     })
     .await;
     let (env, ns) = env_for(&hooks).await;
-    let group = unique_group();
+    let group = unique_group("t");
     install(&env, &crd(&group, "Namespaced")).await;
     let configs: Api<MutatingWebhookConfiguration> = Api::all(env.client());
     let config = serde_json::from_value(json!({
@@ -460,7 +453,7 @@ fn owners_of(obj: &DynamicObject, field: &str) -> Vec<(String, String, String)> 
 #[tokio::test]
 async fn server_side_apply_through_status_is_its_own_managed_fields_entry() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     install(&env, &crd(&group, "Namespaced")).await;
     let api = widgets(&env.client(), &group, "v1", &ns);
     let object = |body: Value| {
@@ -536,7 +529,7 @@ async fn server_side_apply_through_status_is_its_own_managed_fields_entry() {
 #[tokio::test]
 async fn writes_to_an_object_with_a_status_subresource_never_own_its_status() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     install(&env, &crd(&group, "Namespaced")).await;
     let api = widgets(&env.client(), &group, "v1", &ns);
     let applied = json!({ "apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": { "name": "w" },
@@ -574,7 +567,7 @@ async fn writes_to_an_object_with_a_status_subresource_never_own_its_status() {
 #[tokio::test]
 async fn schema_patterns_are_go_regular_expressions() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     let mut def = crd(&group, "Namespaced");
     set_spec_property(&mut def, "code", json!({ "type": "string", "pattern": r"^\d+$" }));
     set_spec_property(&mut def, "braces", json!({ "type": "string", "pattern": "^a{}$" }));
@@ -602,7 +595,7 @@ async fn schema_patterns_are_go_regular_expressions() {
 #[tokio::test]
 async fn string_formats_are_checked_as_kube_apiserver_checks_them() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     let mut def = crd(&group, "Namespaced");
     for (name, format) in [
         ("link", "uri"),
@@ -661,7 +654,7 @@ async fn string_formats_are_checked_as_kube_apiserver_checks_them() {
 #[tokio::test]
 async fn an_update_keeps_a_value_a_tightened_schema_refuses() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     let size = |max: i64| json!({ "type": "integer", "minimum": 1, "maximum": max });
     let mut def = crd(&group, "Namespaced");
     set_spec_property(&mut def, "size", size(100));
@@ -705,7 +698,7 @@ async fn an_update_keeps_a_value_a_tightened_schema_refuses() {
 #[tokio::test]
 async fn a_new_default_applies_to_objects_stored_before() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     install(&env, &crd(&group, "Namespaced")).await;
     let api = widgets(&env.client(), &group, "v1", &ns);
     let before = api
@@ -736,7 +729,7 @@ async fn a_new_default_applies_to_objects_stored_before() {
 #[tokio::test]
 async fn unknown_fields_are_refused_under_strict_and_warned_about_by_default() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     install(&env, &crd(&group, "Namespaced")).await;
     let api = widgets(&env.client(), &group, "v1", &ns);
     let typo = widget(&group, "v1", "typo", json!({ "size": 1, "colour": "red" }));
@@ -793,7 +786,7 @@ async fn unknown_fields_are_refused_under_strict_and_warned_about_by_default() {
 #[tokio::test]
 async fn server_side_apply_refuses_fields_the_schema_does_not_declare() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     install(&env, &crd(&group, "Namespaced")).await;
     let api = widgets(&env.client(), &group, "v1", &ns);
     let mut applied = widget(&group, "v1", "w", json!({ "size": 1, "bogus": true }));
@@ -825,7 +818,7 @@ async fn server_side_apply_refuses_fields_the_schema_does_not_declare() {
 #[tokio::test]
 async fn install_crd_creates_or_replaces_and_waits_until_established() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     let mut def = crd(&group, "Namespaced");
     let installed = env.install_crd(&def).await.expect("install");
     let established = |c: &CustomResourceDefinition| {
@@ -850,7 +843,7 @@ async fn install_crd_creates_or_replaces_and_waits_until_established() {
         "the second install replaced the first"
     );
 
-    let mut broken = crd(&unique_group(), "Namespaced");
+    let mut broken = crd(&unique_group("t"), "Namespaced");
     broken.spec.scope = "Everywhere".into();
     match env.install_crd(&broken).await {
         Err(kdev_testenv::Error::Crd {
@@ -888,7 +881,7 @@ fn condition(crd: &CustomResourceDefinition, type_: &str) -> Option<(String, Str
 #[tokio::test]
 async fn a_crd_whose_names_another_crd_of_its_group_has_is_not_established_until_they_are_free() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     install(&env, &crd(&group, "Namespaced")).await;
     let crds: Api<CustomResourceDefinition> = Api::all(env.client());
 
@@ -967,7 +960,7 @@ async fn a_crd_whose_names_another_crd_of_its_group_has_is_not_established_until
 #[tokio::test]
 async fn a_crd_can_move_its_singular_into_its_short_names() {
     let (env, _ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     install(&env, &crd(&group, "Namespaced")).await;
     change_crd(&env.client(), &group, |c| {
         c.spec.names.singular = Some("wdg".into());
@@ -996,7 +989,7 @@ async fn a_crd_can_move_its_singular_into_its_short_names() {
 #[tokio::test]
 async fn a_quantity_field_takes_numbers_and_quantities_only() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     let mut def = crd(&group, "Namespaced");
     set_spec_property(
         &mut def,
@@ -1033,7 +1026,7 @@ async fn a_quantity_field_takes_numbers_and_quantities_only() {
 #[tokio::test]
 async fn a_custom_resource_table_describes_its_columns() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     let mut def = serde_json::to_value(crd(&group, "Namespaced")).expect("json");
     def["spec"]["versions"][0]["additionalPrinterColumns"] =
         json!([{ "name": "Size", "type": "integer", "jsonPath": ".spec.size" }]);
@@ -1063,7 +1056,7 @@ async fn a_custom_resource_table_describes_its_columns() {
 /// deletes it. (On the embedded server every environment has its own.)
 #[tokio::test]
 async fn environments_installing_one_crd_share_it_until_the_last_is_dropped() {
-    let group = unique_group();
+    let group = unique_group("t");
     let name = format!("widgets.{group}");
     let (first, _) = setup().await;
     let (second, ns) = setup().await;
@@ -1093,7 +1086,7 @@ async fn environments_installing_one_crd_share_it_until_the_last_is_dropped() {
 #[tokio::test]
 async fn installing_over_a_crd_being_deleted_waits_and_creates_it_afresh() {
     let (env, ns) = setup().await;
-    let group = unique_group();
+    let group = unique_group("t");
     let name = format!("widgets.{group}");
     let old = env.install_crd(&crd(&group, "Namespaced")).await.expect("install");
     // The clean-up finalizer comes with the first delete, not before (`REST.Delete`).

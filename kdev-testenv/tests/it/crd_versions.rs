@@ -8,14 +8,7 @@ use kube_client::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKin
 use kube_client::{Api, Client};
 use serde_json::{Value, json};
 
-use super::{causes, setup};
-
-fn unique_group() -> String {
-    format!(
-        "t{}.kdev.dev",
-        (0..8).map(|_| fastrand::lowercase()).collect::<String>()
-    )
-}
+use super::{causes, setup, unique_group};
 
 /// `gadgets.<group>` in `v1beta1` (the storage version) and `v1`, whose schema adds
 /// `spec.replicas`.
@@ -108,7 +101,7 @@ async fn uninstall(client: &Client, group: &str) {
 async fn a_stored_version_stays_in_spec_until_stored_versions_drops_it() {
     let (env, _ns) = setup().await;
     let client = env.client();
-    let group = unique_group();
+    let group = unique_group("t");
     env.install_crd(&gadgets_crd(&group)).await.expect("install");
     assert_eq!(stored_versions(&get_crd(&client, &group).await), ["v1beta1"]);
 
@@ -168,7 +161,7 @@ async fn a_stored_version_stays_in_spec_until_stored_versions_drops_it() {
 async fn a_no_op_update_rewrites_an_object_kept_in_an_old_storage_version() {
     let (env, ns) = setup().await;
     let client = env.client();
-    let group = unique_group();
+    let group = unique_group("t");
     env.install_crd(&gadgets_crd(&group)).await.expect("install");
     let v1 = gadgets(&client, &group, "v1", &ns);
     let pp = PostParams::default();
@@ -197,7 +190,7 @@ async fn a_no_op_update_rewrites_an_object_kept_in_an_old_storage_version() {
 async fn a_field_only_one_version_declares_does_not_survive_another() {
     let (env, ns) = setup().await;
     let client = env.client();
-    let group = unique_group();
+    let group = unique_group("t");
     env.install_crd(&gadgets_crd(&group)).await.expect("install");
     let (v1, v1beta1) = (
         gadgets(&client, &group, "v1", &ns),
@@ -234,7 +227,7 @@ async fn a_field_only_one_version_declares_does_not_survive_another() {
 async fn a_deprecated_version_warns_on_every_request() {
     let (env, ns) = setup().await;
     let client = env.client();
-    let group = unique_group();
+    let group = unique_group("t");
     let mut crd = gadgets_crd(&group);
     crd.spec.versions[0].deprecated = Some(true);
     env.install_crd(&crd).await.expect("install");

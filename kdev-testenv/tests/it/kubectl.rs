@@ -314,10 +314,7 @@ async fn kubectl_api_resources_lists_the_served_types() {
 async fn kubectl_manages_custom_resources_of_a_new_crd() {
     let (env, ns) = setup().await;
     let Some(k) = Kubectl::new(&env, &ns).await else { return };
-    let group = format!(
-        "k{}.kdev.dev",
-        (0..8).map(|_| fastrand::lowercase()).collect::<String>()
-    );
+    let group = super::unique_group("k");
     let crd = format!(
         "apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition

@@ -42,6 +42,15 @@ pub async fn setup() -> (TestEnv, String) {
     (env, ns)
 }
 
+/// An API group no other test or run uses, `<prefix><8 random letters>.kdev.dev`, so that CRDs
+/// of tests sharing a real cluster never collide.
+pub fn unique_group(prefix: &str) -> String {
+    format!(
+        "{prefix}{}.kdev.dev",
+        (0..8).map(|_| fastrand::lowercase()).collect::<String>()
+    )
+}
+
 /// A ConfigMap named `name` with one data key.
 pub fn configmap(name: &str) -> ConfigMap {
     let mut cm = ConfigMap::default();

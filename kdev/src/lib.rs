@@ -34,6 +34,7 @@
 //! | [`reflector`], [`informer`] | [`kdev_core`] | list-and-watch, shared informers, listers, the informer factory |
 //! | [`controller`], [`manager`], [`leader_election`], [`metrics`] | [`kdev_core`] | the controller runtime: `Reconciler`, `Controller`, `Manager`, leader election, REST-client and process metrics |
 //! | [`finalizer`], [`owner`], [`object`], [`condition`], [`event`], [`wait`], [`storage_version`] | [`kdev_core`] | the operator toolkit: finalizers, owner references, create-or-update, conditions, event recorder, waiting for a state, storage version migration |
+//! | [`feature_gate`] | [`kdev_core`] | feature gates: named, staged switches set from `--feature-gates` or the environment |
 //! | `testenv` (feature `testenv`) | `kdev_testenv` | an embedded Kubernetes API server for tests and lessons |
 //! | `CustomResource`, `crd` (feature `derive`) | `kdev_derive`, `kdev_crd` | typed custom resources and their CRDs from Rust structs |
 //! | `webhook` (feature `webhook`) | `kdev_webhook` | admission and conversion webhooks: the TLS server, `Validator`, `Defaulter`, raw handlers, certificates, generated configurations, CA injection, the Manager runnable |
@@ -96,8 +97,8 @@ pub use k8s_openapi;
 pub use kdev_core;
 pub use kdev_core::{DeltaFifo, RealFifo, Store, WorkQueue};
 pub use kdev_core::{
-    condition, controller, delta_fifo, event, finalizer, informer, leader_election, manager, metrics, object, owner,
-    real_fifo, reflector, storage_version, store, wait, workqueue,
+    condition, controller, delta_fifo, event, feature_gate, finalizer, informer, leader_election, manager, metrics,
+    object, owner, real_fifo, reflector, storage_version, store, wait, workqueue,
 };
 /// The Kubernetes client kdev's API takes and returns: `Client`, `Api`, `Config`, `Error`.
 pub use kube_client;

@@ -8,6 +8,7 @@ use kdev_core::workqueue::{self, WorkQueue, rate_limiter};
 use static_assertions::assert_impl_all;
 
 assert_impl_all!(Store<Pod>: Send, Sync, Clone);
+assert_impl_all!(kdev_core::feature_gate::FeatureGate: Send, Sync, Clone, Default);
 assert_impl_all!(Writer<Pod>: Send, Sync);
 assert_impl_all!(DeltaFifo<Pod>: Send, Sync);
 assert_impl_all!(RealFifo<Pod>: Send, Sync);

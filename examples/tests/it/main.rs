@@ -5,6 +5,7 @@ use std::process::Command;
 mod crd;
 mod crd_versions;
 mod crdgen;
+mod feature_gates;
 mod operator_patterns;
 mod webhooks;
 
@@ -31,7 +32,14 @@ fn run(bin: &str) -> String {
 /// cluster named by `KDEV_TEST_KUBECONFIG` when it is set. Returns its output, which must end in
 /// "lesson complete", and whether it ran on a real cluster.
 fn run_anywhere(bin: &str) -> (String, bool) {
+    run_anywhere_with(bin, &[], &[])
+}
+
+/// [`run_anywhere`] with command-line arguments and environment variables.
+fn run_anywhere_with(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> (String, bool) {
     let mut cmd = Command::new(bin);
+    clear_lesson_features(&mut cmd);
+    cmd.args(args).envs(envs.iter().copied());
     let on_cluster = match std::env::var("KDEV_TEST_KUBECONFIG") {
         Ok(path) if !path.is_empty() => {
             cmd.env("KUBECONFIG", path);
@@ -51,6 +59,16 @@ fn run_anywhere(bin: &str) -> (String, bool) {
     );
     assert!(out.trim_end().ends_with("lesson complete"), "{out}");
     (out, on_cluster)
+}
+
+/// Removes the `LESSON_FEATURE_*` variables of the shell running the tests: the
+/// `feature_gates` lesson would take them as its gates' values.
+fn clear_lesson_features(cmd: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("LESSON_FEATURE_") {
+            cmd.env_remove(name);
+        }
+    }
 }
 
 /// Says, when the tests are pointed at a real cluster, why this lesson still runs on the

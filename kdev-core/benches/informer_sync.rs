@@ -44,10 +44,13 @@ struct LeanConfigMap {
     metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     #[serde(default, deserialize_with = "boxed_pairs")]
     #[allow(dead_code)] // held, as a cache holds it; never read
-    data: Box<[(Box<str>, Box<str>)]>,
+    data: Pairs,
 }
 
-fn boxed_pairs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<[(Box<str>, Box<str>)]>, D::Error> {
+/// A ConfigMap's data, lean: one allocation for the pairs, one for each key and each value.
+type Pairs = Box<[(Box<str>, Box<str>)]>;
+
+fn boxed_pairs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Pairs, D::Error> {
     let map: Option<std::collections::BTreeMap<String, String>> = serde::Deserialize::deserialize(d)?;
     Ok(map
         .unwrap_or_default()

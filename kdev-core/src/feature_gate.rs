@@ -19,21 +19,23 @@
 //!     "ServerSideApply",
 //!     [(Version::new(1, 2), Spec::alpha()), (Version::new(1, 4), Spec::beta())],
 //! )?;
+//! // This program is release 1.4: first the emulation version, then the values.
+//! gates.set_emulation_version(Some(Version::new(1, 4)))?;
 //!
 //! // The value of a `--feature-gates` flag.
 //! gates.set("ScaleToZero=true, StatusConditions=false")?;
 //! assert!(gates.enabled("ScaleToZero"));
 //! assert!(!gates.enabled("StatusConditions"));
-//! assert!(gates.enabled("ServerSideApply")); // beta since 1.4, the newest release
+//! assert!(gates.enabled("ServerSideApply")); // beta since 1.4
 //!
 //! // A GA feature is locked to its default.
 //! let err = gates.set("Finalizers=false").unwrap_err();
 //! assert_eq!(err.to_string(), "cannot set feature gate Finalizers to false, feature is locked to true");
 //!
-//! // Behave as release 1.3 did: ServerSideApply was alpha then, so off by default. (Set the
-//! // emulation version first, then the values, as Kubernetes components do.)
-//! gates.set_emulation_version(Some(Version::new(1, 3)))?;
-//! assert!(!gates.enabled("ServerSideApply"));
+//! // A copy behaving as release 1.3 did: ServerSideApply was alpha then, so off by default.
+//! let older = gates.deep_copy();
+//! older.set_emulation_version(Some(Version::new(1, 3)))?;
+//! assert!(!older.enabled("ServerSideApply"));
 //!
 //! // The `--feature-gates` help text, as Kubernetes components print it.
 //! assert_eq!(gates.known_features()[0], "AllAlpha=true|false (ALPHA - default=false)");
@@ -662,7 +664,9 @@ impl FeatureGate {
 
     /// Set features from environment variables named `prefix` + the feature's name, as
     /// client-go reads `KUBE_FEATURE_<Name>` (`set_from_env("KUBE_FEATURE_")`). Only added
-    /// features are looked up; values are Go's booleans, not trimmed.
+    /// features and `AllAlpha`/`AllBeta` are looked up, so a misspelt variable
+    /// (`KUBE_FEATURE_Keycount`) is not read and not reported; values are Go's booleans, not
+    /// trimmed.
     ///
     /// # Errors
     ///
@@ -750,7 +754,9 @@ impl FeatureGate {
         state.known.get(name).map(|specs| spec_at(specs, state.emulation))
     }
 
-    /// Every feature (not `AllAlpha` and `AllBeta`) at the emulation version, by name.
+    /// Every feature (not `AllAlpha` and `AllBeta`) at the emulation version, by name,
+    /// including features not yet introduced ([`Stage::PreAlpha`]), which the help text and
+    /// the metric leave out.
     #[must_use]
     pub fn features(&self) -> Vec<Feature> {
         let state = self.state.read();

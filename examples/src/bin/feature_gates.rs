@@ -60,7 +60,9 @@ fn operator_gates() -> FeatureGate {
         ),
         // New in 0.3, still alpha.
         (KEY_COUNT, vec![(v(0, 3), Spec::alpha())]),
-        // The old behaviour, on by default until 0.4 deprecated it and turned it off.
+        // The old behaviour, on by default until 0.4 deprecated it and turned it off. Its
+        // history starts at 0.0 (before the gate existed, the behaviour was simply on): a
+        // deprecated stage needs an earlier entry saying what the feature was.
         (
             LEGACY_LABEL,
             vec![(v(0, 0), Spec::beta()), (v(0, 4), Spec::deprecated())],
@@ -82,12 +84,17 @@ fn operator_gates() -> FeatureGate {
 struct Flags {
     feature_gates: Option<String>,
     emulated_version: Option<String>,
+    help: bool,
 }
 
 fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Flags, String> {
     let mut flags = Flags::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
+        if arg == "--help" || arg == "-h" {
+            flags.help = true;
+            continue;
+        }
         let (name, inline) = match arg.split_once('=') {
             Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
             None => (arg.clone(), None),
@@ -105,40 +112,70 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Flags, String> 
     Ok(flags)
 }
 
-/// The gates as the operator runs with them: the emulated version first (default: this
-/// release), then the environment, then the command line (which wins), as Kubernetes
-/// components apply them. A refusal is a flag error, and the program stops before it touches
-/// the cluster.
-fn configured_gates(flags: &Flags) -> Result<FeatureGate, String> {
+/// The oldest release this one can emulate: three minor releases back, as kube-apiserver
+/// 1.31 to 1.33 allowed (the flag's help gives a component's range).
+const OLDEST_EMULATED: Version = Version::new(RELEASE.major, RELEASE.minor.saturating_sub(3));
+
+/// The gates as the operator runs with them, and what setting them said.
+struct Configured {
+    gates: FeatureGate,
+    /// The values the `LESSON_FEATURE_*` variables set, as a `--feature-gates` value.
+    from_env: String,
+    warnings: Vec<String>,
+}
+
+/// The emulated version first (default: this release), then the feature gates, as Kubernetes
+/// components apply them; the gates from `LESSON_FEATURE_<Name>` variables (client-go's way,
+/// `KUBE_FEATURE_<Name>`, for a program of your own), then from `--feature-gates`, which wins.
+/// A refusal is a flag error, and the program stops before it prints or touches anything.
+fn configure(flags: &Flags) -> Result<Configured, String> {
     let gates = operator_gates();
     let version = match &flags.emulated_version {
         Some(text) => {
             let version: Version = text
                 .parse()
                 .map_err(|e| format!("invalid argument {text:?} for \"--emulated-version\" flag: {e}"))?;
-            if version > RELEASE {
-                return Err(format!("emulation version {version} is not between [0.0, {RELEASE}]"));
+            if version > RELEASE || version < OLDEST_EMULATED {
+                return Err(format!(
+                    "emulation version {version} is not between [{OLDEST_EMULATED}, {RELEASE}]"
+                ));
             }
             version
         }
         None => RELEASE,
     };
     gates.set_emulation_version(Some(version)).expect("nothing is set yet");
-    for warning in gates
+    let mut warnings: Vec<String> = gates
         .set_from_env(ENV_PREFIX)
         .map_err(|e| format!("invalid {ENV_PREFIX}* variable: {e}"))?
-    {
-        println!("warning: {warning}");
-    }
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let from_env = gates.to_string();
     if let Some(value) = &flags.feature_gates {
-        let warnings = gates
+        let more = gates
             .set(value)
             .map_err(|e| format!("invalid argument {value:?} for \"--feature-gates\" flag: {e}"))?;
-        for warning in warnings {
-            println!("warning: {warning}");
-        }
+        warnings.extend(more.iter().map(ToString::to_string));
     }
-    Ok(gates)
+    Ok(Configured {
+        gates,
+        from_env,
+        warnings,
+    })
+}
+
+fn print_help() {
+    println!("Usage: feature_gates [--feature-gates=<Name=bool,...>] [--emulated-version=<major.minor>]\n");
+    println!(
+        "      --emulated-version string   The release to emulate, {OLDEST_EMULATED} to {RELEASE} (default {RELEASE})"
+    );
+    println!(
+        "      --feature-gates mapStringBool  A set of key=value pairs that describe feature gates for alpha/experimental features. Options are:"
+    );
+    for line in operator_gates().known_features() {
+        println!("{line}");
+    }
 }
 
 fn print_features(gates: &FeatureGate) {
@@ -168,6 +205,7 @@ fn summary(gates: &FeatureGate) -> String {
     let values: Vec<String> = gates
         .features()
         .iter()
+        .filter(|f| f.spec.stage != Stage::PreAlpha) // not in this release
         .map(|f| format!("{}={}", f.name, f.enabled))
         .collect();
     values.join(",")
@@ -209,7 +247,22 @@ impl Reconciler<ConfigMap> for Stamper {
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     log_to_stderr("off");
-    println!("== 1. the gates of {MANAGER} {RELEASE} (its --feature-gates help text)");
+    // Flags first: a refused value stops the program before it prints anything else.
+    let configured = match parse_flags(std::env::args().skip(1)).and_then(|flags| {
+        if flags.help {
+            print_help();
+            std::process::exit(0);
+        }
+        configure(&flags)
+    }) {
+        Ok(configured) => configured,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+
+    println!("== 1. the gates of {MANAGER} {RELEASE} (its --feature-gates help text; --help prints it too)");
     println!(
         "--feature-gates mapStringBool  A set of key=value pairs that describe feature gates for alpha/experimental features. Options are:"
     );
@@ -241,19 +294,20 @@ async fn main() -> Result<(), BoxError> {
     );
 
     println!("\n== 4. an emulated version: behave as an older release did");
-    for minor in 1..=4 {
+    for minor in 1..=RELEASE.minor {
         let gates = operator_gates();
-        gates.set_emulation_version(Some(Version::new(0, minor)))?;
-        let describe = |name| {
-            let spec = gates.spec(name).expect("added");
-            format!("{name} {} {}", stage_name(spec.stage), gates.enabled(name))
-        };
-        println!(
-            "  0.{minor}: {:<18} {:<25} {}",
-            describe(STAMP),
-            describe(KEY_COUNT),
-            describe(LEGACY_LABEL)
-        );
+        gates.set_emulation_version(Some(Version::new(RELEASE.major, minor)))?;
+        let row: Vec<String> = gates
+            .features()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{:<30}",
+                    format!("{} {} {}", f.name, stage_name(f.spec.stage), f.enabled)
+                )
+            })
+            .collect();
+        println!("  {}.{minor}: {}", RELEASE.major, row.concat().trim_end());
     }
     let gates = operator_gates();
     gates.set_emulation_version(Some(Version::new(0, 1)))?;
@@ -263,20 +317,17 @@ async fn main() -> Result<(), BoxError> {
     }
 
     println!("\n== 5. this run's gates: --emulated-version, then {ENV_PREFIX}<Name> variables, then --feature-gates");
-    let flags = match parse_flags(std::env::args().skip(1)) {
-        Ok(flags) => flags,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
-    let gates = match configured_gates(&flags) {
-        Ok(gates) => gates,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
+    let Configured {
+        gates,
+        from_env,
+        warnings,
+    } = configured;
+    if !from_env.is_empty() {
+        println!("from {ENV_PREFIX}* variables: {from_env}");
+    }
+    for warning in warnings {
+        println!("warning: {warning}");
+    }
     let version = match gates.emulation_version() {
         Some(v) if v == RELEASE => format!("{v} (this release)"),
         Some(v) => v.to_string(),

@@ -3,6 +3,7 @@
 
 mod admitted;
 mod batch;
+mod cluster_ips;
 mod crd;
 mod delete;
 mod discovery;

@@ -137,7 +137,8 @@ fn workload_defaults(kind: &str, spec: &mut Value) {
 }
 
 /// A Service's defaults and allocated values: the type, session affinity, IP families and
-/// traffic policies, and a cluster IP (random). Node ports are [`node_ports`]' to allocate. On
+/// traffic policies, and a tentative cluster IP ([`cluster_ips`](super::cluster_ips) allocates
+/// the real one). Node ports are [`node_ports`]' to allocate. On
 /// an update, `old` is the Service it replaces: a value the update leaves out is kept from it,
 /// as kube-apiserver's `patchAllocatedValues` keeps it (node ports matched by port name, unless
 /// the update gives that port to another), and only what is still missing is allocated.
@@ -179,8 +180,7 @@ pub(crate) fn service_defaults(spec: &mut Value, old: Option<&Value>) {
         }
     }
     if spec["type"] != "ExternalName" {
-        let ip = format!("10.96.{}.{}", fastrand::u8(..), fastrand::u8(1..255));
-        set_default(spec, &["clusterIP"], json!(ip));
+        set_default(spec, &["clusterIP"], json!(super::cluster_ips::tentative()));
         let ip = spec["clusterIP"].clone();
         set_default(spec, &["clusterIPs"], json!([ip]));
         set_default(spec, &["ipFamilies"], json!(["IPv4"]));
@@ -445,6 +445,10 @@ pub(crate) fn validate_update(res: &Resource, old: &Value, new: &Value) -> Vec<C
     // A field's value, with `null` as absent.
     let at = |v: &'_ Value, p: &str| v.pointer(p).filter(|x| !x.is_null()).cloned();
     match (res.group.as_str(), res.plural.as_str()) {
+        // `validateUpgradeDowngradeClusterIPs`: a Service's primary cluster IP stays.
+        ("", "services") => super::cluster_ips::immutable_cause(&old["spec"], &new["spec"])
+            .into_iter()
+            .collect(),
         // `ValidateConfigMapUpdate` and `ValidateSecretUpdate`.
         ("", plural @ ("configmaps" | "secrets")) => {
             let mut causes = Vec::new();

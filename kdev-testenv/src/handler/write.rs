@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::{Response, StatusCode, header};
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, convert_in, delete, intercept, node_ports, object_response, prepare, read};
+use super::{Ctx, cluster_ips, convert_in, delete, intercept, node_ports, object_response, prepare, read};
 use crate::meta;
 use crate::registry::Resource;
 use crate::schema::{Cause, go_json};
@@ -674,7 +674,7 @@ fn is_service(res: &Resource) -> bool {
     res.group.is_empty() && res.plural == "services"
 }
 
-/// The error of a Service write whose node ports could not be allocated.
+/// The error of a Service write whose cluster IP or node ports could not be allocated.
 fn refused(res: &Resource, name: &str, why: node_ports::Refused) -> ApiError {
     match why {
         node_ports::Refused::Invalid(cause) => invalid(res, name, vec![cause]),
@@ -864,8 +864,16 @@ pub(crate) struct Prepared {
     name: String,
     /// The generateName prefix, when the name was generated (and may be generated again).
     generated: Option<String>,
-    /// For a Service: the node ports its ports asked for, allocated when it is stored.
-    node_ports: Option<Vec<u64>>,
+    /// For a Service: what it asked for, allocated when it is stored.
+    service: Option<ServiceAsks>,
+}
+
+/// What a new Service asked for before defaults filled in the rest.
+struct ServiceAsks {
+    /// Its ports' node ports, one per port (0: none).
+    node_ports: Vec<u64>,
+    /// Its primary cluster IP (`None` for none; `"None"` for a headless Service).
+    cluster_ip: Option<String>,
 }
 
 /// The part of a create that needs no lock: names, metadata, defaults, validation and
@@ -943,7 +951,10 @@ pub(crate) fn prepare_create(
     } else {
         m.remove("generation");
     }
-    let node_ports = is_service(res).then(|| node_ports::requested(&obj["spec"]));
+    let service = is_service(res).then(|| ServiceAsks {
+        node_ports: node_ports::requested(&obj["spec"]),
+        cluster_ip: cluster_ips::requested(&obj["spec"]),
+    });
     prepare::on_create(res, &mut obj);
     admit(res, version, &mut obj, true, None, None)?;
     if let Some(manager) = manager {
@@ -954,7 +965,7 @@ pub(crate) fn prepare_create(
         obj: convert_in(res, obj),
         name,
         generated,
-        node_ports,
+        service,
     })
 }
 
@@ -971,7 +982,7 @@ pub(crate) fn commit_create(
         mut obj,
         mut name,
         generated,
-        node_ports,
+        service,
     } = prepared;
     if res.namespaced {
         match st.get("/namespaces", "", ns) {
@@ -1004,13 +1015,15 @@ pub(crate) fn commit_create(
         }
         meta_mut(&mut obj)?.insert("name".into(), json!(name));
     }
-    // kube-apiserver allocates a Service's node ports (`BeginCreate`) before it stores it, also
-    // on a dry run, which checks them without keeping them.
-    if let Some(requested) = node_ports
+    // kube-apiserver allocates a Service's cluster IP, then its node ports (`BeginCreate`),
+    // before it stores it, also on a dry run, which checks them without keeping them.
+    if let Some(asks) = service
         && let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object())
     {
+        let ips = cluster_ips::taken(st, &res.storage, None);
+        cluster_ips::allocate_on_create(spec, asks.cluster_ip.as_deref(), &ips).map_err(|r| refused(res, &name, r))?;
         let taken = node_ports::taken(st, &res.storage, None);
-        node_ports::allocate_on_create(spec, &requested, taken, dry_run).map_err(|r| refused(res, &name, r))?;
+        node_ports::allocate_on_create(spec, &asks.node_ports, taken, dry_run).map_err(|r| refused(res, &name, r))?;
     }
     if let Some(existing) = st.get(&res.storage, ns, &name) {
         return Err(ApiError::AlreadyExists {
@@ -1228,8 +1241,13 @@ pub(crate) fn update_object(
         && let (Some(spec), Some(old_spec)) = (new.get_mut("spec"), old_served.get("spec"))
         && spec.is_object()
     {
+        let asked_ip = cluster_ips::requested(spec);
         prepare::service_defaults(spec, Some(old_spec));
-        // `BeginUpdate`: node ports the Service did not hold are allocated now.
+        // `BeginUpdate`: a cluster IP for a Service that was an ExternalName, and node ports
+        // the Service did not hold, are allocated now.
+        let ips = cluster_ips::taken(st, &res.storage, Some((ns, name)));
+        cluster_ips::allocate_on_update(spec, old_spec, asked_ip.as_deref(), &ips)
+            .map_err(|r| refused(res, name, r))?;
         let taken = node_ports::taken(st, &res.storage, Some((ns, name)));
         node_ports::allocate_on_update(spec, old_spec, taken, dry_run).map_err(|r| refused(res, name, r))?;
     }
@@ -1310,7 +1328,7 @@ pub(crate) fn commit_converted(
             obj,
             name,
             generated,
-            node_ports: None,
+            service: None,
         };
         return commit_create(st, res, ns, prepared, dry_run).map(Some);
     };

@@ -1054,6 +1054,106 @@ async fn a_node_port_service_gets_its_node_ports() {
     }
 }
 
+/// A cluster IP belongs to one Service: asking for a taken one is refused, a Service's IP
+/// never changes, a headless Service holds none, and a deleted Service's IP is free again.
+#[tokio::test]
+async fn a_cluster_ip_belongs_to_one_service_at_a_time() {
+    let (env, ns) = setup().await;
+    let services: Api<Service> = Api::namespaced(env.client(), &ns);
+    let service = |name: &str, ip: Option<&str>| -> Service {
+        let mut spec = json!({ "selector": { "app": "x" }, "ports": [{ "port": 80 }] });
+        if let Some(ip) = ip {
+            spec["clusterIP"] = json!(ip);
+        }
+        serde_json::from_value(json!({ "metadata": { "name": name }, "spec": spec })).expect("service")
+    };
+    let ip_of = |s: &Service| {
+        s.spec
+            .as_ref()
+            .and_then(|s| s.cluster_ip.clone())
+            .expect("a cluster IP")
+    };
+
+    // Twenty Services that ask for nothing get twenty different IPs.
+    let mut ips = std::collections::BTreeSet::new();
+    for i in 0..20 {
+        let created = services
+            .create(&PostParams::default(), &service(&format!("auto-{i}"), None))
+            .await
+            .expect("create");
+        ips.insert(ip_of(&created));
+    }
+    assert_eq!(ips.len(), 20, "{ips:?}");
+
+    // Another Service's IP is refused.
+    let taken = ips.first().cloned().expect("an IP");
+    let refused = causes(
+        "a taken IP",
+        services
+            .create(&PostParams::default(), &service("copy", Some(&taken)))
+            .await,
+    );
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, "spec.clusterIPs");
+    assert!(
+        refused[0].1.ends_with(&format!(
+            "failed to allocate IP {taken}: provided IP is already allocated"
+        )),
+        "{}",
+        refused[0].1
+    );
+
+    // A Service keeps its IP: changing it is refused.
+    let other = ips.last().cloned().expect("an IP");
+    let moved = causes(
+        "a changed IP",
+        services
+            .patch(
+                "auto-0",
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "clusterIP": other, "clusterIPs": [other] } })),
+            )
+            .await,
+    );
+    assert!(
+        moved
+            .iter()
+            .any(|(field, message)| field == "spec.clusterIPs[0]" && message.ends_with("may not change once set")),
+        "{moved:?}"
+    );
+
+    // A headless Service holds no IP.
+    let headless = services
+        .create(&PostParams::default(), &service("headless", Some("None")))
+        .await
+        .expect("create");
+    assert_eq!(ip_of(&headless), "None");
+
+    // Once its Service is gone, an IP can be asked for again.
+    let owner = services.get("auto-0").await.expect("get");
+    let freed = ip_of(&owner);
+    services
+        .delete("auto-0", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let reused = eventually("the deleted Service's IP to be free", || async {
+        services
+            .create(&PostParams::default(), &service("reuse", Some(&freed)))
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(ip_of(&reused), freed);
+
+    // A bare kube-apiserver never empties the test namespace: give the IPs back.
+    let names = (1..20)
+        .map(|i| format!("auto-{i}"))
+        .chain(["headless".into(), "reuse".into()]);
+    for name in names {
+        services.delete(&name, &DeleteParams::default()).await.expect("delete");
+    }
+}
+
 /// `kubectl get` columns as kube-apiserver's printers give them, `-o wide` ones at priority 1.
 #[tokio::test]
 async fn service_tables_have_kubectl_s_columns() {

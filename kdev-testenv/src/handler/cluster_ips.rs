@@ -31,9 +31,100 @@ fn cidr() -> String {
     format!("{}/{PREFIX}", Ipv4Addr::from(NETWORK))
 }
 
-/// Whether this Service spec holds a cluster IP (not an ExternalName, not headless).
+/// Whether this Service spec can hold a cluster IP: any type but ExternalName (a headless
+/// Service's `None` is no address, so it is never counted as taken).
 fn holds_ip(spec: &Value) -> bool {
     spec["type"] != "ExternalName"
+}
+
+/// The strings of `clusterIPs`.
+fn listed(spec: &Value) -> Vec<&str> {
+    let ips = spec["clusterIPs"].as_array().map(Vec::as_slice).unwrap_or_default();
+    ips.iter().filter_map(Value::as_str).collect()
+}
+
+/// A tentative cluster IP for a Service that gives neither `clusterIP` nor `clusterIPs`, and
+/// `clusterIPs` from `clusterIP` when only that is given (kube-apiserver's defaulting of the
+/// two fields); a Service that gives `clusterIPs` alone is left to [`validate`].
+pub(crate) fn default_ips(spec: &mut Value) {
+    let ip = spec["clusterIP"]
+        .as_str()
+        .filter(|ip| !ip.is_empty())
+        .map(str::to_owned);
+    let ips_given = listed(spec).first().is_some_and(|ip| !ip.is_empty());
+    let Some(m) = spec.as_object_mut() else { return };
+    match ip {
+        None if !ips_given => {
+            let ip = tentative();
+            m.insert("clusterIP".into(), json!(ip));
+            m.insert("clusterIPs".into(), json!([ip]));
+        }
+        Some(ip) if !ips_given => {
+            m.insert("clusterIPs".into(), json!([ip]));
+        }
+        _ => {}
+    }
+}
+
+/// `normalizeClusterIPs`: an update that changes `clusterIP` but leaves `clusterIPs` as it was
+/// changes `clusterIPs` with it, so that [`immutable_cause`] sees the change.
+pub(crate) fn normalize_update(spec: &mut Value, old: &Value) {
+    if spec["clusterIP"] == old["clusterIP"] || spec["clusterIPs"] != old["clusterIPs"] {
+        return;
+    }
+    let ip = spec["clusterIP"]
+        .as_str()
+        .filter(|ip| !ip.is_empty())
+        .map(str::to_owned);
+    if let Some(m) = spec.as_object_mut() {
+        match ip {
+            Some(ip) => m.insert("clusterIPs".into(), json!([ip])),
+            None => m.remove("clusterIPs"),
+        };
+    }
+}
+
+/// `dropTypeDependentFields`: a Service that becomes an ExternalName drops the IP fields it
+/// kept unchanged (and so gives its IP back).
+pub(crate) fn drop_for_external_name(spec: &mut Value, old: &Value) {
+    if !holds_ip(old) || holds_ip(spec) {
+        return;
+    }
+    for key in [
+        "clusterIP",
+        "clusterIPs",
+        "ipFamilies",
+        "ipFamilyPolicy",
+        "internalTrafficPolicy",
+    ] {
+        if spec.get(key) == old.get(key)
+            && let Some(m) = spec.as_object_mut()
+        {
+            m.remove(key);
+        }
+    }
+}
+
+/// `ValidateServiceClusterIPsRelatedFields`, the part about the two fields agreeing.
+pub(crate) fn validate(spec: &Value) -> Vec<Cause> {
+    if !holds_ip(spec) {
+        return Vec::new();
+    }
+    let ips = listed(spec);
+    let ip = spec["clusterIP"].as_str().unwrap_or("");
+    let invalid = |detail: &str| Cause::invalid_raw("spec.clusterIPs", &go_json_strings(&ips), detail);
+    let mut causes = Vec::new();
+    if let Some(first) = ips.first() {
+        if ip.is_empty() {
+            causes.push(invalid("must be empty when `clusterIP` is not specified"));
+        } else if *first != ip {
+            causes.push(invalid("first value must match `clusterIP`"));
+        }
+        if ips.len() > 1 && ips.contains(&"None") {
+            causes.push(invalid("'None' must be the first and only value"));
+        }
+    }
+    causes
 }
 
 /// The primary cluster IP of a spec: `clusterIPs[0]`, else `clusterIP`; `None` when unset.
@@ -77,14 +168,14 @@ pub(crate) fn tentative() -> String {
 /// The ipallocator's `Allocate` for an IP a Service asks for: a valid IPv4 address of the
 /// range, neither its network nor its broadcast address, and free.
 fn allocate(ip: &str, spec: &Value, used: &BTreeSet<u32>) -> Result<(), Refused> {
-    let listed: Vec<&str> = match spec["clusterIPs"].as_array() {
-        Some(ips) => ips.iter().filter_map(Value::as_str).collect(),
-        None => vec![ip],
+    let ips = match listed(spec) {
+        ips if ips.is_empty() => vec![ip],
+        ips => ips,
     };
     let failed = |why: String| {
         Refused::Invalid(Cause::invalid_raw(
             "spec.clusterIPs",
-            &go_json_strings(&listed),
+            &go_json_strings(&ips),
             &format!("failed to allocate IP {ip}: {why}"),
         ))
     };
@@ -95,6 +186,13 @@ fn allocate(ip: &str, spec: &Value, used: &BTreeSet<u32>) -> Result<(), Refused>
             "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
         )));
     };
+    if parsed.is_ipv6() {
+        return Err(Refused::Invalid(Cause::invalid_str(
+            "spec.clusterIPs[0]",
+            ip,
+            "IPv6 is not configured on this cluster",
+        )));
+    }
     let Some(offset) = offset_of(&parsed.to_string()) else {
         return Err(failed(
             "the provided network does not match the current range".to_owned(),
@@ -134,8 +232,8 @@ fn set_ip(spec: &mut Value, offset: u32) {
 
 /// kube's `allocClusterIPs` for a new Service (or one that stops being an `ExternalName`):
 /// nothing for an ExternalName or a headless (`None`) Service; the IP it asked for (`requested`,
-/// read before defaults) when that is in range and free; else a free one. A dry run checks the
-/// same and keeps nothing, since nothing is stored.
+/// read before defaults) when that is in range and free; else a free one. The caller gives a
+/// dry run no taken IPs: as kube-apiserver's dry-run allocator, it checks only the range.
 ///
 /// # Errors
 ///
@@ -190,17 +288,10 @@ pub(crate) fn immutable_cause(old_spec: &Value, new_spec: &Value) -> Option<Caus
     if new.as_deref() == Some(old.as_str()) {
         return None;
     }
-    let listed: Vec<&str> = match new_spec["clusterIPs"].as_array() {
-        Some(ips) => ips.iter().filter_map(Value::as_str).collect(),
-        None => new.as_deref().into_iter().collect(),
-    };
+    let ips = listed(new_spec);
     Some(match new {
         None => Cause::required("spec.clusterIPs[0]", "primary clusterIP can not be unset"),
-        Some(_) => Cause::invalid_raw(
-            "spec.clusterIPs[0]",
-            &go_json_strings(&listed),
-            "may not change once set",
-        ),
+        Some(_) => Cause::invalid_raw("spec.clusterIPs[0]", &go_json_strings(&ips), "may not change once set"),
     })
 }
 
@@ -243,15 +334,17 @@ mod tests {
                 "the provided IP (10.111.255.255) is not in the valid range. The range of valid IPs is 10.96.0.0/12"
                     .to_owned(),
             ),
-            (
-                "2001:db8::1",
-                "the provided network does not match the current range".to_owned(),
-            ),
         ] {
             let mut spec = json!({"type": "ClusterIP", "clusterIPs": [ip]});
             let err = message(allocate_on_create(&mut spec, Some(ip), &taken).unwrap_err());
             assert!(err.ends_with(&format!("failed to allocate IP {ip}: {why}")), "{err}");
         }
+        let mut spec = json!({"type": "ClusterIP", "clusterIPs": ["2001:db8::1"]});
+        let err = message(allocate_on_create(&mut spec, Some("2001:db8::1"), &taken).unwrap_err());
+        assert_eq!(
+            err,
+            r#"spec.clusterIPs[0]: Invalid value: "2001:db8::1": IPv6 is not configured on this cluster"#
+        );
         let mut spec = json!({"type": "ClusterIP", "clusterIP": "10.96.300.1"});
         let err = message(allocate_on_create(&mut spec, Some("10.96.300.1"), &taken).unwrap_err());
         assert!(
@@ -331,5 +424,57 @@ mod tests {
         let mut kept = old.clone();
         allocate_on_update(&mut kept, &old, Some("10.96.1.1"), &offsets(&["10.96.1.1"])).unwrap();
         assert_eq!(kept, old, "an update that keeps its IP re-checks nothing");
+    }
+
+    #[test]
+    fn defaults_fill_cluster_ips_from_cluster_ip_or_a_tentative_ip_and_validation_makes_them_agree() {
+        let mut bare = json!({"type": "ClusterIP"});
+        default_ips(&mut bare);
+        assert_eq!(bare["clusterIPs"], json!([bare["clusterIP"]]));
+        assert!(offset_of(bare["clusterIP"].as_str().unwrap()).is_some_and(|o| o > OFFSET));
+        let mut one = json!({"type": "ClusterIP", "clusterIP": "10.96.0.20"});
+        default_ips(&mut one);
+        assert_eq!(one["clusterIPs"], json!(["10.96.0.20"]));
+        assert!(validate(&one).is_empty());
+        let mut only_list = json!({"type": "ClusterIP", "clusterIPs": ["10.96.0.20"]});
+        default_ips(&mut only_list);
+        let said = |spec: &Value| -> Vec<String> {
+            validate(spec)
+                .iter()
+                .map(|c| format!("{}: {}", c.field, c.message))
+                .collect()
+        };
+        assert_eq!(
+            said(&only_list),
+            [r#"spec.clusterIPs: Invalid value: ["10.96.0.20"]: must be empty when `clusterIP` is not specified"#]
+        );
+        let apart = json!({"type": "ClusterIP", "clusterIP": "10.96.0.20", "clusterIPs": ["10.96.0.21"]});
+        assert_eq!(
+            said(&apart),
+            [r#"spec.clusterIPs: Invalid value: ["10.96.0.21"]: first value must match `clusterIP`"#]
+        );
+        let none_and_more = json!({"type": "ClusterIP", "clusterIP": "None", "clusterIPs": ["None", "10.96.0.2"]});
+        assert_eq!(
+            said(&none_and_more),
+            [r#"spec.clusterIPs: Invalid value: ["None","10.96.0.2"]: 'None' must be the first and only value"#]
+        );
+        assert!(validate(&json!({"type": "ExternalName", "clusterIPs": ["x"]})).is_empty());
+    }
+
+    #[test]
+    fn an_update_that_changes_cluster_ip_alone_changes_cluster_ips_and_an_external_name_drops_both() {
+        let old =
+            json!({"type": "ClusterIP", "clusterIP": "10.96.1.1", "clusterIPs": ["10.96.1.1"], "ipFamilies": ["IPv4"]});
+        let mut moved = json!({"type": "ClusterIP", "clusterIP": "10.96.1.2", "clusterIPs": ["10.96.1.1"]});
+        normalize_update(&mut moved, &old);
+        assert_eq!(moved["clusterIPs"], json!(["10.96.1.2"]));
+        assert!(immutable_cause(&old, &moved).is_some());
+        let mut external = old.clone();
+        external["type"] = json!("ExternalName");
+        drop_for_external_name(&mut external, &old);
+        assert_eq!(external, json!({"type": "ExternalName"}));
+        let mut kept = old.clone();
+        drop_for_external_name(&mut kept, &old);
+        assert_eq!(kept, old, "a Service that stays a ClusterIP one keeps its fields");
     }
 }

@@ -155,7 +155,9 @@ pub(crate) fn service_defaults(spec: &mut Value, old: Option<&Value>) {
                     set_default(spec, &[key], kept.clone());
                 }
             }
+            super::cluster_ips::normalize_update(spec, old);
         }
+        super::cluster_ips::drop_for_external_name(spec, old);
         if node_ports::should_allocate(old) && node_ports::should_allocate(spec) {
             let node_port = |p: &Value| p["nodePort"].as_u64().unwrap_or(0);
             let ports_of = |s: &Value| s["ports"].as_array().cloned().unwrap_or_default();
@@ -180,9 +182,7 @@ pub(crate) fn service_defaults(spec: &mut Value, old: Option<&Value>) {
         }
     }
     if spec["type"] != "ExternalName" {
-        set_default(spec, &["clusterIP"], json!(super::cluster_ips::tentative()));
-        let ip = spec["clusterIP"].clone();
-        set_default(spec, &["clusterIPs"], json!([ip]));
+        super::cluster_ips::default_ips(spec);
         set_default(spec, &["ipFamilies"], json!(["IPv4"]));
         set_default(spec, &["ipFamilyPolicy"], json!("SingleStack"));
         set_default(spec, &["internalTrafficPolicy"], json!("Cluster"));
@@ -423,6 +423,7 @@ pub(crate) fn validate(res: &Resource, obj: &Value, updating: bool) -> Vec<Cause
             );
         }
         ("", "events") => causes.extend(event::validate_core(obj)),
+        ("", "services") => causes.extend(super::cluster_ips::validate(&obj["spec"])),
         ("batch", _) => causes.extend(super::batch::validate(res, obj, updating)),
         ("coordination.k8s.io", "leases") => causes.extend(lease::validate(obj)),
         // The strict checks of a create; an update gets `legacyValidateEvent` only, and

@@ -1020,7 +1020,11 @@ pub(crate) fn commit_create(
     if let Some(asks) = service
         && let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object())
     {
-        let ips = cluster_ips::taken(st, &res.storage, None);
+        let ips = if dry_run {
+            Default::default()
+        } else {
+            cluster_ips::taken(st, &res.storage, None)
+        };
         cluster_ips::allocate_on_create(spec, asks.cluster_ip.as_deref(), &ips).map_err(|r| refused(res, &name, r))?;
         let taken = node_ports::taken(st, &res.storage, None);
         node_ports::allocate_on_create(spec, &asks.node_ports, taken, dry_run).map_err(|r| refused(res, &name, r))?;
@@ -1245,7 +1249,11 @@ pub(crate) fn update_object(
         prepare::service_defaults(spec, Some(old_spec));
         // `BeginUpdate`: a cluster IP for a Service that was an ExternalName, and node ports
         // the Service did not hold, are allocated now.
-        let ips = cluster_ips::taken(st, &res.storage, Some((ns, name)));
+        let ips = if dry_run {
+            Default::default()
+        } else {
+            cluster_ips::taken(st, &res.storage, Some((ns, name)))
+        };
         cluster_ips::allocate_on_update(spec, old_spec, asked_ip.as_deref(), &ips)
             .map_err(|r| refused(res, name, r))?;
         let taken = node_ports::taken(st, &res.storage, Some((ns, name)));

@@ -1122,6 +1122,24 @@ async fn a_cluster_ip_belongs_to_one_service_at_a_time() {
         "{moved:?}"
     );
 
+    // ... also when the update names `clusterIP` alone.
+    let moved_alone = causes(
+        "a changed clusterIP",
+        services
+            .patch(
+                "auto-0",
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "clusterIP": other } })),
+            )
+            .await,
+    );
+    assert!(
+        moved_alone
+            .iter()
+            .any(|(field, message)| field == "spec.clusterIPs[0]" && message.ends_with("may not change once set")),
+        "{moved_alone:?}"
+    );
+
     // A headless Service holds no IP.
     let headless = services
         .create(&PostParams::default(), &service("headless", Some("None")))
@@ -1129,26 +1147,47 @@ async fn a_cluster_ip_belongs_to_one_service_at_a_time() {
         .expect("create");
     assert_eq!(ip_of(&headless), "None");
 
-    // Once its Service is gone, an IP can be asked for again.
-    let owner = services.get("auto-0").await.expect("get");
-    let freed = ip_of(&owner);
+    // Once its Service is gone, or has become an ExternalName, an IP can be asked for again.
+    let free_again = |name: &'static str, ip: String| {
+        let services = services.clone();
+        async move {
+            eventually(&format!("{ip} to be free"), || async {
+                match services.create(&PostParams::default(), &service(name, Some(&ip))).await {
+                    Ok(created) => Some(created),
+                    Err(kube_client::Error::Api(s)) if s.message.contains("already allocated") => None,
+                    Err(other) => panic!("creating {name} with {ip}: {other:?}"),
+                }
+            })
+            .await
+        }
+    };
+    let deleted = ip_of(&services.get("auto-0").await.expect("get"));
     services
         .delete("auto-0", &DeleteParams::default())
         .await
         .expect("delete");
-    let reused = eventually("the deleted Service's IP to be free", || async {
-        services
-            .create(&PostParams::default(), &service("reuse", Some(&freed)))
-            .await
-            .ok()
-    })
-    .await;
-    assert_eq!(ip_of(&reused), freed);
+    assert_eq!(ip_of(&free_again("reuse", deleted.clone()).await), deleted);
+    let renamed = ip_of(&services.get("auto-1").await.expect("get"));
+    let external = services
+        .patch(
+            "auto-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "type": "ExternalName", "externalName": "example.com" } })),
+        )
+        .await
+        .expect("to ExternalName");
+    let spec = external.spec.expect("spec");
+    assert_eq!(
+        (spec.cluster_ip, spec.cluster_ips),
+        (None, None),
+        "the IP fields are dropped"
+    );
+    assert_eq!(ip_of(&free_again("reuse-2", renamed.clone()).await), renamed);
 
     // A bare kube-apiserver never empties the test namespace: give the IPs back.
     let names = (1..20)
         .map(|i| format!("auto-{i}"))
-        .chain(["headless".into(), "reuse".into()]);
+        .chain(["headless".into(), "reuse".into(), "reuse-2".into()]);
     for name in names {
         services.delete(&name, &DeleteParams::default()).await.expect("delete");
     }

@@ -149,14 +149,16 @@ fn offset_of(ip: &str) -> Option<u32> {
 
 /// The cluster IPs of every stored Service but `ns/name`, as offsets in the range.
 pub(crate) fn taken(st: &State, storage: &str, except: Option<(&str, &str)>) -> BTreeSet<u32> {
-    st.list(storage, None)
-        .iter()
-        .filter(|s| {
-            let at = |p: &str| s.value.pointer(p).and_then(Value::as_str).unwrap_or("");
-            except != Some((at("/metadata/namespace"), at("/metadata/name")))
-        })
-        .filter(|s| holds_ip(&s.value["spec"]))
-        .filter_map(|s| primary(&s.value["spec"]).as_deref().and_then(offset_of))
+    let services = super::node_ports::others(st, storage, except);
+    taken_of(services.iter().map(|s| &s.value["spec"]))
+}
+
+/// The cluster IPs these Service specs hold, as offsets in the range.
+fn taken_of<'a>(specs: impl IntoIterator<Item = &'a Value>) -> BTreeSet<u32> {
+    specs
+        .into_iter()
+        .filter(|s| holds_ip(s))
+        .filter_map(|s| primary(s).as_deref().and_then(offset_of))
         .collect()
 }
 
@@ -395,15 +397,7 @@ mod tests {
         let mut external = json!({"type": "ExternalName", "externalName": "example.com"});
         allocate_on_create(&mut external, None, &taken).unwrap();
         assert!(external.get("clusterIP").is_none());
-        assert_eq!(taken_of(&[&headless, &external]), BTreeSet::new());
-    }
-
-    fn taken_of(specs: &[&Value]) -> BTreeSet<u32> {
-        specs
-            .iter()
-            .filter(|s| holds_ip(s))
-            .filter_map(|s| primary(s).as_deref().and_then(offset_of))
-            .collect()
+        assert_eq!(taken_of([&headless, &external]), BTreeSet::new());
     }
 
     #[test]

@@ -9,11 +9,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
 use crate::schema::Cause;
-use crate::store::State;
+use crate::store::{State, Stored};
 
 /// kube-apiserver's default `--service-node-port-range`.
 pub(crate) const RANGE: RangeInclusive<u64> = 30000..=32767;
@@ -57,14 +58,20 @@ fn held_by(spec: &Value) -> Vec<u64> {
         .collect()
 }
 
+/// Every stored Service but `ns/name`: what a write's allocations must not take.
+pub(crate) fn others(st: &State, storage: &str, except: Option<(&str, &str)>) -> Vec<Arc<Stored>> {
+    let mut services = st.list(storage, None);
+    services.retain(|s| {
+        let at = |p: &str| s.value.pointer(p).and_then(Value::as_str).unwrap_or("");
+        except != Some((at("/metadata/namespace"), at("/metadata/name")))
+    });
+    services
+}
+
 /// The node ports of every stored Service but `ns/name`.
 pub(crate) fn taken(st: &State, storage: &str, except: Option<(&str, &str)>) -> BTreeSet<u64> {
-    st.list(storage, None)
+    others(st, storage, except)
         .iter()
-        .filter(|s| {
-            let at = |p: &str| s.value.pointer(p).and_then(Value::as_str).unwrap_or("");
-            except != Some((at("/metadata/namespace"), at("/metadata/name")))
-        })
         .flat_map(|s| held_by(&s.value["spec"]))
         .collect()
 }

@@ -79,7 +79,7 @@
 //! | [`condition`] | apimachinery's `meta.SetStatusCondition` | set, get and remove `status.conditions` entries |
 //! | [`event`] | `tools/events` | an `events.k8s.io/v1` recorder with series, spam filter and background sending |
 //! | [`wait`] | kube-runtime's `wait`, envtest's `Eventually` | wait until an object reaches a state: deleted, established, a condition true |
-//! | [`feature_gate`] | component-base's `featuregate` | named, staged switches: `--feature-gates` values, `KUBE_FEATURE_*` variables, versions, `kubernetes_feature_enabled` |
+//! | [`feature_gate`] | component-base's `featuregate` | named, staged switches: `--feature-gates` values, `KUBE_FEATURE_*` variables, versions, `kubernetes_feature_enabled`; kdev's own client gates (`WatchListClient`) |
 //! | [`storage_version`] | kube-storage-version-migrator | rewrite a custom resource's objects in a new storage version, then trim `status.storedVersions` |
 //!
 //! # Features

@@ -175,6 +175,39 @@ fn the_reflector_lesson_shows_list_watch_resume_and_relist() {
     );
 }
 
+/// client-go's `KUBE_FEATURE_WatchListClient=false` turns streaming lists off in a kdev program
+/// too: the reflector's debug log says how each initial list was made.
+#[test]
+fn the_reflector_lesson_lists_in_pages_when_kube_feature_watch_list_client_is_false() {
+    let listed = |value: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reflector"));
+        cmd.env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBE_FEATURE_WatchListClient")
+            .env("RUST_LOG", "kdev_core::reflector=debug");
+        if let Some(value) = value {
+            cmd.env("KUBE_FEATURE_WatchListClient", value);
+        }
+        let output = cmd.output().expect("the lesson starts");
+        assert!(output.status.success(), "{output:?}");
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        log.lines()
+            .filter(|l| l.contains(" listed "))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let default = listed(None);
+    assert!(
+        !default.is_empty() && default.iter().all(|l| l.contains("streaming=true")),
+        "{default:#?}"
+    );
+    let off = listed(Some("false"));
+    assert!(
+        !off.is_empty() && off.iter().all(|l| l.contains("streaming=false")),
+        "{off:#?}"
+    );
+}
+
 #[test]
 fn the_informer_lesson_shows_sharing_handlers_listers_late_handlers_dynamic_and_metadata_informers() {
     embedded_only("it always starts its own embedded server, so that it needs no cluster");

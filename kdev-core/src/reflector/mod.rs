@@ -32,7 +32,9 @@ pub struct Config {
     pub page_size: u32,
     /// Try a streaming list (`sendInitialEvents`) first, falling back to a paginated list when
     /// the server refuses it (then for good) or the stream fails before its initial events end
-    /// (then for that round). Default true; client-go 1.36 enables WatchListClient by default.
+    /// (then for that round). Default: the [`WatchListClient`](crate::feature_gate::WATCH_LIST_CLIENT)
+    /// client gate, on unless `KUBE_FEATURE_WatchListClient=false` (client-go enables it by
+    /// default since 1.35).
     pub streaming_lists: bool,
     /// Server-side watch timeouts are drawn from this range (default 5–10 minutes, as client-go's
     /// `minWatchTimeout` × [1, 2)).
@@ -48,7 +50,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             page_size: 500,
-            streaming_lists: true,
+            streaming_lists: crate::feature_gate::client_features().enabled(crate::feature_gate::WATCH_LIST_CLIENT),
             watch_timeout: (Duration::from_secs(300), Duration::from_secs(600)),
             idle_timeout: Duration::from_secs(660),
             backoff: Backoff::default(),

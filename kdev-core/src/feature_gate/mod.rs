@@ -73,6 +73,16 @@
 //!   version.
 //! - `AllAlpha` / `AllBeta` leave locked features at their default.
 //! - There is no flag set to close: features may be added at any time.
+//!
+//! # kdev's own gates
+//!
+//! [`client_features`] holds the gates of kdev's client behaviour that client-go has too
+//! ([`WATCH_LIST_CLIENT`]), set from `KUBE_FEATURE_<Name>` variables as client-go sets them, so
+//! that a kdev controller is switched the way a Go one is.
+
+mod client;
+
+pub use client::{WATCH_LIST_CLIENT, client_features};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;

@@ -37,11 +37,10 @@ fn with_values_from(lookup: impl Fn(&str) -> Option<String>) -> FeatureGate {
         let Some(value) = lookup(&format!("{ENV_PREFIX}{name}")) else {
             continue;
         };
-        let one = |v: bool| gate.set_from_map([(name, v)]);
         match super::parse_bool(&value) {
             None => tracing::error!("cannot set feature gate {name:?} to {value:?}, due to invalid syntax"),
             Some(v) => {
-                if let Err(error) = one(v) {
+                if let Err(error) = gate.set_from_map([(name, v)]) {
                     tracing::error!(%error, "cannot set feature gate {name:?} from {ENV_PREFIX}{name}");
                 }
             }

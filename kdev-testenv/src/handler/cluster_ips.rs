@@ -127,18 +127,14 @@ pub(crate) fn validate(spec: &Value) -> Vec<Cause> {
     causes
 }
 
-/// The primary cluster IP of a spec: `clusterIPs[0]`, else `clusterIP`; `None` when unset.
+/// The primary cluster IP of a spec: `clusterIPs[0]`, else `clusterIP`; `None` when unset (read
+/// before defaults, the IP a write asks for).
 pub(crate) fn primary(spec: &Value) -> Option<String> {
     let ip = spec
         .pointer("/clusterIPs/0")
         .and_then(Value::as_str)
         .or_else(|| spec["clusterIP"].as_str())?;
     (!ip.is_empty()).then(|| ip.to_owned())
-}
-
-/// The cluster IP a create asks for, read before defaults fill one in.
-pub(crate) fn requested(spec: &Value) -> Option<String> {
-    primary(spec)
 }
 
 /// The offset of `ip` in the range, when it is an IPv4 address inside it.

@@ -953,7 +953,7 @@ pub(crate) fn prepare_create(
     }
     let service = is_service(res).then(|| ServiceAsks {
         node_ports: node_ports::requested(&obj["spec"]),
-        cluster_ip: cluster_ips::requested(&obj["spec"]),
+        cluster_ip: cluster_ips::primary(&obj["spec"]),
     });
     prepare::on_create(res, &mut obj);
     admit(res, version, &mut obj, true, None, None)?;
@@ -1245,7 +1245,7 @@ pub(crate) fn update_object(
         && let (Some(spec), Some(old_spec)) = (new.get_mut("spec"), old_served.get("spec"))
         && spec.is_object()
     {
-        let asked_ip = cluster_ips::requested(spec);
+        let asked_ip = cluster_ips::primary(spec);
         prepare::service_defaults(spec, Some(old_spec));
         // `BeginUpdate`: a cluster IP for a Service that was an ExternalName, and node ports
         // the Service did not hold, are allocated now.

@@ -5,8 +5,8 @@ use base64::Engine;
 
 /// Renders a kubeconfig with one cluster, one user and the context `kdev-testenv`.
 ///
-/// The server does not authenticate; the user carries a token only because some clients
-/// insist on a credential.
+/// The server does not authenticate requests; the user carries a token because some clients
+/// insist on a credential, and a TokenReview of it answers `system:admin`.
 pub fn render(url: &str, ca_pem: Option<&str>) -> String {
     let ca = match ca_pem {
         Some(pem) => format!(

@@ -90,6 +90,9 @@ pub struct Resource {
     pub scale: Option<ScalePaths>,
     /// Whether `/binding` is served (pods).
     pub binding: bool,
+    /// A review (TokenReview, SubjectAccessReview and their kin): only `create` is served, and
+    /// what is created is answered, never stored.
+    pub review: bool,
     /// Whether `metadata.generation` is maintained.
     pub generation: bool,
     /// Which rule names follow.
@@ -131,13 +134,19 @@ impl Resource {
 
     /// Whether a PUT to a missing object creates it (kube-apiserver's `AllowCreateOnUpdate`): of
     /// the types served here, Services, Events (both groups) and Leases, whose strategies say so
-    /// (as do Endpoints, LimitRanges, RBAC roles and bindings and RuntimeClasses, which are not
-    /// served). Custom resources never.
+    /// (as do Endpoints, LimitRanges and RuntimeClasses, which are not served) and RBAC roles and
+    /// bindings. Custom resources never.
     pub fn allows_create_on_update(&self) -> bool {
         self.crd.is_none()
             && matches!(
                 (self.group.as_str(), self.plural.as_str()),
-                ("", "services" | "events") | ("events.k8s.io", "events") | ("coordination.k8s.io", "leases")
+                ("", "services" | "events")
+                    | ("events.k8s.io", "events")
+                    | ("coordination.k8s.io", "leases")
+                    | (
+                        "rbac.authorization.k8s.io",
+                        "roles" | "rolebindings" | "clusterroles" | "clusterrolebindings"
+                    )
             )
     }
 
@@ -159,8 +168,12 @@ impl Resource {
         }
     }
 
-    /// The verbs discovery advertises. Namespaces have no collection delete in kube-apiserver.
+    /// The verbs discovery advertises. Namespaces have no collection delete in kube-apiserver;
+    /// reviews are only created.
     pub fn verbs(&self) -> Vec<&'static str> {
+        if self.review {
+            return vec!["create"];
+        }
         let mut verbs = vec![
             "create",
             "delete",
@@ -195,6 +208,7 @@ struct Builtin {
     scale: bool,
     generation: bool,
     all: bool,
+    review: bool,
     rule: NameRule,
 }
 
@@ -217,6 +231,7 @@ const fn b(
         scale: false,
         generation: false,
         all: false,
+        review: false,
         rule: NameRule::Subdomain,
     }
 }
@@ -236,6 +251,10 @@ impl Builtin {
     }
     const fn all(mut self) -> Self {
         self.all = true;
+        self
+    }
+    const fn review(mut self) -> Self {
+        self.review = true;
         self
     }
     const fn rule(mut self, rule: NameRule) -> Self {
@@ -283,6 +302,71 @@ const BUILTINS: &[Builtin] = &[
         .generation()
         .all(),
     b("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+        &[],
+    )
+    .rule(NameRule::PathSegment),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+        &[],
+    )
+    .rule(NameRule::PathSegment),
+    b("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[]).rule(NameRule::PathSegment),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+        &[],
+    )
+    .rule(NameRule::PathSegment),
+    b("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", false, &[]).review(),
+    b(
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+        false,
+        &[],
+    )
+    .review(),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+        false,
+        &[],
+    )
+    .review(),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        false,
+        &[],
+    )
+    .review(),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "localsubjectaccessreviews",
+        "LocalSubjectAccessReview",
+        true,
+        &[],
+    )
+    .review(),
     b("events.k8s.io", "v1", "events", "Event", true, &["ev"]).rule(NameRule::PathSegment),
     b(
         "apiextensions.k8s.io",
@@ -354,6 +438,7 @@ impl Registry {
                 status: b.status,
                 scale,
                 binding: b.plural == "pods",
+                review: b.review,
                 generation: b.generation,
                 name_rule: b.rule,
                 storage,

@@ -123,6 +123,8 @@ pub(crate) struct Shared {
     pub(crate) registry: parking_lot::RwLock<Arc<Registry>>,
     /// Raised by the state when the registry changes; the request path then refreshes `registry`.
     pub(crate) registry_changed: Arc<std::sync::atomic::AtomicBool>,
+    /// Signs and verifies the ServiceAccount tokens the server issues.
+    pub(crate) token_key: [u8; 32],
 }
 
 impl Shared {
@@ -211,6 +213,7 @@ impl Server {
             stopping: Mutex::new(CancellationToken::new()),
             registry,
             registry_changed,
+            token_key: crate::handler::auth::signing_key(),
         });
         let server = Server {
             shared,

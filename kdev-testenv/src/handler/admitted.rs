@@ -296,7 +296,9 @@ fn attributes(ctx: &Ctx, op: Operation, request_version: &str, name: &str, optio
 /// Whether the verb goes through the admission chain.
 fn admitting(ctx: &Ctx, verb: &str) -> bool {
     let writes = matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection");
-    let binding = ctx.route.subresource.as_deref() == Some("binding");
+    // Bindings, tokens and reviews skip the chain here; kube-apiserver admits them too (the
+    // README lists the difference).
+    let binding = matches!(ctx.route.subresource.as_deref(), Some("binding" | "token")) || ctx.res.review;
     // kube-apiserver never sends webhook configurations themselves to webhooks, so a broken
     // webhook cannot lock its own configuration.
     let configuration = ctx.res.group == "admissionregistration.k8s.io";

@@ -149,6 +149,7 @@ fn resource_of(crd: &Value) -> Option<Resource> {
         status,
         scale,
         binding: false,
+        review: false,
         generation: true,
         name_rule: meta::NameRule::Subdomain,
         storage: format!("{group}/{plural}"),

@@ -178,6 +178,15 @@ fn subresources(r: &Resource) -> Vec<(&'static str, String, String, String, Vec<
     if r.binding {
         subs.push(("binding", String::new(), "v1".into(), "Binding".into(), vec!["create"]));
     }
+    if r.group.is_empty() && r.plural == "serviceaccounts" {
+        subs.push((
+            "token",
+            "authentication.k8s.io".into(),
+            "v1".into(),
+            "TokenRequest".into(),
+            vec!["create"],
+        ));
+    }
     subs
 }
 

@@ -2,6 +2,7 @@
 //! ([API concepts](https://kubernetes.io/docs/reference/using-api/api-concepts/)).
 
 mod admitted;
+pub(crate) mod auth;
 mod batch;
 mod cluster_ips;
 mod crd;
@@ -285,6 +286,9 @@ async fn dispatch(
     if res.namespaced && route.namespace.is_none() && matches!(verb, "create" | "deletecollection") {
         return Err(ApiError::MethodNotAllowed);
     }
+    if res.review && verb != "create" {
+        return Err(ApiError::MethodNotAllowed);
+    }
     if verb == "deletecollection" && !res.serves_delete_collection() {
         return Err(ApiError::MethodNotAllowed);
     }
@@ -322,6 +326,7 @@ async fn dispatch(
             "scale" => res.scale.is_some(),
             "binding" => res.binding,
             "finalize" => res.plural == "namespaces",
+            "token" => res.plural == "serviceaccounts",
             _ => false,
         };
         if !served {

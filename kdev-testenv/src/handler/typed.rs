@@ -13,10 +13,13 @@
 
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenReview};
+use k8s_openapi::api::authorization::v1::{LocalSubjectAccessReview, SelfSubjectAccessReview, SubjectAccessReview};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::events::v1::Event as EventV1;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -212,6 +215,15 @@ macro_rules! for_builtin {
             ("batch", "v1", "Job") => $f::<Job>,
             ("batch", "v1", "CronJob") => $f::<CronJob>,
             ("coordination.k8s.io", "v1", "Lease") => $f::<Lease>,
+            ("rbac.authorization.k8s.io", "v1", "ClusterRole") => $f::<ClusterRole>,
+            ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => $f::<ClusterRoleBinding>,
+            ("rbac.authorization.k8s.io", "v1", "Role") => $f::<Role>,
+            ("rbac.authorization.k8s.io", "v1", "RoleBinding") => $f::<RoleBinding>,
+            ("authentication.k8s.io", "v1", "TokenReview") => $f::<TokenReview>,
+            ("authentication.k8s.io", "v1", "SelfSubjectReview") => $f::<SelfSubjectReview>,
+            ("authorization.k8s.io", "v1", "SubjectAccessReview") => $f::<SubjectAccessReview>,
+            ("authorization.k8s.io", "v1", "SelfSubjectAccessReview") => $f::<SelfSubjectAccessReview>,
+            ("authorization.k8s.io", "v1", "LocalSubjectAccessReview") => $f::<LocalSubjectAccessReview>,
             ("events.k8s.io", "v1", "Event") => $f::<EventV1>,
             ("apiextensions.k8s.io", "v1", "CustomResourceDefinition") => $f::<CustomResourceDefinition>,
             ("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration") => {

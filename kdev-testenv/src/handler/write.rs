@@ -94,7 +94,9 @@ pub(crate) fn create(ctx: &Ctx, warnings: &mut Vec<String>) -> Result<Response<B
 fn create_unvalidated(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     match ctx.route.subresource.as_deref() {
         Some("binding") => return binding(ctx),
+        Some("token") => return super::auth::token_request(ctx),
         Some(_) => return Err(ApiError::MethodNotAllowed),
+        None if ctx.res.review && ctx.route.name.is_none() => return super::auth::review(ctx),
         None => {}
     }
     if ctx.route.name.is_some() {

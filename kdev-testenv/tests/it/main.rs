@@ -5,6 +5,7 @@
 //! The suite is the specification: when it passes on both, the two agree.
 
 mod apply;
+mod auth;
 mod batch;
 mod builtin;
 mod cel;

@@ -1,4 +1,5 @@
-//! The manager's one HTTP listener: `/healthz`, `/readyz` and `/metrics`.
+//! The manager's HTTP listeners: `/healthz`, `/readyz` and `/metrics`, the metrics over TLS and
+//! behind [`auth`](super::auth) when asked.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -154,8 +155,37 @@ fn route(inner: &Inner, routes: Routes, req: &Request<Incoming>) -> Response<Ful
     }
 }
 
-/// Serves until `stop` is cancelled.
-pub(super) async fn serve(listener: TcpListener, routes: Routes, inner: Arc<Inner>, stop: CancellationToken) {
+/// Whether a request on a listener serving `routes` must be authenticated and authorized: every
+/// request to the metrics-only listener, and `/metrics` on the shared one (kubelet's probes carry
+/// no token).
+fn guarded(routes: Routes, path: &str) -> bool {
+    match routes {
+        Routes::Metrics => true,
+        Routes::All => path.trim_end_matches('/') == "/metrics",
+        Routes::Probes => false,
+    }
+}
+
+fn refused(refusal: &super::auth::Refusal) -> Response<Full<Bytes>> {
+    let mut resp = text(refusal.status(), refusal.body(), "text/plain; charset=utf-8");
+    resp.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves until `stop` is cancelled, over TLS when `tls` is given.
+pub(super) async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    inner: Arc<Inner>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: CancellationToken,
+) {
     loop {
         let (stream, _) = tokio::select! {
             () = stop.cancelled() => return,
@@ -167,18 +197,42 @@ pub(super) async fn serve(listener: TcpListener, routes: Routes, inner: Arc<Inne
                 }
             },
         };
-        let (inner, stop) = (inner.clone(), stop.clone());
+        let (inner, stop, tls) = (inner.clone(), stop.clone(), tls.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req: Request<Incoming>| {
-                let resp = route(&inner, routes, &req);
-                async move { Ok::<_, Infallible>(resp) }
-            });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+            match tls {
+                None => connection(TokioIo::new(stream), routes, inner, stop).await,
+                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => connection(TokioIo::new(stream), routes, inner, stop).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "a metrics client's TLS handshake failed"),
+                    Err(_) => tracing::debug!("a metrics client did not finish its TLS handshake in 10s"),
+                },
             }
         });
+    }
+}
+
+async fn connection<I>(io: I, routes: Routes, inner: Arc<Inner>, stop: CancellationToken)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req: Request<Incoming>| {
+        let inner = inner.clone();
+        async move {
+            if let Some(auth) = inner
+                .metrics_auth
+                .as_ref()
+                .filter(|_| guarded(routes, req.uri().path()))
+                && let Err(refusal) = auth.check(req.method(), req.uri().path(), req.headers()).await
+            {
+                return Ok::<_, Infallible>(refused(&refusal));
+            }
+            Ok(route(&inner, routes, &req))
+        }
+    });
+    let conn = http1::Builder::new().serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = stop.cancelled() => conn.as_mut().graceful_shutdown(),
     }
 }

@@ -20,7 +20,10 @@
 //!   text format, plus anything registered in [`Manager::registry`]). The
 //!   probes answer as controller-runtime's healthz handler: `ok`, or 500 with one line per
 //!   check and its reason; `/readyz/<check>` (and `/healthz/ping`) runs one check, `?verbose`
-//!   lists the checks when all pass, and `?exclude=<check>` skips one.
+//!   lists the checks when all pass, and `?exclude=<check>` skips one. `/metrics` can be served
+//!   over TLS ([`ManagerBuilder::metrics_tls`]) and only to those the API server authenticates
+//!   and authorizes ([`ManagerBuilder::metrics_auth`], [`auth`]), as kubebuilder's secure
+//!   metrics are.
 //! - Stops on SIGTERM or SIGINT (or [`Manager::shutdown_token`]): stops taking new work, lets
 //!   the reconciles in flight finish for at most the graceful-shutdown timeout (30 s), sends
 //!   the events its [`Manager::event_recorder`]s still hold, releases the lease, and returns.
@@ -68,6 +71,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 mod cache;
 mod http;
 
@@ -193,6 +197,10 @@ struct Inner {
     http_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     probe_addr: Option<SocketAddr>,
+    /// Who may read `/metrics`, when anyone may not.
+    metrics_auth: Option<auth::DelegatingAuth>,
+    /// TLS for the listener serving `/metrics`.
+    metrics_tls: Option<Arc<rustls::ServerConfig>>,
     /// The addresses the listeners are bound to, by what they serve.
     bound: Mutex<HashMap<http::Routes, SocketAddr>>,
     graceful_shutdown_timeout: Duration,
@@ -338,6 +346,8 @@ pub struct ManagerBuilder {
     http_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     probe_addr: Option<SocketAddr>,
+    metrics_auth: Option<auth::DelegatingAuth>,
+    metrics_tls: Option<Arc<rustls::ServerConfig>>,
     graceful_shutdown_timeout: Duration,
     handle_signals: bool,
     reflector: reflector::Config,
@@ -355,6 +365,8 @@ impl fmt::Debug for ManagerBuilder {
             .field("http_addr", &self.http_addr)
             .field("metrics_addr", &self.metrics_addr)
             .field("health_probe_addr", &self.probe_addr)
+            .field("metrics_auth", &self.metrics_auth)
+            .field("metrics_tls", &self.metrics_tls.is_some())
             .field("graceful_shutdown_timeout", &self.graceful_shutdown_timeout)
             .field("handle_signals", &self.handle_signals)
             .finish_non_exhaustive()
@@ -383,6 +395,56 @@ impl ManagerBuilder {
     /// [`Manager::health_probe_addr`].
     pub fn health_probe_addr(mut self, addr: SocketAddr) -> Self {
         self.probe_addr = Some(addr);
+        self
+    }
+
+    /// Serve `/metrics` over TLS with `config` (controller-runtime's `SecureServing`;
+    /// kubebuilder's manifests serve metrics on `:8443`): the metrics-only listener when there is
+    /// one ([`metrics_addr`](Self::metrics_addr)), else the shared one
+    /// ([`http_addr`](Self::http_addr), whose probes then answer over TLS too: give kubelet's
+    /// probes `scheme: HTTPS`). The health-probe listener stays plain HTTP, as kubelet probes it.
+    ///
+    /// The connection speaks HTTP/1.1 whatever ALPN protocols `config` lists. For a
+    /// certificate that is renewed on disk, give `config` a certificate resolver that reloads it
+    /// (kdev-webhook's `ServingCert` keeps one current). A client has 10 seconds to finish its
+    /// handshake.
+    ///
+    /// # Examples
+    /// ```
+    /// # fn run(client: kube_client::Client, cert_pem: &[u8], key_pem: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use kdev_core::manager::Manager;
+    /// use kdev_core::manager::auth::DelegatingAuth;
+    /// use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    ///
+    /// let certs = CertificateDer::pem_slice_iter(cert_pem).collect::<Result<Vec<_>, _>>()?;
+    /// let key = PrivateKeyDer::from_pem_slice(key_pem)?;
+    /// let tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    ///     .with_safe_default_protocol_versions()?
+    ///     .with_no_client_auth()
+    ///     .with_single_cert(certs, key)?;
+    /// let manager = Manager::builder(client.clone())
+    ///     .metrics_addr("0.0.0.0:8443".parse()?)
+    ///     .metrics_tls(Arc::new(tls))
+    ///     .metrics_auth(DelegatingAuth::new(client))
+    ///     .build();
+    /// # let _ = manager; Ok(()) }
+    /// ```
+    pub fn metrics_tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        let mut config = Arc::unwrap_or_clone(config);
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        self.metrics_tls = Some(Arc::new(config));
+        self
+    }
+
+    /// Let only those the API server authenticates and authorizes read `/metrics`
+    /// (controller-runtime's `filters.WithAuthenticationAndAuthorization`): a TokenReview of
+    /// the request's bearer token, then a SubjectAccessReview of `get` on `/metrics`; see
+    /// [`auth`] for the answers, the caches and the RBAC both sides need. On the shared
+    /// listener only `/metrics` is guarded; the probes stay open to kubelet. Pair it with
+    /// [`metrics_tls`](Self::metrics_tls), or the tokens travel in the clear.
+    pub fn metrics_auth(mut self, auth: auth::DelegatingAuth) -> Self {
+        self.metrics_auth = Some(auth);
         self
     }
 
@@ -516,6 +578,8 @@ impl ManagerBuilder {
                 bound: Mutex::default(),
                 metrics_addr: self.metrics_addr,
                 probe_addr: self.probe_addr,
+                metrics_auth: self.metrics_auth,
+                metrics_tls: self.metrics_tls,
                 graceful_shutdown_timeout: self.graceful_shutdown_timeout,
                 handle_signals: self.handle_signals,
                 sync_period: self.sync_period,
@@ -581,6 +645,8 @@ impl Manager {
             http_addr: None,
             metrics_addr: None,
             probe_addr: None,
+            metrics_auth: None,
+            metrics_tls: None,
             graceful_shutdown_timeout: Duration::from_secs(30),
             handle_signals: true,
             reflector: reflector::Config::default(),
@@ -851,7 +917,15 @@ impl Manager {
             if let Ok(local) = listener.local_addr() {
                 inner.bound.lock().insert(routes, local);
             }
-            tokio::spawn(http::serve(listener, routes, inner.clone(), server_stop.clone()));
+            // TLS for the listener that serves `/metrics`: the metrics-only one, else the shared one.
+            let serves_metrics =
+                routes == http::Routes::Metrics || (routes == http::Routes::All && inner.metrics_addr.is_none());
+            let tls = inner
+                .metrics_tls
+                .clone()
+                .filter(|_| serves_metrics)
+                .map(tokio_rustls::TlsAcceptor::from);
+            tokio::spawn(http::serve(listener, routes, inner.clone(), tls, server_stop.clone()));
         }
         let (late_tx, mut late_rx) = mpsc::unbounded_channel();
         let runnables = {

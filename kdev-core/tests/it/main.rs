@@ -8,6 +8,7 @@ mod manager;
 mod metrics;
 mod real_fifo;
 mod reflector;
+mod secure_metrics;
 mod send_sync;
 mod storage_version;
 mod store;

@@ -107,6 +107,13 @@
 //! manager::add(&manager, server, "0.0.0.0:9443".parse()?)?;
 //! # Ok(()) }
 //! ```
+//!
+//! # The metrics listener's certificate
+//!
+//! The manager serves `/metrics` over TLS with any rustls configuration
+//! (`ManagerBuilder::metrics_tls`). [`ServingCert::server_config`](crate::tls::ServingCert::server_config)
+//! makes one from certificate files, and [`add_reloader`] keeps it current in the manager, as
+//! controller-runtime's metrics server watches its `CertDir`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -220,4 +227,17 @@ pub fn add_with_metrics(
         result.map_err(BoxError::from)
     });
     Ok(Webhook { started, addr: addr_rx })
+}
+
+/// Runs `reloader` as a runnable of `manager` named `name` (on every replica, until the manager
+/// stops), so that the certificate of a [`ServingCert::server_config`](crate::tls::ServingCert::server_config)
+/// — say, the metrics listener's — follows its files.
+pub fn add_reloader(manager: &Manager, name: &str, reloader: crate::tls::Reloader) {
+    manager.add_runnable(name, false, move |stop| async move {
+        tokio::select! {
+            () = reloader.run() => {}
+            () = stop.cancelled() => {}
+        }
+        Ok(())
+    });
 }

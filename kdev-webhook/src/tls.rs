@@ -222,6 +222,40 @@ impl ServingCert {
         self
     }
 
+    /// A rustls server configuration serving this certificate (ring provider, TLS 1.2 and 1.3,
+    /// ALPN `http/1.1`, no client certificates), for a TLS server other than the webhook server:
+    /// the manager's metrics listener
+    /// ([`ManagerBuilder::metrics_tls`](https://docs.rs/kdev-core/latest/kdev_core/manager/struct.ManagerBuilder.html#method.metrics_tls),
+    /// controller-runtime's metrics server with a `CertDir`), or your own. The certificate is
+    /// read now; for files, run the [`Reloader`] that comes with it to serve renewals on new
+    /// connections, as the webhook server does.
+    ///
+    /// # Errors
+    /// When the certificate cannot be read or does not parse, as when a server starts.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn run(client: kube_client::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// use kdev_core::manager::Manager;
+    /// use kdev_core::manager::auth::DelegatingAuth;
+    /// use kdev_webhook::tls::ServingCert;
+    ///
+    /// // The Secret cert-manager keeps current, mounted as kubebuilder mounts it.
+    /// let (tls, reloader) = ServingCert::from_dir("/tmp/k8s-metrics-server/metrics-certs").server_config().await?;
+    /// let manager = Manager::builder(client.clone())
+    ///     .metrics_addr("0.0.0.0:8443".parse()?)
+    ///     .metrics_tls(tls)
+    ///     .metrics_auth(DelegatingAuth::new(client))
+    ///     .build();
+    /// kdev_webhook::manager::add_reloader(&manager, "metrics-certificate", reloader);
+    /// manager.run().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn server_config(&self) -> Result<(Arc<rustls::ServerConfig>, Reloader), Error> {
+        let (resolver, watcher) = self.load().await?;
+        Ok((resolver.server_config(None)?, Reloader { watcher }))
+    }
+
     /// Loads the certificate now, returning the resolver the server installs and, for files,
     /// the watcher that keeps it current.
     pub(crate) async fn load(&self) -> Result<(Arc<Resolver>, Option<Watcher>), Error> {
@@ -321,6 +355,35 @@ impl Resolver {
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current.read().clone())
+    }
+}
+
+/// Keeps the certificate of a [`ServingCert::server_config`] current: [`run`](Self::run) it for
+/// as long as the configuration serves.
+#[must_use = "a certificate from files is reloaded only while the reloader runs"]
+pub struct Reloader {
+    watcher: Option<Watcher>,
+}
+
+impl fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reloader")
+            .field("files", &self.watcher.as_ref().map(|w| (&w.cert, &w.key)))
+            .finish()
+    }
+}
+
+impl Reloader {
+    /// Watches the files (and re-reads them every poll interval) and serves each renewal that
+    /// parses on new connections, until dropped; for a certificate in memory, waits forever.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a certificate is swapped whole or not at all.
+    pub async fn run(self) {
+        match self.watcher {
+            Some(w) => w.run().await,
+            None => std::future::pending().await,
+        }
     }
 }
 

@@ -90,3 +90,64 @@ async fn a_missing_certificate_file_fails_the_start() {
     assert!(matches!(err, kdev_webhook::server::Error::Tls(_)), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The manager's metrics listener, over TLS with a certificate from files: a renewal is served
+/// on new connections while the reloader runs as a manager runnable.
+#[tokio::test]
+async fn the_metrics_listener_serves_a_certificate_renewed_on_disk() {
+    let env = kdev_testenv::TestEnv::start().await.expect("test environment");
+    let ca = Ca::new();
+    let first = ca.leaf();
+    let dir = temp_dir("metrics-reload");
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    write_atomically(&cert, &first.cert_pem);
+    write_atomically(&key, &first.key_pem);
+    let (tls, reloader) = ServingCert::from_dir(&dir)
+        .poll_interval(Duration::from_millis(50))
+        .server_config()
+        .await
+        .expect("the certificate loads");
+    let manager = kdev_core::manager::Manager::builder(env.client())
+        .metrics_addr("127.0.0.1:0".parse().unwrap())
+        .metrics_tls(tls)
+        .handle_signals(false)
+        .build();
+    kdev_webhook::manager::add_reloader(&manager, "metrics-certificate", reloader);
+    let stop = manager.shutdown_token();
+    let running = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.run().await }
+    });
+    let mut addr = None;
+    for _ in 0..600 {
+        addr = manager.metrics_addr();
+        if addr.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let addr = addr.expect("the metrics listener is bound");
+
+    let mut conn = support::connect(addr, &ca.pem).await;
+    assert_eq!(conn.peer_cert, first.der());
+    let (code, body) = conn.send("GET", "/metrics", "text/plain", Vec::new()).await;
+    assert_eq!(code, 200);
+    assert!(String::from_utf8_lossy(&body).ends_with("# EOF\n"));
+
+    let second = ca.leaf();
+    write_atomically(&key, &second.key_pem);
+    write_atomically(&cert, &second.cert_pem);
+    let mut seen = Vec::new();
+    for _ in 0..600 {
+        seen = support::connect(addr, &ca.pem).await.peer_cert;
+        if seen == second.der() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen, second.der(), "the renewed certificate is served");
+
+    stop.cancel();
+    running.await.unwrap().expect("the manager stops cleanly");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -23,18 +23,19 @@
 //! | request | status | body |
 //! |---|---|---|
 //! | no `Authorization: Bearer` token | 401 | `Unauthorized` |
-//! | a token the TokenReview rejects, or a review that fails | 500 | `Authentication failed` |
+//! | a token that does not authenticate, or a TokenReview that fails | 500 | `Authentication failed` |
 //! | a SubjectAccessReview that fails | 500 | `Authorization for user <name> failed` |
 //! | a user not allowed | 403 | `Authorization denied for user <name>` |
 //!
-//! (A rejected token is 500 rather than 401 because the API server reports it as an error, and
-//! the filter answers every authentication error so.)
+//! (A token that does not authenticate is 500 rather than 401 because the API server's
+//! bearer-token authenticator reports it as an error, and the filter answers every
+//! authentication error so.)
 //!
 //! Reviews are cached as the API server's delegating authenticator and authorizer cache them:
 //! a token's user for 1 minute, an allowed decision for 5 minutes and a denied one for 30
 //! seconds, never an error; tokens are kept only as their SHA-256. A review that fails with a
 //! connection error, 429, 500 or 504 is retried with backoff (500 ms, growing 1.5 times, five
-//! tries), each try bounded by 10 seconds.
+//! tries), all within 10 seconds.
 //!
 //! Serve the metrics over TLS ([`ManagerBuilder::metrics_tls`](super::ManagerBuilder::metrics_tls))
 //! when you use this: a bearer token sent over plain HTTP can be read on the way.
@@ -54,6 +55,9 @@ use sha2::{Digest, Sha256};
 
 /// How many answers each cache keeps at most.
 const CACHE_CAPACITY: usize = 8192;
+
+/// How long one review may take, retries included.
+const REVIEW_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Authentication and authorization of requests through the API server (TokenReview, then
 /// SubjectAccessReview), with caches; see the [module docs](self).
@@ -106,10 +110,10 @@ impl fmt::Debug for DelegatingAuth {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refusal {
-    /// The request carries no bearer token.
+    /// The request carries no bearer token (no `Authorization: Bearer` header, or an empty token).
     #[error("Unauthorized")]
     Unauthenticated,
-    /// The token is not accepted, or the TokenReview failed.
+    /// The token does not authenticate, or the TokenReview failed.
     #[error("Authentication failed")]
     AuthenticationFailed {
         /// What the API server said.
@@ -128,7 +132,7 @@ pub enum Refusal {
     Denied {
         /// The user.
         user: String,
-        /// The authorizer's reason, when it gave one.
+        /// The authorizer's reason, when it gave one (empty for a decision from the cache).
         reason: String,
     },
 }
@@ -204,11 +208,16 @@ impl DelegatingAuth {
         let answer = match cached {
             Some(answer) => answer,
             None => {
+                #[allow(
+                    clippy::useless_conversion,
+                    reason = "the token is an `Option` before Kubernetes 1.34"
+                )]
+                let spec = TokenReviewSpec {
+                    token: token.to_string().into(),
+                    ..TokenReviewSpec::default()
+                };
                 let review = TokenReview {
-                    spec: TokenReviewSpec {
-                        token: token.to_string(),
-                        audiences: None,
-                    },
+                    spec,
                     ..TokenReview::default()
                 };
                 let api: Api<TokenReview> = Api::all(self.client.clone());
@@ -230,7 +239,11 @@ impl DelegatingAuth {
                 answer
             }
         };
-        answer.ok_or(Refusal::Unauthenticated)
+        // The API server's bearer-token authenticator reports a token that does not authenticate
+        // as an error, which the filter answers as every authentication error.
+        answer.ok_or_else(|| Refusal::AuthenticationFailed {
+            reason: "invalid bearer token".into(),
+        })
     }
 
     async fn authorize(&self, user: &UserInfo, method: &Method, path: &str) -> Result<(), Refusal> {
@@ -244,10 +257,11 @@ impl DelegatingAuth {
                 path: Some(path.to_string()),
                 verb: Some(method.as_str().to_ascii_lowercase()),
             }),
-            resource_attributes: None,
+            ..SubjectAccessReviewSpec::default()
         };
-        let key = serde_json::to_string(&spec).unwrap_or_default();
-        let cached = self.caches.decisions.lock().get(&key);
+        // Never fails for this type; were it to, nothing is cached rather than all under one key.
+        let key = serde_json::to_string(&spec).ok();
+        let cached = key.as_ref().and_then(|k| self.caches.decisions.lock().get(k));
         let (allowed, reason) = match cached {
             Some(allowed) => (allowed, String::new()),
             None => {
@@ -266,10 +280,18 @@ impl DelegatingAuth {
                         }
                     })?;
                 let status = reviewed.status.unwrap_or_default();
-                // `denied` wins: an authorizer that both allows and denies has denied.
-                let allowed = status.allowed && status.denied != Some(true);
+                if status.allowed && status.denied == Some(true) {
+                    // The API server's webhook authorizer takes this for an error, too.
+                    return Err(Refusal::AuthorizationFailed {
+                        user: name,
+                        reason: "the review is both allowed and denied".into(),
+                    });
+                }
+                let allowed = status.allowed;
                 let ttl = if allowed { self.allow_ttl } else { self.deny_ttl };
-                self.caches.decisions.lock().put(key, allowed, ttl);
+                if let Some(key) = key {
+                    self.caches.decisions.lock().put(key, allowed, ttl);
+                }
                 (allowed, status.reason.unwrap_or_default())
             }
         };
@@ -294,30 +316,32 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 /// Calls `call` until it succeeds, fails in a way a retry cannot help, or five tries are spent,
 /// as the API server's webhook client retries (500 ms, then 1.5 times longer each time, with
-/// 20 % jitter); each try is bounded by 10 seconds.
+/// 20 % jitter), all within 10 seconds (`TokenAccessReviewTimeout`): a scrape is answered
+/// before Prometheus' own 10 s timeout gives up on it.
 async fn with_retries<T, F, Fut>(mut call: F) -> Result<T, kube_client::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube_client::Error>>,
 {
     const TRIES: u32 = 5;
-    let mut delay = Duration::from_millis(500);
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let result = match tokio::time::timeout(Duration::from_secs(10), call()).await {
-            Ok(result) => result,
-            Err(_) => Err(kube_client::Error::Service("the review timed out after 10s".into())),
-        };
-        match result {
-            Err(e) if tries < TRIES && retriable(&e) => {
-                let jitter = delay.mul_f64(0.2 * fastrand::f64());
-                tokio::time::sleep(delay + jitter).await;
-                delay = delay.mul_f64(1.5);
+    let tries = async {
+        let mut delay = Duration::from_millis(500);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match call().await {
+                Err(e) if tries < TRIES && retriable(&e) => {
+                    let jitter = delay.mul_f64(0.2 * fastrand::f64());
+                    tokio::time::sleep(delay + jitter).await;
+                    delay = delay.mul_f64(1.5);
+                }
+                other => return other,
             }
-            other => return other,
         }
-    }
+    };
+    tokio::time::timeout(REVIEW_TIMEOUT, tries)
+        .await
+        .unwrap_or_else(|_| Err(kube_client::Error::Service("the review did not finish in 10s".into())))
 }
 
 /// Whether a failed review may succeed if tried again: a connection that failed or timed out,
@@ -360,6 +384,10 @@ impl<K: std::hash::Hash + Eq, V: Clone> Ttl<K, V> {
             return;
         }
         let now = Instant::now();
+        // A TTL too long to add is a century: for ever, as far as a process is concerned.
+        let until = now
+            .checked_add(ttl)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
         if self.entries.len() >= CACHE_CAPACITY {
             self.entries.retain(|_, (_, until)| *until > now);
         }
@@ -368,7 +396,7 @@ impl<K: std::hash::Hash + Eq, V: Clone> Ttl<K, V> {
             let soonest = self.entries.values().map(|(_, until)| *until).min();
             self.entries.retain(|_, (_, until)| Some(*until) != soonest);
         }
-        self.entries.insert(key, (value, now + ttl));
+        self.entries.insert(key, (value, until));
     }
 }
 
@@ -499,7 +527,7 @@ mod tests {
         assert_eq!(calls.tokens.load(Ordering::SeqCst), 0, "no token, no review");
         assert_eq!(
             refusal(auth.check(&Method::GET, "/metrics", &bearer("unknown")).await),
-            (401, "Unauthorized\n".to_string())
+            (500, "Authentication failed\n".to_string())
         );
         assert_eq!(
             refusal(auth.check(&Method::GET, "/metrics", &bearer("forged")).await),
@@ -579,7 +607,9 @@ mod tests {
         let mut cache: Ttl<usize, bool> = Ttl::default();
         cache.put(1, true, Duration::from_secs(60));
         cache.put(2, true, Duration::ZERO);
+        cache.put(3, true, Duration::MAX);
         assert_eq!(cache.get(&1), Some(true));
+        assert_eq!(cache.get(&3), Some(true));
         assert_eq!(cache.get(&2), None);
         for i in 0..CACHE_CAPACITY + 10 {
             cache.put(i + 10, false, Duration::from_secs(60 + i as u64));

@@ -140,7 +140,7 @@ fn route(inner: &Inner, routes: Routes, req: &Request<Incoming>) -> Response<Ful
         };
     }
     match path {
-        "/metrics" if routes != Routes::Probes => {
+        "/metrics" if serves_metrics(inner, routes) => {
             let mut body = String::new();
             match prometheus_client::encoding::text::encode(&mut body, &inner.registry.lock()) {
                 Ok(()) => text(StatusCode::OK, body, OPENMETRICS),
@@ -152,6 +152,16 @@ fn route(inner: &Inner, routes: Routes, req: &Request<Incoming>) -> Response<Ful
             }
         }
         _ => not_found(),
+    }
+}
+
+/// Whether a listener serving `routes` answers `/metrics`: the shared one does, unless a
+/// metrics-only listener is secured with TLS or authorization, which the shared one would bypass.
+fn serves_metrics(inner: &Inner, routes: Routes) -> bool {
+    match routes {
+        Routes::Metrics => true,
+        Routes::All => inner.metrics_addr.is_none() || (inner.metrics_tls.is_none() && inner.metrics_auth.is_none()),
+        Routes::Probes => false,
     }
 }
 

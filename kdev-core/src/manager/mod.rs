@@ -403,6 +403,8 @@ impl ManagerBuilder {
     /// one ([`metrics_addr`](Self::metrics_addr)), else the shared one
     /// ([`http_addr`](Self::http_addr), whose probes then answer over TLS too: give kubelet's
     /// probes `scheme: HTTPS`). The health-probe listener stays plain HTTP, as kubelet probes it.
+    /// With a metrics-only listener secured (TLS or [`metrics_auth`](Self::metrics_auth)), the
+    /// shared listener no longer serves `/metrics`, which would bypass it.
     ///
     /// The connection speaks HTTP/1.1 whatever ALPN protocols `config` lists. For a
     /// certificate that is renewed on disk, give `config` a certificate resolver that reloads it
@@ -549,6 +551,12 @@ impl ManagerBuilder {
 
     /// The manager.
     pub fn build(self) -> Manager {
+        if (self.metrics_tls.is_some() || self.metrics_auth.is_some())
+            && self.metrics_addr.is_none()
+            && self.http_addr.is_none()
+        {
+            tracing::warn!("metrics TLS or authorization is set, but no listener serves /metrics");
+        }
         let mut registry = self.registry;
         let controller_metrics = controller::Metrics::register(&mut registry);
         let queue_metrics = workqueue::Metrics::register(&mut registry);

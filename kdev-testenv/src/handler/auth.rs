@@ -157,6 +157,14 @@ pub(crate) fn token_request(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         ));
     }
     let name = ctx.name();
+    // The account is looked up before the request is validated, as kube-apiserver does.
+    let account = ctx
+        .shared
+        .state
+        .lock()
+        .get(ctx.storage(), ctx.ns(), name)
+        .cloned()
+        .ok_or_else(|| read::not_found(ctx))?;
     let expiration = match body.pointer("/spec/expirationSeconds") {
         None | Some(Value::Null) => DEFAULT_EXPIRATION,
         Some(v) => v.as_i64().ok_or_else(|| {
@@ -169,7 +177,7 @@ pub(crate) fn token_request(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         return Err(invalid(
             "TokenRequest",
             "authentication.k8s.io",
-            name,
+            "",
             "spec.expirationSeconds",
             format!("Invalid value: {expiration}: may not specify a duration less than 10 minutes"),
         ));
@@ -178,7 +186,7 @@ pub(crate) fn token_request(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         return Err(invalid(
             "TokenRequest",
             "authentication.k8s.io",
-            name,
+            "",
             "spec.expirationSeconds",
             format!("Invalid value: {expiration}: may not specify a duration larger than 2^32 seconds"),
         ));
@@ -187,13 +195,6 @@ pub(crate) fn token_request(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     if audiences.is_empty() {
         audiences = vec![ISSUER.to_string()];
     }
-    let account = ctx
-        .shared
-        .state
-        .lock()
-        .get(ctx.storage(), ctx.ns(), name)
-        .cloned()
-        .ok_or_else(|| read::not_found(ctx))?;
     let uid = account
         .value
         .pointer("/metadata/uid")
@@ -227,7 +228,7 @@ pub(crate) fn token_request(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         &json!({
             "kind": "TokenRequest",
             "apiVersion": "authentication.k8s.io/v1",
-            "metadata": { "name": name, "namespace": ctx.ns(), "creationTimestamp": null },
+            "metadata": { "name": name, "namespace": ctx.ns(), "creationTimestamp": crate::meta::now() },
             "spec": spec,
             "status": { "token": token, "expirationTimestamp": expires },
         }),
@@ -323,8 +324,17 @@ pub(crate) fn review(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         }
         "subjectaccessreviews" | "localsubjectaccessreviews" => {
             let kind = ctx.res.kind.as_str();
-            let (resource, _) = attributes(&spec, kind)?;
+            let (resource, non_resource) = attributes(&spec, kind)?;
             if kind == "LocalSubjectAccessReview" {
+                if let Some(nr) = non_resource {
+                    return Err(invalid(
+                        kind,
+                        "authorization.k8s.io",
+                        "",
+                        "spec.nonResourceAttributes",
+                        format!("Invalid value: {nr}: disallowed on this kind of request"),
+                    ));
+                }
                 let ns = resource
                     .and_then(|r| r.get("namespace"))
                     .and_then(Value::as_str)
@@ -372,7 +382,9 @@ pub(crate) fn review(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
 fn token_review(ctx: &Ctx, spec: &Value) -> Result<Value, ApiError> {
     let token = spec["token"].as_str().unwrap_or("");
     if token.is_empty() {
-        return Err(ApiError::BadRequest("token is required for TokenReview".into()));
+        return Err(ApiError::BadRequest(
+            "token is required for TokenReview in authentication".into(),
+        ));
     }
     let audiences = strings(&spec["audiences"]);
     let state = ctx.shared.state.lock();
@@ -459,7 +471,7 @@ impl Request {
         }
         if let Some(path) = &self.path {
             return strings(&rule["nonResourceURLs"]).iter().any(|url| {
-                url == "*" || url == path || url.strip_suffix('*').is_some_and(|prefix| path.starts_with(prefix))
+                url == "*" || url == path || (url.ends_with('*') && path.starts_with(url.trim_end_matches('*')))
             });
         }
         if !listed("apiGroups", &self.group) {
@@ -478,12 +490,19 @@ impl Request {
     }
 }
 
-/// How RBAC names a subject in its reasons.
-fn describe_subject(subject: &Value) -> String {
+/// How RBAC names a subject in its reasons: a ServiceAccount as `name/namespace`, its namespace
+/// the binding's when the subject has none.
+fn describe_subject(subject: &Value, binding_ns: &str) -> String {
     let kind = subject["kind"].as_str().unwrap_or("");
     let name = subject["name"].as_str().unwrap_or("");
     match kind {
-        "ServiceAccount" => format!("{kind} \"{}/{name}\"", subject["namespace"].as_str().unwrap_or("")),
+        "ServiceAccount" => {
+            let ns = subject["namespace"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .unwrap_or(binding_ns);
+            format!("{kind} \"{name}/{ns}\"")
+        }
         _ => format!("{kind} {name:?}"),
     }
 }
@@ -548,7 +567,7 @@ fn rbac_allows(state: &State, user: &User, request: &Request) -> Option<String> 
         };
         Some(format!(
             "RBAC: allowed by {binding_text} of {role_kind} {role_name:?} to {}",
-            describe_subject(subject)
+            describe_subject(subject, &ns)
         ))
     })
 }
@@ -581,10 +600,23 @@ mod tests {
     }
 
     #[test]
+    fn subjects_are_described_as_rbac_describes_them() {
+        let sa = json!({ "kind": "ServiceAccount", "name": "prom" });
+        assert_eq!(describe_subject(&sa, "mon"), "ServiceAccount \"prom/mon\"");
+        let sa = json!({ "kind": "ServiceAccount", "name": "prom", "namespace": "other" });
+        assert_eq!(describe_subject(&sa, "mon"), "ServiceAccount \"prom/other\"");
+        assert_eq!(
+            describe_subject(&json!({ "kind": "User", "name": "alice" }), ""),
+            "User \"alice\""
+        );
+    }
+
+    #[test]
     fn rules_match_as_rbac_matches_them() {
         let nr = Request::from_spec(&json!({ "nonResourceAttributes": { "path": "/metrics", "verb": "get" } }));
         assert!(nr.allowed_by(&json!({ "verbs": ["get"], "nonResourceURLs": ["/metrics"] })));
         assert!(nr.allowed_by(&json!({ "verbs": ["*"], "nonResourceURLs": ["/met*"] })));
+        assert!(nr.allowed_by(&json!({ "verbs": ["get"], "nonResourceURLs": ["/me**"] })));
         assert!(!nr.allowed_by(&json!({ "verbs": ["list"], "nonResourceURLs": ["/metrics"] })));
         assert!(!nr.allowed_by(&json!({ "verbs": ["get"], "nonResourceURLs": ["/healthz"] })));
         assert!(!nr.allowed_by(&json!({ "verbs": ["get"], "apiGroups": ["*"], "resources": ["*"] })));

@@ -203,8 +203,11 @@ fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
 fn legacy_resources(r: &Resource) -> Vec<Value> {
     let mut main = json!({
         "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind, "verbs": r.verbs(),
-        "storageVersionHash": storage_version_hash(&r.group, &r.storage_version, &r.kind),
     });
+    // Reviews are never stored, so they have no storage version to hash.
+    if !r.review {
+        main["storageVersionHash"] = json!(storage_version_hash(&r.group, &r.storage_version, &r.kind));
+    }
     if !r.short_names.is_empty() {
         main["shortNames"] = json!(r.short_names);
     }

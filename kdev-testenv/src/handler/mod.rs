@@ -286,7 +286,9 @@ async fn dispatch(
     if res.namespaced && route.namespace.is_none() && matches!(verb, "create" | "deletecollection") {
         return Err(ApiError::MethodNotAllowed);
     }
-    if res.review && verb != "create" {
+    // Reviews, bindings and token requests are only created.
+    let create_only = res.review || matches!(route.subresource.as_deref(), Some("binding" | "token"));
+    if create_only && verb != "create" {
         return Err(ApiError::MethodNotAllowed);
     }
     if verb == "deletecollection" && !res.serves_delete_collection() {

@@ -168,10 +168,10 @@ fn serves_metrics(inner: &Inner, routes: Routes) -> bool {
 /// Whether a request on a listener serving `routes` must be authenticated and authorized: every
 /// request to the metrics-only listener, and `/metrics` on the shared one (kubelet's probes carry
 /// no token).
-fn guarded(routes: Routes, path: &str) -> bool {
+fn guarded(inner: &Inner, routes: Routes, path: &str) -> bool {
     match routes {
         Routes::Metrics => true,
-        Routes::All => path.trim_end_matches('/') == "/metrics",
+        Routes::All => path.trim_end_matches('/') == "/metrics" && serves_metrics(inner, routes),
         Routes::Probes => false,
     }
 }
@@ -231,7 +231,7 @@ where
             if let Some(auth) = inner
                 .metrics_auth
                 .as_ref()
-                .filter(|_| guarded(routes, req.uri().path()))
+                .filter(|_| guarded(&inner, routes, req.uri().path()))
                 && let Err(refusal) = auth.check(req.method(), req.uri().path(), req.headers()).await
             {
                 return Ok::<_, Infallible>(refused(&refusal));

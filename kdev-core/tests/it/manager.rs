@@ -39,7 +39,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 /// A plain HTTP/1.1 GET: (status, body).
-async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+pub(crate) async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     stream.write_all(req.as_bytes()).await.expect("write");

@@ -207,3 +207,41 @@ async fn metrics_over_tls_are_read_only_by_accounts_rbac_allows() {
         .expect("the manager task")
         .expect("the manager stops cleanly");
 }
+
+/// With a metrics-only listener behind authorization, the shared listener keeps the probes but
+/// no longer serves `/metrics`, which would bypass it.
+#[tokio::test]
+async fn a_secured_metrics_listener_is_the_only_way_to_the_metrics() {
+    let env = TestEnv::start().await.expect("test environment");
+    let any = "127.0.0.1:0".parse().expect("an address");
+    let manager = Manager::builder(env.client())
+        .http_addr(any)
+        .metrics_addr(any)
+        .metrics_auth(DelegatingAuth::new(env.client()))
+        .handle_signals(false)
+        .build();
+    let stop = manager.shutdown_token();
+    let running = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.run().await }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (shared, metrics) = loop {
+        if let (Some(shared), Some(metrics)) = (manager.http_addr(), manager.metrics_addr()) {
+            break (shared, metrics);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the manager never listened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(super::manager::get(shared, "/metrics").await.0, 404);
+    assert_eq!(super::manager::get(shared, "/healthz").await, (200, "ok".to_string()));
+    assert_eq!(
+        super::manager::get(metrics, "/metrics").await,
+        (401, "Unauthorized\n".to_string())
+    );
+    stop.cancel();
+    running
+        .await
+        .expect("the manager task")
+        .expect("the manager stops cleanly");
+}

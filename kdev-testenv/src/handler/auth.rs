@@ -6,9 +6,10 @@
 //! `kubectl auth whoami`.
 //!
 //! The server itself still authenticates and authorizes no request: every caller acts as
-//! `system:admin` in `system:masters`. Reviews answer for other users as kube-apiserver's RBAC
-//! authorizer would, so a component's own authentication and authorization can be tested here
-//! and behave the same on a real cluster.
+//! `system:admin` in `system:masters`, but the self reviews answer for the user a request's
+//! `Impersonate-*` headers name (a client's `--as`). Reviews answer for other users as
+//! kube-apiserver's RBAC authorizer would, so a component's own authentication and
+//! authorization can be tested here and behave the same on a real cluster.
 //!
 //! Tokens are JSON Web Tokens with kube-apiserver's claims, signed with HMAC-SHA256 under a key
 //! the server makes when it starts (kube-apiserver signs with RSA or ECDSA keys it is given).
@@ -53,6 +54,52 @@ impl User {
             uid: String::new(),
             groups: vec!["system:masters".into(), "system:authenticated".into()],
             extra: serde_json::Map::new(),
+        }
+    }
+
+    /// Who a request acts as: `system:admin`, or the user its `Impersonate-*` headers name (as
+    /// `kubectl --as` sends them), completed as kube-apiserver's impersonation filter completes
+    /// it: a ServiceAccount without groups gets its account groups, and everyone but
+    /// `system:anonymous` gets `system:authenticated`.
+    pub(crate) fn requester(headers: &http::HeaderMap) -> User {
+        let values = |name: &str| -> Vec<String> {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_string)
+                .collect()
+        };
+        let Some(name) = values("impersonate-user").into_iter().next() else {
+            return User::admin();
+        };
+        let mut groups = values("impersonate-group");
+        if groups.is_empty()
+            && let Some((ns, _)) = name
+                .strip_prefix("system:serviceaccount:")
+                .and_then(|r| r.split_once(':'))
+        {
+            groups = vec!["system:serviceaccounts".into(), format!("system:serviceaccounts:{ns}")];
+        }
+        if name != "system:anonymous" && !groups.iter().any(|g| g == "system:authenticated") {
+            groups.push("system:authenticated".into());
+        }
+        let mut extra = serde_json::Map::new();
+        for (key, value) in headers {
+            if let Some(k) = key.as_str().strip_prefix("impersonate-extra-")
+                && let Ok(v) = value.to_str()
+            {
+                let entry = extra.entry(k.to_string()).or_insert_with(|| json!([]));
+                if let Some(list) = entry.as_array_mut() {
+                    list.push(json!(v));
+                }
+            }
+        }
+        User {
+            name,
+            uid: values("impersonate-uid").into_iter().next().unwrap_or_default(),
+            groups,
+            extra,
         }
     }
 
@@ -317,10 +364,10 @@ pub(crate) fn review(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let spec = body.get("spec").cloned().unwrap_or(Value::Null);
     let status = match ctx.res.plural.as_str() {
         "tokenreviews" => token_review(ctx, &spec)?,
-        "selfsubjectreviews" => json!({ "userInfo": User::admin().to_json() }),
+        "selfsubjectreviews" => json!({ "userInfo": User::requester(&ctx.headers).to_json() }),
         "selfsubjectaccessreviews" => {
             attributes(&spec, "SelfSubjectAccessReview")?;
-            decide(&ctx.shared.state.lock(), &User::admin(), &spec)
+            decide(&ctx.shared.state.lock(), &User::requester(&ctx.headers), &spec)
         }
         "subjectaccessreviews" | "localsubjectaccessreviews" => {
             let kind = ctx.res.kind.as_str();
@@ -597,6 +644,34 @@ mod tests {
         let mac = hmac_sha256(&key, b"what do ya want for nothing?");
         let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    }
+
+    #[test]
+    fn impersonation_headers_name_the_requester_as_kube_apiserver_completes_them() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(User::requester(&headers), User::admin());
+        headers.insert(
+            "impersonate-user",
+            "system:serviceaccount:mon:prom".parse().expect("a value"),
+        );
+        let sa = User::requester(&headers);
+        assert_eq!(
+            sa.groups,
+            [
+                "system:serviceaccounts",
+                "system:serviceaccounts:mon",
+                "system:authenticated"
+            ]
+        );
+        headers.insert("impersonate-user", "alice".parse().expect("a value"));
+        headers.append("impersonate-group", "devs".parse().expect("a value"));
+        headers.append("impersonate-extra-scopes", "view".parse().expect("a value"));
+        let alice = User::requester(&headers);
+        assert_eq!(
+            (alice.name.as_str(), alice.groups.as_slice()),
+            ("alice", &["devs".to_string(), "system:authenticated".to_string()][..])
+        );
+        assert_eq!(alice.extra["scopes"], json!(["view"]));
     }
 
     #[test]

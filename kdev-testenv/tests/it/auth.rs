@@ -69,6 +69,20 @@ fn non_resource(user: &str, groups: &[&str], path: &str, verb: &str) -> SubjectA
     }
 }
 
+/// A client acting as `user` through impersonation headers, as `kubectl --as` does.
+async fn impersonating(env: &kdev_testenv::TestEnv, user: &str) -> kube_client::Client {
+    use kube_client::config::{KubeConfigOptions, Kubeconfig};
+    let kubeconfig = match env.kubeconfig_path() {
+        Some(path) => Kubeconfig::read_from(path).expect("the kubeconfig file"),
+        None => Kubeconfig::from_yaml(env.kubeconfig()).expect("the kubeconfig"),
+    };
+    let mut config = kube_client::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("a client config");
+    config.auth_info.impersonate = Some(user.to_string());
+    kube_client::Client::try_from(config).expect("a client")
+}
+
 async fn allowed(env: &kdev_testenv::TestEnv, review: &SubjectAccessReview) -> (bool, String) {
     let api: Api<SubjectAccessReview> = Api::all(env.client());
     let status = api
@@ -323,6 +337,26 @@ async fn access_reviews_decide_by_the_rbac_objects() {
     .await;
     assert!(!decide(local("delete", "configmaps")).await);
     assert!(!decide(local("get", "secrets")).await);
+
+    // `kubectl auth can-i --as`: a self review made while impersonating the account answers for it.
+    let as_prom = impersonating(&env, &sa_user).await;
+    let as_other = impersonating(&env, &other).await;
+    for (client, expected) in [(as_prom, true), (as_other, false)] {
+        let selves: Api<SelfSubjectAccessReview> = Api::all(client);
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                non_resource_attributes: metrics.spec.non_resource_attributes.clone(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let status = selves
+            .create(&PostParams::default(), &review)
+            .await
+            .expect("a self review")
+            .status;
+        assert_eq!(status.expect("status").allowed, expected);
+    }
 
     // The test's own user, which administers the cluster, may do anything.
     let selves: Api<SelfSubjectAccessReview> = Api::all(env.client());

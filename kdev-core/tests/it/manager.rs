@@ -45,6 +45,11 @@ pub(crate) async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String)
     stream.write_all(req.as_bytes()).await.expect("write");
     let mut raw = String::new();
     stream.read_to_string(&mut raw).await.expect("read");
+    status_and_body(&raw)
+}
+
+/// The status code and body of a raw HTTP/1.1 response.
+pub(crate) fn status_and_body(raw: &str) -> (u16, String) {
     let status = raw
         .split_whitespace()
         .nth(1)

@@ -65,17 +65,21 @@ async fn get(
     let mut raw = Vec::new();
     // The server may close without a TLS close_notify once it has answered.
     let _ = stream.read_to_end(&mut raw).await;
-    let raw = String::from_utf8_lossy(&raw);
-    let status = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    super::manager::status_and_body(&String::from_utf8_lossy(&raw))
+}
+
+/// Runs `manager` (until its shutdown token is cancelled), returning once it listens.
+async fn run(manager: &Manager) -> tokio::task::JoinHandle<Result<(), kdev_core::manager::ManagerError>> {
+    let running = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.run().await }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while manager.http_addr().is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "the manager never listened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running
 }
 
 async fn token_for(env: &TestEnv, ns: &str, name: &str) -> String {
@@ -163,18 +167,9 @@ async fn metrics_over_tls_are_read_only_by_accounts_rbac_allows() {
         .handle_signals(false)
         .build();
     let stop = manager.shutdown_token();
-    let running = tokio::spawn({
-        let manager = manager.clone();
-        async move { manager.run().await }
-    });
+    let running = run(&manager).await;
+    let addr = manager.http_addr().expect("listening");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        if let Some(addr) = manager.http_addr() {
-            break addr;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the manager never listened");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
 
     // The reader scrapes once its binding takes effect.
     let (code, body) = loop {
@@ -221,18 +216,15 @@ async fn a_secured_metrics_listener_is_the_only_way_to_the_metrics() {
         .handle_signals(false)
         .build();
     let stop = manager.shutdown_token();
-    let running = tokio::spawn({
-        let manager = manager.clone();
-        async move { manager.run().await }
-    });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let (shared, metrics) = loop {
-        if let (Some(shared), Some(metrics)) = (manager.http_addr(), manager.metrics_addr()) {
-            break (shared, metrics);
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the manager never listened");
+    let running = run(&manager).await;
+    let shared = manager.http_addr().expect("listening");
+    // Bound with the shared listener, and recorded right after it.
+    let mut metrics = manager.metrics_addr();
+    while metrics.is_none() {
         tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+        metrics = manager.metrics_addr();
+    }
+    let metrics = metrics.expect("listening");
     assert_eq!(super::manager::get(shared, "/metrics").await.0, 404);
     assert_eq!(super::manager::get(shared, "/healthz").await, (200, "ok".to_string()));
     assert_eq!(

@@ -1,5 +1,5 @@
-//! The recorder's bounded memory: a small LRU map, and the per-object token bucket of the
-//! spam filter (client-go's `EventSourceObjectSpamFilter`).
+//! The recorder's bounded memory: a small LRU map (also the metrics filter's caches), and the
+//! per-object token bucket of the spam filter (client-go's `EventSourceObjectSpamFilter`).
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -64,7 +64,7 @@
 //! # }
 //! ```
 
-mod cache;
+pub(crate) mod cache;
 mod sink;
 
 use std::fmt;

@@ -40,7 +40,6 @@
 //! Serve the metrics over TLS ([`ManagerBuilder::metrics_tls`](super::ManagerBuilder::metrics_tls))
 //! when you use this: a bearer token sent over plain HTTP can be read on the way.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +51,8 @@ use kube_client::api::PostParams;
 use kube_client::{Api, Client};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
+
+use crate::event::cache::Lru;
 
 /// How many answers each cache keeps at most.
 const CACHE_CAPACITY: usize = 8192;
@@ -354,28 +355,33 @@ fn retriable(e: &kube_client::Error) -> bool {
     }
 }
 
-/// A map whose entries expire, holding at most [`CACHE_CAPACITY`].
+/// Answers that expire, at most [`CACHE_CAPACITY`] of them: the event recorder's LRU, with a
+/// deadline on each entry (the API server's caches are LRUs with TTLs too).
 struct Ttl<K, V> {
-    entries: HashMap<K, (V, Instant)>,
+    lru: Lru<K, (V, Instant)>,
 }
 
-impl<K, V> Default for Ttl<K, V> {
+impl<K: std::hash::Hash + Eq + Clone, V> Default for Ttl<K, V> {
     fn default() -> Self {
         Ttl {
-            entries: HashMap::new(),
+            lru: Lru::new(CACHE_CAPACITY),
         }
     }
 }
 
-impl<K: std::hash::Hash + Eq, V: Clone> Ttl<K, V> {
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> Ttl<K, V> {
     fn get(&mut self, key: &K) -> Option<V> {
-        match self.entries.get(key) {
-            Some((v, until)) if *until > Instant::now() => Some(v.clone()),
-            Some(_) => {
-                self.entries.remove(key);
+        let now = Instant::now();
+        let fresh = self
+            .lru
+            .get_mut(key)
+            .map(|(v, until)| (*until > now).then(|| v.clone()));
+        match fresh {
+            Some(None) => {
+                self.lru.remove(key);
                 None
             }
-            None => None,
+            found => found.flatten(),
         }
     }
 
@@ -388,15 +394,7 @@ impl<K: std::hash::Hash + Eq, V: Clone> Ttl<K, V> {
         let until = now
             .checked_add(ttl)
             .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
-        if self.entries.len() >= CACHE_CAPACITY {
-            self.entries.retain(|_, (_, until)| *until > now);
-        }
-        if self.entries.len() >= CACHE_CAPACITY {
-            // Still full of live answers: drop those closest to expiring.
-            let soonest = self.entries.values().map(|(_, until)| *until).min();
-            self.entries.retain(|_, (_, until)| Some(*until) != soonest);
-        }
-        self.entries.insert(key, (value, until));
+        self.lru.insert(key, (value, until));
     }
 }
 
@@ -614,7 +612,7 @@ mod tests {
         for i in 0..CACHE_CAPACITY + 10 {
             cache.put(i + 10, false, Duration::from_secs(60 + i as u64));
         }
-        assert!(cache.entries.len() <= CACHE_CAPACITY);
+        assert!(cache.lru.len() <= CACHE_CAPACITY);
         assert_eq!(cache.get(&(CACHE_CAPACITY + 19)), Some(false), "the newest is kept");
     }
 }

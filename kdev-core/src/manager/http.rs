@@ -155,25 +155,27 @@ fn route(inner: &Inner, routes: Routes, req: &Request<Incoming>) -> Response<Ful
     }
 }
 
-/// Whether a listener serving `routes` answers `/metrics`: the shared one does, unless a
-/// metrics-only listener is secured with TLS or authorization, which the shared one would bypass.
-fn serves_metrics(inner: &Inner, routes: Routes) -> bool {
+/// Whether the metrics' TLS and authorization apply to the listener serving `routes`: the
+/// metrics-only one, else the shared one.
+fn secured(inner: &Inner, routes: Routes) -> bool {
     match routes {
         Routes::Metrics => true,
-        Routes::All => inner.metrics_addr.is_none() || (inner.metrics_tls.is_none() && inner.metrics_auth.is_none()),
+        Routes::All => inner.metrics_addr.is_none(),
         Routes::Probes => false,
     }
 }
 
-/// Whether a request on a listener serving `routes` must be authenticated and authorized: every
-/// request to the metrics-only listener, and `/metrics` on the shared one (kubelet's probes carry
+/// Whether a listener serving `routes` answers `/metrics`: the secured one does, and the shared
+/// one too when nothing secures the metrics-only one (it would bypass the TLS or authorization).
+fn serves_metrics(inner: &Inner, routes: Routes) -> bool {
+    secured(inner, routes) || (routes == Routes::All && inner.metrics_tls.is_none() && inner.metrics_auth.is_none())
+}
+
+/// Whether a request must be authenticated and authorized: every request to the metrics-only
+/// listener, and `/metrics` on the shared one when it is the secured one (kubelet's probes carry
 /// no token).
 fn guarded(inner: &Inner, routes: Routes, path: &str) -> bool {
-    match routes {
-        Routes::Metrics => true,
-        Routes::All => path.trim_end_matches('/') == "/metrics" && serves_metrics(inner, routes),
-        Routes::Probes => false,
-    }
+    secured(inner, routes) && (routes == Routes::Metrics || path.trim_end_matches('/') == "/metrics")
 }
 
 fn refused(refusal: &super::auth::Refusal) -> Response<Full<Bytes>> {
@@ -188,14 +190,13 @@ fn refused(refusal: &super::auth::Refusal) -> Response<Full<Bytes>> {
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Serves until `stop` is cancelled, over TLS when `tls` is given.
-pub(super) async fn serve(
-    listener: TcpListener,
-    routes: Routes,
-    inner: Arc<Inner>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    stop: CancellationToken,
-) {
+/// Serves until `stop` is cancelled, over TLS when the metrics' TLS applies to this listener.
+pub(super) async fn serve(listener: TcpListener, routes: Routes, inner: Arc<Inner>, stop: CancellationToken) {
+    let tls = inner
+        .metrics_tls
+        .clone()
+        .filter(|_| secured(&inner, routes))
+        .map(tokio_rustls::TlsAcceptor::from);
     loop {
         let (stream, _) = tokio::select! {
             () = stop.cancelled() => return,

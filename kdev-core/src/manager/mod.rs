@@ -925,15 +925,7 @@ impl Manager {
             if let Ok(local) = listener.local_addr() {
                 inner.bound.lock().insert(routes, local);
             }
-            // TLS for the listener that serves `/metrics`: the metrics-only one, else the shared one.
-            let serves_metrics =
-                routes == http::Routes::Metrics || (routes == http::Routes::All && inner.metrics_addr.is_none());
-            let tls = inner
-                .metrics_tls
-                .clone()
-                .filter(|_| serves_metrics)
-                .map(tokio_rustls::TlsAcceptor::from);
-            tokio::spawn(http::serve(listener, routes, inner.clone(), tls, server_stop.clone()));
+            tokio::spawn(http::serve(listener, routes, inner.clone(), server_stop.clone()));
         }
         let (late_tx, mut late_rx) = mpsc::unbounded_channel();
         let runnables = {

@@ -103,7 +103,8 @@ impl User {
         }
     }
 
-    fn to_json(&self) -> Value {
+    /// The user as a TokenReview's `status.user` and an AdmissionReview's `userInfo` show it.
+    pub(crate) fn to_json(&self) -> Value {
         let mut user = json!({ "username": self.name, "groups": self.groups });
         if !self.uid.is_empty() {
             user["uid"] = json!(self.uid);

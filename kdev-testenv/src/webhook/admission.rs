@@ -353,10 +353,6 @@ struct Answer {
     warnings: Vec<String>,
 }
 
-fn user_info() -> Value {
-    json!({ "username": "system:admin", "groups": ["system:masters", "system:authenticated"] })
-}
-
 /// The `request` of the AdmissionReview for one webhook, objects at `version`.
 fn review_request(attrs: &Attributes, version: &str, obj: Option<&Value>, old: Option<&Value>) -> Value {
     let mut r = json!({
@@ -366,7 +362,7 @@ fn review_request(attrs: &Attributes, version: &str, obj: Option<&Value>, old: O
         "requestKind": attrs.kind_at(&attrs.request_version),
         "requestResource": attrs.resource_at(&attrs.request_version),
         "operation": attrs.op.as_str(),
-        "userInfo": user_info(),
+        "userInfo": crate::handler::auth::User::admin().to_json(),
         "object": obj.cloned().unwrap_or(Value::Null),
         "oldObject": old.cloned().unwrap_or(Value::Null),
         "dryRun": attrs.dry_run,
